@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acdcore.erlang import ErlangA, ErlangC, agents_required, erlang_b, erlang_c, queue_model
+from acdcore.erlang import ErlangA, ErlangC, erlang_b, erlang_c, queue_model
+from acdcore.staffing import agents_required
 from acdcore.service_level import ServiceLevelVariant
 
 # KPI.md worked example: 100 calls per 30 min, AHT 180 s -> A = 10 Erlangs.
@@ -188,3 +189,31 @@ def test_erlang_a_properties(n, load, patience, t):
     assert more.p_abandon <= m.p_abandon + 1e-12
     assert more.service_level(t) >= m.service_level(t) - 1e-9
     assert m.asa >= 0
+
+
+def test_cli_table_and_json(capsys):
+    import json
+
+    from acdcore.erlang_cli import main
+
+    assert main(["--calls", "100", "--interval", "30m", "--aht", "180", "--target", "80", "--within", "20"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "<- required" in line)
+    assert row.split()[:3] == ["14", "88.8%", "7.8s"]
+
+    assert main(["--calls", "2880", "--interval", "1h", "--aht", "1m", "--patience", "2m", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"] == "erlang_a"
+    req = doc["required"]
+    assert req["agents"] == 46 and req["service_level"] >= 0.8
+    rows = {r["agents"]: r for r in doc["around"]}
+    assert rows[45]["service_level"] < 0.8  # the answer is minimal
+    assert rows[49]["p_abandon"] < req["p_abandon"]
+
+
+def test_cli_rejects_bad_input(capsys):
+    from acdcore.erlang_cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--calls", "100", "--aht", "soon"])
+    assert "not a duration" in capsys.readouterr().err
