@@ -1,0 +1,28 @@
+"""Errors raised by the ACD core.
+
+The core raises only for events that cannot happen in a correct runtime
+(an unknown agent, answering an offer that never existed, a transition the
+state table forbids).  Races the real world produces -- an agent answering
+an offer the engine already cancelled, a reject arriving after a ring
+timeout -- are *not* errors: they produce actions (see reference.py).
+"""
+
+
+class AcdError(Exception):
+    """Base class: the event makes no sense for the current state."""
+
+
+class UnknownCall(AcdError, KeyError):
+    """The call id is not (or no longer) known to the scheduler."""
+
+
+class UnknownAgent(AcdError, KeyError):
+    """The agent id is not configured."""
+
+
+class UnknownQueue(AcdError, KeyError):
+    """The queue name is not configured."""
+
+
+class InvalidTransition(AcdError):
+    """The agent or caller state table has no entry for this input."""

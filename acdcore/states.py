@@ -1,0 +1,149 @@
+"""Agent and caller state machines: the one place transitions are defined.
+
+Theory of operation
+-------------------
+Both schedulers (reference.py and the Cython engine) move an agent or a
+caller from one state to another *only* by looking the pair
+``(state, input)`` up in the tables below.  An input with no entry is a bug
+in the scheduler or an impossible event from the runtime, and raises
+``InvalidTransition`` at once -- a stuck agent ("offered" forever, "busy"
+without a call) cannot silently happen.
+
+Agent states
+    LOGGED_OUT  not working.
+    AVAILABLE   logged in and idle.  It is *free* (in the offer pools) unless
+                a reject delay is running.
+    OFFERED     ringing with exactly one call (ring-all rings several agents,
+                each with the same call).
+    BUSY        talking.  A pause requested now is remembered ("pending") and
+                applied when the call and its wrap-up are over.
+    WRAP_UP     after-call work; ends by timer, WrapUpDone, or AgentReady.
+    PAUSED      logged in, not taking calls (reason kept beside the state).
+
+Caller states
+    WAITING     in its queue, not ringing anyone.
+    OFFERED     ringing one agent (or several with ring-all); still counts in
+                the queue (position, max_len).
+    TALKING     connected; left the queue, kept until CallEnded.
+    GONE        removed (connected call ended, abandoned, withdrawn, exited).
+
+Races are resolved *before* the tables are consulted (see reference.py), so
+the tables stay strict.  Both engines import the integer codes from here;
+the Cython engine flattens the tables into C arrays at import time.
+"""
+from __future__ import annotations
+
+from .errors import InvalidTransition
+
+# --- agent ------------------------------------------------------------------
+LOGGED_OUT, AVAILABLE, OFFERED, BUSY, WRAP_UP, PAUSED = range(6)
+AGENT_STATE_NAMES = ("logged_out", "available", "offered", "busy", "wrap_up", "paused")
+
+# agent inputs
+A_LOGIN, A_LOGOUT, A_READY, A_PAUSE, A_OFFER, A_ANSWER, A_DECLINE, A_CANCEL, \
+    A_CALL_END, A_WRAP_DONE, A_AUTOPAUSE = range(11)
+AGENT_INPUT_NAMES = ("login", "logout", "ready", "pause", "offer", "answer",
+                     "decline", "cancel", "call_end", "wrap_done", "autopause")
+
+AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
+    LOGGED_OUT: {
+        A_LOGIN: AVAILABLE,
+    },
+    AVAILABLE: {
+        A_LOGOUT: LOGGED_OUT,
+        A_READY: AVAILABLE,        # also ends a reject delay early
+        A_PAUSE: PAUSED,
+        A_OFFER: OFFERED,
+        A_WRAP_DONE: AVAILABLE,    # race: agent pressed "done" as the timer ran out
+        A_AUTOPAUSE: PAUSED,
+    },
+    OFFERED: {
+        A_LOGOUT: LOGGED_OUT,      # the offer is cancelled
+        A_READY: OFFERED,
+        A_PAUSE: PAUSED,           # the offer is cancelled
+        A_ANSWER: BUSY,
+        A_DECLINE: AVAILABLE,      # reject or ring timeout
+        A_CANCEL: AVAILABLE,       # engine withdrew the offer
+    },
+    BUSY: {
+        A_LOGOUT: LOGGED_OUT,      # the call goes on without an agent record
+        A_READY: BUSY,             # clears a pending pause
+        A_PAUSE: BUSY,             # pending pause
+        A_CALL_END: WRAP_UP,
+    },
+    WRAP_UP: {
+        A_LOGOUT: LOGGED_OUT,
+        A_READY: AVAILABLE,
+        A_PAUSE: PAUSED,
+        A_WRAP_DONE: AVAILABLE,
+    },
+    PAUSED: {
+        A_LOGOUT: LOGGED_OUT,
+        A_READY: AVAILABLE,
+        A_PAUSE: PAUSED,           # new reason
+        A_WRAP_DONE: PAUSED,       # race, as for AVAILABLE
+    },
+}
+
+# --- caller -----------------------------------------------------------------
+C_WAITING, C_OFFERED, C_TALKING, C_GONE = range(4)
+CALL_STATE_NAMES = ("waiting", "offered", "talking", "gone")
+
+# caller inputs
+C_OFFER, C_LOST, C_ANSWER, C_ABANDON, C_WITHDRAW, C_EXIT, C_END, C_RELAX, \
+    C_CALLBACK = range(9)
+CALL_INPUT_NAMES = ("offer", "lost", "answer", "abandon", "withdraw", "exit",
+                    "end", "relax", "callback")
+
+CALL_TRANSITIONS: dict[int, dict[int, int]] = {
+    C_WAITING: {
+        C_OFFER: C_OFFERED,
+        C_RELAX: C_WAITING,
+        C_CALLBACK: C_WAITING,
+        C_ABANDON: C_GONE,
+        C_WITHDRAW: C_GONE,
+        C_EXIT: C_GONE,
+    },
+    C_OFFERED: {
+        C_ANSWER: C_TALKING,
+        C_LOST: C_WAITING,         # every offer was rejected, timed out or cancelled
+        C_RELAX: C_OFFERED,        # applies when the call is back to waiting
+        C_CALLBACK: C_OFFERED,     # the offers are then cancelled (LOST)
+        C_ABANDON: C_GONE,
+        C_WITHDRAW: C_GONE,
+    },
+    C_TALKING: {
+        C_END: C_GONE,
+    },
+    C_GONE: {},
+}
+
+SERVING_STATES = frozenset({AVAILABLE, OFFERED, BUSY, WRAP_UP})
+"""An agent in these states serves its queues (a queue with none is "empty")."""
+
+
+def agent_next(state: int, inp: int) -> int:
+    try:
+        return AGENT_TRANSITIONS[state][inp]
+    except KeyError:
+        raise InvalidTransition(
+            f"agent cannot {AGENT_INPUT_NAMES[inp]} while {AGENT_STATE_NAMES[state]}"
+        ) from None
+
+
+def call_next(state: int, inp: int) -> int:
+    try:
+        return CALL_TRANSITIONS[state][inp]
+    except KeyError:
+        raise InvalidTransition(
+            f"call cannot {CALL_INPUT_NAMES[inp]} while {CALL_STATE_NAMES[state]}"
+        ) from None
+
+
+def flat_table(table: dict[int, dict[int, int]], n_states: int, n_inputs: int) -> list[int]:
+    """Row-major ``state * n_inputs + input -> new state`` with -1 for "impossible"."""
+    flat = [-1] * (n_states * n_inputs)
+    for s, row in table.items():
+        for i, ns in row.items():
+            flat[s * n_inputs + i] = ns
+    return flat
