@@ -1,0 +1,3 @@
+from sipagent.cli import main
+
+raise SystemExit(main())

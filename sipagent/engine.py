@@ -1,0 +1,228 @@
+"""The engine: one process, one loop, one SIP endpoint.
+
+It admits or refuses INVITEs (allow-list, capacity), routes each admitted
+call to its flow, runs the flow as an asyncio task, and owns every pjsua2
+object so that all of them are gone before the library is destroyed.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+
+import structlog
+
+from acdcore.model import AgentConfig, QueueConfig
+from ivrflows.call import CallerHangup
+from sipagent.acd import AgentLine, QueueRuntime
+from sipagent.endpoint import SipEndpoint
+from sipagent.flows import FlowLibrary, FlowLoadError
+from sipagent.metrics import EngineMetrics
+from sipagent.prompts import PromptLibrary
+
+log = structlog.get_logger("sipagent.engine")
+
+_REQUEST_LINE = re.compile(r"^INVITE\s+(\S+)\s+SIP/2\.0", re.I)
+_USER = re.compile(r"sips?:([^@;>]+)@", re.I)
+
+
+def parse_invite(whole_msg: str) -> tuple[str, str, dict[str, str]]:
+    """(called user, caller user, headers) from an INVITE's text."""
+    head = whole_msg.split("\r\n\r\n", 1)[0].split("\n\n", 1)[0]
+    lines = head.replace("\r\n", "\n").split("\n")
+    called = caller = ""
+    m = _REQUEST_LINE.match(lines[0]) if lines else None
+    if m:
+        u = _USER.search(m.group(1))
+        called = u.group(1) if u else ""
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.setdefault(name.strip(), value.strip())
+    from_value = headers.get("From") or headers.get("f") or ""
+    u = _USER.search(from_value)
+    caller = u.group(1) if u else ""
+    return called, caller, headers
+
+
+class Engine:
+    def __init__(self, config):
+        self.config = config
+        self.sip = SipEndpoint(listen=str(config.sip.listen), port=config.sip.port,
+                               transports=config.sip.transports, codecs=config.sip.codecs,
+                               user_agent=config.sip.user_agent,
+                               pjsip_level=config.log.pjsip_level)
+        thresholds = {t for q in config.queues.values() for t in (*q.service_levels, q.short_abandon)}
+        self.metrics = EngineMetrics(thresholds)
+        self.metrics.add_live_gauges(self._live)
+        self.prompts = PromptLibrary(config.flows.prompts_dir, config.flows.language)
+        self.flows = FlowLibrary(config.flows.dir, on_reload=self._flow_reloaded)
+        self.legs: set = set()
+        self.account = None
+        self.queues: QueueRuntime | None = None
+        self._calls: set[asyncio.Task] = set()
+        self._moh: dict[str, object] = {}
+        self._accepting = False
+        self.capacity = config.sip.max_calls
+
+    # -- start / stop ----------------------------------------------------------
+    async def start(self) -> None:
+        from sipagent.account import TrunkAccount
+
+        made = await asyncio.to_thread(self.prompts.ensure_catalogue)
+        if made:
+            log.info("prompts rendered", count=made, dir=str(self.prompts.dir))
+        self.sip.start()
+        self.account = TrunkAccount.open(self.sip, self.config, self._incoming)
+        self.queues = QueueRuntime(
+            [self._queue_config(n, q) for n, q in self.config.queues.items()],
+            [self._agent_config(n, a) for n, a in self.config.agents.items()],
+            {n: AgentLine(n, a.uri, a.auto_login) for n, a in self.config.agents.items()},
+            account_provider=lambda: self.account, hold_music=self._hold_music,
+            metrics=self.metrics, track_leg=self._track)
+        self.queues.start()
+        self.sip.start_polling()
+        self._accepting = True
+        log.info("engine ready", sip=f"{self.config.sip.listen}:{self.config.sip.port}",
+                 capacity=self.capacity, queues=list(self.config.queues),
+                 agents=len(self.config.agents))
+
+    async def stop(self) -> None:
+        """Hang up live calls, release every pjsua2 object, destroy the library."""
+        self._accepting = False
+        log.info("engine stopping", live_legs=len(self.legs))
+        for leg in list(self.legs):
+            leg.end()
+        if self.queues:
+            self.queues.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3.0
+        while self.legs and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for task in list(self._calls):
+            task.cancel()
+        await asyncio.gather(*self._calls, return_exceptions=True)
+        await self.sip.pump(0.1)  # let recorders and players finish their last frames
+        self.legs.clear()
+        self.queues = None
+        for moh in self._moh.values():
+            moh.release()
+        self._moh.clear()
+        self.account = None
+        gc.collect()
+        self.sip.destroy()
+        log.info("engine stopped")
+
+    # -- admission ----------------------------------------------------------------
+    def _incoming(self, leg, rdata) -> None:
+        """Called from pjsua2's onIncomingCall with a fresh leg; decides at once
+        but answers from the loop (never from inside the callback)."""
+        self._track(leg)
+        src = rdata.srcAddress.rsplit(":", 1)[0].strip("[]")
+        called, caller, headers = parse_invite(rdata.wholeMsg)
+        loop = asyncio.get_running_loop()
+        if not self.config.trunk.allows(src):
+            self.metrics.sip_rejected.labels("forbidden").inc()
+            log.warning("INVITE from a source not allowed", source=src, called=called)
+            loop.call_soon(leg.end, 403)
+            return
+        # This leg is already counted in self.legs.
+        if not self._accepting or len(self.legs) > self.capacity:
+            self.metrics.sip_rejected.labels("capacity").inc()
+            log.warning("at capacity; refusing call", legs=len(self.legs) - 1, called=called)
+            loop.call_soon(leg.end, 503, {"Retry-After": str(self.config.sip.retry_after)})
+            return
+        route = self.config.route_for(called)
+        if route is None:
+            self.metrics.sip_rejected.labels("no_route").inc()
+            log.warning("no route for the called number", called=called, caller=caller)
+            loop.call_soon(leg.end, 404)
+            return
+        task = loop.create_task(self._run_call(leg, route, called, caller, headers))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    def _track(self, leg) -> None:
+        self.legs.add(leg)
+        loop = asyncio.get_running_loop()
+        leg.ended.add_done_callback(lambda _f: loop.call_soon(self.legs.discard, leg))
+
+    # -- one call's flow -------------------------------------------------------------
+    async def _run_call(self, leg, route, called: str, caller: str, headers: dict) -> None:
+        from sipagent.sipcall import SipCall
+
+        call_id = headers.get("Call-ID") or headers.get("i") or leg.label
+        leg.label = call_id
+        clog = log.bind(call_id=call_id)
+        call = SipCall(leg, call_id=call_id, caller=caller, called=called, headers=headers,
+                       prompts=self.prompts, queues=self.queues, log=clog)
+        if route.queue:
+            call.vars["queue"] = route.queue
+        clog.info("call routed", called=called, caller=caller, flow=route.flow)
+        try:
+            await self._run_flow(call, route.flow, clog)
+        except CallerHangup:
+            clog.info("caller hung up", flow=route.flow)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.metrics.flow_errors.labels(route.flow).inc()
+            if isinstance(exc, FlowLoadError):
+                clog.error("flow cannot be loaded", flow=route.flow, error=str(exc))
+            else:
+                clog.exception("flow raised", flow=route.flow)
+            await self._fallback(call, route, clog)
+        finally:
+            leg.end(None if call.answered else 480)
+            self.metrics.calls.labels("inbound").inc()
+
+    async def _run_flow(self, call, spec: str, clog) -> None:
+        flow = self.flows.get(spec)
+        await flow(call)
+
+    async def _fallback(self, call, route, clog) -> None:
+        try:
+            if route.fallback:
+                await self._run_flow(call, route.fallback, clog)
+                return
+            if not call.leg.is_ended:
+                await call.answer()
+                await call.play("sorry-error")
+        except CallerHangup:
+            pass
+        except Exception:
+            clog.exception("fallback failed", flow=route.fallback or "apology")
+
+    # -- helpers -------------------------------------------------------------------------
+    def _hold_music(self, queue: str):
+        from sipagent.media import MusicOnHold
+
+        q = self.config.queues.get(queue)
+        path = q.moh if q is not None and q.moh else self.prompts.music_on_hold()
+        moh = self._moh.get(str(path))
+        if moh is None:
+            moh = self._moh[str(path)] = MusicOnHold(path)
+        return moh
+
+    def _live(self) -> dict:
+        snap = self.queues.snapshot() if self.queues else {"waiting": {}, "agents": {}}
+        return {"active_calls": len(self.legs), "capacity": self.capacity, **snap}
+
+    def _flow_reloaded(self, spec: str, ok: bool) -> None:
+        self.metrics.flow_reloads.labels("ok" if ok else "failed").inc()
+
+    @staticmethod
+    def _queue_config(name: str, q) -> QueueConfig:
+        return QueueConfig(name=name, strategy=q.strategy, ring_timeout=q.ring_timeout,
+                           wrap_up=q.wrap_up, max_len=q.max_len, max_wait=q.max_wait,
+                           join_empty=q.join_empty, leave_when_empty=q.leave_when_empty,
+                           weight=q.weight, autopause_after=q.autopause_after,
+                           reject_delay=q.reject_delay, skill_relax=q.skill_relax,
+                           skill_any_after=q.skill_any_after,
+                           handle_time_hint=q.handle_time_hint)
+
+    @staticmethod
+    def _agent_config(agent_id: str, a) -> AgentConfig:
+        return AgentConfig(agent_id=agent_id, queues=dict(a.queues), skills=dict(a.skills),
+                           wrap_up=a.wrap_up, weight=a.weight)
