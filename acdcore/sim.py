@@ -120,14 +120,13 @@ class SimResult:
 
 
 def load_scheduler(prefer: str = "fast") -> tuple[type, str]:
-    """The compiled scheduler, or the Python reference when it is not built."""
+    """The compiled scheduler (the reference when it is not built), or the reference."""
     if prefer == "fast":
-        try:
-            from acdcore.scheduler import Scheduler  # type: ignore[attr-defined]
-            return Scheduler, "cython"
-        except ImportError:
-            pass
-    from acdcore.reference import ReferenceScheduler  # type: ignore[import-not-found]
+        from acdcore.scheduler import COMPILED, Scheduler
+        return Scheduler, "cython" if COMPILED else "reference"
+    if prefer != "reference":
+        raise ValueError(f"engine must be 'fast' or 'reference', got {prefer!r}")
+    from acdcore.reference import ReferenceScheduler
     return ReferenceScheduler, "reference"
 
 

@@ -1,0 +1,502 @@
+"""ACD core throughput: the Cython scheduler vs the Python reference, and the simulator.
+
+    python benchmarks/acd_core.py            # full run (10,000 agents, 100 queues, 100,000 waiting)
+    python benchmarks/acd_core.py --quick    # seconds-long smoke run
+    python benchmarks/acd_core.py --json     # machine-readable
+
+How it measures
+---------------
+1. *Record* a synthetic trace once, closed-loop, on the fastest engine
+   available: agents log in, calls arrive until every agent talks and
+   ``--waiting`` calls wait, then a churn phase keeps the queue that deep
+   (calls end and the freed agent takes the oldest call, new calls arrive,
+   waiting callers abandon, a few queues have wrap-up timers, Ticks every
+   100 events).  Every ``Offer`` is answered at once, so the trace holds the
+   runtime's side of the conversation as ``handle_raw`` argument tuples.
+2. *Replay* the trace open-loop into a fresh scheduler per engine.  Both
+   engines must emit identical actions for identical events, so the
+   recorded trace is valid for both; the digests of their action streams
+   are compared as a free differential check.  The reference replays a
+   prefix (it is ~tens of times slower); the ratio is taken on that same
+   prefix.
+3. events/s = events / wall time of a replay loop that does nothing but
+   call ``handle_raw`` (loop overhead included, no per-event timer).
+   Latency p50/p99 come from a second replay with ``perf_counter_ns``
+   around *each* call; the timer's own cost is measured and reported, not
+   subtracted.
+4. Memory per waiting call = RSS growth (and, separately, tracemalloc
+   growth) while the fill phase adds the waiting calls, divided by their
+   number.  RSS sees C allocations tracemalloc cannot.
+5. The simulator: simulated calls per second on the Erlang A reference
+   case, and both KPI.md reference cases checked against their tolerances.
+
+Quote medians and ratios from one run; absolute times on shared 2-core
+machines drift (DESIGN.md).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from acdcore import events as E  # noqa: E402
+from acdcore.actions import Connect, Offer  # noqa: E402
+from acdcore.model import AgentConfig, QueueConfig, Strategy  # noqa: E402
+
+TARGETS = {
+    "events_per_second": 1_000_000,
+    "speedup_vs_reference": 20.0,
+    "p99_us": 10.0,
+    "bytes_per_waiting_call": 1024,
+    "sim_calls_per_second": 200_000,
+}
+
+# Strategies spread over the 100 queues; random/skills need no special trace.
+_STRATEGIES = (Strategy.LONGEST_IDLE, Strategy.ROUND_ROBIN, Strategy.FEWEST_CALLS,
+               Strategy.LEAST_TALK_TIME, Strategy.LINEAR, Strategy.RANDOM)
+
+
+def engines() -> dict[str, type]:
+    from acdcore.reference import ReferenceScheduler
+    found: dict[str, type] = {}
+    try:
+        from acdcore.scheduler import Scheduler
+        if getattr(Scheduler, "COMPILED", True) and Scheduler is not ReferenceScheduler:
+            found["cython"] = Scheduler
+    except ImportError:
+        pass
+    found["reference"] = ReferenceScheduler
+    return found
+
+
+def centre(n_agents: int, n_queues: int) -> tuple[list[QueueConfig], list[AgentConfig]]:
+    queues = [
+        QueueConfig(f"q{i}", strategy=_STRATEGIES[i % len(_STRATEGIES)],
+                    wrap_up=5.0 if i % 10 == 0 else 0.0)
+        for i in range(n_queues)
+    ]
+    # Each agent is primary on one queue and backup (penalty 1) on another,
+    # so free agents must choose between queues (the work-conserving path).
+    agents = [
+        AgentConfig(f"a{i}", queues={f"q{i % n_queues}": 0, f"q{(i * 7 + 3) % n_queues}": 1})
+        for i in range(n_agents)
+    ]
+    return queues, agents
+
+
+@dataclass
+class Trace:
+    events: list[tuple]                 # (code, t, call_id, agent_id, queue)
+    fill_start: int                     # first arrival that will have to wait
+    fill_end: int                       # index after the last fill-phase event
+    waiting_at_fill_end: int
+    recorder: str
+    n_agents: int
+    n_queues: int
+    phases: dict[str, int] = field(default_factory=dict)
+
+
+class _Pool:
+    """A set with O(1) random removal (swap with the last)."""
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.where: dict = {}
+
+    def add(self, x) -> None:
+        self.where[x] = len(self.items)
+        self.items.append(x)
+
+    def discard(self, x) -> None:
+        i = self.where.pop(x, None)
+        if i is None:
+            return
+        last = self.items.pop()
+        if i < len(self.items):
+            self.items[i] = last
+            self.where[last] = i
+
+    def pick(self, rnd: random.Random):
+        return self.items[rnd.randrange(len(self.items))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def record(cls: type, n_agents: int, n_queues: int, n_waiting: int, n_churn: int, seed: int = 7) -> Trace:
+    queues, agents = centre(n_agents, n_queues)
+    sched = cls(queues, agents, seed=seed)
+    rnd = random.Random(seed)
+    out: list[tuple] = []
+    talking: dict = {}                  # call -> agent
+    talking_pool, waiting = _Pool(), _Pool()
+    t = 0.0
+    next_call = 0
+
+    def feed(code, call=None, agent=None, queue=None) -> None:
+        pending = [(code, call, agent, queue)]
+        while pending:
+            code, call, agent, queue = pending.pop()
+            out.append((code, t, call, agent, queue))
+            for act in sched.handle_raw(code, t, call, agent, None, queue, 0):
+                kind = type(act)
+                if kind is Offer:
+                    pending.append((E.EV_OFFER_ANSWERED, act.call_id, act.agent_id, None))
+                elif kind is Connect:
+                    waiting.discard(act.call_id)
+                    talking[act.call_id] = act.agent_id
+                    talking_pool.add(act.call_id)
+
+    def arrive() -> None:
+        nonlocal next_call
+        call = f"c{next_call}"
+        next_call += 1
+        waiting.add(call)
+        feed(E.EV_CALL_ARRIVED, call, None, f"q{rnd.randrange(n_queues)}")
+
+    for a in agents:
+        feed(E.EV_AGENT_LOGGED_IN, None, a.agent_id)
+    fill_start = None
+    while len(waiting) < n_waiting:
+        t += 1e-4
+        if fill_start is None and len(talking) >= n_agents:
+            fill_start = len(out)
+        arrive()
+    fill_end = len(out)
+    phases = {"login+fill": fill_end}
+    for k in range(n_churn):
+        t += 1e-3
+        if k % 100 == 0:
+            feed(E.EV_TICK)
+        r = rnd.random()
+        if r < 0.4 and talking_pool:
+            call = talking_pool.pick(rnd)
+            talking_pool.discard(call)
+            del talking[call]
+            feed(E.EV_CALL_ENDED, call)
+        elif r < 0.9 or not waiting:
+            arrive()
+        else:
+            call = waiting.pick(rnd)
+            waiting.discard(call)
+            feed(E.EV_CALL_ABANDONED, call)
+    phases["churn"] = len(out) - fill_end
+    return Trace(out, fill_start or fill_end, fill_end, n_waiting, cls.__name__, n_agents, n_queues, phases)
+
+
+def _replay_seconds(cls: type, trace: Trace, n: int) -> tuple[float, str]:
+    queues, agents = _config_for(trace)
+    sched = cls(queues, agents, seed=7)
+    h = sched.handle_raw
+    events = trace.events[:n]
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for code, t, c, a, q in events:
+            h(code, t, c, a, None, q, 0)
+        seconds = time.perf_counter() - start
+    finally:
+        gc.enable()
+    # Digest in a separate pass: hashing must not be in the timed loop.
+    sched = cls(queues, agents, seed=7)
+    h = sched.handle_raw
+    digest = hashlib.sha256()
+    for code, t, c, a, q in events:
+        digest.update(repr(h(code, t, c, a, None, q, 0)).encode())
+    return seconds, digest.hexdigest()[:16]
+
+
+def _latencies_ns(cls: type, trace: Trace, n: int) -> list[int]:
+    queues, agents = _config_for(trace)
+    sched = cls(queues, agents, seed=7)
+    h = sched.handle_raw
+    clock = time.perf_counter_ns
+    lat = []
+    append = lat.append
+    gc.collect()
+    gc.disable()
+    try:
+        for code, t, c, a, q in trace.events[:n]:
+            t0 = clock()
+            h(code, t, c, a, None, q, 0)
+            append(clock() - t0)
+    finally:
+        gc.enable()
+    return lat
+
+
+def _timer_overhead_ns() -> float:
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(100_000):
+        t0 = clock()
+        samples.append(clock() - t0)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory_per_waiting(engine: str, trace: Trace) -> dict[str, float]:
+    """Run the probe in a fresh interpreter: in this one, earlier replays left
+    freed arenas behind that the fill phase would silently reuse (RSS 0)."""
+    import pickle
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".trace", delete=False) as f:
+        pickle.dump(trace, f, protocol=pickle.HIGHEST_PROTOCOL)
+        path = f.name
+    try:
+        done = subprocess.run([sys.executable, __file__, "--memory-probe", path, engine],
+                              capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(path)
+    return json.loads(done.stdout)
+
+
+def _memory_probe(path: str, engine: str) -> dict[str, float]:
+    import pickle
+
+    with open(path, "rb") as f:
+        trace = pickle.load(f)
+    cls = engines()[engine]
+    queues, agents = _config_for(trace)
+    events = trace.events
+    waiting = trace.waiting_at_fill_end
+    out: dict[str, float] = {}
+    # RSS sees C allocations; the trace itself is already loaded, so the
+    # growth is the scheduler's (plus allocator slack: an upper bound).
+    sched = cls(queues, agents, seed=7)
+    h = sched.handle_raw
+    for code, t, c, a, q in events[: trace.fill_start]:
+        h(code, t, c, a, None, q, 0)
+    gc.collect()
+    before = _rss_bytes()
+    for code, t, c, a, q in events[trace.fill_start: trace.fill_end]:
+        h(code, t, c, a, None, q, 0)
+    gc.collect()
+    out["rss_bytes_per_waiting_call"] = (_rss_bytes() - before) / waiting
+    # tracemalloc: Python-heap objects only (exact, but blind to raw malloc).
+    sched = cls(queues, agents, seed=7)
+    h = sched.handle_raw
+    for code, t, c, a, q in events[: trace.fill_start]:
+        h(code, t, c, a, None, q, 0)
+    gc.collect()
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    for code, t, c, a, q in events[trace.fill_start: trace.fill_end]:
+        h(code, t, c, a, None, q, 0)
+    gc.collect()
+    now, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    out["traced_bytes_per_waiting_call"] = (now - base) / waiting
+    return out
+
+
+def _config_for(trace: Trace) -> tuple[list[QueueConfig], list[AgentConfig]]:
+    return centre(trace.n_agents, trace.n_queues)
+
+
+def _percentile(sorted_values: list[int], p: float) -> float:
+    if not sorted_values:
+        return math.nan
+    k = min(len(sorted_values) - 1, int(round(p / 100 * (len(sorted_values) - 1))))
+    return float(sorted_values[k])
+
+
+def bench_engines(args: argparse.Namespace) -> dict:
+    found = engines()
+    recorder_name = "cython" if "cython" in found else "reference"
+    start = time.perf_counter()
+    trace = record(found[recorder_name], args.agents, args.queues, args.waiting, args.churn)
+    record_seconds = time.perf_counter() - start
+    n_all = len(trace.events)
+    n_ref = min(n_all, args.reference_events)
+    overhead = _timer_overhead_ns()
+    results: dict = {
+        "trace": {"agents": args.agents, "queues": args.queues, "waiting": args.waiting,
+                  "events": n_all, "recorded_with": recorder_name, "phases": trace.phases,
+                  "record_seconds": record_seconds},
+        "timer_overhead_ns": overhead,
+        "engines": {},
+    }
+    for name, cls in found.items():
+        n = n_all if name == "cython" else n_ref
+        seconds, digest = _replay_seconds(cls, trace, n)
+        lat = sorted(_latencies_ns(cls, trace, n))
+        row = {
+            "events": n,
+            "seconds": seconds,
+            "events_per_second": n / seconds,
+            "p50_us": _percentile(lat, 50) / 1000,
+            "p99_us": _percentile(lat, 99) / 1000,
+            "max_us": lat[-1] / 1000 if lat else math.nan,
+            "digest": digest,
+        }
+        if n >= trace.fill_end:
+            row.update(_memory_per_waiting(name, trace))
+        if name == "cython" and n_ref < n:
+            # Same prefix as the reference, for an apples-to-apples ratio.
+            s_prefix, d_prefix = _replay_seconds(cls, trace, n_ref)
+            row["prefix_events_per_second"] = n_ref / s_prefix
+            row["prefix_digest"] = d_prefix
+        results["engines"][name] = row
+    if "cython" in results["engines"]:
+        fast, ref = results["engines"]["cython"], results["engines"]["reference"]
+        fast_eps = fast.get("prefix_events_per_second", fast["events_per_second"])
+        results["speedup_vs_reference"] = fast_eps / ref["events_per_second"]
+        results["identical_actions"] = fast.get("prefix_digest", fast["digest"]) == ref["digest"]
+    return results
+
+
+def bench_simulator(args: argparse.Namespace) -> dict:
+    from acdcore.erlang import ErlangA, ErlangC
+    from acdcore.sim import QueueLoad, Scenario, simulate
+
+    cases = {
+        # KPI.md Erlang A: 2880 calls/h, 1 min service, 50 agents, 2 min patience.
+        "erlang_a": (Scenario((QueueLoad("q", 2880 / 3600, 60.0, patience=120.0),), agents=50,
+                              calls=args.sim_calls, seed=11, warmup=600.0),
+                     ErlangA(50, 2880 / 3600, 60.0, 120.0)),
+        # KPI.md Erlang C: 100 calls / 30 min, AHT 180 s, 14 agents.
+        "erlang_c": (Scenario((QueueLoad("q", 100 / 1800, 180.0),), agents=14,
+                              calls=args.sim_calls, seed=12, warmup=3600.0),
+                     ErlangC(14, 100 / 1800, 180.0)),
+    }
+    out: dict = {}
+    for name, (scenario, model) in cases.items():
+        r = simulate(scenario)
+        q = r.queues["q"]
+        sl, p_ab, asa = q.service_level(20), q.abandon_rate(), q.asa
+        out[name] = {
+            "engine": r.engine,
+            "calls": r.calls,
+            "wall_seconds": r.wall_seconds,
+            "calls_per_second": r.calls_per_second,
+            "sl20": sl, "sl20_expected": model.service_level(20),
+            "p_abandon": p_ab, "p_abandon_expected": model.p_abandon,
+            "asa": asa, "asa_expected": model.asa,
+            "occupancy": r.occupancy, "occupancy_expected": model.occupancy,
+            # KPI.md's tolerances are for a single run of 200,000 calls.
+            "within_tolerance": None if r.calls < 200_000 else (
+                abs(sl - model.service_level(20)) <= 0.03
+                and abs(p_ab - model.p_abandon) <= 0.005
+                and abs(asa - model.asa) <= 0.25 * model.asa),
+        }
+    return out
+
+
+def _fmt(x: float, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+def table(res: dict) -> str:
+    lines = []
+    tr = res["engines_bench"]["trace"]
+    lines.append(f"trace: {tr['agents']:,} agents, {tr['queues']} queues, {tr['waiting']:,} waiting calls, "
+                 f"{tr['events']:,} events (recorded with {tr['recorded_with']} in {tr['record_seconds']:.1f} s)")
+    lines.append(f"latency: perf_counter_ns around each handle_raw call (timer overhead ~{res['engines_bench']['timer_overhead_ns']:.0f} ns, included)")
+    lines.append("")
+    hdr = ("engine", "events", "events/s", "p50 µs", "p99 µs", "max µs", "RSS B/wait", "traced B/wait")
+    rows = [hdr]
+    for name, r in res["engines_bench"]["engines"].items():
+        rows.append((name, f"{r['events']:,}", _fmt(r["events_per_second"]), _fmt(r["p50_us"]), _fmt(r["p99_us"]),
+                     _fmt(r["max_us"]), _fmt(r.get("rss_bytes_per_waiting_call")),
+                     _fmt(r.get("traced_bytes_per_waiting_call"))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(hdr))]
+    for row in rows:
+        lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+    eb = res["engines_bench"]
+    if "speedup_vs_reference" in eb:
+        lines.append(f"speedup vs reference (same prefix): {eb['speedup_vs_reference']:.1f}x; "
+                     f"identical actions: {eb['identical_actions']}")
+    lines.append("")
+    lines.append("simulator (KPI.md reference cases, SL over offered at 20 s):")
+    hdr = ("case", "engine", "calls", "calls/s", "SL20", "exp", "P(ab)", "exp", "ASA s", "exp", "occ", "exp", "ok")
+    rows = [hdr]
+    for name, r in res["simulator"].items():
+        rows.append((name, r["engine"], f"{r['calls']:,}", _fmt(r["calls_per_second"]),
+                     f"{100 * r['sl20']:.1f}%", f"{100 * r['sl20_expected']:.1f}%",
+                     f"{100 * r['p_abandon']:.2f}%", f"{100 * r['p_abandon_expected']:.2f}%",
+                     f"{r['asa']:.2f}", f"{r['asa_expected']:.2f}",
+                     f"{100 * r['occupancy']:.1f}%", f"{100 * r['occupancy_expected']:.1f}%",
+                     {True: "yes", False: "NO", None: "n/a"}[r["within_tolerance"]]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(hdr))]
+    for row in rows:
+        lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+    lines.append("")
+    lines.append("targets:")
+    for key, (value, target, ok) in res["targets"].items():
+        lines.append(f"  {key:<28} {_fmt(value):>12}  target {_fmt(target):>10}  {'met' if ok else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def targets(res: dict) -> dict:
+    eng = res["engines_bench"]["engines"]
+    best = eng.get("cython", eng["reference"])
+    sim_cps = max(r["calls_per_second"] for r in res["simulator"].values())
+    out = {
+        "events_per_second": (best["events_per_second"], TARGETS["events_per_second"], best["events_per_second"] >= TARGETS["events_per_second"]),
+        "p99_us": (best["p99_us"], TARGETS["p99_us"], best["p99_us"] <= TARGETS["p99_us"]),
+        "sim_calls_per_second": (sim_cps, TARGETS["sim_calls_per_second"], sim_cps >= TARGETS["sim_calls_per_second"]),
+    }
+    mem = best.get("rss_bytes_per_waiting_call")
+    if mem is not None:
+        out["bytes_per_waiting_call"] = (mem, TARGETS["bytes_per_waiting_call"], mem <= TARGETS["bytes_per_waiting_call"])
+    speed = res["engines_bench"].get("speedup_vs_reference")
+    if speed is not None:
+        out["speedup_vs_reference"] = (speed, TARGETS["speedup_vs_reference"], speed >= TARGETS["speedup_vs_reference"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--memory-probe"]:  # internal: see _memory_per_waiting
+        print(json.dumps(_memory_probe(argv[1], argv[2])))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small sizes for a smoke run (seconds)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--agents", type=int, default=10_000)
+    p.add_argument("--queues", type=int, default=100)
+    p.add_argument("--waiting", type=int, default=100_000)
+    p.add_argument("--churn", type=int, default=400_000, help="events after the fill phase")
+    p.add_argument("--reference-events", type=int, default=150_000, help="trace prefix the reference replays")
+    p.add_argument("--sim-calls", type=int, default=200_000)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.agents, args.queues, args.waiting = 500, 10, 2_000
+        args.churn, args.reference_events, args.sim_calls = 5_000, 20_000, 10_000
+    res = {"quick": args.quick, "python": sys.version.split()[0]}
+    res["engines_bench"] = bench_engines(args)
+    res["simulator"] = bench_simulator(args)
+    res["targets"] = targets(res)
+    if args.json:
+        print(json.dumps(res, indent=2, default=float))
+    else:
+        print(table(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
