@@ -1,0 +1,519 @@
+"""The shape of sipacd's configuration file, as frozen pydantic models.
+
+Theory of operation
+-------------------
+Each TOML table is one ``*Section`` model.  Models are strict (a string where
+a number belongs is an error, never silently converted), frozen (the running
+engine cannot drift from the file it was started with) and forbid unknown
+keys, because a misspelt key that is silently ignored is the most expensive
+kind of configuration bug: the engine starts, and behaves subtly wrong.
+
+Validation runs in two passes.  Pydantic checks every key on its own first;
+only when that succeeds does ``Config`` check the references between sections
+(a route's queue, an agent's queues, port collisions).  A problem of either
+pass carries its own key path; problems found by our validators travel as
+``ConfigProblems`` so that ``sipagent.config`` can print each one under its
+dotted key.
+
+Relative paths are resolved against ``base_dir`` from the validation context
+(the config file's folder), so the engine's working directory never changes
+which files a config refers to.
+"""
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_DATA_DIR = "./sipacd-data"
+
+# pjsua is compiled with PJSUA_MAX_CALLS = 1024 and every bridged call uses
+# two legs (caller + agent), so the engine's ceiling stays below that.
+MAX_CALL_LEGS = 1000
+
+
+class ConfigProblems(ValueError):
+    """Problems found by our own validators, each under a key path.
+
+    The path is relative to where pydantic reports the error, so a model can
+    name its own fields without knowing where it sits in the file.
+    """
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]):
+        self.problems = problems
+        super().__init__("; ".join(_join(loc, msg) for loc, msg in problems))
+
+
+def _join(loc: tuple[str | int, ...], msg: str) -> str:
+    return ".".join(str(p) for p in loc) + ": " + msg if loc else msg
+
+
+# --- scalar types -----------------------------------------------------------
+
+def _as_tuple(value: Any) -> Any:
+    # TOML arrays arrive as lists; strict tuples would reject them.
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"bad name {value!r}: use only letters, digits, '_' and '-'")
+    return value
+
+
+def _check_ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"not an IP address: {value!r}") from None
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value))
+    except ValueError as exc:
+        try:
+            loose = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"bad CIDR network {value!r}: {exc}") from None
+        raise ValueError(f"bad CIDR network {value!r}: host bits set, did you mean '{loose}'?") from None
+
+
+_SIP_URI = re.compile(
+    r"""(?P<scheme>sips?):
+        (?:(?P<user>[A-Za-z0-9\-_.!~*'()&=+$,?/%]+)@)?
+        (?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)
+        (?::(?P<port>[0-9]{1,5}))?
+        (?:;[^\s;]+)*""",
+    re.VERBOSE,
+)
+
+
+def _check_sip_uri(value: str, *, need_user: bool) -> str:
+    m = _SIP_URI.fullmatch(value)
+    if not m or (need_user and not m["user"]):
+        shape = "sip:user@host[:port]" if need_user else "sip:host[:port]"
+        raise ValueError(f"not a SIP URI: {value!r} (expected {shape})")
+    if m["port"] and not 1 <= int(m["port"]) <= 65535:
+        raise ValueError(f"bad SIP URI {value!r}: port {m['port']} out of range 1..65535")
+    if m["host"].startswith("["):
+        try:
+            ipaddress.IPv6Address(m["host"][1:-1])
+        except ValueError:
+            raise ValueError(f"bad SIP URI {value!r}: bad IPv6 host") from None
+    return value
+
+
+_FLOW_SPEC = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def _check_flow_spec(value: str) -> str:
+    if not _FLOW_SPEC.fullmatch(value):
+        raise ValueError(f"bad flow {value!r}: expected 'module' or 'module:function'")
+    return value
+
+
+def flow_target(spec: str) -> tuple[str, str]:
+    """Split a flow spec into (module, function); a bare module means ``flow``."""
+    module, _, function = spec.partition(":")
+    return module, function or "flow"
+
+
+# RFC 3261 token characters: what a header name may contain.
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+# Copying a caller header over one of these would break the agent's dialog.
+_DIALOG_HEADERS = frozenset(
+    h.lower() for h in (
+        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Route",
+        "Record-Route", "Content-Length", "Content-Type", "Authorization",
+        "Proxy-Authorization",
+    )
+)
+
+
+def _check_header_name(value: str) -> str:
+    if not _HEADER_NAME.fullmatch(value):
+        raise ValueError(f"not a SIP header name: {value!r}")
+    if value.lower() in _DIALOG_HEADERS:
+        raise ValueError(f"{value!r} is managed by the SIP stack and cannot be copied")
+    return value
+
+
+def _check_dtmf_key(value: str) -> str:
+    if len(value) != 1 or value not in "0123456789*#":
+        raise ValueError(f"not a DTMF key: {value!r} (one of 0-9, * or #)")
+    return value
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir") or Path.cwd()
+    return Path(os.path.normpath(Path(base) / value.expanduser()))
+
+
+def _check_wav(value: Path) -> Path:
+    if value.suffix.lower() != ".wav":
+        raise ValueError(f"must be a .wav file: '{value}'")
+    if not value.is_file():
+        raise ValueError(f"no such file: '{value}'")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+IPAddress = Annotated[str, AfterValidator(_check_ip)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(ge=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=0)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+AgentUri = Annotated[str, AfterValidator(lambda v: _check_sip_uri(v, need_user=True))]
+ServerUri = Annotated[str, AfterValidator(lambda v: _check_sip_uri(v, need_user=False))]
+FlowSpec = Annotated[str, AfterValidator(_check_flow_spec)]
+HeaderName = Annotated[str, AfterValidator(_check_header_name)]
+# Lax only for the str -> Path conversion; the file still holds a string.
+ConfigPath = Annotated[Path, Field(strict=False), AfterValidator(_resolve)]
+WavFile = Annotated[ConfigPath, AfterValidator(_check_wav)]
+
+Strategy = Literal[
+    "linear", "round_robin", "ring_all", "longest_idle", "fewest_calls",
+    "least_talk_time", "random", "weighted_random", "skills",
+]
+TokenRole = Literal["admin", "supervisor", "agent", "callback"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+def _section() -> Any:
+    # Validating the empty default too gives defaults the same path
+    # resolution (base_dir) as values read from the file.
+    return Field(default_factory=dict, validate_default=True)
+
+
+# --- sections ---------------------------------------------------------------
+
+class SipSection(_Section):
+    listen: IPAddress = "127.0.0.1"
+    port: Port = 5060
+    transports: Annotated[
+        tuple[Annotated[Literal["udp", "tcp"], BeforeValidator(_lower)], ...],
+        BeforeValidator(_as_tuple), Field(min_length=1),
+    ] = ("udp",)
+    # Counts call legs, not conversations: a caller bridged to an agent is two.
+    max_calls: Annotated[int, Field(ge=1, le=MAX_CALL_LEGS)] = 400
+    retry_after: Annotated[int, Field(ge=1, le=86400)] = 30
+    codecs: Annotated[
+        tuple[Annotated[Literal["PCMU", "PCMA"], BeforeValidator(_upper)], ...],
+        BeforeValidator(_as_tuple), Field(min_length=1),
+    ] = ("PCMU", "PCMA")
+    user_agent: NonEmptyStr = "sipacd"
+
+    @field_validator("transports", "codecs")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise ValueError(f"listed twice: {', '.join(dupes)}")
+        return value
+
+
+class TrunkRegistration(_Section):
+    registrar: ServerUri
+    username: NonEmptyStr
+    password: str
+    realm: NonEmptyStr = "*"
+    expires: Annotated[int, Field(ge=60, le=86400)] = 300
+
+
+class TrunkSection(_Section):
+    allow: Annotated[
+        tuple[Annotated[str, AfterValidator(_check_cidr)], ...], BeforeValidator(_as_tuple)
+    ] = ("127.0.0.0/8",)
+    registration: TrunkRegistration | None = None
+
+    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = PrivateAttr()
+
+    def model_post_init(self, _context: Any) -> None:
+        self._networks = tuple(ipaddress.ip_network(n) for n in self.allow)
+
+    def allows(self, address: str) -> bool:
+        """Whether an INVITE from this source address may enter."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._networks)
+
+
+class HttpToken(_Section):
+    role: TokenRole
+    # Bearer tokens are random secrets, not passwords a human reuses.
+    token: Annotated[str, Field(min_length=16)]
+    agent: Name | None = None
+
+
+class HttpSection(_Section):
+    listen: IPAddress = "127.0.0.1"
+    port: Port = 8080
+    metrics_token: NonEmptyStr | None = None
+    tokens: dict[Name, HttpToken] = {}
+
+
+class DataSection(_Section):
+    dir: ConfigPath = Field(default=DEFAULT_DATA_DIR, validate_default=True)
+
+
+def _shipped_flows_dir() -> Path | None:
+    try:
+        spec = importlib.util.find_spec("ivrflows")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+class FlowsSection(_Section):
+    dir: ConfigPath = Field(default=None, validate_default=True)
+    prompts_dir: ConfigPath = Field(default=None, validate_default=True)
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")] = "en"
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _default_to_shipped_flows(cls, value: Any) -> Any:
+        if value is not None:
+            return value
+        shipped = _shipped_flows_dir()
+        if shipped is None:
+            raise ValueError("not set, and the shipped ivrflows package cannot be found")
+        return shipped
+
+    @field_validator("prompts_dir", mode="before")
+    @classmethod
+    def _default_to_data_dir(cls, value: Any) -> Any:
+        # Config passes the real data dir; this covers a FlowsSection alone.
+        return os.path.join(DEFAULT_DATA_DIR, "prompts") if value is None else value
+
+    @field_validator("dir")
+    @classmethod
+    def _must_exist(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"no such directory: '{value}'")
+        return value
+
+
+class RouteEntry(_Section):
+    number: NonEmptyStr
+    match: Literal["exact", "regex"] = "exact"
+    flow: FlowSpec
+    queue: Name | None = None
+    fallback: FlowSpec | None = None
+
+    _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _compile(self) -> RouteEntry:
+        if self.match == "regex":
+            try:
+                re.compile(self.number)
+            except re.error as exc:
+                raise ConfigProblems([(("number",), f"bad regex {self.number!r}: {exc}")]) from None
+        elif any(c.isspace() for c in self.number):
+            raise ConfigProblems([(("number",), f"bad number {self.number!r}: contains whitespace")])
+        return self
+
+    def model_post_init(self, _context: Any) -> None:
+        # Runs before _compile; a bad pattern is reported there, not here.
+        if self.match == "regex":
+            try:
+                self._pattern = re.compile(self.number)
+            except re.error:
+                pass
+
+    def matches(self, called: str) -> bool:
+        """A regex route must match the whole called number, not a prefix of it."""
+        if self._pattern is not None:
+            return self._pattern.fullmatch(called) is not None
+        return called == self.number
+
+
+class QueueSection(_Section):
+    strategy: Strategy = "longest_idle"
+    ring_timeout: PositiveSeconds = 15.0
+    wrap_up: Seconds = 0.0
+    max_len: Count = 0
+    max_wait: Seconds = 0.0
+    join_empty: bool = True
+    leave_when_empty: bool = False
+    # Consecutive unanswered offers before the agent is paused for them.
+    autopause_after: Count = 0
+    reject_delay: Seconds = 0.0
+    weight: Count = 0
+    moh: WavFile | None = None
+    service_levels: Annotated[
+        tuple[PositiveSeconds, ...], BeforeValidator(_as_tuple), Field(min_length=1)
+    ] = (20.0,)
+    short_abandon: Seconds = 5.0
+    announce_position_every: Seconds = 0.0
+    exit_key: Annotated[str, AfterValidator(_check_dtmf_key)] | None = None
+    caller_headers: dict[HeaderName, HeaderName] = {}
+    skill_relax: Annotated[
+        tuple[
+            Annotated[tuple[PositiveSeconds, Annotated[int, Field(ge=1)]], BeforeValidator(_as_tuple)],
+            ...,
+        ],
+        BeforeValidator(_as_tuple),
+    ] = ()
+    skill_any_after: Seconds = 0.0
+    handle_time_hint: PositiveSeconds = 180.0
+
+    @field_validator("service_levels")
+    @classmethod
+    def _sorted_unique(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        # Each threshold becomes a histogram bucket edge; order and
+        # duplicates carry no meaning, so normalise instead of complaining.
+        return tuple(sorted(set(value)))
+
+
+def _queue_list_to_penalties(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    dupes = sorted({q for q in value if isinstance(q, str) and value.count(q) > 1})
+    if dupes:
+        raise ValueError(f"queue listed twice: {', '.join(dupes)}")
+    return {q: 0 for q in value} if all(isinstance(q, str) for q in value) else value
+
+
+class AgentSection(_Section):
+    uri: AgentUri
+    name: NonEmptyStr | None = None
+    # queue -> penalty; agents with a lower penalty are offered calls first.
+    queues: Annotated[dict[Name, Count], BeforeValidator(_queue_list_to_penalties)] = {}
+    skills: dict[Name, Annotated[int, Field(ge=1, le=100)]] = {}
+    wrap_up: Seconds | None = None
+    auto_login: bool = True
+    weight: Annotated[int, Field(ge=1)] = 1
+
+
+class LogSection(_Section):
+    level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = "info"
+    format: Annotated[Literal["auto", "json", "console"], BeforeValidator(_lower)] = "auto"
+    pjsip_level: Annotated[int, Field(ge=0, le=6)] = 2
+
+
+class Config(_Section):
+    sip: SipSection = _section()
+    trunk: TrunkSection = _section()
+    http: HttpSection = _section()
+    data: DataSection = _section()
+    flows: FlowsSection = _section()
+    routes: Annotated[tuple[RouteEntry, ...], BeforeValidator(_as_tuple)] = ()
+    queues: dict[Name, QueueSection] = {}
+    agents: dict[Name, AgentSection] = {}
+    log: LogSection = _section()
+
+    _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_prompts_dir(cls, data: Any) -> Any:
+        # The one default that depends on another section: prompts live in
+        # the data folder unless the file says otherwise.
+        if not isinstance(data, dict):
+            return data
+        flows, section = data.get("flows", {}), data.get("data", {})
+        if not isinstance(flows, dict) or not isinstance(section, dict) or "prompts_dir" in flows:
+            return data
+        data_dir = section.get("dir", DEFAULT_DATA_DIR)
+        if not isinstance(data_dir, str):
+            return data
+        flows = {**flows, "prompts_dir": os.path.join(data_dir, "prompts")}
+        return {**data, "flows": flows}
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Config:
+        problems = _broken_references(self)
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+    def model_post_init(self, _context: Any) -> None:
+        self._exact_routes = {r.number: r for r in self.routes if r.match == "exact"}
+
+    def route_for(self, called: str) -> RouteEntry | None:
+        """Exact numbers win over patterns; patterns are tried in file order."""
+        route = self._exact_routes.get(called)
+        if route is not None:
+            return route
+        return next((r for r in self.routes if r.match == "regex" and r.matches(called)), None)
+
+
+def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    known = ", ".join(config.queues) or "none"
+
+    first_at: dict[str, int] = {}
+    for i, route in enumerate(config.routes):
+        if route.queue is not None and route.queue not in config.queues:
+            problems.append(
+                (("routes", i, "queue"), f"unknown queue {route.queue!r} (defined queues: {known})")
+            )
+        if route.match == "exact":
+            if route.number in first_at:
+                problems.append((("routes", i, "number"),
+                                 f"duplicate route for {route.number!r} (first at routes[{first_at[route.number]}])"))
+            first_at.setdefault(route.number, i)
+
+    uri_owner: dict[str, str] = {}
+    for agent_id, agent in config.agents.items():
+        for queue in agent.queues:
+            if queue not in config.queues:
+                problems.append((("agents", agent_id, "queues", queue),
+                                 f"unknown queue {queue!r} (defined queues: {known})"))
+        owner = uri_owner.setdefault(agent.uri.lower(), agent_id)
+        if owner != agent_id:
+            problems.append((("agents", agent_id, "uri"), f"same URI as agents.{owner}: {agent.uri!r}"))
+
+    for name, token in config.http.tokens.items():
+        if token.role == "agent" and token.agent is None:
+            problems.append((("http", "tokens", name, "agent"), "required key missing for role 'agent'"))
+        elif token.role != "agent" and token.agent is not None:
+            problems.append((("http", "tokens", name, "agent"), f"only allowed for role 'agent', not {token.role!r}"))
+        elif token.agent is not None and token.agent not in config.agents:
+            problems.append((("http", "tokens", name, "agent"), f"unknown agent {token.agent!r}"))
+
+    if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
+        problems.append((("http", "port"),
+                         f"{config.http.port} collides with sip.port on {config.http.listen}"))
+    return problems
+
+
+def _same_host(a: str, b: str) -> bool:
+    # A wildcard listener takes the port on every address, including the other's.
+    return a == b or ipaddress.ip_address(a).is_unspecified or ipaddress.ip_address(b).is_unspecified
