@@ -260,7 +260,9 @@ def _memory_per_waiting(engine: str, trace: Trace) -> dict[str, float]:
     import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".trace", delete=False) as f:
-        pickle.dump(trace, f, protocol=pickle.HIGHEST_PROTOCOL)
+        # Plain fields, not the Trace object: the probe may run this file
+        # under another module name than the one that pickled it.
+        pickle.dump(vars(trace), f, protocol=pickle.HIGHEST_PROTOCOL)
         path = f.name
     try:
         done = subprocess.run([sys.executable, __file__, "--memory-probe", path, engine],
@@ -274,7 +276,7 @@ def _memory_probe(path: str, engine: str) -> dict[str, float]:
     import pickle
 
     with open(path, "rb") as f:
-        trace = pickle.load(f)
+        trace = Trace(**pickle.load(f))
     cls = engines()[engine]
     queues, agents = _config_for(trace)
     events = trace.events
