@@ -9,7 +9,14 @@ timeout -- are *not* errors: they produce actions (see reference.py).
 
 
 class AcdError(Exception):
-    """Base class: the event makes no sense for the current state."""
+    """Base class: the event makes no sense for the current state.
+
+    The scheduler is unchanged by the bad event itself, but timers due before
+    it have fired: their actions are in ``exc.actions`` (a list, possibly
+    empty) and must still be executed.
+    """
+
+    actions: list = []
 
 
 class UnknownCall(AcdError, KeyError):

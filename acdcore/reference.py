@@ -132,6 +132,15 @@ class ReferenceScheduler:
         self._fire_due(t)
         if t > self._now:
             self._now = t
+        try:
+            self._event(code, call_id, agent_id, ev, queue, priority)
+        except AcdError as exc:
+            exc.actions = out  # what timers due before the bad event produced
+            raise
+        self._drain_empty()
+        return out
+
+    def _event(self, code, call_id, agent_id, ev, queue, priority) -> None:
         if code == E.EV_CALL_ARRIVED:
             if ev is not None:
                 queue, priority = ev.queue, ev.priority
@@ -162,8 +171,6 @@ class ReferenceScheduler:
             self._callback(call_id)
         elif code != E.EV_TICK:
             raise AcdError(f"unknown event code {code}")
-        self._drain_empty()
-        return out
 
     def next_deadline(self) -> float | None:
         timers = self._timers

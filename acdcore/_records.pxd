@@ -1,0 +1,97 @@
+# Records of the Cython scheduler (_scheduler.pyx).  Everything hot lives in C arrays of these
+# structs indexed by small ints; Python objects (ids, reasons, skill tuples)
+# sit in parallel lists touched only at the API edge or on rare paths.
+from libc.stdint cimport uint64_t
+from acdcore._heap cimport Entry, Heap
+from acdcore._rank cimport Rank
+
+cdef enum:
+    HANDLE_WINDOW = 20
+
+
+cdef struct Membership:
+    int queue
+    int penalty
+    int midx        # member index in the queue (linear / round-robin order)
+
+
+cdef struct AgentLane:
+    int lane
+    int penalty
+    int midx
+    int score       # summed proficiency on the lane's requirement (skills strategy)
+
+
+cdef struct AgentRec:
+    int state
+    int call                 # offered or talking call, -1
+    bint free                # in the pools (available, no reject delay)
+    bint alive               # False once removed
+    long long free_stamp
+    long long ready_stamp    # != 0 while a reject delay runs
+    long long wrap_stamp
+    int no_answers
+    long long calls
+    double talk
+    double idle_since
+    double weight
+    double wrap_up           # < 0: use the queue's
+    int n_mem
+    Membership* mems
+    int n_lanes
+    int cap_lanes
+    AgentLane* lanes
+
+
+cdef struct CallRec:
+    int state                # C_GONE for a free slot
+    int queue
+    int lane
+    int prio
+    int relax_step
+    int agent                # the single offered agent, or the talking agent, -1
+    int n_offers             # > 1 only with ring-all (agents in Scheduler.multi)
+    int avoid                # agent that declined last, -1
+    bint callback
+    bint expired
+    bint in_queue
+    bint has_req
+    double t_enq
+    double answered_at
+    long long seq
+    long long life
+    long long wait_stamp
+    long long offer_stamp
+    long long rank_slot
+
+
+cdef struct QueueRec:
+    int strategy
+    double ring_timeout
+    double wrap_up
+    double max_wait
+    double reject_delay
+    double weight
+    double hint
+    int max_len
+    int autopause_after
+    bint join_empty
+    bint leave_when_empty
+    int n_in_queue
+    int serving
+    int counts[6]
+    int base_lane
+    int next_member
+    double handle[HANDLE_WINDOW]
+    int handle_count
+    int handle_pos
+
+
+cdef struct LaneRec:
+    int queue
+    int cls
+    int strategy
+    Heap waiting
+    Heap pool
+    double rr_cycle
+    double rr_last

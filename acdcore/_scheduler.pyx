@@ -1,0 +1,134 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled ACD scheduler: the rules of reference.py on C records.
+
+Read reference.py for *what* happens; this file mirrors it function by
+function (same names, same order of side effects -- the differential tests
+compare every action).  What differs is only representation:
+
+* agents, calls, queues and lanes are C structs in growable arrays, ids are
+  interned to ints at the API edge (``call_ix``/``agent_ix``); call slots are
+  recycled through a free list, and every heap entry carries a stamp from a
+  global counter, so an entry for a recycled slot is never mistaken as live;
+* heaps are C binary heaps of one entry type (_heap.pxd); queue positions
+  come from a Fenwick index per (queue, priority) (_rank.pxd);
+* randomness is the same splitmix64 as rng.py, in uint64 arithmetic.
+
+Fast path: ``handle_raw(code, t, call_id, agent_id, ev=None, queue=None,
+priority=0)`` skips building event objects (codes are ``events.EV_*``); ids
+may be ints, which hash faster than str.
+"""
+from libc.stdlib cimport malloc, realloc, free
+from libc.math cimport log
+from libc.stdint cimport uint64_t
+
+from acdcore._heap cimport Entry, Heap, heap_init, heap_free, heap_push, heap_pop
+from acdcore._records cimport (HANDLE_WINDOW, AgentLane, AgentRec, CallRec, LaneRec,
+                              Membership, QueueRec)
+from acdcore._rank cimport (Rank, rank_init, rank_free, rank_push, rank_remove,
+                            rank_prefix, rank_first)
+
+from acdcore import events as E
+from acdcore import states as S
+from acdcore.actions import (AgentAutoPaused, CallExited, CancelOffer, Connect, Offer,
+                             OfferTimedOut, WrapUpEnded)
+from acdcore.errors import AcdError, UnknownAgent, UnknownCall, UnknownQueue
+from acdcore.ewt import expected_wait, mean_handle
+from acdcore.model import STRATEGY_CODES, Strategy
+from acdcore.skills import ANY, eligible, normalize, relax_moments, relaxed, score
+
+cdef object _tnew = tuple.__new__
+cdef dict _EVENT_CODES = E.EVENT_CODES
+
+# --- state tables, flattened from states.py (the single source of truth) ---
+cdef enum:
+    LOGGED_OUT = 0
+    AVAILABLE = 1
+    OFFERED = 2
+    BUSY = 3
+    WRAP_UP = 4
+    PAUSED = 5
+    A_LOGIN = 0
+    A_LOGOUT = 1
+    A_READY = 2
+    A_PAUSE = 3
+    A_OFFER = 4
+    A_ANSWER = 5
+    A_DECLINE = 6
+    A_CANCEL = 7
+    A_CALL_END = 8
+    A_WRAP_DONE = 9
+    A_AUTOPAUSE = 10
+    N_A_INPUTS = 11
+    C_WAITING = 0
+    C_OFFERED = 1
+    C_TALKING = 2
+    C_GONE = 3
+    C_OFFER = 0
+    C_LOST = 1
+    C_ANSWER = 2
+    C_ABANDON = 3
+    C_WITHDRAW = 4
+    C_EXIT = 5
+    C_END = 6
+    C_RELAX = 7
+    C_CALLBACK = 8
+    N_C_INPUTS = 9
+    T_RING = 0
+    T_MAXWAIT = 1
+    T_WRAP = 2
+    T_READY = 3
+    T_RELAX = 4
+
+assert (S.LOGGED_OUT, S.AVAILABLE, S.OFFERED, S.BUSY, S.WRAP_UP, S.PAUSED) == tuple(range(6))
+assert (S.A_AUTOPAUSE, S.C_CALLBACK, S.C_GONE) == (A_AUTOPAUSE, C_CALLBACK, C_GONE)
+
+cdef int AGENT_T[6 * N_A_INPUTS]
+cdef int CALL_T[4 * N_C_INPUTS]
+cdef bint SERVING[6]
+for _i, _v in enumerate(S.flat_table(S.AGENT_TRANSITIONS, 6, N_A_INPUTS)):
+    AGENT_T[_i] = _v
+for _i, _v in enumerate(S.flat_table(S.CALL_TRANSITIONS, 4, N_C_INPUTS)):
+    CALL_T[_i] = _v
+for _i in range(6):
+    SERVING[_i] = _i in S.SERVING_STATES
+
+# strategy codes
+cdef int ST_LINEAR = STRATEGY_CODES[Strategy.LINEAR]
+cdef int ST_RR = STRATEGY_CODES[Strategy.ROUND_ROBIN]
+cdef int ST_RING_ALL = STRATEGY_CODES[Strategy.RING_ALL]
+cdef int ST_LONGEST_IDLE = STRATEGY_CODES[Strategy.LONGEST_IDLE]
+cdef int ST_FEWEST = STRATEGY_CODES[Strategy.FEWEST_CALLS]
+cdef int ST_LEAST_TALK = STRATEGY_CODES[Strategy.LEAST_TALK_TIME]
+cdef int ST_RANDOM = STRATEGY_CODES[Strategy.RANDOM]
+cdef int ST_WEIGHTED = STRATEGY_CODES[Strategy.WEIGHTED_RANDOM]
+cdef int ST_SKILLS = STRATEGY_CODES[Strategy.SKILLS]
+
+
+cdef inline int agent_next(int state, int inp) except -1:
+    cdef int ns = AGENT_T[state * N_A_INPUTS + inp]
+    if ns < 0:
+        S.agent_next(state, inp)  # raises InvalidTransition with the names
+    return ns
+
+
+cdef inline int call_next(int state, int inp) except -1:
+    cdef int ns = CALL_T[state * N_C_INPUTS + inp]
+    if ns < 0:
+        S.call_next(state, inp)
+    return ns
+
+
+cdef class _RankBox:
+    """A Rank (Fenwick FIFO index) owned by Python (one per queue and priority)."""
+    cdef Rank r
+
+    def __cinit__(self):
+        rank_init(&self.r, 64)
+
+    def __dealloc__(self):
+        rank_free(&self.r)
+
+
+include "_scheduler_core.pxi"
+include "_scheduler_events.pxi"
+include "_scheduler_queries.pxi"

@@ -1,0 +1,680 @@
+# The Scheduler class: configuration, timers and matching.  Event handlers
+# (_scheduler_events.pxi) and read-only queries (_scheduler_queries.pxi) are
+# module-level functions taking the Scheduler first, because Cython does not
+# allow ``include`` inside a class body.  Every function mirrors the one of
+# the same name in reference.py.
+
+
+cdef inline bint _key4_lt(double a0, double a1, double a2, double a3,
+                          double b0, double b1, double b2, double b3) noexcept:
+    if a0 != b0:
+        return a0 < b0
+    if a1 != b1:
+        return a1 < b1
+    if a2 != b2:
+        return a2 < b2
+    return a3 < b3
+
+
+cdef class Scheduler:
+    cdef AgentRec* agents
+    cdef Py_ssize_t n_agents, cap_agents
+    cdef CallRec* calls
+    cdef Py_ssize_t n_slots, cap_calls
+    cdef int* free_slots
+    cdef Py_ssize_t n_free
+    cdef QueueRec* queues
+    cdef Py_ssize_t n_queues
+    cdef LaneRec* lanes
+    cdef Py_ssize_t n_lanes, cap_lanes
+    cdef Heap timers
+    cdef double now
+    cdef long long stamp, seq, tseq
+    cdef uint64_t rng
+    cdef bint by_weight
+    cdef list out
+    cdef list empty
+    cdef dict queue_ix, agent_ix, call_ix, classes, multi
+    cdef list queue_names, queue_cfgs, queue_lanes, queue_lane_list, queue_members
+    cdef list queue_relax, queue_ranks
+    cdef list agent_ids, agent_cfgs, pause_reason, pause_pending
+    cdef list last_cancel, last_cancel_reason
+    cdef list call_ids, call_req
+    cdef list lane_req, lane_clock
+
+    COMPILED = True
+
+    def __cinit__(self):
+        self.agents = NULL
+        self.calls = NULL
+        self.free_slots = NULL
+        self.queues = NULL
+        self.lanes = NULL
+        self.timers.data = NULL
+
+    def __init__(self, queues, agents, seed=0, fairness="oldest"):
+        if fairness not in ("oldest", "weight"):
+            raise ValueError("fairness must be 'oldest' or 'weight'")
+        self.by_weight = fairness == "weight"
+        self.rng = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
+        self.now = float("-inf")
+        self.stamp = self.seq = self.tseq = 0
+        self.out = []
+        self.empty = []
+        self.queue_ix, self.agent_ix, self.call_ix = {}, {}, {}
+        self.classes = {ANY: 0}
+        self.multi = {}
+        self.queue_names, self.queue_cfgs, self.queue_lanes = [], [], []
+        self.queue_lane_list, self.queue_members, self.queue_relax = [], [], []
+        self.queue_ranks = []
+        self.agent_ids, self.agent_cfgs, self.pause_reason = [], [], []
+        self.pause_pending, self.last_cancel, self.last_cancel_reason = [], [], []
+        self.call_ids, self.call_req = [], []
+        self.lane_req, self.lane_clock = [], []
+        heap_init(&self.timers)
+        queues = list(queues)
+        self.queues = <QueueRec*>malloc(max(1, len(queues)) * sizeof(QueueRec))
+        self.cap_agents = 16
+        self.agents = <AgentRec*>malloc(self.cap_agents * sizeof(AgentRec))
+        self.cap_calls = 64
+        self.calls = <CallRec*>malloc(self.cap_calls * sizeof(CallRec))
+        self.free_slots = <int*>malloc(self.cap_calls * sizeof(int))
+        self.cap_lanes = 16
+        self.lanes = <LaneRec*>malloc(self.cap_lanes * sizeof(LaneRec))
+        if not (self.queues and self.agents and self.calls and self.free_slots and self.lanes):
+            raise MemoryError()
+        cdef QueueRec* q
+        cdef int qi
+        for qc in queues:
+            if qc.name in self.queue_ix:
+                raise ValueError(f"duplicate queue {qc.name}")
+            qi = self.n_queues
+            q = &self.queues[qi]
+            q.strategy = STRATEGY_CODES[qc.strategy]
+            q.ring_timeout = qc.ring_timeout
+            q.wrap_up = qc.wrap_up
+            q.max_wait = qc.max_wait
+            q.reject_delay = qc.reject_delay
+            q.weight = qc.weight
+            q.hint = qc.handle_time_hint
+            q.max_len = qc.max_len
+            q.autopause_after = qc.autopause_after
+            q.join_empty = qc.join_empty
+            q.leave_when_empty = qc.leave_when_empty
+            q.n_in_queue = q.serving = 0
+            for i in range(6):
+                q.counts[i] = 0
+            q.next_member = 0
+            q.handle_count = q.handle_pos = 0
+            self.n_queues += 1
+            self.queue_ix[qc.name] = qi
+            self.queue_names.append(qc.name)
+            self.queue_cfgs.append(qc)
+            self.queue_lanes.append({})
+            self.queue_lane_list.append([])
+            self.queue_members.append([])
+            self.queue_relax.append(relax_moments(qc))
+            self.queue_ranks.append({})
+            q.base_lane = self._lane(qi, ANY)
+        for ac in agents:
+            self.add_agent(ac)
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.agents != NULL:
+            for i in range(self.n_agents):
+                free(self.agents[i].mems)
+                free(self.agents[i].lanes)
+            free(self.agents)
+        if self.lanes != NULL:
+            for i in range(self.n_lanes):
+                heap_free(&self.lanes[i].waiting)
+                heap_free(&self.lanes[i].pool)
+            free(self.lanes)
+        free(self.calls)
+        free(self.free_slots)
+        free(self.queues)
+        heap_free(&self.timers)
+
+    # -- configuration ------------------------------------------------------
+    def add_agent(self, cfg):
+        if cfg.agent_id in self.agent_ix:
+            raise AcdError(f"agent {cfg.agent_id!r} exists")
+        for name in cfg.queues:
+            if name not in self.queue_ix:
+                raise UnknownQueue(name)
+        cdef AgentRec* ag
+        if self.n_agents == self.cap_agents:
+            ag = <AgentRec*>realloc(self.agents, 2 * self.cap_agents * sizeof(AgentRec))
+            if ag == NULL:
+                raise MemoryError()
+            self.agents = ag
+            self.cap_agents *= 2
+        cdef int a = self.n_agents
+        ag = &self.agents[a]
+        ag.state = LOGGED_OUT
+        ag.call = -1
+        ag.free = False
+        ag.alive = True
+        ag.free_stamp = ag.ready_stamp = ag.wrap_stamp = 0
+        ag.no_answers = 0
+        ag.calls = 0
+        ag.talk = 0.0
+        ag.idle_since = 0.0
+        ag.weight = cfg.weight
+        ag.wrap_up = -1.0 if cfg.wrap_up is None else cfg.wrap_up
+        ag.n_mem = 0
+        ag.mems = <Membership*>malloc(max(1, len(cfg.queues)) * sizeof(Membership))
+        ag.n_lanes = 0
+        ag.cap_lanes = 4
+        ag.lanes = <AgentLane*>malloc(ag.cap_lanes * sizeof(AgentLane))
+        if ag.mems == NULL or ag.lanes == NULL:
+            raise MemoryError()
+        self.n_agents += 1
+        self.agent_ids.append(cfg.agent_id)
+        self.agent_cfgs.append(cfg)
+        self.pause_reason.append(None)
+        self.pause_pending.append(None)
+        self.last_cancel.append(None)
+        self.last_cancel_reason.append(None)
+        cdef int qi, midx, penalty
+        for name, pen in cfg.queues.items():
+            qi = self.queue_ix[name]
+            penalty = pen
+            midx = self.queues[qi].next_member
+            self.queues[qi].next_member += 1
+            self.queue_members[qi].append((a, penalty, midx))
+            ag.mems[ag.n_mem].queue = qi
+            ag.mems[ag.n_mem].penalty = penalty
+            ag.mems[ag.n_mem].midx = midx
+            ag.n_mem += 1
+            self.queues[qi].counts[LOGGED_OUT] += 1
+            for lane in self.queue_lane_list[qi]:
+                req = self.lane_req[lane]
+                if eligible(cfg.skills, req):
+                    self._agent_add_lane(a, lane, penalty, midx, score(cfg.skills, req))
+        self.agent_ix[cfg.agent_id] = a
+
+    def remove_agent(self, agent_id):
+        """Only a logged-out agent can be removed (log it out first)."""
+        cdef int a = self._agent(agent_id)
+        cdef AgentRec* ag = &self.agents[a]
+        if ag.state != LOGGED_OUT:
+            raise AcdError(f"agent {agent_id!r} must be logged out to be removed")
+        cdef int m, qi
+        for m in range(ag.n_mem):
+            qi = ag.mems[m].queue
+            self.queue_members[qi] = [x for x in self.queue_members[qi] if x[0] != a]
+            self.queues[qi].counts[LOGGED_OUT] -= 1
+        ag.n_mem = 0
+        ag.n_lanes = 0
+        ag.alive = False
+        del self.agent_ix[agent_id]
+
+    cdef int _agent_add_lane(self, int a, int lane, int penalty, int midx, int sc) except -1:
+        cdef AgentRec* ag = &self.agents[a]
+        cdef AgentLane* al
+        if ag.n_lanes == ag.cap_lanes:
+            al = <AgentLane*>realloc(ag.lanes, 2 * ag.cap_lanes * sizeof(AgentLane))
+            if al == NULL:
+                raise MemoryError()
+            ag.lanes = al
+            ag.cap_lanes *= 2
+        al = &ag.lanes[ag.n_lanes]
+        al.lane = lane
+        al.penalty = penalty
+        al.midx = midx
+        al.score = sc
+        ag.n_lanes += 1
+        return 0
+
+    # -- lookups --------------------------------------------------------------
+    cdef int _agent(self, agent_id) except -1:
+        cdef object a = self.agent_ix.get(agent_id)
+        if a is None:
+            raise UnknownAgent(agent_id)
+        return a
+
+    cdef int _call(self, call_id) except -1:
+        cdef object c = self.call_ix.get(call_id)
+        if c is None:
+            raise UnknownCall(call_id)
+        return c
+
+    cdef inline long long _next_stamp(self):
+        self.stamp += 1
+        return self.stamp
+
+    cdef double _exp1(self):
+        # splitmix64, bit-identical to rng.SplitMix64
+        self.rng += <uint64_t>0x9E3779B97F4A7C15
+        cdef uint64_t z = self.rng
+        z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
+        z = z ^ (z >> 31)
+        cdef double u = <double>(z >> 11) * (1.0 / 9007199254740992.0)
+        return -log(1.0 - u)
+
+    cdef int _lane(self, int qi, req) except -1:
+        cls = self.classes.setdefault(req, len(self.classes))
+        lanes_of_q = <dict>self.queue_lanes[qi]
+        found = lanes_of_q.get(cls)
+        if found is not None:
+            return found
+        # A new skill class: one pass over the queue's members, once.
+        cdef LaneRec* ln
+        if self.n_lanes == self.cap_lanes:
+            ln = <LaneRec*>realloc(self.lanes, 2 * self.cap_lanes * sizeof(LaneRec))
+            if ln == NULL:
+                raise MemoryError()
+            self.lanes = ln
+            self.cap_lanes *= 2
+        cdef int lane = self.n_lanes
+        ln = &self.lanes[lane]
+        ln.queue = qi
+        ln.cls = cls
+        ln.strategy = self.queues[qi].strategy
+        ln.rr_cycle = 0
+        ln.rr_last = -1
+        heap_init(&ln.waiting)
+        heap_init(&ln.pool)
+        self.n_lanes += 1
+        self.lane_req.append(req)
+        self.lane_clock.append({})
+        lanes_of_q[cls] = lane
+        self.queue_lane_list[qi].append(lane)
+        cdef int a, penalty, midx, sc
+        for a, penalty, midx in self.queue_members[qi]:
+            skills = self.agent_cfgs[a].skills
+            if eligible(skills, req):
+                sc = score(skills, req)
+                self._agent_add_lane(a, lane, penalty, midx, sc)
+                if self.agents[a].free:
+                    self._push_agent(lane, a, penalty, midx, sc)
+        return lane
+
+    # -- timers ---------------------------------------------------------------
+    cdef int _push_timer(self, double deadline, int kind, int idx, long long stamp) except -1:
+        cdef Entry e
+        self.tseq += 1
+        e.k0 = deadline
+        e.k1 = <double>self.tseq
+        e.k2 = 0.0
+        e.k3 = 0.0
+        e.stamp = stamp
+        e.idx = idx
+        e.aux = kind
+        heap_push(&self.timers, &e)
+        return 0
+
+    cdef bint _timer_live(self, Entry* e) noexcept:
+        cdef CallRec* c
+        cdef AgentRec* ag
+        if e.aux == T_RING:
+            c = &self.calls[e.idx]
+            return c.state == C_OFFERED and c.offer_stamp == e.stamp
+        if e.aux == T_MAXWAIT:
+            c = &self.calls[e.idx]
+            return (c.life == e.stamp and (c.state == C_WAITING or c.state == C_OFFERED)
+                    and not c.callback and not c.expired)
+        if e.aux == T_RELAX:
+            c = &self.calls[e.idx]
+            return c.life == e.stamp and (c.state == C_WAITING or c.state == C_OFFERED)
+        ag = &self.agents[e.idx]
+        if e.aux == T_WRAP:
+            return ag.state == WRAP_UP and ag.wrap_stamp == e.stamp
+        return ag.state == AVAILABLE and ag.ready_stamp == e.stamp
+
+    cdef int _fire_due(self, double t) except -1:
+        cdef Entry e
+        while self.timers.n > 0 and self.timers.data[0].k0 <= t:
+            e = self.timers.data[0]
+            heap_pop(&self.timers)
+            if not self._timer_live(&e):
+                continue
+            if e.k0 > self.now:
+                self.now = e.k0
+            if e.aux == T_RING:
+                _ring_timeout(self, e.idx)
+            elif e.aux == T_MAXWAIT:
+                if self.calls[e.idx].state == C_WAITING:
+                    _exit(self, e.idx, "timeout")
+                else:
+                    self.calls[e.idx].expired = True
+            elif e.aux == T_RELAX:
+                _relax(self, e.idx)
+            elif e.aux == T_WRAP:
+                self.out.append(_tnew(WrapUpEnded, (self.agent_ids[e.idx],)))
+                _end_wrap(self, e.idx)
+            else:
+                self.agents[e.idx].ready_stamp = 0
+                self._make_free(e.idx)
+                self._match_agent(e.idx)
+            if self.empty:
+                _drain_empty(self)
+        return 0
+
+    def next_deadline(self):
+        while self.timers.n > 0 and not self._timer_live(&self.timers.data[0]):
+            heap_pop(&self.timers)
+        if self.timers.n == 0:
+            return None
+        return self.timers.data[0].k0
+
+    # -- agent state ----------------------------------------------------------
+    cdef int _set_agent(self, int a, int inp) except -1:
+        cdef AgentRec* ag = &self.agents[a]
+        cdef int old = ag.state
+        cdef int new = agent_next(old, inp)
+        if new == old:
+            return 0
+        cdef bint was_serving = SERVING[old], serving = SERVING[new]
+        cdef QueueRec* q
+        cdef int m
+        for m in range(ag.n_mem):
+            q = &self.queues[ag.mems[m].queue]
+            q.counts[old] -= 1
+            q.counts[new] += 1
+            if was_serving and not serving:
+                q.serving -= 1
+                if q.serving == 0 and q.leave_when_empty:
+                    self.empty.append(ag.mems[m].queue)
+            elif serving and not was_serving:
+                q.serving += 1
+        ag.state = new
+        if new != AVAILABLE:
+            ag.free = False
+            ag.ready_stamp = 0
+        return 0
+
+    cdef int _push_agent(self, int lane, int a, int penalty, int midx, int sc) except -1:
+        cdef LaneRec* ln = &self.lanes[lane]
+        cdef AgentRec* ag = &self.agents[a]
+        cdef Entry e
+        cdef int s = ln.strategy
+        e.k0 = penalty
+        e.k2 = 0.0
+        e.k3 = a
+        if s == ST_LINEAR or s == ST_RING_ALL:
+            e.k1 = midx
+        elif s == ST_RR:
+            e.k1 = ln.rr_cycle if midx > ln.rr_last else ln.rr_cycle + 1
+            e.k2 = midx
+        elif s == ST_LONGEST_IDLE:
+            e.k1 = ag.idle_since
+        elif s == ST_FEWEST:
+            e.k1 = <double>ag.calls
+            e.k2 = ag.idle_since
+        elif s == ST_LEAST_TALK:
+            e.k1 = ag.talk
+            e.k2 = ag.idle_since
+        elif s == ST_RANDOM:
+            e.k1 = (<dict>self.lane_clock[lane]).get(penalty, 0.0) + self._exp1()
+        elif s == ST_WEIGHTED:
+            e.k1 = (<dict>self.lane_clock[lane]).get(penalty, 0.0) + self._exp1() / ag.weight
+        else:  # skills
+            e.k1 = -sc
+            e.k2 = ag.idle_since
+        e.stamp = ag.free_stamp
+        e.idx = a
+        e.aux = 0
+        heap_push(&ln.pool, &e)
+        return 0
+
+    cdef int _make_free(self, int a) except -1:
+        cdef AgentRec* ag = &self.agents[a]
+        cdef AgentLane* al
+        cdef int i
+        ag.free = True
+        ag.free_stamp = self._next_stamp()
+        for i in range(ag.n_lanes):
+            al = &ag.lanes[i]
+            self._push_agent(al.lane, a, al.penalty, al.midx, al.score)
+        return 0
+
+    cdef int _release(self, list agents) except -1:
+        cdef AgentRec* ag
+        cdef int a
+        for a in agents:
+            ag = &self.agents[a]
+            if ag.state == AVAILABLE and not ag.free and ag.ready_stamp == 0:
+                self._make_free(a)
+        for a in agents:
+            self._match_agent(a)
+        return 0
+
+    cdef inline void _tombstone(self, int a, int c, str reason):
+        self.agents[a].call = -1
+        self.last_cancel[a] = self.call_ids[c]
+        self.last_cancel_reason[a] = reason
+
+    # -- matching ---------------------------------------------------------------
+    cdef Entry* _pool_top(self, LaneRec* ln) noexcept:
+        cdef Entry* e
+        cdef AgentRec* ag
+        while ln.pool.n > 0:
+            e = &ln.pool.data[0]
+            ag = &self.agents[e.idx]
+            if ag.free and ag.free_stamp == e.stamp:
+                return e
+            heap_pop(&ln.pool)
+        return NULL
+
+    cdef Entry* _waiting_top(self, LaneRec* ln) noexcept:
+        cdef Entry* e
+        cdef CallRec* c
+        while ln.waiting.n > 0:
+            e = &ln.waiting.data[0]
+            c = &self.calls[e.idx]
+            if c.state == C_WAITING and c.wait_stamp == e.stamp:
+                return e
+            heap_pop(&ln.waiting)
+        return NULL
+
+    cdef bint _dispatch(self, int c) except -1:
+        cdef int lane = self.calls[c].lane
+        cdef LaneRec* ln = &self.lanes[lane]
+        cdef Entry* top = self._pool_top(ln)
+        cdef Entry e, e2
+        cdef double tier
+        cdef list agents
+        if top == NULL:
+            return False
+        if ln.strategy == ST_RING_ALL:
+            tier = top.k0  # ring the best penalty tier only
+            agents = []
+            while top != NULL and top.k0 == tier:
+                agents.append(top.idx)
+                heap_pop(&ln.pool)
+                top = self._pool_top(ln)
+            self._offer(c, agents)
+            return True
+        e = top[0]
+        heap_pop(&ln.pool)
+        if e.idx == self.calls[c].avoid:
+            top = self._pool_top(ln)
+            if top != NULL:
+                e2 = top[0]
+                heap_pop(&ln.pool)
+                heap_push(&ln.pool, &e)
+                e = e2
+        if ln.strategy == ST_RR:
+            if e.k1 >= ln.rr_cycle:
+                ln.rr_cycle = e.k1
+                ln.rr_last = e.k2
+        elif ln.strategy == ST_RANDOM or ln.strategy == ST_WEIGHTED:
+            clock = <dict>self.lane_clock[lane]
+            if e.k1 > clock.get(<int>e.k0, 0.0):
+                clock[<int>e.k0] = e.k1
+        self._offer1(c, e.idx)
+        return True
+
+    cdef int _offer1(self, int c, int a) except -1:
+        cdef CallRec* cr = &self.calls[c]
+        cr.state = call_next(cr.state, C_OFFER)
+        cr.offer_stamp = self._next_stamp()
+        cr.n_offers = 1
+        cr.agent = a
+        self._set_agent(a, A_OFFER)
+        self.agents[a].call = c
+        self.out.append(_tnew(Offer, (self.call_ids[c], self.agent_ids[a], cr.callback)))
+        self._push_timer(self.now + self.queues[cr.queue].ring_timeout, T_RING, c,
+                         cr.offer_stamp)
+        return 0
+
+    cdef int _offer(self, int c, list agents) except -1:
+        if len(agents) == 1:
+            return self._offer1(c, agents[0])
+        cdef CallRec* cr = &self.calls[c]
+        cr.state = call_next(cr.state, C_OFFER)
+        cr.offer_stamp = self._next_stamp()
+        cr.n_offers = len(agents)
+        cr.agent = agents[0]
+        self.multi[c] = agents
+        cid = self.call_ids[c]
+        cb = cr.callback
+        cdef int a
+        for a in agents:
+            self._set_agent(a, A_OFFER)
+            self.agents[a].call = c
+            self.out.append(_tnew(Offer, (cid, self.agent_ids[a], cb)))
+        self._push_timer(self.now + self.queues[cr.queue].ring_timeout, T_RING, c,
+                         cr.offer_stamp)
+        return 0
+
+    cdef list _offers_of(self, int c):
+        cdef CallRec* cr = &self.calls[c]
+        if cr.n_offers == 0:
+            return []
+        if cr.n_offers == 1:
+            return [cr.agent]
+        return self.multi[c]
+
+    cdef int _remove_offer(self, int c, int a) except -1:
+        cdef CallRec* cr = &self.calls[c]
+        cdef list lst
+        if cr.n_offers >= 2:
+            lst = self.multi[c]
+            lst.remove(a)
+            cr.n_offers -= 1
+            if cr.n_offers == 1:
+                cr.agent = lst[0]
+                del self.multi[c]
+        else:
+            cr.n_offers = 0
+            cr.agent = -1
+        return 0
+
+    cdef list _take_offers(self, int c):
+        """All agents offered ``c``; the call keeps none."""
+        cdef list agents = self._offers_of(c)
+        cdef CallRec* cr = &self.calls[c]
+        if cr.n_offers >= 2:
+            del self.multi[c]
+        cr.n_offers = 0
+        cr.agent = -1
+        return agents
+
+    cdef int _best_call(self, int a) except -2:
+        cdef AgentRec* ag = &self.agents[a]
+        cdef Entry* e
+        cdef LaneRec* ln
+        cdef int i, best = -1
+        cdef double bw = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, w = 0.0
+        for i in range(ag.n_lanes):
+            ln = &self.lanes[ag.lanes[i].lane]
+            e = self._waiting_top(ln)
+            if e == NULL:
+                continue
+            if self.by_weight:
+                w = -self.queues[ln.queue].weight
+            if best < 0 or _key4_lt(w, e.k0, e.k1, e.k2, bw, b0, b1, b2):
+                best = e.idx
+                bw, b0, b1, b2 = w, e.k0, e.k1, e.k2
+        return best
+
+    cdef int _match_agent(self, int a) except -1:
+        cdef int c
+        while self.agents[a].free:
+            c = self._best_call(a)
+            if c < 0 or not self._dispatch(c):
+                return 0
+        return 0
+
+    cdef int _enqueue(self, int c) except -1:
+        cdef CallRec* cr = &self.calls[c]
+        cdef Entry e
+        cr.wait_stamp = self._next_stamp()
+        e.k0 = -cr.prio
+        e.k1 = cr.t_enq
+        e.k2 = <double>cr.seq
+        e.k3 = 0.0
+        e.stamp = cr.wait_stamp
+        e.idx = c
+        e.aux = 0
+        heap_push(&self.lanes[cr.lane].waiting, &e)
+        return 0
+
+    cdef int _offer_lost(self, int c, list freed) except -1:
+        cdef CallRec* cr = &self.calls[c]
+        cr.state = call_next(cr.state, C_LOST)
+        if cr.expired:
+            _exit(self, c, "timeout")
+        else:
+            self._enqueue(c)
+        self._release(freed)
+        if self.calls[c].state == C_WAITING:
+            self._dispatch(c)
+        return 0
+
+
+    # -- the event entry points (bodies in _scheduler_events.pxi) ---------------
+    def handle(self, ev):
+        code = _EVENT_CODES.get(type(ev))
+        if code is None:
+            raise AcdError(f"not an event: {ev!r}")
+        return _handle(self, code, ev.t, ev, None, None, None, 0)
+
+    def handle_raw(self, int code, double t, call_id=None, agent_id=None, ev=None,
+                   queue=None, int priority=0):
+        """``handle`` without an event object.  ``ev`` (optional) supplies the
+        rarer fields: skills, callback, pause/withdraw reason, busy."""
+        return _handle(self, code, t, ev, call_id, agent_id, queue, priority)
+
+    # -- read-only queries (bodies in _scheduler_queries.pxi) -------------------
+    def agent_state(self, agent_id):
+        return S.AGENT_STATE_NAMES[self.agents[self._agent(agent_id)].state]
+
+    def agent_pause_reason(self, agent_id):
+        cdef int a = self._agent(agent_id)
+        return self.pause_reason[a] if self.agents[a].state == PAUSED else None
+
+    def call_state(self, call_id):
+        return S.CALL_STATE_NAMES[self.calls[self._call(call_id)].state]
+
+    def queue_position(self, call_id):
+        """1-based among the queue's waiting and ringing calls; None once connected."""
+        return _queue_position(self, self._call(call_id))
+
+    def ewt(self, call_id):
+        return _ewt(self, self._call(call_id))
+
+    def waiting_count(self, queue):
+        """Calls in the queue: waiting or ringing an agent."""
+        return self.queues[self._queue(queue)].n_in_queue
+
+    def oldest_wait_start(self, queue):
+        return _oldest_wait_start(self, self._queue(queue))
+
+    def agents_by_state(self, queue):
+        cdef QueueRec* q = &self.queues[self._queue(queue)]
+        return {name: q.counts[i] for i, name in enumerate(S.AGENT_STATE_NAMES)}
+
+    def check_invariants(self):
+        _check_invariants(self)
+
+    cdef int _queue(self, name) except -1:
+        cdef object qi = self.queue_ix.get(name)
+        if qi is None:
+            raise UnknownQueue(name)
+        return qi

@@ -1,0 +1,468 @@
+# Event handlers of the Cython Scheduler (module-level: Cython forbids
+# ``include`` in a class body).  Each mirrors its namesake in reference.py.
+
+
+cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
+                  object agent_id, object queue, int priority):
+    cdef list out = []
+    self.out = out
+    _fire_due_checked(self, t)
+    if t > self.now:
+        self.now = t
+    try:
+        _event(self, code, ev, call_id, agent_id, queue, priority)
+    except AcdError as exc:
+        exc.actions = out  # what timers due before the bad event produced
+        raise
+    if self.empty:
+        _drain_empty(self)
+    return out
+
+
+cdef int _fire_due_checked(Scheduler self, double t) except -1:
+    if self.timers.n > 0 and self.timers.data[0].k0 <= t:
+        self._fire_due(t)
+    return 0
+
+
+cdef int _event(Scheduler self, int code, object ev, object call_id, object agent_id,
+                object queue, int priority) except -1:
+    skills = ()
+    callback = False
+    if code == E.EV_CALL_ARRIVED:
+        if ev is not None:
+            call_id = ev.call_id
+            queue = ev.queue
+            priority = ev.priority
+            skills = ev.skills
+            callback = ev.callback
+        _arrive(self, call_id, queue, priority, skills, callback)
+    elif code == E.EV_OFFER_ANSWERED:
+        if ev is not None:
+            call_id = ev.call_id
+            agent_id = ev.agent_id
+        _answered(self, call_id, agent_id)
+    elif code == E.EV_CALL_ENDED:
+        _ended(self, ev.call_id if ev is not None else call_id)
+    elif code == E.EV_CALL_ABANDONED:
+        _gone(self, ev.call_id if ev is not None else call_id, C_ABANDON, "caller_gone")
+    elif code == E.EV_CALL_WITHDRAWN:
+        _gone(self, ev.call_id if ev is not None else call_id, C_WITHDRAW, "withdrawn")
+    elif code == E.EV_OFFER_REJECTED:
+        if ev is not None:
+            call_id = ev.call_id
+            agent_id = ev.agent_id
+        _rejected(self, call_id, agent_id)
+    elif code == E.EV_TICK:
+        pass
+    else:
+        if ev is not None and code != E.EV_CALLBACK_REQUESTED:
+            agent_id = ev.agent_id
+        if code == E.EV_AGENT_LOGGED_IN:
+            _login(self, agent_id)
+        elif code == E.EV_AGENT_LOGGED_OUT:
+            _logout(self, agent_id)
+        elif code == E.EV_AGENT_READY:
+            _ready(self, agent_id)
+        elif code == E.EV_AGENT_PAUSED:
+            _pause(self, agent_id, ev.reason if ev is not None else "paused")
+        elif code == E.EV_WRAP_UP_DONE:
+            _wrap_done(self, agent_id)
+        elif code == E.EV_CALLBACK_REQUESTED:
+            _callback(self, ev.call_id if ev is not None else call_id)
+        else:
+            raise AcdError(f"unknown event code {code}")
+    return 0
+
+
+# -- calls --------------------------------------------------------------------
+cdef int _alloc_call(Scheduler self) except -1:
+    cdef CallRec* cr
+    cdef int* fs
+    if self.n_free > 0:
+        self.n_free -= 1
+        return self.free_slots[self.n_free]
+    if self.n_slots == self.cap_calls:
+        cr = <CallRec*>realloc(self.calls, 2 * self.cap_calls * sizeof(CallRec))
+        if cr == NULL:
+            raise MemoryError()
+        self.calls = cr
+        fs = <int*>realloc(self.free_slots, 2 * self.cap_calls * sizeof(int))
+        if fs == NULL:
+            raise MemoryError()
+        self.free_slots = fs
+        self.cap_calls *= 2
+    self.call_ids.append(None)
+    self.call_req.append(None)
+    self.n_slots += 1
+    return self.n_slots - 1
+
+
+cdef void _free_call(Scheduler self, int c):
+    del self.call_ix[self.call_ids[c]]
+    self.call_ids[c] = None
+    self.call_req[c] = None
+    self.calls[c].state = C_GONE
+    self.free_slots[self.n_free] = c
+    self.n_free += 1
+
+
+cdef _RankBox _rank_box(Scheduler self, int qi, int prio):
+    ranks = <dict>self.queue_ranks[qi]
+    box = ranks.get(prio)
+    if box is None:
+        box = _RankBox()
+        ranks[prio] = box
+    return <_RankBox>box
+
+
+cdef int _arrive(Scheduler self, object call_id, object queue, int priority, object skills,
+                 object callback) except -1:
+    if call_id in self.call_ix:
+        raise AcdError(f"call {call_id!r} already queued")
+    cdef int qi = self._queue(queue)
+    cdef QueueRec* q = &self.queues[qi]
+    if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
+        self.out.append(_tnew(CallExited, (call_id, self.queue_names[qi], "empty")))
+        return 0
+    if q.max_len and q.n_in_queue >= q.max_len:
+        self.out.append(_tnew(CallExited, (call_id, self.queue_names[qi], "full")))
+        return 0
+    req = normalize(skills) if skills else ANY
+    self.seq += 1
+    cdef int c = _alloc_call(self)
+    cdef CallRec* cr = &self.calls[c]
+    cr.seq = self.seq
+    cr.life = self._next_stamp()
+    cr.queue = qi
+    cr.prio = priority
+    cr.t_enq = self.now
+    cr.callback = bool(callback)
+    cr.has_req = len(req) > 0
+    cr.relax_step = 0
+    cr.lane = -1
+    cr.state = C_WAITING
+    cr.wait_stamp = cr.offer_stamp = 0
+    cr.n_offers = 0
+    cr.agent = -1
+    cr.answered_at = 0.0
+    cr.expired = False
+    cr.avoid = -1
+    cr.in_queue = True
+    self.call_ix[call_id] = c
+    self.call_ids[c] = call_id
+    self.call_req[c] = req
+    q.n_in_queue += 1
+    cr.rank_slot = rank_push(&_rank_box(self, qi, priority).r, c)
+    if q.max_wait > 0:
+        self._push_timer(self.now + q.max_wait, T_MAXWAIT, c, cr.life)
+    cdef int lane = q.base_lane
+    if cr.has_req:
+        lane = self._lane(qi, _effective_req(self, c))
+    self.calls[c].lane = lane
+    self._enqueue(c)
+    self._dispatch(c)
+    return 0
+
+
+cdef object _effective_req(Scheduler self, int c):
+    """Advance the call's relax step to its wait and schedule the next step."""
+    cdef CallRec* cr = &self.calls[c]
+    base = self.call_req[c]
+    if not cr.has_req:
+        return ANY
+    moments = self.queue_relax[cr.queue]
+    cdef double waited = self.now - cr.t_enq
+    cdef int n = len(moments)
+    while cr.relax_step < n and moments[cr.relax_step][0] <= waited:
+        cr.relax_step += 1
+    if cr.relax_step < n:
+        self._push_timer(cr.t_enq + moments[cr.relax_step][0], T_RELAX, c, cr.life)
+    if cr.relax_step == 0:
+        return base
+    return relaxed(base, moments[cr.relax_step - 1][1])
+
+
+cdef int _relax(Scheduler self, int c) except -1:
+    self.calls[c].state = call_next(self.calls[c].state, C_RELAX)
+    cdef int lane = self._lane(self.calls[c].queue, _effective_req(self, c))
+    cdef CallRec* cr = &self.calls[c]
+    if lane == cr.lane:
+        return 0
+    cr.lane = lane
+    if cr.state == C_WAITING:
+        self._enqueue(c)
+        self._dispatch(c)
+    return 0
+
+
+cdef void _leave_queue(Scheduler self, int c):
+    cdef CallRec* cr = &self.calls[c]
+    self.queues[cr.queue].n_in_queue -= 1
+    rank_remove(&_rank_box(self, cr.queue, cr.prio).r, cr.rank_slot)
+    cr.in_queue = False
+
+
+cdef int _exit(Scheduler self, int c, str reason) except -1:
+    cdef CallRec* cr = &self.calls[c]
+    cr.state = call_next(cr.state, C_EXIT)
+    self.out.append(_tnew(CallExited, (self.call_ids[c], self.queue_names[cr.queue], reason)))
+    _leave_queue(self, c)
+    _free_call(self, c)
+    return 0
+
+
+cdef list _cancel_all(Scheduler self, int c, int inp, str reason):
+    cdef list agents = self._take_offers(c)
+    cid = self.call_ids[c]
+    cdef int a
+    for a in agents:
+        self._set_agent(a, inp)
+        self._tombstone(a, c, reason)
+        self.out.append(_tnew(CancelOffer, (cid, self.agent_ids[a], reason)))
+    return agents
+
+
+cdef int _gone(Scheduler self, object call_id, int inp, str reason) except -1:
+    cdef int c = self._call(call_id)
+    self.calls[c].state = call_next(self.calls[c].state, inp)
+    cdef list agents = _cancel_all(self, c, A_CANCEL, reason)
+    _leave_queue(self, c)
+    _free_call(self, c)
+    self._release(agents)
+    return 0
+
+
+cdef int _callback(Scheduler self, object call_id) except -1:
+    cdef int c = self._call(call_id)
+    cdef CallRec* cr = &self.calls[c]
+    cr.state = call_next(cr.state, C_CALLBACK)
+    cr.callback = True
+    cr.expired = False
+    if cr.state == C_OFFERED:
+        self._offer_lost(c, _cancel_all(self, c, A_CANCEL, "caller_gone"))
+    return 0
+
+
+cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
+    cdef int a = self._agent(agent_id)
+    cdef object cobj = self.call_ix.get(call_id)
+    cdef int c = -1 if cobj is None else cobj
+    cdef AgentRec* ag = &self.agents[a]
+    if ag.state != OFFERED or c < 0 or ag.call != c:
+        lc = self.last_cancel[a]
+        if lc is not None and lc == call_id:
+            self.out.append(_tnew(CancelOffer, (call_id, self.agent_ids[a],
+                                                self.last_cancel_reason[a])))
+            return 0
+        raise AcdError(f"agent {agent_id!r} has no offer of call {call_id!r}")
+    cdef CallRec* cr = &self.calls[c]
+    cr.state = call_next(cr.state, C_ANSWER)
+    self._set_agent(a, A_ANSWER)
+    ag.no_answers = 0
+    ag.calls += 1
+    cdef list others = None
+    if cr.n_offers >= 2:
+        others = [x for x in self._take_offers(c) if x != a]
+    cr.n_offers = 0
+    cr.agent = a
+    cr.answered_at = self.now
+    _leave_queue(self, c)
+    cid = self.call_ids[c]
+    self.out.append(_tnew(Connect, (cid, self.agent_ids[a])))
+    if others:
+        for x in others:
+            self._set_agent(x, A_CANCEL)
+            self._tombstone(x, c, "answered_elsewhere")
+            self.out.append(_tnew(CancelOffer, (cid, self.agent_ids[x], "answered_elsewhere")))
+        self._release(others)
+    return 0
+
+
+cdef int _rejected(Scheduler self, object call_id, object agent_id) except -1:
+    cdef int a = self._agent(agent_id)
+    cdef object cobj = self.call_ix.get(call_id)
+    cdef int c = -1 if cobj is None else cobj
+    cdef AgentRec* ag = &self.agents[a]
+    if ag.state != OFFERED or c < 0 or ag.call != c:
+        lc = self.last_cancel[a]
+        if lc is not None and lc == call_id:
+            return 0  # the offer was already withdrawn: nothing to undo
+        raise AcdError(f"agent {agent_id!r} has no offer of call {call_id!r}")
+    self._remove_offer(c, a)
+    ag.call = -1
+    self._set_agent(a, A_DECLINE)
+    cdef CallRec* cr = &self.calls[c]
+    cdef double delay = self.queues[cr.queue].reject_delay
+    if delay > 0:
+        ag.ready_stamp = self._next_stamp()
+        self._push_timer(self.now + delay, T_READY, a, ag.ready_stamp)
+    cr.avoid = a
+    if cr.n_offers:
+        self._release([a])
+    else:
+        self._offer_lost(c, [a])
+    return 0
+
+
+cdef int _ring_timeout(Scheduler self, int c) except -1:
+    cdef list agents = self._take_offers(c)
+    cdef CallRec* cr = &self.calls[c]
+    cdef int limit = self.queues[cr.queue].autopause_after
+    cid = self.call_ids[c]
+    cdef int a
+    cdef AgentRec* ag
+    for a in agents:
+        self.out.append(_tnew(OfferTimedOut, (cid, self.agent_ids[a])))
+        self._set_agent(a, A_DECLINE)
+        self._tombstone(a, c, "timeout")
+        ag = &self.agents[a]
+        ag.no_answers += 1
+        if limit and ag.no_answers >= limit:
+            self._set_agent(a, A_AUTOPAUSE)
+            self.pause_reason[a] = "no_answer"
+            ag.no_answers = 0
+            self.out.append(_tnew(AgentAutoPaused, (self.agent_ids[a], "no_answer")))
+    if len(agents) == 1:
+        cr.avoid = agents[0]
+    self._offer_lost(c, agents)
+    return 0
+
+
+cdef int _ended(Scheduler self, object call_id) except -1:
+    cdef int c = self._call(call_id)
+    cdef CallRec* cr = &self.calls[c]
+    cr.state = call_next(cr.state, C_END)
+    cdef int a = cr.agent
+    cdef int qi = cr.queue
+    cdef double answered_at = cr.answered_at
+    _free_call(self, c)
+    if a < 0:
+        return 0  # the agent logged out during the call
+    cdef AgentRec* ag = &self.agents[a]
+    cdef QueueRec* q = &self.queues[qi]
+    cdef double talk = self.now - answered_at
+    ag.talk += talk
+    ag.idle_since = self.now
+    ag.call = -1
+    cdef double wrap = ag.wrap_up if ag.wrap_up >= 0 else q.wrap_up
+    q.handle[q.handle_pos] = talk + wrap
+    q.handle_pos = (q.handle_pos + 1) % HANDLE_WINDOW
+    if q.handle_count < HANDLE_WINDOW:
+        q.handle_count += 1
+    self._set_agent(a, A_CALL_END)
+    if wrap > 0:
+        ag.wrap_stamp = self._next_stamp()
+        self._push_timer(self.now + wrap, T_WRAP, a, ag.wrap_stamp)
+    else:
+        _end_wrap(self, a)
+    return 0
+
+
+# -- agents -------------------------------------------------------------------
+cdef int _end_wrap(Scheduler self, int a) except -1:
+    pending = self.pause_pending[a]
+    if pending is not None:
+        self._set_agent(a, A_PAUSE)
+        self.pause_reason[a] = pending
+        self.pause_pending[a] = None
+        return 0
+    self._set_agent(a, A_WRAP_DONE)
+    self._make_free(a)
+    self._match_agent(a)
+    return 0
+
+
+cdef int _login(Scheduler self, object agent_id) except -1:
+    cdef int a = self._agent(agent_id)
+    self._set_agent(a, A_LOGIN)
+    self.agents[a].idle_since = self.now
+    self.agents[a].no_answers = 0
+    self._make_free(a)
+    self._match_agent(a)
+    return 0
+
+
+cdef int _drop_offer(Scheduler self, int a, int inp, str reason) except -1:
+    """The agent leaves while ringing: cancel its offer, the call goes on."""
+    cdef int c = self.agents[a].call
+    self._remove_offer(c, a)
+    self._set_agent(a, inp)
+    self._tombstone(a, c, reason)
+    self.out.append(_tnew(CancelOffer, (self.call_ids[c], self.agent_ids[a], reason)))
+    if self.calls[c].n_offers == 0:
+        self._offer_lost(c, [])
+    return 0
+
+
+cdef int _logout(Scheduler self, object agent_id) except -1:
+    cdef int a = self._agent(agent_id)
+    cdef AgentRec* ag = &self.agents[a]
+    self.pause_pending[a] = None
+    if ag.state == OFFERED:
+        return _drop_offer(self, a, A_LOGOUT, "agent_logged_out")
+    if ag.state == BUSY:
+        self.calls[ag.call].agent = -1
+        ag.call = -1
+    self._set_agent(a, A_LOGOUT)
+    return 0
+
+
+cdef int _pause(Scheduler self, object agent_id, object reason) except -1:
+    cdef int a = self._agent(agent_id)
+    cdef int st = self.agents[a].state
+    if st == BUSY:
+        self._set_agent(a, A_PAUSE)
+        self.pause_pending[a] = reason
+        return 0
+    if st == OFFERED:
+        _drop_offer(self, a, A_PAUSE, "agent_paused")
+    else:
+        self._set_agent(a, A_PAUSE)
+    self.pause_reason[a] = reason
+    return 0
+
+
+cdef int _ready(Scheduler self, object agent_id) except -1:
+    cdef int a = self._agent(agent_id)
+    cdef AgentRec* ag = &self.agents[a]
+    cdef int old = ag.state
+    self._set_agent(a, A_READY)
+    self.pause_pending[a] = None
+    if old == PAUSED:
+        ag.no_answers = 0
+    if old == PAUSED or old == WRAP_UP or (old == AVAILABLE and not ag.free):
+        ag.ready_stamp = 0
+        self._make_free(a)
+        self._match_agent(a)
+    return 0
+
+
+cdef int _wrap_done(Scheduler self, object agent_id) except -1:
+    cdef int a = self._agent(agent_id)
+    if self.agents[a].state == WRAP_UP:
+        return _end_wrap(self, a)
+    self._set_agent(a, A_WRAP_DONE)
+    return 0
+
+
+cdef int _drain_empty(Scheduler self) except -1:
+    cdef int qi, c
+    cdef Py_ssize_t i
+    cdef _RankBox box
+    cdef CallRec* cr
+    while self.empty:
+        qi = self.empty.pop(0)
+        if self.queues[qi].serving:
+            continue
+        waiting = []
+        for box in (<dict>self.queue_ranks[qi]).values():
+            for i in range(box.r.cap):
+                c = box.r.calls[i]
+                if c >= 0 and self.calls[c].state == C_WAITING:
+                    cr = &self.calls[c]
+                    waiting.append((-cr.prio, cr.t_enq, cr.seq, c))
+        waiting.sort()
+        for item in waiting:
+            _exit(self, item[3], "empty")
+    return 0
