@@ -1,0 +1,135 @@
+"""Test tones: write a sine to a WAV file, and measure what a WAV contains.
+
+The UA processes play a known tone into each call and record what they hear;
+the tests then check that the *other* side's frequency came through. So this
+module is both ends of that check: `write_tone` makes the source, and
+`dominant_frequency` / `rms` judge a recording.
+
+Measurement runs once per recording in a test, never per frame, so numpy here
+is fine (the engine's real-time tone detection lives in C).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 8000
+# Full scale is 32767; -10 dBFS survives G.711 companding without clipping and
+# is loud enough that PLC splices and comfort noise don't move the peak.
+DEFAULT_AMPLITUDE = 0.3
+
+
+def write_tone(path: str | os.PathLike, freq_hz: float, seconds: float = 1.0,
+               rate: int = SAMPLE_RATE, amplitude: float = DEFAULT_AMPLITUDE) -> Path:
+    """Write a mono 16-bit sine WAV. 0 Hz writes silence.
+
+    The length is rounded to a whole number of cycles so that a player in loop
+    mode restarts without a phase jump (a jump would smear the spectrum).
+    """
+    path = Path(path)
+    n = int(round(seconds * rate))
+    if freq_hz > 0:
+        cycles = max(1, round(seconds * freq_hz))
+        n_exact = cycles * rate / freq_hz
+        # Only trim when it lands on an integer sample count; otherwise keep n.
+        if abs(n_exact - round(n_exact)) < 1e-9:
+            n = int(round(n_exact))
+        t = np.arange(n) / rate
+        samples = amplitude * np.sin(2 * np.pi * freq_hz * t)
+    else:
+        samples = np.zeros(n)
+    pcm = np.round(samples * 32767).astype("<i2")
+    # Write to a temporary name then rename: a concurrent reader (another UA
+    # process sharing the cache) never sees a half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def tone_file(freq_hz: float, cache_dir: str | os.PathLike | None = None) -> Path:
+    """A cached loopable tone WAV for `freq_hz`, created on first use."""
+    cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "sipacd-tones"
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"tone-{freq_hz:g}hz-{SAMPLE_RATE}.wav"
+    if not path.exists():
+        write_tone(path, freq_hz)
+    return path
+
+
+def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Samples as float in [-1, 1] (first channel) and the sample rate."""
+    with wave.open(str(path), "rb") as w:
+        rate = w.getframerate()
+        width = w.getsampwidth()
+        channels = w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width != 2:
+        raise ValueError(f"{path}: only 16-bit PCM WAV is supported, got {8 * width}-bit")
+    data = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
+    if channels > 1:
+        data = data[::channels]
+    return data, rate
+
+
+def _trim(samples: np.ndarray, rate: int, skip_seconds: float) -> np.ndarray:
+    skip = int(skip_seconds * rate)
+    # Never trim a short recording to nothing: measure what there is.
+    return samples[skip:] if len(samples) > 2 * skip else samples
+
+
+def dominant_frequency(path: str | os.PathLike, skip_seconds: float = 0.2) -> float:
+    """The strongest frequency in the WAV, in Hz (0.0 for silence or empty).
+
+    Skips the first `skip_seconds` (jitter-buffer fill, call setup clicks),
+    windows with Hann to keep leakage from DC/silence out of the peak, and
+    refines the FFT bin by parabolic interpolation so short files still give
+    a sub-bin answer.
+    """
+    samples, rate = read_wav(path)
+    samples = _trim(samples, rate, skip_seconds)
+    if len(samples) < 16:
+        return 0.0
+    samples = samples - samples.mean()
+    if not np.any(samples):
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    spectrum[0] = 0.0
+    k = int(np.argmax(spectrum))
+    shift = 0.0
+    if 0 < k < len(spectrum) - 1:
+        a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-12)
+        denom = a - 2 * b + c
+        if denom != 0:
+            shift = 0.5 * (a - c) / denom
+    return float((k + shift) * rate / len(samples))
+
+
+def rms(path: str | os.PathLike, skip_seconds: float = 0.0) -> float:
+    """Root-mean-square level of the WAV, full scale = 1.0."""
+    samples, rate = read_wav(path)
+    samples = _trim(samples, rate, skip_seconds)
+    if len(samples) == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(samples ** 2)))
+
+
+def rms_dbfs(path: str | os.PathLike, skip_seconds: float = 0.0) -> float:
+    """RMS in dBFS (a full-scale sine is about -3 dBFS); -inf for silence."""
+    level = rms(path, skip_seconds)
+    return float(20 * np.log10(level)) if level > 0 else float("-inf")
+
+
+def duration(path: str | os.PathLike) -> float:
+    """Length of the WAV in seconds."""
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
