@@ -17,6 +17,7 @@ from ivrflows.call import CallerHangup
 from sipagent.acd import AgentLine, QueueRuntime
 from sipagent.endpoint import SipEndpoint
 from sipagent.flows import FlowLibrary, FlowLoadError
+from sipagent.leg import CallLeg
 from sipagent.metrics import EngineMetrics
 from sipagent.prompts import PromptLibrary
 
@@ -111,6 +112,12 @@ class Engine:
         self._moh.clear()
         self.account = None
         gc.collect()
+        # A Call destroyed after libDestroy aborts the process (pjlib assertion).
+        # Legs still referenced now (seen when a flow was cut short by shutdown)
+        # are disowned: their C++ objects are left to process exit.
+        stray = CallLeg.disown_all()
+        if stray:
+            log.warning("call legs still referenced at shutdown were disowned", count=stray)
         self.sip.destroy()
         log.info("engine stopped")
 

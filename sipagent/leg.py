@@ -9,6 +9,7 @@ pjsua2, because they can fire re-entrantly from inside our own pjsua2 calls
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 
 import pjsua2 as pj
@@ -29,8 +30,11 @@ class LegEnded(Exception):
 
 
 class CallLeg(pj.Call):
+    _instances: "weakref.WeakSet[CallLeg]" = weakref.WeakSet()
+
     def __init__(self, account, pj_call_id: int = pj.PJSUA_INVALID_ID, *, label: str = ""):
         super().__init__(account, pj_call_id)
+        CallLeg._instances.add(self)
         loop = asyncio.get_running_loop()
         self.label = label
         self.sip_call_id = ""
@@ -41,6 +45,15 @@ class CallLeg(pj.Call):
         self.digit_buffer: deque[str] = deque()
         self.digit_arrived = asyncio.Event()
         self.log = log.bind(leg=label)
+
+    @classmethod
+    def disown_all(cls) -> int:
+        """Stop Python from deleting the C++ Call of every leg still alive;
+        call right before libDestroy.  Returns how many there were."""
+        legs = list(cls._instances)
+        for leg in legs:
+            leg.thisown = False
+        return len(legs)
 
     # -- pjsua2 callbacks (loop thread, possibly re-entrant) ------------------
     def onCallState(self, prm):
