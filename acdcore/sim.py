@@ -22,16 +22,17 @@ Theory of operation
   first; the scheduler fires due timers itself before any later event.
 * Agents answer an ``Offer`` after ``answer_delay`` (0 = at once), talk for
   the call's handle time, then wrap up for the queue's ``wrap_up``.
+* The loop itself lives in ``sim_loop`` (plain Python) and ``_sim_loop.pyx``
+  (compiled, same behaviour); this file sets it up and turns its raw
+  output into KPIs with ``kpi``.
 * The run ends when every call has an outcome.  KPIs count only calls that
   arrived after ``warmup`` seconds, so the empty-centre start does not bias
   the steady-state comparison with Erlang.
 """
 from __future__ import annotations
 
-import heapq
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,222 +152,109 @@ def _draws(scenario: Scenario, rng: np.random.Generator) -> tuple[np.ndarray, ..
     return t[order], np.concatenate(queue)[order], np.concatenate(handle)[order], np.concatenate(patience)[order]
 
 
-# Simulator-side event kinds on the heap; ties at equal times order by kind.
-_K_LOGIN, _K_ANSWER, _K_END, _K_ABANDON, _K_LOGOUT = range(5)
-# Per-call outcome codes.
-_WAITING, _TALKING, _DONE, _ABANDONED, _EXITED = range(5)
-# Per-agent occupancy states (only what occupancy needs, not the scheduler's).
-_OUT, _IDLE, _BUSY, _PAUSED = range(4)
+def simulate(scenario: Scenario, engine: str = "fast", scheduler_cls: type | None = None,
+             loop: str = "fast") -> SimResult:
+    """Run the scenario through a scheduler.
 
-
-def simulate(scenario: Scenario, engine: str = "fast", scheduler_cls: type | None = None) -> SimResult:
-    """Run the scenario through the scheduler; ``engine`` is "fast" or "reference"."""
-    from acdcore import events as E
-    from acdcore.actions import (AgentAutoPaused, CallExited, CancelOffer, Connect, Offer,
-                                 OfferTimedOut, WrapUpEnded)
+    ``engine``: "fast" (the compiled scheduler when built) or "reference".
+    ``loop``: "fast" (the compiled event loop when built) or "python".
+    """
+    from acdcore import sim_loop
     from acdcore.model import AgentConfig, QueueConfig
 
     if scheduler_cls is None:
         scheduler_cls, engine_name = load_scheduler(engine)
     else:
         engine_name = scheduler_cls.__name__
+    run, loop_name = _load_loop(loop)
     loads = scenario.queues
     names = [q.name for q in loads]
     ring_timeout = max(15.0, 4 * scenario.answer_delay)  # agents always pick up in the sim
     shifts = scenario.shifts()
+    # Agents are known to the scheduler by index: int ids hash faster, and
+    # the loop needs no id -> index lookup per action.
     sched = scheduler_cls(
         [QueueConfig(q.name, strategy=q.strategy, wrap_up=q.wrap_up, ring_timeout=ring_timeout,
                      handle_time_hint=q.aht) for q in loads],
-        [AgentConfig(s.agent_id, queues={n: 0 for n in (s.queues or names)}) for s in shifts],
+        [AgentConfig(i, queues={n: 0 for n in (s.queues or names)}) for i, s in enumerate(shifts)],
         seed=scenario.seed,
     )
-    rng = np.random.default_rng(scenario.seed)
-    arr_t_np, arr_q_np, handle_np, patience_np = _draws(scenario, rng)
-    arr_t = arr_t_np.tolist()           # Python floats index faster than numpy scalars
-    arr_q = arr_q_np.tolist()
-    handle = handle_np.tolist()
-    expiry = (arr_t_np + patience_np).tolist()
-    n_calls = len(arr_t)
-    t_end = arr_t[-1] if n_calls else 0.0
-    warmup = scenario.warmup
-    wrap_of = [q.wrap_up for q in loads]
-
-    answered_waits: list[list[float]] = [[] for _ in loads]
-    abandoned_waits: list[list[float]] = [[] for _ in loads]
-    talk_sum = [0.0] * len(loads)
-    wrap_sum = [0.0] * len(loads)
-    handled = [0] * len(loads)
-    exited: list[dict[str, int]] = [{} for _ in loads]
-    status = bytearray(n_calls)
-
-    agent_index = {s.agent_id: i for i, s in enumerate(shifts)}
-    agent_state = bytearray(len(shifts))
-    # (t, Δbusy, Δidle) head-count changes, integrated once at the end.
-    occ_log: list[tuple[float, int, int]] = []
-    log_occ = occ_log.append
-
-    heap: list[tuple] = []
-    for s in shifts:
-        heap.append((s.login, _K_LOGIN, agent_index[s.agent_id], s.agent_id))
-        if math.isfinite(s.logout):
-            heap.append((s.logout, _K_LOGOUT, agent_index[s.agent_id], s.agent_id))
-    heapq.heapify(heap)
-    heappush, heappop = heapq.heappush, heapq.heappop
-    handle_raw = sched.handle_raw
-    next_deadline = sched.next_deadline
-    delay = scenario.answer_delay
-    pending: set[tuple[int, str]] = set()   # offers not yet answered (or cancelled)
-    now_answers: list[tuple[int, str]] = []  # answers due at the current instant (delay 0)
-    EV_ARR, EV_ANS, EV_END, EV_ABN = E.EV_CALL_ARRIVED, E.EV_OFFER_ANSWERED, E.EV_CALL_ENDED, E.EV_CALL_ABANDONED
-    EV_TICK, EV_IN, EV_OUT = E.EV_TICK, E.EV_AGENT_LOGGED_IN, E.EV_AGENT_LOGGED_OUT
-    inf = math.inf
-    events = 0
-    i = 0
-    deadline = inf
-    t = 0.0
+    arrival, queue, handle, patience = _draws(scenario, np.random.default_rng(scenario.seed))
+    inp = sim_loop.LoopInput(
+        arrival=arrival, queue=queue, handle=handle, expiry=arrival + patience,
+        names=names, wrap_up=[float(q.wrap_up) for q in loads],
+        login=np.array([s.login for s in shifts], dtype=np.float64),
+        logout=np.array([s.logout for s in shifts], dtype=np.float64),
+        answer_delay=float(scenario.answer_delay),
+    )
     started = time.perf_counter()
-    while True:
-        if now_answers:
-            key = now_answers.pop()
-            if key not in pending:
-                continue
-            pending.discard(key)
-            actions = handle_raw(EV_ANS, t, key[0], key[1])
-        else:
-            ta = arr_t[i] if i < n_calls else inf
-            th = heap[0][0] if heap else inf
-            if deadline < ta and deadline < th:
-                t = deadline
-                actions = handle_raw(EV_TICK, t)
-            elif ta <= th:
-                if ta == inf:
-                    break
-                t = ta
-                c = i
-                i += 1
-                q = arr_q[c]
-                actions = handle_raw(EV_ARR, t, c, None, None, names[q], 0)
-                if expiry[c] != inf:
-                    heappush(heap, (expiry[c], _K_ABANDON, c, None))
-            else:
-                t, kind, c, agent = heappop(heap)
-                if kind == _K_END:
-                    status[c] = _DONE
-                    q = arr_q[c]
-                    if arr_t[c] >= warmup:
-                        handled[q] += 1
-                        talk_sum[q] += handle[c]
-                        wrap_sum[q] += wrap_of[q]
-                    actions = handle_raw(EV_END, t, c)
-                    a = agent_index[agent]
-                    if wrap_of[q] == 0 and agent_state[a] == _BUSY:
-                        agent_state[a] = _IDLE
-                        log_occ((t, -1, 1))
-                elif kind == _K_ABANDON:
-                    if status[c] != _WAITING:
-                        continue
-                    status[c] = _ABANDONED
-                    if arr_t[c] >= warmup:
-                        abandoned_waits[arr_q[c]].append(t - arr_t[c])
-                    actions = handle_raw(EV_ABN, t, c)
-                elif kind == _K_ANSWER:
-                    key = (c, agent)
-                    if key not in pending:
-                        continue
-                    pending.discard(key)
-                    actions = handle_raw(EV_ANS, t, c, agent)
-                elif kind == _K_LOGIN:
-                    actions = handle_raw(EV_IN, t, None, agent)
-                    agent_state[c] = _IDLE
-                    log_occ((t, 0, 1))
-                else:  # _K_LOGOUT
-                    actions = handle_raw(EV_OUT, t, None, agent)
-                    st = agent_state[c]
-                    log_occ((t, -(st == _BUSY), -(st == _IDLE)))
-                    agent_state[c] = _OUT
-        events += 1
-        for act in actions:
-            kind_type = type(act)
-            if kind_type is Offer:
-                key = (act.call_id, act.agent_id)
-                pending.add(key)
-                if delay == 0:
-                    now_answers.append(key)
-                else:
-                    heappush(heap, (t + delay, _K_ANSWER, key[0], key[1]))
-            elif kind_type is Connect:
-                c = act.call_id
-                status[c] = _TALKING
-                if arr_t[c] >= warmup:
-                    answered_waits[arr_q[c]].append(t - arr_t[c])
-                heappush(heap, (t + handle[c], _K_END, c, act.agent_id))
-                a = agent_index[act.agent_id]
-                if agent_state[a] == _IDLE:
-                    agent_state[a] = _BUSY
-                    log_occ((t, 1, -1))
-            elif kind_type is WrapUpEnded or kind_type is AgentAutoPaused:
-                a = agent_index[act.agent_id]
-                st = agent_state[a]
-                if kind_type is WrapUpEnded:
-                    if st == _BUSY:
-                        agent_state[a] = _IDLE
-                        log_occ((t, -1, 1))
-                else:
-                    agent_state[a] = _PAUSED
-                    log_occ((t, -(st == _BUSY), -(st == _IDLE)))
-            elif kind_type is CancelOffer or kind_type is OfferTimedOut:
-                pending.discard((act.call_id, act.agent_id))
-            elif kind_type is CallExited:
-                c = act.call_id
-                status[c] = _EXITED
-                if arr_t[c] >= warmup:
-                    reasons = exited[arr_q[c]]
-                    reasons[act.reason] = reasons.get(act.reason, 0) + 1
-        d = next_deadline()
-        deadline = inf if d is None else d
+    out = run(sched, inp)
     wall = time.perf_counter() - started
+    return _result(scenario, inp, out, wall, f"{engine_name}+{loop_name}")
 
-    counted = arr_t_np >= warmup
+
+def _load_loop(prefer: str):
+    from acdcore import sim_loop
+
+    if prefer == "fast":
+        try:
+            from acdcore import _sim_loop  # type: ignore[attr-defined]
+            return _sim_loop.run, "compiled-loop"
+        except ImportError:
+            return sim_loop.run, "python-loop"
+    if prefer != "python":
+        raise ValueError(f"loop must be 'fast' or 'python', got {prefer!r}")
+    return sim_loop.run, "python-loop"
+
+
+def _result(scenario: Scenario, inp: Any, out: Any, wall: float, engine: str) -> SimResult:
+    from acdcore.sim_loop import ABANDONED, DONE, TALKING, WAITING
+
+    t_end = float(inp.arrival[-1]) if inp.arrival.size else 0.0
+    counted = inp.arrival >= scenario.warmup
+    answered = (out.status == TALKING) | (out.status == DONE)
     tallies: dict[str, QueueTally] = {}
-    for q, name in enumerate(names):
+    for q, load in enumerate(scenario.queues):
+        mine = counted & (inp.queue == q)
         tally = QueueTally(scenario.service_thresholds, scenario.short_abandon)
-        tally.offered = int(np.count_nonzero(counted & (arr_q_np == q)))
-        tally.answered.add_many(answered_waits[q])
-        tally.abandoned.add_many(abandoned_waits[q])
-        tally.handled, tally.talk_sum, tally.wrap_up_sum = handled[q], talk_sum[q], wrap_sum[q]
-        for reason, count in exited[q].items():
-            tally.exited[reason] = count
-        tallies[name] = tally
+        tally.offered = int(np.count_nonzero(mine))
+        tally.answered.add_many(out.wait[mine & answered])
+        tally.abandoned.add_many(out.wait[mine & (out.status == ABANDONED)])
+        done = mine & (out.status == DONE)
+        tally.handled = int(np.count_nonzero(done))
+        tally.talk_sum = float(inp.handle[done].sum())
+        tally.wrap_up_sum = tally.handled * float(load.wrap_up)
+        tallies[load.name] = tally
+    for call, reason in out.exits:
+        if counted[call]:
+            tallies[scenario.queues[int(inp.queue[call])].name].call_exited(reason)
     notes = []
-    stuck = int(np.count_nonzero(np.frombuffer(bytes(status), dtype=np.uint8) == _WAITING))
+    stuck = int(np.count_nonzero(out.status == WAITING))
     if stuck:
         notes.append(f"{stuck} calls never got an outcome (no agent left to serve them)")
     return SimResult(
         queues=tallies,
-        occupancy=_occupancy(occ_log, warmup, t_end),
-        calls=n_calls,
-        events=events,
-        horizon=t,
+        occupancy=_occupancy(out.occupancy, scenario.warmup, t_end),
+        calls=int(inp.arrival.size),
+        events=out.events,
+        horizon=out.t_last,
         wall_seconds=wall,
-        engine=engine_name,
+        engine=engine,
         notes=notes,
     )
 
 
-def _occupancy(log: Sequence[tuple[float, int, int]], start: float, end: float) -> float:
+def _occupancy(log: np.ndarray, start: float, end: float) -> float:
     """Busy / (busy + idle) agent-time over [start, end] from head-count changes.
 
     The window stops at the last arrival: while the centre drains after it,
     idle time piles up that no steady-state formula would count.
     """
-    if not log or end <= start:
+    if not len(log) or end <= start:
         return math.nan
-    arr = np.asarray(log, dtype=np.float64)
-    t = np.clip(arr[:, 0], start, end)
-    busy = np.cumsum(arr[:, 1])
-    idle = np.cumsum(arr[:, 2])
+    t = np.clip(log[:, 0], start, end)
     dt = np.diff(np.append(t, end))
     meter = OccupancyMeter(start)
-    meter.busy_time = float(np.dot(busy, dt))
-    meter.idle_time = float(np.dot(idle, dt))
+    meter.busy_time = float(np.dot(np.cumsum(log[:, 1]), dt))
+    meter.idle_time = float(np.dot(np.cumsum(log[:, 2]), dt))
     return meter.occupancy

@@ -80,6 +80,23 @@ def test_compiled_and_reference_schedulers_agree():
     assert fast.occupancy == ref.occupancy
 
 
+def test_compiled_loop_matches_python_loop():
+    pytest.importorskip("acdcore._sim_loop", reason="the compiled simulator loop is not built")
+    from dataclasses import replace
+
+    scenario = Scenario(
+        (QueueLoad("a", 0.4, 60.0, patience=40.0, strategy="ring_all"),
+         QueueLoad("b", 0.2, 90.0, wrap_up=5.0, handle="lognormal", handle_cv=0.7)),
+        agents=(*(Shift(f"x{i}", queues=("a", "b")) for i in range(20)),
+                *(Shift(f"y{i}", login=500.0, logout=3_000.0) for i in range(10))),
+        calls=4_000, seed=21)
+    for delay in (0.0, 1.5):
+        runs = [simulate(replace(scenario, answer_delay=delay), loop=loop) for loop in ("fast", "python")]
+        assert runs[0].engine.endswith("compiled-loop") and runs[1].engine.endswith("python-loop")
+        assert [t.summary() for t in runs[0].queues.values()] == [t.summary() for t in runs[1].queues.values()]
+        assert runs[0].occupancy == runs[1].occupancy and runs[0].events == runs[1].events
+
+
 def test_answer_delay_is_part_of_the_wait():
     scenario = Scenario((QueueLoad("q", 0.05, 60.0),), agents=20, calls=2_000, seed=1,
                         answer_delay=3.0, service_thresholds=(2.0, 20.0))
