@@ -12,6 +12,7 @@ is fine (the engine's real-time tone detection lives in C).
 from __future__ import annotations
 
 import os
+import struct
 import tempfile
 import wave
 from pathlib import Path
@@ -79,6 +80,21 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if channels > 1:
         data = data[::channels]
     return data, rate
+
+
+def wav_is_complete(path: str | os.PathLike) -> bool:
+    """True once a WAV's RIFF size matches the file. pjmedia's WAV writer
+    (a pjsua2 recorder) leaves the sizes at zero until its port is destroyed,
+    so this is how to know a recording is final."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    if len(head) < 12 or head[:4] != b"RIFF" or size < 44:
+        return False
+    return struct.unpack("<I", head[4:8])[0] == size - 8
 
 
 def _trim(samples: np.ndarray, rate: int, skip_seconds: float) -> np.ndarray:

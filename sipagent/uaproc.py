@@ -16,7 +16,9 @@ stderr = pjsip's and our log):
     {"cmd":"account","user":"alice"}
     {"cmd":"auto_answer","user":"alice"|"*","after":0.5,"code":200,
      "tone":880,"record":"/x.wav","hangup_after":null}
-         code 200 answers; 4xx-6xx rejects; null never answers (rings forever)
+         code 200 answers (183 = early media); 4xx-6xx rejects; null never
+         answers (rings forever). "{call}" and "{user}" in record are
+         replaced per call, so one rule can record many calls.
     {"cmd":"answer","call":"in1","code":200,"tone":880,"record":"/x.wav"}
          manual answer/reject of a ringing incoming call (no rule matched)
     {"cmd":"call","call":"c1","to":"sip:..","from_user":"caller1",
@@ -37,6 +39,7 @@ stderr = pjsip's and our log):
     {"ev":"dtmf","call":"c1","digit":"1"}
     {"ev":"recorded","call":"c1","path":"/p.wav","seconds":2.3}
     {"ev":"exit"}           last line before a clean exit
+    {"ev":"fatal","msg":..} start-up failed (e.g. port in use); exit code 2
 
 Threading follows the engine's rule: pjsua2 is created with threadCnt=0 and
 mainThreadOnly, and is only ever touched from the asyncio loop in the main
@@ -53,7 +56,6 @@ import json
 import os
 import re
 import signal
-import struct
 import sys
 import tempfile
 import threading
@@ -121,20 +123,6 @@ def header(headers: dict[str, str], *names: str) -> str:
 def uri_user(uri: str) -> str:
     m = _USER_RE.search(uri)
     return m.group(1) if m else ""
-
-
-def wav_is_final(path: str) -> bool:
-    """pjmedia's WAV writer leaves the RIFF/data sizes at zero until the
-    recorder port is destroyed; a final file has RIFF size = file size - 8."""
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(12)
-    except OSError:
-        return False
-    if len(head) < 12 or head[:4] != b"RIFF":
-        return False
-    return struct.unpack("<I", head[4:8])[0] == size - 8 and size >= 44
 
 
 @dataclass
@@ -244,8 +232,12 @@ class UserAgent:
 
     # --- output ---------------------------------------------------------
     def emit(self, **event: Any) -> None:
-        sys.stdout.write(json.dumps(event) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            # Our controller is gone: nobody can tell us to quit any more.
+            self.stopping.set()
 
     def tone_path(self, freq: float):
         return tones.tone_file(freq, self.tone_dir)
@@ -362,7 +354,11 @@ class UserAgent:
         rule = self.rules.get(user) or self.rules.get("*")
         if rule is None:
             return  # rings until an "answer" command
-        call.tone, call.record, call.hangup_after = rule.tone, rule.record, rule.hangup_after
+        call.tone, call.hangup_after = rule.tone, rule.hangup_after
+        if rule.record:
+            # One rule serves many calls; without a per-call name each call
+            # would overwrite the previous recording.
+            call.record = rule.record.replace("{call}", name).replace("{user}", user)
         if rule.code is None:
             return
         call.timers.append(self.loop.call_later(rule.after, self.answer_call, name, rule.code))
@@ -417,9 +413,9 @@ class UserAgent:
 
     async def _report_recording(self, name: str, path: str) -> None:
         end = self.loop.time() + 3.0
-        while not wav_is_final(path) and self.loop.time() < end:
+        while not tones.wav_is_complete(path) and self.loop.time() < end:
             await self.pump(0.02) if self.stopping.is_set() else await asyncio.sleep(0.02)
-        if not wav_is_final(path):
+        if not tones.wav_is_complete(path):
             log(f"recording {path} of {name}: WAV header still not final")
         try:
             secs = round(tones.duration(path), 3)

@@ -23,8 +23,14 @@ TALK_SECONDS = 1.5
 
 @pytest.fixture
 def ua_pair(ports, workdir):
-    with UA(ports(), log_dir=workdir, name="a") as a, UA(ports(), log_dir=workdir, name="b") as b:
+    # Start both before waiting: pjsua start-up is most of a UA's cost.
+    with UA(ports(), log_dir=workdir, name="a", start_timeout=None) as a, \
+            UA(ports(), log_dir=workdir, name="b", start_timeout=None) as b:
+        a.wait_ready()
+        b.wait_ready()
         yield a, b
+        a.begin_close()
+        b.begin_close()
 
 
 def connect(a: UA, b: UA, workdir, **call_kw):
@@ -93,6 +99,33 @@ def test_reject_486_shows_as_disconnected_486(ua_pair):
     ev = a.wait_state("c1", "DISCONNECTED", 5)
     assert ev["code"] == 486
     assert not a.events({"ev": "media"})
+
+
+@pytest.mark.sip
+def test_183_early_media_reaches_the_caller(ua_pair, workdir):
+    a, b = ua_pair
+    b.request("auto_answer", user="*", code=183, tone=880)
+    a.request("call", call="c1", to=b.uri("ivr"), record=str(workdir / "early-{call}.wav"))
+    a.wait_state("c1", "EARLY", 5, code=183)
+    a.wait_event({"ev": "media", "call": "c1"}, 5)
+    time.sleep(TALK_SECONDS)
+    a.request("hangup", call="c1")
+    rec = a.wait_event({"ev": "recorded", "call": "c1"}, 5)
+    assert not a.events({"ev": "state", "state": "CONFIRMED"})
+    assert abs(tones.dominant_frequency(rec["path"]) - 880) <= TOLERANCE_HZ
+
+
+@pytest.mark.sip
+def test_one_rule_records_each_call_to_its_own_file(ua_pair, workdir):
+    a, b = ua_pair
+    b.request("auto_answer", user="*", tone=880, record=str(workdir / "agent-{user}-{call}.wav"),
+              hangup_after=0.5)
+    for n, user in ((1, "sales"), (2, "support")):
+        a.request("call", call=f"c{n}", to=b.uri(user), tone=440)
+        a.wait_state(f"c{n}", "DISCONNECTED", 5)
+        rec = b.wait_event({"ev": "recorded", "call": f"in{n}"}, 5)
+        assert rec["path"] == str(workdir / f"agent-{user}-in{n}.wav")
+        assert rec["seconds"] > 0.2
 
 
 @pytest.mark.sip
