@@ -320,6 +320,26 @@ def _config_for(trace: Trace) -> tuple[list[QueueConfig], list[AgentConfig]]:
     return centre(trace.n_agents, trace.n_queues)
 
 
+_EVENT_NAMES = {code: name[3:].lower() for name, code in vars(E).items() if name.startswith("EV_")}
+
+
+def _by_event(trace: Trace, lat: list[int]) -> dict[str, dict[str, float]]:
+    """Latency per event kind: says *which* rule is slow, not only that one is."""
+    groups: dict[int, list[int]] = {}
+    for ev, ns in zip(trace.events, lat):
+        groups.setdefault(ev[0], []).append(ns)
+    out = {}
+    for code, values in sorted(groups.items()):
+        values.sort()
+        out[_EVENT_NAMES.get(code, str(code))] = {
+            "count": len(values),
+            "mean_us": sum(values) / len(values) / 1000,
+            "p50_us": _percentile(values, 50) / 1000,
+            "p99_us": _percentile(values, 99) / 1000,
+        }
+    return out
+
+
 def _percentile(sorted_values: list[int], p: float) -> float:
     if not sorted_values:
         return math.nan
@@ -346,7 +366,8 @@ def bench_engines(args: argparse.Namespace) -> dict:
     for name, cls in found.items():
         n = n_all if name == "cython" else n_ref
         seconds, digest = _replay_seconds(cls, trace, n, args.repeat)
-        lat = sorted(_latencies_ns(cls, trace, n))
+        raw = _latencies_ns(cls, trace, n)
+        lat = sorted(raw)
         row = {
             "events": n,
             "seconds": seconds,
@@ -356,6 +377,7 @@ def bench_engines(args: argparse.Namespace) -> dict:
             "max_us": lat[-1] / 1000 if lat else math.nan,
             "digest": digest,
         }
+        row["by_event"] = _by_event(trace, raw)
         if n >= trace.fill_end:
             row.update(_memory_per_waiting(name, trace))
         if name == "cython" and n_ref >= n:
@@ -441,6 +463,9 @@ def table(res: dict) -> str:
     for row in rows:
         lines.append("  ".join(c.rjust(w) for c, w in zip(row, widths)))
     eb = res["engines_bench"]
+    for name, r in eb["engines"].items():
+        kinds = ", ".join(f"{k} {v['mean_us']:.2g}/{v['p99_us']:.2g}" for k, v in r["by_event"].items())
+        lines.append(f"{name} per event kind, mean/p99 µs: {kinds}")
     if "speedup_vs_reference" in eb:
         lines.append(f"speedup vs reference (same prefix): {eb['speedup_vs_reference']:.1f}x; "
                      f"identical actions: {eb['identical_actions']}")
