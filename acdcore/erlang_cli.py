@@ -98,6 +98,12 @@ def _table(rows: list[StaffingPrediction], required: int, model: str, args: argp
     lines = [head, ""]
     for row in body:
         lines.append("  ".join(cell.rjust(w) for cell, w in zip(row, widths)).rstrip())
+    best = next(r for r in rows if r.agents == required)
+    if best.p_abandon > 0.05 and args.max_abandon is None:
+        # Over offered calls, an abandon simply counts as "not within T", so
+        # an overloaded queue that sheds callers can still "meet" its SL.
+        lines.append(f"\nnote: {100 * best.p_abandon:.1f}% of callers abandon at {required} agents; "
+                     "add --max-abandon to cap it")
     return "\n".join(lines)
 
 

@@ -7,12 +7,8 @@
 How it measures
 ---------------
 1. *Record* a synthetic trace once, closed-loop, on the fastest engine
-   available: agents log in, calls arrive until every agent talks and
-   ``--waiting`` calls wait, then a churn phase keeps the queue that deep
-   (calls end and the freed agent takes the oldest call, new calls arrive,
-   waiting callers abandon, a few queues have wrap-up timers, Ticks every
-   100 events).  Every ``Offer`` is answered at once, so the trace holds the
-   runtime's side of the conversation as ``handle_raw`` argument tuples.
+   available (acd_trace.py: log in, fill to ``--waiting`` waiting calls,
+   then churn at that depth).
 2. *Replay* the trace open-loop into a fresh scheduler per engine.  Both
    engines must emit identical actions for identical events, so the
    recorded trace is valid for both; the digests of their action streams
@@ -41,19 +37,18 @@ import hashlib
 import json
 import math
 import os
-import random
 import statistics
 import sys
 import time
 import tracemalloc
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acdcore import events as E  # noqa: E402
-from acdcore.actions import Connect, Offer  # noqa: E402
-from acdcore.model import AgentConfig, QueueConfig, Strategy  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from acd_trace import Trace, config_for, record  # noqa: E402
 
 TARGETS = {
     "events_per_second": 1_000_000,
@@ -62,10 +57,6 @@ TARGETS = {
     "bytes_per_waiting_call": 1024,
     "sim_calls_per_second": 200_000,
 }
-
-# Strategies spread over the 100 queues; random/skills need no special trace.
-_STRATEGIES = (Strategy.LONGEST_IDLE, Strategy.ROUND_ROBIN, Strategy.FEWEST_CALLS,
-               Strategy.LEAST_TALK_TIME, Strategy.LINEAR, Strategy.RANDOM)
 
 
 def engines() -> dict[str, type]:
@@ -81,124 +72,9 @@ def engines() -> dict[str, type]:
     return found
 
 
-def centre(n_agents: int, n_queues: int) -> tuple[list[QueueConfig], list[AgentConfig]]:
-    queues = [
-        QueueConfig(f"q{i}", strategy=_STRATEGIES[i % len(_STRATEGIES)],
-                    wrap_up=5.0 if i % 10 == 0 else 0.0)
-        for i in range(n_queues)
-    ]
-    # Each agent is primary on one queue and backup (penalty 1) on another,
-    # so free agents must choose between queues (the work-conserving path).
-    agents = [
-        AgentConfig(f"a{i}", queues={f"q{i % n_queues}": 0, f"q{(i * 7 + 3) % n_queues}": 1})
-        for i in range(n_agents)
-    ]
-    return queues, agents
-
-
-@dataclass
-class Trace:
-    events: list[tuple]                 # (code, t, call_id, agent_id, queue)
-    fill_start: int                     # first arrival that will have to wait
-    fill_end: int                       # index after the last fill-phase event
-    waiting_at_fill_end: int
-    recorder: str
-    n_agents: int
-    n_queues: int
-    phases: dict[str, int] = field(default_factory=dict)
-
-
-class _Pool:
-    """A set with O(1) random removal (swap with the last)."""
-
-    def __init__(self) -> None:
-        self.items: list = []
-        self.where: dict = {}
-
-    def add(self, x) -> None:
-        self.where[x] = len(self.items)
-        self.items.append(x)
-
-    def discard(self, x) -> None:
-        i = self.where.pop(x, None)
-        if i is None:
-            return
-        last = self.items.pop()
-        if i < len(self.items):
-            self.items[i] = last
-            self.where[last] = i
-
-    def pick(self, rnd: random.Random):
-        return self.items[rnd.randrange(len(self.items))]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-def record(cls: type, n_agents: int, n_queues: int, n_waiting: int, n_churn: int, seed: int = 7) -> Trace:
-    queues, agents = centre(n_agents, n_queues)
-    sched = cls(queues, agents, seed=seed)
-    rnd = random.Random(seed)
-    out: list[tuple] = []
-    talking: dict = {}                  # call -> agent
-    talking_pool, waiting = _Pool(), _Pool()
-    t = 0.0
-    next_call = 0
-
-    def feed(code, call=None, agent=None, queue=None) -> None:
-        pending = [(code, call, agent, queue)]
-        while pending:
-            code, call, agent, queue = pending.pop()
-            out.append((code, t, call, agent, queue))
-            for act in sched.handle_raw(code, t, call, agent, None, queue, 0):
-                kind = type(act)
-                if kind is Offer:
-                    pending.append((E.EV_OFFER_ANSWERED, act.call_id, act.agent_id, None))
-                elif kind is Connect:
-                    waiting.discard(act.call_id)
-                    talking[act.call_id] = act.agent_id
-                    talking_pool.add(act.call_id)
-
-    def arrive() -> None:
-        nonlocal next_call
-        call = f"c{next_call}"
-        next_call += 1
-        waiting.add(call)
-        feed(E.EV_CALL_ARRIVED, call, None, f"q{rnd.randrange(n_queues)}")
-
-    for a in agents:
-        feed(E.EV_AGENT_LOGGED_IN, None, a.agent_id)
-    fill_start = None
-    while len(waiting) < n_waiting:
-        t += 1e-4
-        if fill_start is None and len(talking) >= n_agents:
-            fill_start = len(out)
-        arrive()
-    fill_end = len(out)
-    phases = {"login+fill": fill_end}
-    for k in range(n_churn):
-        t += 1e-3
-        if k % 100 == 0:
-            feed(E.EV_TICK)
-        r = rnd.random()
-        if r < 0.4 and talking_pool:
-            call = talking_pool.pick(rnd)
-            talking_pool.discard(call)
-            del talking[call]
-            feed(E.EV_CALL_ENDED, call)
-        elif r < 0.9 or not waiting:
-            arrive()
-        else:
-            call = waiting.pick(rnd)
-            waiting.discard(call)
-            feed(E.EV_CALL_ABANDONED, call)
-    phases["churn"] = len(out) - fill_end
-    return Trace(out, fill_start or fill_end, fill_end, n_waiting, cls.__name__, n_agents, n_queues, phases)
-
-
 def _replay_seconds(cls: type, trace: Trace, n: int, repeat: int) -> tuple[float, str]:
     """Median wall time of ``repeat`` replays of the first n events, and the action digest."""
-    queues, agents = _config_for(trace)
+    queues, agents = config_for(trace)
     events = trace.events[:n]
     times = []
     for _ in range(repeat):
@@ -224,7 +100,7 @@ def _replay_seconds(cls: type, trace: Trace, n: int, repeat: int) -> tuple[float
 
 
 def _latencies_ns(cls: type, trace: Trace, n: int) -> list[int]:
-    queues, agents = _config_for(trace)
+    queues, agents = config_for(trace)
     sched = cls(queues, agents, seed=7)
     h = sched.handle_raw
     clock = time.perf_counter_ns
@@ -283,7 +159,7 @@ def _memory_probe(path: str, engine: str) -> dict[str, float]:
     with open(path, "rb") as f:
         trace = Trace(**pickle.load(f))
     cls = engines()[engine]
-    queues, agents = _config_for(trace)
+    queues, agents = config_for(trace)
     events = trace.events
     waiting = trace.waiting_at_fill_end
     out: dict[str, float] = {}
@@ -314,10 +190,6 @@ def _memory_probe(path: str, engine: str) -> dict[str, float]:
     tracemalloc.stop()
     out["traced_bytes_per_waiting_call"] = (now - base) / waiting
     return out
-
-
-def _config_for(trace: Trace) -> tuple[list[QueueConfig], list[AgentConfig]]:
-    return centre(trace.n_agents, trace.n_queues)
 
 
 _EVENT_NAMES = {code: name[3:].lower() for name, code in vars(E).items() if name.startswith("EV_")}
