@@ -82,6 +82,11 @@ class QueueRuntime:
         self._timer_task = self._loop.create_task(self._timers(), name="acd-timers")
 
     def stop(self) -> None:
+        # Callers we hang up for shutdown did not abandon; count them apart.
+        for entry in self.entries.values():
+            if entry.phase == "waiting" and not entry.exit_reason:
+                entry.exit_reason = "shutdown"
+                self._metrics.exited.labels(entry.queue, "shutdown").inc()
         if self._timer_task:
             self._timer_task.cancel()
         for task in list(self._tasks):
