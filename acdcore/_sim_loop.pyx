@@ -129,18 +129,19 @@ cdef struct Growable:
     Py_ssize_t cap
 
 
-cdef int _append3(Growable* g, double x, double y, double z) except -1:
+cdef int _append4(Growable* g, double t, double agent, double busy, double idle) except -1:
     cdef double* grown
-    if g.size + 3 > g.cap:
-        g.cap = g.cap * 2 if g.cap else 3 * 4096
+    if g.size + 4 > g.cap:
+        g.cap = g.cap * 2 if g.cap else 4 * 4096
         grown = <double*>realloc(g.data, g.cap * sizeof(double))
         if grown == NULL:
             raise MemoryError()
         g.data = grown
-    g.data[g.size] = x
-    g.data[g.size + 1] = y
-    g.data[g.size + 2] = z
-    g.size += 3
+    g.data[g.size] = t
+    g.data[g.size + 1] = agent
+    g.data[g.size + 2] = busy
+    g.data[g.size + 3] = idle
+    g.size += 4
     return 0
 
 
@@ -227,7 +228,7 @@ def run(sched, inp):
                         actions = handle_raw(EV_END, t, c)
                         if wrap_of[arr_q[c]] == 0 and agent_state[a] == BUSY:
                             agent_state[a] = IDLE
-                            _append3(&occ, t, -1, 1)
+                            _append4(&occ, t, a, -1, 1)
                     elif e.kind == K_ABANDON:
                         if status[c] != WAITING:
                             continue
@@ -243,11 +244,11 @@ def run(sched, inp):
                     elif e.kind == K_LOGIN:
                         actions = handle_raw(EV_IN, t, None, a)
                         agent_state[a] = IDLE
-                        _append3(&occ, t, 0, 1)
+                        _append4(&occ, t, a, 0, 1)
                     else:
                         actions = handle_raw(EV_OUT, t, None, a)
                         st = agent_state[a]
-                        _append3(&occ, t, -(st == BUSY), -(st == IDLE))
+                        _append4(&occ, t, a, -(st == BUSY), -(st == IDLE))
                         agent_state[a] = OUT
             events += 1
             for act in <list>actions:
@@ -280,18 +281,18 @@ def run(sched, inp):
                     _push(&heap, t + handle[c], K_END, c, a)
                     if agent_state[a] == IDLE:
                         agent_state[a] = BUSY
-                        _append3(&occ, t, 1, -1)
+                        _append4(&occ, t, a, 1, -1)
                 elif typ is _CancelOffer or typ is _OfferTimedOut:
                     pending.discard(((<tuple>act)[0], (<tuple>act)[1]))
                 elif typ is _WrapUpEnded:
                     a = (<tuple>act)[0]
                     if agent_state[a] == BUSY:
                         agent_state[a] = IDLE
-                        _append3(&occ, t, -1, 1)
+                        _append4(&occ, t, a, -1, 1)
                 elif typ is _AgentAutoPaused:
                     a = (<tuple>act)[0]
                     st = agent_state[a]
-                    _append3(&occ, t, -(st == BUSY), -(st == IDLE))
+                    _append4(&occ, t, a, -(st == BUSY), -(st == IDLE))
                     agent_state[a] = PAUSED
                 elif typ is _CallExited:
                     c = (<tuple>act)[0]
@@ -299,7 +300,7 @@ def run(sched, inp):
                     exits.append((c, (<tuple>act)[2]))
             d = next_deadline()
             deadline = INFINITY if d is None else <double>d
-        occupancy = np.empty((occ.size // 3, 3), dtype=np.float64)
+        occupancy = np.empty((occ.size // 4, 4), dtype=np.float64)
         if occ.size:
             occupancy.reshape(-1)[:] = <double[:occ.size]>occ.data
     finally:

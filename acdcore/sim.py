@@ -8,8 +8,9 @@ Erlang predictions in ``erlang``.
 Theory of operation
 -------------------
 * Every random number is drawn up front with numpy's ``Generator`` (seeded):
-  per queue, Poisson arrival times, handle times (exponential or lognormal
-  with a given mean and CV) and exponential patience.  The per-call loop
+  Poisson arrival times split over the queues by rate, handle times
+  (exponential or lognormal with a given mean and CV) and exponential
+  patience.  The per-call loop
   then only indexes arrays; draws are the same whatever the scheduler does,
   which makes runs with different strategies paired comparisons.
 * Arrivals are pre-sorted, so they need no heap; a heap holds everything
@@ -95,7 +96,8 @@ class Scenario:
 @dataclass
 class SimResult:
     queues: dict[str, QueueTally]
-    occupancy: float
+    occupancy: float                    # all agents
+    occupancy_by_queue: dict[str, float]  # agents serving the queue (shared agents count in each)
     calls: int
     events: int             # events handed to the scheduler (incl. Ticks)
     horizon: float          # simulated seconds
@@ -116,7 +118,8 @@ class SimResult:
             "wall_seconds": self.wall_seconds,
             "calls_per_second": self.calls_per_second,
             "occupancy": self.occupancy,
-            "queues": {name: t.summary() for name, t in self.queues.items()},
+            "queues": {name: {**t.summary(), "occupancy": self.occupancy_by_queue.get(name)}
+                       for name, t in self.queues.items()},
         }
 
 
@@ -132,24 +135,31 @@ def load_scheduler(prefer: str = "fast") -> tuple[type, str]:
 
 
 def _draws(scenario: Scenario, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Arrival time, queue index, handle time and patience of every call, by arrival order."""
+    """Arrival time, queue index, handle time and patience of every call, by arrival order.
+
+    One Poisson stream at the total rate, each call routed to queue i with
+    probability λ_i/Λ: splitting a Poisson process gives independent
+    Poisson processes per queue, while the total is exactly ``calls`` and
+    every queue covers the same horizon (so occupancy windows agree).
+    """
     rates = np.array([q.arrival_rate for q in scenario.queues])
-    # Split the call budget by rate so every queue covers the same horizon.
-    counts = np.floor(scenario.calls * rates / rates.sum()).astype(np.int64)
-    counts[np.argmax(rates)] += scenario.calls - int(counts.sum())
-    times, queue, handle, patience = [], [], [], []
-    for i, (q, n) in enumerate(zip(scenario.queues, counts)):
-        times.append(np.cumsum(rng.exponential(1.0 / q.arrival_rate, n)))
-        queue.append(np.full(n, i, dtype=np.int64))
+    n = scenario.calls
+    t = np.cumsum(rng.exponential(1.0 / rates.sum(), n))
+    queue = (rng.choice(len(rates), size=n, p=rates / rates.sum()) if len(rates) > 1
+             else np.zeros(n, dtype=np.int64))
+    handle = np.empty(n)
+    patience = np.full(n, math.inf)
+    for i, q in enumerate(scenario.queues):
+        mine = queue == i
+        k = int(np.count_nonzero(mine))
         if q.handle == "exponential":
-            handle.append(rng.exponential(q.aht, n))
+            handle[mine] = rng.exponential(q.aht, k)
         else:
             sigma2 = math.log1p(q.handle_cv ** 2)
-            handle.append(rng.lognormal(math.log(q.aht) - sigma2 / 2, math.sqrt(sigma2), n))
-        patience.append(rng.exponential(q.patience, n) if q.patience else np.full(n, math.inf))
-    t = np.concatenate(times)
-    order = np.argsort(t, kind="stable")
-    return t[order], np.concatenate(queue)[order], np.concatenate(handle)[order], np.concatenate(patience)[order]
+            handle[mine] = rng.lognormal(math.log(q.aht) - sigma2 / 2, math.sqrt(sigma2), k)
+        if q.patience:
+            patience[mine] = rng.exponential(q.patience, k)
+    return t, queue.astype(np.int64), handle, patience
 
 
 def simulate(scenario: Scenario, engine: str = "fast", scheduler_cls: type | None = None,
@@ -232,9 +242,16 @@ def _result(scenario: Scenario, inp: Any, out: Any, wall: float, engine: str) ->
     stuck = int(np.count_nonzero(out.status == WAITING))
     if stuck:
         notes.append(f"{stuck} calls never got an outcome (no agent left to serve them)")
+    shifts = scenario.shifts()
+    busy, idle = _agent_times(out.occupancy, len(shifts), scenario.warmup, t_end)
+    by_queue = {}
+    for load in scenario.queues:
+        members = np.array([s.queues is None or load.name in s.queues for s in shifts], dtype=bool)
+        by_queue[load.name] = _ratio(float(busy[members].sum()), float(idle[members].sum()))
     return SimResult(
         queues=tallies,
-        occupancy=_occupancy(out.occupancy, scenario.warmup, t_end),
+        occupancy=_ratio(float(busy.sum()), float(idle.sum())),
+        occupancy_by_queue=by_queue,
         calls=int(inp.arrival.size),
         events=out.events,
         horizon=out.t_last,
@@ -244,17 +261,33 @@ def _result(scenario: Scenario, inp: Any, out: Any, wall: float, engine: str) ->
     )
 
 
-def _occupancy(log: np.ndarray, start: float, end: float) -> float:
-    """Busy / (busy + idle) agent-time over [start, end] from head-count changes.
+def _agent_times(log: np.ndarray, n_agents: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+    """Busy and idle seconds per agent inside [start, end], from the loop's
+    (t, agent, Δbusy, Δidle) change log.
 
     The window stops at the last arrival: while the centre drains after it,
     idle time piles up that no steady-state formula would count.
     """
     if not len(log) or end <= start:
-        return math.nan
-    t = np.clip(log[:, 0], start, end)
-    dt = np.diff(np.append(t, end))
-    meter = OccupancyMeter(start)
-    meter.busy_time = float(np.dot(np.cumsum(log[:, 1]), dt))
-    meter.idle_time = float(np.dot(np.cumsum(log[:, 2]), dt))
+        return np.zeros(n_agents), np.zeros(n_agents)
+    order = np.argsort(log[:, 1], kind="stable")   # by agent, time order kept within each
+    t = np.clip(log[order, 0], start, end)
+    agent = log[order, 1].astype(np.int64)
+    first = np.r_[True, agent[1:] != agent[:-1]]
+    last = np.r_[first[1:], True]
+    # Each change holds until the same agent's next change, or the window end.
+    dt = np.where(last, end, np.r_[t[1:], end]) - t
+    group = np.cumsum(first) - 1
+    times = []
+    for column in (2, 3):
+        total = np.cumsum(log[order, column])
+        before = np.r_[0.0, total][np.flatnonzero(first)]   # running sum before each agent's first row
+        level = total - before[group]                       # the agent's own head-count: 0 or 1
+        times.append(np.bincount(agent, weights=level * dt, minlength=n_agents))
+    return times[0], times[1]
+
+
+def _ratio(busy: float, idle: float) -> float:
+    meter = OccupancyMeter()
+    meter.busy_time, meter.idle_time = busy, idle
     return meter.occupancy

@@ -50,7 +50,7 @@ class LoopOutput:
     status: np.ndarray      # uint8 outcome per call
     wait: np.ndarray        # float64 wait per call (answered or abandoned)
     exits: list[tuple[int, str]]  # (call, reason) for CallExited
-    occupancy: np.ndarray   # (k, 3) float64 rows of (t, Δbusy, Δidle)
+    occupancy: np.ndarray   # (k, 4) float64 rows of (t, agent, Δbusy, Δidle)
     events: int             # events handed to the scheduler, Ticks included
     t_last: float
 
@@ -65,7 +65,7 @@ def run(sched, inp: LoopInput) -> LoopOutput:
     status = bytearray(n_calls)
     wait = [0.0] * n_calls
     exits: list[tuple[int, str]] = []
-    occ: list[tuple[float, int, int]] = []
+    occ: list[tuple[float, int, int, int]] = []
     log_occ = occ.append
     agent_state = bytearray(len(inp.login))
 
@@ -115,7 +115,7 @@ def run(sched, inp: LoopInput) -> LoopOutput:
                     actions = handle_raw(EV_END, t, c)
                     if wrap_of[arr_q[c]] == 0 and agent_state[a] == BUSY:
                         agent_state[a] = IDLE
-                        log_occ((t, -1, 1))
+                        log_occ((t, a, -1, 1))
                 elif kind == K_ABANDON:
                     if status[c] != WAITING:
                         continue
@@ -131,11 +131,11 @@ def run(sched, inp: LoopInput) -> LoopOutput:
                 elif kind == K_LOGIN:
                     actions = handle_raw(EV_IN, t, None, a)
                     agent_state[a] = IDLE
-                    log_occ((t, 0, 1))
+                    log_occ((t, a, 0, 1))
                 else:  # K_LOGOUT
                     actions = handle_raw(EV_OUT, t, None, a)
                     st = agent_state[a]
-                    log_occ((t, -(st == BUSY), -(st == IDLE)))
+                    log_occ((t, a, -(st == BUSY), -(st == IDLE)))
                     agent_state[a] = OUT
         events += 1
         for act in actions:
@@ -154,18 +154,18 @@ def run(sched, inp: LoopInput) -> LoopOutput:
                 heappush(heap, (t + handle[c], K_END, c, a))
                 if agent_state[a] == IDLE:
                     agent_state[a] = BUSY
-                    log_occ((t, 1, -1))
+                    log_occ((t, a, 1, -1))
             elif kind_type is CancelOffer or kind_type is OfferTimedOut:
                 pending.discard((act[0], act[1]))
             elif kind_type is WrapUpEnded:
                 a = act[0]
                 if agent_state[a] == BUSY:
                     agent_state[a] = IDLE
-                    log_occ((t, -1, 1))
+                    log_occ((t, a, -1, 1))
             elif kind_type is AgentAutoPaused:
                 a = act[0]
                 st = agent_state[a]
-                log_occ((t, -(st == BUSY), -(st == IDLE)))
+                log_occ((t, a, -(st == BUSY), -(st == IDLE)))
                 agent_state[a] = PAUSED
             elif kind_type is CallExited:
                 status[act[0]] = EXITED
@@ -176,7 +176,7 @@ def run(sched, inp: LoopInput) -> LoopOutput:
         status=np.frombuffer(bytes(status), dtype=np.uint8),
         wait=np.asarray(wait, dtype=np.float64),
         exits=exits,
-        occupancy=np.asarray(occ, dtype=np.float64).reshape(-1, 3),
+        occupancy=np.asarray(occ, dtype=np.float64).reshape(-1, 4),
         events=events,
         t_last=t,
     )

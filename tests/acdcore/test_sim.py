@@ -51,6 +51,25 @@ def test_erlang_c_reference_case():
     assert result.occupancy == pytest.approx(model.occupancy, abs=0.01)
 
 
+@pytest.mark.slow
+def test_erlang_a_several_seeds_inside_confidence_interval():
+    # KPI.md: for tighter checks than a single run, the mean over seeds must
+    # fall inside its confidence interval.  Independent runs are i.i.d.
+    # replicates, so mean ± 4 standard errors is a test that fails for a
+    # real bias of a fraction of a point, yet almost never by chance.
+    model = ErlangA(50, 2880 / 3600, 60.0, 120.0)
+    runs = [simulate(Scenario((QueueLoad("q", 2880 / 3600, 60.0, patience=120.0),), agents=50,
+                              calls=40_000, seed=100 + k, warmup=600.0)).queues["q"] for k in range(8)]
+    for measured, expected in (
+        ([r.service_level(20) for r in runs], model.service_level(20)),
+        ([r.abandon_rate() for r in runs], model.p_abandon),
+        ([r.asa for r in runs], model.asa),
+    ):
+        mean = sum(measured) / len(measured)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in measured) / (len(measured) - 1))
+        assert abs(mean - expected) <= 4 * sd / math.sqrt(len(measured)), (mean, expected, sd)
+
+
 def _small(**kw):
     base = dict(queues=(QueueLoad("q", 0.8, 60.0, patience=120.0),), agents=50, calls=5_000, seed=3)
     base.update(kw)
@@ -137,6 +156,10 @@ def test_dedicated_agent_groups_match_their_own_erlang_models():
     assert small.service_level(20) == pytest.approx(ErlangC(14, 100 / 1800, 180.0).service_level(20), abs=0.08)
     assert big.abandon_rate() == pytest.approx(ErlangA(50, 0.8, 60.0, 120.0).p_abandon, abs=0.01)
     assert small.abandoned.count == 0
+    # Occupancy per queue is over the agents serving it.
+    assert result.occupancy_by_queue["small"] == pytest.approx(10 / 14, abs=0.02)
+    assert result.occupancy_by_queue["big"] == pytest.approx(ErlangA(50, 0.8, 60.0, 120.0).occupancy, abs=0.01)
+    assert min(result.occupancy_by_queue.values()) < result.occupancy < max(result.occupancy_by_queue.values())
 
 
 def test_shifts_log_agents_in_and_out():
