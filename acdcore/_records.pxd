@@ -63,6 +63,7 @@ cdef struct CallRec:
     long long wait_stamp
     long long offer_stamp
     long long rank_slot
+    Rank* rank               # owned by a _RankBox in Scheduler.queue_ranks
 
 
 cdef struct QueueRec:

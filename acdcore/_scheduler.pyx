@@ -36,8 +36,40 @@ from acdcore.ewt import expected_wait, mean_handle
 from acdcore.model import STRATEGY_CODES, Strategy
 from acdcore.skills import ANY, eligible, normalize, relax_moments, relaxed, score
 
-cdef object _tnew = tuple.__new__
 cdef dict _EVENT_CODES = E.EVENT_CODES
+
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
+
+cdef extern from "Python.h":
+    object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
+    void PyTuple_SET_ITEM(object p, Py_ssize_t pos, object o)
+
+
+cdef inline object _act(type kind, tuple fields):
+    return tuple.__new__(kind, fields)
+
+
+cdef inline object _act2(type kind, object a, object b):
+    # An action is a NamedTuple: allocate the subtype instance directly and
+    # fill it (what tuple.__new__ does, minus the temporary argument tuple).
+    cdef object r = PyType_GenericAlloc(<PyTypeObject*>kind, 2)
+    Py_INCREF(a)
+    Py_INCREF(b)
+    PyTuple_SET_ITEM(r, 0, a)
+    PyTuple_SET_ITEM(r, 1, b)
+    return r
+
+
+cdef inline object _act3(type kind, object a, object b, object c):
+    cdef object r = PyType_GenericAlloc(<PyTypeObject*>kind, 3)
+    Py_INCREF(a)
+    Py_INCREF(b)
+    Py_INCREF(c)
+    PyTuple_SET_ITEM(r, 0, a)
+    PyTuple_SET_ITEM(r, 1, b)
+    PyTuple_SET_ITEM(r, 2, c)
+    return r
 
 # --- state tables, flattened from states.py (the single source of truth) ---
 cdef enum:
@@ -78,9 +110,24 @@ cdef enum:
     T_WRAP = 2
     T_READY = 3
     T_RELAX = 4
+    EV_CALL_ARRIVED = 0
+    EV_CALL_ABANDONED = 1
+    EV_CALL_WITHDRAWN = 2
+    EV_AGENT_LOGGED_IN = 3
+    EV_AGENT_LOGGED_OUT = 4
+    EV_AGENT_READY = 5
+    EV_AGENT_PAUSED = 6
+    EV_OFFER_ANSWERED = 7
+    EV_OFFER_REJECTED = 8
+    EV_CALL_ENDED = 9
+    EV_WRAP_UP_DONE = 10
+    EV_TICK = 11
+    EV_CALLBACK_REQUESTED = 12
 
 assert (S.LOGGED_OUT, S.AVAILABLE, S.OFFERED, S.BUSY, S.WRAP_UP, S.PAUSED) == tuple(range(6))
 assert (S.A_AUTOPAUSE, S.C_CALLBACK, S.C_GONE) == (A_AUTOPAUSE, C_CALLBACK, C_GONE)
+assert (E.EV_CALL_ARRIVED, E.EV_OFFER_ANSWERED, E.EV_TICK, E.EV_CALLBACK_REQUESTED) == \
+    (EV_CALL_ARRIVED, EV_OFFER_ANSWERED, EV_TICK, EV_CALLBACK_REQUESTED)
 
 cdef int AGENT_T[6 * N_A_INPUTS]
 cdef int CALL_T[4 * N_C_INPUTS]

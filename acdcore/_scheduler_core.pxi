@@ -344,7 +344,7 @@ cdef class Scheduler:
             elif e.aux == T_RELAX:
                 _relax(self, e.idx)
             elif e.aux == T_WRAP:
-                self.out.append(_tnew(WrapUpEnded, (self.agent_ids[e.idx],)))
+                self.out.append(_act(WrapUpEnded, (self.agent_ids[e.idx],)))
                 _end_wrap(self, e.idx)
             else:
                 self.agents[e.idx].ready_stamp = 0
@@ -517,7 +517,7 @@ cdef class Scheduler:
         cr.agent = a
         self._set_agent(a, A_OFFER)
         self.agents[a].call = c
-        self.out.append(_tnew(Offer, (self.call_ids[c], self.agent_ids[a], cr.callback)))
+        self.out.append(_act3(Offer, self.call_ids[c], self.agent_ids[a], cr.callback))
         self._push_timer(self.now + self.queues[cr.queue].ring_timeout, T_RING, c,
                          cr.offer_stamp)
         return 0
@@ -537,7 +537,7 @@ cdef class Scheduler:
         for a in agents:
             self._set_agent(a, A_OFFER)
             self.agents[a].call = c
-            self.out.append(_tnew(Offer, (cid, self.agent_ids[a], cb)))
+            self.out.append(_act3(Offer, cid, self.agent_ids[a], cb))
         self._push_timer(self.now + self.queues[cr.queue].ring_timeout, T_RING, c,
                          cr.offer_stamp)
         return 0

@@ -29,7 +29,7 @@ cdef int _event(Scheduler self, int code, object ev, object call_id, object agen
                 object queue, int priority) except -1:
     skills = ()
     callback = False
-    if code == E.EV_CALL_ARRIVED:
+    if code == EV_CALL_ARRIVED:
         if ev is not None:
             call_id = ev.call_id
             queue = ev.queue
@@ -37,38 +37,38 @@ cdef int _event(Scheduler self, int code, object ev, object call_id, object agen
             skills = ev.skills
             callback = ev.callback
         _arrive(self, call_id, queue, priority, skills, callback)
-    elif code == E.EV_OFFER_ANSWERED:
+    elif code == EV_OFFER_ANSWERED:
         if ev is not None:
             call_id = ev.call_id
             agent_id = ev.agent_id
         _answered(self, call_id, agent_id)
-    elif code == E.EV_CALL_ENDED:
+    elif code == EV_CALL_ENDED:
         _ended(self, ev.call_id if ev is not None else call_id)
-    elif code == E.EV_CALL_ABANDONED:
+    elif code == EV_CALL_ABANDONED:
         _gone(self, ev.call_id if ev is not None else call_id, C_ABANDON, "caller_gone")
-    elif code == E.EV_CALL_WITHDRAWN:
+    elif code == EV_CALL_WITHDRAWN:
         _gone(self, ev.call_id if ev is not None else call_id, C_WITHDRAW, "withdrawn")
-    elif code == E.EV_OFFER_REJECTED:
+    elif code == EV_OFFER_REJECTED:
         if ev is not None:
             call_id = ev.call_id
             agent_id = ev.agent_id
         _rejected(self, call_id, agent_id)
-    elif code == E.EV_TICK:
+    elif code == EV_TICK:
         pass
     else:
-        if ev is not None and code != E.EV_CALLBACK_REQUESTED:
+        if ev is not None and code != EV_CALLBACK_REQUESTED:
             agent_id = ev.agent_id
-        if code == E.EV_AGENT_LOGGED_IN:
+        if code == EV_AGENT_LOGGED_IN:
             _login(self, agent_id)
-        elif code == E.EV_AGENT_LOGGED_OUT:
+        elif code == EV_AGENT_LOGGED_OUT:
             _logout(self, agent_id)
-        elif code == E.EV_AGENT_READY:
+        elif code == EV_AGENT_READY:
             _ready(self, agent_id)
-        elif code == E.EV_AGENT_PAUSED:
+        elif code == EV_AGENT_PAUSED:
             _pause(self, agent_id, ev.reason if ev is not None else "paused")
-        elif code == E.EV_WRAP_UP_DONE:
+        elif code == EV_WRAP_UP_DONE:
             _wrap_done(self, agent_id)
-        elif code == E.EV_CALLBACK_REQUESTED:
+        elif code == EV_CALLBACK_REQUESTED:
             _callback(self, ev.call_id if ev is not None else call_id)
         else:
             raise AcdError(f"unknown event code {code}")
@@ -76,6 +76,13 @@ cdef int _event(Scheduler self, int code, object ev, object call_id, object agen
 
 
 # -- calls --------------------------------------------------------------------
+cdef inline object _peek_slot(Scheduler self):
+    """The slot _alloc_call will return next."""
+    if self.n_free > 0:
+        return self.free_slots[self.n_free - 1]
+    return self.n_slots
+
+
 cdef int _alloc_call(Scheduler self) except -1:
     cdef CallRec* cr
     cdef int* fs
@@ -100,11 +107,24 @@ cdef int _alloc_call(Scheduler self) except -1:
 
 cdef void _free_call(Scheduler self, int c):
     del self.call_ix[self.call_ids[c]]
+    _free_slot(self, c)
+
+
+cdef void _free_slot(Scheduler self, int c):
+    """Recycle the slot of a call whose id is already out of call_ix."""
     self.call_ids[c] = None
     self.call_req[c] = None
     self.calls[c].state = C_GONE
     self.free_slots[self.n_free] = c
     self.n_free += 1
+
+
+cdef int _pop_call(Scheduler self, object call_id) except -1:
+    """Look the call up and drop its id in one dict operation."""
+    cdef object c = self.call_ix.pop(call_id, None)
+    if c is None:
+        raise UnknownCall(call_id)
+    return c
 
 
 cdef _RankBox _rank_box(Scheduler self, int qi, int prio):
@@ -118,17 +138,30 @@ cdef _RankBox _rank_box(Scheduler self, int qi, int prio):
 
 cdef int _arrive(Scheduler self, object call_id, object queue, int priority, object skills,
                  object callback) except -1:
-    if call_id in self.call_ix:
+    # One dict operation both checks for a duplicate and registers the id
+    # (undone on the rare paths where the call does not enter the queue).
+    cdef object slot = _peek_slot(self)
+    if self.call_ix.setdefault(call_id, slot) is not slot:
         raise AcdError(f"call {call_id!r} already queued")
-    cdef int qi = self._queue(queue)
+    cdef object qobj = self.queue_ix.get(queue)
+    if qobj is None:
+        del self.call_ix[call_id]
+        raise UnknownQueue(queue)
+    cdef int qi = qobj
     cdef QueueRec* q = &self.queues[qi]
     if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
-        self.out.append(_tnew(CallExited, (call_id, self.queue_names[qi], "empty")))
+        del self.call_ix[call_id]
+        self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "empty"))
         return 0
     if q.max_len and q.n_in_queue >= q.max_len:
-        self.out.append(_tnew(CallExited, (call_id, self.queue_names[qi], "full")))
+        del self.call_ix[call_id]
+        self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "full"))
         return 0
-    req = normalize(skills) if skills else ANY
+    try:
+        req = normalize(skills) if skills else ANY
+    except Exception:
+        del self.call_ix[call_id]
+        raise
     self.seq += 1
     cdef int c = _alloc_call(self)
     cdef CallRec* cr = &self.calls[c]
@@ -149,11 +182,11 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.expired = False
     cr.avoid = -1
     cr.in_queue = True
-    self.call_ix[call_id] = c
     self.call_ids[c] = call_id
     self.call_req[c] = req
     q.n_in_queue += 1
-    cr.rank_slot = rank_push(&_rank_box(self, qi, priority).r, c)
+    cr.rank = &_rank_box(self, qi, priority).r
+    cr.rank_slot = rank_push(cr.rank, c)
     if q.max_wait > 0:
         self._push_timer(self.now + q.max_wait, T_MAXWAIT, c, cr.life)
     cdef int lane = q.base_lane
@@ -199,14 +232,14 @@ cdef int _relax(Scheduler self, int c) except -1:
 cdef void _leave_queue(Scheduler self, int c):
     cdef CallRec* cr = &self.calls[c]
     self.queues[cr.queue].n_in_queue -= 1
-    rank_remove(&_rank_box(self, cr.queue, cr.prio).r, cr.rank_slot)
+    rank_remove(cr.rank, cr.rank_slot)
     cr.in_queue = False
 
 
 cdef int _exit(Scheduler self, int c, str reason) except -1:
     cdef CallRec* cr = &self.calls[c]
     cr.state = call_next(cr.state, C_EXIT)
-    self.out.append(_tnew(CallExited, (self.call_ids[c], self.queue_names[cr.queue], reason)))
+    self.out.append(_act3(CallExited, self.call_ids[c], self.queue_names[cr.queue], reason))
     _leave_queue(self, c)
     _free_call(self, c)
     return 0
@@ -219,16 +252,20 @@ cdef list _cancel_all(Scheduler self, int c, int inp, str reason):
     for a in agents:
         self._set_agent(a, inp)
         self._tombstone(a, c, reason)
-        self.out.append(_tnew(CancelOffer, (cid, self.agent_ids[a], reason)))
+        self.out.append(_act3(CancelOffer, cid, self.agent_ids[a], reason))
     return agents
 
 
 cdef int _gone(Scheduler self, object call_id, int inp, str reason) except -1:
-    cdef int c = self._call(call_id)
-    self.calls[c].state = call_next(self.calls[c].state, inp)
+    cdef int c = _pop_call(self, call_id)
+    cdef int st = self.calls[c].state
+    if CALL_T[st * N_C_INPUTS + inp] < 0:
+        self.call_ix[call_id] = c
+        call_next(st, inp)
+    self.calls[c].state = call_next(st, inp)
     cdef list agents = _cancel_all(self, c, A_CANCEL, reason)
     _leave_queue(self, c)
-    _free_call(self, c)
+    _free_slot(self, c)
     self._release(agents)
     return 0
 
@@ -252,8 +289,7 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     if ag.state != OFFERED or c < 0 or ag.call != c:
         lc = self.last_cancel[a]
         if lc is not None and lc == call_id:
-            self.out.append(_tnew(CancelOffer, (call_id, self.agent_ids[a],
-                                                self.last_cancel_reason[a])))
+            self.out.append(_act3(CancelOffer, call_id, self.agent_ids[a], self.last_cancel_reason[a]))
             return 0
         raise AcdError(f"agent {agent_id!r} has no offer of call {call_id!r}")
     cdef CallRec* cr = &self.calls[c]
@@ -269,12 +305,12 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cr.answered_at = self.now
     _leave_queue(self, c)
     cid = self.call_ids[c]
-    self.out.append(_tnew(Connect, (cid, self.agent_ids[a])))
+    self.out.append(_act2(Connect, cid, self.agent_ids[a]))
     if others:
         for x in others:
             self._set_agent(x, A_CANCEL)
             self._tombstone(x, c, "answered_elsewhere")
-            self.out.append(_tnew(CancelOffer, (cid, self.agent_ids[x], "answered_elsewhere")))
+            self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], "answered_elsewhere"))
         self._release(others)
     return 0
 
@@ -313,7 +349,7 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
     cdef int a
     cdef AgentRec* ag
     for a in agents:
-        self.out.append(_tnew(OfferTimedOut, (cid, self.agent_ids[a])))
+        self.out.append(_act2(OfferTimedOut, cid, self.agent_ids[a]))
         self._set_agent(a, A_DECLINE)
         self._tombstone(a, c, "timeout")
         ag = &self.agents[a]
@@ -322,7 +358,7 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
             self._set_agent(a, A_AUTOPAUSE)
             self.pause_reason[a] = "no_answer"
             ag.no_answers = 0
-            self.out.append(_tnew(AgentAutoPaused, (self.agent_ids[a], "no_answer")))
+            self.out.append(_act2(AgentAutoPaused, self.agent_ids[a], "no_answer"))
     if len(agents) == 1:
         cr.avoid = agents[0]
     self._offer_lost(c, agents)
@@ -330,13 +366,16 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
 
 
 cdef int _ended(Scheduler self, object call_id) except -1:
-    cdef int c = self._call(call_id)
+    cdef int c = _pop_call(self, call_id)
     cdef CallRec* cr = &self.calls[c]
+    if cr.state != C_TALKING:
+        self.call_ix[call_id] = c
+        call_next(cr.state, C_END)
     cr.state = call_next(cr.state, C_END)
     cdef int a = cr.agent
     cdef int qi = cr.queue
     cdef double answered_at = cr.answered_at
-    _free_call(self, c)
+    _free_slot(self, c)
     if a < 0:
         return 0  # the agent logged out during the call
     cdef AgentRec* ag = &self.agents[a]
@@ -389,7 +428,7 @@ cdef int _drop_offer(Scheduler self, int a, int inp, str reason) except -1:
     self._remove_offer(c, a)
     self._set_agent(a, inp)
     self._tombstone(a, c, reason)
-    self.out.append(_tnew(CancelOffer, (self.call_ids[c], self.agent_ids[a], reason)))
+    self.out.append(_act3(CancelOffer, self.call_ids[c], self.agent_ids[a], reason))
     if self.calls[c].n_offers == 0:
         self._offer_lost(c, [])
     return 0
