@@ -119,6 +119,9 @@ def _json_safe(value: object) -> object:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # a wrapper CLI passing "sipacd erlang -- --calls ..." through
+        argv = argv[1:]
     args = build_parser().parse_args(argv)
     rate = args.calls / args.interval
     variant = ServiceLevelVariant(args.variant)
