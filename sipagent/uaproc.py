@@ -67,6 +67,9 @@ import pjsua2 as pj
 
 from sipagent import tones
 
+# PJSUA_MAX_ACC as compiled by scripts/build-pjsua2; SWIG does not expose it.
+MAX_ACCOUNTS = int(os.environ.get("SIPACD_PJSUA_MAX_ACC", "32"))
+
 STATE_NAMES = {
     pj.PJSIP_INV_STATE_NULL: "NULL",
     pj.PJSIP_INV_STATE_CALLING: "CALLING",
@@ -162,6 +165,7 @@ class UACall(pj.Call):
         self.last_state: tuple[str, int] | None = None
         self.disconnected = False
         self.timers: list[asyncio.TimerHandle] = []
+        self.timers_armed = False
 
     @guarded
     def onCallState(self, prm):
@@ -173,7 +177,8 @@ class UACall(pj.Call):
             self.last_state = (state, code)
             self.ua.emit(ev="state", call=self.name, state=state, code=code,
                          reason=ci.lastReason)
-        if state == "CONFIRMED" and self.hangup_after is not None:
+        if state == "CONFIRMED" and self.hangup_after is not None and not self.timers_armed:
+            self.timers_armed = True
             self.timers.append(self.ua.loop.call_later(
                 self.hangup_after, self.ua.hangup_call, self.name, None))
         if state == "DISCONNECTED":
@@ -212,7 +217,8 @@ class UACall(pj.Call):
 
 
 class UserAgent:
-    def __init__(self, ip: str, port: int, log_level: int, rtp_port: int):
+    def __init__(self, ip: str, port: int, log_level: int, rtp_port: int, max_calls: int = 64):
+        self.max_calls = max_calls
         self.ip = ip
         self.port = port
         self.log_level = log_level
@@ -249,7 +255,7 @@ class UserAgent:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 64
+        cfg.uaConfig.maxCalls = self.max_calls
         cfg.uaConfig.userAgent = "sipacd-uaproc"
         # The writer only sees entries at or below consoleLevel.
         self.log_writer = PjLog()
@@ -290,13 +296,25 @@ class UserAgent:
         cfg.mediaConfig.transportConfig.port = self.rtp_port
         cfg.mediaConfig.transportConfig.boundAddress = self.ip
         acc = UserAccount(self, user)
-        acc.create(cfg, default)
+        try:
+            acc.create(cfg, default)
+        except pj.Error as e:
+            # Typically PJSUA_MAX_ACC (32 in scripts/build-pjsua2): spread
+            # many caller identities over several UA processes.
+            raise RuntimeError(f"cannot create account {user!r} "
+                               f"(have {len(self.accounts) + 1}): {e.info()}") from None
         return acc
 
     def account(self, user: str | None) -> UserAccount:
         if not user or user == "*":
             return self.default_account
         if user not in self.accounts:
+            if len(self.accounts) + 1 >= MAX_ACCOUNTS:
+                # pjsua_acc_add() asserts (aborting the process) past its
+                # table size instead of returning an error.
+                raise RuntimeError(
+                    f"account limit: {MAX_ACCOUNTS} per process incl. the default "
+                    f"(PJSUA_MAX_ACC); use another UA process for more caller ids")
             self.accounts[user] = self._create_account(user)
         return self.accounts[user]
 
@@ -462,8 +480,8 @@ class UserAgent:
     def cmd_auto_answer(self, user: str = "*", after: float = 0.0, code: int | None = 200,
                         tone: float | None = None, record: str | None = None,
                         hangup_after: float | None = None) -> None:
-        if user != "*":
-            self.account(user)
+        # No account is needed to receive: the rule is matched on the To
+        # user, and accounts are a scarce compile-time resource.
         self.rules[user] = AnswerRule(after, code, tone, record, hangup_after)
 
     def cmd_answer(self, call: str, code: int = 200, tone: float | None = None,
@@ -535,7 +553,7 @@ def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
 
 async def main_async(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
-    ua = UserAgent(args.ip, args.port, args.log_level, args.rtp_port)
+    ua = UserAgent(args.ip, args.port, args.log_level, args.rtp_port, args.max_calls)
     try:
         ua.start()
     except Exception as e:
@@ -575,8 +593,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ip", default="127.0.0.1", help="address to bind and advertise")
     ap.add_argument("--rtp-port", type=int, default=4000,
                     help="first RTP port to try (pjsua steps by 2 past busy ones)")
+    ap.add_argument("--max-calls", type=int, default=64,
+                    help="concurrent calls (the build allows up to 1024)")
     ap.add_argument("--log-level", type=int, default=3, help="pjsip log level 0-5")
     args = ap.parse_args(argv)
+    # pjlib logs to fd 1 from libCreate() until our LogWriter is installed,
+    # and any C code may printf. Keep stdout for JSON events only: events get
+    # a private copy of fd 1, and fd 1 itself now points at stderr.
+    events_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(events_fd, "w", buffering=1)
     return asyncio.run(main_async(args))
 
 

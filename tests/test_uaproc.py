@@ -8,13 +8,14 @@ side recorded), DTMF both ways of signalling it, and rejections.
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
 
 import baresip as baresip_mod
 from sipagent import tones
-from sipua import UA
+from sipua import UA, UAError
 
 TOLERANCE_HZ = 15
 # Long enough for a clean spectrum after skipping jitter-buffer fill.
@@ -149,6 +150,15 @@ def test_quit_mid_call_still_finalizes_the_recording(ua_pair, workdir):
     assert rec, b.events()
     assert tones.duration(rec[0]["path"]) > 0.3  # header says the real length
     a.wait_state("c1", "DISCONNECTED", 5)
+
+
+@pytest.mark.sip
+def test_port_in_use_fails_fast_with_the_reason(ports, workdir):
+    port = ports()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", port))
+        with pytest.raises(UAError, match="Address already in use"):
+            UA(port, log_dir=workdir)
 
 
 @pytest.mark.sip
