@@ -636,9 +636,10 @@ cdef class Scheduler:
         return _handle(self, code, ev.t, ev, None, None, None, 0)
 
     def handle_raw(self, int code, double t, call_id=None, agent_id=None, ev=None,
-                   queue=None, int priority=0):
-        """``handle`` without an event object.  ``ev`` (optional) supplies the
-        rarer fields: skills, callback, pause/withdraw reason, busy."""
+                   queue=None, int priority=0, /):
+        """``handle`` without an event object (arguments are positional only:
+        cheaper to parse).  ``ev`` (optional) supplies the rarer fields:
+        skills, callback, pause/withdraw reason, busy."""
         return _handle(self, code, t, ev, call_id, agent_id, queue, priority)
 
     # -- read-only queries (bodies in _scheduler_queries.pxi) -------------------

@@ -113,7 +113,8 @@ cdef void _free_call(Scheduler self, int c):
 cdef void _free_slot(Scheduler self, int c):
     """Recycle the slot of a call whose id is already out of call_ix."""
     self.call_ids[c] = None
-    self.call_req[c] = None
+    if self.calls[c].has_req:
+        self.call_req[c] = None
     self.calls[c].state = C_GONE
     self.free_slots[self.n_free] = c
     self.n_free += 1
@@ -183,7 +184,8 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.avoid = -1
     cr.in_queue = True
     self.call_ids[c] = call_id
-    self.call_req[c] = req
+    if cr.has_req:
+        self.call_req[c] = req
     q.n_in_queue += 1
     cr.rank = &_rank_box(self, qi, priority).r
     cr.rank_slot = rank_push(cr.rank, c)

@@ -125,9 +125,11 @@ class ReferenceScheduler:
                                getattr(ev, "agent_id", None), ev)
 
     def handle_raw(self, code: int, t: float, call_id=None, agent_id=None, ev=None,
-                   queue=None, priority: int = 0) -> list:
-        """``handle`` without an event object.  ``ev`` (optional) supplies the
-        rarer fields: skills, callback, pause/withdraw reason, busy."""
+                   queue=None, priority: int = 0, /) -> list:
+        """``handle`` without an event object, for hot loops (simulator,
+        benchmark).  Positional only: ``(code, t, call_id, agent_id, ev, queue,
+        priority)`` with ``code`` one of ``events.EV_*``; ``ev`` (optional)
+        supplies the rarer fields: skills, callback, pause/withdraw reason."""
         self._out = out = []
         self._fire_due(t)
         if t > self._now:
