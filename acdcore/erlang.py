@@ -193,8 +193,6 @@ class ErlangA(QueueModel):
 
     def __post_init__(self) -> None:
         _check(self.agents, self.arrival_rate, self.aht)
-        if self.agents < 1:
-            raise ValueError("Erlang A needs at least one agent")
         if not (self.patience > 0 and math.isfinite(self.patience)):
             raise ValueError(f"patience must be finite and > 0, got {self.patience}")
 
@@ -298,8 +296,8 @@ class ErlangA(QueueModel):
 
 
 def _check(agents: int, arrival_rate: float, aht: float) -> None:
-    if agents < 0:
-        raise ValueError(f"agents must be >= 0, got {agents}")
+    if agents < 1:
+        raise ValueError(f"need at least one agent, got {agents}")
     if not (arrival_rate >= 0 and math.isfinite(arrival_rate)):
         raise ValueError(f"arrival rate must be finite and >= 0, got {arrival_rate}")
     if not (aht > 0 and math.isfinite(aht)):

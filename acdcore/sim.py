@@ -10,9 +10,9 @@ Theory of operation
 * Every random number is drawn up front with numpy's ``Generator`` (seeded):
   Poisson arrival times split over the queues by rate, handle times
   (exponential or lognormal with a given mean and CV) and exponential
-  patience.  The per-call loop
-  then only indexes arrays; draws are the same whatever the scheduler does,
-  which makes runs with different strategies paired comparisons.
+  patience.  The per-call loop then only indexes arrays; draws are the same
+  whatever the scheduler does, which makes runs with different strategies
+  paired comparisons.
 * Arrivals are pre-sorted, so they need no heap; a heap holds everything
   else: patience expiry, answer after the configured ring delay, end of
   talk, shift logins and logouts.  Stale heap entries (the patience of a
@@ -70,7 +70,7 @@ class QueueLoad:
 class Shift:
     """One agent's working time and the queues it serves (None: every queue)."""
 
-    agent_id: str
+    agent_id: str                       # a label; the scheduler knows agents by index
     login: float = 0.0
     logout: float = math.inf
     queues: tuple[str, ...] | None = None
@@ -86,6 +86,12 @@ class Scenario:
     warmup: float = 0.0                 # seconds; calls arriving earlier are not counted
     service_thresholds: tuple[float, ...] = (20.0,)
     short_abandon: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.queues:
+            raise ValueError("a scenario needs at least one queue")
+        if self.calls < 1 or self.answer_delay < 0 or self.warmup < 0:
+            raise ValueError("calls must be >= 1, answer_delay and warmup >= 0")
 
     def shifts(self) -> tuple[Shift, ...]:
         if isinstance(self.agents, int):

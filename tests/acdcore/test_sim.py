@@ -187,6 +187,10 @@ def test_bad_scenarios_are_rejected():
         QueueLoad("q", 1.0, 60.0, handle="uniform")
     with pytest.raises(ValueError):
         simulate(_small(), engine="turbo")
+    with pytest.raises(ValueError):
+        _small(calls=0)
+    with pytest.raises(ValueError):
+        _small(answer_delay=-1.0)
 
 
 def test_summary_is_json_ready():
