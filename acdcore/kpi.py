@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from acdcore.service_level import ServiceLevelVariant, service_level
 
-__all__ = ["WaitTally", "QueueTally", "OccupancyMeter"]
+__all__ = ["WaitTally", "QueueTally", "KpiWindow", "OccupancyMeter"]
 
 
 class WaitTally:
@@ -213,6 +213,56 @@ class QueueTally:
         self.handled += sign * other.handled
         self.talk_sum += sign * other.talk_sum
         self.wrap_up_sum += sign * other.wrap_up_sum
+
+
+class KpiWindow:
+    """A queue's KPIs over the last ``span`` seconds, for live gauges.
+
+    A ring of per-slot tallies: record into ``at(t)``, read ``total(t)``.
+    Slots older than the span fall out whole, so the window moves in steps
+    of ``span / slots`` (the price of O(1) recording; 15 one-minute slots
+    give a 15-minute SL that is at most a minute stale at its trailing edge).
+    """
+
+    __slots__ = ("span", "width", "n_slots", "service_thresholds", "short_abandon", "_slots")
+
+    def __init__(self, span: float = 900.0, slots: int = 15,
+                 service_thresholds: Iterable[float] = (20.0,), short_abandon: float = 5.0) -> None:
+        if span <= 0 or slots < 1:
+            raise ValueError(f"need span > 0 and slots >= 1, got {span}, {slots}")
+        self.span = float(span)
+        self.n_slots = int(slots)
+        self.width = self.span / self.n_slots
+        self.service_thresholds = tuple(service_thresholds)
+        self.short_abandon = short_abandon
+        self._slots: deque[tuple[int, QueueTally]] = deque()
+
+    def _new(self) -> QueueTally:
+        return QueueTally(self.service_thresholds, self.short_abandon)
+
+    def _expire(self, k: int) -> None:
+        while self._slots and self._slots[0][0] <= k - self.n_slots:
+            self._slots.popleft()
+
+    def at(self, t: float) -> QueueTally:
+        """The tally to record an event at time t into."""
+        k = math.floor(t / self.width)
+        if self._slots and k <= self._slots[-1][0]:
+            # Same slot, or a timestamp a little in the past (clock jitter
+            # between threads): it still belongs to the newest slot.
+            return self._slots[-1][1]
+        self._expire(k)
+        tally = self._new()
+        self._slots.append((k, tally))
+        return tally
+
+    def total(self, t: float) -> QueueTally:
+        """A fresh tally summing the slots still inside the window at time t."""
+        self._expire(math.floor(t / self.width))
+        out = self._new()
+        for _, tally in self._slots:
+            out += tally
+        return out
 
 
 class OccupancyMeter:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from acdcore.kpi import OccupancyMeter, QueueTally, WaitTally
+from acdcore.kpi import KpiWindow, OccupancyMeter, QueueTally, WaitTally
 from acdcore.service_level import ServiceLevelVariant as V
 from acdcore.service_level import service_level
 
@@ -103,3 +103,21 @@ def test_occupancy_meter():
         m.change(5, busy=1)
     with pytest.raises(ValueError):
         m.change(2000, busy=-1)
+
+
+def test_kpi_window_slides_in_slot_steps():
+    w = KpiWindow(span=60, slots=6, service_thresholds=(20,))   # 10 s slots
+    w.at(0).call_offered()
+    w.at(0).call_answered(3)
+    w.at(15).call_offered()
+    w.at(15).call_abandoned(30)
+    w.at(14).call_offered()         # a little in the past: newest slot, not an error
+    assert w.total(59).offered == 3
+    assert w.total(59).service_level(20) == pytest.approx(1 / 2)
+    assert w.total(60).offered == 2          # slot [0, 10) fell out
+    assert w.total(60).answered.count == 0
+    assert w.total(125).offered == 0         # everything fell out
+    w.at(200).call_offered()
+    assert w.total(200).offered == 1
+    with pytest.raises(ValueError):
+        KpiWindow(span=0)
