@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import errno
-import importlib.util
 import os
 import random
 import socket
@@ -32,9 +31,21 @@ if _REPO not in sys.path:
 PORT_RANGE = (20100, 32000)
 LOCK_DIR = Path(os.environ.get("SIPACD_PORT_LOCKS", "/tmp/sipacd-port-locks"))
 
-PJSUA2_AVAILABLE = importlib.util.find_spec("pjsua2") is not None
-PJSUA2_SKIP_REASON = ("pjsua2 is not importable: build it into the virtualenv "
-                      "with scripts/build-pjsua2")
+
+def _pjsua2_problem() -> str | None:
+    # A real import, not find_spec: a build with a bad RUNPATH is found but
+    # fails to load libpjsua.so, and that should skip too, with the reason.
+    try:
+        import pjsua2  # noqa: F401
+    except Exception as e:  # ImportError, OSError from the loader
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+_PJSUA2_PROBLEM = _pjsua2_problem()
+PJSUA2_AVAILABLE = _PJSUA2_PROBLEM is None
+PJSUA2_SKIP_REASON = (f"pjsua2 is not importable ({_PJSUA2_PROBLEM}): build it into "
+                      "the virtualenv with scripts/build-pjsua2")
 
 
 def _pid_alive(pid: int) -> bool:
