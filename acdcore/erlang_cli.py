@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from acdcore.service_level import ServiceLevelVariant
 from acdcore.staffing import StaffingPrediction, agents_required, predict
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "json_safe"]
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -107,14 +107,14 @@ def _table(rows: list[StaffingPrediction], required: int, model: str, args: argp
     return "\n".join(lines)
 
 
-def _json_safe(value: object) -> object:
+def json_safe(value: object) -> object:
     """JSON has no inf/NaN: an unstable queue's ASA becomes null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [predict(n, rate, args.aht, args.within, args.patience, variant, args.short_abandon)
             for n in range(low, best.agents + max(0, args.around) + 1)]
     if args.json:
-        print(json.dumps(_json_safe({
+        print(json.dumps(json_safe({
             "model": "erlang_a" if args.patience is not None else "erlang_c",
             "calls": args.calls, "interval_seconds": args.interval, "aht_seconds": args.aht,
             "patience_seconds": args.patience, "target": args.target, "threshold_seconds": args.within,

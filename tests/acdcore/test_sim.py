@@ -200,3 +200,18 @@ def test_summary_is_json_ready():
     text = json.dumps(summary)
     assert '"offered": 500' in text
     assert math.isfinite(summary["calls_per_second"])
+
+
+def test_simulate_cli(capsys):
+    import json
+
+    from acdcore.sim_cli import main
+
+    assert main(["--calls-per-hour", "2880", "--aht", "60", "--patience", "120", "--agents", "50",
+                 "--calls", "20000", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["erlang"]["P(abandon)"] == pytest.approx(0.0309, abs=1e-4)
+    assert doc["simulated"]["queues"]["q"]["abandon_rate"] == pytest.approx(0.0309, abs=0.01)
+    assert main(["--calls-per-hour", "200", "--aht", "180", "--agents", "14", "--calls", "2000"]) == 0
+    assert "SL(20s) offered" in capsys.readouterr().out
+    assert main(["--calls-per-hour", "0", "--aht", "180", "--agents", "14"]) == 2
