@@ -134,6 +134,9 @@ class QueueModel:
         variant: ServiceLevelVariant = ServiceLevelVariant.OFFERED,
         short_abandon: float = 5.0,
     ) -> float:
+        """Steady-state SL in the given variant (default: answered within T
+        over all offered calls).  Erlang C has no abandons, so its four
+        variants coincide."""
         return service_level(
             variant,
             answered=self.p_answered,

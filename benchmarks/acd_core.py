@@ -46,6 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acdcore import events as E  # noqa: E402
+from acdcore.erlang_cli import json_safe  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from acd_trace import Trace, config_for, record  # noqa: E402
@@ -420,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     res["simulator"] = bench_simulator(args)
     res["targets"] = targets(res)
     if args.json:
-        print(json.dumps(res, indent=2, default=float))
+        print(json.dumps(json_safe(res), indent=2, allow_nan=False))
     else:
         print(table(res))
     return 0
