@@ -13,18 +13,21 @@ How it measures
    engines must emit identical actions for identical events, so the
    recorded trace is valid for both; the digests of their action streams
    are compared as a free differential check.  The reference replays a
-   prefix (it is ~tens of times slower); the ratio is taken on that same
-   prefix.
+   prefix (``--reference-events``; it is much slower); the speedup is taken
+   on that same prefix.
 3. events/s = events / wall time of a replay loop that does nothing but
-   call ``handle_raw`` (loop overhead included, no per-event timer).
+   call ``handle_raw`` (loop overhead included and reported separately,
+   no per-event timer), median of ``--repeat`` replays.
    Latency p50/p99 come from a second replay with ``perf_counter_ns``
    around *each* call; the timer's own cost is measured and reported, not
    subtracted.
 4. Memory per waiting call = RSS growth (and, separately, tracemalloc
    growth) while the fill phase adds the waiting calls, divided by their
-   number.  RSS sees C allocations tracemalloc cannot.
-5. The simulator: simulated calls per second on the Erlang A reference
-   case, and both KPI.md reference cases checked against their tolerances.
+   number, in a fresh interpreter.  RSS sees C allocations tracemalloc
+   cannot; it also sees allocator slack, so it is an upper bound.
+5. The simulator (acdcore.sim through the real scheduler): simulated calls
+   per second on both KPI.md reference cases, each checked against KPI.md's
+   single-run tolerances at 200,000 calls.
 
 Quote medians and ratios from one run; absolute times on shared 2-core
 machines drift (DESIGN.md).
