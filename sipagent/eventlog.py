@@ -1,0 +1,426 @@
+"""The durable event log: queue and agent events, call records, survey answers.
+
+One SQLite file (WAL, ``synchronous=NORMAL``) in the data directory.  The
+log is append-only facts, readable like Asterisk's queue_log; ``report``
+derives every KPI from it alone, so what was logged is what was measured.
+
+Event kinds
+-----------
+Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
+
+``ENTER``               the call entered ``queue`` (counts as offered).
+                        ``position``: its place on entry, 1 = head.
+``OFFER``               ``agent``'s phone starts ringing with the call.
+``RINGNOANSWER``        the offer to ``agent`` ended unanswered; ``reason``:
+                        ``ring_timeout``, ``rejected``, ``busy``, or a cancel
+                        reason of the core (``answered_elsewhere``...).
+``CONNECT``             ``agent`` answered; ``wait`` = seconds since ENTER
+                        (the value the answer-wait histogram observed).
+``COMPLETE_CALLER``     the connected call ended, the caller hung up first.
+``COMPLETE_AGENT``      the connected call ended, the agent hung up first.
+``ABANDON``             the caller hung up while waiting; ``wait``, and
+                        ``position`` at hang-up.
+``EXIT``                the call left the queue unanswered for ``reason``:
+                        ``timeout``, ``full``, ``empty`` (no agents),
+                        ``exit_key``, ``voicemail``, ``callback``,
+                        ``shutdown``...; ``wait`` as for ABANDON.
+``TRANSFER``            ``agent`` transferred the connected call; ``data``
+                        says where.  A transfer into another queue is a new
+                        ENTER there (offered again, as in app_queue).
+``CALLBACK_REQUESTED``  the caller asked to be called back.  Informational:
+                        the caller also leaves with EXIT ``callback``.
+``CALLBACK_ATTEMPT``    the engine dials the customer back (``agent`` if one
+                        is already on the line).
+``CALLBACK_CONNECTED``  the customer answered the callback.
+
+Every ENTER ends in exactly one CONNECT, ABANDON or EXIT (KPI.md's
+"answered, abandoned, or exited with a reason").  CONNECT, COMPLETE_*,
+OFFER and RINGNOANSWER need ``agent``.
+
+Agent side (``agent_event``; ``queue`` only when the event is about one
+queue, e.g. a per-queue login):
+
+``LOGIN`` (the agent is available, as in the core), ``LOGOUT``, ``READY``,
+``PAUSE`` (``reason``), ``UNPAUSE``, ``WRAPUP_START`` (``call_id`` of the
+call whose after-call work this is), ``WRAPUP_END``.
+
+Why a writer thread
+-------------------
+A commit costs little in WAL with synchronous=NORMAL, but a checkpoint
+fsyncs, and that can stall for tens of milliseconds on a busy disk.  The
+loop thread therefore only validates a row and appends it to a list; a
+writer thread commits the list every ``flush_interval`` seconds or every
+``flush_rows`` rows, in one transaction.  A crash loses the rows of the
+last half second, never part of a batch: SQLite commits a transaction
+whole or not at all.  Only plain values cross the thread (``data`` is
+serialised to JSON before it is queued), never an object of the caller.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+__all__ = ["EventLog", "QUEUE_EVENT_KINDS", "AGENT_EVENT_KINDS", "SCHEMA_VERSION",
+           "EVENT_LOG_FILE", "event_log_path"]
+
+log = structlog.get_logger("sipagent.eventlog")
+
+QUEUE_EVENT_KINDS = frozenset({
+    "ENTER", "OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER", "COMPLETE_AGENT",
+    "ABANDON", "EXIT", "TRANSFER", "CALLBACK_REQUESTED", "CALLBACK_ATTEMPT",
+    "CALLBACK_CONNECTED",
+})
+AGENT_EVENT_KINDS = frozenset({
+    "LOGIN", "LOGOUT", "READY", "PAUSE", "UNPAUSE", "WRAPUP_START", "WRAPUP_END",
+})
+_NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
+                          "COMPLETE_AGENT"})
+_NEEDS_REASON = frozenset({"EXIT"})
+
+CALL_RECORD_FIELDS = ("start", "answer", "end", "caller", "called", "queue", "agent",
+                      "outcome", "wait", "talk", "wrap_up", "hangup_side")
+
+#: The file name inside the data directory.  Its own file, so that its
+#: ``user_version`` belongs to this schema alone.
+EVENT_LOG_FILE = "events.sqlite3"
+
+
+def event_log_path(data_dir: str | Path) -> Path:
+    return Path(data_dir) / EVENT_LOG_FILE
+
+
+# Migration i takes a database from user_version i to i + 1.  Each runs in
+# one transaction together with its user_version bump, so a crash during a
+# migration leaves the old version, never half a schema.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE event (
+            id       INTEGER PRIMARY KEY,   -- emission order; breaks ties in t
+            t        REAL NOT NULL,         -- wall clock, epoch seconds
+            kind     TEXT NOT NULL,
+            queue    TEXT,
+            call_id  TEXT,
+            agent    TEXT,
+            wait     REAL,
+            position INTEGER,
+            reason   TEXT,
+            data     TEXT                   -- a JSON object, or NULL
+        )""",
+        "CREATE INDEX event_t ON event (t)",
+        "CREATE INDEX event_call ON event (call_id, t)",
+        "CREATE INDEX event_agent ON event (agent, t)",
+        """CREATE TABLE call_record (
+            call_id     TEXT PRIMARY KEY,
+            start       REAL,
+            answer      REAL,
+            "end"       REAL,
+            caller      TEXT,
+            called      TEXT,
+            queue       TEXT,
+            agent       TEXT,
+            outcome     TEXT,
+            wait        REAL,
+            talk        REAL,
+            wrap_up     REAL,
+            hangup_side TEXT,
+            updated     REAL NOT NULL
+        )""",
+        "CREATE INDEX call_record_start ON call_record (start)",
+        """CREATE TABLE survey_answer (
+            id      INTEGER PRIMARY KEY,
+            t       REAL NOT NULL,
+            call_id TEXT NOT NULL,
+            queue   TEXT,
+            score   INTEGER NOT NULL,
+            scale   INTEGER NOT NULL
+        )""",
+        "CREATE INDEX survey_answer_t ON survey_answer (t)",
+        "PRAGMA user_version = 1",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_INSERT_EVENT = ("INSERT INTO event (t, kind, queue, call_id, agent, wait, position, reason, data)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# One constant statement for every upsert: a field passed as NULL keeps its
+# stored value, so each moment of a call fills in what it knows.
+_UPSERT_CALL = (
+    'INSERT INTO call_record (call_id, start, answer, "end", caller, called, queue, agent,'
+    ' outcome, wait, talk, wrap_up, hangup_side, updated)'
+    ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+    ' ON CONFLICT (call_id) DO UPDATE SET'
+    ' start = COALESCE(excluded.start, start), answer = COALESCE(excluded.answer, answer),'
+    ' "end" = COALESCE(excluded."end", "end"), caller = COALESCE(excluded.caller, caller),'
+    ' called = COALESCE(excluded.called, called), queue = COALESCE(excluded.queue, queue),'
+    ' agent = COALESCE(excluded.agent, agent), outcome = COALESCE(excluded.outcome, outcome),'
+    ' wait = COALESCE(excluded.wait, wait), talk = COALESCE(excluded.talk, talk),'
+    ' wrap_up = COALESCE(excluded.wrap_up, wrap_up),'
+    ' hangup_side = COALESCE(excluded.hangup_side, hangup_side), updated = excluded.updated'
+)
+_INSERT_SURVEY = ("INSERT INTO survey_answer (t, call_id, queue, score, scale)"
+                  " VALUES (?, ?, ?, ?, ?)")
+
+
+class SchemaTooNew(RuntimeError):
+    """The file was written by a newer sipacd; migrating down would lose data."""
+
+
+def connect(path: str | Path, *, busy_timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection in WAL mode with the schema up to date (used by the writer and by tests)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                           timeout=busy_timeout)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise sqlite3.OperationalError(f"{path}: cannot use WAL mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: str | Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")  # two processes opening a new file: one migrates
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(f"{path}: event log schema {version} is newer than this "
+                               f"sipacd understands ({SCHEMA_VERSION})")
+        for statements in _MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def read_only(path: str | Path) -> sqlite3.Connection:
+    """A reader's connection: never creates the file, never writes."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no event log at {p}")
+    conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise SchemaTooNew(f"{p}: event log schema {version} is newer than {SCHEMA_VERSION}")
+    return conn
+
+
+def _opt_str(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _req_str(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
+    return value
+
+
+def _opt_float(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    f = float(value)
+    if math.isnan(f):
+        raise ValueError(f"{name} is NaN")
+    return f
+
+
+def _time(value: Any) -> float:
+    t = float(value)
+    if not math.isfinite(t):
+        raise ValueError(f"t_wall must be finite, got {value!r}")
+    return t
+
+
+class EventLog:
+    """The writer of the log.  Every method returns at once; see the module doc."""
+
+    def __init__(self, path: str | Path, *, flush_interval: float = 0.5, flush_rows: int = 200,
+                 busy_timeout: float = 5.0, max_pending: int = 200_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.flush_interval = float(flush_interval)
+        self.flush_rows = int(flush_rows)
+        self.max_pending = int(max_pending)
+        self.dropped = 0            # rows given up on (bad row, or backlog over max_pending)
+        self._conn = connect(self.path, busy_timeout=busy_timeout)
+        self._pending: list[tuple[str, tuple]] = []
+        self._queued = 0            # rows ever queued
+        self._written = 0           # rows ever committed (or dropped): flush() waits on it
+        self._closing = False
+        self._flush_wanted = False
+        self._cond = threading.Condition()
+        self._writer = threading.Thread(target=self._write_loop, name="eventlog-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    # -- what the runtime calls -------------------------------------------------
+    def queue_event(self, t_wall: float, queue: str, call_id: str, kind: str, agent: str | None = None,
+                    wait: float | None = None, position: int | None = None,
+                    reason: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+        if kind not in QUEUE_EVENT_KINDS:
+            raise ValueError(f"unknown queue event kind {kind!r}")
+        if kind in _NEEDS_AGENT and not agent:
+            raise ValueError(f"{kind} needs the agent")
+        if kind in _NEEDS_REASON and not reason:
+            raise ValueError(f"{kind} needs a reason")
+        row = (_time(t_wall), kind, _req_str("queue", queue), _req_str("call_id", call_id),
+               _opt_str("agent", agent), _opt_float("wait", wait),
+               None if position is None else int(position), _opt_str("reason", reason),
+               None if data is None else json.dumps(dict(data), default=str,
+                                                     ensure_ascii=False))
+        self._queue(_INSERT_EVENT, row)
+
+    def agent_event(self, t_wall: float, agent: str, kind: str, queue: str | None = None,
+                    reason: str | None = None, call_id: str | None = None) -> None:
+        if kind not in AGENT_EVENT_KINDS:
+            raise ValueError(f"unknown agent event kind {kind!r}")
+        row = (_time(t_wall), kind, _opt_str("queue", queue), _opt_str("call_id", call_id),
+               _req_str("agent", agent), None, None, _opt_str("reason", reason), None)
+        self._queue(_INSERT_EVENT, row)
+
+    def call_record(self, call_id: str, *, start: float | None = None, answer: float | None = None,
+                    end: float | None = None, caller: str | None = None,
+                    called: str | None = None, queue: str | None = None,
+                    agent: str | None = None, outcome: str | None = None,
+                    wait: float | None = None, talk: float | None = None,
+                    wrap_up: float | None = None, hangup_side: str | None = None,
+                    t_wall: float | None = None) -> None:
+        """Create or complete the call's record; fields left None keep their value."""
+        row = (_req_str("call_id", call_id), _opt_float("start", start),
+               _opt_float("answer", answer), _opt_float("end", end),
+               _opt_str("caller", caller), _opt_str("called", called),
+               _opt_str("queue", queue), _opt_str("agent", agent),
+               _opt_str("outcome", outcome), _opt_float("wait", wait),
+               _opt_float("talk", talk), _opt_float("wrap_up", wrap_up),
+               _opt_str("hangup_side", hangup_side),
+               time.time() if t_wall is None else _time(t_wall))
+        self._queue(_UPSERT_CALL, row)
+
+    def survey_answer(self, call_id: str, score: int, scale: int, *, t_wall: float | None = None,
+                      queue: str | None = None) -> None:
+        """A post-call survey answer, ``score`` in 1..``scale``."""
+        score, scale = int(score), int(scale)
+        if scale < 2 or not 1 <= score <= scale:
+            raise ValueError(f"survey score {score} is not in 1..{scale}")
+        row = (time.time() if t_wall is None else _time(t_wall), _req_str("call_id", call_id),
+               _opt_str("queue", queue), score, scale)
+        self._queue(_INSERT_SURVEY, row)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Block until everything queued so far is committed; False on timeout."""
+        with self._cond:
+            target = self._queued
+            self._flush_wanted = True
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: self._written >= target or not self._writer.is_alive(),
+                                       timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        self._writer.join()
+        try:
+            # Fold the WAL back so the file is whole on its own (backups, copies).
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.warning("event log checkpoint failed", error=str(exc))
+        self._conn.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread --------------------------------------------------------
+    def _queue(self, sql: str, row: tuple) -> None:
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("event log is closed")
+            self._pending.append((sql, row))
+            self._queued += 1
+            if len(self._pending) > self.max_pending:
+                # The disk has been failing for a long while: keep the newest.
+                del self._pending[0]
+                self.dropped += 1
+                self._written += 1
+            if len(self._pending) >= self.flush_rows:
+                self._cond.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closing or self._flush_wanted
+                                    or len(self._pending) >= self.flush_rows,
+                                    self.flush_interval)
+                batch, self._pending = self._pending, []
+                self._flush_wanted = False
+                closing = self._closing
+            retry = self._commit(batch) if batch else []
+            with self._cond:
+                self._written += len(batch) - len(retry)
+                self._pending[:0] = retry
+                if retry and closing:
+                    log.error("event log closed with rows unwritten", rows=len(self._pending))
+                    self.dropped += len(self._pending)
+                    self._written += len(self._pending)
+                    self._pending.clear()
+                self._cond.notify_all()
+                if closing and not self._pending:
+                    return
+            if retry:
+                time.sleep(self.flush_interval)
+
+    def _commit(self, batch: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
+        """Write one batch in one transaction; returns the rows to retry later."""
+        try:
+            self._write(batch)
+            return []
+        except sqlite3.OperationalError as exc:   # locked, disk full, I/O: try again later
+            log.error("event log write failed, will retry", error=str(exc), rows=len(batch))
+            return batch
+        except sqlite3.Error:
+            pass
+        # A row SQLite refuses (the checks above should make this impossible).
+        # Write the others one by one so one bad row does not sink its batch.
+        for i, item in enumerate(batch):
+            try:
+                self._write([item])
+            except sqlite3.OperationalError:
+                return batch[i:]
+            except sqlite3.Error as exc:
+                log.error("event log row dropped", error=str(exc), row=repr(item[1])[:200])
+                with self._cond:
+                    self.dropped += 1
+        return []
+
+    def _write(self, batch: list[tuple[str, tuple]]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            for sql, row in batch:
+                conn.execute(sql, row)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
