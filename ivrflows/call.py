@@ -1,13 +1,33 @@
 """The verbs a flow may use on a call.
 
 This Protocol is the whole contract between flows and the engine.  The SIP
-engine implements it on a real call; a fake implements it for tests.  Keep
-it small: every verb here is one a flow author reaches for on a real IVR.
+engine implements it on a real call (``sipagent.sipcall.SipCall``); the test
+kit implements it on a fake (``ivrflows.testing``).  Keep it small: every
+verb here is one a flow author reaches for on a real IVR.
+
+Rules every implementation follows, so a flow behaves the same on both:
+
+- Every awaitable verb raises :class:`CallerHangup` once the caller is gone,
+  whether they hung up before or during the verb.  One exception, on
+  purpose: :meth:`Call.record` returns normally when the caller hangs up
+  *while recording*, because hanging up is how most callers finish a
+  voicemail; the next verb raises.
+- After the flow's own :meth:`Call.hangup`, or a :meth:`Call.transfer` that
+  succeeded, the call is no longer the flow's: further verbs raise
+  :class:`CallerHangup` too, so ``finally`` blocks are the place for clean-up.
+- Prompt names are resolved in :attr:`Call.language`.  A name ending in
+  ``.wav`` is a file path and is played as it is.
+- Keys pressed while nobody listens are kept, in order, for the next verb
+  that listens (type-ahead): a caller who knows the menus may press ``1 2``
+  during the first prompt and land two levels down.
+- :meth:`Call.gather` retries by one shared policy, :func:`gather_with_tries`,
+  so the fake and the real call cannot drift apart.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Awaitable, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 
 class CallerHangup(Exception):
@@ -35,6 +55,26 @@ class QueueOutcome:
         return self.result == "answered"
 
 
+RecordingEnd = Literal["terminator", "silence", "max_length", "hangup"]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A finished recording: ``path`` is a complete 8 kHz mono WAV file (it
+    was written under a temporary name and renamed), never half a file."""
+    path: str
+    duration: float          # seconds of audio in the file
+    ended_by: RecordingEnd
+
+    @property
+    def empty(self) -> bool:
+        # Under a second is a caller who hung up at the beep, not a message.
+        return self.duration < 1.0
+
+
+Prompt = str | Sequence[str]
+
+
 @runtime_checkable
 class Call(Protocol):
     call_id: str
@@ -42,25 +82,131 @@ class Call(Protocol):
     called: str          # the dialled number (user part of the request URI / To)
     headers: Mapping[str, str]   # headers of the INVITE, names as received
     vars: dict[str, str]         # call variables; travel with the call to agents
+    language: str                # prompt set and TTS voice; a flow may change it
 
+    # -- the line ---------------------------------------------------------------------
     async def answer(self, *, early_media: bool = False) -> None:
         """Answer (200), or with ``early_media`` send 183 and play before answering."""
 
-    async def hangup(self, cause: int = 200) -> None: ...
+    async def hangup(self, cause: int = 200) -> None:
+        """End the call.  Before the answer ``cause`` is the SIP final response
+        sent (486 busy, 480 unavailable, 603 decline); after it, a BYE."""
 
+    # -- saying things ------------------------------------------------------------------
     async def play(self, *prompts: str, barge_in: bool = False) -> str | None:
         """Play prompts (names from the prompt library, or WAV paths) in order.
 
         With ``barge_in`` a key press stops playback; the digit is returned
         and left for the next :meth:`gather`."""
 
-    async def gather(self, prompt: str | None = None, *, max_digits: int = 1,
-                     timeout: float = 5.0, inter_digit_timeout: float = 3.0,
-                     terminators: str = "#") -> str:
-        """Collect DTMF digits; returns them ('' when nothing was pressed)."""
+    async def say(self, text: str, *, language: str | None = None, voice: str | None = None,
+                  barge_in: bool = False) -> str | None:
+        """Speak ``text`` with text-to-speech (default: :attr:`language`).
 
+        Numbers, digits and durations read best when spelt out first with
+        :mod:`ivrflows.speech`.  Barge-in as for :meth:`play`."""
+
+    # -- listening ----------------------------------------------------------------------
+    async def gather(self, prompt: Prompt | None = None, *, max_digits: int = 1,
+                     timeout: float = 5.0, inter_digit_timeout: float = 3.0,
+                     terminators: str = "#", min_digits: int = 1, tries: int = 1,
+                     valid: str | None = None, invalid_prompt: str | None = None,
+                     no_input_prompt: str | None = None, barge_in: bool = True) -> str:
+        """Collect DTMF digits; returns them, or ``''`` for no (valid) input.
+
+        Each try plays ``prompt`` (interruptible unless ``barge_in`` is
+        false; keys pressed during a non-interruptible prompt are dropped),
+        then waits ``timeout`` seconds for the first key and
+        ``inter_digit_timeout`` for each next one.  A key in ``terminators``
+        ends the input and is not returned; so does reaching ``max_digits``.
+        Input shorter than ``min_digits`` or not matching the regex ``valid``
+        (whole string) is invalid: ``invalid_prompt`` plays and the next try
+        starts; no input at all plays ``no_input_prompt`` instead.  After
+        ``tries`` failed tries the answer is ``''``.  See
+        :func:`gather_with_tries`."""
+
+    async def record(self, prompt: Prompt | None = None, *, beep: bool = True,
+                     max_length: float = 120.0, silence: float = 5.0,
+                     terminators: str = "#") -> Recording:
+        """Record the caller into a new WAV file.
+
+        Plays ``prompt``, then a beep, then records until a terminator key,
+        ``silence`` seconds of quiet (the trailing quiet is cut off),
+        ``max_length`` seconds, or the caller hanging up, which here returns
+        normally (``ended_by='hangup'``) so a voicemail is kept."""
+
+    # -- where the call goes -----------------------------------------------------------
     async def enqueue(self, queue: str, *, priority: int = 0,
                       skills: Mapping[str, int] | None = None,
                       data: Mapping[str, str] | None = None) -> QueueOutcome:
         """Wait in an ACD queue (with music on hold) until an agent takes the
         call or the queue lets the caller go."""
+
+    async def transfer(self, target: str) -> bool:
+        """Blind transfer to a SIP URI (``sip:user@host``) or a number (sent
+        to the trunk).  True: the call has left (the flow should return; any
+        later verb raises :class:`CallerHangup`).  False: the target was
+        busy, did not answer or refused, and the caller is still here."""
+
+    async def goto_flow(self, flow: str) -> None:
+        """Continue this call in another flow (``'module'`` or
+        ``'module:function'`` from the flows folder); returns when that flow
+        returns, so ``return await call.goto_flow('after_hours')`` hands over."""
+
+    # -- the business ------------------------------------------------------------------
+    def is_open(self, schedule: str | None = None) -> bool:
+        """Whether the named schedule (default: the route's ``schedule``) is
+        open now.  A route without a schedule is always open.  Pure: no
+        await, no I/O; see :mod:`ivrflows.schedule`."""
+
+    async def leave_voicemail(self, recording: Recording, *, mailbox: str) -> str:
+        """File a recording in a voicemail box; returns the message id.  The
+        recording's file is moved into the data folder."""
+
+    async def request_callback(self, number: str, *, queue: str,
+                               data: Mapping[str, str] | None = None) -> None:
+        """Ask the engine to call ``number`` back and put the callback in
+        ``queue`` (when the queue's schedule opens, if it is closed now)."""
+
+    async def record_survey(self, score: int, *, scale: int = 5,
+                            question: str = "satisfaction") -> None:
+        """Store a survey answer (1..``scale``) with this call's record, for
+        the satisfaction and participation KPIs.  The engine links it to
+        the queue and agent of the call's last answered :meth:`enqueue`;
+        a score counts as satisfied by :func:`ivrflows.survey.is_satisfied`."""
+
+
+# -- the one gather policy ---------------------------------------------------------------
+
+Attempt = Callable[[Prompt | None], Awaitable[str]]
+Player = Callable[..., Awaitable[str | None]]
+
+
+def input_is_valid(digits: str, *, min_digits: int, valid: str | None) -> bool:
+    return (len(digits) >= max(1, min_digits)
+            and (valid is None or re.fullmatch(valid, digits) is not None))
+
+
+async def gather_with_tries(attempt: Attempt, play: Player, prompt: Prompt | None, *,
+                            tries: int, min_digits: int, valid: str | None,
+                            invalid_prompt: str | None, no_input_prompt: str | None) -> str:
+    """Run ``attempt(prompt)`` (one try: prompt, then collect digits) up to
+    ``tries`` times until its digits are valid.
+
+    Implementations of :meth:`Call.gather` call this with their own single
+    try; keeping the retry rules here is what makes a flow tested on the
+    fake behave the same on SIP.  The feedback prompt plays after every
+    failed try, the last one too: it tells the caller why the flow moves on.
+    """
+    if tries < 1:
+        raise ValueError(f"tries must be at least 1, not {tries}")
+    if valid is not None:
+        re.compile(valid)  # a bad pattern fails on the first call, not on the first caller
+    for _ in range(tries):
+        digits = await attempt(prompt)
+        if input_is_valid(digits, min_digits=min_digits, valid=valid):
+            return digits
+        feedback = invalid_prompt if digits else no_input_prompt
+        if feedback:
+            await play(feedback)
+    return ""
