@@ -64,12 +64,14 @@ AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
         A_ANSWER: BUSY,
         A_DECLINE: AVAILABLE,      # reject or ring timeout
         A_CANCEL: AVAILABLE,       # engine withdrew the offer
+        A_WRAP_DONE: OFFERED,      # race: "done" pressed as the wrap-up timer offered a call
     },
     BUSY: {
         A_LOGOUT: LOGGED_OUT,      # the call goes on without an agent record
         A_READY: BUSY,             # clears a pending pause
         A_PAUSE: BUSY,             # pending pause
         A_CALL_END: WRAP_UP,
+        A_WRAP_DONE: BUSY,         # race, as for OFFERED
     },
     WRAP_UP: {
         A_LOGOUT: LOGGED_OUT,
