@@ -1,13 +1,14 @@
 """The queue runtime: turns the ACD core's actions into SIP and media.
 
 acdcore decides (who gets which caller, when an offer times out); this file
-does: it dials agents, plays music on hold, bridges audio, hangs up losing
+does: it dials agents, keeps callers on hold, bridges audio, hangs up losing
 legs, and feeds what happened on the wire back to the core as events.  All
 on the loop thread, so the core never needs a lock.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -17,9 +18,11 @@ from acdcore import actions as act
 from acdcore import events as ev
 from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup, QueueOutcome
+from sipagent.callback import CallbackJob, CallbackLine
+from sipagent.hold import CallerHold
 from sipagent.leg import CallLeg, LegEnded, dial
-from sipagent.media import MusicOnHold, bridge
-from sipagent.metrics import EngineMetrics
+from sipagent.media import bridge
+from sipagent.queue_stats import QueueStats
 
 try:
     from acdcore.scheduler import Scheduler
@@ -30,6 +33,8 @@ log = structlog.get_logger("sipagent.acd")
 
 # SIP answers that mean "this agent's phone is busy", as opposed to declined.
 BUSY_CODES = {486, 600}
+# Where a queue's exit reason sends the caller, by config key.
+TARGET_KEYS = {"timeout": "on_timeout", "full": "on_full", "empty": "on_empty"}
 
 
 @dataclass
@@ -41,13 +46,19 @@ class AgentLine:
 
 @dataclass
 class QueueEntry:
-    call: object                 # sipagent.sipcall.SipCall
+    call_id: str
     queue: str
     entered: float
+    caller: str
+    called: str
     data: Mapping[str, str]
-    phase: str = "waiting"       # waiting -> talking -> over
+    call: object | None = None          # the live SipCall; None for a callback entry
+    callback: CallbackJob | None = None
+    hold: CallerHold | None = None
+    phase: str = "waiting"              # waiting -> talking -> over
     agent_id: str | None = None
     agent_leg: CallLeg | None = None
+    customer_leg: CallLeg | None = None   # callbacks: the customer dialled back
     exit_reason: str | None = None
     answered_at: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -55,22 +66,26 @@ class QueueEntry:
 
 class QueueRuntime:
     def __init__(self, queues: list[QueueConfig], agents: list[AgentConfig],
-                 lines: dict[str, AgentLine], *, account_provider: Callable[[], object],
-                 hold_music: Callable[[str], MusicOnHold], metrics: EngineMetrics,
-                 track_leg: Callable[[CallLeg], None]):
+                 lines: dict[str, AgentLine], *, settings: dict, account_provider: Callable,
+                 hold_music: Callable, prompts, metrics, track_leg: Callable,
+                 run_flow: Callable):
         self.scheduler = Scheduler(queues, agents)
-        self.queue_names = [q.name for q in queues]
+        self.settings = settings            # queue name -> config section
         self.lines = lines
         self._account = account_provider
         self._hold_music = hold_music
-        self._metrics = metrics
-        self._track_leg = track_leg
+        self._prompts = prompts
+        self.metrics = metrics
+        self.stats = QueueStats(settings, metrics)
+        self.track_leg = track_leg
+        self._run_flow = run_flow
         self.entries: dict[str, QueueEntry] = {}
         self.offers: dict[tuple[str, str], CallLeg] = {}
+        self.callbacks = CallbackLine(self)
         self._wake = asyncio.Event()
-        self._timer_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
+        self._feed_started = 0.0
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -79,26 +94,27 @@ class QueueRuntime:
             if line.auto_login:
                 self.feed(ev.AgentLoggedIn(now, line.agent_id))
                 self.feed(ev.AgentReady(now, line.agent_id))
-        self._timer_task = self._loop.create_task(self._timers(), name="acd-timers")
+        self.spawn(self._timers())
+        self.spawn(self._sample_agents())
 
     def stop(self) -> None:
         # Callers we hang up for shutdown did not abandon; count them apart.
         for entry in self.entries.values():
             if entry.phase == "waiting" and not entry.exit_reason:
                 entry.exit_reason = "shutdown"
-                self._metrics.exited.labels(entry.queue, "shutdown").inc()
-        if self._timer_task:
-            self._timer_task.cancel()
+                self.stats.exited(entry.queue, time.time(), "shutdown")
         for task in list(self._tasks):
             task.cancel()
         for leg in self.offers.values():
             leg.end()
+        self.callbacks.stop()
 
     def now(self) -> float:
         return self._loop.time()
 
     # -- the core loop: events in, actions out --------------------------------
     def feed(self, event) -> None:
+        self._feed_started = time.perf_counter()
         try:
             actions = self.scheduler.handle(event)
         except Exception:
@@ -121,6 +137,11 @@ class QueueRuntime:
             except TimeoutError:
                 self.feed(ev.Tick(self.now()))
 
+    async def _sample_agents(self) -> None:
+        while True:
+            self.stats.sample_agents(time.time(), self.snapshot()["agents"])
+            await asyncio.sleep(1.0)
+
     def _perform(self, a) -> None:
         if isinstance(a, act.Offer):
             self._offer(a.call_id, a.agent_id)
@@ -129,7 +150,7 @@ class QueueRuntime:
             reason = getattr(a, "reason", "ring_timeout")
             entry = self.entries.get(a.call_id)
             if entry:
-                self._metrics.offers.labels(entry.queue, reason).inc()
+                self.metrics.offers.labels(entry.queue, reason).inc()
             log.info("offer withdrawn", call_id=a.call_id, agent=a.agent_id, reason=reason)
             if leg is not None:
                 leg.end()
@@ -140,7 +161,9 @@ class QueueRuntime:
             if entry:
                 entry.exit_reason = a.reason
                 entry.changed.set()
-            self._metrics.exited.labels(a.queue, a.reason).inc()
+                if entry.callback:
+                    self.callbacks.exited(entry, a.reason)
+            self.stats.exited(a.queue, time.time(), a.reason)
             log.info("caller left the queue", call_id=a.call_id, queue=a.queue, reason=a.reason)
         elif isinstance(a, act.AgentAutoPaused):
             log.warning("agent auto-paused", agent=a.agent_id, reason=a.reason)
@@ -152,23 +175,36 @@ class QueueRuntime:
         entry = self.entries.get(call_id)
         line = self.lines.get(agent_id)
         if entry is None or line is None:
-            self.feed(ev.OfferRejected(self.now(), call_id, agent_id, busy=False))
+            self._loop.call_soon(self.feed, ev.OfferRejected(self.now(), call_id, agent_id, False))
             return
-        call = entry.call
-        headers = {"X-Sipacd-Call-Id": call.call_id, "X-Sipacd-Caller": call.caller or "anonymous",
-                   "X-Sipacd-Called": call.called or "", "X-Sipacd-Queue": entry.queue}
-        for key, value in entry.data.items():
-            headers[f"X-Sipacd-Var-{key}"] = str(value)
+        headers = self._agent_headers(entry)
         try:
             leg = dial(self._account(), line.uri, label=f"{call_id}->{agent_id}", headers=headers)
         except Exception as exc:
             log.warning("dialing agent failed", call_id=call_id, agent=agent_id, error=str(exc))
             self._loop.call_soon(self.feed, ev.OfferRejected(self.now(), call_id, agent_id, False))
             return
-        self._track_leg(leg)
+        self.metrics.dispatch_latency.observe(time.perf_counter() - self._feed_started)
+        self.track_leg(leg)
         self.offers[(call_id, agent_id)] = leg
-        log.info("offering call", call_id=call_id, agent=agent_id, uri=line.uri)
-        self._spawn(self._watch_agent_leg(call_id, agent_id, leg))
+        log.info("offering call", call_id=call_id, agent=agent_id, uri=line.uri,
+                 callback=entry.callback is not None)
+        self.spawn(self._watch_agent_leg(call_id, agent_id, leg))
+
+    def _agent_headers(self, entry: QueueEntry) -> dict[str, str]:
+        """Caller data for the agent's screen pop."""
+        headers = {"X-Sipacd-Call-Id": entry.call_id, "X-Sipacd-Caller": entry.caller or "anonymous",
+                   "X-Sipacd-Called": entry.called or "", "X-Sipacd-Queue": entry.queue}
+        if entry.callback:
+            headers["X-Sipacd-Callback"] = entry.caller
+        for key, value in entry.data.items():
+            headers[f"X-Sipacd-Var-{key}"] = str(value)
+        if entry.call is not None:
+            for theirs, ours in self.settings[entry.queue].caller_headers.items():
+                value = _header(entry.call.headers, theirs)
+                if value is not None:
+                    headers[ours] = value
+        return headers
 
     async def _watch_agent_leg(self, call_id: str, agent_id: str, leg: CallLeg) -> None:
         key = (call_id, agent_id)
@@ -179,7 +215,7 @@ class QueueRuntime:
                 del self.offers[key]
                 entry = self.entries.get(call_id)
                 if entry:
-                    self._metrics.offers.labels(entry.queue, "rejected").inc()
+                    self.metrics.offers.labels(entry.queue, "rejected").inc()
                 log.info("agent did not take the call", call_id=call_id, agent=agent_id,
                          code=ended.code)
                 self.feed(ev.OfferRejected(self.now(), call_id, agent_id,
@@ -192,9 +228,20 @@ class QueueRuntime:
         await leg.ended
         entry = self.entries.get(call_id)
         if entry is not None and entry.agent_leg is leg and entry.phase == "talking":
-            entry.phase = "over"
-            entry.changed.set()
-            self.feed(ev.CallEnded(self.now(), call_id))
+            self._talk_over(entry)
+
+    def _talk_over(self, entry: QueueEntry) -> None:
+        """Either side hung up: the agent goes to wrap-up."""
+        entry.phase = "over"
+        entry.changed.set()
+        talk = self.now() - (entry.answered_at or self.now())
+        wrap_up = self.settings[entry.queue].wrap_up
+        self.stats.handled(entry.queue, time.time(), talk, wrap_up)
+        if entry.agent_leg is not None:
+            entry.agent_leg.end()
+        self.feed(ev.CallEnded(self.now(), entry.call_id))
+        if entry.callback:
+            self.callbacks.finished(entry)
 
     def _connect(self, call_id: str, agent_id: str) -> None:
         leg = self.offers.pop((call_id, agent_id), None)
@@ -207,89 +254,181 @@ class QueueRuntime:
         entry.agent_leg = leg
         entry.answered_at = self.now()
         wait = entry.answered_at - entry.entered
-        self._metrics.answered.labels(entry.queue).inc()
-        self._metrics.answer_wait.labels(entry.queue).observe(wait)
-        self._metrics.offers.labels(entry.queue, "answered").inc()
-        self._hold_music(entry.queue).stop(entry.call.leg)
-        log.info("caller connected to agent", call_id=call_id, agent=agent_id, wait=round(wait, 3))
-        self._spawn(self._bridge_when_ready(entry, leg))
+        self.metrics.offers.labels(entry.queue, "answered").inc()
         entry.changed.set()
+        if entry.callback:
+            self.callbacks.agent_ready(entry, leg)
+            return
+        self.stats.answered(entry.queue, time.time(), wait)
+        entry.hold.stop()
+        log.info("caller connected to agent", call_id=call_id, agent=agent_id, wait=round(wait, 3))
+        self.spawn(self.bridge_when_ready(entry.call.leg, leg, call_id))
 
-    async def _bridge_when_ready(self, entry: QueueEntry, agent_leg: CallLeg) -> None:
-        caller_leg = entry.call.leg
-        try:
-            await asyncio.wait_for(agent_leg.media_ready.wait(), 5.0)
-        except TimeoutError:
-            log.error("agent leg has no media; ending it", call_id=entry.call.call_id)
-            agent_leg.end()
-            return
-        if caller_leg.is_ended or agent_leg.is_ended:
-            return
-        bridge(caller_leg, agent_leg)
+    async def bridge_when_ready(self, a: CallLeg, b: CallLeg, call_id: str) -> bool:
+        for leg in (a, b):
+            try:
+                await asyncio.wait_for(leg.media_ready.wait(), 5.0)
+            except TimeoutError:
+                log.error("leg has no media; ending it", call_id=call_id, leg=leg.label)
+                leg.end()
+                return False
+        if a.is_ended or b.is_ended:
+            return False
+        bridge(a, b)
+        return True
 
     # -- the caller's side ---------------------------------------------------------
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
-                      data: Mapping[str, str]) -> QueueOutcome:
-        if queue not in self.queue_names:
+                      data: Mapping[str, str], depth: int = 0) -> QueueOutcome:
+        if queue not in self.settings:
             raise ValueError(f"no queue named {queue!r}")
         if call.call_id in self.entries:
             raise RuntimeError(f"call {call.call_id} is already queued")
-        entry = QueueEntry(call=call, queue=queue, entered=self.now(), data=dict(data))
+        s = self.settings[queue]
+        entry = QueueEntry(call_id=call.call_id, queue=queue, entered=self.now(),
+                           caller=call.caller, called=call.called, data=dict(data), call=call)
+        entry.hold = CallerHold(call.leg, s, moh=self._hold_music(queue), prompts=self._prompts,
+                                position=lambda: self._position(call.call_id),
+                                on_key=lambda key: self._key_pressed(entry, key),
+                                call_id=call.call_id)
         self.entries[call.call_id] = entry
-        self._metrics.offered.labels(queue).inc()
-        moh = self._hold_music(queue)
-        moh.start(call.leg)
+        self.stats.offered(queue, time.time())
+        entry.hold.start()
         log.info("caller queued", call_id=call.call_id, queue=queue, priority=priority)
         self.feed(ev.CallArrived(entry.entered, call.call_id, queue, priority,
                                  tuple(sorted(skills.items()))))
-        ended = call.leg.ended
         try:
-            while True:
-                if call.leg.is_ended:
-                    self._caller_gone(entry)
-                    raise CallerHangup(call.call_id)
-                if entry.exit_reason:
-                    return QueueOutcome(entry.exit_reason, queue, self.now() - entry.entered,
-                                        data=entry.data)
-                if entry.phase == "over":
-                    return QueueOutcome("answered", queue, entry.answered_at - entry.entered,
-                                        agent=entry.agent_id, data=entry.data)
-                entry.changed.clear()
-                waiter = asyncio.ensure_future(entry.changed.wait())
-                try:
-                    await asyncio.wait([waiter, ended], return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
+            outcome = await self._wait(entry)
         finally:
-            if entry.phase == "waiting":
-                moh.stop(call.leg)
-            if entry.agent_leg is not None:
+            entry.hold.stop()
+            if entry.agent_leg is not None and entry.callback is None:
                 entry.agent_leg.end()
-            self.entries.pop(call.call_id, None)
+            if entry.callback is None:
+                self.entries.pop(call.call_id, None)
+        if outcome.result == "callback":
+            try:
+                await call.play("callback-confirm")
+                await call.hangup()
+            except CallerHangup:
+                pass
+            return outcome
+        if outcome.result == "answered":
+            return outcome
+        return await self._follow_target(call, s, outcome, priority, skills, data, depth)
+
+    async def _wait(self, entry: QueueEntry) -> QueueOutcome:
+        call = entry.call
+        while True:
+            if call.leg.is_ended and entry.exit_reason != "callback":
+                self._caller_gone(entry)
+                raise CallerHangup(call.call_id)
+            if entry.exit_reason:
+                return QueueOutcome(entry.exit_reason, entry.queue, self.now() - entry.entered,
+                                    data=entry.data)
+            if entry.phase == "over":
+                return QueueOutcome("answered", entry.queue, entry.answered_at - entry.entered,
+                                    agent=entry.agent_id, data=entry.data)
+            entry.changed.clear()
+            waiter = asyncio.ensure_future(entry.changed.wait())
+            try:
+                await asyncio.wait([waiter, call.leg.ended], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+
+    async def _follow_target(self, call, s, outcome: QueueOutcome, priority, skills, data,
+                             depth: int) -> QueueOutcome:
+        target = s.exit_flow and f"flow:{s.exit_flow}" if outcome.result == "exit_key" else \
+            getattr(s, TARGET_KEYS.get(outcome.result, ""), None)
+        if not target:
+            return outcome
+        kind, _, arg = target.partition(":")
+        log.info("queue exit target", call_id=call.call_id, reason=outcome.result, target=target)
+        if kind == "queue" and depth < 5:
+            return await self.enqueue(call, arg, priority=priority, skills=skills, data=data,
+                                      depth=depth + 1)
+        if kind == "flow":
+            await self._run_flow(call, arg)
+        elif kind == "hangup":
+            if arg:
+                await call.play(arg)
+            await call.hangup()
+        return outcome
+
+    def _key_pressed(self, entry: QueueEntry, key: str) -> None:
+        if entry.phase != "waiting" or entry.exit_reason:
+            return
+        log.info("caller pressed a queue key", call_id=entry.call_id, key=key)
+        if key == "exit_key":
+            entry.exit_reason = "exit_key"
+            self.stats.exited(entry.queue, time.time(), "exit_key")
+            self.feed(ev.CallWithdrawn(self.now(), entry.call_id, "exit_key"))
+        elif key == "callback":
+            self.callbacks.requested_in_queue(entry)
+        entry.changed.set()
 
     def _caller_gone(self, entry: QueueEntry) -> None:
-        now = self.now()
         if entry.phase == "waiting" and not entry.exit_reason:
-            wait = now - entry.entered
-            self._metrics.abandoned.labels(entry.queue).inc()
-            self._metrics.abandon_wait.labels(entry.queue).observe(wait)
-            log.info("caller abandoned", call_id=entry.call.call_id, queue=entry.queue,
+            wait = self.now() - entry.entered
+            self.stats.abandoned(entry.queue, time.time(), wait)
+            log.info("caller abandoned", call_id=entry.call_id, queue=entry.queue,
                      wait=round(wait, 3))
-            self.feed(ev.CallAbandoned(now, entry.call.call_id))
+            self.feed(ev.CallAbandoned(self.now(), entry.call_id))
         elif entry.phase == "talking":
-            entry.phase = "over"
-            if entry.agent_leg is not None:
-                entry.agent_leg.end()
-            self.feed(ev.CallEnded(now, entry.call.call_id))
+            self._talk_over(entry)
+
+    def _position(self, call_id: str) -> tuple[int | None, float | None]:
+        try:
+            return self.scheduler.queue_position(call_id), self.scheduler.ewt(call_id)
+        except Exception:
+            return None, None
+
+    # -- agent control (HTTP API) --------------------------------------------------
+    def agent_command(self, agent_id: str, command: str, reason: str = "") -> None:
+        if agent_id not in self.lines:
+            raise KeyError(agent_id)
+        now = self.now()
+        event = {"login": lambda: ev.AgentLoggedIn(now, agent_id),
+                 "logout": lambda: ev.AgentLoggedOut(now, agent_id),
+                 "ready": lambda: ev.AgentReady(now, agent_id),
+                 "pause": lambda: ev.AgentPaused(now, agent_id, reason or "paused"),
+                 "end_wrap_up": lambda: ev.WrapUpDone(now, agent_id)}[command]()
+        before = self.scheduler.agent_state(agent_id)
+        self.feed(event)
+        log.info("agent control", agent=agent_id, command=command, before=before,
+                 after=self.scheduler.agent_state(agent_id))
+
+    def agents(self) -> list[dict]:
+        talking = {e.agent_id: e for e in self.entries.values() if e.phase == "talking"}
+        out = []
+        for agent_id, line in self.lines.items():
+            e = talking.get(agent_id)
+            out.append({"agent": agent_id, "uri": line.uri,
+                        "state": self.scheduler.agent_state(agent_id),
+                        "pause_reason": self.scheduler.agent_pause_reason(agent_id),
+                        "call": None if e is None else {"call_id": e.call_id, "queue": e.queue,
+                                                        "caller": e.caller}})
+        return out
 
     # -- read-outs -------------------------------------------------------------------
     def snapshot(self) -> dict:
+        now = self.now()
+        oldest = {}
+        for q in self.settings:
+            start = self.scheduler.oldest_wait_start(q)
+            oldest[q] = 0.0 if start is None else max(0.0, now - start)
         return {
-            "waiting": {q: self.scheduler.waiting_count(q) for q in self.queue_names},
-            "agents": {q: dict(self.scheduler.agents_by_state(q)) for q in self.queue_names},
+            "waiting": {q: self.scheduler.waiting_count(q) for q in self.settings},
+            "agents": {q: dict(self.scheduler.agents_by_state(q)) for q in self.settings},
+            "oldest_wait": oldest,
         }
 
-    def _spawn(self, coro) -> None:
+    def spawn(self, coro) -> asyncio.Task:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lower = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lower), None)

@@ -171,6 +171,20 @@ def _check_dtmf_key(value: str) -> str:
     return value
 
 
+def _check_target(value: str) -> str:
+    """Where a caller goes when a queue lets go: another queue, a flow, or a
+    hang-up after an optional prompt."""
+    kind, _, arg = value.partition(":")
+    if kind == "queue" and _NAME.fullmatch(arg or ""):
+        return value
+    if kind == "flow" and _FLOW_SPEC.fullmatch(arg or ""):
+        return value
+    if kind == "hangup" and (not arg or re.fullmatch(r"[A-Za-z0-9_.-]+", arg)):
+        return value
+    raise ValueError(f"bad target {value!r}: expected 'queue:NAME', 'flow:MODULE[:FUNCTION]', "
+                     "'hangup' or 'hangup:PROMPT'")
+
+
 def _resolve(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir") or Path.cwd()
     return Path(os.path.normpath(Path(base) / value.expanduser()))
@@ -194,6 +208,7 @@ NonEmptyStr = Annotated[str, Field(min_length=1)]
 AgentUri = Annotated[str, AfterValidator(lambda v: _check_sip_uri(v, need_user=True))]
 ServerUri = Annotated[str, AfterValidator(lambda v: _check_sip_uri(v, need_user=False))]
 FlowSpec = Annotated[str, AfterValidator(_check_flow_spec)]
+Target = Annotated[str, AfterValidator(_check_target)]
 HeaderName = Annotated[str, AfterValidator(_check_header_name)]
 # Lax only for the str -> Path conversion; the file still holds a string.
 ConfigPath = Annotated[Path, Field(strict=False), AfterValidator(_resolve)]
@@ -381,7 +396,23 @@ class QueueSection(_Section):
     ] = (20.0,)
     short_abandon: Seconds = 5.0
     announce_position_every: Seconds = 0.0
+    # What the caller hears while waiting (sipagent/hold.py).
+    announce_first: NonEmptyStr | None = None
+    announce_position_only_down: bool = True
+    announce_ewt: bool = True
+    periodic_prompts: Annotated[tuple[NonEmptyStr, ...], BeforeValidator(_as_tuple)] = ()
+    periodic_every: Seconds = 0.0
     exit_key: Annotated[str, AfterValidator(_check_dtmf_key)] | None = None
+    exit_flow: FlowSpec | None = None
+    # Where callers go when the queue lets them go; unset: back to the flow.
+    on_timeout: Target | None = None
+    on_full: Target | None = None
+    on_empty: Target | None = None
+    # Callback in queue: keep the place, hang up, get called back.
+    callback_key: Annotated[str, AfterValidator(_check_dtmf_key)] | None = None
+    callback_uri: Annotated[str, Field(pattern=r"^sips?:.*\{number\}.*@")] | None = None
+    callback_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    callback_retry_delay: Seconds = 60.0
     caller_headers: dict[HeaderName, HeaderName] = {}
     skill_relax: Annotated[
         tuple[
@@ -489,6 +520,19 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
                 problems.append((("routes", i, "number"),
                                  f"duplicate route for {route.number!r} (first at routes[{first_at[route.number]}])"))
             first_at.setdefault(route.number, i)
+
+    for name, queue in config.queues.items():
+        for key in ("on_timeout", "on_full", "on_empty"):
+            target = getattr(queue, key)
+            if target and target.startswith("queue:") and target[6:] not in config.queues:
+                problems.append((("queues", name, key),
+                                 f"unknown queue {target[6:]!r} (defined queues: {known})"))
+        if queue.callback_key and not queue.callback_uri:
+            problems.append((("queues", name, "callback_uri"),
+                             "required when callback_key is set (how to dial the caller back, "
+                             "e.g. 'sip:{number}@pbx.example.com')"))
+        if queue.callback_key and queue.callback_key == queue.exit_key:
+            problems.append((("queues", name, "callback_key"), "same key as exit_key"))
 
     uri_owner: dict[str, str] = {}
     for agent_id, agent in config.agents.items():

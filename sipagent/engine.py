@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import re
+import time
 
 import structlog
 
@@ -80,8 +81,9 @@ class Engine:
             [self._queue_config(n, q) for n, q in self.config.queues.items()],
             [self._agent_config(n, a) for n, a in self.config.agents.items()],
             {n: AgentLine(n, a.uri, a.auto_login) for n, a in self.config.agents.items()},
-            account_provider=lambda: self.account, hold_music=self._hold_music,
-            metrics=self.metrics, track_leg=self._track)
+            settings=dict(self.config.queues), account_provider=lambda: self.account,
+            hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
+            track_leg=self._track, run_flow=self._run_flow_for)
         self.queues.start()
         self.sip.start_polling()
         self._accepting = True
@@ -188,6 +190,10 @@ class Engine:
         flow = self.flows.get(spec)
         await flow(call)
 
+    async def _run_flow_for(self, call, spec: str) -> None:
+        """A queue's exit target that is a flow (voicemail, a goodbye...)."""
+        await self._run_flow(call, spec, call.log)
+
     async def _fallback(self, call, route, clog) -> None:
         try:
             if route.fallback:
@@ -214,7 +220,9 @@ class Engine:
 
     def _live(self) -> dict:
         snap = self.queues.snapshot() if self.queues else {"waiting": {}, "agents": {}}
-        return {"active_calls": len(self.legs), "capacity": self.capacity, **snap}
+        windows = list(self.queues.stats.window_gauges(time.time())) if self.queues else []
+        return {"active_calls": len(self.legs), "capacity": self.capacity, "windows": windows,
+                **snap}
 
     def _flow_reloaded(self, spec: str, ok: bool) -> None:
         self.metrics.flow_reloads.labels("ok" if ok else "failed").inc()

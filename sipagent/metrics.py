@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: E40
 from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 WAIT_EDGES = (5, 10, 15, 20, 30, 45, 60, 90, 120, 300)
+HANDLE_EDGES = (30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
 
 
 def wait_buckets(thresholds: Iterable[float]) -> tuple[float, ...]:
@@ -41,6 +42,26 @@ class EngineMetrics:
         self.abandon_wait = Histogram("sipacd_queue_abandon_wait_seconds",
                                       "Wait of abandoned calls, queue entry to hang-up",
                                       ["queue"], buckets=buckets, registry=r)
+        self.short_abandoned = Counter("sipacd_queue_short_abandoned",
+                                       "Abandons within the queue's short-abandon threshold",
+                                       ["queue"], registry=r)
+        self.callbacks = Counter("sipacd_queue_callbacks", "Callback requests and their outcomes",
+                                 ["queue", "result"], registry=r)
+        self.handle_time = Histogram("sipacd_queue_handle_time_seconds",
+                                     "Talk plus wrap-up of answered calls", ["queue"],
+                                     buckets=HANDLE_EDGES, registry=r)
+        self.talk_seconds = Counter("sipacd_queue_talk_seconds", "Time agents spent talking",
+                                    ["queue"], registry=r)
+        self.wrap_up_seconds = Counter("sipacd_queue_wrap_up_seconds",
+                                       "Time agents spent in wrap-up", ["queue"], registry=r)
+        self.agent_seconds = Counter("sipacd_queue_agent_seconds",
+                                     "Agent time by state (sampled each second), for occupancy",
+                                     ["queue", "state"], registry=r)
+        self.dispatch_latency = Histogram(
+            "sipacd_dispatch_latency_seconds",
+            "From the event that makes a match possible to the INVITE to the agent being sent",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r)
         self.offers = Counter("sipacd_agent_offers", "Calls offered to agents, by result",
                               ["queue", "result"], registry=r)
         self.sip_rejected = Counter("sipacd_sip_rejected", "INVITEs refused by the engine",
@@ -53,7 +74,8 @@ class EngineMetrics:
 
     def add_live_gauges(self, read: Callable[[], dict]) -> None:
         """``read()`` returns {"active_calls", "capacity", "waiting": {queue: n},
-        "agents": {queue: {state: n}}} at scrape time."""
+        "agents": {queue: {state: n}}, "oldest_wait": {queue: s},
+        "windows": [(queue, window, kpi, labels, value)]} at scrape time."""
         self.registry.register(_LiveGauges(read))
 
 
@@ -80,4 +102,17 @@ class _LiveGauges:
         for q, states in snap["agents"].items():
             for state, n in states.items():
                 agents.add_metric([q, state], n)
-        yield from (active, capacity, waiting, agents)
+        oldest = GaugeMetricFamily("sipacd_queue_oldest_wait_seconds",
+                                   "How long the longest-waiting caller has waited", labels=["queue"])
+        for q, v in snap.get("oldest_wait", {}).items():
+            oldest.add_metric([q], v)
+        yield from (active, capacity, waiting, agents, oldest)
+        families: dict[str, GaugeMetricFamily] = {}
+        for queue, window, kpi, labels, value in snap.get("windows", ()):
+            fam = families.get(kpi)
+            if fam is None:
+                fam = families[kpi] = GaugeMetricFamily(
+                    f"sipacd_queue_window_{kpi}", f"{kpi.replace('_', ' ')} over a sliding window",
+                    labels=["queue", "window", *labels])
+            fam.add_metric([queue, window, *labels.values()], value)
+        yield from families.values()

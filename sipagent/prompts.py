@@ -31,6 +31,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "no-agents": "Sorry, no agent is available right now. Please call again later.",
         "queue-timeout": "Sorry, nobody could take your call. Goodbye.",
         "invalid": "Sorry, that is not a valid choice.",
+        "callback-confirm": "Thank you. You keep your place in line, and we will call you "
+                            "back as soon as an agent is free. Goodbye.",
         "goodbye": "Thank you for calling. Goodbye.",
         "sorry-error": "We are sorry, something went wrong. Please try again later.",
     },

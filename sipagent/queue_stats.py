@@ -1,0 +1,124 @@
+"""Counting a queue's outcomes once, for every consumer at the same moment.
+
+Each outcome updates the Prometheus counters (what PromQL recording rules
+derive KPIs from) and the in-engine sliding windows (what a wallboard shows
+without PromQL).  Agent time-in-state is sampled once a second from the ACD
+core's per-queue head-counts: O(queues) a second instead of a hook on every
+agent transition, and accurate to a second, which is what occupancy needs.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from acdcore.kpi import KpiWindow
+from acdcore.service_level import ServiceLevelVariant
+from sipagent.metrics import EngineMetrics
+
+WINDOWS = (("15m", 900.0), ("1h", 3600.0))
+SLOTS = 15
+BUSY_STATES = ("busy", "wrap_up")
+IDLE_STATES = ("available", "offered")
+
+
+class _StateWindow:
+    """Busy and idle agent-seconds in per-slot buckets over a span."""
+
+    def __init__(self, span: float):
+        self.width = span / SLOTS
+        self.slots: deque[list] = deque()   # [slot index, busy, idle]
+
+    def add(self, t: float, busy: float, idle: float) -> None:
+        k = math.floor(t / self.width)
+        if not self.slots or self.slots[-1][0] < k:
+            self.slots.append([k, 0.0, 0.0])
+        while self.slots and self.slots[0][0] <= k - SLOTS:
+            self.slots.popleft()
+        self.slots[-1][1] += busy
+        self.slots[-1][2] += idle
+
+    def occupancy(self, t: float) -> float:
+        k = math.floor(t / self.width)
+        busy = sum(s[1] for s in self.slots if s[0] > k - SLOTS)
+        idle = sum(s[2] for s in self.slots if s[0] > k - SLOTS)
+        return busy / (busy + idle) if busy + idle > 0 else math.nan
+
+
+class QueueStats:
+    def __init__(self, queues: dict, metrics: EngineMetrics):
+        """``queues``: name -> config section (service_levels, short_abandon)."""
+        self.metrics = metrics
+        self.short_abandon = {q: s.short_abandon for q, s in queues.items()}
+        self.thresholds = {q: tuple(s.service_levels) for q, s in queues.items()}
+        self.windows = {
+            q: {name: KpiWindow(span, SLOTS, s.service_levels, s.short_abandon)
+                for name, span in WINDOWS}
+            for q, s in queues.items()}
+        self.state_windows = {q: {name: _StateWindow(span) for name, span in WINDOWS}
+                              for q in queues}
+        self._last_sample: float | None = None
+
+    def _tallies(self, queue: str, t: float):
+        return [w.at(t) for w in self.windows[queue].values()]
+
+    def offered(self, queue: str, t: float) -> None:
+        self.metrics.offered.labels(queue).inc()
+        for tally in self._tallies(queue, t):
+            tally.call_offered()
+
+    def answered(self, queue: str, t: float, wait: float) -> None:
+        self.metrics.answered.labels(queue).inc()
+        self.metrics.answer_wait.labels(queue).observe(wait)
+        for tally in self._tallies(queue, t):
+            tally.call_answered(wait)
+
+    def abandoned(self, queue: str, t: float, wait: float) -> None:
+        self.metrics.abandoned.labels(queue).inc()
+        self.metrics.abandon_wait.labels(queue).observe(wait)
+        if wait <= self.short_abandon[queue]:
+            self.metrics.short_abandoned.labels(queue).inc()
+        for tally in self._tallies(queue, t):
+            tally.call_abandoned(wait)
+
+    def exited(self, queue: str, t: float, reason: str) -> None:
+        self.metrics.exited.labels(queue, reason).inc()
+        for tally in self._tallies(queue, t):
+            tally.call_exited(reason)
+
+    def handled(self, queue: str, t: float, talk: float, wrap_up: float) -> None:
+        self.metrics.talk_seconds.labels(queue).inc(talk)
+        self.metrics.wrap_up_seconds.labels(queue).inc(wrap_up)
+        self.metrics.handle_time.labels(queue).observe(talk + wrap_up)
+        for tally in self._tallies(queue, t):
+            tally.call_handled(talk, wrap_up)
+
+    def sample_agents(self, t: float, by_queue: dict[str, dict[str, int]]) -> None:
+        """Called about once a second with the ACD's head-counts."""
+        dt = 0.0 if self._last_sample is None else min(5.0, t - self._last_sample)
+        self._last_sample = t
+        if dt <= 0:
+            return
+        for queue, states in by_queue.items():
+            for state, n in states.items():
+                if n:
+                    self.metrics.agent_seconds.labels(queue, state).inc(n * dt)
+            busy = sum(states.get(s, 0) for s in BUSY_STATES) * dt
+            idle = sum(states.get(s, 0) for s in IDLE_STATES) * dt
+            for w in self.state_windows[queue].values():
+                w.add(t, busy, idle)
+
+    def window_gauges(self, t: float):
+        """(queue, window, kpi, extra labels, value) rows for the live gauges."""
+        for queue, windows in self.windows.items():
+            for name, window in windows.items():
+                tally = window.total(t)
+                for threshold in self.thresholds[queue]:
+                    for variant in ServiceLevelVariant:
+                        yield (queue, name, "service_level",
+                               {"threshold": f"{threshold:g}", "variant": variant.value},
+                               tally.service_level(threshold, variant))
+                yield queue, name, "abandon_rate", {}, tally.abandon_rate()
+                yield queue, name, "asa_seconds", {}, tally.asa
+                yield queue, name, "aht_seconds", {}, tally.aht
+                yield (queue, name, "occupancy", {},
+                       self.state_windows[queue][name].occupancy(t))
