@@ -1,0 +1,503 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""A fax terminal (spandsp's T.30 over G.711 audio) as a pjmedia port.
+
+Theory of operation
+-------------------
+A `FaxSession` owns one spandsp ``fax_state_t`` and the C record the rest of
+this file calls a *line*.  `attach()` registers the line's ``pjmedia_port``
+with pjsua's conference bridge and connects it both ways to a call's slot.
+From then on the bridge's clock thread calls `_port_get_frame` (audio we
+send: ``fax_tx``) and `_port_put_frame` (audio we hear: ``fax_rx``) every
+20 ms, without the GIL: that path is C only, no Python object is touched.
+
+spandsp calls the T.30 phase B/D/E handlers from inside ``fax_rx``/``fax_tx``,
+so they also run on the bridge thread.  They copy what Python will want
+(statistics, remote ident, completion code) into the line, publish it with a
+release store of ``done`` and bump an eventfd.  The asyncio loop watches that
+eventfd with ``loop.add_reader`` (`wait()`), or polls `poll()`; either way
+Python only reads the line after the acquire load of ``done`` saw 1, and the
+bridge never writes those fields again (T.30 reaches phase E once).
+
+`transfer_in_memory()` runs two sessions back to back with no SIP at all:
+the reference against which the SIP path is judged.
+"""
+
+import asyncio
+import os
+import time
+
+from libc.stdint cimport int16_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset, memmove, strncpy
+from posix.unistd cimport write
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from sipagent.mediaports.spandsp cimport *
+from sipagent.mediaports.pjmedia cimport *
+
+cdef extern from *:
+    """
+    /* The bridge thread publishes, the Python thread consumes. */
+    static inline void sipacd_store_release(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline int sipacd_load_acquire(int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void sipacd_add_relaxed(long long *p, long long v) { __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
+    static inline long long sipacd_load_relaxed(long long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    """
+    void sipacd_store_release(int *p, int v) nogil
+    int sipacd_load_acquire(int *p) nogil
+    void sipacd_add_relaxed(long long *p, long long v) nogil
+    long long sipacd_load_relaxed(long long *p) nogil
+
+DEF CLOCK_RATE = 8000
+DEF FRAME = 160            # 20 ms at 8 kHz: the bridge's frame
+DEF IDENT_MAX = 21         # T30_MAX_IDENT_LEN + 1
+
+# Resolutions spandsp reports, in pixels per metre.
+_X_RES = {8031: "R8", 8040: "R8", 16062: "R16", 16080: "R16", 7874: "200dpi", 11811: "300dpi", 15748: "400dpi"}
+_Y_RES = {3850: "standard", 7700: "fine", 15400: "superfine", 7874: "200dpi",
+          11811: "300dpi", 15748: "400dpi"}
+_ENCODINGS = {T4_COMPRESSION_ITU_T4_1D: "T.4 1D", T4_COMPRESSION_ITU_T4_2D: "T.4 2D",
+              T4_COMPRESSION_ITU_T6: "T.6"}
+
+
+cdef struct FaxLine:
+    fax_state_t *fax
+    t30_state_t *t30
+    bint sending
+    int notify_fd                 # eventfd the loop watches; -1 = none
+    # written by the bridge thread only
+    int done                      # published last (release store)
+    int completion_code
+    int phase_b_result
+    int phase_b_count
+    int phase_d_count
+    long long samples_rx          # line audio heard so far (also the T.30 clock)
+    long long samples_at_done
+    double first_frame_at         # CLOCK_MONOTONIC seconds
+    double done_at
+    t30_stats_t stats
+    char remote_ident[IDENT_MAX]
+    # pjmedia side
+    pjmedia_port port
+    pj_pool_t *pool
+    int slot
+    int call_slot
+    int16_t silence[FRAME]
+
+
+cdef inline double _monotonic() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef inline void _notify(FaxLine *line) noexcept nogil:
+    cdef uint64_t one = 1
+    if line.notify_fd >= 0:
+        write(line.notify_fd, &one, sizeof(one))   # eventfd: never blocks (non-blocking, counter)
+
+
+cdef int _on_phase_b(t30_state_t *t30, void *user, int result) noexcept nogil:
+    cdef FaxLine *line = <FaxLine *>user
+    line.phase_b_result = result
+    line.phase_b_count += 1
+    _notify(line)
+    return T30_ERR_OK
+
+
+cdef int _on_phase_d(t30_state_t *t30, void *user, int result) noexcept nogil:
+    cdef FaxLine *line = <FaxLine *>user
+    # Page boundaries: keep the live statistics current for progress().
+    line.phase_d_count += 1
+    _notify(line)
+    return T30_ERR_OK
+
+
+cdef void _on_phase_e(t30_state_t *t30, void *user, int completion_code) noexcept nogil:
+    cdef FaxLine *line = <FaxLine *>user
+    cdef const char *ident
+    if sipacd_load_acquire(&line.done):
+        return
+    t30_get_transfer_statistics(t30, &line.stats)
+    ident = t30_get_rx_ident(t30)
+    if ident != NULL:
+        strncpy(line.remote_ident, ident, IDENT_MAX - 1)
+    line.completion_code = completion_code
+    line.samples_at_done = line.samples_rx
+    line.done_at = _monotonic()
+    sipacd_store_release(&line.done, 1)
+    _notify(line)
+
+
+cdef inline void _line_rx(FaxLine *line, int16_t *amp, int n) noexcept nogil:
+    if line.first_frame_at == 0:
+        line.first_frame_at = _monotonic()
+    fax_rx(line.fax, amp, n)
+    sipacd_add_relaxed(&line.samples_rx, n)
+
+
+cdef inline void _line_tx(FaxLine *line, int16_t *amp, int n) noexcept nogil:
+    cdef int got = fax_tx(line.fax, amp, n)
+    if got < n:
+        memset(&amp[got], 0, (n - got) * sizeof(int16_t))
+
+
+# --- the pjmedia port: bridge clock thread, no GIL -----------------------------
+
+cdef pj_status_t _port_get_frame(pjmedia_port *port, pjmedia_frame *frame) noexcept nogil:
+    cdef FaxLine *line = <FaxLine *>port.port_data.pdata
+    cdef int n = FRAME
+    if frame.size and <int>(frame.size // 2) < n:
+        n = <int>(frame.size // 2)
+    _line_tx(line, <int16_t *>frame.buf, n)
+    frame.type = PJMEDIA_FRAME_TYPE_AUDIO
+    frame.size = n * 2
+    return PJ_SUCCESS
+
+
+cdef pj_status_t _port_put_frame(pjmedia_port *port, pjmedia_frame *frame) noexcept nogil:
+    cdef FaxLine *line = <FaxLine *>port.port_data.pdata
+    if frame.type == PJMEDIA_FRAME_TYPE_AUDIO and frame.size >= 2:
+        _line_rx(line, <int16_t *>frame.buf, <int>(frame.size // 2))
+    else:
+        # A heart-beat (nobody transmitting to us yet): the line is silent,
+        # and T.30's timers run off received samples, so they must advance.
+        _line_rx(line, line.silence, FRAME)
+    return PJ_SUCCESS
+
+
+cdef class FaxSession:
+    """One fax transfer.
+
+    mode      "send" (transmit `tiff`) or "receive" (write pages to `tiff`)
+    calling   T.30 role: True for the calling terminal (sends CNG, waits for
+              CED/DIS).  The SIP role is independent: fax-on-demand answers
+              the SIP call and still *calls* in T.30.
+    ident     our TSI/CSI (at most 20 characters)
+    ecm       offer error correction mode
+    """
+
+    cdef FaxLine *line
+    cdef readonly str mode
+    cdef readonly str tiff
+    cdef readonly str ident
+    cdef readonly bint calling
+    cdef bytes _tiff_b, _ident_b, _header_b
+    cdef object _loop
+
+    def __cinit__(self):
+        self.line = NULL
+
+    def __init__(self, str mode, str tiff, *, bint calling, str ident="", bint ecm=True,
+                 str header=None, bint v17=True, int log_level=0):
+        if mode not in ("send", "receive"):
+            raise ValueError(f"mode must be 'send' or 'receive', not {mode!r}")
+        if len(ident) > IDENT_MAX - 1:
+            raise ValueError(f"fax ident {ident!r} is longer than 20 characters")
+        if mode == "send" and not os.path.isfile(tiff):
+            raise FileNotFoundError(tiff)
+        self.mode, self.tiff, self.ident, self.calling = mode, tiff, ident, calling
+        self._tiff_b = os.fsencode(tiff)
+        self._ident_b = ident.encode("ascii")
+        self._header_b = header.encode("ascii") if header else None
+        cdef FaxLine *line = <FaxLine *>calloc(1, sizeof(FaxLine))
+        if line == NULL:
+            raise MemoryError()
+        line.notify_fd = -1
+        line.slot = PJSUA_INVALID_ID
+        line.call_slot = PJSUA_INVALID_ID
+        line.sending = mode == "send"
+        line.fax = fax_init(NULL, calling)
+        if line.fax == NULL:
+            free(line)
+            raise RuntimeError("spandsp fax_init failed")
+        self.line = line
+        line.t30 = fax_get_t30_state(line.fax)
+        # Over RTP a silent gap would be sent as nothing at all; the far
+        # modem and its clock recovery want a continuous signal.
+        fax_set_transmit_on_idle(line.fax, 1)
+        fax_set_tep_mode(line.fax, 0)
+        cdef int modems = T30_SUPPORT_V27TER | T30_SUPPORT_V29
+        if v17:
+            modems |= T30_SUPPORT_V17
+        t30_set_supported_modems(line.t30, modems)
+        t30_set_supported_compressions(line.t30, T30_SUPPORT_T4_1D_COMPRESSION
+                                       | T30_SUPPORT_T4_2D_COMPRESSION | T30_SUPPORT_T6_COMPRESSION)
+        t30_set_supported_resolutions(line.t30, T30_SUPPORT_STANDARD_RESOLUTION
+                                      | T30_SUPPORT_FINE_RESOLUTION | T30_SUPPORT_SUPERFINE_RESOLUTION
+                                      | T30_SUPPORT_R8_RESOLUTION | T30_SUPPORT_R16_RESOLUTION)
+        t30_set_supported_image_sizes(line.t30, T30_SUPPORT_215MM_WIDTH | T30_SUPPORT_255MM_WIDTH
+                                      | T30_SUPPORT_303MM_WIDTH | T30_SUPPORT_UNLIMITED_LENGTH
+                                      | T30_SUPPORT_A4_LENGTH | T30_SUPPORT_B4_LENGTH
+                                      | T30_SUPPORT_US_LETTER_LENGTH | T30_SUPPORT_US_LEGAL_LENGTH)
+        t30_set_ecm_capability(line.t30, ecm)
+        if self._ident_b:
+            t30_set_tx_ident(line.t30, self._ident_b)
+        if self._header_b:
+            t30_set_tx_page_header_info(line.t30, self._header_b)
+        if line.sending:
+            t30_set_tx_file(line.t30, self._tiff_b, -1, -1)
+        else:
+            # T.6 is the densest encoding; spandsp transcodes whatever the
+            # line carried into it.
+            t30_set_rx_encoding(line.t30, T4_COMPRESSION_ITU_T6)
+            t30_set_rx_file(line.t30, self._tiff_b, -1)
+        t30_set_phase_b_handler(line.t30, _on_phase_b, line)
+        t30_set_phase_d_handler(line.t30, _on_phase_d, line)
+        t30_set_phase_e_handler(line.t30, _on_phase_e, line)
+        self.set_log_level(log_level)
+        line.notify_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+
+    def set_log_level(self, int level):
+        """spandsp's own protocol log on stderr: 0 off, 5 = T.30 flow."""
+        cdef int flags = SPAN_LOG_SHOW_TAG | SPAN_LOG_SHOW_PROTOCOL | SPAN_LOG_SHOW_SAMPLE_TIME
+        lvl = (level | flags) if level > 0 else SPAN_LOG_NONE
+        span_log_set_level(fax_get_logging_state(self.line.fax), lvl)
+        span_log_set_level(t30_get_logging_state(self.line.t30), lvl)
+
+    # --- the conference bridge ----------------------------------------------
+
+    def attach(self, int call_slot):
+        """Add the fax port to pjsua's bridge and connect it both ways to
+        `call_slot` (``AudioMedia.getPortId()``).  Returns the port's slot.
+        Call from the thread that runs pjsua2."""
+        cdef FaxLine *line = self._live()
+        cdef pj_status_t st
+        cdef pj_str_t name
+        if line.slot != PJSUA_INVALID_ID:
+            raise RuntimeError("fax port is already attached")
+        if not pj_thread_is_registered():
+            raise RuntimeError("FaxSession.attach must run in the pjsua2 thread")
+        line.pool = pjsua_pool_create(b"faxport", 1024, 1024)
+        if line.pool == NULL:
+            raise MemoryError("pjsua_pool_create")
+        name = pj_str(b"fax")      # a static literal: the bridge keeps the pointer
+        pjmedia_port_info_init(&line.port.info, &name, PJMEDIA_SIG_CLASS_PORT_AUD(b'F', b'X'),
+                               CLOCK_RATE, 1, 16, FRAME)
+        line.port.port_data.pdata = line
+        line.port.get_frame = _port_get_frame
+        line.port.put_frame = _port_put_frame
+        line.port.on_destroy = NULL
+        st = pjsua_conf_add_port(line.pool, &line.port, &line.slot)
+        if st != PJ_SUCCESS:
+            pj_pool_release(line.pool)
+            line.pool = NULL
+            line.slot = PJSUA_INVALID_ID
+            raise RuntimeError(f"pjsua_conf_add_port: {_pj_error(st)}")
+        line.call_slot = call_slot
+        for src, dst in ((call_slot, line.slot), (line.slot, call_slot)):
+            st = pjsua_conf_connect(src, dst)
+            if st != PJ_SUCCESS:
+                self.detach()
+                raise RuntimeError(f"pjsua_conf_connect {src}->{dst}: {_pj_error(st)}")
+        return line.slot
+
+    def detach(self):
+        """Take the port off the bridge (then no callback runs any more)."""
+        cdef FaxLine *line = self.line
+        if line == NULL or line.slot == PJSUA_INVALID_ID:
+            return
+        if not pj_thread_is_registered():
+            raise RuntimeError("FaxSession.detach must run in the pjsua2 thread")
+        # Removal takes the bridge's mutex, which its clock thread holds for
+        # a whole tick: after this returns our callbacks are not running and
+        # will not run again, so the pool (holding the bridge's record of the
+        # port) may go.
+        pjsua_conf_remove_port(line.slot)
+        line.slot = PJSUA_INVALID_ID
+        line.call_slot = PJSUA_INVALID_ID
+        pj_pool_release(line.pool)
+        line.pool = NULL
+
+    @property
+    def slot(self):
+        return None if self.line == NULL or self.line.slot == PJSUA_INVALID_ID else self.line.slot
+
+    # --- results -------------------------------------------------------------
+
+    def fileno(self):
+        """The eventfd that becomes readable at phase B, each page and the end."""
+        return self._live().notify_fd
+
+    def drain(self):
+        """Reset the eventfd (read its counter); harmless when nothing is pending."""
+        try:
+            os.read(self._live().notify_fd, 8)
+        except BlockingIOError:
+            pass
+
+    @property
+    def done(self):
+        return self.line != NULL and sipacd_load_acquire(&self.line.done) == 1
+
+    def progress(self):
+        """Live view (approximate while running): phase B seen, pages, line seconds."""
+        cdef FaxLine *line = self._live()
+        cdef t30_stats_t st
+        cdef bint finished = sipacd_load_acquire(&line.done) == 1
+        if finished:
+            st = line.stats
+        else:
+            # Reading spandsp's counters races with the bridge thread, but
+            # they are plain ints, good enough for a progress display.
+            t30_get_transfer_statistics(line.t30, &st)
+        return {"negotiated": line.phase_b_count > 0, "pages": st.pages_tx if line.sending else st.pages_rx,
+                "line_seconds": sipacd_load_relaxed(&line.samples_rx) / <double>CLOCK_RATE,
+                "done": finished}
+
+    def poll(self):
+        """The result dict once T.30 reached phase E, else None."""
+        cdef FaxLine *line = self._live()
+        if not sipacd_load_acquire(&line.done):
+            return None
+        cdef t30_stats_t *st = &line.stats
+        cdef int code = line.completion_code
+        text = t30_completion_code_to_str(code)
+        wall = line.done_at - line.first_frame_at if line.first_frame_at else 0.0
+        return {
+            "ok": code == T30_ERR_OK,
+            "status": code,
+            "status_text": text.decode("ascii", "replace") if text != NULL else "",
+            "mode": self.mode,
+            "pages": st.pages_tx if line.sending else st.pages_rx,
+            "pages_in_file": st.pages_in_file,
+            "bit_rate": st.bit_rate,
+            "ecm": bool(st.error_correcting_mode),
+            "ecm_retries": st.error_correcting_mode_retries,
+            "resolution": f"{_X_RES.get(st.x_resolution, st.x_resolution)}/"
+                          f"{_Y_RES.get(st.y_resolution, st.y_resolution)}",
+            "x_resolution": st.x_resolution,
+            "y_resolution": st.y_resolution,
+            "width": st.width,
+            "length": st.length,
+            "encoding": _ENCODINGS.get(st.encoding, st.encoding),
+            "bad_rows": st.bad_rows,
+            "remote_ident": line.remote_ident.decode("ascii", "replace").strip(),
+            "line_seconds": line.samples_at_done / <double>CLOCK_RATE,
+            "wall_seconds": wall,
+        }
+
+    async def wait(self, timeout=None):
+        """Await phase E from the asyncio loop (the eventfd as a reader)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        fd = self.fileno()
+
+        def readable():
+            self.drain()
+            r = self.poll()
+            if r is not None and not fut.done():
+                fut.set_result(r)
+
+        loop.add_reader(fd, readable)
+        try:
+            readable()
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            loop.remove_reader(fd)
+
+    # --- lifetime ------------------------------------------------------------
+
+    cdef FaxLine *_live(self) except NULL:
+        if self.line == NULL:
+            raise RuntimeError("fax session is closed")
+        return self.line
+
+    def close(self):
+        """Detach and free spandsp's state; the received TIFF is final after this."""
+        cdef FaxLine *line = self.line
+        if line == NULL:
+            return
+        self.detach()
+        fd = line.notify_fd
+        line.notify_fd = -1
+        fax_free(line.fax)            # may run phase E (fd is gone: no notify)
+        line.fax = NULL
+        self.line = NULL
+        free(line)
+        if fd >= 0:
+            os.close(fd)
+
+    def __dealloc__(self):
+        cdef FaxLine *line = self.line
+        if line == NULL:
+            return
+        if line.slot != PJSUA_INVALID_ID and not pj_thread_is_registered():
+            # The bridge may still be calling into this line and we may not
+            # touch pjsua from this thread: leaking is the only safe choice.
+            return
+        if line.slot != PJSUA_INVALID_ID:
+            pjsua_conf_remove_port(line.slot)
+            pj_pool_release(line.pool)
+        if line.notify_fd >= 0:
+            os.close(line.notify_fd)
+        fax_free(line.fax)
+        free(line)
+        self.line = NULL
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+cdef str _pj_error(pj_status_t st):
+    cdef char buf[160]
+    pj_strerror(st, buf, sizeof(buf))
+    return f"{buf.decode('utf-8', 'replace')} ({st})"
+
+
+# --- back to back in memory ---------------------------------------------------------
+
+cdef inline void _g711(int16_t *amp, int n, int law) noexcept nogil:
+    cdef int i
+    if law == 1:
+        for i in range(n):
+            amp[i] = alaw_to_linear(linear_to_alaw(amp[i]))
+    elif law == 2:
+        for i in range(n):
+            amp[i] = ulaw_to_linear(linear_to_ulaw(amp[i]))
+
+
+def transfer_in_memory(FaxSession a, FaxSession b, *, double max_seconds=600.0,
+                       str codec="alaw", int splice_every=0, int splice_len=0):
+    """Run two sessions against each other, 20 ms at a time, as fast as the
+    CPU allows.  `codec` ("alaw", "ulaw" or None) passes each direction
+    through G.711 as a call would.  `splice_every`/`splice_len` cut
+    `splice_len` samples out of both directions every `splice_every` samples,
+    the damage seen on audio crossing processes (see tests).  Returns the
+    seconds of line audio exchanged."""
+    cdef FaxLine *la = a._live()
+    cdef FaxLine *lb = b._live()
+    if la.slot != PJSUA_INVALID_ID or lb.slot != PJSUA_INVALID_ID:
+        raise RuntimeError("a session attached to a call cannot also run in memory")
+    cdef int law = {"alaw": 1, "ulaw": 2, None: 0}[codec]
+    cdef long long limit = <long long>(max_seconds * CLOCK_RATE)
+    cdef long long t = 0, next_splice = splice_every if splice_every > 0 else -1
+    cdef int16_t ab[FRAME]
+    cdef int16_t ba[FRAME]
+    cdef int n
+    if splice_len < 0 or splice_len >= FRAME:
+        raise ValueError("splice_len must be in 0..159")
+    with nogil:
+        while t < limit:
+            _line_tx(la, ab, FRAME)
+            _line_tx(lb, ba, FRAME)
+            _g711(ab, FRAME, law)
+            _g711(ba, FRAME, law)
+            n = FRAME
+            if next_splice >= 0 and t >= next_splice:
+                # Drop a slice from the middle of the frame, both directions.
+                memmove(&ab[FRAME // 2], &ab[FRAME // 2 + splice_len],
+                        (FRAME // 2 - splice_len) * sizeof(int16_t))
+                memmove(&ba[FRAME // 2], &ba[FRAME // 2 + splice_len],
+                        (FRAME // 2 - splice_len) * sizeof(int16_t))
+                n = FRAME - splice_len
+                next_splice += splice_every
+            _line_rx(lb, ab, n)
+            _line_rx(la, ba, n)
+            t += FRAME
+            if sipacd_load_acquire(&la.done) and sipacd_load_acquire(&lb.done):
+                break
+    return t / <double>CLOCK_RATE
