@@ -35,14 +35,18 @@ Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
 
 Every ENTER ends in exactly one CONNECT, ABANDON or EXIT (KPI.md's
 "answered, abandoned, or exited with a reason").  CONNECT, COMPLETE_*,
-OFFER and RINGNOANSWER need ``agent``.
+OFFER and RINGNOANSWER need ``agent``; CONNECT and ABANDON need ``wait``,
+EXIT a ``reason``.
 
 Agent side (``agent_event``; ``queue`` only when the event is about one
 queue, e.g. a per-queue login):
 
 ``LOGIN`` (the agent is available, as in the core), ``LOGOUT``, ``READY``,
 ``PAUSE`` (``reason``), ``UNPAUSE``, ``WRAPUP_START`` (``call_id`` of the
-call whose after-call work this is), ``WRAPUP_END``.
+call whose after-call work this is), ``WRAPUP_END``.  The runtime logs
+WRAPUP_START when an agent's call ends and WRAPUP_END when the wrap-up is
+over, both at once for a zero wrap-up: a handled call counts (AHT) when
+its wrap-up ends.
 
 Why a writer thread
 -------------------
@@ -84,6 +88,9 @@ AGENT_EVENT_KINDS = frozenset({
 _NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
                           "COMPLETE_AGENT"})
 _NEEDS_REASON = frozenset({"EXIT"})
+# The waits the SL and ASA are computed from: the runtime's own measure
+# (monotonic clock), the same number its wait histograms observe.
+_NEEDS_WAIT = frozenset({"CONNECT", "ABANDON"})
 
 CALL_RECORD_FIELDS = ("start", "answer", "end", "caller", "called", "queue", "agent",
                       "outcome", "wait", "talk", "wrap_up", "hangup_side")
@@ -280,6 +287,8 @@ class EventLog:
             raise ValueError(f"{kind} needs the agent")
         if kind in _NEEDS_REASON and not reason:
             raise ValueError(f"{kind} needs a reason")
+        if kind in _NEEDS_WAIT and wait is None:
+            raise ValueError(f"{kind} needs the wait")
         row = (_time(t_wall), kind, _req_str("queue", queue), _req_str("call_id", call_id),
                _opt_str("agent", agent), _opt_float("wait", wait),
                None if position is None else int(position), _opt_str("reason", reason),

@@ -1,0 +1,328 @@
+"""KPIs per queue and interval, computed from the event log alone.
+
+The log is replayed in time order into the same accumulators the live
+metrics and the simulator use (``acdcore.kpi``), so the formulas live in
+one place.  Each count belongs to the interval of the event that made it,
+which is also the moment the runtime moves its Prometheus counter:
+
+* offered at ENTER; answered (and its wait) at CONNECT; abandoned (and its
+  wait) at ABANDON; exited at EXIT;
+* a handled call (AHT = talk + hold + wrap-up) when its wrap-up ends;
+  talk is CONNECT to COMPLETE_*, which includes hold;
+* a survey answer when it was given; participation divides by the
+  interval's answered calls.
+
+So ``increase(sipacd_queue_answered_total[1h])`` and this report's
+"answered" for the same hour agree, and intervals add up to the whole.
+
+Occupancy is agent time-in-state: (talk + wrap-up) / (talk + wrap-up +
+available idle), paused and logged-out time in neither term.  An agent
+counts in every queue it serves (``members``; without it, the queues it
+logged into or took calls from in the log).  Its state at ``t_from`` is
+rebuilt by replaying its events since its last LOGIN before ``t_from``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acdcore.kpi import OccupancyMeter, QueueTally
+from sipagent.eventlog import AGENT_EVENT_KINDS, read_only
+
+__all__ = ["ReportRow", "report", "SATISFIED_SHARE", "DEFAULT_THRESHOLDS",
+           "DEFAULT_SHORT_ABANDON"]
+
+DEFAULT_THRESHOLDS = (20.0,)
+DEFAULT_SHORT_ABANDON = 5.0
+#: A survey answer is "satisfied" from this share of its scale up: 4 and 5
+#: of 1..5 (the usual top-two box), 8..10 of 1..10, 2 of a yes/no 1..2.
+SATISFIED_SHARE = 0.8
+
+_COLUMNS = "id, t, kind, queue, call_id, agent, wait, position, reason"
+_WINDOW_SQL = f"SELECT {_COLUMNS} FROM event WHERE t >= ? AND t < ? ORDER BY t, id"
+# Every agent's events since its last LOGIN before the window: enough to
+# know, at t_from, who was talking, wrapping up, idle or paused.
+_SEED_SQL = (
+    "SELECT e.id, e.t, e.kind, e.queue, e.call_id, e.agent, e.wait, e.position, e.reason"
+    " FROM event e JOIN (SELECT agent, MAX(t) AS since FROM event"
+    "                    WHERE kind = 'LOGIN' AND t < ? GROUP BY agent) s"
+    " ON e.agent = s.agent AND e.t >= s.since"
+    " WHERE e.t < ? AND e.kind IN ('LOGIN', 'LOGOUT', 'READY', 'PAUSE', 'UNPAUSE',"
+    " 'WRAPUP_START', 'WRAPUP_END', 'CONNECT', 'COMPLETE_CALLER', 'COMPLETE_AGENT', 'OFFER')"
+    " ORDER BY e.t, e.id"
+)
+_SURVEY_SQL = (
+    "SELECT s.t, COALESCE(s.queue, (SELECT e.queue FROM event e WHERE e.call_id = s.call_id"
+    "  AND e.kind = 'CONNECT' AND e.t <= s.t ORDER BY e.t DESC, e.id DESC LIMIT 1)),"
+    " s.score, s.scale FROM survey_answer s WHERE s.t >= ? AND s.t < ? ORDER BY s.t, s.id"
+)
+
+
+@dataclass
+class ReportRow:
+    """One queue over one interval ``[start, end)``."""
+    queue: str
+    start: float
+    end: float
+    tally: QueueTally
+    busy_time: float = 0.0     # agent-seconds talking or in wrap-up
+    idle_time: float = 0.0     # agent-seconds available and idle
+    surveys: int = 0
+    satisfied: int = 0
+
+    @property
+    def occupancy(self) -> float:
+        total = self.busy_time + self.idle_time
+        return self.busy_time / total if total > 0 else math.nan
+
+    @property
+    def satisfaction(self) -> float:
+        return self.satisfied / self.surveys if self.surveys else math.nan
+
+    @property
+    def participation(self) -> float:
+        answered = self.tally.answered.count
+        return self.surveys / answered if answered else math.nan
+
+    def kpis(self) -> dict[str, Any]:
+        """Every KPI of the row, ratios in 0..1, NaN where the denominator is empty."""
+        return {
+            "queue": self.queue, "start": self.start, "end": self.end,
+            **self.tally.summary(),
+            "handled": self.tally.handled,
+            "occupancy": self.occupancy,
+            "agent_busy_seconds": self.busy_time,
+            "agent_idle_seconds": self.idle_time,
+            "surveys": self.surveys,
+            "satisfied": self.satisfied,
+            "satisfaction": self.satisfaction,
+            "participation": self.participation,
+        }
+
+
+def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = None,
+           interval: float | None = None,
+           thresholds: Sequence[float] | Mapping[str, Sequence[float]] = DEFAULT_THRESHOLDS,
+           short_abandon: float | Mapping[str, float] = DEFAULT_SHORT_ABANDON,
+           members: Mapping[str, Iterable[str]] | None = None) -> list[ReportRow]:
+    """KPI rows per queue per interval of ``[t_from, t_to)`` (epoch seconds).
+
+    ``interval`` in seconds cuts the period into steps from ``t_from`` (the
+    last one ends at ``t_to``); None gives one row per queue.
+    ``thresholds`` and ``short_abandon`` are global or per queue (a mapping;
+    queues it lacks get the defaults).  ``members`` maps a queue to the
+    agents serving it, for occupancy.  Rows are ordered by start, then queue.
+    """
+    t_from, t_to = float(t_from), float(t_to)
+    if not t_to > t_from:
+        raise ValueError(f"the period is empty: {t_from} .. {t_to}")
+    step = (t_to - t_from) if interval is None else float(interval)
+    if not step > 0:
+        raise ValueError(f"interval must be > 0 s, got {interval}")
+    conn = read_only(db_path)
+    try:
+        seed = conn.execute(_SEED_SQL, (t_from, t_from)).fetchall()
+        window = conn.execute(_WINDOW_SQL, (t_from, t_to)).fetchall()
+        surveys = conn.execute(_SURVEY_SQL, (t_from, t_to)).fetchall()
+    finally:
+        conn.close()
+
+    if queue is not None:
+        queues = [queue]
+    else:
+        named = {r[3] for r in window if r[3] is not None and r[2] not in AGENT_EVENT_KINDS}
+        for config in (thresholds, short_abandon, members):
+            if isinstance(config, Mapping):
+                named.update(config)
+        queues = sorted(named)
+    replay = _Replay(t_from, t_to, step, queues, thresholds, short_abandon,
+                     _membership(members, seed, window, queues))
+    for row in seed:
+        replay.event(row)
+    replay.open_window()
+    for row in window:
+        replay.event(row)
+    replay.close_window()
+    for t, q, score, scale in surveys:
+        out = replay.row(q, t)
+        if out is not None:
+            out.surveys += 1
+            out.satisfied += score >= SATISFIED_SHARE * scale
+    return [replay.rows[(q, k)] for k in range(replay.n) for q in queues]
+
+
+def _param(value: Any, queue: str, default: Any) -> Any:
+    return value.get(queue, default) if isinstance(value, Mapping) else value
+
+
+def _membership(members: Mapping[str, Iterable[str]] | None, seed: list, window: list,
+                queues: list[str]) -> dict[str, set[str]]:
+    """agent -> the selected queues it serves."""
+    wanted = set(queues)
+    out: dict[str, set[str]] = {}
+    if members is not None:
+        for q, agents in members.items():
+            if q in wanted:
+                for a in agents:
+                    out.setdefault(a, set()).add(q)
+        return out
+    for rows in (seed, window):
+        for _id, _t, kind, q, _c, agent, *_ in rows:
+            if agent and q in wanted and kind in ("LOGIN", "CONNECT", "OFFER"):
+                out.setdefault(agent, set()).add(q)
+    return out
+
+
+@dataclass
+class _Agent:
+    logged_in: bool = False
+    paused: bool = False
+    activity: str | None = None          # None, "talk" or "wrapup"
+    call: tuple[str, str, float] | None = None       # (call_id, queue, connected at)
+    after_call: tuple[str, float] | None = None      # (queue, talk) of the call just ended
+    wrap_from: float | None = None
+
+    @property
+    def category(self) -> str | None:
+        if self.activity is not None:
+            return "busy"
+        return "idle" if self.logged_in and not self.paused else None
+
+
+@dataclass
+class _Replay:
+    t_from: float
+    t_to: float
+    step: float
+    queues: list[str]
+    thresholds: Any
+    short_abandon: Any
+    membership: dict[str, set[str]]
+    agents: dict[str, _Agent] = field(default_factory=dict)
+    rows: dict[tuple[str, int], ReportRow] = field(default_factory=dict)
+    meters: dict[str, OccupancyMeter] = field(default_factory=dict)
+    live: bool = False
+
+    def __post_init__(self) -> None:
+        self.n = max(1, math.ceil((self.t_to - self.t_from) / self.step - 1e-9))
+        for q in self.queues:
+            sl = _param(self.thresholds, q, DEFAULT_THRESHOLDS)
+            short = _param(self.short_abandon, q, DEFAULT_SHORT_ABANDON)
+            for k in range(self.n):
+                start = self.t_from + k * self.step
+                end = min(self.t_to, start + self.step) if k < self.n - 1 else self.t_to
+                self.rows[(q, k)] = ReportRow(q, start, end, QueueTally(sl, short))
+        self._next_edge = 1       # the next interval start the meters must cross
+        self._done: dict[str, tuple[float, float]] = {}   # busy, idle time already in rows
+
+    def row(self, queue: str | None, t: float) -> ReportRow | None:
+        if not self.t_from <= t < self.t_to:
+            return None
+        k = min(int((t - self.t_from) // self.step), self.n - 1)
+        return self.rows.get((queue, k))
+
+    # -- occupancy -----------------------------------------------------------------
+    def open_window(self) -> None:
+        for q in self.queues:
+            self.meters[q] = OccupancyMeter(self.t_from)
+            self._done[q] = (0.0, 0.0)
+        for name, agent in self.agents.items():
+            self._move(name, None, agent.category, self.t_from)
+        self.live = True
+
+    def close_window(self) -> None:
+        self._cross_edges(self.t_to)
+        self._close_interval(self.n - 1, self.t_to)
+
+    def _cross_edges(self, t: float) -> None:
+        while self._next_edge < self.n and self.t_from + self._next_edge * self.step <= t:
+            self._close_interval(self._next_edge - 1, self.t_from + self._next_edge * self.step)
+            self._next_edge += 1
+
+    def _close_interval(self, k: int, edge: float) -> None:
+        for q, meter in self.meters.items():
+            meter.advance(edge)
+            busy_done, idle_done = self._done[q]
+            row = self.rows[(q, k)]
+            row.busy_time = meter.busy_time - busy_done
+            row.idle_time = meter.idle_time - idle_done
+            self._done[q] = (meter.busy_time, meter.idle_time)
+
+    def _move(self, name: str, before: str | None, after: str | None, t: float) -> None:
+        if before == after or not self.meters:
+            return
+        busy = (after == "busy") - (before == "busy")
+        idle = (after == "idle") - (before == "idle")
+        for q in self.membership.get(name, ()):
+            self.meters[q].change(t, busy=busy, idle=idle)
+
+    # -- the replay ------------------------------------------------------------------
+    def event(self, r: tuple) -> None:
+        _id, t, kind, queue, call_id, agent_name, wait, _position, reason = r
+        if self.live:
+            self._cross_edges(t)
+            out = self.row(queue, t) if kind not in AGENT_EVENT_KINDS else None
+            if out is not None:
+                tally = out.tally
+                if kind == "ENTER":
+                    tally.call_offered()
+                elif kind == "CONNECT":
+                    tally.call_answered(wait)
+                elif kind == "ABANDON":
+                    tally.call_abandoned(wait)
+                elif kind == "EXIT":
+                    tally.call_exited(reason or "unknown")
+        if agent_name is None:
+            return
+        agent = self.agents.setdefault(agent_name, _Agent())
+        before = agent.category
+        self._agent_event(agent, kind, queue, call_id, t)
+        if self.live:
+            self._move(agent_name, before, agent.category, t)
+
+    def _agent_event(self, a: _Agent, kind: str, queue: str | None, call_id: str | None,
+                     t: float) -> None:
+        if kind == "CONNECT":
+            self._after_call_over(a, t)
+            a.activity, a.call = "talk", (call_id, queue, t)
+        elif kind in ("COMPLETE_CALLER", "COMPLETE_AGENT"):
+            if a.call is not None and a.call[0] == call_id:
+                a.after_call = (a.call[1], max(0.0, t - a.call[2]))
+                a.call = None
+                if a.activity == "talk":
+                    a.activity = None
+        elif kind == "WRAPUP_START":
+            a.activity, a.wrap_from = "wrapup", t
+        elif kind == "LOGIN":
+            # Only a logged-out agent logs in; anything still open is what a
+            # crash left behind, and is dropped rather than counted as hours
+            # of talk or wrap-up.
+            a.logged_in, a.paused, a.activity = True, False, None
+            a.call = a.after_call = a.wrap_from = None
+        elif kind in ("WRAPUP_END", "READY", "UNPAUSE", "PAUSE", "LOGOUT"):
+            self._after_call_over(a, t)
+            if kind in ("READY", "UNPAUSE"):
+                a.paused = False
+            elif kind == "PAUSE":
+                a.paused = True
+            elif kind == "LOGOUT":
+                # A call that goes on after logout keeps a.call, so its talk
+                # still counts when it completes; the agent's time does not.
+                a.logged_in, a.paused, a.activity = False, False, None
+        # OFFER, RINGNOANSWER, TRANSFER...: ringing counts as available time.
+
+    def _after_call_over(self, a: _Agent, t: float) -> None:
+        """The agent's after-call period ends: the handled call counts now."""
+        wrap = 0.0
+        if a.activity == "wrapup":
+            wrap = max(0.0, t - a.wrap_from)
+            a.activity, a.wrap_from = None, None
+        if a.after_call is not None:
+            queue, talk = a.after_call
+            a.after_call = None
+            out = self.row(queue, t) if self.live else None
+            if out is not None:
+                out.tally.call_handled(talk, wrap)
