@@ -93,3 +93,25 @@ cdef inline void heap_pop(Heap* h) noexcept:
         d[i] = d[child]
         i = child
     d[i] = last
+
+
+cdef inline void heap_heapify(Heap* h) noexcept:
+    """Restores the heap order after entries were filtered out in place."""
+    cdef Py_ssize_t start = h.n // 2 - 1, i, child
+    cdef Entry item
+    cdef Entry* d = h.data
+    while start >= 0:
+        i = start
+        item = d[i]
+        while True:
+            child = 2 * i + 1
+            if child >= h.n:
+                break
+            if child + 1 < h.n and entry_lt(&d[child + 1], &d[child]):
+                child += 1
+            if not entry_lt(&d[child], &item):
+                break
+            d[i] = d[child]
+            i = child
+        d[i] = item
+        start -= 1

@@ -96,3 +96,5 @@ cdef struct LaneRec:
     Heap pool
     double rr_cycle
     double rr_last
+    Py_ssize_t pool_limit     # compact the heap of stale entries beyond these sizes
+    Py_ssize_t waiting_limit

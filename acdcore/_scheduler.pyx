@@ -21,7 +21,8 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport log
 from libc.stdint cimport uint64_t
 
-from acdcore._heap cimport Entry, Heap, heap_init, heap_free, heap_push, heap_pop
+from acdcore._heap cimport (Entry, Heap, heap_heapify, heap_init, heap_free, heap_push,
+                            heap_pop)
 from acdcore._records cimport (HANDLE_WINDOW, AgentLane, AgentRec, CallRec, LaneRec,
                               Membership, QueueRec)
 from acdcore._rank cimport (Rank, rank_init, rank_free, rank_push, rank_remove,

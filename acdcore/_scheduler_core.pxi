@@ -5,6 +5,10 @@
 # the same name in reference.py.
 
 
+cdef enum:
+    COMPACT_MIN = 64
+
+
 cdef inline bint _key4_lt(double a0, double a1, double a2, double a3,
                           double b0, double b1, double b2, double b3) noexcept:
     if a0 != b0:
@@ -276,6 +280,7 @@ cdef class Scheduler:
         ln.strategy = self.queues[qi].strategy
         ln.rr_cycle = 0
         ln.rr_last = -1
+        ln.pool_limit = ln.waiting_limit = COMPACT_MIN
         heap_init(&ln.waiting)
         heap_init(&ln.pool)
         self.n_lanes += 1
@@ -419,7 +424,39 @@ cdef class Scheduler:
         e.idx = a
         e.aux = 0
         heap_push(&ln.pool, &e)
+        if ln.pool.n > ln.pool_limit:
+            self._compact_pool(ln)
         return 0
+
+    # Lazy deletion leaves stale entries behind; a lane that rarely pops (a
+    # backup queue, a rare skill class) would grow forever.  When a heap
+    # doubles past its last compacted size, drop the stale entries: O(n) work
+    # per O(n) pushes, so amortised O(1), and live entries keep their order.
+    cdef void _compact_pool(self, LaneRec* ln) noexcept:
+        cdef Py_ssize_t i, k = 0
+        cdef Entry* d = ln.pool.data
+        cdef AgentRec* ag
+        for i in range(ln.pool.n):
+            ag = &self.agents[d[i].idx]
+            if ag.free and ag.free_stamp == d[i].stamp:
+                d[k] = d[i]
+                k += 1
+        ln.pool.n = k
+        heap_heapify(&ln.pool)
+        ln.pool_limit = max(COMPACT_MIN, 2 * k)
+
+    cdef void _compact_waiting(self, LaneRec* ln) noexcept:
+        cdef Py_ssize_t i, k = 0
+        cdef Entry* d = ln.waiting.data
+        cdef CallRec* c
+        for i in range(ln.waiting.n):
+            c = &self.calls[d[i].idx]
+            if c.state == C_WAITING and c.wait_stamp == d[i].stamp:
+                d[k] = d[i]
+                k += 1
+        ln.waiting.n = k
+        heap_heapify(&ln.waiting)
+        ln.waiting_limit = max(COMPACT_MIN, 2 * k)
 
     cdef int _make_free(self, int a) except -1:
         cdef AgentRec* ag = &self.agents[a]
@@ -612,7 +649,10 @@ cdef class Scheduler:
         e.stamp = cr.wait_stamp
         e.idx = c
         e.aux = 0
-        heap_push(&self.lanes[cr.lane].waiting, &e)
+        cdef LaneRec* ln = &self.lanes[cr.lane]
+        heap_push(&ln.waiting, &e)
+        if ln.waiting.n > ln.waiting_limit:
+            self._compact_waiting(ln)
         return 0
 
     cdef int _offer_lost(self, int c, list freed) except -1:
@@ -670,6 +710,14 @@ cdef class Scheduler:
     def agents_by_state(self, queue):
         cdef QueueRec* q = &self.queues[self._queue(queue)]
         return {name: q.counts[i] for i, name in enumerate(S.AGENT_STATE_NAMES)}
+
+    def heap_sizes(self):
+        """Entries held in the engine's heaps, stale ones included (memory checks)."""
+        cdef Py_ssize_t i, pools = 0, waiting = 0
+        for i in range(self.n_lanes):
+            pools += self.lanes[i].pool.n
+            waiting += self.lanes[i].waiting.n
+        return {"timers": self.timers.n, "pools": pools, "waiting": waiting}
 
     def check_invariants(self):
         _check_invariants(self)

@@ -27,13 +27,18 @@ documented in model.py.  Two strategies keep memory in the lane:
 """
 from __future__ import annotations
 
+import heapq
+
 from .model import Strategy
 from .skills import Requirement
 
 
+COMPACT_MIN = 64
+
+
 class Lane:
     __slots__ = ("idx", "queue", "cls", "req", "waiting", "pool",
-                 "rr_cycle", "rr_last", "clock")
+                 "rr_cycle", "rr_last", "clock", "pool_limit", "waiting_limit")
 
     def __init__(self, idx: int, queue, cls: int, req: Requirement):
         self.idx = idx
@@ -45,6 +50,12 @@ class Lane:
         self.rr_cycle = 0
         self.rr_last = -1
         self.clock: dict[int, float] = {}
+        # Lazy deletion leaves stale entries; a lane that rarely pops (a backup
+        # queue, a rare skill class) would grow forever.  Once a heap doubles
+        # past its last compacted size, its stale entries are dropped
+        # (amortised O(1) per push; live entries keep their order).
+        self.pool_limit = COMPACT_MIN
+        self.waiting_limit = COMPACT_MIN
 
 
 def agent_key(lane: Lane, agent, penalty: int, member_idx: int, rng) -> tuple:
@@ -82,3 +93,11 @@ def note_offered(lane: Lane, key: tuple) -> None:
     elif s is Strategy.RANDOM or s is Strategy.WEIGHTED_RANDOM:
         if key[1] > lane.clock.get(key[0], 0.0):
             lane.clock[key[0]] = key[1]
+
+
+def compact(heap: list, live) -> int:
+    """Drops the entries ``live`` rejects, restores heap order, returns the
+    next size limit."""
+    heap[:] = [e for e in heap if live(e)]
+    heapq.heapify(heap)
+    return max(COMPACT_MIN, 2 * len(heap))

@@ -39,7 +39,7 @@ from .actions import (AgentAutoPaused, CallExited, CancelOffer, Connect, Offer,
                       OfferTimedOut, WrapUpEnded)
 from .errors import AcdError, UnknownAgent, UnknownCall, UnknownQueue
 from .ewt import HANDLE_WINDOW, expected_wait, mean_handle
-from .lanes import Lane, agent_key, note_offered
+from .lanes import Lane, agent_key, compact, note_offered
 from .model import AgentConfig, QueueConfig, Strategy
 from .rng import SplitMix64
 from .skills import ANY, eligible, normalize, relax_moments, relaxed, score
@@ -289,6 +289,8 @@ class ReferenceScheduler:
     def _push_agent(self, lane: Lane, a: Agent, penalty: int, midx: int) -> None:
         key = agent_key(lane, a, penalty, midx, self._rng)
         heapq.heappush(lane.pool, key + (a.free_stamp, a))
+        if len(lane.pool) > lane.pool_limit:
+            lane.pool_limit = compact(lane.pool, lambda e: e[5].free and e[5].free_stamp == e[4])
 
     def _make_free(self, a: Agent) -> None:
         a.free = True
@@ -394,7 +396,11 @@ class ReferenceScheduler:
 
     def _enqueue(self, c: Call) -> None:
         c.wait_stamp = self._next_stamp()
-        heapq.heappush(c.lane.waiting, (-c.priority, c.t_enq, c.seq, c.wait_stamp, c))
+        lane = c.lane
+        heapq.heappush(lane.waiting, (-c.priority, c.t_enq, c.seq, c.wait_stamp, c))
+        if len(lane.waiting) > lane.waiting_limit:
+            lane.waiting_limit = compact(
+                lane.waiting, lambda e: e[4].state == C_WAITING and e[4].wait_stamp == e[3])
 
     def _offer_lost(self, c: Call, freed) -> None:
         c.state = call_next(c.state, C_LOST)
@@ -691,6 +697,12 @@ class ReferenceScheduler:
     def agents_by_state(self, queue) -> dict[str, int]:
         q = self._queue(queue)
         return dict(zip(AGENT_STATE_NAMES, q.counts))
+
+    def heap_sizes(self) -> dict[str, int]:
+        """Entries held in the engine's heaps, stale ones included (memory checks)."""
+        return {"timers": len(self._timers),
+                "pools": sum(len(lane.pool) for lane in self._lanes),
+                "waiting": sum(len(lane.waiting) for lane in self._lanes)}
 
     def check_invariants(self) -> None:
         check_invariants(self)

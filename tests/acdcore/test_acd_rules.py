@@ -334,3 +334,24 @@ def test_ewt_is_none_without_serving_agents(centre):
     c = centre(n_agents=1, login=False)
     c(CallArrived(1, "c1", "q"))
     assert c.s.ewt("c1") is None
+
+
+def test_stale_heap_entries_do_not_pile_up(engine):
+    """Lazy deletion must not leak: a backup queue that never gets a call still
+    sees its agents come and go thousands of times."""
+    qs = [QueueConfig("main"), QueueConfig("backup")]
+    agents = [AgentConfig(f"a{i}", {"main": 0, "backup": 1}) for i in range(4)]
+    s = engine(qs, agents)
+    for a in agents:
+        s.handle(AgentLoggedIn(0, a.agent_id))
+    for i in range(3000):
+        t = float(i)
+        (offer,) = s.handle(CallArrived(t, f"c{i}", "main"))
+        s.handle(OfferAnswered(t, f"c{i}", offer.agent_id))
+        s.handle(CallEnded(t + 0.5, f"c{i}"))
+        if i % 7 == 0:
+            s.handle(CallArrived(t + 0.6, f"gone{i}", "backup", skills=(("x", 1),)))
+            s.handle(CallAbandoned(t + 0.7, f"gone{i}"))
+    sizes = s.heap_sizes()
+    assert sizes["pools"] < 400 and sizes["waiting"] < 400, sizes
+    s.check_invariants()
