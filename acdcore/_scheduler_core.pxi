@@ -632,10 +632,16 @@ cdef class Scheduler:
 
     cdef int _match_agent(self, int a) except -1:
         cdef int c
+        cdef LaneRec* ln
         while self.agents[a].free:
             c = self._best_call(a)
             if c < 0 or not self._dispatch(c):
                 return 0
+            # c was the top of its lane's waiting heap and is stale now: drop
+            # it while it is hot in cache rather than when it surfaces later.
+            ln = &self.lanes[self.calls[c].lane]
+            if ln.waiting.n > 0 and ln.waiting.data[0].idx == c:
+                heap_pop(&ln.waiting)
         return 0
 
     cdef int _enqueue(self, int c) except -1:

@@ -195,8 +195,11 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     if cr.has_req:
         lane = self._lane(qi, _effective_req(self, c))
     self.calls[c].lane = lane
-    self._enqueue(c)
-    self._dispatch(c)
+    # The reference enqueues, then dispatches; skipping the heap entry when an
+    # agent takes the call at once changes nothing observable (the entry would
+    # be stale at once, and stamps never decide an order: keys are unique).
+    if not self._dispatch(c):
+        self._enqueue(c)
     return 0
 
 
@@ -225,9 +228,8 @@ cdef int _relax(Scheduler self, int c) except -1:
     if lane == cr.lane:
         return 0
     cr.lane = lane
-    if cr.state == C_WAITING:
+    if cr.state == C_WAITING and not self._dispatch(c):
         self._enqueue(c)
-        self._dispatch(c)
     return 0
 
 
