@@ -15,6 +15,11 @@ Rules every implementation follows, so a flow behaves the same on both:
 - After the flow's own :meth:`Call.hangup`, or a :meth:`Call.transfer` that
   succeeded, the call is no longer the flow's: further verbs raise
   :class:`CallerHangup` too, so ``finally`` blocks are the place for clean-up.
+- The bookkeeping verbs (:meth:`Call.leave_voicemail`,
+  :meth:`Call.request_callback`, :meth:`Call.record_survey`, :attr:`Call.vars`,
+  :meth:`Call.is_open`) never raise :class:`CallerHangup`: they touch no
+  media, and a message or an answer must still be filed after the caller
+  has gone, typically from an ``except CallerHangup`` or ``finally`` block.
 - Prompt names are resolved in :attr:`Call.language`.  A name ending in
   ``.wav`` is a file path and is played as it is.
 - Keys pressed while nobody listens are kept, in order, for the next verb

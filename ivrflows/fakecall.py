@@ -56,42 +56,37 @@ class FakeCall:
         self._caller_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self.answered = self.early_media = False
-        self.record = FlowRun([], vars=self.vars)
+        self._result = FlowRun([], vars=self.vars)
 
     # -- the kit's side --------------------------------------------------------------
-    async def run(self, flow: Flow, max_seconds: float, raise_errors: bool) -> FlowRun:
+    async def run(self, flow: Flow, raise_errors: bool) -> FlowRun:
         loop = asyncio.get_running_loop()
         for step in self._timed:
             loop.call_at(step.at, self._start_step, step)  # type: ignore[arg-type]
-        task = loop.create_task(flow(self))
         try:
-            await asyncio.wait_for(asyncio.shield(task), max_seconds)
+            await flow(self)
             self._log("flow", "return")
-        except TimeoutError:
-            task.cancel()
-            raise FlowMistake(f"the flow is still running after {max_seconds:g} s of call "
-                              "time (a loop that never ends?)") from None
         except CallerHangup:
-            self.record.ended = self._gone or "caller hung up"
-            self._log("flow", "ended", f"by CallerHangup ({self.record.ended})")
+            self._result.ended = self._gone or "caller hung up"
+            self._log("flow", "ended", f"by CallerHangup ({self._result.ended})")
         except Exception as exc:
             self._log("flow", "raised", f"{type(exc).__name__}: {exc}")
             if raise_errors:
                 raise
-            self.record.ended = "raised"
+            self._result.ended = "raised"
         finally:
             for t in [*self._tasks, *([self._caller_task] if self._caller_task else [])]:
                 t.cancel()
-        if self.record.ended == "returned" and self._gone:
-            self.record.ended = self._gone
-        self.record.language = self.language
-        return self.record
+        if self._result.ended == "returned" and self._gone:
+            self._result.ended = self._gone
+        self._result.language = self.language
+        return self._result
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
     def _log(self, who: str, verb: str, detail: str = "") -> None:
-        self.record.transcript.append(Entry(round(self._now(), 3), who, verb, detail))
+        self._result.transcript.append(Entry(round(self._now(), 3), who, verb, detail))
 
     def _check(self) -> None:
         if self._gone:
@@ -177,9 +172,9 @@ class FakeCall:
 
     async def _hear(self, verb: str, name: str, seconds: float, barge_in: bool) -> str | None:
         self._log("flow", verb, name)
+        if verb == "play":
+            self._result.prompt_uses.append((self.language, name))
         self._arm(name)
-        if barge_in:
-            self._listen()
         key = await self._key_within(seconds, interrupt=barge_in, take=False)
         if key is not None:
             self._log("flow", "barge-in", f"{name} stopped by key {key}")
@@ -198,11 +193,17 @@ class FakeCall:
         if self._gone:
             return
         self._log("flow", "hangup", str(cause))
-        self.record.hangup_cause = cause
+        self._result.hangup_cause = cause
         self._end("flow hung up")
 
     # -- saying things ---------------------------------------------------------------
     async def play(self, *prompts: str, barge_in: bool = False) -> str | None:
+        if barge_in:
+            self._check()
+            self._listen()
+        return await self._play(prompts, barge_in)
+
+    async def _play(self, prompts: Iterable[str], barge_in: bool) -> str | None:
         for name in prompts:
             self._need_answer(f"play({name!r})")
             key = await self._hear("play", name, self._duration(name), barge_in)
@@ -216,6 +217,8 @@ class FakeCall:
         lang = language or self.language
         shown = text if lang == self.language and voice is None else \
             f"{text} [{lang}{'/' + voice if voice else ''}]"
+        if barge_in:
+            self._listen()
         # About the pace of espeak-ng at 150 words a minute.
         return await self._hear("say", shown, max(0.5, 0.065 * len(text)), barge_in)
 
@@ -236,9 +239,9 @@ class FakeCall:
                       f"{timeout:g}s" + (f", valid {valid}" if valid else ""))
             if barge_in:
                 self._listen()
-                await self.play(*names, barge_in=True)
+                await self._play(names, barge_in=True)
             else:
-                await self.play(*names)
+                await self._play(names, barge_in=False)
                 self._keys.clear()
                 self._listen()
             digits, wait = "", timeout
@@ -287,13 +290,13 @@ class FakeCall:
                 break
         recording = Recording(self._write_wav(length), round(length, 3), ended_by)  # type: ignore[arg-type]
         self._log("flow", "recorded", f"{length:.1f}s, ended by {ended_by}")
-        self.record.recordings.append(recording)
+        self._result.recordings.append(recording)
         return recording
 
     def _write_wav(self, seconds: float) -> str:
         folder = self._record_dir or Path(mkdtemp(prefix="ivrflows-rec-"))
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.call_id}-{len(self.record.recordings) + 1}.wav"
+        path = folder / f"{self.call_id}-{len(self._result.recordings) + 1}.wav"
         with wave.open(str(path), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
@@ -310,14 +313,17 @@ class FakeCall:
             raise FlowMistake(f"no queue named {queue!r} (known: "
                               f"{', '.join(sorted(self._known_queues)) or 'none'})")
         data = dict(data or {})
-        self.record.enqueues.append({"queue": queue, "priority": priority,
+        self._result.enqueues.append({"queue": queue, "priority": priority,
                                      "skills": dict(skills or {}), "data": data})
         extra = "".join([f" priority {priority}" if priority else "",
                          f" skills {dict(skills)}" if skills else "", f" data {data}" if data else ""])
         self._log("flow", "enqueue", queue + extra)
         plan = self._queues.get(queue, QueueScript())
         start = self._now()
-        self._listen()
+        # A queue asks the caller nothing, so it takes a step only when the
+        # step can mean something here: an exit key, or abandoning (hangup).
+        if plan.exit_key or (self._steps and isinstance(self._steps[0], Hangup)):
+            self._listen()
         while (left := start + plan.wait - self._now()) > 0:
             key = await self._key_within(left)
             if key is None:
@@ -325,6 +331,7 @@ class FakeCall:
             if key == plan.exit_key:
                 self._log("queue", "exit_key", f"{queue} after {self._now() - start:g}s")
                 return QueueOutcome("exit_key", queue, self._now() - start, data=data)
+            self._listen()
         wait = self._now() - start
         if plan.result != "answered":
             self._log("queue", plan.result, f"{queue} after {wait:g}s")
@@ -380,23 +387,20 @@ class FakeCall:
         return self._start + timedelta(seconds=self._now())
 
     async def leave_voicemail(self, recording: Recording, *, mailbox: str) -> str:
-        self._check()
-        message_id = f"vm-{len(self.record.voicemails) + 1}"
-        self.record.voicemails.append({"mailbox": mailbox, "id": message_id,
+        message_id = f"vm-{len(self._result.voicemails) + 1}"
+        self._result.voicemails.append({"mailbox": mailbox, "id": message_id,
                                        "recording": recording})
         self._log("flow", "voicemail", f"{mailbox}: {recording.duration:g}s as {message_id}")
         return message_id
 
     async def request_callback(self, number: str, *, queue: str,
                                data: Mapping[str, str] | None = None) -> None:
-        self._check()
-        self.record.callbacks.append({"number": number, "queue": queue, "data": dict(data or {})})
+        self._result.callbacks.append({"number": number, "queue": queue, "data": dict(data or {})})
         self._log("flow", "callback", f"{number} in {queue}")
 
     async def record_survey(self, score: int, *, scale: int = 5,
                             question: str = "satisfaction") -> None:
-        self._check()
         if not 1 <= score <= scale:
             raise ValueError(f"survey score {score} outside 1..{scale}")
-        self.record.surveys.append({"question": question, "score": score, "scale": scale})
+        self._result.surveys.append({"question": question, "score": score, "scale": scale})
         self._log("flow", "survey", f"{question}: {score}/{scale}")

@@ -18,10 +18,12 @@ script always gives the same transcript.  A flow whose tasks all wait for
 something no timer will ever bring is reported as stalled.
 
 The caller follows a script of steps.  A step is taken each time the flow
-starts listening (a gather try, a barge-in prompt, a recording, a queue)
-and the caller is not still busy with the previous step or with keys typed
-ahead: ``"12"`` presses 1 then 2, ``silence()`` lets the flow's timeout
-run, ``hangup()`` hangs up.  A step with ``at=`` happens at that call time
+starts listening (a gather try, a barge-in prompt, a recording) and the
+caller is not still busy with the previous step or with keys typed ahead:
+``"12"`` presses 1 then 2, ``silence()`` lets the flow's timeout run,
+``speak(8, then="#")`` talks into a recording, ``hangup()`` hangs up.  A
+queue takes a step only if it is a ``hangup()`` (an abandon) or the queue's
+:class:`QueueScript` has an exit key; other keys wait for the next question.  A step with ``at=`` happens at that call time
 instead, and ``hangup(during="name")`` when that prompt starts.  Once the
 script runs out the caller stays silent.  Everything the flow and the caller
 do lands in :attr:`FlowRun.transcript`.
@@ -149,6 +151,7 @@ class FlowRun:
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     surveys: list[dict[str, Any]] = field(default_factory=list)
     enqueues: list[dict[str, Any]] = field(default_factory=list)
+    prompt_uses: list[tuple[str, str]] = field(default_factory=list)   # (language, name)
 
     def details(self, verb: str) -> list[str]:
         return [e.detail for e in self.transcript if e.verb == verb and e.who == "flow"]
@@ -196,9 +199,10 @@ class FlowRun:
 class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
     """Instead of blocking until the next timer, moves the clock there."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: float) -> None:
         super().__init__()
         self.now = 0.0
+        self.limit = limit
 
     def select(self, timeout: float | None = None):  # type: ignore[override]
         ready = super().select(0)
@@ -207,17 +211,37 @@ class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
         if timeout is None:
             raise FlowStalled("the flow waits for something that never happens "
                               "(an Event or Future no timer or caller will set)")
+        if self.now + timeout > self.limit:
+            self.now = self.limit
+            raise FlowMistake(f"the flow is still running after {self.limit:g} s of call "
+                              "time (a loop that never ends?)")
         self.now += timeout
         return []
 
 
 class VirtualLoop(asyncio.SelectorEventLoop):
-    def __init__(self) -> None:
-        self._virtual = _VirtualSelector()
+    """An event loop on virtual time that stops a run at ``limit`` seconds."""
+
+    def __init__(self, limit: float = float("inf")) -> None:
+        self._virtual = _VirtualSelector(limit)
         super().__init__(self._virtual)
 
     def time(self) -> float:
         return self._virtual.now
+
+    def close(self) -> None:
+        # A stalled or runaway flow leaves tasks behind; cancel them so that
+        # their finally blocks run and asyncio does not warn at exit.
+        self._virtual.limit = float("inf")
+        pending = [t for t in asyncio.all_tasks(self) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending and not self.is_closed():
+            try:
+                self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            except FlowStalled:
+                pass
+        super().close()
 
 
 # -- running a flow --------------------------------------------------------------------
@@ -244,7 +268,9 @@ def run_flow(flow: Flow, script: Iterable[Step] = (), *, caller: str = "+1555010
     yes).  ``flows`` resolves :meth:`goto_flow` (default: ``ivrflows.<module>``).
     An exception from the flow is re-raised unless ``raise_errors`` is false.
     """
-    loop = VirtualLoop()
+    from ivrflows.fakecall import FakeCall
+
+    loop = VirtualLoop(limit=max_seconds)
     try:
         call = FakeCall(script, caller=caller, called=called, headers=headers or {},
                         vars=vars or {}, language=language, now=now, open=open,
@@ -253,13 +279,17 @@ def run_flow(flow: Flow, script: Iterable[Step] = (), *, caller: str = "+1555010
                         transfers=transfers or {}, flows=flows,
                         prompt_seconds=prompt_seconds,
                         record_dir=Path(record_dir) if record_dir else None)
-        return loop.run_until_complete(call.run(flow, max_seconds, raise_errors))
+        return loop.run_until_complete(call.run(flow, raise_errors))
     finally:
         loop.close()
 
 
-# Last, because the fake is built from the types above.
-from ivrflows.fakecall import FakeCall  # noqa: E402
+def __getattr__(name: str) -> Any:
+    # The fake is built from the types above, so it is imported on first use.
+    if name == "FakeCall":
+        from ivrflows.fakecall import FakeCall
+        return FakeCall
+    raise AttributeError(f"module 'ivrflows.testing' has no attribute {name!r}")
 
 __all__ = ["run_flow", "FakeCall", "FlowRun", "Entry", "QueueScript", "press", "silence",
            "speak", "hangup", "parse_digits", "FlowMistake", "FlowStalled", "VirtualLoop",
