@@ -126,8 +126,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX event_t ON event (t)",
         "CREATE INDEX event_call ON event (call_id, t)",
         "CREATE INDEX event_agent ON event (agent, t)",
-        # The report rebuilds each agent's state from its last login.
+        # The report rebuilds each agent's state from its last login, and
+        # close_dangling finds who was logged in: few rows, kept apart.
         "CREATE INDEX event_login ON event (agent, t) WHERE kind = 'LOGIN'",
+        "CREATE INDEX event_logout ON event (agent, t) WHERE kind = 'LOGOUT'",
         """CREATE TABLE call_record (
             call_id     TEXT PRIMARY KEY,
             start       REAL,
@@ -175,6 +177,21 @@ _UPSERT_CALL = (
     ' wait = COALESCE(excluded.wait, wait), talk = COALESCE(excluded.talk, talk),'
     ' wrap_up = COALESCE(excluded.wrap_up, wrap_up),'
     ' hangup_side = COALESCE(excluded.hangup_side, hangup_side), updated = excluded.updated'
+)
+# A caller waits minutes, not days: older ENTERs are not looked at.
+_DANGLING_HORIZON = 86400.0
+_LAST_T = "SELECT MAX(t) FROM event"
+_DANGLING_CALLS = (
+    "SELECT e.queue, e.call_id, e.t FROM event e WHERE e.kind = 'ENTER' AND e.t >= ?"
+    " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id AND x.queue = e.queue"
+    "   AND x.kind IN ('CONNECT', 'ABANDON', 'EXIT') AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
+    " ORDER BY e.t, e.id"
+)
+_LOGGED_IN = (
+    "SELECT i.agent FROM (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGIN'"
+    "                     GROUP BY agent) i"
+    " LEFT JOIN (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGOUT' GROUP BY agent) o"
+    " ON o.agent = i.agent WHERE o.t IS NULL OR o.t < i.t ORDER BY i.agent"
 )
 _INSERT_SURVEY = ("INSERT INTO survey_answer (t, call_id, queue, score, scale)"
                   " VALUES (?, ?, ?, ?, ?)")
@@ -335,6 +352,38 @@ class EventLog:
         row = (time.time() if t_wall is None else _time(t_wall), _req_str("call_id", call_id),
                _opt_str("queue", queue), score, scale)
         self._queue(_INSERT_SURVEY, row)
+
+    def close_dangling(self, reason: str = "lost") -> tuple[int, int]:
+        """After a crash: end what the log left open, at the time of its last row.
+
+        Callers still waiting get EXIT ``reason``; agents still logged in get
+        LOGOUT ``reason``.  Without this, a report would count the lost
+        callers as offered with no outcome, and the agents as idle until
+        their next login.  (Calls that were connected are left as they are:
+        the next LOGIN of their agent drops them, as the report would
+        otherwise count hours of talk.)  Call it once at start, before any
+        call or login is logged; it reads the file, so it blocks briefly.
+        Returns (calls, agents) closed.
+        """
+        self.flush()
+        conn = read_only(self.path)
+        try:
+            last = conn.execute(_LAST_T).fetchone()[0]
+            if last is None:
+                return 0, 0
+            calls = conn.execute(_DANGLING_CALLS, (last - _DANGLING_HORIZON,)).fetchall()
+            agents = [a for (a,) in conn.execute(_LOGGED_IN)]
+        finally:
+            conn.close()
+        for queue, call_id, entered in calls:
+            self.queue_event(last, queue, call_id, "EXIT", reason=reason, wait=last - entered)
+        for agent in agents:
+            self.agent_event(last, agent, "LOGOUT", reason=reason)
+        self.flush()
+        if calls or agents:
+            log.warning("closed what the last run left open", calls=len(calls),
+                        agents=len(agents), at=last, reason=reason)
+        return len(calls), len(agents)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Block until everything queued so far is committed; False on timeout."""

@@ -251,3 +251,40 @@ def test_a_killed_writer_leaves_only_whole_batches(tmp_path, delay):
     with EventLog(path) as el:                             # the next start opens it and appends
         el.queue_event(5000.0, "q", "after", "ENTER")
     assert rows(path, "SELECT call_id FROM event ORDER BY id DESC LIMIT 1") == [("after",)]
+
+
+def test_close_dangling_after_a_crash(tmp_path):
+    path = tmp_path / "events.sqlite3"
+    with EventLog(path) as el:
+        el.agent_event(1.0, "alice", "LOGIN")
+        el.agent_event(1.0, "bob", "LOGIN")
+        el.agent_event(2.0, "bob", "LOGOUT")
+        el.agent_event(3.0, "bob", "LOGIN")
+        el.agent_event(4.0, "carol", "LOGIN")
+        el.agent_event(5.0, "carol", "LOGOUT")
+        el.queue_event(10.0, "q", "answered", "ENTER")
+        el.queue_event(12.0, "q", "answered", "CONNECT", agent="alice", wait=2.0)
+        el.queue_event(11.0, "q", "waiting", "ENTER")
+        el.queue_event(13.0, "q", "gone", "ENTER")
+        el.queue_event(14.0, "q", "gone", "ABANDON", wait=1.0)
+        el.queue_event(15.0, "q", "moved", "EXIT", reason="timeout", wait=1.0)   # EXIT from q...
+        el.queue_event(15.0, "other", "moved", "ENTER")                           # ...into other
+        el.queue_event(20.0, "q", "waiting2", "ENTER")
+    # the process died here; the next start:
+    with EventLog(path) as el:
+        assert el.close_dangling() == (3, 2)
+        assert el.close_dangling() == (0, 0)               # idempotent
+    got = rows(path, "SELECT t, kind, queue, call_id, agent, wait, reason FROM event"
+                     " WHERE reason = 'lost' ORDER BY id")
+    assert got == [
+        (20.0, "EXIT", "q", "waiting", None, 9.0, "lost"),
+        (20.0, "EXIT", "other", "moved", None, 5.0, "lost"),
+        (20.0, "EXIT", "q", "waiting2", None, 0.0, "lost"),
+        (20.0, "LOGOUT", None, None, "alice", None, "lost"),
+        (20.0, "LOGOUT", None, None, "bob", None, "lost"),
+    ]
+
+
+def test_close_dangling_on_an_empty_log(tmp_path):
+    with EventLog(tmp_path / "events.sqlite3") as el:
+        assert el.close_dangling() == (0, 0)

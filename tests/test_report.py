@@ -296,3 +296,76 @@ def test_cli_errors(day, capsys):
     assert report_main(["--db", str(day.parent / "missing.sqlite3"), "--from", _iso(T0),
                         "--to", _iso(T0 + 60)]) == 2
     assert "no event log" in capsys.readouterr().err
+
+
+def test_cli_with_a_config(tmp_path, capsys):
+    """-c takes the log from the data dir, thresholds per queue, and members for occupancy."""
+    from sipagent.eventlog import event_log_path
+    data = tmp_path / "data"
+    write_day(event_log_path(data))
+    config = tmp_path / "sipacd.toml"
+    config.write_text(f"""
+[data]
+dir = "{data}"
+[queues.sales]
+service_levels = [30, 20]
+short_abandon = 4
+[queues.billing]
+service_levels = [45]
+[agents.a]
+uri = "sip:a@127.0.0.1:5072"
+queues = ["sales"]
+[agents.b]
+uri = "sip:b@127.0.0.1:5073"
+queues = ["billing"]
+""")
+    assert report_main(["-c", str(config), "--from", _iso(T0), "--to", _iso(T0 + 600),
+                        "--format", "json"]) == 0
+    by_queue = {r["queue"]: r for r in json.loads(capsys.readouterr().out)}
+    sales, billing = by_queue["sales"], by_queue["billing"]
+    assert list(sales["service_level"]) == ["20", "30"] and list(billing["service_level"]) == ["45"]
+    assert sales["short_abandoned"] == 0                 # the 5 s abandon is not <= 4 s
+    assert sales["occupancy"] == pytest.approx(140 / 500)   # agent a only
+    assert billing["occupancy"] == pytest.approx(120 / 500)  # b serves billing
+    assert billing["offered"] == 1
+
+
+def test_pause_during_a_call_applies_after_wrap_up(tmp_path):
+    path = tmp_path / "events.sqlite3"
+    with EventLog(path) as el:
+        el.agent_event(T0, "y", "LOGIN")
+        el.queue_event(T0 + 9, "q", "c2", "ENTER")
+        el.queue_event(T0 + 10, "q", "c2", "CONNECT", agent="y", wait=1.0)
+        el.agent_event(T0 + 20, "y", "PAUSE", reason="break")       # pending, as in the core
+        el.queue_event(T0 + 40, "q", "c2", "COMPLETE_AGENT", agent="y")
+        el.agent_event(T0 + 40, "y", "WRAPUP_START", call_id="c2")
+        el.agent_event(T0 + 50, "y", "WRAPUP_END")                   # now paused
+        el.agent_event(T0 + 80, "y", "UNPAUSE")
+    row = one(report(path, T0, T0 + 100), "q")
+    assert (row.busy_time, row.idle_time) == pytest.approx((30 + 10, 10 + 20))
+    assert row.tally.aht == pytest.approx(30 + 10)
+
+
+@pytest.mark.parametrize("recovered", [False, True])
+def test_a_call_left_open_by_a_crash(tmp_path, recovered):
+    path = tmp_path / "events.sqlite3"
+    with EventLog(path) as el:
+        el.agent_event(T0, "x", "LOGIN")
+        el.queue_event(T0 + 9, "q", "c1", "ENTER")
+        el.queue_event(T0 + 10, "q", "c1", "CONNECT", agent="x", wait=1.0)
+        el.queue_event(T0 + 10, "q", "c3", "ENTER")
+    # crash; the engine starts again at T0+1000
+    with EventLog(path) as el:
+        if recovered:
+            el.close_dangling()
+        el.agent_event(T0 + 1000, "x", "LOGIN")
+    row = one(report(path, T0, T0 + 1100), "q")
+    assert row.tally.handled == 0                  # c1 never completed: not in AHT
+    if recovered:
+        # x logged out at the last logged moment; c3 exited "lost"
+        assert (row.busy_time, row.idle_time) == pytest.approx((0, 10 + 100))
+        assert dict(row.tally.exited) == {"lost": 1}
+    else:
+        # the log says x talked until the restart, and c3 never left
+        assert (row.busy_time, row.idle_time) == pytest.approx((990, 10 + 100))
+        assert row.tally.offered == 2 and not row.tally.exited
