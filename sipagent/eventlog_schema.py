@@ -1,0 +1,124 @@
+"""The event log's file: where it lives, its schema and its migrations,
+and how to open it (the writer in ``eventlog``, readers such as ``report``).
+
+The schema version is SQLite's ``user_version``.  Migration i takes a file
+from version i to i + 1, in one transaction with its version bump, so a
+crash during a migration leaves the old version, never half a schema; a
+file newer than this code is refused rather than written to.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+__all__ = ["EVENT_LOG_FILE", "SCHEMA_VERSION", "SchemaTooNew", "event_log_path", "connect",
+           "read_only"]
+
+#: The file name inside the data directory.  Its own file, so that its
+#: ``user_version`` belongs to this schema alone.
+EVENT_LOG_FILE = "events.sqlite3"
+
+
+def event_log_path(data_dir: str | Path) -> Path:
+    return Path(data_dir) / EVENT_LOG_FILE
+
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE event (
+            id       INTEGER PRIMARY KEY,   -- emission order; breaks ties in t
+            t        REAL NOT NULL,         -- wall clock, epoch seconds
+            kind     TEXT NOT NULL,
+            queue    TEXT,
+            call_id  TEXT,
+            agent    TEXT,
+            wait     REAL,
+            position INTEGER,
+            reason   TEXT,
+            data     TEXT                   -- a JSON object, or NULL
+        )""",
+        "CREATE INDEX event_t ON event (t)",
+        "CREATE INDEX event_call ON event (call_id, t)",
+        "CREATE INDEX event_agent ON event (agent, t)",
+        # The report rebuilds each agent's state from its last login, and
+        # close_dangling finds who was logged in: few rows, kept apart.
+        "CREATE INDEX event_login ON event (agent, t) WHERE kind = 'LOGIN'",
+        "CREATE INDEX event_logout ON event (agent, t) WHERE kind = 'LOGOUT'",
+        """CREATE TABLE call_record (
+            call_id     TEXT PRIMARY KEY,
+            start       REAL,
+            answer      REAL,
+            "end"       REAL,
+            caller      TEXT,
+            called      TEXT,
+            queue       TEXT,
+            agent       TEXT,
+            outcome     TEXT,
+            wait        REAL,
+            talk        REAL,
+            wrap_up     REAL,
+            hangup_side TEXT,
+            updated     REAL NOT NULL
+        )""",
+        "CREATE INDEX call_record_start ON call_record (start)",
+        """CREATE TABLE survey_answer (
+            id      INTEGER PRIMARY KEY,
+            t       REAL NOT NULL,
+            call_id TEXT NOT NULL,
+            queue   TEXT,
+            score   INTEGER NOT NULL,
+            scale   INTEGER NOT NULL
+        )""",
+        "CREATE INDEX survey_answer_t ON survey_answer (t)",
+        "PRAGMA user_version = 1",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+class SchemaTooNew(RuntimeError):
+    """The file was written by a newer sipacd; migrating down would lose data."""
+
+
+def connect(path: str | Path, *, busy_timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection in WAL mode with the schema up to date (used by the writer and by tests)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                           timeout=busy_timeout)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise sqlite3.OperationalError(f"{path}: cannot use WAL mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: str | Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")  # two processes opening a new file: one migrates
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(f"{path}: event log schema {version} is newer than this "
+                               f"sipacd understands ({SCHEMA_VERSION})")
+        for statements in _MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def read_only(path: str | Path) -> sqlite3.Connection:
+    """A reader's connection: never creates the file, never writes."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no event log at {p}")
+    conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise SchemaTooNew(f"{p}: event log schema {version} is newer than {SCHEMA_VERSION}")
+    return conn
