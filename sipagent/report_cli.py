@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
                                      "(default: each queue's from the config, else 20)")
     parser.add_argument("--short-abandon", type=float,
                         help="short-abandon threshold in seconds (default: the config's, else 5)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:        # from a wrapping CLI's REMAINDER
+        argv = argv[1:]
     args = parser.parse_args(argv)
     try:
         start, zone = parse_time(args.t_from, "--from")
@@ -68,13 +71,14 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     return 0
 
 
-def parse_time(text: str, option: str) -> tuple[float, tzinfo]:
+def parse_time(text: str, option: str) -> tuple[float, tzinfo | None]:
+    """Epoch seconds, and the zone to print times in (None: local time)."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"{option}: not an ISO 8601 time: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()          # a naive time is local time
+    # A naive time is local time; timestamp() resolves it with the local
+    # rules of that date, DST included.
     return moment.timestamp(), moment.tzinfo
 
 
@@ -117,15 +121,18 @@ def _sources(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- output ----------------------------------------------------------------------------
-def _when(t: float, zone: tzinfo) -> str:
-    return datetime.fromtimestamp(t, zone).isoformat(timespec="seconds")
+def _when(t: float, zone: tzinfo | None) -> str:
+    # Local time is converted per timestamp, so rows on both sides of a DST
+    # change each get their own offset.
+    moment = datetime.fromtimestamp(t, zone) if zone else datetime.fromtimestamp(t).astimezone()
+    return moment.isoformat(timespec="seconds")
 
 
 def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def write_json(rows: list[ReportRow], zone: tzinfo, out: TextIO) -> None:
+def write_json(rows: list[ReportRow], zone: tzinfo | None, out: TextIO) -> None:
     def clean(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: clean(v) for k, v in value.items()}
@@ -136,7 +143,7 @@ def write_json(rows: list[ReportRow], zone: tzinfo, out: TextIO) -> None:
     out.write("\n")
 
 
-def _flat(row: ReportRow, zone: tzinfo, reasons: list[str], thresholds: list[str]) -> dict:
+def _flat(row: ReportRow, zone: tzinfo | None, reasons: list[str], thresholds: list[str]) -> dict:
     k = row.kpis()
     flat = {"start": _when(row.start, zone), "end": _when(row.end, zone), "queue": row.queue}
     for key in ("offered", "answered", "abandoned", "short_abandoned"):
@@ -160,7 +167,7 @@ def _columns(rows: list[ReportRow]) -> tuple[list[str], list[str]]:
     return reasons, thresholds
 
 
-def write_csv(rows: list[ReportRow], zone: tzinfo, out: TextIO) -> None:
+def write_csv(rows: list[ReportRow], zone: tzinfo | None, out: TextIO) -> None:
     reasons, thresholds = _columns(rows)
     flats = [_flat(r, zone, reasons, thresholds) for r in rows]
     if not flats:
@@ -170,7 +177,7 @@ def write_csv(rows: list[ReportRow], zone: tzinfo, out: TextIO) -> None:
     writer.writerows(flats)
 
 
-def write_table(rows: list[ReportRow], zone: tzinfo, out: TextIO) -> None:
+def write_table(rows: list[ReportRow], zone: tzinfo | None, out: TextIO) -> None:
     _, thresholds = _columns(rows)
 
     def pct(x: float | None) -> str:

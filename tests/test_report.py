@@ -369,3 +369,22 @@ def test_a_call_left_open_by_a_crash(tmp_path, recovered):
         # the log says x talked until the restart, and c3 never left
         assert (row.busy_time, row.idle_time) == pytest.approx((990, 10 + 100))
         assert row.tally.offered == 2 and not row.tally.exited
+
+
+@pytest.fixture
+def shanghai(monkeypatch):
+    import time
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_cli_local_times(day, capsys, shanghai):
+    # 17:00 in Shanghai (UTC+8, no DST) is 09:00 UTC; output stays in local time.
+    assert report_main(["--", "--db", str(day), "--from", "2026-11-23 17:00",
+                        "--to", "2026-11-23T17:10", "--queue", "sales", "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["start"], row["end"]) == ("2026-11-23T17:00:00+08:00", "2026-11-23T17:10:00+08:00")
+    assert row["offered"] == 8
