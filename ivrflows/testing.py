@@ -193,6 +193,10 @@ class FlowRun:
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.transcript)
 
+    def __repr__(self) -> str:
+        # What pytest prints when an assertion on a run fails: the story.
+        return f"<FlowRun ended={self.ended!r}:\n{self}\n>"
+
 
 # -- virtual time ----------------------------------------------------------------------
 
