@@ -24,6 +24,7 @@ rebuilt by replaying its events since its last LOGIN before ``t_from``.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 from acdcore.kpi import OccupancyMeter, QueueTally
 from sipagent.eventlog import AGENT_EVENT_KINDS, read_only
 
-__all__ = ["ReportRow", "report", "SATISFIED_SHARE", "DEFAULT_THRESHOLDS",
+__all__ = ["ReportRow", "report", "interval_starts", "SATISFIED_SHARE", "DEFAULT_THRESHOLDS",
            "DEFAULT_SHORT_ABANDON"]
 
 DEFAULT_THRESHOLDS = (20.0,)
@@ -111,7 +112,8 @@ def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = 
     """KPI rows per queue per interval of ``[t_from, t_to)`` (epoch seconds).
 
     ``interval`` in seconds cuts the period into steps from ``t_from`` (the
-    last one ends at ``t_to``); None gives one row per queue.
+    last one ends at ``t_to``), or is the list of interval starts after
+    ``t_from``; None gives one row per queue.
     ``thresholds`` and ``short_abandon`` are global or per queue (a mapping;
     queues it lacks get the defaults).  ``members`` maps a queue to the
     agents serving it, for occupancy.  Rows are ordered by start, then queue.
@@ -119,9 +121,7 @@ def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = 
     t_from, t_to = float(t_from), float(t_to)
     if not t_to > t_from:
         raise ValueError(f"the period is empty: {t_from} .. {t_to}")
-    step = (t_to - t_from) if interval is None else float(interval)
-    if not step > 0:
-        raise ValueError(f"interval must be > 0 s, got {interval}")
+    starts = interval_starts(t_from, t_to, interval)
     conn = read_only(db_path)
     try:
         seed = conn.execute(_SEED_SQL, (t_from, t_from)).fetchall()
@@ -138,7 +138,7 @@ def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = 
             if isinstance(config, Mapping):
                 named.update(config)
         queues = sorted(named)
-    replay = _Replay(t_from, t_to, step, queues, thresholds, short_abandon,
+    replay = _Replay(starts, t_to, queues, thresholds, short_abandon,
                      _membership(members, seed, window, queues))
     for row in seed:
         replay.event(row)
@@ -152,6 +152,23 @@ def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = 
             out.surveys += 1
             out.satisfied += score >= SATISFIED_SHARE * scale
     return [replay.rows[(q, k)] for k in range(replay.n) for q in queues]
+
+
+def interval_starts(t_from: float, t_to: float,
+                    interval: float | Sequence[float] | None) -> list[float]:
+    """The start of each interval: ``t_from``, then every ``interval`` seconds,
+    or ``t_from`` and the given times inside the period (calendar days
+    across a DST change are not all 86400 s long; the caller computes them)."""
+    if interval is None:
+        return [t_from]
+    if isinstance(interval, Sequence):
+        inner = sorted({float(t) for t in interval if t_from < float(t) < t_to})
+        return [t_from, *inner]
+    step = float(interval)
+    if not step > 0 or math.isinf(step):
+        raise ValueError(f"interval must be > 0 s, got {interval}")
+    n = max(1, math.ceil((t_to - t_from) / step - 1e-9))
+    return [t_from + k * step for k in range(n)]
 
 
 def _param(value: Any, queue: str, default: Any) -> Any:
@@ -194,9 +211,8 @@ class _Agent:
 
 @dataclass
 class _Replay:
-    t_from: float
+    starts: list[float]        # interval starts: t_from first, ascending
     t_to: float
-    step: float
     queues: list[str]
     thresholds: Any
     short_abandon: Any
@@ -207,13 +223,13 @@ class _Replay:
     live: bool = False
 
     def __post_init__(self) -> None:
-        self.n = max(1, math.ceil((self.t_to - self.t_from) / self.step - 1e-9))
+        self.t_from = self.starts[0]
+        self.n = len(self.starts)
+        ends = [*self.starts[1:], self.t_to]
         for q in self.queues:
             sl = _param(self.thresholds, q, DEFAULT_THRESHOLDS)
             short = _param(self.short_abandon, q, DEFAULT_SHORT_ABANDON)
-            for k in range(self.n):
-                start = self.t_from + k * self.step
-                end = min(self.t_to, start + self.step) if k < self.n - 1 else self.t_to
+            for k, (start, end) in enumerate(zip(self.starts, ends)):
                 self.rows[(q, k)] = ReportRow(q, start, end, QueueTally(sl, short))
         self._next_edge = 1       # the next interval start the meters must cross
         self._done: dict[str, tuple[float, float]] = {}   # busy, idle time already in rows
@@ -221,8 +237,7 @@ class _Replay:
     def row(self, queue: str | None, t: float) -> ReportRow | None:
         if not self.t_from <= t < self.t_to:
             return None
-        k = min(int((t - self.t_from) // self.step), self.n - 1)
-        return self.rows.get((queue, k))
+        return self.rows.get((queue, bisect_right(self.starts, t) - 1))
 
     # -- occupancy -----------------------------------------------------------------
     def open_window(self) -> None:
@@ -238,8 +253,8 @@ class _Replay:
         self._close_interval(self.n - 1, self.t_to)
 
     def _cross_edges(self, t: float) -> None:
-        while self._next_edge < self.n and self.t_from + self._next_edge * self.step <= t:
-            self._close_interval(self._next_edge - 1, self.t_from + self._next_edge * self.step)
+        while self._next_edge < self.n and self.starts[self._next_edge] <= t:
+            self._close_interval(self._next_edge - 1, self.starts[self._next_edge])
             self._next_edge += 1
 
     def _close_interval(self, k: int, edge: float) -> None:

@@ -16,7 +16,7 @@ import math
 import re
 import sqlite3
 import sys
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, TextIO
 
 from acdcore.service_level import ServiceLevelVariant
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         end, _ = parse_time(args.t_to, "--to")
         if end <= start:
             raise UsageError("--to must be after --from")
-        interval = parse_interval(args.interval) if args.interval else None
+        interval = _intervals(args.interval, start, end, zone) if args.interval else None
         options = _sources(args)
         rows = report(options.pop("db"), start, end, queue=args.queue, interval=interval,
                       **options)
@@ -82,11 +82,26 @@ def parse_time(text: str, option: str) -> tuple[float, tzinfo | None]:
     return moment.timestamp(), moment.tzinfo
 
 
-def parse_interval(text: str) -> float:
+def parse_interval(text: str) -> tuple[float, str]:
+    """``15m`` -> (15.0, "m")."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
     if not m or float(m.group(1)) <= 0:
         raise UsageError(f"--interval: expected a length like 15m, 1h or 1d, got {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return float(m.group(1)), m.group(2)
+
+
+def _intervals(text: str, start: float, end: float, zone: tzinfo | None) -> float | list[float]:
+    count, unit = parse_interval(text)
+    if unit != "d" or zone is not None:
+        return count * _UNITS[unit]
+    # Local days: midnight to midnight on the wall clock, so a day with a
+    # DST change is 23 or 25 hours long and the next one starts at 00:00.
+    first = datetime.fromtimestamp(start)
+    starts, k = [], 1
+    while (edge := (first + timedelta(days=count * k)).timestamp()) < end:
+        starts.append(edge)
+        k += 1
+    return starts
 
 
 def _sources(args: argparse.Namespace) -> dict[str, Any]:

@@ -388,3 +388,24 @@ def test_cli_local_times(day, capsys, shanghai):
     [row] = json.loads(capsys.readouterr().out)
     assert (row["start"], row["end"]) == ("2026-11-23T17:00:00+08:00", "2026-11-23T17:10:00+08:00")
     assert row["offered"] == 8
+
+
+def test_cli_local_days_across_dst(tmp_path, capsys, monkeypatch):
+    import time
+    monkeypatch.setenv("TZ", "Europe/Berlin")     # summer time ends 2026-10-25 03:00 -> 02:00
+    time.tzset()
+    try:
+        path = tmp_path / "events.sqlite3"
+        with EventLog(path) as el:
+            # 00:30 local on the 26th (CET, +01:00) is 23:30 UTC on the 25th
+            el.queue_event(datetime(2026, 10, 25, 23, 30, tzinfo=timezone.utc).timestamp(),
+                           "q", "c1", "ENTER")
+        assert report_main(["--db", str(path), "--from", "2026-10-24", "--to", "2026-10-27",
+                            "--interval", "1d", "--format", "json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert [r["start"] for r in rows] == ["2026-10-24T00:00:00+02:00", "2026-10-25T00:00:00+02:00",
+                                          "2026-10-26T00:00:00+01:00"]
+    assert [r["offered"] for r in rows] == [0, 0, 1]
