@@ -178,5 +178,7 @@ cdef class _RankBox:
 
 
 include "_scheduler_core.pxi"
+include "_scheduler_matching.pxi"
 include "_scheduler_events.pxi"
+include "_scheduler_agents.pxi"
 include "_scheduler_queries.pxi"

@@ -1,5 +1,7 @@
-# Event handlers of the Cython Scheduler (module-level: Cython forbids
-# ``include`` in a class body).  Each mirrors its namesake in reference.py.
+# Event entry and the caller-side handlers of the Cython Scheduler
+# (module-level: Cython forbids ``include`` in a class body).  Each mirrors
+# its namesake in ref_calls.py; agent-side handlers are in
+# _scheduler_agents.pxi.
 
 
 cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
@@ -21,7 +23,7 @@ cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
 
 cdef int _fire_due_checked(Scheduler self, double t) except -1:
     if self.timers.n > 0 and self.timers.data[0].k0 <= t:
-        self._fire_due(t)
+        _fire_due(self, t)
     return 0
 
 
@@ -190,7 +192,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.rank = &_rank_box(self, qi, priority).r
     cr.rank_slot = rank_push(cr.rank, c)
     if q.max_wait > 0:
-        self._push_timer(self.now + q.max_wait, T_MAXWAIT, c, cr.life)
+        _push_timer(self, self.now + q.max_wait, T_MAXWAIT, c, cr.life)
     cdef int lane = q.base_lane
     if cr.has_req:
         lane = self._lane(qi, _effective_req(self, c))
@@ -198,8 +200,8 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     # The reference enqueues, then dispatches; skipping the heap entry when an
     # agent takes the call at once changes nothing observable (the entry would
     # be stale at once, and stamps never decide an order: keys are unique).
-    if not self._dispatch(c):
-        self._enqueue(c)
+    if not _dispatch(self, c):
+        _enqueue(self, c)
     return 0
 
 
@@ -215,7 +217,7 @@ cdef object _effective_req(Scheduler self, int c):
     while cr.relax_step < n and moments[cr.relax_step][0] <= waited:
         cr.relax_step += 1
     if cr.relax_step < n:
-        self._push_timer(cr.t_enq + moments[cr.relax_step][0], T_RELAX, c, cr.life)
+        _push_timer(self, cr.t_enq + moments[cr.relax_step][0], T_RELAX, c, cr.life)
     if cr.relax_step == 0:
         return base
     return relaxed(base, moments[cr.relax_step - 1][1])
@@ -228,8 +230,8 @@ cdef int _relax(Scheduler self, int c) except -1:
     if lane == cr.lane:
         return 0
     cr.lane = lane
-    if cr.state == C_WAITING and not self._dispatch(c):
-        self._enqueue(c)
+    if cr.state == C_WAITING and not _dispatch(self, c):
+        _enqueue(self, c)
     return 0
 
 
@@ -250,12 +252,12 @@ cdef int _exit(Scheduler self, int c, str reason) except -1:
 
 
 cdef list _cancel_all(Scheduler self, int c, int inp, str reason):
-    cdef list agents = self._take_offers(c)
+    cdef list agents = _take_offers(self, c)
     cid = self.call_ids[c]
     cdef int a
     for a in agents:
-        self._set_agent(a, inp)
-        self._tombstone(a, c, reason)
+        _set_agent(self, a, inp)
+        _tombstone(self, a, c, reason)
         self.out.append(_act3(CancelOffer, cid, self.agent_ids[a], reason))
     return agents
 
@@ -270,7 +272,7 @@ cdef int _gone(Scheduler self, object call_id, int inp, str reason) except -1:
     cdef list agents = _cancel_all(self, c, A_CANCEL, reason)
     _leave_queue(self, c)
     _free_slot(self, c)
-    self._release(agents)
+    _release(self, agents)
     return 0
 
 
@@ -281,7 +283,7 @@ cdef int _callback(Scheduler self, object call_id) except -1:
     cr.callback = True
     cr.expired = False
     if cr.state == C_OFFERED:
-        self._offer_lost(c, _cancel_all(self, c, A_CANCEL, "caller_gone"))
+        _offer_lost(self, c, _cancel_all(self, c, A_CANCEL, "caller_gone"))
     return 0
 
 
@@ -298,12 +300,12 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
         raise AcdError(f"agent {agent_id!r} has no offer of call {call_id!r}")
     cdef CallRec* cr = &self.calls[c]
     cr.state = call_next(cr.state, C_ANSWER)
-    self._set_agent(a, A_ANSWER)
+    _set_agent(self, a, A_ANSWER)
     ag.no_answers = 0
     ag.calls += 1
     cdef list others = None
     if cr.n_offers >= 2:
-        others = [x for x in self._take_offers(c) if x != a]
+        others = [x for x in _take_offers(self, c) if x != a]
     cr.n_offers = 0
     cr.agent = a
     cr.answered_at = self.now
@@ -312,10 +314,10 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     self.out.append(_act2(Connect, cid, self.agent_ids[a]))
     if others:
         for x in others:
-            self._set_agent(x, A_CANCEL)
-            self._tombstone(x, c, "answered_elsewhere")
+            _set_agent(self, x, A_CANCEL)
+            _tombstone(self, x, c, "answered_elsewhere")
             self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], "answered_elsewhere"))
-        self._release(others)
+        _release(self, others)
     return 0
 
 
@@ -329,24 +331,24 @@ cdef int _rejected(Scheduler self, object call_id, object agent_id) except -1:
         if lc is not None and lc == call_id:
             return 0  # the offer was already withdrawn: nothing to undo
         raise AcdError(f"agent {agent_id!r} has no offer of call {call_id!r}")
-    self._remove_offer(c, a)
+    _remove_offer(self, c, a)
     ag.call = -1
-    self._set_agent(a, A_DECLINE)
+    _set_agent(self, a, A_DECLINE)
     cdef CallRec* cr = &self.calls[c]
     cdef double delay = self.queues[cr.queue].reject_delay
     if delay > 0:
         ag.ready_stamp = self._next_stamp()
-        self._push_timer(self.now + delay, T_READY, a, ag.ready_stamp)
+        _push_timer(self, self.now + delay, T_READY, a, ag.ready_stamp)
     cr.avoid = a
     if cr.n_offers:
-        self._release([a])
+        _release(self, [a])
     else:
-        self._offer_lost(c, [a])
+        _offer_lost(self, c, [a])
     return 0
 
 
 cdef int _ring_timeout(Scheduler self, int c) except -1:
-    cdef list agents = self._take_offers(c)
+    cdef list agents = _take_offers(self, c)
     cdef CallRec* cr = &self.calls[c]
     cdef int limit = self.queues[cr.queue].autopause_after
     cid = self.call_ids[c]
@@ -354,18 +356,18 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
     cdef AgentRec* ag
     for a in agents:
         self.out.append(_act2(OfferTimedOut, cid, self.agent_ids[a]))
-        self._set_agent(a, A_DECLINE)
-        self._tombstone(a, c, "timeout")
+        _set_agent(self, a, A_DECLINE)
+        _tombstone(self, a, c, "timeout")
         ag = &self.agents[a]
         ag.no_answers += 1
         if limit and ag.no_answers >= limit:
-            self._set_agent(a, A_AUTOPAUSE)
+            _set_agent(self, a, A_AUTOPAUSE)
             self.pause_reason[a] = "no_answer"
             ag.no_answers = 0
             self.out.append(_act2(AgentAutoPaused, self.agent_ids[a], "no_answer"))
     if len(agents) == 1:
         cr.avoid = agents[0]
-    self._offer_lost(c, agents)
+    _offer_lost(self, c, agents)
     return 0
 
 
@@ -393,119 +395,10 @@ cdef int _ended(Scheduler self, object call_id) except -1:
     q.handle_pos = (q.handle_pos + 1) % HANDLE_WINDOW
     if q.handle_count < HANDLE_WINDOW:
         q.handle_count += 1
-    self._set_agent(a, A_CALL_END)
+    _set_agent(self, a, A_CALL_END)
     if wrap > 0:
         ag.wrap_stamp = self._next_stamp()
-        self._push_timer(self.now + wrap, T_WRAP, a, ag.wrap_stamp)
+        _push_timer(self, self.now + wrap, T_WRAP, a, ag.wrap_stamp)
     else:
         _end_wrap(self, a)
-    return 0
-
-
-# -- agents -------------------------------------------------------------------
-cdef int _end_wrap(Scheduler self, int a) except -1:
-    pending = self.pause_pending[a]
-    if pending is not None:
-        self._set_agent(a, A_PAUSE)
-        self.pause_reason[a] = pending
-        self.pause_pending[a] = None
-        return 0
-    self._set_agent(a, A_WRAP_DONE)
-    self._make_free(a)
-    self._match_agent(a)
-    return 0
-
-
-cdef int _login(Scheduler self, object agent_id) except -1:
-    cdef int a = self._agent(agent_id)
-    self._set_agent(a, A_LOGIN)
-    self.agents[a].idle_since = self.now
-    self.agents[a].no_answers = 0
-    self._make_free(a)
-    self._match_agent(a)
-    return 0
-
-
-cdef int _drop_offer(Scheduler self, int a, int inp, str reason) except -1:
-    """The agent leaves while ringing: cancel its offer, the call goes on."""
-    cdef int c = self.agents[a].call
-    self._remove_offer(c, a)
-    self._set_agent(a, inp)
-    self._tombstone(a, c, reason)
-    self.out.append(_act3(CancelOffer, self.call_ids[c], self.agent_ids[a], reason))
-    if self.calls[c].n_offers == 0:
-        self._offer_lost(c, [])
-    return 0
-
-
-cdef int _logout(Scheduler self, object agent_id) except -1:
-    cdef int a = self._agent(agent_id)
-    cdef AgentRec* ag = &self.agents[a]
-    self.pause_pending[a] = None
-    if ag.state == OFFERED:
-        return _drop_offer(self, a, A_LOGOUT, "agent_logged_out")
-    if ag.state == BUSY:
-        self.calls[ag.call].agent = -1
-        ag.call = -1
-    self._set_agent(a, A_LOGOUT)
-    return 0
-
-
-cdef int _pause(Scheduler self, object agent_id, object reason) except -1:
-    cdef int a = self._agent(agent_id)
-    cdef int st = self.agents[a].state
-    if st == BUSY:
-        self._set_agent(a, A_PAUSE)
-        self.pause_pending[a] = reason
-        return 0
-    if st == OFFERED:
-        _drop_offer(self, a, A_PAUSE, "agent_paused")
-    else:
-        self._set_agent(a, A_PAUSE)
-    self.pause_reason[a] = reason
-    return 0
-
-
-cdef int _ready(Scheduler self, object agent_id) except -1:
-    cdef int a = self._agent(agent_id)
-    cdef AgentRec* ag = &self.agents[a]
-    cdef int old = ag.state
-    self._set_agent(a, A_READY)
-    self.pause_pending[a] = None
-    if old == PAUSED:
-        ag.no_answers = 0
-    if old == PAUSED or old == WRAP_UP or (old == AVAILABLE and not ag.free):
-        ag.ready_stamp = 0
-        self._make_free(a)
-        self._match_agent(a)
-    return 0
-
-
-cdef int _wrap_done(Scheduler self, object agent_id) except -1:
-    cdef int a = self._agent(agent_id)
-    if self.agents[a].state == WRAP_UP:
-        return _end_wrap(self, a)
-    self._set_agent(a, A_WRAP_DONE)
-    return 0
-
-
-cdef int _drain_empty(Scheduler self) except -1:
-    cdef int qi, c
-    cdef Py_ssize_t i
-    cdef _RankBox box
-    cdef CallRec* cr
-    while self.empty:
-        qi = self.empty.pop(0)
-        if self.queues[qi].serving:
-            continue
-        waiting = []
-        for box in (<dict>self.queue_ranks[qi]).values():
-            for i in range(box.r.cap):
-                c = box.r.calls[i]
-                if c >= 0 and self.calls[c].state == C_WAITING:
-                    cr = &self.calls[c]
-                    waiting.append((-cr.prio, cr.t_enq, cr.seq, c))
-        waiting.sort()
-        for item in waiting:
-            _exit(self, item[3], "empty")
     return 0

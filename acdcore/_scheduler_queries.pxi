@@ -81,7 +81,7 @@ cdef int _check_invariants(Scheduler self) except -1:
             continue
         if ag.state == OFFERED:
             cr = &self.calls[ag.call]
-            assert cr.state == C_OFFERED and a in self._offers_of(ag.call)
+            assert cr.state == C_OFFERED and a in _offers_of(self, ag.call)
         elif ag.state == BUSY:
             cr = &self.calls[ag.call]
             assert cr.state == C_TALKING and cr.agent == a
@@ -106,7 +106,7 @@ cdef int _check_invariants(Scheduler self) except -1:
             assert live == 1
             waiting_lanes.add(cr.lane)
         elif cr.state == C_OFFERED:
-            offers = self._offers_of(c)
+            offers = _offers_of(self, c)
             assert offers and len(set(offers)) == len(offers) == cr.n_offers
             assert (cr.n_offers >= 2) == (c in self.multi)
             for a in offers:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from acdcore import (AcdError, AgentConfig, AgentLoggedIn, AgentLoggedOut, AgentPaused,
                      AgentReady, CallAbandoned, CallArrived, CallbackRequested, CallEnded,
-                     CallExited, CallWithdrawn, CancelOffer, Connect, Offer, OfferAnswered,
-                     OfferRejected, OfferTimedOut, QueueConfig, Strategy, Tick, WrapUpDone)
+                     CallWithdrawn, CancelOffer, Connect, Offer, OfferAnswered,
+                     OfferRejected, OfferTimedOut, QueueConfig, Tick, WrapUpDone)
 
 N_OPS = 15
 SKILL_SETS = [(), (("fr", 1),), (("fr", 3),), (("billing", 2), ("fr", 1)), (("de", 5),)]
@@ -106,16 +106,11 @@ class Driver:
             elif isinstance(act, Connect):
                 self.offers.remove((act.call_id, act.agent_id))
                 self.talking.append(act.call_id)
-        # A rejected offer disappears without an action: forget pairs that
-        # the scheduler no longer has (cheap for the sizes used in tests).
-
     def after_event(self, ev, actions):
         if isinstance(ev, OfferRejected) and (ev.call_id, ev.agent_id) in self.offers:
             self.offers.remove((ev.call_id, ev.agent_id))
         if isinstance(ev, CallEnded) and ev.call_id in self.talking:
             self.talking.remove(ev.call_id)
-        if isinstance(ev, (AgentLoggedOut,)):
-            pass
         self.observe(actions)
 
 

@@ -1,0 +1,393 @@
+# Timers, agent state and matching of the Cython Scheduler: module-level
+# functions taking the Scheduler first (direct C calls, no vtable).  Each
+# mirrors its namesake in ref_matching.py.
+
+
+# -- timers ---------------------------------------------------------------
+cdef int _push_timer(Scheduler self, double deadline, int kind, int idx, long long stamp) except -1:
+    cdef Entry e
+    self.tseq += 1
+    e.k0 = deadline
+    e.k1 = <double>self.tseq
+    e.k2 = 0.0
+    e.k3 = 0.0
+    e.stamp = stamp
+    e.idx = idx
+    e.aux = kind
+    heap_push(&self.timers, &e)
+    return 0
+
+
+cdef bint _timer_live(Scheduler self, Entry* e) noexcept:
+    cdef CallRec* c
+    cdef AgentRec* ag
+    if e.aux == T_RING:
+        c = &self.calls[e.idx]
+        return c.state == C_OFFERED and c.offer_stamp == e.stamp
+    if e.aux == T_MAXWAIT:
+        c = &self.calls[e.idx]
+        return (c.life == e.stamp and (c.state == C_WAITING or c.state == C_OFFERED)
+                and not c.callback and not c.expired)
+    if e.aux == T_RELAX:
+        c = &self.calls[e.idx]
+        return c.life == e.stamp and (c.state == C_WAITING or c.state == C_OFFERED)
+    ag = &self.agents[e.idx]
+    if e.aux == T_WRAP:
+        return ag.state == WRAP_UP and ag.wrap_stamp == e.stamp
+    return ag.state == AVAILABLE and ag.ready_stamp == e.stamp
+
+
+cdef int _fire_due(Scheduler self, double t) except -1:
+    cdef Entry e
+    while self.timers.n > 0 and self.timers.data[0].k0 <= t:
+        e = self.timers.data[0]
+        heap_pop(&self.timers)
+        if not _timer_live(self, &e):
+            continue
+        if e.k0 > self.now:
+            self.now = e.k0
+        if e.aux == T_RING:
+            _ring_timeout(self, e.idx)
+        elif e.aux == T_MAXWAIT:
+            if self.calls[e.idx].state == C_WAITING:
+                _exit(self, e.idx, "timeout")
+            else:
+                self.calls[e.idx].expired = True
+        elif e.aux == T_RELAX:
+            _relax(self, e.idx)
+        elif e.aux == T_WRAP:
+            self.out.append(_act(WrapUpEnded, (self.agent_ids[e.idx],)))
+            _end_wrap(self, e.idx)
+        else:
+            self.agents[e.idx].ready_stamp = 0
+            _make_free(self, e.idx)
+            _match_agent(self, e.idx)
+        if self.empty:
+            _drain_empty(self)
+    return 0
+
+
+# -- agent state ----------------------------------------------------------
+cdef int _set_agent(Scheduler self, int a, int inp) except -1:
+    cdef AgentRec* ag = &self.agents[a]
+    cdef int old = ag.state
+    cdef int new = agent_next(old, inp)
+    if new == old:
+        return 0
+    cdef bint was_serving = SERVING[old], serving = SERVING[new]
+    cdef QueueRec* q
+    cdef int m
+    for m in range(ag.n_mem):
+        q = &self.queues[ag.mems[m].queue]
+        q.counts[old] -= 1
+        q.counts[new] += 1
+        if was_serving and not serving:
+            q.serving -= 1
+            if q.serving == 0 and q.leave_when_empty:
+                self.empty.append(ag.mems[m].queue)
+        elif serving and not was_serving:
+            q.serving += 1
+    ag.state = new
+    if new != AVAILABLE:
+        ag.free = False
+        ag.ready_stamp = 0
+    return 0
+
+
+cdef int _push_agent(Scheduler self, int lane, int a, int penalty, int midx, int sc) except -1:
+    cdef LaneRec* ln = &self.lanes[lane]
+    cdef AgentRec* ag = &self.agents[a]
+    cdef Entry e
+    cdef int s = ln.strategy
+    e.k0 = penalty
+    e.k2 = 0.0
+    e.k3 = a
+    if s == ST_LINEAR or s == ST_RING_ALL:
+        e.k1 = midx
+    elif s == ST_RR:
+        e.k1 = ln.rr_cycle if midx > ln.rr_last else ln.rr_cycle + 1
+        e.k2 = midx
+    elif s == ST_LONGEST_IDLE:
+        e.k1 = ag.idle_since
+    elif s == ST_FEWEST:
+        e.k1 = <double>ag.calls
+        e.k2 = ag.idle_since
+    elif s == ST_LEAST_TALK:
+        e.k1 = ag.talk
+        e.k2 = ag.idle_since
+    elif s == ST_RANDOM:
+        e.k1 = (<dict>self.lane_clock[lane]).get(penalty, 0.0) + self._exp1()
+    elif s == ST_WEIGHTED:
+        e.k1 = (<dict>self.lane_clock[lane]).get(penalty, 0.0) + self._exp1() / ag.weight
+    else:  # skills
+        e.k1 = -sc
+        e.k2 = ag.idle_since
+    e.stamp = ag.free_stamp
+    e.idx = a
+    e.aux = 0
+    heap_push(&ln.pool, &e)
+    if ln.pool.n > ln.pool_limit:
+        _compact_pool(self, ln)
+    return 0
+
+# Lazy deletion leaves stale entries behind; a lane that rarely pops (a
+# backup queue, a rare skill class) would grow forever.  When a heap
+# doubles past its last compacted size, drop the stale entries: O(n) work
+# per O(n) pushes, so amortised O(1), and live entries keep their order.
+cdef void _compact_pool(Scheduler self, LaneRec* ln) noexcept:
+    cdef Py_ssize_t i, k = 0
+    cdef Entry* d = ln.pool.data
+    cdef AgentRec* ag
+    for i in range(ln.pool.n):
+        ag = &self.agents[d[i].idx]
+        if ag.free and ag.free_stamp == d[i].stamp:
+            d[k] = d[i]
+            k += 1
+    ln.pool.n = k
+    heap_heapify(&ln.pool)
+    ln.pool_limit = max(COMPACT_MIN, 2 * k)
+
+
+cdef void _compact_waiting(Scheduler self, LaneRec* ln) noexcept:
+    cdef Py_ssize_t i, k = 0
+    cdef Entry* d = ln.waiting.data
+    cdef CallRec* c
+    for i in range(ln.waiting.n):
+        c = &self.calls[d[i].idx]
+        if c.state == C_WAITING and c.wait_stamp == d[i].stamp:
+            d[k] = d[i]
+            k += 1
+    ln.waiting.n = k
+    heap_heapify(&ln.waiting)
+    ln.waiting_limit = max(COMPACT_MIN, 2 * k)
+
+
+cdef int _make_free(Scheduler self, int a) except -1:
+    cdef AgentRec* ag = &self.agents[a]
+    cdef AgentLane* al
+    cdef int i
+    ag.free = True
+    ag.free_stamp = self._next_stamp()
+    for i in range(ag.n_lanes):
+        al = &ag.lanes[i]
+        _push_agent(self, al.lane, a, al.penalty, al.midx, al.score)
+    return 0
+
+
+cdef int _release(Scheduler self, list agents) except -1:
+    cdef AgentRec* ag
+    cdef int a
+    for a in agents:
+        ag = &self.agents[a]
+        if ag.state == AVAILABLE and not ag.free and ag.ready_stamp == 0:
+            _make_free(self, a)
+    for a in agents:
+        _match_agent(self, a)
+    return 0
+
+
+cdef inline void _tombstone(Scheduler self, int a, int c, str reason):
+    self.agents[a].call = -1
+    self.last_cancel[a] = self.call_ids[c]
+    self.last_cancel_reason[a] = reason
+
+
+# -- matching ---------------------------------------------------------------
+cdef Entry* _pool_top(Scheduler self, LaneRec* ln) noexcept:
+    cdef Entry* e
+    cdef AgentRec* ag
+    while ln.pool.n > 0:
+        e = &ln.pool.data[0]
+        ag = &self.agents[e.idx]
+        if ag.free and ag.free_stamp == e.stamp:
+            return e
+        heap_pop(&ln.pool)
+    return NULL
+
+
+cdef Entry* _waiting_top(Scheduler self, LaneRec* ln) noexcept:
+    cdef Entry* e
+    cdef CallRec* c
+    while ln.waiting.n > 0:
+        e = &ln.waiting.data[0]
+        c = &self.calls[e.idx]
+        if c.state == C_WAITING and c.wait_stamp == e.stamp:
+            return e
+        heap_pop(&ln.waiting)
+    return NULL
+
+
+cdef bint _dispatch(Scheduler self, int c) except -1:
+    cdef int lane = self.calls[c].lane
+    cdef LaneRec* ln = &self.lanes[lane]
+    cdef Entry* top = _pool_top(self, ln)
+    cdef Entry e, e2
+    cdef double tier
+    cdef list agents
+    if top == NULL:
+        return False
+    if ln.strategy == ST_RING_ALL:
+        tier = top.k0  # ring the best penalty tier only
+        agents = []
+        while top != NULL and top.k0 == tier:
+            agents.append(top.idx)
+            heap_pop(&ln.pool)
+            top = _pool_top(self, ln)
+        _offer(self, c, agents)
+        return True
+    e = top[0]
+    heap_pop(&ln.pool)
+    if e.idx == self.calls[c].avoid:
+        top = _pool_top(self, ln)
+        if top != NULL:
+            e2 = top[0]
+            heap_pop(&ln.pool)
+            heap_push(&ln.pool, &e)
+            e = e2
+    if ln.strategy == ST_RR:
+        if e.k1 >= ln.rr_cycle:
+            ln.rr_cycle = e.k1
+            ln.rr_last = e.k2
+    elif ln.strategy == ST_RANDOM or ln.strategy == ST_WEIGHTED:
+        clock = <dict>self.lane_clock[lane]
+        if e.k1 > clock.get(<int>e.k0, 0.0):
+            clock[<int>e.k0] = e.k1
+    _offer1(self, c, e.idx)
+    return True
+
+
+cdef int _offer1(Scheduler self, int c, int a) except -1:
+    cdef CallRec* cr = &self.calls[c]
+    cr.state = call_next(cr.state, C_OFFER)
+    cr.offer_stamp = self._next_stamp()
+    cr.n_offers = 1
+    cr.agent = a
+    _set_agent(self, a, A_OFFER)
+    self.agents[a].call = c
+    self.out.append(_act3(Offer, self.call_ids[c], self.agent_ids[a], cr.callback))
+    _push_timer(self, self.now + self.queues[cr.queue].ring_timeout, T_RING, c,
+                     cr.offer_stamp)
+    return 0
+
+
+cdef int _offer(Scheduler self, int c, list agents) except -1:
+    if len(agents) == 1:
+        return _offer1(self, c, agents[0])
+    cdef CallRec* cr = &self.calls[c]
+    cr.state = call_next(cr.state, C_OFFER)
+    cr.offer_stamp = self._next_stamp()
+    cr.n_offers = len(agents)
+    cr.agent = agents[0]
+    self.multi[c] = agents
+    cid = self.call_ids[c]
+    cb = cr.callback
+    cdef int a
+    for a in agents:
+        _set_agent(self, a, A_OFFER)
+        self.agents[a].call = c
+        self.out.append(_act3(Offer, cid, self.agent_ids[a], cb))
+    _push_timer(self, self.now + self.queues[cr.queue].ring_timeout, T_RING, c,
+                     cr.offer_stamp)
+    return 0
+
+
+cdef list _offers_of(Scheduler self, int c):
+    cdef CallRec* cr = &self.calls[c]
+    if cr.n_offers == 0:
+        return []
+    if cr.n_offers == 1:
+        return [cr.agent]
+    return self.multi[c]
+
+
+cdef int _remove_offer(Scheduler self, int c, int a) except -1:
+    cdef CallRec* cr = &self.calls[c]
+    cdef list lst
+    if cr.n_offers >= 2:
+        lst = self.multi[c]
+        lst.remove(a)
+        cr.n_offers -= 1
+        if cr.n_offers == 1:
+            cr.agent = lst[0]
+            del self.multi[c]
+    else:
+        cr.n_offers = 0
+        cr.agent = -1
+    return 0
+
+
+cdef list _take_offers(Scheduler self, int c):
+    """All agents offered ``c``; the call keeps none."""
+    cdef list agents = _offers_of(self, c)
+    cdef CallRec* cr = &self.calls[c]
+    if cr.n_offers >= 2:
+        del self.multi[c]
+    cr.n_offers = 0
+    cr.agent = -1
+    return agents
+
+
+cdef int _best_call(Scheduler self, int a) except -2:
+    cdef AgentRec* ag = &self.agents[a]
+    cdef Entry* e
+    cdef LaneRec* ln
+    cdef int i, best = -1
+    cdef double bw = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, w = 0.0
+    for i in range(ag.n_lanes):
+        ln = &self.lanes[ag.lanes[i].lane]
+        e = _waiting_top(self, ln)
+        if e == NULL:
+            continue
+        if self.by_weight:
+            w = -self.queues[ln.queue].weight
+        if best < 0 or _key4_lt(w, e.k0, e.k1, e.k2, bw, b0, b1, b2):
+            best = e.idx
+            bw, b0, b1, b2 = w, e.k0, e.k1, e.k2
+    return best
+
+
+cdef int _match_agent(Scheduler self, int a) except -1:
+    cdef int c
+    cdef LaneRec* ln
+    while self.agents[a].free:
+        c = _best_call(self, a)
+        if c < 0 or not _dispatch(self, c):
+            return 0
+        # c was the top of its lane's waiting heap and is stale now: drop
+        # it while it is hot in cache rather than when it surfaces later.
+        ln = &self.lanes[self.calls[c].lane]
+        if ln.waiting.n > 0 and ln.waiting.data[0].idx == c:
+            heap_pop(&ln.waiting)
+    return 0
+
+
+cdef int _enqueue(Scheduler self, int c) except -1:
+    cdef CallRec* cr = &self.calls[c]
+    cdef Entry e
+    cr.wait_stamp = self._next_stamp()
+    e.k0 = -cr.prio
+    e.k1 = cr.t_enq
+    e.k2 = <double>cr.seq
+    e.k3 = 0.0
+    e.stamp = cr.wait_stamp
+    e.idx = c
+    e.aux = 0
+    cdef LaneRec* ln = &self.lanes[cr.lane]
+    heap_push(&ln.waiting, &e)
+    if ln.waiting.n > ln.waiting_limit:
+        _compact_waiting(self, ln)
+    return 0
+
+
+cdef int _offer_lost(Scheduler self, int c, list freed) except -1:
+    cdef CallRec* cr = &self.calls[c]
+    cr.state = call_next(cr.state, C_LOST)
+    if cr.expired:
+        _exit(self, c, "timeout")
+    else:
+        _enqueue(self, c)
+    _release(self, freed)
+    if self.calls[c].state == C_WAITING:
+        _dispatch(self, c)
+    return 0
+
