@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Awaitable, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 
@@ -169,9 +170,12 @@ class Call(Protocol):
         recording's file is moved into the data folder."""
 
     async def request_callback(self, number: str, *, queue: str,
-                               data: Mapping[str, str] | None = None) -> None:
-        """Ask the engine to call ``number`` back and put the callback in
-        ``queue`` (when the queue's schedule opens, if it is closed now)."""
+                               data: Mapping[str, str] | None = None,
+                               at: datetime | None = None) -> str:
+        """Book a callback to ``number`` in ``queue``; returns its id.  It
+        joins the line at ``at`` (aware), by default now if the route's
+        schedule is open, else when it next opens (see
+        :func:`ivrflows.schedule.next_opening`)."""
 
     async def record_survey(self, score: int, *, scale: int = 5,
                             question: str = "satisfaction") -> None:

@@ -45,10 +45,16 @@ class FakeCall:
         self._known_queues = set(known_queues) if known_queues is not None else None
         self._transfer_answers, self._flows = transfers, flows
         self._prompt_seconds, self._record_dir = prompt_seconds, record_dir
-        steps = [press(s) if isinstance(s, str) else s for s in script]
-        self._timed = [s for s in steps if getattr(s, "at", None) is not None]
-        self._armed = [s for s in steps if isinstance(s, Hangup) and s.during and s.at is None]
-        self._steps = deque(s for s in steps if s not in self._timed and s not in self._armed)
+        self._steps: deque[Step] = deque()   # taken one per listen
+        self._timed: list[Press | Hangup] = []  # at a call time
+        self._armed: list[Hangup] = []          # when a prompt starts
+        for step in (press(s) if isinstance(s, str) else s for s in script):
+            if getattr(step, "at", None) is not None:
+                self._timed.append(step)  # type: ignore[arg-type]
+            elif isinstance(step, Hangup) and step.during:
+                self._armed.append(step)
+            else:
+                self._steps.append(step)
         self._talk = 0.0                      # how long the current step's caller talks
         self._keys: deque[str] = deque()
         self._poke = asyncio.Event()          # a key arrived or the call ended
@@ -62,7 +68,7 @@ class FakeCall:
     async def run(self, flow: Flow, raise_errors: bool) -> FlowRun:
         loop = asyncio.get_running_loop()
         for step in self._timed:
-            loop.call_at(step.at, self._start_step, step)  # type: ignore[arg-type]
+            loop.call_at(step.at, self._start_aside, step)  # type: ignore[arg-type]
         try:
             await flow(self)
             self._log("flow", "return")
@@ -119,6 +125,13 @@ class FakeCall:
             return
         self._caller_task = asyncio.get_running_loop().create_task(self._act(step))
 
+    def _start_aside(self, step: Step) -> None:
+        """A timed or prompt-triggered step: runs beside the scripted ones."""
+        if not self._gone:
+            task = asyncio.get_running_loop().create_task(self._act(step))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
     async def _act(self, step: Step) -> None:
         if isinstance(step, Hangup):
             await asyncio.sleep(step.after)
@@ -128,7 +141,7 @@ class FakeCall:
         keys, pause, gap = ((step.keys, step.after, step.gap) if isinstance(step, Press)
                             else (step.then, step.seconds, 0.3))  # type: ignore[union-attr]
         if isinstance(step, Press) and step.at is not None:
-            pause = 0.0
+            pause = 0.0   # already started at its time
         await asyncio.sleep(pause)
         for i, key in enumerate(keys):
             if self._gone:
@@ -142,7 +155,7 @@ class FakeCall:
     def _arm(self, name: str) -> None:
         for step in [s for s in self._armed if s.during == name]:
             self._armed.remove(step)
-            self._start_step(Hangup(step.after))
+            self._start_aside(Hangup(step.after))
 
     # -- waiting ---------------------------------------------------------------------
     async def _pause(self, seconds: float) -> None:
@@ -258,7 +271,7 @@ class FakeCall:
                                        invalid_prompt=invalid_prompt,
                                        no_input_prompt=no_input_prompt)
 
-    async def record(self, prompt: Prompt | None = None, *, beep: bool = True,  # type: ignore[override]
+    async def record(self, prompt: Prompt | None = None, *, beep: bool = True,
                      max_length: float = 120.0, silence: float = 5.0,
                      terminators: str = "#") -> Recording:
         names = [prompt] if isinstance(prompt, str) else list(prompt or ())
@@ -394,9 +407,15 @@ class FakeCall:
         return message_id
 
     async def request_callback(self, number: str, *, queue: str,
-                               data: Mapping[str, str] | None = None) -> None:
-        self._result.callbacks.append({"number": number, "queue": queue, "data": dict(data or {})})
-        self._log("flow", "callback", f"{number} in {queue}")
+                               data: Mapping[str, str] | None = None,
+                               at: datetime | None = None) -> str:
+        callback_id = f"cb-{len(self._result.callbacks) + 1}"
+        booking = {"number": number, "queue": queue, "data": dict(data or {})}
+        if at is not None:
+            booking["at"] = at
+        self._result.callbacks.append(booking)
+        self._log("flow", "callback", f"{number} in {queue}" + (f" at {at.isoformat()}" if at else ""))
+        return callback_id
 
     async def record_survey(self, score: int, *, scale: int = 5,
                             question: str = "satisfaction") -> None:

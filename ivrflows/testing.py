@@ -295,6 +295,6 @@ def __getattr__(name: str) -> Any:
         return FakeCall
     raise AttributeError(f"module 'ivrflows.testing' has no attribute {name!r}")
 
-__all__ = ["run_flow", "FakeCall", "FlowRun", "Entry", "QueueScript", "press", "silence",
+__all__ = ["run_flow", "FlowRun", "Entry", "QueueScript", "press", "silence",
            "speak", "hangup", "parse_digits", "FlowMistake", "FlowStalled", "VirtualLoop",
            "DEFAULT_START", "Press", "Silence", "Speak", "Hangup"]

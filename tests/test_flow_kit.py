@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, strategies as st
 
-from ivrflows import Call, CallerHangup
+from ivrflows import Call
 from ivrflows import call as call_module
 from ivrflows import speech
 from ivrflows.fakecall import FakeCall
@@ -411,3 +411,15 @@ def test_number_words_read_back_to_the_number(n):
     words = speech.number_words(n)
     assert _parse(words) == n
     assert words[-1] != "and" and all(a != b for a, b in zip(words, words[1:]))
+
+
+def test_timed_steps_run_beside_the_scripted_ones():
+    async def body(call):
+        return await call.gather("a", timeout=20), await call.gather("b", timeout=20)
+
+    # The timed 9 lands first, in the middle of the long first question; the
+    # scripted 5, taken at that question too, then answers the second.
+    got, run = result_of(body, [press("5", after=3.0), press("9", at=1.0)],
+                         prompt_seconds={"a": 10.0, "*": 1.0})
+    assert got == ("9", "5")
+    assert [(e.at, e.detail) for e in run.transcript if e.who == "caller"] == [(1.0, "9"), (3.0, "5")]
