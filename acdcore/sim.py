@@ -108,12 +108,17 @@ class SimResult:
     events: int             # events handed to the scheduler (incl. Ticks)
     horizon: float          # simulated seconds
     wall_seconds: float
+    cpu_seconds: float      # this process's CPU time: steadier than wall time on a shared box
     engine: str
     notes: list[str] = field(default_factory=list)
 
     @property
     def calls_per_second(self) -> float:
         return self.calls / self.wall_seconds if self.wall_seconds > 0 else math.inf
+
+    @property
+    def calls_per_cpu_second(self) -> float:
+        return self.calls / self.cpu_seconds if self.cpu_seconds > 0 else math.inf
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -122,7 +127,9 @@ class SimResult:
             "events": self.events,
             "horizon_seconds": self.horizon,
             "wall_seconds": self.wall_seconds,
+            "cpu_seconds": self.cpu_seconds,
             "calls_per_second": self.calls_per_second,
+            "calls_per_cpu_second": self.calls_per_cpu_second,
             "occupancy": self.occupancy,
             "queues": {name: {**t.summary(), "occupancy": self.occupancy_by_queue.get(name)}
                        for name, t in self.queues.items()},
@@ -203,10 +210,10 @@ def simulate(scenario: Scenario, engine: str = "fast", scheduler_cls: type | Non
         logout=np.array([s.logout for s in shifts], dtype=np.float64),
         answer_delay=float(scenario.answer_delay),
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     out = run(sched, inp)
-    wall = time.perf_counter() - started
-    return _result(scenario, inp, out, wall, f"{engine_name}+{loop_name}")
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return _result(scenario, inp, out, wall, cpu, f"{engine_name}+{loop_name}")
 
 
 def _load_loop(prefer: str):
@@ -223,7 +230,7 @@ def _load_loop(prefer: str):
     return sim_loop.run, "python-loop"
 
 
-def _result(scenario: Scenario, inp: Any, out: Any, wall: float, engine: str) -> SimResult:
+def _result(scenario: Scenario, inp: Any, out: Any, wall: float, cpu: float, engine: str) -> SimResult:
     from acdcore.sim_loop import ABANDONED, DONE, TALKING, WAITING
 
     t_end = float(inp.arrival[-1]) if inp.arrival.size else 0.0
@@ -262,6 +269,7 @@ def _result(scenario: Scenario, inp: Any, out: Any, wall: float, engine: str) ->
         events=out.events,
         horizon=out.t_last,
         wall_seconds=wall,
+        cpu_seconds=cpu,
         engine=engine,
         notes=notes,
     )
