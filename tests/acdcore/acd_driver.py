@@ -123,21 +123,11 @@ def run(scheduler_factory, strategies, n_agents, variant, ops, seed=0, check=Tru
     transcript = []
     for op in ops:
         ev = d.event(op)
-        try:
-            actions = s.handle(ev)
-            outcome = [(type(a).__name__,) + tuple(a) for a in actions]
-        except AcdError as exc:
-            actions = list(getattr(exc, "actions", []))
-            outcome = ("error", type(exc).__name__,
-                       [(type(a).__name__,) + tuple(a) for a in actions])
-        d.after_event(ev, actions)
-        if check:
-            s.check_invariants()
-        snapshot = (s.next_deadline(),
-                    tuple(tuple(sorted(s.agents_by_state(q.name).items())) for q in queues),
-                    tuple(s.waiting_count(q.name) for q in queues),
-                    tuple(s.oldest_wait_start(q.name) for q in queues))
-        transcript.append((ev, outcome, snapshot))
+        # Before a reject, fire due timers on their own, so the reject's own
+        # actions are not mixed with a timeout's (the world-rule check in the
+        # differential test needs to tell them apart).
+        for ev in ([Tick(ev.t), ev] if isinstance(ev, OfferRejected) else [ev]):
+            _step(s, d, ev, queues, check, transcript)
     positions = []
     for cid in d.calls:
         try:
@@ -146,3 +136,21 @@ def run(scheduler_factory, strategies, n_agents, variant, ops, seed=0, check=Tru
             positions.append((cid, None, "gone"))
     transcript.append(("positions", positions))
     return transcript
+
+
+def _step(s, d, ev, queues, check, transcript):
+    try:
+        actions = s.handle(ev)
+        outcome = [(type(a).__name__,) + tuple(a) for a in actions]
+    except AcdError as exc:
+        actions = list(getattr(exc, "actions", []))
+        outcome = ("error", type(exc).__name__,
+                   [(type(a).__name__,) + tuple(a) for a in actions])
+    d.after_event(ev, actions)
+    if check:
+        s.check_invariants()
+    snapshot = (s.next_deadline(),
+                tuple(tuple(sorted(s.agents_by_state(q.name).items())) for q in queues),
+                tuple(s.waiting_count(q.name) for q in queues),
+                tuple(s.oldest_wait_start(q.name) for q in queues))
+    transcript.append((ev, outcome, snapshot))
