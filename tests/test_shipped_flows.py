@@ -5,9 +5,11 @@ presses, then assertions on what the flow did.
 """
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ivrflows import after_hours, main_menu, survey, welcome
 from ivrflows.schedule import from_dict
@@ -248,3 +250,33 @@ def test_every_prompt_played_has_a_text_in_its_language(module, script, is_open,
 def test_prompt_sets_have_the_same_names_in_every_language():
     for module in SHIPPED:
         assert set(module.PROMPTS["en"]) == set(module.PROMPTS["fr"]), module.__name__
+
+
+# -- any caller at all ----------------------------------------------------------------------
+
+_steps = st.one_of(
+    st.text(alphabet="0123456789*#", min_size=1, max_size=4),
+    st.builds(press, st.text(alphabet="0123456789*#", min_size=1, max_size=3),
+              after=st.floats(0, 12)),
+    st.builds(silence),
+    st.builds(speak, st.floats(0, 200), st.sampled_from(["", "#"])),
+    st.builds(hangup, after=st.floats(0, 30)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(module=st.sampled_from(SHIPPED), script=st.lists(_steps, max_size=8),
+       is_open=st.booleans(),
+       queue=st.sampled_from(["answered", "timeout", "empty", "full"]),
+       caller=st.sampled_from(["+15550100", "anonymous", ""]),
+       scale=st.integers(2, 10))
+def test_no_caller_can_break_a_shipped_flow(module, script, is_open, queue, caller, scale):
+    # Whatever the caller does, the flow ends the call itself (or hands it
+    # on): it never raises, never hangs, never drops a caller silently.
+    with tempfile.TemporaryDirectory() as tmp:
+        run = run_flow(module.flow, script, open=is_open, caller=caller, record_dir=tmp,
+                       queues={"support": QueueScript(queue)},
+                       vars={"survey_scale": str(scale)})
+    assert run.ended in ("flow hung up", "transferred", "caller hung up"), run
+    for survey_answer in run.surveys:
+        assert 1 <= survey_answer["score"] <= survey_answer["scale"] == scale
