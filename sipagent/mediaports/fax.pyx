@@ -292,6 +292,16 @@ cdef class FaxSession:
                 raise RuntimeError(f"pjsua_conf_connect {src}->{dst}: {_pj_error(st)}")
         return line.slot
 
+    def tap(self, int sink_slot):
+        """Also send what the modem transmits to `sink_slot` (a recorder's
+        port, for a recording of the line's transmit side)."""
+        cdef FaxLine *line = self._live()
+        if line.slot == PJSUA_INVALID_ID:
+            raise RuntimeError("attach the fax port first")
+        cdef pj_status_t st = pjsua_conf_connect(line.slot, sink_slot)
+        if st != PJ_SUCCESS:
+            raise RuntimeError(f"pjsua_conf_connect {line.slot}->{sink_slot}: {_pj_error(st)}")
+
     def detach(self):
         """Take the port off the bridge (then no callback runs any more)."""
         cdef FaxLine *line = self.line

@@ -78,3 +78,25 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
     pj_status_t pjsua_conf_remove_port(pjsua_conf_port_id port_id)
     pj_status_t pjsua_conf_connect(pjsua_conf_port_id source, pjsua_conf_port_id sink)
     pj_status_t pjsua_conf_disconnect(pjsua_conf_port_id source, pjsua_conf_port_id sink)
+
+
+# pjsua's live media configuration.  pjsua2 2.12.1's SWIG wrapper cannot
+# set jbDiscardAlgo (it treats the enum as an opaque type), yet every new
+# stream copies it from here; pjsua_get_var() is pjsua's own accessor.
+cdef extern from "pjsua-lib/pjsua_internal.h" nogil:
+    ctypedef enum pjmedia_jb_discard_algo:
+        PJMEDIA_JB_DISCARD_NONE
+        PJMEDIA_JB_DISCARD_STATIC
+        PJMEDIA_JB_DISCARD_PROGRESSIVE
+
+    ctypedef struct pjsua_media_config:
+        int jb_init
+        int jb_min_pre
+        int jb_max_pre
+        int jb_max
+        pjmedia_jb_discard_algo jb_discard_algo
+
+    struct pjsua_data:
+        pjsua_media_config media_cfg
+
+    pjsua_data *pjsua_get_var()

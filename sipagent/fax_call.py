@@ -1,0 +1,108 @@
+"""What a SIP call must look like to carry fax as G.711 audio.
+
+A fax modem tolerates neither lost nor invented samples: spandsp's in-memory
+test shows that one sample slipped per second of audio already fails V.17
+training (tests/test_fax_engine.py).  Voice-friendly media processing does
+exactly that, so a fax call turns it off:
+
+- codecs: G.711 only (PCMA, PCMU); anything compressed destroys modem signals;
+- VAD off (silence suppression would drop the quiet parts of the handshake),
+  echo canceller off (it would treat the far modem's signal as echo);
+- PLC off: a concealed frame is invented audio; silence is less harmful;
+- jitter buffer: fixed prefetch and no discard.  pjmedia's default adaptive
+  buffer with progressive discard drops frames whenever its level exceeds the
+  target, which between two processes (two media clocks ticking with
+  scheduling jitter) happens several times a second.
+
+The jitter buffer is set per call (onStreamPreCreate); VAD, the echo
+canceller and PLC are endpoint-wide in pjsua2 2.12.1, so `configure_endpoint`
+belongs to a process that carries fax (and suits voice well enough: it only
+trades PLC's concealment of lost packets for silence).
+
+pjsua2 has no T.38, so a re-INVITE offering T.38 is answered 488 and the
+call stays on G.711 (`reject_t38`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pjsua2 as pj
+
+G711 = ("PCMA/8000/1", "PCMU/8000/1")
+
+
+@dataclass(frozen=True)
+class JitterPolicy:
+    """Per-call jitter buffer.  `fixed_ms` of prefetch absorbs the other
+    side's clock-thread bursts; `max_ms` is the hard ceiling before frames
+    must go.  None = leave pjsua's adaptive defaults (for comparison)."""
+    fixed_ms: int | None = 120
+    max_ms: int = 1000
+
+    def apply(self, si: "pj.StreamInfo") -> None:
+        if self.fixed_ms is None:
+            return
+        si.jbInit = si.jbMinPre = si.jbMaxPre = self.fixed_ms
+        si.jbMax = self.max_ms
+        # jbDiscardAlgo cannot be set here (SWIG wraps the enum as an opaque
+        # type); every stream copies it from pjsua: see configure_jitter().
+
+
+def configure_media(med: "pj.MediaConfig") -> None:
+    """Endpoint media settings for fax (before libInit)."""
+    med.clockRate = 8000
+    med.sndClockRate = 8000
+    med.channelCount = 1
+    med.noVad = True
+    med.ecTailLen = 0
+
+
+def configure_jitter(discard: str = "none") -> None:
+    """No frame discard for streams created from now on (after libInit)."""
+    from sipagent.mediaports import jitter
+
+    jitter.set_discard(discard)
+
+
+def configure_codecs(ep: "pj.Endpoint", prefer: str = "PCMA") -> None:
+    """G.711 only, `prefer` first; PLC and VAD off in both (after libStart)."""
+    order = sorted(G711, key=lambda c: not c.startswith(prefer))
+    prio = {c: 255 - i for i, c in enumerate(order)}
+    for info in ep.codecEnum2():
+        ep.codecSetPriority(info.codecId, prio.get(info.codecId, 0))
+    for codec in G711:
+        param = ep.codecGetParam(codec)
+        param.setting.plc = False
+        param.setting.vad = False
+        ep.codecSetParam(codec, param)
+
+
+def offers_t38(sdp: str) -> bool:
+    """An SDP with an image/T.38 media line (with or without audio)."""
+    for line in sdp.splitlines():
+        low = line.strip().lower()
+        if low.startswith("m=image") and "t38" in low:
+            return True
+    return False
+
+
+def reject_t38(prm) -> bool:
+    """For Call.onCallRxReinvite / onCallRxOffer: 488 Not Acceptable Here
+    to a T.38 offer.  Returns True when it rejected."""
+    try:
+        sdp = prm.offer.wholeSdp
+    except Exception:
+        return False
+    if offers_t38(sdp):
+        prm.statusCode = 488
+        return True
+    return False
+
+
+def audio_slot(call: "pj.Call") -> int | None:
+    """The call's conference slot once its audio is active, else None."""
+    ci = call.getInfo()  # keep ci alive while iterating ci.media
+    for mi in ci.media:
+        if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            return call.getAudioMedia(mi.index).getPortId()
+    return None
