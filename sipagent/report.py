@@ -18,8 +18,9 @@ So ``increase(sipacd_queue_answered_total[1h])`` and this report's
 Occupancy is agent time-in-state: (talk + wrap-up) / (talk + wrap-up +
 available idle), paused and logged-out time in neither term.  An agent
 counts in every queue it serves (``members``; without it, the queues it
-logged into or took calls from in the log).  Its state at ``t_from`` is
-rebuilt by replaying its events since its last LOGIN before ``t_from``.
+logged into, was offered or took calls from in the log).  Its state at
+``t_from`` is rebuilt by replaying its events since its last login,
+logout or wrap-up end before ``t_from``.
 """
 from __future__ import annotations
 
@@ -44,16 +45,30 @@ SATISFIED_SHARE = 0.8
 
 _COLUMNS = "id, t, kind, queue, call_id, agent, wait, position, reason"
 _WINDOW_SQL = f"SELECT {_COLUMNS} FROM event WHERE t >= ? AND t < ? ORDER BY t, id"
-# Every agent's events since its last LOGIN before the window: enough to
-# know, at t_from, who was talking, wrapping up, idle or paused.
-_SEED_SQL = (
-    "SELECT e.id, e.t, e.kind, e.queue, e.call_id, e.agent, e.wait, e.position, e.reason"
-    " FROM event e JOIN (SELECT agent, MAX(t) AS since FROM event"
-    "                    WHERE kind = 'LOGIN' AND t < ? GROUP BY agent) s"
-    " ON e.agent = s.agent AND e.t >= s.since"
-    " WHERE e.t < ? AND e.kind IN ('LOGIN', 'LOGOUT', 'READY', 'PAUSE', 'UNPAUSE',"
-    " 'WRAPUP_START', 'WRAPUP_END', 'CONNECT', 'COMPLETE_CALLER', 'COMPLETE_AGENT', 'OFFER')"
-    " ORDER BY e.t, e.id"
+# An agent's state at t_from is rebuilt from its events since an anchor: its
+# last LOGIN, LOGOUT or WRAPUP_END before t_from, where nothing of a call is
+# open.  Agents that stay logged in for weeks would otherwise be replayed
+# from their login.  Each query walks the (agent, t) index backwards.
+_AGENTS_SQL = "SELECT DISTINCT agent FROM event WHERE kind = 'LOGIN' AND t < ?"
+_ANCHOR_SQL = (
+    "SELECT t, id FROM event WHERE agent = ? AND t < ?"
+    " AND kind IN ('LOGIN', 'LOGOUT', 'WRAPUP_END') ORDER BY t DESC, id DESC LIMIT 1"
+)
+# Whether the agent was logged in and paused at the anchor.
+_FLAGS_SQL = (
+    "SELECT kind FROM event WHERE agent = ? AND (t < ? OR (t = ? AND id <= ?))"
+    " AND kind IN ('LOGIN', 'LOGOUT', 'PAUSE', 'READY', 'UNPAUSE') ORDER BY t DESC, id DESC LIMIT 1"
+)
+_SINCE_SQL = (
+    f"SELECT {_COLUMNS} FROM event WHERE agent = ? AND (t > ? OR (t = ? AND id >= ?)) AND t < ?"
+    " ORDER BY t, id"
+)
+# Without a configured membership, an agent serves the queues it logged
+# into, was offered or took calls from during the period or the day before.
+_MEMBERSHIP_LOOKBACK = 86400.0
+_MEMBERSHIP_SQL = (
+    "SELECT DISTINCT agent, queue FROM event WHERE t >= ? AND t < ?"
+    " AND kind IN ('LOGIN', 'OFFER', 'CONNECT') AND agent IS NOT NULL AND queue IS NOT NULL"
 )
 _SURVEY_SQL = (
     "SELECT s.t, COALESCE(s.queue, (SELECT e.queue FROM event e WHERE e.call_id = s.call_id"
@@ -124,22 +139,29 @@ def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = 
     starts = interval_starts(t_from, t_to, interval)
     conn = read_only(db_path)
     try:
-        seed = conn.execute(_SEED_SQL, (t_from, t_from)).fetchall()
+        agents, seed = _seed(conn, t_from)
         window = conn.execute(_WINDOW_SQL, (t_from, t_to)).fetchall()
         surveys = conn.execute(_SURVEY_SQL, (t_from, t_to)).fetchall()
+        served = (conn.execute(_MEMBERSHIP_SQL, (t_from - _MEMBERSHIP_LOOKBACK, t_to)).fetchall()
+                  if members is None else [(a, q) for q, names in members.items() for a in names])
     finally:
         conn.close()
 
     if queue is not None:
         queues = [queue]
     else:
-        named = {r[3] for r in window if r[3] is not None and r[2] not in AGENT_EVENT_KINDS}
+        # Queues named by a caller-side event in the window, or by a call
+        # still open from before it (its talk and wrap-up count here).
+        named = {r[3] for r in (*seed, *window) if r[3] is not None
+                 and r[2] not in AGENT_EVENT_KINDS}
+        named.update(q for _, q, _, _ in surveys if q is not None)
+        named.update(q for _, q in served)
         for config in (thresholds, short_abandon, members):
             if isinstance(config, Mapping):
                 named.update(config)
         queues = sorted(named)
     replay = _Replay(starts, t_to, queues, thresholds, short_abandon,
-                     _membership(members, seed, window, queues))
+                     _membership(served, queues), agents)
     for row in seed:
         replay.event(row)
     replay.open_window()
@@ -171,25 +193,34 @@ def interval_starts(t_from: float, t_to: float,
     return [t_from + k * step for k in range(n)]
 
 
+def _seed(conn, t_from: float) -> tuple[dict[str, _Agent], list[tuple]]:
+    """Each agent's state at its anchor, and its events from there to t_from."""
+    agents: dict[str, _Agent] = {}
+    rows: list[tuple] = []
+    for (name,) in conn.execute(_AGENTS_SQL, (t_from,)).fetchall():
+        anchor = conn.execute(_ANCHOR_SQL, (name, t_from)).fetchone()
+        if anchor is None:
+            continue
+        t, row_id = anchor
+        flag = conn.execute(_FLAGS_SQL, (name, t, t, row_id)).fetchone()
+        kind = flag[0] if flag else "LOGOUT"
+        agents[name] = _Agent(logged_in=kind != "LOGOUT", paused=kind == "PAUSE")
+        rows += conn.execute(_SINCE_SQL, (name, t, t, row_id, t_from)).fetchall()
+    rows.sort(key=lambda r: (r[1], r[0]))
+    return agents, rows
+
+
 def _param(value: Any, queue: str, default: Any) -> Any:
     return value.get(queue, default) if isinstance(value, Mapping) else value
 
 
-def _membership(members: Mapping[str, Iterable[str]] | None, seed: list, window: list,
-                queues: list[str]) -> dict[str, set[str]]:
+def _membership(served: list[tuple[str, str]], queues: list[str]) -> dict[str, set[str]]:
     """agent -> the selected queues it serves."""
     wanted = set(queues)
     out: dict[str, set[str]] = {}
-    if members is not None:
-        for q, agents in members.items():
-            if q in wanted:
-                for a in agents:
-                    out.setdefault(a, set()).add(q)
-        return out
-    for rows in (seed, window):
-        for _id, _t, kind, q, _c, agent, *_ in rows:
-            if agent and q in wanted and kind in ("LOGIN", "CONNECT", "OFFER"):
-                out.setdefault(agent, set()).add(q)
+    for agent, q in served:
+        if q in wanted:
+            out.setdefault(agent, set()).add(q)
     return out
 
 

@@ -139,6 +139,17 @@ def test_the_state_at_t_from_is_rebuilt(day):
     assert k["agent_idle_seconds"] == pytest.approx(350 + 350)
 
 
+@pytest.mark.parametrize("start, handled, busy, idle", [
+    (75, 3, (5 + 60 + 10) + (55 + 20), (45 + 105 + 200) + 350),   # a in wrap-up, b talking
+    (190, 1, 5, 105 + 200 + 310),            # a's last wrap-up end was at 80
+    (350, 0, 0, 200 + 150),                  # a paused since 300
+])
+def test_the_state_at_t_from_from_an_anchor(day, start, handled, busy, idle):
+    row = one(report(day, T0 + start, T0 + 600, thresholds=SL))
+    assert row.tally.handled == handled
+    assert (row.busy_time, row.idle_time) == pytest.approx((busy, idle))
+
+
 def test_intervals_split_the_period(day):
     rows = [r for r in report(day, T0, T0 + 600, interval=60, thresholds=SL) if r.queue == "sales"]
     assert [r.start - T0 for r in rows] == [60.0 * k for k in range(10)]
@@ -344,6 +355,10 @@ def test_pause_during_a_call_applies_after_wrap_up(tmp_path):
     row = one(report(path, T0, T0 + 100), "q")
     assert (row.busy_time, row.idle_time) == pytest.approx((30 + 10, 10 + 20))
     assert row.tally.aht == pytest.approx(30 + 10)
+    # From T0+60 the agent's state is rebuilt from its wrap-up end at T0+50:
+    # still paused then, because the pause came during the call.
+    row = one(report(path, T0 + 60, T0 + 100, members={"q": ["y"]}), "q")
+    assert (row.busy_time, row.idle_time) == pytest.approx((0, 20))
 
 
 @pytest.mark.parametrize("recovered", [False, True])
