@@ -42,6 +42,7 @@ class AgentLine:
     agent_id: str
     uri: str
     auto_login: bool = True
+    wrap_up: float | None = None      # overrides the queue's
 
 
 @dataclass
@@ -68,7 +69,7 @@ class QueueRuntime:
     def __init__(self, queues: list[QueueConfig], agents: list[AgentConfig],
                  lines: dict[str, AgentLine], *, settings: dict, account_provider: Callable,
                  hold_music: Callable, prompts, metrics, track_leg: Callable,
-                 run_flow: Callable):
+                 run_flow: Callable, eventlog=None):
         self.scheduler = Scheduler(queues, agents)
         self.settings = settings            # queue name -> config section
         self.lines = lines
@@ -76,7 +77,7 @@ class QueueRuntime:
         self._hold_music = hold_music
         self._prompts = prompts
         self.metrics = metrics
-        self.stats = QueueStats(settings, metrics)
+        self.stats = QueueStats(settings, metrics, eventlog)
         self.track_leg = track_leg
         self._run_flow = run_flow
         self.entries: dict[str, QueueEntry] = {}
@@ -94,6 +95,7 @@ class QueueRuntime:
             if line.auto_login:
                 self.feed(ev.AgentLoggedIn(now, line.agent_id))
                 self.feed(ev.AgentReady(now, line.agent_id))
+                self.stats.agent(time.time(), line.agent_id, "LOGIN")
         self.spawn(self._timers())
         self.spawn(self._sample_agents())
 
@@ -102,7 +104,8 @@ class QueueRuntime:
         for entry in self.entries.values():
             if entry.phase == "waiting" and not entry.exit_reason:
                 entry.exit_reason = "shutdown"
-                self.stats.exited(entry.queue, time.time(), "shutdown")
+                self.stats.exited(entry.queue, time.time(), "shutdown", entry.call_id,
+                                  self.now() - entry.entered)
         for task in list(self._tasks):
             task.cancel()
         for leg in self.offers.values():
@@ -150,7 +153,7 @@ class QueueRuntime:
             reason = getattr(a, "reason", "ring_timeout")
             entry = self.entries.get(a.call_id)
             if entry:
-                self.metrics.offers.labels(entry.queue, reason).inc()
+                self.stats.offer_lost(entry.queue, time.time(), a.call_id, a.agent_id, reason)
             log.info("offer withdrawn", call_id=a.call_id, agent=a.agent_id, reason=reason)
             if leg is not None:
                 leg.end()
@@ -161,14 +164,17 @@ class QueueRuntime:
             if entry:
                 entry.exit_reason = a.reason
                 entry.changed.set()
+                self.stats.exited(a.queue, time.time(), a.reason, a.call_id,
+                                  self.now() - entry.entered)
                 if entry.callback:
                     self.callbacks.exited(entry, a.reason)
-            self.stats.exited(a.queue, time.time(), a.reason)
             log.info("caller left the queue", call_id=a.call_id, queue=a.queue, reason=a.reason)
         elif isinstance(a, act.AgentAutoPaused):
             log.warning("agent auto-paused", agent=a.agent_id, reason=a.reason)
+            self.stats.agent(time.time(), a.agent_id, "PAUSE", a.reason)
         elif isinstance(a, act.WrapUpEnded):
             log.info("agent wrap-up over", agent=a.agent_id)
+            self.stats.agent(time.time(), a.agent_id, "WRAPUP_END")
 
     # -- offers ------------------------------------------------------------------
     def _offer(self, call_id: str, agent_id: str) -> None:
@@ -187,6 +193,7 @@ class QueueRuntime:
         self.metrics.dispatch_latency.observe(time.perf_counter() - self._feed_started)
         self.track_leg(leg)
         self.offers[(call_id, agent_id)] = leg
+        self.stats.offer(entry.queue, time.time(), call_id, agent_id)
         log.info("offering call", call_id=call_id, agent=agent_id, uri=line.uri,
                  callback=entry.callback is not None)
         self.spawn(self._watch_agent_leg(call_id, agent_id, leg))
@@ -215,7 +222,8 @@ class QueueRuntime:
                 del self.offers[key]
                 entry = self.entries.get(call_id)
                 if entry:
-                    self.metrics.offers.labels(entry.queue, "rejected").inc()
+                    self.stats.offer_lost(entry.queue, time.time(), call_id, agent_id,
+                                          "busy" if ended.code in BUSY_CODES else "rejected")
                 log.info("agent did not take the call", call_id=call_id, agent=agent_id,
                          code=ended.code)
                 self.feed(ev.OfferRejected(self.now(), call_id, agent_id,
@@ -228,20 +236,25 @@ class QueueRuntime:
         await leg.ended
         entry = self.entries.get(call_id)
         if entry is not None and entry.agent_leg is leg and entry.phase == "talking":
-            self._talk_over(entry)
+            self._talk_over(entry, "agent")
 
-    def _talk_over(self, entry: QueueEntry) -> None:
-        """Either side hung up: the agent goes to wrap-up."""
+    def _talk_over(self, entry: QueueEntry, side: str) -> None:
+        """One side (``caller`` or ``agent``) hung up: the agent goes to wrap-up."""
         entry.phase = "over"
         entry.changed.set()
         talk = self.now() - (entry.answered_at or self.now())
-        wrap_up = self.settings[entry.queue].wrap_up
-        self.stats.handled(entry.queue, time.time(), talk, wrap_up)
+        wrap_up = self.wrap_up_of(entry.agent_id, entry.queue)
+        self.stats.handled(entry.queue, time.time(), talk, wrap_up, entry.call_id,
+                           entry.agent_id, side)
         if entry.agent_leg is not None:
             entry.agent_leg.end()
         self.feed(ev.CallEnded(self.now(), entry.call_id))
         if entry.callback:
             self.callbacks.finished(entry)
+
+    def wrap_up_of(self, agent_id: str | None, queue: str) -> float:
+        own = self.lines[agent_id].wrap_up if agent_id in self.lines else None
+        return self.settings[queue].wrap_up if own is None else own
 
     def _connect(self, call_id: str, agent_id: str) -> None:
         leg = self.offers.pop((call_id, agent_id), None)
@@ -259,7 +272,7 @@ class QueueRuntime:
         if entry.callback:
             self.callbacks.agent_ready(entry, leg)
             return
-        self.stats.answered(entry.queue, time.time(), wait)
+        self.stats.answered(entry.queue, time.time(), wait, call_id, agent_id)
         entry.hold.stop()
         log.info("caller connected to agent", call_id=call_id, agent=agent_id, wait=round(wait, 3))
         self.spawn(self.bridge_when_ready(entry.call.leg, leg, call_id))
@@ -292,7 +305,8 @@ class QueueRuntime:
                                 on_key=lambda key: self._key_pressed(entry, key),
                                 call_id=call.call_id)
         self.entries[call.call_id] = entry
-        self.stats.offered(queue, time.time())
+        self.stats.offered(queue, time.time(), call.call_id,
+                           self.scheduler.waiting_count(queue) + 1)
         entry.hold.start()
         log.info("caller queued", call_id=call.call_id, queue=queue, priority=priority)
         self.feed(ev.CallArrived(entry.entered, call.call_id, queue, priority,
@@ -360,7 +374,8 @@ class QueueRuntime:
         log.info("caller pressed a queue key", call_id=entry.call_id, key=key)
         if key == "exit_key":
             entry.exit_reason = "exit_key"
-            self.stats.exited(entry.queue, time.time(), "exit_key")
+            self.stats.exited(entry.queue, time.time(), "exit_key", entry.call_id,
+                              self.now() - entry.entered)
             self.feed(ev.CallWithdrawn(self.now(), entry.call_id, "exit_key"))
         elif key == "callback":
             self.callbacks.requested_in_queue(entry)
@@ -369,12 +384,13 @@ class QueueRuntime:
     def _caller_gone(self, entry: QueueEntry) -> None:
         if entry.phase == "waiting" and not entry.exit_reason:
             wait = self.now() - entry.entered
-            self.stats.abandoned(entry.queue, time.time(), wait)
+            position, _ = self._position(entry.call_id)
+            self.stats.abandoned(entry.queue, time.time(), wait, entry.call_id, position)
             log.info("caller abandoned", call_id=entry.call_id, queue=entry.queue,
                      wait=round(wait, 3))
             self.feed(ev.CallAbandoned(self.now(), entry.call_id))
         elif entry.phase == "talking":
-            self._talk_over(entry)
+            self._talk_over(entry, "caller")
 
     def _position(self, call_id: str) -> tuple[int | None, float | None]:
         try:
@@ -394,6 +410,10 @@ class QueueRuntime:
                  "end_wrap_up": lambda: ev.WrapUpDone(now, agent_id)}[command]()
         before = self.scheduler.agent_state(agent_id)
         self.feed(event)
+        kind = {"login": "LOGIN", "logout": "LOGOUT", "pause": "PAUSE",
+                "ready": "UNPAUSE" if before == "paused" else "READY",
+                "end_wrap_up": "WRAPUP_END"}[command]
+        self.stats.agent(time.time(), agent_id, kind, reason or None)
         log.info("agent control", agent=agent_id, command=command, before=before,
                  after=self.scheduler.agent_state(agent_id))
 

@@ -51,8 +51,9 @@ class CallbackLine:
         entry.callback = CallbackJob(number=entry.caller, origin="queue")
         entry.exit_reason = "callback"
         entry.call = None  # the live call leaves; the entry stays in line
-        self.rt.metrics.callbacks.labels(entry.queue, "requested").inc()
-        self.rt.stats.exited(entry.queue, time.time(), "callback")
+        self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "requested")
+        self.rt.stats.exited(entry.queue, time.time(), "callback", entry.call_id,
+                             self.rt.now() - entry.entered)
         self.rt.feed(ev.CallbackRequested(self.rt.now(), entry.call_id))
 
     def request_web(self, number: str, queue: str, at: float | None = None) -> str:
@@ -63,7 +64,7 @@ class CallbackLine:
             raise KeyError(queue)
         call_id = f"web-callback-{int(time.time())}-{next(_ids)}"
         delay = max(0.0, (at or 0.0) - time.time())
-        self.rt.metrics.callbacks.labels(queue, "requested").inc()
+        self.rt.stats.callback(queue, time.time(), call_id, "requested")
 
         def join() -> None:
             entry = QueueEntry(call_id=call_id, queue=queue, entered=self.rt.now(),
@@ -78,7 +79,7 @@ class CallbackLine:
 
     def _arrive(self, entry: "QueueEntry") -> None:
         self.rt.entries[entry.call_id] = entry
-        self.rt.stats.offered(entry.queue, time.time())
+        self.rt.stats.offered(entry.queue, time.time(), entry.call_id)
         self.rt.feed(ev.CallArrived(self.rt.now(), entry.call_id, entry.queue, 0, (), True))
 
     # -- the agent answered: now the customer ------------------------------------
@@ -91,12 +92,13 @@ class CallbackLine:
         template = self.rt.settings[entry.queue].callback_uri
         if not template:
             log.error("callback without callback_uri", call_id=entry.call_id, queue=entry.queue)
-            self.rt._talk_over(entry)
+            self.rt._talk_over(entry, "agent")
             return
         uri = template.format(number=job.number)
         log.info("calling the customer back", call_id=entry.call_id, uri=uri,
                  attempt=job.attempts)
-        self.rt.metrics.callbacks.labels(entry.queue, "attempted").inc()
+        self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "attempted",
+                               entry.agent_id)
         try:
             customer = dial(self.rt._account(), uri, label=f"{entry.call_id}<-callback",
                             headers={"X-Sipacd-Callback": entry.call_id})
@@ -115,13 +117,15 @@ class CallbackLine:
         if agent_leg.is_ended:
             customer.end()
             return
-        self.rt.metrics.callbacks.labels(entry.queue, "connected").inc()
-        self.rt.stats.answered(entry.queue, time.time(), self.rt.now() - entry.entered)
+        self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "connected",
+                               entry.agent_id)
+        self.rt.stats.answered(entry.queue, time.time(), self.rt.now() - entry.entered,
+                               entry.call_id, entry.agent_id)
         if await self.rt.bridge_when_ready(customer, agent_leg, entry.call_id):
             log.info("callback connected", call_id=entry.call_id, agent=entry.agent_id)
         await customer.ended
         if entry.phase == "talking":
-            self.rt._talk_over(entry)
+            self.rt._talk_over(entry, "caller")
 
     def _retry_or_give_up(self, entry: "QueueEntry") -> None:
         """The customer did not answer: free the agent, and try again later."""
@@ -133,7 +137,7 @@ class CallbackLine:
         self.rt.feed(ev.CallEnded(self.rt.now(), entry.call_id))
         self.rt.entries.pop(entry.call_id, None)
         if job.attempts >= s.callback_attempts:
-            self.rt.metrics.callbacks.labels(entry.queue, "failed").inc()
+            self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "failed")
             log.warning("callback given up", call_id=entry.call_id, attempts=job.attempts)
             return
         from sipagent.acd import QueueEntry
@@ -154,5 +158,5 @@ class CallbackLine:
 
     def exited(self, entry: "QueueEntry", reason: str) -> None:
         """A callback entry timed out of its queue: nobody will call back."""
-        self.rt.metrics.callbacks.labels(entry.queue, "expired").inc()
+        self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "expired")
         self.rt.entries.pop(entry.call_id, None)

@@ -9,7 +9,24 @@ import sys
 import structlog
 
 
+def _passthrough(name: str):
+    """Subcommands with parsers of their own; they get every argument as is
+    (argparse's REMAINDER would refuse a leading --option)."""
+    if name == "erlang":
+        from acdcore.erlang_cli import main
+    elif name == "report":
+        from sipagent.report_cli import main
+    elif name == "flows":
+        from sipagent.flows_cli import main
+    else:
+        return None
+    return main
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and (own := _passthrough(argv[0])) is not None:
+        return own(argv[1:])
     parser = argparse.ArgumentParser(prog="sipacd", description="SIP call-center engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -25,14 +42,14 @@ def main(argv: list[str] | None = None) -> int:
                       help="stop after this long (default: until Ctrl-C)")
     demo.add_argument("--rate", type=float, default=0.5, help="new calls per second")
 
-    erlang = sub.add_parser("erlang", help="staffing: agents needed for a service level",
-                            add_help=False)
-    erlang.add_argument("args", nargs=argparse.REMAINDER)
+    # These hand their arguments to their own parsers (and their own --help).
+    for name, text in (("erlang", "staffing: agents needed for a service level"),
+                       ("report", "KPIs per queue and interval from the event log"),
+                       ("flows", "check flow files, or simulate a flow with the test kit")):
+        passthrough = sub.add_parser(name, help=text, add_help=False)
+        passthrough.add_argument("args", nargs=argparse.REMAINDER)
 
     args = parser.parse_args(argv)
-    if args.command == "erlang":
-        from acdcore.erlang_cli import main as erlang_main
-        return erlang_main(args.args)
     if args.command == "check":
         return _check(args.config)
     if args.command == "run":

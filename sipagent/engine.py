@@ -67,11 +67,18 @@ class Engine:
         self._moh: dict[str, object] = {}
         self._accepting = False
         self.capacity = config.sip.max_calls
+        self.eventlog = None
 
     # -- start / stop ----------------------------------------------------------
     async def start(self) -> None:
         from sipagent.account import TrunkAccount
 
+        from sipagent.eventlog import EventLog, event_log_path
+
+        self.config.data.dir.mkdir(parents=True, exist_ok=True)
+        self.eventlog = EventLog(event_log_path(self.config.data.dir))
+        # Calls and logins a crash left open are closed at the last logged time.
+        await asyncio.to_thread(self.eventlog.close_dangling, "restart")
         made = await asyncio.to_thread(self.prompts.ensure_catalogue)
         if made:
             log.info("prompts rendered", count=made, dir=str(self.prompts.dir))
@@ -80,10 +87,10 @@ class Engine:
         self.queues = QueueRuntime(
             [self._queue_config(n, q) for n, q in self.config.queues.items()],
             [self._agent_config(n, a) for n, a in self.config.agents.items()],
-            {n: AgentLine(n, a.uri, a.auto_login) for n, a in self.config.agents.items()},
+            {n: AgentLine(n, a.uri, a.auto_login, a.wrap_up) for n, a in self.config.agents.items()},
             settings=dict(self.config.queues), account_provider=lambda: self.account,
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
-            track_leg=self._track, run_flow=self._run_flow_for)
+            track_leg=self._track, run_flow=self._run_flow_for, eventlog=self.eventlog)
         self.queues.start()
         self.sip.start_polling()
         self._accepting = True
@@ -114,6 +121,9 @@ class Engine:
         self._moh.clear()
         self.account = None
         gc.collect()
+        if self.eventlog is not None:
+            await asyncio.to_thread(self.eventlog.close)
+            self.eventlog = None
         # A Call destroyed after libDestroy aborts the process (pjlib assertion).
         # Legs still referenced now (seen when a flow was cut short by shutdown)
         # are disowned: their C++ objects are left to process exit.
@@ -169,6 +179,7 @@ class Engine:
         if route.queue:
             call.vars["queue"] = route.queue
         clog.info("call routed", called=called, caller=caller, flow=route.flow)
+        self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called)
         try:
             await self._run_flow(call, route.flow, clog)
         except CallerHangup:
@@ -185,6 +196,8 @@ class Engine:
         finally:
             leg.end(None if call.answered else 480)
             self.metrics.calls.labels("inbound").inc()
+            if self.eventlog is not None:
+                self.eventlog.call_record(call_id, end=time.time())
 
     async def _run_flow(self, call, spec: str, clog) -> None:
         flow = self.flows.get(spec)

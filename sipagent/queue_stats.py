@@ -1,8 +1,9 @@
 """Counting a queue's outcomes once, for every consumer at the same moment.
 
 Each outcome updates the Prometheus counters (what PromQL recording rules
-derive KPIs from) and the in-engine sliding windows (what a wallboard shows
-without PromQL).  Agent time-in-state is sampled once a second from the ACD
+derive KPIs from), the in-engine sliding windows (what a wallboard shows
+without PromQL) and the durable event log (what ``sipacd report`` derives
+the same KPIs from), with the same wait value, so the three agree.  Agent time-in-state is sampled once a second from the ACD
 core's per-queue head-counts: O(queues) a second instead of a hook on every
 agent transition, and accurate to a second, which is what occupancy needs.
 """
@@ -45,9 +46,10 @@ class _StateWindow:
 
 
 class QueueStats:
-    def __init__(self, queues: dict, metrics: EngineMetrics):
+    def __init__(self, queues: dict, metrics: EngineMetrics, eventlog=None):
         """``queues``: name -> config section (service_levels, short_abandon)."""
         self.metrics = metrics
+        self.log = eventlog
         self.short_abandon = {q: s.short_abandon for q, s in queues.items()}
         self.thresholds = {q: tuple(s.service_levels) for q, s in queues.items()}
         self.windows = {
@@ -61,36 +63,81 @@ class QueueStats:
     def _tallies(self, queue: str, t: float):
         return [w.at(t) for w in self.windows[queue].values()]
 
-    def offered(self, queue: str, t: float) -> None:
+    def offered(self, queue: str, t: float, call_id: str, position: int | None = None) -> None:
         self.metrics.offered.labels(queue).inc()
         for tally in self._tallies(queue, t):
             tally.call_offered()
+        if self.log:
+            self.log.queue_event(t, queue, call_id, "ENTER", position=position)
 
-    def answered(self, queue: str, t: float, wait: float) -> None:
+    def answered(self, queue: str, t: float, wait: float, call_id: str, agent: str) -> None:
         self.metrics.answered.labels(queue).inc()
         self.metrics.answer_wait.labels(queue).observe(wait)
         for tally in self._tallies(queue, t):
             tally.call_answered(wait)
+        if self.log:
+            self.log.queue_event(t, queue, call_id, "CONNECT", agent=agent, wait=wait)
+            self.log.call_record(call_id, answer=t, queue=queue, agent=agent, wait=wait,
+                                 outcome="answered")
 
-    def abandoned(self, queue: str, t: float, wait: float) -> None:
+    def abandoned(self, queue: str, t: float, wait: float, call_id: str,
+                  position: int | None = None) -> None:
         self.metrics.abandoned.labels(queue).inc()
         self.metrics.abandon_wait.labels(queue).observe(wait)
         if wait <= self.short_abandon[queue]:
             self.metrics.short_abandoned.labels(queue).inc()
         for tally in self._tallies(queue, t):
             tally.call_abandoned(wait)
+        if self.log:
+            self.log.queue_event(t, queue, call_id, "ABANDON", wait=wait, position=position)
+            self.log.call_record(call_id, queue=queue, wait=wait, outcome="abandoned")
 
-    def exited(self, queue: str, t: float, reason: str) -> None:
+    def exited(self, queue: str, t: float, reason: str, call_id: str, wait: float) -> None:
         self.metrics.exited.labels(queue, reason).inc()
         for tally in self._tallies(queue, t):
             tally.call_exited(reason)
+        if self.log:
+            self.log.queue_event(t, queue, call_id, "EXIT", reason=reason, wait=wait)
+            self.log.call_record(call_id, queue=queue, wait=wait, outcome=reason)
 
-    def handled(self, queue: str, t: float, talk: float, wrap_up: float) -> None:
+    def handled(self, queue: str, t: float, talk: float, wrap_up: float, call_id: str,
+                agent: str, side: str) -> None:
+        """The talk is over (``side`` hung up first); wrap-up starts now."""
         self.metrics.talk_seconds.labels(queue).inc(talk)
         self.metrics.wrap_up_seconds.labels(queue).inc(wrap_up)
         self.metrics.handle_time.labels(queue).observe(talk + wrap_up)
         for tally in self._tallies(queue, t):
             tally.call_handled(talk, wrap_up)
+        if self.log:
+            kind = "COMPLETE_CALLER" if side == "caller" else "COMPLETE_AGENT"
+            self.log.queue_event(t, queue, call_id, kind, agent=agent)
+            self.log.agent_event(t, agent, "WRAPUP_START", queue=queue, call_id=call_id)
+            if wrap_up <= 0:
+                self.log.agent_event(t, agent, "WRAPUP_END", queue=queue, call_id=call_id)
+            self.log.call_record(call_id, talk=talk, wrap_up=wrap_up, hangup_side=side)
+
+    def offer(self, queue: str, t: float, call_id: str, agent: str) -> None:
+        if self.log:
+            self.log.queue_event(t, queue, call_id, "OFFER", agent=agent)
+
+    def offer_lost(self, queue: str, t: float, call_id: str, agent: str, reason: str) -> None:
+        self.metrics.offers.labels(queue, reason).inc()
+        if self.log:
+            self.log.queue_event(t, queue, call_id, "RINGNOANSWER", agent=agent, reason=reason)
+
+    def callback(self, queue: str, t: float, call_id: str, result: str,
+                 agent: str | None = None) -> None:
+        """result: requested, attempted, connected, failed, expired."""
+        self.metrics.callbacks.labels(queue, result).inc()
+        kind = {"requested": "CALLBACK_REQUESTED", "attempted": "CALLBACK_ATTEMPT",
+                "connected": "CALLBACK_CONNECTED"}.get(result)
+        if self.log and kind:
+            self.log.queue_event(t, queue, call_id, kind, agent=agent)
+
+    def agent(self, t: float, agent: str, kind: str, reason: str | None = None) -> None:
+        """LOGIN, LOGOUT, READY, PAUSE, UNPAUSE, WRAPUP_END."""
+        if self.log:
+            self.log.agent_event(t, agent, kind, reason=reason)
 
     def sample_agents(self, t: float, by_queue: dict[str, dict[str, int]]) -> None:
         """Called about once a second with the ACD's head-counts."""
