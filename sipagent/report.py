@@ -7,8 +7,9 @@ which is also the moment the runtime moves its Prometheus counter:
 
 * offered at ENTER; answered (and its wait) at CONNECT; abandoned (and its
   wait) at ABANDON; exited at EXIT;
-* a handled call (AHT = talk + hold + wrap-up) when its wrap-up ends;
-  talk is CONNECT to COMPLETE_*, which includes hold;
+* a handled call (AHT = talk + hold + wrap-up) when its wrap-up ends
+  (WRAPUP_END, or READY / PAUSE / LOGOUT cutting it short), with the
+  wrap-up it really took; talk is CONNECT to COMPLETE_*, hold included;
 * a survey answer when it was given; participation divides by the
   interval's answered calls.
 
@@ -18,7 +19,8 @@ So ``increase(sipacd_queue_answered_total[1h])`` and this report's
 Occupancy is agent time-in-state: (talk + wrap-up) / (talk + wrap-up +
 available idle), paused and logged-out time in neither term.  An agent
 counts in every queue it serves (``members``; without it, the queues it
-logged into, was offered or took calls from in the log).  Its state at
+logged into, was offered or took calls from in the period or the day
+before).  Its state at
 ``t_from`` is rebuilt by replaying its events since its last login,
 logout or wrap-up end before ``t_from``.
 """
