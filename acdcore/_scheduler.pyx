@@ -13,9 +13,14 @@ compare every action).  What differs is only representation:
   come from a Fenwick index per (queue, priority) (_rank.pxd);
 * randomness is the same splitmix64 as rng.py, in uint64 arithmetic.
 
-Fast path: ``handle_raw(code, t, call_id, agent_id, ev=None, queue=None,
-priority=0)`` skips building event objects (codes are ``events.EV_*``); ids
-may be ints, which hash faster than str.
+Fast path: ``handle_raw(code, t, call_id, agent_id, ev, queue, priority, /)``
+skips building event objects (codes are ``events.EV_*``); ids may be ints,
+which hash faster than str (see scheduler.py).
+
+Layout: this file holds the C tables and helpers; the class is in
+_scheduler_core.pxi and the rules in _scheduler_matching.pxi,
+_scheduler_events.pxi, _scheduler_agents.pxi and _scheduler_queries.pxi
+(included below; each mirrors a ref_*.py file).
 """
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport log

@@ -1,7 +1,39 @@
 """``Scheduler``: the compiled engine when it is built, else the reference.
 
 ``COMPILED`` tells which one you got.  Both have the same API and produce the
-same actions (tests/acdcore/test_differential.py).
+same actions (tests/acdcore/test_acd_differential.py).
+
+API (identical for ``ReferenceScheduler`` and the Cython ``Scheduler``)::
+
+    Scheduler(queues: list[QueueConfig], agents: list[AgentConfig], seed: int = 0,
+              fairness: str = "oldest")      # or "weight": higher queue weight first
+    .handle(event) -> list[action]           # events.py in, actions.py out
+    .handle_raw(code, t, call_id=None, agent_id=None, ev=None, queue=None, priority=0, /)
+    .next_deadline() -> float | None         # call handle(Tick(that time)) then
+    .add_agent(AgentConfig) / .remove_agent(agent_id)   # remove: logged out only
+    .agent_state(agent_id) -> str            # logged_out|available|offered|busy|wrap_up|paused
+    .agent_pause_reason(agent_id) -> str | None
+    .call_state(call_id) -> str              # waiting|offered|talking
+    .queue_position(call_id) -> int | None   # 1-based; None once connected
+    .ewt(call_id) -> float | None            # seconds, formula in ewt.py
+    .waiting_count(queue) -> int             # waiting + ringing calls
+    .oldest_wait_start(queue) -> float | None
+    .agents_by_state(queue) -> dict[str, int]
+    .heap_sizes() -> dict[str, int]          # memory checks
+    .check_invariants()                      # O(n), tests only; raises AssertionError
+
+Fast path: ``handle_raw`` takes the event's fields positionally with ``code``
+one of ``events.EV_*`` (no event object is built or inspected); ``ev`` may
+carry the rare fields (skills, callback, pause reason).  Call and agent ids
+are interned to ints inside; any hashable works as an id, and small dense
+ints are cheaper to hash than str, so a benchmark can pass ints (and build
+its ``AgentConfig``s with int ids) to leave string hashing out.
+
+Errors: impossible events raise ``AcdError`` subclasses (unknown ids,
+transitions the tables in states.py forbid) and leave the scheduler as it
+was; actions of timers that fired before the bad event are on
+``exc.actions``.  Network races (an agent answering an offer the engine just
+cancelled, a late reject) never raise: see reference.py.
 """
 try:
     from ._scheduler import Scheduler
