@@ -87,8 +87,10 @@ class Call(Protocol):
     caller: str          # the calling number (user part of From)
     called: str          # the dialled number (user part of the request URI / To)
     headers: Mapping[str, str]   # headers of the INVITE, names as received
-    vars: dict[str, str]         # call variables; travel with the call to agents
-    language: str                # prompt set and TTS voice; a flow may change it
+    vars: dict[str, str]         # call variables: start as the route's ``vars`` plus
+                                 # ``queue``; travel with the call to agents
+    language: str                # prompt set and TTS voice: starts as the route's
+                                 # ``language`` (or [flows] language); a flow may change it
 
     # -- the line ---------------------------------------------------------------------
     async def answer(self, *, early_media: bool = False) -> None:

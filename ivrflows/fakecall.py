@@ -38,7 +38,7 @@ class FakeCall:
         self.caller, self.called = caller, called
         self.headers = dict(headers)
         self.vars: dict[str, str] = dict(vars)
-        self.language = language
+        self._language = language
         self._start = now
         self._open, self._schedules, self._route_schedule = open, schedules, route_schedule
         self._queues = queues
@@ -63,6 +63,17 @@ class FakeCall:
         self._tasks: set[asyncio.Task] = set()
         self.answered = self.early_media = False
         self._result = FlowRun([], vars=self.vars)
+
+    @property
+    def language(self) -> str:
+        return self._language
+
+    @language.setter
+    def language(self, value: str) -> None:
+        # A property only so that a language switch shows in the transcript.
+        if value != self._language:
+            self._log("flow", "language", value)
+        self._language = value
 
     # -- the kit's side --------------------------------------------------------------
     async def run(self, flow: Flow, raise_errors: bool) -> FlowRun:
@@ -392,7 +403,9 @@ class FakeCall:
                               f"{', '.join(sorted(self._schedules)) or 'none'})")
         else:
             answer = is_open(self._schedules[name], self.now())
-        self._log("flow", "is_open", f"{name or 'route'}: {'open' if answer else 'closed'}")
+        where = name or "no schedule"
+        self._log("flow", "is_open", f"{where}: {'open' if answer else 'closed'}"
+                  + (" (forced)" if self._open is not None else ""))
         return answer
 
     def now(self) -> datetime:

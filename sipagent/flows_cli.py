@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--queue", default="answered", metavar="RESULT[:WAIT]",
                      help="what queues do: answered, timeout, empty, full, callback "
                           "(default answered:20)")
-    sim.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    sim.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                     help="a call variable, as a route's vars would set it (repeatable)")
+    sim.add_argument("--language", help="the call's starting language (default: the "
+                                        "route's, else [flows] language)")
     args = parser.parse_args(argv)
     if args.command == "check":
         return check_dir(args.dir, config_path=args.config)
@@ -213,8 +216,9 @@ def simulate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="sipacd-simulate-") as tmp:
         try:
             run = run_flow(flow, parse_digits(args.digits), caller=args.caller, called=called,
-                           vars=variables, language=getattr(route, "language", None)
-                           or config.flows.language, now=start, open=args.force_open,
+                           vars=variables, language=args.language
+                           or getattr(route, "language", None) or config.flows.language,
+                           now=start, open=args.force_open,
                            schedules=schedules, route_schedule=getattr(route, "schedule", None),
                            queues=_every_queue(plan, config), known_queues=config.queues,
                            flows=library.get, record_dir=tmp, raise_errors=False)

@@ -118,6 +118,12 @@ def test_simulate_a_flow_by_name_with_survey(capsys):
     assert out.splitlines()[-1].endswith("survey 5/5")
 
 
+def test_simulate_in_another_language(capsys):
+    assert main(["simulate", "survey", "--language", "fr", "--digits", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].endswith("survey 4/5")
+
+
 def test_simulate_closed_and_queue_outcomes(capsys):
     assert main(["simulate", "main_menu", "--closed", "--digits", "2,1"]) == 0
     assert "callback to +15550100" in capsys.readouterr().out
