@@ -148,7 +148,9 @@ class Call(Protocol):
                       skills: Mapping[str, int] | None = None,
                       data: Mapping[str, str] | None = None) -> QueueOutcome:
         """Wait in an ACD queue (with music on hold) until an agent takes the
-        call or the queue lets the caller go."""
+        call or the queue lets the caller go; see :class:`QueueOutcome`.
+        ``data`` shows on the agent's screen; a caller who hangs up while
+        waiting raises :class:`CallerHangup` (an abandon)."""
 
     async def transfer(self, target: str) -> bool:
         """Blind transfer to a SIP URI (``sip:user@host``) or a number (sent

@@ -2,12 +2,17 @@
 
 ::
 
-    from ivrflows.testing import run_flow, press, silence, hangup
+    from ivrflows import main_menu
+    from ivrflows.testing import run_flow, hangup
 
-    def test_sales_key_queues_for_sales():
-        run = run_flow(main_menu.flow, ["1", "2"])
+    def test_english_then_sales():
+        run = run_flow(main_menu.flow, ["1", "2"], vars={"queue_sales": "sales"})
         assert run.queued == ["sales"]
         print(run)          # the transcript, as `sipacd flows simulate` shows it
+
+    def test_abandon_after_half_a_minute():
+        run = run_flow(main_menu.flow, ["1", "1", hangup(after=30)])
+        assert run.ended == "caller hung up" and run.surveys == []
 
 Theory of operation
 -------------------
