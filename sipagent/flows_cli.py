@@ -181,7 +181,7 @@ def simulate(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     if config is None:
         return 2
-    route = config.route_for(args.target)
+    route = _route(config, args.target)
     variables: dict[str, str] = {}
     if route is not None:
         spec, called = route.flow, args.target
@@ -228,6 +228,17 @@ def simulate(args: argparse.Namespace) -> int:
     print(str(run))
     print(_summary(run))
     return 1 if run.ended == "raised" else 0
+
+
+def _route(config, target: str):
+    """An exact route number first, then a flow file of that name, then
+    pattern routes: a catch-all pattern must not hide the flows."""
+    exact = next((r for r in config.routes if r.match == "exact" and r.number == target), None)
+    if exact is not None:
+        return exact
+    if (Path(config.flows.dir) / f"{target.partition(':')[0]}.py").is_file():
+        return None
+    return config.route_for(target)
 
 
 def _summary(run: FlowRun) -> str:

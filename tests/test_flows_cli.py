@@ -158,6 +158,11 @@ def test_simulate_with_a_config_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "route 250 -> flow custom, queue sales" in out
     assert "say       sales me +4930 250" in out
+    # A flow's name is not a number, even for a catch-all pattern route.
+    catch_all = write(tmp_path, "all.toml", config.read_text().replace("2\\d\\d", ".*"))
+    assert main(["simulate", "custom", "-c", str(catch_all), "--var", "queue=sales",
+                 "--var", "who=x"]) == 0
+    assert "flow custom (no route for 'custom')" in capsys.readouterr().out
 
 
 def test_simulate_reports_a_flow_that_raises(tmp_path, capsys):
