@@ -10,8 +10,7 @@ cdef int _end_wrap(Scheduler self, int a) except -1:
         self.pause_pending[a] = None
         return 0
     _set_agent(self, a, A_WRAP_DONE)
-    _make_free(self, a)
-    _match_agent(self, a)
+    _free_and_match(self, a)
     return 0
 
 
@@ -20,8 +19,7 @@ cdef int _login(Scheduler self, object agent_id) except -1:
     _set_agent(self, a, A_LOGIN)
     self.agents[a].idle_since = self.now
     self.agents[a].no_answers = 0
-    _make_free(self, a)
-    _match_agent(self, a)
+    _free_and_match(self, a)
     return 0
 
 
@@ -75,8 +73,7 @@ cdef int _ready(Scheduler self, object agent_id) except -1:
         ag.no_answers = 0
     if old == PAUSED or old == WRAP_UP or (old == AVAILABLE and not ag.free):
         ag.ready_stamp = 0
-        _make_free(self, a)
-        _match_agent(self, a)
+        _free_and_match(self, a)
     return 0
 
 

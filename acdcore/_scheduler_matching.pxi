@@ -60,8 +60,7 @@ cdef int _fire_due(Scheduler self, double t) except -1:
             _end_wrap(self, e.idx)
         else:
             self.agents[e.idx].ready_stamp = 0
-            _make_free(self, e.idx)
-            _match_agent(self, e.idx)
+            _free_and_match(self, e.idx)
         if self.empty:
             _drain_empty(self)
     return 0
@@ -344,6 +343,57 @@ cdef int _best_call(Scheduler self, int a) except -2:
             best = e.idx
             bw, b0, b1, b2 = w, e.k0, e.k1, e.k2
     return best
+
+
+cdef int _free_and_match(Scheduler self, int a) except -1:
+    """``_make_free`` + ``_match_agent`` for an agent that frees up *alone*
+    (login, ready, wrap-up end, reject delay over).
+
+    Then no other agent is free in a lane where a call waits (the matching
+    invariant holds between events), so if a call waits in one of the
+    agent's lanes the reference's dispatch would pop this very agent: offer
+    directly instead of pushing pool entries that would be stale at once.
+    Random lanes still draw their key, so the PRNG stream stays identical.
+    """
+    cdef int c = _best_call(self, a)
+    if c < 0:
+        return _make_free(self, a)
+    cdef AgentRec* ag = &self.agents[a]
+    cdef CallRec* cr = &self.calls[c]
+    cdef int lane = cr.lane, i, s
+    cdef LaneRec* ln
+    cdef AgentLane* al
+    cdef double key = 0.0, draw
+    cdef int penalty = 0, midx = 0
+    ag.free = True
+    for i in range(ag.n_lanes):
+        al = &ag.lanes[i]
+        ln = &self.lanes[al.lane]
+        s = ln.strategy
+        if s == ST_RANDOM or s == ST_WEIGHTED:
+            draw = self._exp1()
+            if s == ST_WEIGHTED:
+                draw = draw / ag.weight
+            if al.lane == lane:
+                key = (<dict>self.lane_clock[lane]).get(al.penalty, 0.0) + draw
+        if al.lane == lane:
+            penalty = al.penalty
+            midx = al.midx
+    ln = &self.lanes[lane]
+    if ln.strategy == ST_RR:
+        key = ln.rr_cycle if midx > ln.rr_last else ln.rr_cycle + 1
+        if key >= ln.rr_cycle:
+            ln.rr_cycle = key
+            ln.rr_last = midx
+    elif ln.strategy == ST_RANDOM or ln.strategy == ST_WEIGHTED:
+        clock = <dict>self.lane_clock[lane]
+        if key > clock.get(penalty, 0.0):
+            clock[penalty] = key
+    _offer1(self, c, a)
+    ln = &self.lanes[lane]
+    if ln.waiting.n > 0 and ln.waiting.data[0].idx == c:
+        heap_pop(&ln.waiting)
+    return 0
 
 
 cdef int _match_agent(Scheduler self, int a) except -1:
