@@ -51,3 +51,94 @@ def assert_pixel_identical(sent: Path, received: Path) -> None:
             bad = sum(pa.bitmap[i:i + row] != pb.bitmap[i:i + row]
                       for i in range(0, len(pa.bitmap), row))
             raise AssertionError(f"page {n}: {bad} of {pa.height} rows differ")
+
+
+class FaxUA:
+    """One `python -m sipagent.faxua` process: JSON events from its stdout,
+    its log in `log_path`; stopped by PID (quit, SIGTERM, SIGKILL)."""
+
+    def __init__(self, name: str, log_dir: Path, *args: str):
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        repo = Path(__file__).resolve().parent.parent
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+        self.name = name
+        self.log_path = Path(log_dir) / f"{name}.log"
+        self._log = open(self.log_path, "ab")
+        self.events: list[dict] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self.proc = subprocess.Popen([sys.executable, "-m", "sipagent.faxua", *args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, cwd=repo, env=env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        import json
+
+        for raw in self.proc.stdout:
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                ev = {"ev": "raw", "line": raw.decode(errors="replace")}
+            with self._cond:
+                self.events.append(ev)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_event(self, ev: str, timeout: float) -> dict:
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e in self.events:
+                    if e.get("ev") == ev:
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    why = "process exited" if self._eof else f"timeout after {timeout} s"
+                    tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
+                    raise AssertionError(f"{self.name}: no {ev!r} event ({why}); events: "
+                                         f"{self.events}\nlog tail:\n" + "\n".join(tail))
+                self._cond.wait(left)
+
+    def close(self, timeout: float = 8.0) -> int | None:
+        import os
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b'{"cmd":"quit"}\n')
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                pass
+        self._reader.join(2)
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> "FaxUA":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

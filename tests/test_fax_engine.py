@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from tests.faxkit import assert_pixel_identical, make_document
+from faxkit import assert_pixel_identical, make_document
 
 # Not importorskip: a missing build must fail the suite, not hide it.
 from sipagent.mediaports.fax import FaxSession, transfer_in_memory  # noqa: E402
