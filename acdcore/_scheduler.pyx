@@ -42,6 +42,8 @@ from acdcore.ewt import expected_wait, mean_handle
 from acdcore.model import STRATEGY_CODES, Strategy
 from acdcore.skills import ANY, eligible, normalize, relax_moments, relaxed, score
 
+cdef tuple _NO_SKILLS = ANY  # C-level constant: no module lookup per call
+
 cdef dict _EVENT_CODES = E.EVENT_CODES
 
 from cpython.object cimport PyTypeObject

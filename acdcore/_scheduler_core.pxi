@@ -246,11 +246,11 @@ cdef class Scheduler:
             raise UnknownCall(call_id)
         return c
 
-    cdef inline long long _next_stamp(self):
+    cdef inline long long _next_stamp(self) noexcept:
         self.stamp += 1
         return self.stamp
 
-    cdef double _exp1(self):
+    cdef double _exp1(self) noexcept:
         # splitmix64, bit-identical to rng.SplitMix64
         self.rng += <uint64_t>0x9E3779B97F4A7C15
         cdef uint64_t z = self.rng

@@ -161,7 +161,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
         self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "full"))
         return 0
     try:
-        req = normalize(skills) if skills else ANY
+        req = normalize(skills) if skills else _NO_SKILLS
     except Exception:
         del self.call_ix[call_id]
         raise
@@ -174,7 +174,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.prio = priority
     cr.t_enq = self.now
     cr.callback = bool(callback)
-    cr.has_req = len(req) > 0
+    cr.has_req = len(<tuple>req) > 0
     cr.relax_step = 0
     cr.lane = -1
     cr.state = C_WAITING
