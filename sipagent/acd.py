@@ -106,6 +106,9 @@ class QueueRuntime:
                 entry.exit_reason = "shutdown"
                 self.stats.exited(entry.queue, time.time(), "shutdown", entry.call_id,
                                   self.now() - entry.entered)
+        for agent_id in self.lines:
+            if self.scheduler.agent_state(agent_id) != "logged_out":
+                self.stats.agent(time.time(), agent_id, "LOGOUT", "shutdown")
         for task in list(self._tasks):
             task.cancel()
         for leg in self.offers.values():

@@ -134,6 +134,9 @@ class CallbackLine:
         entry.phase = "over"
         if entry.agent_leg is not None:
             entry.agent_leg.end()
+        # Every entry ends in exactly one outcome; this attempt's is "no answer".
+        self.rt.stats.exited(entry.queue, time.time(), "callback_no_answer", entry.call_id,
+                             self.rt.now() - entry.entered)
         self.rt.feed(ev.CallEnded(self.rt.now(), entry.call_id))
         self.rt.entries.pop(entry.call_id, None)
         if job.attempts >= s.callback_attempts:

@@ -185,6 +185,15 @@ def _check_target(value: str) -> str:
                      "'hangup' or 'hangup:PROMPT'")
 
 
+def _check_schedule(value: Any) -> Any:
+    from ivrflows.schedule import ScheduleError, from_dict
+
+    try:
+        return from_dict(value)
+    except ScheduleError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _resolve(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir") or Path.cwd()
     return Path(os.path.normpath(Path(base) / value.expanduser()))
@@ -349,6 +358,10 @@ class RouteEntry(_Section):
     flow: FlowSpec
     queue: Name | None = None
     fallback: FlowSpec | None = None
+    schedule: Name | None = None
+    # The call's starting language (prompt set, TTS voice) and variables.
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")] | None = None
+    vars: dict[NonEmptyStr, str] = {}
 
     _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
 
@@ -467,6 +480,8 @@ class Config(_Section):
     routes: Annotated[tuple[RouteEntry, ...], BeforeValidator(_as_tuple)] = ()
     queues: dict[Name, QueueSection] = {}
     agents: dict[Name, AgentSection] = {}
+    # Business hours: validated by ivrflows.schedule, which flows also use.
+    schedules: dict[Name, Annotated[Any, AfterValidator(_check_schedule)]] = {}
     log: LogSection = _section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -521,6 +536,10 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
                                  f"duplicate route for {route.number!r} (first at routes[{first_at[route.number]}])"))
             first_at.setdefault(route.number, i)
 
+    for i, route in enumerate(config.routes):
+        if route.schedule is not None and route.schedule not in config.schedules:
+            problems.append((("routes", i, "schedule"), f"unknown schedule {route.schedule!r} "
+                             f"(defined schedules: {', '.join(config.schedules) or 'none'})"))
     for name, queue in config.queues.items():
         for key in ("on_timeout", "on_full", "on_empty"):
             target = getattr(queue, key)

@@ -59,7 +59,8 @@ class Engine:
         self.metrics = EngineMetrics(thresholds)
         self.metrics.add_live_gauges(self._live)
         self.prompts = PromptLibrary(config.flows.prompts_dir, config.flows.language)
-        self.flows = FlowLibrary(config.flows.dir, on_reload=self._flow_reloaded)
+        self.flows = FlowLibrary(config.flows.dir, on_reload=self._flow_reloaded,
+                                 on_prompts=self.prompts.add_texts)
         self.legs: set = set()
         self.account = None
         self.queues: QueueRuntime | None = None
@@ -68,15 +69,21 @@ class Engine:
         self._accepting = False
         self.capacity = config.sip.max_calls
         self.eventlog = None
+        self.schedules = dict(config.schedules)
+        self.recordings_dir = config.data.dir / "recordings"
 
     # -- start / stop ----------------------------------------------------------
     async def start(self) -> None:
         from sipagent.account import TrunkAccount
 
         from sipagent.eventlog import EventLog, event_log_path
+        from sipagent.recording import clean_stray_recordings
 
         self.config.data.dir.mkdir(parents=True, exist_ok=True)
         self.eventlog = EventLog(event_log_path(self.config.data.dir))
+        stray = clean_stray_recordings(self.recordings_dir)
+        if stray:
+            log.warning("removed half-written recordings of a previous run", count=stray)
         # Calls and logins a crash left open are closed at the last logged time.
         await asyncio.to_thread(self.eventlog.close_dangling, "restart")
         made = await asyncio.to_thread(self.prompts.ensure_catalogue)
@@ -90,7 +97,7 @@ class Engine:
             {n: AgentLine(n, a.uri, a.auto_login, a.wrap_up) for n, a in self.config.agents.items()},
             settings=dict(self.config.queues), account_provider=lambda: self.account,
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
-            track_leg=self._track, run_flow=self._run_flow_for, eventlog=self.eventlog)
+            track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog)
         self.queues.start()
         self.sip.start_polling()
         self._accepting = True
@@ -137,7 +144,7 @@ class Engine:
     def _incoming(self, leg, rdata) -> None:
         """Called from pjsua2's onIncomingCall with a fresh leg; decides at once
         but answers from the loop (never from inside the callback)."""
-        self._track(leg)
+        self.track(leg)
         src = rdata.srcAddress.rsplit(":", 1)[0].strip("[]")
         called, caller, headers = parse_invite(rdata.wholeMsg)
         loop = asyncio.get_running_loop()
@@ -162,7 +169,8 @@ class Engine:
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
 
-    def _track(self, leg) -> None:
+    def track(self, leg) -> None:
+        """Count a leg toward capacity and keep it referenced until it ends."""
         self.legs.add(leg)
         loop = asyncio.get_running_loop()
         leg.ended.add_done_callback(lambda _f: loop.call_soon(self.legs.discard, leg))
@@ -175,9 +183,12 @@ class Engine:
         leg.label = call_id
         clog = log.bind(call_id=call_id)
         call = SipCall(leg, call_id=call_id, caller=caller, called=called, headers=headers,
-                       prompts=self.prompts, queues=self.queues, log=clog)
+                       engine=self, route=route, log=clog)
+        call.vars.update(route.vars)
         if route.queue:
             call.vars["queue"] = route.queue
+        if route.language:
+            call.language = route.language
         clog.info("call routed", called=called, caller=caller, flow=route.flow)
         self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called)
         try:
@@ -203,8 +214,8 @@ class Engine:
         flow = self.flows.get(spec)
         await flow(call)
 
-    async def _run_flow_for(self, call, spec: str) -> None:
-        """A queue's exit target that is a flow (voicemail, a goodbye...)."""
+    async def run_flow_spec(self, call, spec: str) -> None:
+        """Run another flow on this call (goto_flow, a queue's exit target)."""
         await self._run_flow(call, spec, call.log)
 
     async def _fallback(self, call, route, clog) -> None:

@@ -347,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jitter-discard", choices=("none", "static", "progressive"), default="none",
                     help="jitter-buffer frame discard (pjmedia's default is progressive)")
     ap.add_argument("--timeout", type=float, default=300.0)
-    ap.add_argument("--linger", type=float, default=1.0, help="seconds before BYE after phase E")
+    ap.add_argument("--linger", type=float, default=3.0,
+                    help="seconds before BYE after phase E (the sender reaches it about 1 s after the receiver)")
     ap.add_argument("--log-level", type=int, default=2, help="pjsip log level")
     ap.add_argument("--spandsp-log", type=int, default=0, help="spandsp log level (5 = T.30 flow)")
     ap.add_argument("--record-rx", help="WAV of the audio received from the call")

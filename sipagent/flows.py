@@ -41,11 +41,13 @@ class _Loaded:
 
 
 class FlowLibrary:
-    def __init__(self, flows_dir: Path, on_reload: Callable[[str, bool], None] | None = None):
+    def __init__(self, flows_dir: Path, on_reload: Callable[[str, bool], None] | None = None,
+                 on_prompts: Callable[[dict], None] | None = None):
         self.dir = Path(flows_dir)
         self._loaded: dict[str, _Loaded] = {}
         self._generation = 0
         self._on_reload = on_reload
+        self._on_prompts = on_prompts
 
     def parse(self, spec: str) -> tuple[Path, str]:
         m = _SPEC.match(spec)
@@ -105,6 +107,9 @@ class FlowLibrary:
             raise FlowLoadError(spec, path, None, f"no function {func_name!r} in the file")
         if not inspect.iscoroutinefunction(function):
             raise FlowLoadError(spec, path, None, f"{func_name!r} must be an 'async def' function")
+        prompts = getattr(module, "PROMPTS", None)
+        if self._on_prompts and isinstance(prompts, dict):
+            self._on_prompts(prompts)
         return function
 
     def check(self, spec: str) -> FlowLoadError | None:

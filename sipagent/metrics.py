@@ -68,6 +68,8 @@ class EngineMetrics:
                                     ["reason"], registry=r)
         self.calls = Counter("sipacd_calls", "Call legs ended, by direction",
                              ["direction"], registry=r)
+        self.surveys = Counter("sipacd_survey_answers", "Post-call survey answers by score",
+                               ["queue", "score"], registry=r)
         self.flow_errors = Counter("sipacd_flow_errors", "Flows that raised", ["flow"], registry=r)
         self.flow_reloads = Counter("sipacd_flow_reloads", "Flow file reloads", ["result"],
                                     registry=r)

@@ -47,6 +47,18 @@ class PromptLibrary:
     def __init__(self, prompts_dir: Path, language: str = "en"):
         self.dir = Path(prompts_dir)
         self.language = language
+        # The engine's own texts plus those that flow files bring (PROMPTS).
+        self.texts: dict[str, dict[str, str]] = {lang: dict(p) for lang, p in CATALOGUE.items()}
+
+    def add_texts(self, table: dict) -> None:
+        """Merge a flow file's ``PROMPTS = {language: {name: text}}``.  A text
+        that changed is rendered anew on next use."""
+        for lang, prompts in table.items():
+            known = self.texts.setdefault(lang, {})
+            for name, text in prompts.items():
+                if known.get(name) not in (None, text):
+                    (self.dir / lang / f"{name}.wav").unlink(missing_ok=True)
+                known[name] = text
 
     def path(self, name: str, language: str | None = None) -> Path:
         """Resolve a prompt name (or a WAV path) to an existing file."""
@@ -59,7 +71,7 @@ class PromptLibrary:
         candidate = self.dir / lang / f"{name}.wav"
         if candidate.is_file():
             return candidate
-        text = CATALOGUE.get(lang, {}).get(name)
+        text = self.texts.get(lang, {}).get(name)
         if text is None:
             raise PromptError(f"no prompt named {name!r} for language {lang!r} in {self.dir}")
         synthesize(text, candidate, lang)
@@ -81,6 +93,14 @@ class PromptLibrary:
         target = self.dir / "moh.wav"
         if not target.is_file():
             write_wav_atomic(target, hold_music())
+        return target
+
+    def beep(self) -> Path:
+        """The tone before a recording starts."""
+        target = self.dir / "beep.wav"
+        if not target.is_file():
+            t = np.arange(int(RATE * 0.35)) / RATE
+            write_wav_atomic(target, (0.4 * 32767 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16))
         return target
 
     def speech(self, text: str, language: str | None = None) -> Path:

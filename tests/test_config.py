@@ -141,7 +141,11 @@ def test_queue_defaults():
         "strategy": "longest_idle", "ring_timeout": 15, "wrap_up": 0, "max_len": 0,
         "max_wait": 0, "join_empty": True, "leave_when_empty": False, "autopause_after": 0,
         "reject_delay": 0, "weight": 0, "moh": None, "service_levels": (20,),
-        "short_abandon": 5, "announce_position_every": 0, "exit_key": None,
+        "short_abandon": 5, "announce_first": None, "announce_position_every": 0,
+        "announce_position_only_down": True, "announce_ewt": True, "periodic_prompts": (),
+        "periodic_every": 0, "exit_key": None, "exit_flow": None, "on_timeout": None,
+        "on_full": None, "on_empty": None, "callback_key": None, "callback_uri": None,
+        "callback_attempts": 3, "callback_retry_delay": 60,
         "caller_headers": {}, "skill_relax": (), "skill_any_after": 0, "handle_time_hint": 180,
     }
 
