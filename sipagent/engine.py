@@ -19,6 +19,7 @@ from sipagent.acd import AgentLine, QueueRuntime
 from sipagent.endpoint import SipEndpoint
 from sipagent.flows import FlowLibrary, FlowLoadError
 from sipagent.leg import CallLeg
+from sipagent.loop_watchdog import LoopWatchdog
 from sipagent.metrics import EngineMetrics
 from sipagent.prompts import PromptLibrary
 
@@ -69,6 +70,7 @@ class Engine:
         self._accepting = False
         self.capacity = config.sip.max_calls
         self.eventlog = None
+        self.watchdog = None
         self.schedules = dict(config.schedules)
         self.recordings_dir = config.data.dir / "recordings"
 
@@ -100,6 +102,9 @@ class Engine:
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog)
         self.queues.start()
         self.sip.start_polling()
+        self.watchdog = LoopWatchdog(self.config.flows.dir,
+                                     on_stall=self.metrics.loop_stalls.inc)
+        self.watchdog.start()
         self._accepting = True
         log.info("engine ready", sip=f"{self.config.sip.listen}:{self.config.sip.port}",
                  capacity=self.capacity, queues=list(self.config.queues),
@@ -108,6 +113,8 @@ class Engine:
     async def stop(self) -> None:
         """Hang up live calls, release every pjsua2 object, destroy the library."""
         self._accepting = False
+        if self.watchdog is not None:
+            self.watchdog.stop()
         log.info("engine stopping", live_legs=len(self.legs))
         for leg in list(self.legs):
             leg.end()

@@ -70,6 +70,9 @@ class EngineMetrics:
                              ["direction"], registry=r)
         self.surveys = Counter("sipacd_survey_answers", "Post-call survey answers by score",
                                ["queue", "score"], registry=r)
+        self.loop_stalls = Counter("sipacd_event_loop_stalls",
+                                   "Times the event loop was blocked for 0.5 s or more",
+                                   registry=r)
         self.flow_errors = Counter("sipacd_flow_errors", "Flows that raised", ["flow"], registry=r)
         self.flow_reloads = Counter("sipacd_flow_reloads", "Flow file reloads", ["result"],
                                     registry=r)

@@ -225,3 +225,18 @@ def test_business_hours_route_the_call(ports, workdir, prompts_dir):
         caller.request("call", call="c2", to=engine.number("200"))
         assert wait_file(out_open) == {"open": True}
         assert wait_file(out_closed) == {"open": False}
+
+
+def test_a_flow_blocking_the_loop_is_detected_and_named(ports, workdir, prompts_dir):
+    flow = ("import time\n"
+            "async def flow(call):\n"
+            "    await call.answer()\n"
+            "    time.sleep(1.5)  # blocks every call in the engine\n"
+            "    await call.hangup()\n")
+    with UA(ports(), log_dir=workdir, name="caller") as caller, \
+            engine_with(ports, workdir, prompts_dir, {"blocky": flow}) as engine:
+        caller.request("call", call="c1", to=engine.number("100"))
+        caller.wait_state("c1", "DISCONNECTED", timeout=15)
+        assert engine.wait_metric("sipacd_event_loop_stalls_total", 1) == 1
+        stalls = [e for e in engine.log_events() if e.get("event") == "event loop blocked"]
+        assert stalls and stalls[0]["flow"].endswith("blocky.py:4"), stalls
