@@ -72,6 +72,20 @@ cdef inline int heap_push(Heap* h, Entry* e) except -1:
     return 0
 
 
+cdef inline void heap_push_noexcept(Heap* h, Entry* e) noexcept:
+    """heap_push for a heap known to have room (an entry was just popped)."""
+    cdef Py_ssize_t i = h.n, parent
+    cdef Entry* d = h.data
+    h.n += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not entry_lt(e, &d[parent]):
+            break
+        d[i] = d[parent]
+        i = parent
+    d[i] = e[0]
+
+
 cdef inline void heap_pop(Heap* h) noexcept:
     """Removes the top entry (the caller has read it from h.data[0]).
 

@@ -63,6 +63,7 @@ cdef struct CallRec:
     long long wait_stamp
     long long offer_stamp
     long long rank_slot
+    long long ring_pos       # position of its ring timer in its queue's FIFO, -1
     Rank* rank               # owned by a _RankBox in Scheduler.queue_ranks
 
 
@@ -82,6 +83,7 @@ cdef struct QueueRec:
     int serving
     int counts[6]
     int base_lane
+    int ring_fifo            # timer FIFO of this queue's ring timeout
     int next_member
     double handle[HANDLE_WINDOW]
     int handle_count
@@ -98,3 +100,12 @@ cdef struct LaneRec:
     double rr_last
     Py_ssize_t pool_limit     # compact the heap of stale entries beyond these sizes
     Py_ssize_t waiting_limit
+
+
+cdef struct TimerFifo:
+    # Timers of one constant delay are due in the order they were set, so a
+    # ring buffer holds them sorted; only its front sits in the timer heap.
+    Entry* data
+    long long head           # absolute position of the front
+    long long tail           # one past the back
+    Py_ssize_t mask          # capacity - 1 (a power of two)

@@ -27,9 +27,9 @@ from libc.math cimport log
 from libc.stdint cimport uint64_t
 
 from acdcore._heap cimport (Entry, Heap, heap_heapify, heap_init, heap_free, heap_push,
-                            heap_pop)
+                            heap_push_noexcept, heap_pop)
 from acdcore._records cimport (HANDLE_WINDOW, AgentLane, AgentRec, CallRec, LaneRec,
-                              Membership, QueueRec)
+                              Membership, QueueRec, TimerFifo)
 from acdcore._rank cimport (Rank, rank_init, rank_free, rank_push, rank_remove,
                             rank_prefix, rank_first)
 
@@ -118,6 +118,7 @@ cdef enum:
     T_WRAP = 2
     T_READY = 3
     T_RELAX = 4
+    T_FIFO = 5      # heap marker standing for the front of a TimerFifo
     EV_CALL_ARRIVED = 0
     EV_CALL_ABANDONED = 1
     EV_CALL_WITHDRAWN = 2

@@ -33,6 +33,9 @@ cdef class Scheduler:
     cdef LaneRec* lanes
     cdef Py_ssize_t n_lanes, cap_lanes
     cdef Heap timers
+    cdef TimerFifo* fifos
+    cdef Py_ssize_t n_fifos, cap_fifos
+    cdef dict fifo_ix
     cdef double now
     cdef long long stamp, seq, tseq
     cdef uint64_t rng
@@ -56,6 +59,7 @@ cdef class Scheduler:
         self.queues = NULL
         self.lanes = NULL
         self.timers.data = NULL
+        self.fifos = NULL
 
     def __init__(self, queues, agents, seed=0, fairness="oldest"):
         if fairness not in ("oldest", "weight"):
@@ -77,6 +81,9 @@ cdef class Scheduler:
         self.call_ids, self.call_req = [], []
         self.lane_req, self.lane_clock = [], []
         heap_init(&self.timers)
+        self.fifo_ix = {}
+        self.cap_fifos = 4
+        self.fifos = <TimerFifo*>malloc(self.cap_fifos * sizeof(TimerFifo))
         queues = list(queues)
         self.queues = <QueueRec*>malloc(max(1, len(queues)) * sizeof(QueueRec))
         self.cap_agents = 16
@@ -86,7 +93,8 @@ cdef class Scheduler:
         self.free_slots = <int*>malloc(self.cap_calls * sizeof(int))
         self.cap_lanes = 16
         self.lanes = <LaneRec*>malloc(self.cap_lanes * sizeof(LaneRec))
-        if not (self.queues and self.agents and self.calls and self.free_slots and self.lanes):
+        if not (self.queues and self.agents and self.calls and self.free_slots and self.lanes
+                and self.fifos):
             raise MemoryError()
         cdef QueueRec* q
         cdef int qi
@@ -121,6 +129,7 @@ cdef class Scheduler:
             self.queue_relax.append(relax_moments(qc))
             self.queue_ranks.append({})
             q.base_lane = self._lane(qi, ANY)
+            q.ring_fifo = _fifo_for(self, qc.ring_timeout)
         for ac in agents:
             self.add_agent(ac)
 
@@ -140,6 +149,10 @@ cdef class Scheduler:
         free(self.free_slots)
         free(self.queues)
         heap_free(&self.timers)
+        if self.fifos != NULL:
+            for i in range(self.n_fifos):
+                free(self.fifos[i].data)
+            free(self.fifos)
 
     # -- configuration ------------------------------------------------------
     def add_agent(self, cfg):
@@ -300,11 +313,22 @@ cdef class Scheduler:
         return lane
 
     def next_deadline(self):
-        while self.timers.n > 0 and not _timer_live(self, &self.timers.data[0]):
-            heap_pop(&self.timers)
-        if self.timers.n == 0:
-            return None
-        return self.timers.data[0].k0
+        cdef Entry* top
+        cdef TimerFifo* f
+        cdef Entry* front
+        while self.timers.n > 0:
+            top = &self.timers.data[0]
+            if top.aux == T_FIFO:
+                f = &self.fifos[top.idx]
+                front = &f.data[f.head & f.mask]
+                if front.stamp != 0 and _timer_live(self, front):
+                    return front.k0
+                _fifo_pop_front(self, top.idx)
+            elif _timer_live(self, top):
+                return top.k0
+            else:
+                heap_pop(&self.timers)
+        return None
 
 
     # -- the event entry points (bodies in _scheduler_events.pxi) ---------------
@@ -356,7 +380,10 @@ cdef class Scheduler:
         for i in range(self.n_lanes):
             pools += self.lanes[i].pool.n
             waiting += self.lanes[i].waiting.n
-        return {"timers": self.timers.n, "pools": pools, "waiting": waiting}
+        cdef Py_ssize_t timers = self.timers.n
+        for i in range(self.n_fifos):
+            timers += self.fifos[i].tail - self.fifos[i].head
+        return {"timers": timers, "pools": pools, "waiting": waiting}
 
     def check_invariants(self):
         _check_invariants(self)

@@ -184,6 +184,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.answered_at = 0.0
     cr.expired = False
     cr.avoid = -1
+    cr.ring_pos = -1
     cr.in_queue = True
     self.call_ids[c] = call_id
     if cr.has_req:
@@ -192,7 +193,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.rank = &_rank_box(self, qi, priority).r
     cr.rank_slot = rank_push(cr.rank, c)
     if q.max_wait > 0:
-        _push_timer(self, self.now + q.max_wait, T_MAXWAIT, c, cr.life)
+        _push_after(self, _fifo_for(self, q.max_wait), q.max_wait, T_MAXWAIT, c, cr.life)
     cdef int lane = q.base_lane
     if cr.has_req:
         lane = self._lane(qi, _effective_req(self, c))
@@ -300,6 +301,7 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
         raise AcdError(f"agent {agent_id!r} has no offer of call {call_id!r}")
     cdef CallRec* cr = &self.calls[c]
     cr.state = call_next(cr.state, C_ANSWER)
+    _kill_ring_timer(self, cr)
     _set_agent(self, a, A_ANSWER)
     ag.no_answers = 0
     ag.calls += 1
@@ -338,7 +340,7 @@ cdef int _rejected(Scheduler self, object call_id, object agent_id) except -1:
     cdef double delay = self.queues[cr.queue].reject_delay
     if delay > 0:
         ag.ready_stamp = self._next_stamp()
-        _push_timer(self, self.now + delay, T_READY, a, ag.ready_stamp)
+        _push_after(self, _fifo_for(self, delay), delay, T_READY, a, ag.ready_stamp)
     cr.avoid = a
     if cr.n_offers:
         _release(self, [a])
@@ -398,7 +400,7 @@ cdef int _ended(Scheduler self, object call_id) except -1:
     _set_agent(self, a, A_CALL_END)
     if wrap > 0:
         ag.wrap_stamp = self._next_stamp()
-        _push_timer(self, self.now + wrap, T_WRAP, a, ag.wrap_stamp)
+        _push_after(self, _fifo_for(self, wrap), wrap, T_WRAP, a, ag.wrap_stamp)
     else:
         _end_wrap(self, a)
     return 0
