@@ -83,7 +83,10 @@ cdef struct QueueRec:
     int serving
     int counts[6]
     int base_lane
-    int ring_fifo            # timer FIFO of this queue's ring timeout
+    int ring_fifo            # timer FIFOs of this queue's constant delays (-1: none)
+    int maxwait_fifo
+    int wrap_fifo
+    int reject_fifo
     int next_member
     double handle[HANDLE_WINDOW]
     int handle_count

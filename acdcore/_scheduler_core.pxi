@@ -130,6 +130,9 @@ cdef class Scheduler:
             self.queue_ranks.append({})
             q.base_lane = self._lane(qi, ANY)
             q.ring_fifo = _fifo_for(self, qc.ring_timeout)
+            q.maxwait_fifo = _fifo_for(self, qc.max_wait) if qc.max_wait > 0 else -1
+            q.wrap_fifo = _fifo_for(self, qc.wrap_up) if qc.wrap_up > 0 else -1
+            q.reject_fifo = _fifo_for(self, qc.reject_delay) if qc.reject_delay > 0 else -1
         for ac in agents:
             self.add_agent(ac)
 

@@ -193,7 +193,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.rank = &_rank_box(self, qi, priority).r
     cr.rank_slot = rank_push(cr.rank, c)
     if q.max_wait > 0:
-        _push_after(self, _fifo_for(self, q.max_wait), q.max_wait, T_MAXWAIT, c, cr.life)
+        _push_after(self, q.maxwait_fifo, q.max_wait, T_MAXWAIT, c, cr.life)
     cdef int lane = q.base_lane
     if cr.has_req:
         lane = self._lane(qi, _effective_req(self, c))
@@ -340,7 +340,8 @@ cdef int _rejected(Scheduler self, object call_id, object agent_id) except -1:
     cdef double delay = self.queues[cr.queue].reject_delay
     if delay > 0:
         ag.ready_stamp = self._next_stamp()
-        _push_after(self, _fifo_for(self, delay), delay, T_READY, a, ag.ready_stamp)
+        _push_after(self, self.queues[cr.queue].reject_fifo, delay, T_READY, a,
+                    ag.ready_stamp)
     cr.avoid = a
     if cr.n_offers:
         _release(self, [a])
@@ -400,7 +401,8 @@ cdef int _ended(Scheduler self, object call_id) except -1:
     _set_agent(self, a, A_CALL_END)
     if wrap > 0:
         ag.wrap_stamp = self._next_stamp()
-        _push_after(self, _fifo_for(self, wrap), wrap, T_WRAP, a, ag.wrap_stamp)
+        _push_after(self, q.wrap_fifo if ag.wrap_up < 0 else _fifo_for(self, wrap), wrap,
+                    T_WRAP, a, ag.wrap_stamp)
     else:
         _end_wrap(self, a)
     return 0
