@@ -17,7 +17,8 @@ Rules every implementation follows, so a flow behaves the same on both:
   :class:`CallerHangup` too, so ``finally`` blocks are the place for clean-up.
 - The bookkeeping verbs (:meth:`Call.leave_voicemail`,
   :meth:`Call.request_callback`, :meth:`Call.record_survey`, :attr:`Call.vars`,
-  :meth:`Call.is_open`) never raise :class:`CallerHangup`: they touch no
+  :meth:`Call.is_open`, and the ``voicemail_*`` mailbox verbs) never raise
+  :class:`CallerHangup`: they touch no
   media, and a message or an answer must still be filed after the caller
   has gone, typically from an ``except CallerHangup`` or ``finally`` block.
 - Prompt names are resolved in :attr:`Call.language`.  A name ending in
@@ -79,6 +80,59 @@ class Recording:
 
 
 Prompt = str | Sequence[str]
+
+
+# -- voicemail ---------------------------------------------------------------------------
+
+GreetingKind = Literal["unavailable", "busy", "name", "temporary"]
+GREETING_KINDS: tuple[GreetingKind, ...] = ("unavailable", "busy", "name", "temporary")
+VoicemailFolder = Literal["new", "saved"]
+MarkAs = Literal["new", "saved", "deleted"]
+LoginResult = Literal["ok", "wrong", "locked"]
+
+
+class MailboxFull(Exception):
+    """The box holds its maximum number of messages: nothing was filed."""
+
+
+class MessageTooShort(Exception):
+    """The recording is shorter than the box's minimum length: discarded."""
+
+
+@dataclass(frozen=True)
+class VoicemailBox:
+    """What a flow may know about a mailbox before and after a deposit.
+
+    ``greetings`` holds the recorded greetings only (kind -> WAV path); a
+    kind that is missing is spoken by the flow's default text.  The limits
+    are the box's own, config defaults applied."""
+    number: str
+    new: int
+    saved: int
+    max_messages: int
+    max_length: float            # seconds a message may last
+    min_length: float            # shorter messages are discarded
+    silence: float = 5.0         # seconds of quiet that end a message
+    greetings: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def full(self) -> bool:
+        return self.new + self.saved >= self.max_messages
+
+
+@dataclass(frozen=True)
+class VoicemailMessage:
+    """One message in a box; ``path`` is the complete WAV to play."""
+    id: str
+    box: str
+    folder: VoicemailFolder
+    caller: str
+    caller_name: str
+    called: str
+    received: datetime           # aware
+    duration: float
+    urgent: bool
+    path: str
 
 
 @runtime_checkable
@@ -169,9 +223,51 @@ class Call(Protocol):
         open now.  A route without a schedule is always open.  Pure: no
         await, no I/O; see :mod:`ivrflows.schedule`."""
 
-    async def leave_voicemail(self, recording: Recording, *, mailbox: str) -> str:
+    async def leave_voicemail(self, recording: Recording, *, mailbox: str,
+                              urgent: bool = False) -> str:
         """File a recording in a voicemail box; returns the message id.  The
-        recording's file is moved into the data folder."""
+        recording's file is moved into the data folder.  Raises
+        :class:`MailboxFull` or :class:`MessageTooShort` (the recording is
+        then discarded) and :class:`LookupError` for an unknown box."""
+
+    # -- voicemail boxes ----------------------------------------------------------------
+    # Few verbs on purpose: the deposit and retrieval flows in
+    # ivrflows/voicemail.py and ivrflows/voicemail_retrieval.py are built
+    # from these and the media verbs above, so they run on the test kit too.
+    async def voicemail(self, box: str, *, greeting: str | None = None) -> str | None:
+        """Take a message for ``box`` the standard way (greeting, beep,
+        record, review, file: :func:`ivrflows.voicemail.deposit`); returns
+        the message id, or None when nothing was filed (box full, too short).
+        ``greeting`` is a greeting kind (``unavailable``, ``busy``) or a
+        prompt to play instead of the box's greeting."""
+
+    async def voicemail_box(self, box: str) -> VoicemailBox:
+        """The box's counts, limits and recorded greetings; raises
+        :class:`LookupError` for an unknown box."""
+
+    async def voicemail_login(self, box: str, pin: str) -> LoginResult:
+        """Check the owner's PIN.  ``ok`` opens the box to the message verbs
+        for the rest of the call; ``wrong`` (also for an unknown box, so a
+        caller cannot probe box numbers); ``locked`` after too many wrong
+        PINs, until the lockout time passes, whatever PIN is given."""
+
+    async def voicemail_messages(self, box: str, folder: VoicemailFolder = "new"
+                                 ) -> list[VoicemailMessage]:
+        """The messages of a box opened by :meth:`voicemail_login`, urgent
+        first, then oldest first (the order a caller hears them)."""
+
+    async def voicemail_mark(self, box: str, message_id: str,
+                             folder: MarkAs) -> None:
+        """Move a message of an opened box to ``saved`` (or back to ``new``),
+        or delete it (``deleted``: file and index entry are gone)."""
+
+    async def voicemail_set_greeting(self, box: str, kind: GreetingKind,
+                                     recording: Recording | None) -> None:
+        """Make ``recording`` the box's greeting of ``kind`` (its file is
+        moved); None removes it, so the default text is spoken again."""
+
+    async def voicemail_set_pin(self, box: str, pin: str) -> None:
+        """Change the PIN of an opened box (4 to 12 digits; ValueError else)."""
 
     async def request_callback(self, number: str, *, queue: str,
                                data: Mapping[str, str] | None = None,

@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
-from ivrflows.call import Recording
+from ivrflows.call import Recording, VoicemailMessage
 from ivrflows.schedule import Schedule
 
 Flow = Callable[[Any], Awaitable[None]]
@@ -130,6 +130,36 @@ class QueueScript:
     exit_key: str | None = None
 
 
+@dataclass
+class FakeMailbox:
+    """A voicemail box of the fake world.  ``run_flow`` works on a copy; the
+    box as the call left it is in :attr:`FlowRun.mailboxes`.  After
+    ``pin_attempts`` wrong PINs the box is ``locked`` for the rest of the
+    run (the engine's lockout lasts a configured time)."""
+    pin: str = "1234"
+    max_messages: int = 100
+    max_length: float = 120.0
+    min_length: float = 1.0
+    silence: float = 5.0
+    pin_attempts: int = 3
+    greetings: dict[str, str] = field(default_factory=dict)
+    messages: list[VoicemailMessage] = field(default_factory=list)
+    failures: int = 0
+    locked: bool = False
+
+    def folder(self, name: str) -> list[VoicemailMessage]:
+        return [m for m in self.messages if m.folder == name]
+
+
+def fake_message(caller: str = "+15550199", seconds: float = 10.0, *, folder: str = "new",
+                 urgent: bool = False, caller_name: str = "", box: str = "200",
+                 received: datetime = DEFAULT_START, id: str | None = None) -> VoicemailMessage:
+    """A message already in a :class:`FakeMailbox` when the call starts."""
+    message_id = id or f"m-{caller.lstrip('+')}-{int(received.timestamp())}"
+    return VoicemailMessage(message_id, box, folder, caller, caller_name, "100",  # type: ignore[arg-type]
+                            received, seconds, urgent, f"/fake/voicemail/{message_id}.wav")
+
+
 # -- the transcript --------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -156,6 +186,7 @@ class FlowRun:
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     surveys: list[dict[str, Any]] = field(default_factory=list)
     enqueues: list[dict[str, Any]] = field(default_factory=list)
+    mailboxes: dict[str, FakeMailbox] = field(default_factory=dict)   # as the call left them
     prompt_uses: list[tuple[str, str]] = field(default_factory=list)   # (language, name)
 
     def details(self, verb: str) -> list[str]:
@@ -266,6 +297,7 @@ def run_flow(flow: Flow, script: Iterable[Step] = (), *, caller: str = "+1555010
              flows: Mapping[str, Flow] | Callable[[str], Flow] | None = None,
              prompt_seconds: float | Mapping[str, float] = 2.0,
              record_dir: str | Path | None = None, max_seconds: float = 3600.0,
+             mailboxes: Mapping[str, FakeMailbox] | None = None,
              raise_errors: bool = True) -> FlowRun:
     """Run ``flow`` on a :class:`FakeCall` until it ends; returns the record.
 
@@ -275,6 +307,8 @@ def run_flow(flow: Flow, script: Iterable[Step] = (), *, caller: str = "+1555010
     with ``known_queues`` an unknown queue is a :class:`FlowMistake`, as on
     the engine.  ``transfers`` maps a target to whether it answers (default
     yes).  ``flows`` resolves :meth:`goto_flow` (default: ``ivrflows.<module>``).
+    ``mailboxes`` are the voicemail boxes (copied; an unknown box is a
+    :class:`FlowMistake`); without it any box exists, empty, PIN ``1234``.
     An exception from the flow is re-raised unless ``raise_errors`` is false.
     """
     from ivrflows.fakecall import FakeCall
@@ -287,7 +321,8 @@ def run_flow(flow: Flow, script: Iterable[Step] = (), *, caller: str = "+1555010
                         queues=queues or {}, known_queues=known_queues,
                         transfers=transfers or {}, flows=flows,
                         prompt_seconds=prompt_seconds,
-                        record_dir=Path(record_dir) if record_dir else None)
+                        record_dir=Path(record_dir) if record_dir else None,
+                        mailboxes=mailboxes)
         return loop.run_until_complete(call.run(flow, raise_errors))
     finally:
         loop.close()
@@ -301,5 +336,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ivrflows.testing' has no attribute {name!r}")
 
 __all__ = ["run_flow", "FlowRun", "Entry", "QueueScript", "press", "silence",
-           "speak", "hangup", "parse_digits", "FlowMistake", "FlowStalled", "VirtualLoop",
+           "speak", "hangup", "parse_digits", "FakeMailbox", "fake_message",
+           "FlowMistake", "FlowStalled", "VirtualLoop",
            "DEFAULT_START", "Press", "Silence", "Speak", "Hangup"]
