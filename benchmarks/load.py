@@ -1,0 +1,774 @@
+"""SIP load against a running engine: KPIs measured beside Erlang A, and what
+the engine costs.
+
+    python benchmarks/load.py --quick          # ~100 s; what tests/test_load_quick.py runs
+    python benchmarks/load.py                  # the full run (closing-note numbers)
+    python benchmarks/load.py --agents 30 --rate 8 --duration 120 --json
+
+What runs
+---------
+* The engine: ``python -m sipagent run -c FILE`` with a generated config: one
+  queue ``support`` (longest idle, ``--wrap-up``), ``--agents`` agents
+  ``a0..`` sharing the fleet's SIP port, and a one-line flow (answer, then
+  enqueue at once) so that the queue wait is all there is to measure.
+* The fleet (``benchmarks/fleet.py``, one pjsua2 process): Poisson callers
+  at ``--rate`` with exponential patience (mean ``--patience``, counted from
+  the engine's answer, i.e. queue entry), agents who answer after a fixed
+  ``--ring``, talk Exp(``--talk``) and hang up.  Real SIP and RTP (PCMU,
+  a 440 Hz caller tone, an 880 Hz agent tone) over 127.0.0.1.
+* Timeline: ``--warmup`` s from an empty centre (not counted), ``--duration``
+  s measured, then arrivals stop and the queue drains.  KPIs are counter
+  differences of /metrics between the start of the window and the end of
+  the drain (so every caller of the window has an outcome), and the same
+  window from ``sipacd report`` when the event log is there.
+
+The model
+---------
+Erlang A (acdcore.erlang) with the ring folded in exactly, as the fleet
+behaves: a caller is answered iff its patience outlasts V + r (V the wait
+for an agent, r the ring), so by memorylessness
+
+* P(answered) = e^{-r/θ} · P_A(answered),  SL(T) = e^{-r/θ} · SL_A(T − r),
+  ASA = ASA_A + r;
+* an agent is held r for every offer and talk + wrap-up only when the
+  caller is still there: service S = θ(1 − e^{-r/θ}) + e^{-r/θ}(talk + wrap).
+
+(The simulator, which rings agents the same way, agrees with this to well
+within its own noise; tests/test_load_quick.py uses it for the tolerance.)
+
+Engine cost: CPU from /proc/PID/stat over the window (100 % = one core),
+RSS and concurrent call legs sampled each second (median and max), new
+calls per second = offered in the window / its length, dispatch latency
+from the engine's ``sipacd_dispatch_latency_seconds`` histogram and, from
+outside, agent free (its BYE + wrap-up) -> the next INVITE arriving at that
+agent while callers were waiting.  Both CPU cores are shared with other
+runs: quote medians, and compare runs made side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import queue
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from acdcore.erlang import ErlangA  # noqa: E402
+from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
+
+FLEET = Path(__file__).resolve().parent / "fleet.py"
+QUEUE = "support"
+FLOW = '''"""Load benchmark: answer and queue at once, so the queue wait is all there is."""
+
+
+async def flow(call):
+    await call.answer()
+    await call.enqueue("support")
+'''
+VARIANTS = [v.value for v in ServiceLevelVariant]
+
+
+@dataclass
+class Params:
+    agents: int = 200
+    rate: float = 50.0           # new calls per second
+    talk: float = 4.0            # mean talk, s (exponential)
+    ring: float = 0.3            # agents answer after this, s
+    wrap_up: float = 0.5         # the queue's wrap-up, s
+    patience: float = 8.0        # mean caller patience, s (exponential)
+    duration: float = 180.0      # measured window, s
+    warmup: float = 30.0         # not measured, s
+    drain: float = 30.0          # at most, after arrivals stop, s
+    thresholds: tuple[float, ...] = (2.0, 20.0)
+    short_abandon: float = 5.0
+    record: int = 12             # answered callers recorded (and their agents)
+    seed: int = 1
+
+    @property
+    def service(self) -> float:
+        """Mean agent time per offer, ring included (see the module doc)."""
+        k = math.exp(-self.ring / self.patience)
+        return self.patience * (1 - k) + k * (self.talk + self.wrap_up)
+
+
+QUICK = dict(agents=60, rate=15.0, talk=3.0, ring=0.3, wrap_up=0.5, patience=6.0,
+             duration=70.0, warmup=12.0, drain=12.0, record=8)
+
+
+# -- the model --------------------------------------------------------------------------
+
+def predict(p: Params) -> dict:
+    """Erlang A with the ring folded in (module doc); variants as in KPI.md."""
+    m = ErlangA(p.agents, p.rate, p.service, p.patience)
+    k = math.exp(-p.ring / p.patience)
+    answered = k * m.p_answered
+
+    def ans_within(t: float) -> float:
+        return k * m.answered_within(max(0.0, t - p.ring))
+
+    def ab_within(t: float) -> float:
+        # before an agent is found, plus during the ring (V <= t - r approx.)
+        return m.abandoned_within(t) + (1 - k) * m.answered_within(max(0.0, t - p.ring))
+
+    out = {"offered_per_s": p.rate, "answered": answered, "abandon_rate": 1 - answered,
+           "asa": m.asa + p.ring, "aht": p.talk + p.wrap_up,
+           "occupancy": m.occupancy, "load_erlangs": p.rate * p.service, "sl": {}}
+    for t in p.thresholds:
+        out["sl"][f"{t:g}"] = {v: service_level(
+            v, answered=answered, answered_within=ans_within(t), abandoned=1 - answered,
+            abandoned_within=ab_within(t), short_abandoned=ab_within(p.short_abandon))
+            for v in VARIANTS}
+    return out
+
+
+# -- processes --------------------------------------------------------------------------
+
+LOCK_DIR = Path(os.environ.get("SIPACD_PORT_LOCKS", "/tmp/sipacd-port-locks"))
+_held_locks: list[Path] = []
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def free_port() -> int:
+    """A port free for UDP and TCP, reserved with the test suite's lock files
+    (tests/conftest.py), so runs beside other engineers' tests never collide;
+    tests pass their own ports instead."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    for _ in range(500):
+        port = random.randrange(20100, 32000)
+        lock = LOCK_DIR / str(port)
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if owner and _pid_alive(owner):
+                continue
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _held_locks.append(lock)
+        ok = True
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            sock = socket.socket(socket.AF_INET, kind)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                ok = False
+            finally:
+                sock.close()
+        if ok:
+            return port
+    raise RuntimeError("no free port")
+
+
+def release_ports() -> None:
+    for lock in _held_locks:
+        try:
+            if lock.read_text() == str(os.getpid()):
+                lock.unlink()
+        except OSError:
+            pass
+    _held_locks.clear()
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def stop_pid(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL, by our child's PID."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 3.0)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def toml_config(p: Params, sip_port: int, http_port: int, agent_port: int, work: Path,
+                prompts: Path) -> str:
+    q = lambda s: json.dumps(str(s))  # noqa: E731  (TOML basic strings = JSON strings)
+    # Each bridged call is two legs; keep headroom under the 1000-leg ceiling.
+    max_calls = 1000
+    lines = [
+        "[sip]", 'listen = "127.0.0.1"', f"port = {sip_port}", f"max_calls = {max_calls}", "",
+        "[http]", 'listen = "127.0.0.1"', f"port = {http_port}", "",
+        "[data]", f"dir = {q(work / 'data')}", "",
+        "[flows]", f"dir = {q(work / 'flows')}", f"prompts_dir = {q(prompts)}", "",
+        "[log]", 'level = "warning"', 'format = "json"', "pjsip_level = 1", "",
+        "[[routes]]", 'number = "100"', 'flow = "load"', f'queue = "{QUEUE}"', "",
+        f"[queues.{QUEUE}]", 'strategy = "longest_idle"',
+        f"ring_timeout = {max(5.0, 10 * p.ring)!r}", f"wrap_up = {float(p.wrap_up)!r}",
+        f"service_levels = [{', '.join(repr(float(t)) for t in p.thresholds)}]",
+        f"short_abandon = {float(p.short_abandon)!r}", "",
+    ]
+    for i in range(p.agents):
+        lines += [f"[agents.a{i}]", f'uri = "sip:a{i}@127.0.0.1:{agent_port}"',
+                  f'queues = ["{QUEUE}"]', ""]
+    return "\n".join(lines)
+
+
+class EngineProc:
+    def __init__(self, config: Path, http_port: int, work: Path, timeout: float = 60.0):
+        self.http_port = http_port
+        self.log_path = work / "engine.log"
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "sipagent", "run", "-c", str(config)],
+                                     stdout=self._log, stderr=self._log, cwd=work, env=_env())
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"engine exited with {self.proc.returncode}: {self.tail()}")
+            try:
+                self.get("/healthz")
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"engine did not come up: {self.tail()}")
+                time.sleep(0.2)
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
+            return r.read().decode()
+
+    def metrics(self) -> dict[tuple, float]:
+        """{(name, ((label, value), ...)): value} of one scrape."""
+        from prometheus_client.parser import text_string_to_metric_families
+        out = {}
+        for fam in text_string_to_metric_families(self.get("/metrics")):
+            for s in fam.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return math.nan
+
+    def tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        stop_pid(self.proc, 15.0)
+        self._log.close()
+
+
+class FleetProc:
+    def __init__(self, p: Params, port: int, target: str, work: Path, rtp_port: int):
+        self.events: "queue.Queue[dict]" = queue.Queue()
+        self.last_stats: dict = {}
+        self.summary: dict | None = None
+        self._log = open(work / "fleet.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FLEET), "--port", str(port), "--target", target,
+             "--rate", str(p.rate), "--patience", str(p.patience), "--ring", str(p.ring),
+             "--talk", str(p.talk), "--wrap-up", str(p.wrap_up), "--seed", str(p.seed),
+             "--rtp-port", str(rtp_port), "--workdir", str(work)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=_env(),
+            cwd=work)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        ev = self.events.get(timeout=30)
+        if ev.get("ev") != "ready":
+            self.stop()
+            raise RuntimeError(f"fleet did not start: {ev}")
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                continue
+            if ev.get("ev") == "stats":
+                self.last_stats = ev
+            elif ev.get("ev") == "summary":
+                self.summary = ev
+            else:
+                self.events.put(ev)
+        self.events.put({"ev": "eof"})
+
+    def send(self, cmd: str, **kw) -> None:
+        try:
+            self.proc.stdin.write((json.dumps({"cmd": cmd, **kw}) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    def stop(self, timeout: float = 20.0) -> dict | None:
+        self.send("quit")
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        stop_pid(self.proc, 5.0)
+        self._reader.join(5.0)
+        self._log.close()
+        return self.summary
+
+
+# -- measurement ------------------------------------------------------------------------
+
+def _val(m: dict, name: str, **labels) -> float:
+    return m.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _delta(a: dict, b: dict, name: str, **labels) -> float:
+    return _val(b, name, **labels) - _val(a, name, **labels)
+
+
+def _has(m: dict, name: str) -> bool:
+    return any(k[0] == name for k in m)
+
+
+def _bucket_deltas(a: dict, b: dict, name: str, **labels) -> list[tuple[float, float]]:
+    """[(le, cumulative count delta)] of a histogram, sorted by le."""
+    out = []
+    want = set(labels.items())
+    for (n, lab), v in b.items():
+        if n != f"{name}_bucket" or not want <= set(lab):
+            continue
+        d = dict(lab)
+        le = float(d["le"])
+        out.append((le, v - a.get((n, lab), 0.0)))
+    return sorted(out)
+
+
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Prometheus-style linear interpolation inside the bucket."""
+    if not buckets or buckets[-1][1] <= 0:
+        return math.nan
+    total = buckets[-1][1]
+    rank = q * total
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if math.isinf(le):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_c) / (c - prev_c) if c > prev_c else 1)
+        prev_le, prev_c = le, c
+    return prev_le
+
+
+def measured_from_metrics(a: dict, b: dict, p: Params, window: float) -> dict:
+    lab = {"queue": QUEUE}
+    offered = _delta(a, b, "sipacd_queue_offered_total", **lab)
+    answered = _delta(a, b, "sipacd_queue_answered_total", **lab)
+    abandoned = _delta(a, b, "sipacd_queue_abandoned_total", **lab)
+    ans = dict(_bucket_deltas(a, b, "sipacd_queue_answer_wait_seconds", **lab))
+    abn = dict(_bucket_deltas(a, b, "sipacd_queue_abandon_wait_seconds", **lab))
+    short = abn.get(float(p.short_abandon), 0.0)
+    out = {"offered": offered, "answered": answered, "abandoned": abandoned,
+           "short_abandoned": short,
+           "offered_per_s": offered / window if window else math.nan,
+           "abandon_rate": abandoned / offered if offered else math.nan,
+           "asa": (_delta(a, b, "sipacd_queue_answer_wait_seconds_sum", **lab) /
+                   _delta(a, b, "sipacd_queue_answer_wait_seconds_count", **lab)
+                   if _delta(a, b, "sipacd_queue_answer_wait_seconds_count", **lab) else math.nan),
+           "aht": math.nan, "sl": {}}
+    hc = _delta(a, b, "sipacd_queue_handle_time_seconds_count", **lab)
+    if hc:
+        out["aht"] = _delta(a, b, "sipacd_queue_handle_time_seconds_sum", **lab) / hc
+    for t in p.thresholds:
+        out["sl"][f"{t:g}"] = {v: service_level(
+            v, answered=answered, answered_within=ans.get(float(t), math.nan),
+            abandoned=abandoned, abandoned_within=abn.get(float(t), math.nan),
+            short_abandoned=short) for v in VARIANTS}
+    return out
+
+
+def sipacd_report(config: Path, t_from: float, t_to: float, p: Params) -> dict:
+    """The same window from ``sipacd report`` (the event log), or why not."""
+    cmd = [sys.executable, "-c",
+           "import sys; from sipagent.report_cli import main; sys.exit(main(sys.argv[1:]))",
+           "-c", str(config), "--queue", QUEUE, "--format", "json",
+           "--from", datetime.fromtimestamp(t_from, timezone.utc).isoformat(),
+           "--to", datetime.fromtimestamp(t_to, timezone.utc).isoformat(),
+           "--sl", ",".join(f"{t:g}" for t in p.thresholds)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env(), cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]}
+    try:
+        rows = json.loads(r.stdout)
+    except ValueError:
+        return {"error": "not JSON"}
+    row = next((x for x in rows if x.get("queue") == QUEUE), None)
+    if not row or not row.get("offered"):
+        return {"error": "no calls in the event log for the window"}
+    sl = {t: {v: (x if x is not None else math.nan) for v, x in d.items()}
+          for t, d in row.get("service_level", {}).items()}
+    nan = lambda x: math.nan if x is None else x  # noqa: E731
+    return {"offered": row["offered"], "answered": row["answered"],
+            "abandoned": row["abandoned"], "short_abandoned": row.get("short_abandoned"),
+            "offered_per_s": row["offered"] / (t_to - t_from),
+            "abandon_rate": nan(row.get("abandon_rate")), "asa": nan(row.get("asa")),
+            "aht": nan(row.get("aht")), "occupancy": nan(row.get("occupancy")), "sl": sl}
+
+
+def audio_check(rec: dict) -> dict:
+    """Did the recorded side hear the far end's tone, whole, once bridged?
+
+    Two things: how long after the agent's answer the far end's tone is
+    first heard (the bridge is made when the agent leg's media is up, then a
+    jitter buffer fills), and, from 0.3 s after that to 0.2 s before the
+    hang-up, the gaps (10 ms frames under a tenth of the median level).
+    pjsua loses short slices between processes at any load (PJSIP notes), so
+    a gap of a frame or two a second is the baseline, not a fault.
+    """
+    from sipagent.tones import read_wav
+    if rec.get("answered") is None or rec.get("start") is None or rec.get("end") is None:
+        return {"ok": None, "why": "never bridged (abandoned)"}
+    try:
+        samples, rate = read_wav(rec["path"])
+    except Exception as exc:
+        return {"ok": False, "why": f"unreadable: {exc}"}
+    bridged = rec["answered"] - rec["start"]
+    ended = rec["end"] - rec["start"] - 0.2
+    step = rate // 100
+    frames = samples[: len(samples) // step * step].reshape(-1, step).astype(np.float64)
+    level = np.sqrt((frames ** 2).mean(axis=1))
+    first = int(max(0.0, bridged) * 100)
+    last = int(max(0.0, ended) * 100)
+    if last - first < 100:
+        return {"ok": None, "why": "bridged part under 1 s"}
+    # The far end's tone in each frame (its Fourier coefficient), so that
+    # music on hold still playing is not mistaken for the agent.
+    n = np.arange(step)
+    probe = np.exp(-2j * np.pi * rec["expect_hz"] * n / rate)
+    tone = np.abs(frames @ probe) * 2 / step
+    ref = float(np.median(tone[last - 50:last]))  # the far end, surely bridged by now
+    heard = np.nonzero(tone[first:last] > 0.5 * ref)[0]
+    if not len(heard):
+        return {"ok": False, "why": "far end never heard", "startup_ms": math.inf}
+    startup_ms = 10.0 * heard[0]
+    lo = first + heard[0] + 30
+    if last - lo < 50:
+        return {"ok": None, "why": "under 0.5 s heard", "startup_ms": startup_ms}
+    seg = samples[lo * step:last * step]
+    spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+    freq = float(np.fft.rfftfreq(len(seg), 1.0 / rate)[spec.argmax()])
+    silent = level[lo:last] < 0.1 * float(np.median(level[lo:last]))
+    runs, run = [], 0
+    for quiet in silent:
+        if quiet:
+            run += 1
+        elif run:
+            runs.append(run)
+            run = 0
+    if run:
+        runs.append(run)
+    moh = None
+    if rec["kind"] == "caller" and bridged > 1.0:
+        hold = samples[int(0.3 * rate):int((bridged - 0.2) * rate)].astype(np.float64)
+        moh = float(np.sqrt((hold ** 2).mean())) if len(hold) else 0.0
+    seconds = len(seg) / rate
+    longest = 10 * max(runs, default=0)
+    ok = (abs(freq - rec["expect_hz"]) < 15 and float(silent.mean()) < 0.05 and longest <= 60
+          and (moh is None or moh > 1e-3))
+    return {"ok": bool(ok), "freq": freq, "silent_share": float(silent.mean()),
+            "gaps_per_s": len(runs) / seconds, "longest_gap_ms": longest, "moh_rms": moh,
+            "startup_ms": startup_ms, "seconds": seconds}
+
+
+def pct(values, q) -> float:
+    return float(np.percentile(values, q)) if len(values) else math.nan
+
+
+@dataclass
+class Result:
+    params: dict
+    predicted: dict
+    metrics: dict
+    report: dict
+    fleet: dict
+    engine: dict
+    audio: dict
+    notes: list = field(default_factory=list)
+
+
+def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
+        progress=None) -> Result:
+    """One benchmark run.  ``ports``: {"sip", "http", "fleet"} (tests pass
+    theirs); ``workdir``: where configs, logs and recordings go."""
+    say = progress or (lambda msg: None)
+    ports = ports or {k: free_port() for k in ("sip", "http", "fleet")}
+    own_work = workdir is None
+    work = Path(workdir or tempfile.mkdtemp(prefix="sipacd-load-"))
+    (work / "flows").mkdir(parents=True, exist_ok=True)
+    (work / "flows" / "load.py").write_text(FLOW)
+    # Prompts are rendered once (espeak-ng) and shared by every run.
+    prompts = Path(tempfile.gettempdir()) / "sipacd-load-prompts"
+    cfg_path = work / "sipacd.toml"
+    cfg_path.write_text(toml_config(p, ports["sip"], ports["http"], ports["fleet"], work, prompts))
+    notes: list[str] = []
+    engine = fleet = None
+    try:
+        say("starting the engine")
+        engine = EngineProc(cfg_path, ports["http"], work)
+        say("starting the fleet")
+        # Fleet RTP from 6000 up, the engine's from 4000 (pjsua skips busy ports).
+        fleet = FleetProc(p, ports["fleet"], f"sip:100@127.0.0.1:{ports['sip']}", work, 6000)
+        t0 = time.monotonic()
+        say(f"warm-up {p.warmup:g} s")
+        time.sleep(p.warmup)
+        m_a = engine.metrics()
+        cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
+        fleet.send("mark")
+        fleet.send("record", n=2 * p.record)  # some abandon, some talk briefly
+        samples = []  # (active legs, waiting, rss MB, cpu %)
+        say(f"measuring {p.duration:g} s")
+        prev_cpu, prev_t = cpu_a, wall_a
+        while time.monotonic() - wall_a < p.duration:
+            time.sleep(1.0)
+            m = engine.metrics()
+            c, t = engine.cpu_seconds(), time.monotonic()
+            samples.append((_val(m, "sipacd_active_calls"),
+                            _val(m, "sipacd_queue_waiting_calls", queue=QUEUE),
+                            engine.rss_mb(), 100 * (c - prev_cpu) / (t - prev_t)))
+            prev_cpu, prev_t = c, t
+            if engine.proc.poll() is not None:
+                raise RuntimeError(f"the engine exited ({engine.proc.returncode}) during the "
+                                   f"run:\n{engine.tail()}")
+            if fleet.proc.poll() is not None:
+                tail = (work / "fleet.log").read_text(errors="replace").splitlines()[-15:]
+                raise RuntimeError(f"the fleet exited ({fleet.proc.returncode}) during the "
+                                   "run:\n" + "\n".join(tail))
+        cpu_b, wall_b = engine.cpu_seconds(), time.monotonic()
+        window = wall_b - wall_a
+        fleet.send("arrivals", on=False)
+        say("draining")
+        drain_end = time.monotonic() + p.drain
+        while time.monotonic() < drain_end:
+            time.sleep(0.5)
+            m = engine.metrics()
+            if _val(m, "sipacd_queue_waiting_calls", queue=QUEUE) == 0 and \
+                    fleet.last_stats.get("waiting", 1) == 0:
+                break
+        else:
+            notes.append(f"queue not empty after the {p.drain:g} s drain: late outcomes missed")
+        time.sleep(0.5)
+        m_b = engine.metrics()
+        epoch_b = time.time()
+        fleet_stats = fleet.stop() or {}
+        fleet = None
+        lat = _bucket_deltas(m_a, m_b, "sipacd_dispatch_latency_seconds")
+        has_dispatch = _has(m_b, "sipacd_dispatch_latency_seconds_count") and lat and lat[-1][1] > 0
+        le5 = dict(lat).get(0.005, math.nan)
+        arr = np.array(samples) if samples else np.zeros((1, 4))
+        eng = {
+            "cpu_percent": 100 * (cpu_b - cpu_a) / window,
+            "cpu_percent_median_1s": float(np.median(arr[:, 3])),
+            "rss_mb_median": float(np.median(arr[:, 2])), "rss_mb_max": float(arr[:, 2].max()),
+            "legs_median": float(np.median(arr[:, 0])), "legs_max": float(arr[:, 0].max()),
+            "waiting_median": float(np.median(arr[:, 1])), "waiting_max": float(arr[:, 1].max()),
+            "window_s": window,
+            "rejected": {k[1][0][1]: v - m_a.get(k, 0.0) for k, v in m_b.items()
+                         if k[0] == "sipacd_sip_rejected_total"},
+            "dispatch_p50_ms": 1e3 * histogram_quantile(lat, 0.5) if has_dispatch else None,
+            "dispatch_p99_ms": 1e3 * histogram_quantile(lat, 0.99) if has_dispatch else None,
+            "dispatch_within_5ms": (le5 / lat[-1][1]) if has_dispatch else None,
+            "dispatch_count": lat[-1][1] if has_dispatch else 0,
+        }
+        if not has_dispatch:
+            notes.append("sipacd_dispatch_latency_seconds: not exported or empty (n/a)")
+        d = fleet_stats.get("dispatch", [])
+        eng["outside_dispatch_p50_ms"] = 1e3 * pct(d, 50)
+        eng["outside_dispatch_p99_ms"] = 1e3 * pct(d, 99)
+        eng["outside_dispatch_count"] = len(d)
+        measured = measured_from_metrics(m_a, m_b, p, window)
+        rep = sipacd_report(cfg_path, epoch_a, epoch_b, p)
+        if "error" in rep:
+            notes.append(f"sipacd report: n/a ({rep['error']})")
+        audio = [{**audio_check(r), "kind": r["kind"], "path": r["path"],
+                  "bridged_at": r["answered"] and r["answered"] - r["start"],
+                  "ended_at": r["end"] and r["end"] - r["start"]}
+                 for r in fleet_stats.get("recordings", [])]
+        checked = [a for a in audio if a["ok"] is not None]
+        heard = [a["startup_ms"] for a in audio if "startup_ms" in a]
+        audio_sum = {"recorded": len(audio), "checked": len(checked),
+                     "intact": sum(1 for a in checked if a["ok"]),
+                     "silent_share_median": (float(np.median([a["silent_share"] for a in checked]))
+                                             if checked else None),
+                     "gaps_per_s_median": (float(np.median([a["gaps_per_s"] for a in checked]))
+                                           if checked else None),
+                     "longest_gap_ms": max((a["longest_gap_ms"] for a in checked), default=None),
+                     "startup_ms_median": float(np.median(heard)) if heard else None,
+                     "startup_ms_max": max(heard, default=None),
+                     "details": audio}
+        ftalk = fleet_stats.get("talk", [])
+        fl = {k: fleet_stats.get(k) for k in ("placed", "setup_failed", "answered", "abandoned",
+                                              "dropped", "agent_calls", "agent_cancelled",
+                                              "fail_codes")}
+        fl["talk_mean"] = float(np.mean(ftalk)) if ftalk else math.nan
+        wa = fleet_stats.get("waits_answered", [])
+        fl["asa"] = float(np.mean(wa)) if wa else math.nan
+        return Result(params=asdict(p), predicted=predict(p), metrics=measured, report=rep,
+                      fleet=fl, engine=eng, audio=audio_sum, notes=notes)
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        if engine is not None:
+            engine.stop()
+        release_ports()
+        if own_work and os.environ.get("SIPACD_LOAD_KEEP") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# -- output -----------------------------------------------------------------------------
+
+def _f(x, kind: str) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if kind == "pct":
+        return f"{100 * x:.1f} %"
+    if kind == "s":
+        return f"{x:.2f} s"
+    if kind == "ms":
+        return f"{x:.2f} ms"
+    if kind == "n":
+        return f"{x:.0f}"
+    return f"{x:.2f}"
+
+
+def table(r: Result) -> str:
+    p, pr, me, rep = r.params, r.predicted, r.metrics, r.report
+    rep_ok = "error" not in rep
+    rows = [("offered (window)", None, me["offered"], rep.get("offered"), "n"),
+            ("offered per second", pr["offered_per_s"], me["offered_per_s"],
+             rep.get("offered_per_s"), "f")]
+    for t in p["thresholds"]:
+        key = f"{t:g}"
+        for v in VARIANTS:
+            rows.append((f"SL {key} s, {v}", pr["sl"][key][v], me["sl"][key][v],
+                         rep.get("sl", {}).get(key, {}).get(v) if rep_ok else None, "pct"))
+    rows += [("abandon rate", pr["abandon_rate"], me["abandon_rate"], rep.get("abandon_rate"), "pct"),
+             ("ASA", pr["asa"], me["asa"], rep.get("asa"), "s"),
+             ("AHT (talk + wrap-up)", pr["aht"], me["aht"], rep.get("aht"), "s")]
+    out = [f"queue {QUEUE}: {p['agents']} agents, {p['rate']:g} calls/s, talk {p['talk']:g} s, "
+           f"ring {p['ring']:g} s, wrap-up {p['wrap_up']:g} s, patience {p['patience']:g} s; "
+           f"load {pr['load_erlangs']:.1f} Erl; window {r.engine['window_s']:.0f} s "
+           f"after {p['warmup']:g} s warm-up",
+           f"{'KPI':<34}{'Erlang A':>12}{'/metrics':>12}{'report':>12}"]
+    for name, a, b, c, kind in rows:
+        out.append(f"{name:<34}{_f(a, kind):>12}{_f(b, kind):>12}{_f(c, kind):>12}")
+    e, fl, au = r.engine, r.fleet, r.audio
+    out += ["",
+            "engine (both cores shared with other runs; medians of 1 s samples)",
+            f"  CPU               {e['cpu_percent']:.1f} % of one core over the window "
+            f"(median 1 s sample {e['cpu_percent_median_1s']:.1f} %)",
+            f"  RSS               median {e['rss_mb_median']:.0f} MB, max {e['rss_mb_max']:.0f} MB",
+            f"  concurrent legs   median {e['legs_median']:.0f}, max {e['legs_max']:.0f} "
+            f"(callers waiting with music: median {e['waiting_median']:.0f}, "
+            f"max {e['waiting_max']:.0f})",
+            f"  new calls/s       {me['offered_per_s']:.1f} offered "
+            f"(fleet: {fl['placed']} placed, {fl['setup_failed']} failed setup "
+            f"{fl['fail_codes'] or ''}; engine refused {e['rejected'] or 0})",
+            f"  dispatch latency  engine histogram: p50 {_f(e['dispatch_p50_ms'], 'ms')}, "
+            f"p99 {_f(e['dispatch_p99_ms'], 'ms')}, within 5 ms "
+            f"{_f(e['dispatch_within_5ms'], 'pct')} of {e['dispatch_count']:.0f}",
+            f"                    outside (agent free -> INVITE at the agent): "
+            f"p50 {_f(e['outside_dispatch_p50_ms'], 'ms')}, "
+            f"p99 {_f(e['outside_dispatch_p99_ms'], 'ms')} of {e['outside_dispatch_count']}",
+            f"  audio             {au['intact']}/{au['checked']} sampled bridged legs intact "
+            f"(once heard: far-end tone within 15 Hz, gaps <= 60 ms and "
+            f"< 5 % of the time; music while waiting); median {_f(au['gaps_per_s_median'], 'f')} gaps/s, "
+            f"{_f(au['silent_share_median'], 'pct')} silent, longest gap "
+            f"{_f(au['longest_gap_ms'], 'n')} ms; far end first heard "
+            f"{_f(au['startup_ms_median'], 'n')} ms after the answer (median, max "
+            f"{_f(au['startup_ms_max'], 'n')} ms)",
+            f"  fleet             answered {fl['answered']}, abandoned {fl['abandoned']}, "
+            f"dropped {fl['dropped']}, mean talk {_f(fl['talk_mean'], 's')}, "
+            f"caller-side ASA {_f(fl['asa'], 's')}"]
+    out += [f"note: {n}" for n in r.notes]
+    return "\n".join(out)
+
+
+def params_from_args(argv=None) -> tuple[Params, argparse.Namespace]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="the ~100 s run the test uses")
+    for name, default in asdict(Params()).items():
+        if name == "thresholds":
+            ap.add_argument("--thresholds", default=None,
+                            help="SL thresholds, s, comma-separated (default 2,20)")
+            continue
+        ap.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--json-out", help="also write the result as JSON to this file")
+    args = ap.parse_args(argv)
+    base = dict(QUICK) if args.quick else {}
+    for name in asdict(Params()):
+        v = getattr(args, name, None)
+        if v is not None:
+            base[name] = (tuple(float(x) for x in v.split(",")) if name == "thresholds" else v)
+    return Params(**base), args
+
+
+def main(argv=None) -> int:
+    p, args = params_from_args(argv)
+    started = time.monotonic()
+    r = run(p, progress=lambda m: print(f"[{time.monotonic() - started:5.1f} s] {m}",
+                                        file=sys.stderr, flush=True))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(asdict(r), default=float, indent=1))
+    if args.json:
+        print(json.dumps(asdict(r), default=float, indent=1))
+    else:
+        print(table(r))
+    print(f"[{time.monotonic() - started:.0f} s in all]", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
