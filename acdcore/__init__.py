@@ -1,4 +1,16 @@
-"""acdcore: the sans-I/O ACD scheduler (events in, actions out)."""
+"""acdcore: the sans-I/O ACD scheduler (events in, actions out).
+
+Where things are (scheduler part):
+
+* model.py -- QueueConfig, AgentConfig, Strategy (what each strategy means);
+* events.py / actions.py -- what goes in and what comes out;
+* states.py -- the agent and caller transition tables (theory of operation);
+* scheduler.py -- ``Scheduler`` (compiled if built) and the full API;
+* reference.py + ref_*.py -- the executable specification;
+* _scheduler.pyx + _scheduler_*.pxi + _*.pxd -- the Cython engine;
+* lanes.py, skills.py, ewt.py, rng.py -- matching lanes, skill classes, the
+  EWT formula, the seeded PRNG shared by both engines.
+"""
 from .actions import (AgentAutoPaused, CallExited, CancelOffer, Connect, Offer,
                       OfferTimedOut, WrapUpEnded)
 from .errors import AcdError, InvalidTransition, UnknownAgent, UnknownCall, UnknownQueue
