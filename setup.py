@@ -44,40 +44,51 @@ def _pkg_config(*args, env=None):
     return shlex.split(out.stdout)
 
 
+# What each media-port module links: the pjsua ones need pjproject.
+_MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
+                    "jitter": ("pjproject",),
+                    "tiffpages": ("libtiff-4",)}
+
+
 def mediaport_extensions():
     pyxs = sorted((HERE / "sipagent" / "mediaports").glob("*.pyx"))
-    if not pyxs:
-        return []
     prefix = Path(os.environ.get("PJPROJECT_PREFIX") or Path(sys.prefix) / "pjproject")
     pcdir = prefix / "lib" / "pkgconfig"
-    if not (pcdir / "libpjproject.pc").is_file():
-        _warn(f"no pjproject at {prefix} (run scripts/build-pjsua2 first, or set "
-              f"PJPROJECT_PREFIX): skipping {', '.join(p.stem for p in pyxs)} "
-              "(sipagent.mediaports: fax will not work)")
-        return []
     env = dict(os.environ, PKG_CONFIG_PATH=os.pathsep.join(
         filter(None, [str(pcdir), os.environ.get("PKG_CONFIG_PATH")])))
-    try:
-        pj_cflags = _pkg_config("--cflags", "libpjproject", env=env)
-        libdir = _pkg_config("--variable=libdir", "libpjproject", env=env)[0]
-        other_cflags = _pkg_config("--cflags", "spandsp", "libtiff-4")
-        other_libs = _pkg_config("--libs", "spandsp", "libtiff-4")
-    except (LookupError, FileNotFoundError, IndexError) as e:
-        _warn(f"{e}: skipping sipagent.mediaports (install libspandsp-dev and "
-              "libtiff-dev; see scripts/install-system-packages)")
-        return []
-    # Only the libraries the ports call into; all shared, all pjsua2's own.
-    pj_libs = [f"-L{libdir}", "-lpjsua", "-lpjmedia", "-lpj"]
+    flags = {}   # library -> (cflags, link args), or the reason it is unusable
+    if (pcdir / "libpjproject.pc").is_file():
+        try:
+            libdir = _pkg_config("--variable=libdir", "libpjproject", env=env)[0]
+            # Only the libraries the ports call into; all shared, all pjsua2's
+            # own.  --disable-new-dtags: an RPATH (unlike RUNPATH) also serves
+            # the libraries' own dependencies (libpjsua -> libpjsip ...).
+            flags["pjproject"] = (_pkg_config("--cflags", "libpjproject", env=env),
+                                  [f"-L{libdir}", "-lpjsua", "-lpjmedia", "-lpj",
+                                   f"-Wl,-rpath,{libdir}", "-Wl,--disable-new-dtags"])
+        except (LookupError, FileNotFoundError, IndexError) as e:
+            flags["pjproject"] = f"pjproject at {prefix} is unusable: {e}"
+    else:
+        flags["pjproject"] = (f"no pjproject at {prefix} (run scripts/build-pjsua2 first, "
+                              "or set PJPROJECT_PREFIX)")
+    for lib in ("spandsp", "libtiff-4"):
+        try:
+            flags[lib] = (_pkg_config("--cflags", lib), _pkg_config("--libs", lib))
+        except (LookupError, FileNotFoundError) as e:
+            flags[lib] = (f"{lib} not found ({e}); install libspandsp-dev and libtiff-dev "
+                          "(scripts/install-system-packages)")
     exts = []
     for pyx in pyxs:
+        needs = _MEDIAPORT_NEEDS.get(pyx.stem, ("pjproject", "spandsp", "libtiff-4"))
+        missing = [flags[n] for n in needs if isinstance(flags[n], str)]
+        if missing:
+            _warn(f"skipping sipagent.mediaports.{pyx.stem}: {'; '.join(missing)}")
+            continue
         exts.append(Extension(
             "sipagent.mediaports." + pyx.stem,
             [str(pyx.relative_to(HERE))],
-            extra_compile_args=["-O2", *pj_cflags, *other_cflags],
-            # --disable-new-dtags: an RPATH (unlike RUNPATH) also serves the
-            # libraries' own dependencies (libpjsua -> libpjsip ...).
-            extra_link_args=[*pj_libs, *other_libs, f"-Wl,-rpath,{libdir}",
-                             "-Wl,--disable-new-dtags"],
+            extra_compile_args=["-O2", *[f for n in needs for f in flags[n][0]]],
+            extra_link_args=[f for n in needs for f in flags[n][1]],
         ))
     return exts
 

@@ -89,6 +89,28 @@ def _result(proc: subprocess.Popen, timeout: float) -> dict | None:
     return None
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_baseline(workdir: Path, seconds: float = 8.0) -> float:
+    """CPU share of one core used by a faxua process with no call: its
+    asyncio loop polling pjsua every 5 ms.  Subtract it from the per-page
+    CPU to see what the fax media path itself costs."""
+    proc = _faxua(["--port", str(_free_port()), "--rtp-port", str(_free_port()),
+                   "--mode", "receive", "--tiff", str(workdir / "idle.tif"),
+                   "--timeout", str(seconds + 5)], workdir / "idle.log")
+    try:
+        time.sleep(1.5)
+        c0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        return (_cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
 def bench_sip(doc: Path, pages: int, workdir: Path, jitter_ms: int, discard: str) -> dict:
     rx_path = workdir / "sip_rx.tif"
     a_port, b_port = _free_port(), _free_port()
@@ -125,7 +147,12 @@ def bench_sip(doc: Path, pages: int, workdir: Path, jitter_ms: int, discard: str
            if sent else None,
            "receiver": {k: got.get(k) for k in ("status_text", "pages", "line_seconds", "cpu_seconds")}
            if got else None}
+    idle = idle_baseline(workdir)
+    res["idle_process_cpu_share"] = round(idle, 4)
     if ok:
+        media = {side: (r["cpu_seconds"] - idle * r["line_seconds"]) / pages
+                 for side, r in (("sender", sent), ("receiver", got))}
+        res["media_cpu_per_page_s"] = {k: round(v, 3) for k, v in media.items()}
         res["line_per_page_s"] = round(got["line_seconds"] / pages, 2)
         res["cpu_per_page_s"] = {"sender": round(sent["cpu_seconds"] / pages, 3),
                                  "receiver": round(got["cpu_seconds"] / pages, 3)}

@@ -48,9 +48,10 @@ cdef extern from *:
     void sipacd_add_relaxed(long long *p, long long v) nogil
     long long sipacd_load_relaxed(long long *p) nogil
 
-DEF CLOCK_RATE = 8000
-DEF FRAME = 160            # 20 ms at 8 kHz: the bridge's frame
-DEF IDENT_MAX = 21         # T30_MAX_IDENT_LEN + 1
+cdef enum:
+    CLOCK_RATE = 8000
+    FRAME = 160            # 20 ms at 8 kHz: the bridge's frame
+    IDENT_MAX = 21         # T30_MAX_IDENT_LEN + 1
 
 # Resolutions spandsp reports, in pixels per metre.
 _X_RES = {8031: "R8", 8040: "R8", 16062: "R16", 16080: "R16", 7874: "200dpi", 11811: "300dpi", 15748: "400dpi"}
@@ -71,6 +72,7 @@ cdef struct FaxLine:
     int phase_b_result
     int phase_b_count
     int phase_d_count
+    int pages_so_far              # at the last phase D (progress)
     long long samples_rx          # line audio heard so far (also the T.30 clock)
     long long samples_at_done
     double first_frame_at         # CLOCK_MONOTONIC seconds
@@ -107,7 +109,11 @@ cdef int _on_phase_b(t30_state_t *t30, void *user, int result) noexcept nogil:
 
 cdef int _on_phase_d(t30_state_t *t30, void *user, int result) noexcept nogil:
     cdef FaxLine *line = <FaxLine *>user
-    # Page boundaries: keep the live statistics current for progress().
+    cdef t30_stats_t st
+    # Page boundaries.  Statistics are read here, on the thread that owns
+    # the T.30 state, never from Python while the bridge runs.
+    t30_get_transfer_statistics(t30, &st)
+    line.pages_so_far = st.pages_tx if line.sending else st.pages_rx
     line.phase_d_count += 1
     _notify(line)
     return T30_ERR_OK
@@ -341,17 +347,15 @@ cdef class FaxSession:
         return self.line != NULL and sipacd_load_acquire(&self.line.done) == 1
 
     def progress(self):
-        """Live view (approximate while running): phase B seen, pages, line seconds."""
+        """Live view: T.30 negotiated (phase B), pages done at the last page
+        boundary (phase D), seconds of line audio so far."""
         cdef FaxLine *line = self._live()
-        cdef t30_stats_t st
         cdef bint finished = sipacd_load_acquire(&line.done) == 1
         if finished:
-            st = line.stats
+            pages = line.stats.pages_tx if line.sending else line.stats.pages_rx
         else:
-            # Reading spandsp's counters races with the bridge thread, but
-            # they are plain ints, good enough for a progress display.
-            t30_get_transfer_statistics(line.t30, &st)
-        return {"negotiated": line.phase_b_count > 0, "pages": st.pages_tx if line.sending else st.pages_rx,
+            pages = line.pages_so_far   # a plain int written at phase D
+        return {"negotiated": line.phase_b_count > 0, "pages": pages,
                 "line_seconds": sipacd_load_relaxed(&line.samples_rx) / <double>CLOCK_RATE,
                 "done": finished}
 
