@@ -421,6 +421,9 @@ class VoicemailStore:
             self._db.execute("UPDATE outbox SET attempts = attempts + 1, state = 'failed', "
                              "last_error = ? WHERE id = ?", (error[:500], nid))
 
+    def pending_notifications(self) -> int:
+        return self._read("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
+
     def notifications(self, state: str = "pending") -> list[tuple]:
         return self._read("SELECT id, message_id, channel, attempts, last_error FROM outbox "
                           "WHERE state = ? ORDER BY id", (state,))

@@ -1,0 +1,355 @@
+"""Voicemail notifications against real servers on 127.0.0.1: an aiosmtpd
+SMTP server (plain, with login, with STARTTLS) and an aiohttp webhook
+receiver.  A dead server means retries with backoff, a failure metric and a
+notification kept in the outbox, delivered once the server is back."""
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import shutil
+import ssl
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from prometheus_client import CollectorRegistry
+
+from sipagent.voicemail_config import VoicemailSection
+from sipagent.voicemail_metrics import VoicemailMetrics
+from sipagent.voicemail_notify import VoicemailNotifier
+from sipagent.voicemail_store import Mailbox, VoicemailStore
+
+
+class Inbox:
+    def __init__(self):
+        self.mails: list[email.message.EmailMessage] = []
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        self.mails.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+def tone(path: Path, seconds: float, freq: float) -> Path:
+    t = np.arange(int(8000 * seconds)) / 8000
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes((9000 * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes())
+    return path
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def make(tmp_path, clock, *, webhook=None, **settings):
+    registry = CollectorRegistry()
+    metrics = VoicemailMetrics(registry)
+    box = Mailbox("200", owner="person:Desk", emails=("desk@example.com", "boss@example.com"),
+                  webhook=webhook, min_length=0)
+    store = VoicemailStore(tmp_path / "data", {"200": box}, events=metrics.store_event,
+                           clock=clock)
+    cfg = VoicemailSection.model_validate({"smtp_from": "vm@example.com", "retry_base": 30.0,
+                                           "retry_max": 300.0, **settings})
+    notifier = VoicemailNotifier(store, cfg, download_base="http://127.0.0.1:8080",
+                                 on_result=metrics.notification, clock=clock)
+    metrics.watch_usage(store.usage, store.pending_notifications)
+    return store, notifier, registry
+
+
+def sample(registry, name, **labels):
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def deposit(store, tmp_path, seconds=3.0, freq=697.0) -> str:
+    return store.deposit("200", tone(tmp_path / f"rec-{freq}.wav", seconds, freq), "+15550100",
+                         "200", caller_name="Ann Caller")
+
+
+def test_the_mail_arrives_with_the_recording_attached(tmp_path, clock, ports):
+    port = ports()
+    inbox = Inbox()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1",
+                                         smtp_port=port)
+        mid = deposit(store, tmp_path, 4.0)
+        stored = Path(store.get("200", mid).path).read_bytes()
+
+        async def go():
+            await notifier.start(background=False)
+            try:
+                return await notifier.run_due()
+            finally:
+                await notifier.stop()
+
+        assert asyncio.run(go()) == 1
+    finally:
+        server.stop()
+    [mail] = inbox.mails
+    assert sorted(inbox.envelopes[0].rcpt_tos) == ["boss@example.com", "desk@example.com"]
+    assert "New voicemail from Ann Caller <+15550100> in box 200" == mail["Subject"]
+    body = mail.get_body(("plain",)).get_content()
+    for line in ("Caller:   Ann Caller <+15550100>", "Duration: 0:04", "Box:      200"):
+        assert line in body
+    [attachment] = list(mail.iter_attachments())
+    assert attachment.get_content_type() == "audio/wav"
+    assert attachment.get_content() == stored
+    assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
+                  result="sent") == 1
+    assert store.pending_notifications() == 0
+
+
+def test_a_dead_server_means_retries_with_backoff_then_delivery(tmp_path, clock, ports):
+    port = ports()      # reserved, and nothing listens on it yet
+    store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
+                                     smtp_timeout=2.0)
+    mid = deposit(store, tmp_path)
+    start = clock.now
+
+    async def attempts(n_rounds):
+        await notifier.start(background=False)
+        try:
+            sent = []
+            for _ in range(n_rounds):
+                sent.append(await notifier.run_due())
+                next_at = store.next_notification_at()
+                clock.now = max(clock.now, next_at or clock.now)
+            return sent
+        finally:
+            await notifier.stop()
+
+    assert asyncio.run(attempts(3)) == [0, 0, 0]
+    [(_, message_id, channel, tries, error)] = store.notifications("pending")
+    assert (message_id, channel, tries) == (mid, "email", 3) and "Connection" in error
+    # 30 s, then 60, then 120: doubling from retry_base.
+    assert store.next_notification_at() == pytest.approx(start + 30 + 60 + 120)
+    assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
+                  result="failed") == 3
+    assert sample(registry, "sipacd_voicemail_notifications_pending") == 1
+    assert [m.id for m in store.list("200")] == [mid]          # the message is safe
+
+    # Nothing is due before the backoff ends, even with the server up.
+    inbox = Inbox()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        clock.now = store.next_notification_at() - 1
+        assert asyncio.run(attempts(1)) == [0] and inbox.mails == []
+        clock.now += 1
+        assert asyncio.run(attempts(1)) == [1]
+    finally:
+        server.stop()
+    assert len(inbox.mails) == 1 and store.pending_notifications() == 0
+    assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
+                  result="sent") == 1
+
+
+def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, ports):
+    port = ports()
+    store, notifier, _ = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
+                              smtp_timeout=2.0)
+    deposit(store, tmp_path)
+    asyncio.run(_one_pass(notifier))
+    store.close()
+    assert len(VoicemailStore(tmp_path / "data", {}).notifications("pending")) == 1
+
+    inbox = Inbox()
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        clock.now += 10_000
+        store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1",
+                                         smtp_port=port)
+
+        async def run_loop():
+            await notifier.start()      # the real loop, woken at start
+            try:
+                for _ in range(200):
+                    if store.pending_notifications() == 0:
+                        return
+                    await asyncio.sleep(0.02)
+            finally:
+                await notifier.stop()
+
+        asyncio.run(run_loop())
+    finally:
+        server.stop()
+    assert len(inbox.mails) == 1 and store.pending_notifications() == 0
+
+
+async def _one_pass(notifier):
+    await notifier.start(background=False)
+    try:
+        return await notifier.run_due()
+    finally:
+        await notifier.stop()
+
+
+def test_giving_up_keeps_the_row_as_failed(tmp_path, clock, ports):
+    store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1",
+                                     smtp_port=ports(), notify_attempts=2, smtp_timeout=2.0)
+    deposit(store, tmp_path)
+    asyncio.run(_one_pass(notifier))
+    clock.now += 1000
+    asyncio.run(_one_pass(notifier))
+    assert store.pending_notifications() == 0 and len(store.notifications("failed")) == 1
+    assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
+                  result="gave_up") == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # 127.0.0.1 only
+def test_smtp_login_is_used_when_configured(tmp_path, clock, ports):
+    port = ports()
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"s3cret")
+
+    inbox = Inbox()
+    server = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                        auth_required=True, auth_require_tls=False)
+    server.start()
+    try:
+        store, notifier, _ = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
+                                  smtp_user="sipacd", smtp_password="s3cret")
+        deposit(store, tmp_path)
+        assert asyncio.run(_one_pass(notifier)) == 1
+    finally:
+        server.stop()
+    assert logins == [(b"sipacd", b"s3cret")] and len(inbox.mails) == 1
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI needed for a cert")
+def test_starttls_with_a_private_ca(tmp_path, clock, ports):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    port = ports()
+    inbox = Inbox()
+    server = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
+                        require_starttls=True)
+    server.start()
+    try:
+        store, notifier, _ = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
+                                  smtp_starttls=True, smtp_ca_file=str(cert))
+        deposit(store, tmp_path)
+        assert asyncio.run(_one_pass(notifier)) == 1
+        # Without STARTTLS this server refuses the mail: the option is really used.
+        store2, plain, registry = make(tmp_path / "b", clock, smtp_host="127.0.0.1",
+                                       smtp_port=port)
+        deposit(store2, tmp_path)
+        assert asyncio.run(_one_pass(plain)) == 0
+    finally:
+        server.stop()
+    assert len(inbox.mails) == 1
+
+
+def test_webhook_posts_metadata_and_a_download_url_and_retries(tmp_path, clock, ports):
+    port = ports()
+    received, answers = [], [500, 200]
+
+    async def hook(request):
+        received.append(await request.json())
+        return web.Response(status=answers.pop(0))
+
+    async def scenario():
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        store, notifier, registry = make(tmp_path, clock, webhook=f"http://127.0.0.1:{port}/hook")
+        mid = deposit(store, tmp_path, 5.0)
+        await notifier.start(background=False)
+        try:
+            first = await notifier.run_due()          # e-mail fails (no smtp_host), hook 500
+            clock.now += 30
+            second = await notifier.run_due()
+        finally:
+            await notifier.stop()
+            await runner.cleanup()
+        return mid, first, second, registry, store
+
+    mid, first, second, registry, store = asyncio.run(scenario())
+    assert (first, second) == (0, 1) and len(received) == 2
+    body = received[-1]
+    assert body["event"] == "voicemail.deposited" and body["box"] == "200"
+    assert body["message"]["id"] == mid and body["message"]["caller"] == "+15550100"
+    assert body["message"]["duration"] == pytest.approx(5.0)
+    assert body["download_url"] == f"http://127.0.0.1:8080/api/voicemail/200/messages/{mid}/audio"
+    assert sample(registry, "sipacd_voicemail_notifications_total", channel="webhook",
+                  result="failed") == 1
+    assert sample(registry, "sipacd_voicemail_notifications_total", channel="webhook",
+                  result="sent") == 1
+    assert [n[2] for n in store.notifications("pending")] == ["email"]
+
+
+def test_the_smtp_send_does_not_block_the_loop(tmp_path, clock, ports):
+    # A server that accepts the connection and then says nothing: the send
+    # waits for its timeout in a worker thread while the loop keeps ticking.
+    port = ports()
+
+    async def scenario():
+        async def silent(reader, writer):
+            await asyncio.sleep(5)
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", port)
+        store, notifier, _ = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
+                                  smtp_timeout=1.0)
+        deposit(store, tmp_path)
+        await notifier.start(background=False)
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        t = asyncio.get_running_loop().create_task(ticker())
+        sent = await notifier.run_due()
+        t.cancel()
+        await notifier.stop()
+        server.close()
+        return sent, ticks
+
+    sent, ticks = asyncio.run(scenario())
+    assert sent == 0 and ticks >= 10
+
+
+def test_usage_gauges(tmp_path, clock):
+    store, _, registry = make(tmp_path, clock)
+    a = deposit(store, tmp_path)
+    deposit(store, tmp_path, freq=770.0)
+    store.mark_saved("200", a)
+    assert sample(registry, "sipacd_voicemail_messages", folder="new") == 1
+    assert sample(registry, "sipacd_voicemail_messages", folder="saved") == 1
+    assert sample(registry, "sipacd_voicemail_audio_bytes") > 2 * 3 * 16000
+    assert sample(registry, "sipacd_voicemail_mailbox_fill_ratio_max") == pytest.approx(0.02)
+    assert sample(registry, "sipacd_voicemail_deposits_total", result="deposited") == 2
