@@ -123,9 +123,10 @@ class QueueRuntime:
         self._feed_started = time.perf_counter()
         try:
             actions = self.scheduler.handle(event)
-        except Exception:
+        except Exception as exc:
             log.exception("acd core rejected an event", event=repr(event))
-            return
+            # Timers that fired before the bad event still happened.
+            actions = getattr(exc, "actions", None) or []
         for action in actions:
             try:
                 self._perform(action)
