@@ -21,7 +21,7 @@ labels; per-box numbers are in the HTTP API.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
@@ -69,20 +69,24 @@ class VoicemailMetrics:
         """The notifier's ``on_result`` callback."""
         self.notifications.labels(channel, result).inc()
 
-    def watch_usage(self, read: Callable[[], dict], pending: Callable[[], int]) -> None:
-        """``read`` is ``VoicemailStore.usage``; ``pending`` counts the outbox."""
-        self.registry.register(_Usage(read, pending))
+    def watch_usage(self, store: Callable[[], Any]) -> None:
+        """Report the usage of ``store()`` (a VoicemailStore, or None before
+        the engine started) at each scrape.  Register once per registry."""
+        self.registry.register(_Usage(store))
 
 
 class _Usage:
-    def __init__(self, read, pending):
-        self._read, self._pending = read, pending
+    def __init__(self, store):
+        self._store = store
 
     def describe(self):
         return []
 
     def collect(self):
-        usage = self._read()
+        store = self._store()
+        if store is None:
+            return
+        usage = store.usage()
         messages = GaugeMetricFamily("sipacd_voicemail_messages",
                                      "Voicemail messages stored, all boxes", labels=["folder"])
         for folder, n in sorted(usage["messages"].items()):
@@ -98,5 +102,5 @@ class _Usage:
         fill.add_metric([], usage["fill_max"])
         pending = GaugeMetricFamily("sipacd_voicemail_notifications_pending",
                                     "Voicemail notifications waiting to be sent")
-        pending.add_metric([], self._pending())
+        pending.add_metric([], store.pending_notifications())
         yield from (messages, size, full, fill, pending)

@@ -27,6 +27,7 @@ makes "at most ``max_messages``" hold when two callers deposit at once.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import errno
 import json
@@ -580,3 +581,19 @@ def _walk(root: Path) -> Iterable[Path]:
     for folder, _dirs, files in os.walk(root):
         for name in files:
             yield Path(folder) / name
+
+
+async def keep_retention(store: VoicemailStore, every: float = 3600.0) -> None:
+    """Run :meth:`VoicemailStore.sweep_retention` now and every ``every``
+    seconds (an engine task; cancel it at stop)."""
+    import structlog
+
+    log = structlog.get_logger("sipagent.voicemail_store")
+    while True:
+        try:
+            removed = await asyncio.to_thread(store.sweep_retention)
+            if removed:
+                log.info("voicemail retention: old messages deleted", count=removed)
+        except Exception:
+            log.exception("voicemail retention sweep failed")
+        await asyncio.sleep(every)

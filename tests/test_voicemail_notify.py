@@ -72,7 +72,7 @@ def make(tmp_path, clock, *, webhook=None, **settings):
                                            "retry_max": 300.0, **settings})
     notifier = VoicemailNotifier(store, cfg, download_base="http://127.0.0.1:8080",
                                  on_result=metrics.notification, clock=clock)
-    metrics.watch_usage(store.usage, store.pending_notifications)
+    metrics.watch_usage(lambda: store)
     return store, notifier, registry
 
 
