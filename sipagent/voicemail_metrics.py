@@ -102,5 +102,5 @@ class _Usage:
         fill.add_metric([], usage["fill_max"])
         pending = GaugeMetricFamily("sipacd_voicemail_notifications_pending",
                                     "Voicemail notifications waiting to be sent")
-        pending.add_metric([], store.pending_notifications())
+        pending.add_metric([], store.outbox.pending())
         yield from (messages, size, full, fill, pending)

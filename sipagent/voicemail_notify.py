@@ -35,7 +35,8 @@ import aiohttp
 import structlog
 
 from ivrflows.call import VoicemailMessage
-from sipagent.voicemail_store import NoSuchMessage, Notification, VoicemailStore
+from sipagent.voicemail_outbox import Notification
+from sipagent.voicemail_store import NoSuchMessage, VoicemailStore
 
 log = structlog.get_logger("sipagent.voicemail_notify")
 
@@ -92,7 +93,7 @@ class VoicemailNotifier:
             self._wake.clear()
             try:
                 await self.run_due()
-                next_at = await asyncio.to_thread(self.store.next_notification_at)
+                next_at = await asyncio.to_thread(self.store.outbox.next_at)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -110,7 +111,7 @@ class VoicemailNotifier:
         """Try every notification that is due once; returns how many were sent."""
         async with self._pass:
             sent = 0
-            due = await asyncio.to_thread(self.store.due_notifications, self._clock())
+            due = await asyncio.to_thread(self.store.outbox.due, self._clock())
             for note in due:
                 if self._stopping:
                     break
@@ -122,7 +123,7 @@ class VoicemailNotifier:
             message = await asyncio.to_thread(self.store.get, note.box, note.message_id)
         except NoSuchMessage:
             # Deleted before anyone was told: nothing left to announce.
-            await asyncio.to_thread(self.store.notification_done, note.id)
+            await asyncio.to_thread(self.store.outbox.done, note.id)
             return 0
         try:
             if note.channel == "email":
@@ -136,7 +137,7 @@ class VoicemailNotifier:
         except Exception as exc:
             await self._failed(note, f"{type(exc).__name__}: {exc}")
             return 0
-        await asyncio.to_thread(self.store.notification_done, note.id)
+        await asyncio.to_thread(self.store.outbox.done, note.id)
         self._on_result(note.channel, "sent")
         log.info("voicemail notification sent", channel=note.channel, box=note.box,
                  message=note.message_id, attempts=note.attempts + 1)
@@ -146,13 +147,13 @@ class VoicemailNotifier:
         attempts = note.attempts + 1
         self._on_result(note.channel, "failed")
         if attempts >= self.settings.notify_attempts:
-            await asyncio.to_thread(self.store.notification_gave_up, note.id, error)
+            await asyncio.to_thread(self.store.outbox.gave_up, note.id, error)
             self._on_result(note.channel, "gave_up")
             log.error("voicemail notification given up", channel=note.channel, box=note.box,
                       message=note.message_id, attempts=attempts, error=error)
             return
         delay = self.retry_delay(note.attempts)
-        await asyncio.to_thread(self.store.notification_retry, note.id,
+        await asyncio.to_thread(self.store.outbox.retry, note.id,
                                 self._clock() + delay, error)
         log.warning("voicemail notification failed; will retry", channel=note.channel,
                     box=note.box, message=note.message_id, attempts=attempts,

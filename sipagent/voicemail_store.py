@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
 import json
 import os
 import re
@@ -37,23 +36,21 @@ import sqlite3
 import threading
 import time
 import uuid
-import wave
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-import numpy as np
 
 from ivrflows.call import (GREETING_KINDS, LoginResult, MailboxFull, MessageTooShort,
                            VoicemailBox, VoicemailMessage)
+from sipagent.voicemail_files import publish, read_wav_8k, wav_seconds, write_wav_atomic
+from sipagent.voicemail_outbox import Outbox
 from sipagent.voicemail_pin import check_pin_format, hash_pin, verify_pin
 
 DB_FILE = "voicemail.sqlite3"
 TooShort = MessageTooShort
-RATE = 8000
 _BOX = re.compile(r"[0-9A-Za-z+_-]{1,40}")
 _ID = re.compile(r"[0-9a-f]{32}")
-_COPY_CHUNK = 1 << 16
 SETTABLE = ("owner", "emails", "webhook", "max_length", "min_length", "max_messages",
             "retention_days")
 
@@ -69,12 +66,6 @@ CREATE TABLE IF NOT EXISTS mailbox (
     box TEXT PRIMARY KEY, pin_hash TEXT, pin_origin TEXT NOT NULL DEFAULT 'config',
     failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
     settings TEXT NOT NULL DEFAULT '{}');
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, box TEXT NOT NULL,
-    channel TEXT NOT NULL, target TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending', last_error TEXT,
-    created REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
 """
 
 
@@ -110,16 +101,6 @@ class Mailbox:
         return name if kind == "agent" else None
 
 
-@dataclasses.dataclass(frozen=True)
-class Notification:
-    id: int
-    message_id: str
-    box: str
-    channel: str                 # email, webhook
-    target: str                  # JSON list of addresses, or a URL
-    attempts: int
-
-
 class VoicemailStore:
     def __init__(self, data_dir: Path | str, boxes: Mapping[str, Mailbox], *,
                  pin_attempts: int = 3, lockout: float = 900.0,
@@ -137,6 +118,7 @@ class VoicemailStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self.outbox = Outbox(self._db, self._lock, clock)
         self._sync_boxes()
         self.strays_removed = self.clean_strays()
 
@@ -212,13 +194,13 @@ class VoicemailStore:
             message_id = uuid.uuid4().hex
             final = self.message_path(box, message_id)
             final.parent.mkdir(parents=True, exist_ok=True)
-            _publish(src, final)
+            publish(src, final)
             try:
                 with self._tx():
                     self._insert_message(message_id, box, caller, caller_name, called,
                                          received or self._clock(), duration, urgent,
                                          final.stat().st_size)
-                    self._queue_notifications(message_id, mb)
+                    self.outbox.queue(message_id, mb.number, mb.emails, mb.webhook)
             except BaseException:
                 final.unlink(missing_ok=True)
                 raise
@@ -230,15 +212,6 @@ class VoicemailStore:
         self._db.execute("INSERT INTO message VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?)",
                          (message_id, box, caller, caller_name, called, received,
                           round(duration, 3), int(urgent), size))
-
-    def _queue_notifications(self, message_id: str, mb: Mailbox) -> None:
-        now = self._clock()
-        targets = ([("email", json.dumps(list(mb.emails)))] if mb.emails else []) + \
-            ([("webhook", mb.webhook)] if mb.webhook else [])
-        for channel, target in targets:
-            self._db.execute("INSERT INTO outbox (message_id, box, channel, target, next_at, "
-                             "created) VALUES (?, ?, ?, ?, ?, ?)",
-                             (message_id, mb.number, channel, target, now, now))
 
     def list(self, box: str, folder: str | None = None, *, since: float | None = None,
              until: float | None = None, caller: str | None = None,
@@ -336,19 +309,7 @@ class VoicemailStore:
         self.mailbox(box)
         target = self._greeting_file(box, kind)
         samples = read_wav_8k(audio)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{kind}-{uuid.uuid4().hex}.tmp.wav")
-        try:
-            with wave.open(str(tmp), "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(RATE)
-                w.writeframes(samples.astype("<i2").tobytes())
-            _fsync_file(tmp)
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_wav_atomic(target, samples)
         if isinstance(audio, Path):
             audio.unlink(missing_ok=True)
         return target
@@ -397,37 +358,6 @@ class VoicemailStore:
         """(wrong PINs in a row, locked until) as persisted."""
         row = self._one("SELECT failures, locked_until FROM mailbox WHERE box = ?", (box,))
         return (row[0], row[1]) if row else (0, 0.0)
-
-    # -- the outbox (read by sipagent.voicemail_notify) -------------------------------
-    def due_notifications(self, now: float, limit: int = 20) -> list[Notification]:
-        rows = self._read("SELECT id, message_id, box, channel, target, attempts FROM outbox "
-                          "WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
-                          (now, limit))
-        return [Notification(*r) for r in rows]
-
-    def next_notification_at(self) -> float | None:
-        return self._read("SELECT min(next_at) FROM outbox WHERE state = 'pending'")[0][0]
-
-    def notification_done(self, nid: int) -> None:
-        with self._lock, self._tx():
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (nid,))
-
-    def notification_retry(self, nid: int, next_at: float, error: str) -> None:
-        with self._lock, self._tx():
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ?, "
-                             "last_error = ? WHERE id = ?", (next_at, error[:500], nid))
-
-    def notification_gave_up(self, nid: int, error: str) -> None:
-        with self._lock, self._tx():
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1, state = 'failed', "
-                             "last_error = ? WHERE id = ?", (error[:500], nid))
-
-    def pending_notifications(self) -> int:
-        return self._read("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
-
-    def notifications(self, state: str = "pending") -> list[tuple]:
-        return self._read("SELECT id, message_id, channel, attempts, last_error FROM outbox "
-                          "WHERE state = ? ORDER BY id", (state,))
 
     # -- files -------------------------------------------------------------------------
     def box_dir(self, box: str) -> Path:
@@ -489,81 +419,7 @@ class _Transaction:
         self.db.execute("ROLLBACK" if kind else "COMMIT")
 
 
-# -- audio and files ------------------------------------------------------------------
-
-def wav_seconds(path: Path) -> float:
-    """Length of a complete PCM WAV; ValueError for anything else (a file
-    whose header disagrees with its size was not finished)."""
-    try:
-        with wave.open(str(path), "rb") as w:
-            frames, rate, width, chans = (w.getnframes(), w.getframerate(), w.getsampwidth(),
-                                          w.getnchannels())
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f"not a PCM WAV file: {path.name} ({exc})") from None
-    if path.stat().st_size < 44 + frames * width * chans:
-        raise ValueError(f"incomplete WAV file: {path.name}")
-    return frames / float(rate)
-
-
-def read_wav_8k(audio: Path | bytes) -> np.ndarray:
-    """Any 8/16-bit PCM WAV as 8 kHz mono int16 samples."""
-    import io
-
-    try:
-        with wave.open(io.BytesIO(audio) if isinstance(audio, bytes) else str(audio)) as w:
-            rate, width, chans = w.getframerate(), w.getsampwidth(), w.getnchannels()
-            raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f"not a PCM WAV file ({exc})") from None
-    if width not in (1, 2) or not 1 <= chans <= 2:
-        raise ValueError("a greeting must be 8 or 16-bit PCM, mono or stereo")
-    data = (np.frombuffer(raw, np.uint8).astype(np.int16) - 128) * 256 if width == 1 \
-        else np.frombuffer(raw, "<i2")
-    mono = data.reshape(-1, chans).mean(axis=1)
-    if rate != RATE and len(mono):
-        n = int(len(mono) * RATE / rate)
-        mono = np.interp(np.arange(n) * (rate / RATE), np.arange(len(mono)), mono)
-    return np.clip(np.round(mono), -32768, 32767).astype(np.int16)
-
-
-def _publish(src: Path, final: Path) -> None:
-    """Put a complete file at ``final`` in one step, durable once returned."""
-    _fsync_file(src)
-    try:
-        os.rename(src, final)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        tmp = final.with_name(f".{final.stem}.tmp.wav")
-        try:
-            _copy_into(src, tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-        src.unlink(missing_ok=True)
-    _fsync_dir(final.parent)
-
-
-def _copy_into(src: Path, tmp: Path) -> None:
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
-        while chunk := fin.read(_COPY_CHUNK):
-            fout.write(chunk)
-        fout.flush()
-        os.fsync(fout.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
+# -- paths ----------------------------------------------------------------------------
 
 def _inside(folder: Path, path: Path) -> Path:
     resolved = path.resolve()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import json
 import shutil
 import ssl
 import subprocess
@@ -117,7 +116,7 @@ def test_the_mail_arrives_with_the_recording_attached(tmp_path, clock, ports):
     assert attachment.get_content() == stored
     assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
                   result="sent") == 1
-    assert store.pending_notifications() == 0
+    assert store.outbox.pending() == 0
 
 
 def test_a_dead_server_means_retries_with_backoff_then_delivery(tmp_path, clock, ports):
@@ -133,17 +132,17 @@ def test_a_dead_server_means_retries_with_backoff_then_delivery(tmp_path, clock,
             sent = []
             for _ in range(n_rounds):
                 sent.append(await notifier.run_due())
-                next_at = store.next_notification_at()
+                next_at = store.outbox.next_at()
                 clock.now = max(clock.now, next_at or clock.now)
             return sent
         finally:
             await notifier.stop()
 
     assert asyncio.run(attempts(3)) == [0, 0, 0]
-    [(_, message_id, channel, tries, error)] = store.notifications("pending")
+    [(_, message_id, channel, tries, error)] = store.outbox.rows("pending")
     assert (message_id, channel, tries) == (mid, "email", 3) and "Connection" in error
     # 30 s, then 60, then 120: doubling from retry_base.
-    assert store.next_notification_at() == pytest.approx(start + 30 + 60 + 120)
+    assert store.outbox.next_at() == pytest.approx(start + 30 + 60 + 120)
     assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
                   result="failed") == 3
     assert sample(registry, "sipacd_voicemail_notifications_pending") == 1
@@ -154,13 +153,13 @@ def test_a_dead_server_means_retries_with_backoff_then_delivery(tmp_path, clock,
     server = Controller(inbox, hostname="127.0.0.1", port=port)
     server.start()
     try:
-        clock.now = store.next_notification_at() - 1
+        clock.now = store.outbox.next_at() - 1
         assert asyncio.run(attempts(1)) == [0] and inbox.mails == []
         clock.now += 1
         assert asyncio.run(attempts(1)) == [1]
     finally:
         server.stop()
-    assert len(inbox.mails) == 1 and store.pending_notifications() == 0
+    assert len(inbox.mails) == 1 and store.outbox.pending() == 0
     assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
                   result="sent") == 1
 
@@ -172,7 +171,7 @@ def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, po
     deposit(store, tmp_path)
     asyncio.run(_one_pass(notifier))
     store.close()
-    assert len(VoicemailStore(tmp_path / "data", {}).notifications("pending")) == 1
+    assert len(VoicemailStore(tmp_path / "data", {}).outbox.rows("pending")) == 1
 
     inbox = Inbox()
     server = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -186,7 +185,7 @@ def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, po
             await notifier.start()      # the real loop, woken at start
             try:
                 for _ in range(200):
-                    if store.pending_notifications() == 0:
+                    if store.outbox.pending() == 0:
                         return
                     await asyncio.sleep(0.02)
             finally:
@@ -195,7 +194,7 @@ def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, po
         asyncio.run(run_loop())
     finally:
         server.stop()
-    assert len(inbox.mails) == 1 and store.pending_notifications() == 0
+    assert len(inbox.mails) == 1 and store.outbox.pending() == 0
 
 
 async def _one_pass(notifier):
@@ -213,7 +212,7 @@ def test_giving_up_keeps_the_row_as_failed(tmp_path, clock, ports):
     asyncio.run(_one_pass(notifier))
     clock.now += 1000
     asyncio.run(_one_pass(notifier))
-    assert store.pending_notifications() == 0 and len(store.notifications("failed")) == 1
+    assert store.outbox.pending() == 0 and len(store.outbox.rows("failed")) == 1
     assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
                   result="gave_up") == 1
 
@@ -306,7 +305,7 @@ def test_webhook_posts_metadata_and_a_download_url_and_retries(tmp_path, clock, 
                   result="failed") == 1
     assert sample(registry, "sipacd_voicemail_notifications_total", channel="webhook",
                   result="sent") == 1
-    assert [n[2] for n in store.notifications("pending")] == ["email"]
+    assert [n[2] for n in store.outbox.rows("pending")] == ["email"]
 
 
 def test_the_smtp_send_does_not_block_the_loop(tmp_path, clock, ports):

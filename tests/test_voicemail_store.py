@@ -67,7 +67,7 @@ def test_deposit_moves_the_file_in_and_lists_it(store, tmp_path):
     assert Path(m.path).parent == store.root / "200"
     assert store.counts("200") == (1, 0) and store.events == ["deposited"]
     # The notification is owed in the same transaction as the message.
-    assert [(n.message_id, n.channel) for n in store.due_notifications(float("inf"))] == \
+    assert [(n.message_id, n.channel) for n in store.outbox.due(float("inf"))] == \
         [(mid, "email")]
 
 
@@ -240,6 +240,7 @@ CHILD = textwrap.dedent("""
     import os, signal, sys, wave
     from pathlib import Path
     import numpy as np
+    import sipagent.voicemail_files as vf
     import sipagent.voicemail_store as vs
 
     data, incoming, crash_at = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -251,17 +252,15 @@ CHILD = textwrap.dedent("""
 
     if crash_at == "during-copy":
         # Another file system: the copy is under way when the process dies.
-        real_copy = vs._copy_into
         def half_copy(src, tmp):
             with open(src, "rb") as f, open(tmp, "wb") as out:
                 out.write(f.read(30000))
                 out.flush()
             die()
-        vs._copy_into = half_copy
-        real_rename = os.rename
+        vf.copy_into = half_copy
         def cross_device(a, b):
             raise OSError(18, "Invalid cross-device link")
-        vs.os.rename = cross_device
+        vf.os.rename = cross_device
     elif crash_at == "before-row":
         vs.VoicemailStore._insert_message = die
     elif crash_at == "before-unlink":
