@@ -366,6 +366,10 @@ cdef class Scheduler:
     def ewt(self, call_id):
         return _ewt(self, self._call(call_id))
 
+    def queue_ewt(self, queue):
+        """EWT of a caller who would join ``queue`` now (position = calls in it + 1)."""
+        return _queue_ewt(self, self._queue(queue))
+
     def waiting_count(self, queue):
         """Calls in the queue: waiting or ringing an agent."""
         return self.queues[self._queue(queue)].n_in_queue

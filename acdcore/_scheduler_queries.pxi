@@ -24,6 +24,13 @@ cdef object _ewt(Scheduler self, int c):
     return expected_wait(pos, q.serving, mean_handle(samples, q.handle_count, q.hint))
 
 
+cdef object _queue_ewt(Scheduler self, int qi):
+    cdef QueueRec* q = &self.queues[qi]
+    samples = [q.handle[i] for i in range(q.handle_count)]
+    return expected_wait(q.n_in_queue + 1, q.serving,
+                         mean_handle(samples, q.handle_count, q.hint))
+
+
 cdef object _oldest_wait_start(Scheduler self, int qi):
     cdef _RankBox box
     cdef long long slot

@@ -226,6 +226,13 @@ class ReferenceScheduler(CallRules, AgentRules, Matching):
         return expected_wait(pos, q.serving,
                              mean_handle(q.handle, q.handle_count, q.cfg.handle_time_hint))
 
+    def queue_ewt(self, queue) -> float | None:
+        """EWT of a caller who would join ``queue`` now, behind every call in it
+        (position = waiting + ringing + 1); None while nobody serves it."""
+        q = self._queue(queue)
+        return expected_wait(q.n_in_queue + 1, q.serving,
+                             mean_handle(q.handle, q.handle_count, q.cfg.handle_time_hint))
+
     def waiting_count(self, queue) -> int:
         """Calls in the queue: waiting or ringing an agent."""
         return self._queue(queue).n_in_queue

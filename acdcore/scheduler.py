@@ -16,6 +16,7 @@ API (identical for ``ReferenceScheduler`` and the Cython ``Scheduler``)::
     .call_state(call_id) -> str              # waiting|offered|talking
     .queue_position(call_id) -> int | None   # 1-based; None once connected
     .ewt(call_id) -> float | None            # seconds, formula in ewt.py
+    .queue_ewt(queue) -> float | None        # for a caller joining now: position = waiting + 1
     .waiting_count(queue) -> int             # waiting + ringing calls
     .oldest_wait_start(queue) -> float | None
     .agents_by_state(queue) -> dict[str, int]

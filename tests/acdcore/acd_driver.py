@@ -152,5 +152,6 @@ def _step(s, d, ev, queues, check, transcript):
     snapshot = (s.next_deadline(),
                 tuple(tuple(sorted(s.agents_by_state(q.name).items())) for q in queues),
                 tuple(s.waiting_count(q.name) for q in queues),
-                tuple(s.oldest_wait_start(q.name) for q in queues))
+                tuple(s.oldest_wait_start(q.name) for q in queues),
+                tuple(s.queue_ewt(q.name) for q in queues))
     transcript.append((ev, outcome, snapshot))

@@ -330,6 +330,28 @@ def test_ewt_formula(centre):
     assert c.s.ewt("w2") == pytest.approx(2 * 60 / 1)
 
 
+def test_queue_ewt_is_the_wait_of_a_caller_joining_now(centre):
+    c = centre(n_agents=2, handle_time_hint=120.0, wrap_up=0.0)
+    assert c.s.queue_ewt("q") == pytest.approx(1 * 120 / 2)   # empty queue: position 1
+    busy(c, 0, "t1", "a0")
+    busy(c, 0, "t2", "a1")
+    c(CallArrived(1, "w0", "q"))
+    c(CallArrived(2, "w1", "q"))
+    assert c.s.queue_ewt("q") == pytest.approx(3 * 120 / 2)   # behind w0 and w1
+    c(CallEnded(60, "t1"))                                     # w0 rings: still counted
+    assert c.s.queue_ewt("q") == pytest.approx(3 * 60 / 2)
+    c(AgentLoggedOut(61, "a1"))
+    c(AgentLoggedOut(62, "a0"))                                # w0's offer is cancelled
+    assert c.s.queue_ewt("q") is None                          # nobody serves
+
+
+def test_queue_ewt_unknown_queue_raises(centre):
+    from acdcore.errors import UnknownQueue
+    c = centre(n_agents=1)
+    with pytest.raises(UnknownQueue):
+        c.s.queue_ewt("nope")
+
+
 def test_ewt_is_none_without_serving_agents(centre):
     c = centre(n_agents=1, login=False)
     c(CallArrived(1, "c1", "q"))
