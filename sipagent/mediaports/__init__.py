@@ -9,6 +9,20 @@ bridge's clock thread without the GIL.
                transfer_in_memory() for two terminals back to back
     tiffpages  read_pages(): fax TIFF pages as bitmaps, for pixel comparison
 
+    jitter     set_discard(): the jitter buffer's frame-discard policy, which
+               pjsua2 2.12.1 cannot set (see sipagent/fax_call.py)
+
+A fax on a call, from the pjsua2 thread (the asyncio loop's):
+
+    fax_call.configure_jitter("none")            # once, after libInit
+    session = FaxSession("send", "doc.tif", calling=True, ident="+1 555 0100")
+    session.attach(fax_call.audio_slot(call))    # when the call's audio is active
+    result = await session.wait(timeout=600)     # race it with the call's end
+    session.close()                              # before the Call is released
+
+wait() (or your own loop.add_reader on fileno()) must be finished before
+close(), which closes that eventfd.
+
 The compiled modules exist only when setup.py found pjproject, spandsp and
 libtiff; importing them otherwise raises ImportError naming the module.
 """
