@@ -84,7 +84,8 @@ def configure_jitter(discard: str = "none") -> None:
 def configure_codecs(ep: "pj.Endpoint", prefer: str = "PCMA") -> None:
     """G.711 only, `prefer` first; PLC and VAD off in both (after libStart)."""
     order = sorted(G711, key=lambda c: not c.startswith(prefer))
-    prio = {c: 255 - i for i, c in enumerate(order)}
+    # 254 down: pjmedia demotes 255 to 254 after sorting, which would tie.
+    prio = {c: 254 - i for i, c in enumerate(order)}
     for info in ep.codecEnum2():
         ep.codecSetPriority(info.codecId, prio.get(info.codecId, 0))
     for codec in G711:

@@ -126,6 +126,7 @@ class FaxTerminal:
         self.fax: FaxSession | None = None
         self.result: dict | None = None
         self.stopping = asyncio.Event()
+        self.stopped_by_request = False
         self.cpu_at_media = 0.0
         self.recorders: list[pj.AudioMediaRecorder] = []
 
@@ -316,13 +317,15 @@ async def main_async(args: argparse.Namespace) -> int:
         term.dial(args.dial)
     try:
         await asyncio.wait_for(term.stopping.wait(), args.timeout)
+        term.stopped_by_request = term.call is not None
     except asyncio.TimeoutError:
         log(f"no result after {args.timeout} s")
     term.stopping.set()
     await poller
     if term.result is None and term.fax is not None:
+        why = "stopped" if term.stopped_by_request else f"timeout after {args.timeout} s"
         term.finish(term.fax.poll() or {"ok": False, "status": -1,
-                                        "status_text": f"timeout after {args.timeout} s",
+                                        "status_text": f"{why} before phase E",
                                         **term.fax.progress()})
     await term.shutdown()
     term.emit(ev="exit")

@@ -93,20 +93,21 @@ class FaxUA:
             self._eof = True
             self._cond.notify_all()
 
-    def wait_event(self, ev: str, timeout: float) -> dict:
+    def wait_event(self, ev: str, timeout: float, **match) -> dict:
+        """First event named `ev` whose fields include `match`."""
         import time
 
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for e in self.events:
-                    if e.get("ev") == ev:
+                    if e.get("ev") == ev and all(e.get(k) == v for k, v in match.items()):
                         return e
                 left = deadline - time.monotonic()
                 if left <= 0 or self._eof:
                     why = "process exited" if self._eof else f"timeout after {timeout} s"
                     tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
-                    raise AssertionError(f"{self.name}: no {ev!r} event ({why}); events: "
+                    raise AssertionError(f"{self.name}: no {ev!r} event {match or ''} ({why}); events: "
                                          f"{self.events}\nlog tail:\n" + "\n".join(tail))
                 self._cond.wait(left)
 
