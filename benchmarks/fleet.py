@@ -103,6 +103,7 @@ class Leg(pj.Call):
         self.agent = ""
         self.caller: Leg | None = None
         self.hung_up_at: float | None = None
+        self.broken = False
 
     def onCallState(self, prm):
         try:
@@ -113,6 +114,16 @@ class Leg(pj.Call):
                 self.fleet.on_confirmed(self)
             elif state == pj.PJSIP_INV_STATE_DISCONNECTED and self.ended_at is None:
                 self.ended_at = now()
+                # pjsua2 2.12.1 leaves Call.id set after DISCONNECTED, and
+                # ~Call() then clears the user data of, and hangs up, whatever
+                # call holds that id by the time Python drops this object.
+                # pjsua hands ids out round-robin, so at 100 legs/s an id is
+                # reused within ~10 s and a leg kept that long (a pending
+                # patience timer) silently killed a stranger's call: lost
+                # callbacks, agents stuck "talking", and segfaults in
+                # pjsua_call_answer2.  Never run that destructor: the C++
+                # object (media already cleared) is left to process exit.
+                self.thisown = False
                 self.end_code = int(ci.lastStatusCode)
                 self.fleet.on_ended(self)
         except Exception as exc:  # pjsua2 would print and swallow it
@@ -304,7 +315,17 @@ class Fleet:
         self.at(t + self.a.ring, self.agent_answer, leg)
 
     def agent_answer(self, leg: Leg) -> None:
-        if leg.ended_at is not None:
+        if leg.ended_at is not None or leg.broken:
+            return
+        # Answering an INVITE session that pjsua already terminated crashed
+        # this process in pjsua_call_answer2 (a list insert on freed memory,
+        # pjsua 2.12.1) at 50 calls/s: only answer a call still ringing.
+        try:
+            ci = leg.getInfo()
+        except pj.Error:
+            leg.broken = True
+            return
+        if ci.state not in (pj.PJSIP_INV_STATE_INCOMING, pj.PJSIP_INV_STATE_EARLY):
             return
         caller = leg.caller
         if caller is not None:
@@ -315,7 +336,13 @@ class Fleet:
             caller.answered_at = now()
         op = pj.CallOpParam(True)
         op.statusCode = 200
-        leg.answer(op)
+        try:
+            leg.answer(op)
+        except pj.Error as e:
+            # Never touch this call again (no hangup either): see above.
+            leg.broken = True
+            self.counts["agent_answer_failed"] = self.counts.get("agent_answer_failed", 0) + 1
+            log(f"answer failed: {e.info()}")
 
     def agent_hangup(self, leg: Leg) -> None:
         if leg.ended_at is not None:
@@ -397,6 +424,8 @@ class Fleet:
             leg.recorder = None  # the bridge writes the WAV header on a later tick
 
     def _hangup(self, leg: Leg) -> None:
+        if leg.broken or leg.ended_at is not None:
+            return
         try:
             leg.hangup(pj.CallOpParam(True))
         except pj.Error:

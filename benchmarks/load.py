@@ -254,7 +254,11 @@ class EngineProc:
         self.http_port = http_port
         self.log_path = work / "engine.log"
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "sipagent", "run", "-c", str(config)],
+        # SIPACD_LOAD_ENGINE_WRAPPER="gdb -batch -ex run -ex bt --args" for a
+        # backtrace when the engine crashes under load.
+        wrapper = os.environ.get("SIPACD_LOAD_ENGINE_WRAPPER", "").split()
+        self.proc = subprocess.Popen([*wrapper, sys.executable, "-m", "sipagent", "run", "-c",
+                                      str(config)],
                                      stdout=self._log, stderr=self._log, cwd=work, env=_env())
         deadline = time.monotonic() + timeout
         while True:
@@ -570,36 +574,53 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         samples = []  # (active legs, waiting, rss MB, cpu %)
         say(f"measuring {p.duration:g} s")
         prev_cpu, prev_t = cpu_a, wall_a
+        last_m, last_cpu, last_t = m_a, cpu_a, wall_a
+        crashed = False
         while time.monotonic() - wall_a < p.duration:
             time.sleep(1.0)
-            m = engine.metrics()
-            c, t = engine.cpu_seconds(), time.monotonic()
+            try:
+                m = engine.metrics()
+                c, t = engine.cpu_seconds(), time.monotonic()
+            except OSError:
+                m = None
+            if m is None or engine.proc.poll() is not None:
+                # Keep what was measured up to the crash: that is a result too.
+                engine.proc.wait(5)
+                crashed = True
+                notes.append(f"THE ENGINE DIED {last_t - wall_a:.0f} s into the window (exit "
+                             f"{engine.proc.returncode}); KPIs below stop at its last scrape "
+                             "and include callers still waiting then as neither answered nor "
+                             "abandoned")
+                break
             samples.append((_val(m, "sipacd_active_calls"),
                             _val(m, "sipacd_queue_waiting_calls", queue=QUEUE),
                             engine.rss_mb(), 100 * (c - prev_cpu) / (t - prev_t)))
             prev_cpu, prev_t = c, t
-            if engine.proc.poll() is not None:
-                raise RuntimeError(f"the engine exited ({engine.proc.returncode}) during the "
-                                   f"run:\n{engine.tail()}")
+            last_m, last_cpu, last_t = m, c, t
             if fleet.proc.poll() is not None:
                 tail = (work / "fleet.log").read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"the fleet exited ({fleet.proc.returncode}) during the "
                                    "run:\n" + "\n".join(tail))
-        cpu_b, wall_b = engine.cpu_seconds(), time.monotonic()
-        window = wall_b - wall_a
-        fleet.send("arrivals", on=False)
-        say("draining")
-        drain_end = time.monotonic() + p.drain
-        while time.monotonic() < drain_end:
-            time.sleep(0.5)
-            m = engine.metrics()
-            if _val(m, "sipacd_queue_waiting_calls", queue=QUEUE) == 0 and \
-                    fleet.last_stats.get("waiting", 1) == 0:
-                break
+        if crashed:
+            cpu_b, wall_b, m_b = last_cpu, last_t, last_m
+            window = wall_b - wall_a
         else:
-            notes.append(f"queue not empty after the {p.drain:g} s drain: late outcomes missed")
-        time.sleep(0.5)
-        m_b = engine.metrics()
+            cpu_b, wall_b = engine.cpu_seconds(), time.monotonic()
+            window = wall_b - wall_a
+            fleet.send("arrivals", on=False)
+            say("draining")
+            drain_end = time.monotonic() + p.drain
+            while time.monotonic() < drain_end:
+                time.sleep(0.5)
+                m = engine.metrics()
+                if _val(m, "sipacd_queue_waiting_calls", queue=QUEUE) == 0 and \
+                        fleet.last_stats.get("waiting", 1) == 0:
+                    break
+            else:
+                notes.append(f"queue not empty after the {p.drain:g} s drain: late outcomes "
+                             "missed")
+            time.sleep(0.5)
+            m_b = engine.metrics()
         epoch_b = time.time()
         fleet_stats = fleet.stop() or {}
         fleet = None
