@@ -94,7 +94,9 @@ async def deposit(call: Call, box: str, greeting: str | None = None, *,
         recording = await call.record("vm-leave-message", beep=True,
                                       max_length=info.max_length, silence=info.silence)
         if recording.duration < info.min_length:
-            return await _discard(call, recording)
+            # Handed to the engine all the same: it is the one that refuses
+            # (and counts) a short message, and removes the recording's file.
+            return await _file(call, box, recording, urgent=False)
         if not review or recording.ended_by == "hangup" or takes >= MAX_TAKES:
             return await _file(call, box, recording, urgent=False)
         choice = await _review(call, box, recording)
