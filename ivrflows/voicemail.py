@@ -10,6 +10,17 @@ voicemail::
     flow = "voicemail"
     vars = { mailbox = "200" }          # default: the called number
 
+Reaching it from elsewhere (the route's ``vars`` give the box)::
+
+    [queues.support]
+    on_timeout = "flow:voicemail"       # overflow after max_wait
+    exit_key = "1"                      # "press 1 to leave a message"
+    exit_flow = "voicemail"
+    # an agent's own line that rings out: flow = "voicemail:busy" when the
+    # agent was on a call, "voicemail" (unavailable) otherwise
+
+    # in a flow: await call.voicemail(call.vars["mailbox"])
+
 What the caller hears::
 
     box full                 ->  "the mailbox is full", goodbye; nothing recorded
@@ -74,6 +85,12 @@ async def flow(call: Call) -> None:
     if message:
         call.vars["voicemail"] = message
     await call.hangup()
+
+
+async def busy(call: Call) -> None:
+    """As :func:`flow`, with the box's busy greeting."""
+    call.vars.setdefault("voicemail_greeting", "busy")
+    await flow(call)
 
 
 async def deposit(call: Call, box: str, greeting: str | None = None, *,

@@ -94,6 +94,21 @@ def test_recorded_greetings_win_in_the_right_order(tmp_path):
     assert run.prompts[:2] == ["/g/name.wav", "vm-unavailable"] and run.said == []
 
 
+def test_the_busy_flow_plays_the_busy_greeting(tmp_path):
+    # silence(): the caller lets the greeting play (a key would skip it).
+    run = run_flow(voicemail.busy, [silence(), speak(4, then="#"), "3"], called=BOX,
+                   mailboxes=boxes(greetings={"busy": "/g/busy.wav"}), record_dir=tmp_path)
+    assert run.prompts[0] == "/g/busy.wav" and len(run.mailboxes[BOX].messages) == 1
+
+
+def test_a_key_skips_a_recorded_greeting_to_the_beep(tmp_path):
+    run = deposit_run([press("#", after=0.5), speak(4, then="#"), "3"], tmp_path,
+                      greetings={"unavailable": "/g/long.wav"})
+    assert run.details("barge-in")[0] == "/g/long.wav stopped by key #"
+    assert run.recordings[0].duration == pytest.approx(4.0)
+    assert len(run.mailboxes[BOX].messages) == 1
+
+
 def test_max_length_and_silence_come_from_the_box(tmp_path):
     run = deposit_run([speak(300)], tmp_path, max_length=30.0)
     assert run.recordings[0].ended_by == "max_length"
