@@ -53,7 +53,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from faxkit import assert_pixel_identical, make_document  # noqa: E402
-from sipagent.mediaports.fax import FaxSession, transfer_in_memory  # noqa: E402
+from sipagent.mediaports.fax import FaxSession  # noqa: E402
+from sipagent.mediaports.fax_memory import transfer_in_memory  # noqa: E402
 
 
 def bench_memory(doc: Path, pages: int, repeat: int, workdir: Path) -> dict:

@@ -5,12 +5,12 @@ pjsua2 2.12.1 has no AudioMediaPort, and per-frame work must not run Python:
 each port here is a ``pjmedia_port`` whose callbacks are C, called by the
 bridge's clock thread without the GIL.
 
-    fax        FaxSession: spandsp's T.30 fax terminal on a call, and
-               transfer_in_memory() for two terminals back to back
-    tiffpages  read_pages(): fax TIFF pages as bitmaps, for pixel comparison
-
-    jitter     set_discard(): the jitter buffer's frame-discard policy, which
-               pjsua2 2.12.1 cannot set (see sipagent/fax_call.py)
+    fax         FaxSession: spandsp's T.30 fax terminal on a call (fax.pxd:
+                the C line record the bridge thread and Python share)
+    fax_memory  transfer_in_memory(): two terminals back to back, no SIP
+    tiffpages   read_pages(): fax TIFF pages as bitmaps, for pixel comparison
+    jitter      set_discard(): the jitter buffer's frame-discard policy, which
+                pjsua2 2.12.1 cannot set (see sipagent/fax_call.py)
 
 A fax on a call, from the pjsua2 thread (the asyncio loop's):
 

@@ -18,8 +18,8 @@ eventfd with ``loop.add_reader`` (`wait()`), or polls `poll()`; either way
 Python only reads the line after the acquire load of ``done`` saw 1, and the
 bridge never writes those fields again (T.30 reaches phase E once).
 
-`transfer_in_memory()` runs two sessions back to back with no SIP at all:
-the reference against which the SIP path is judged.
+fax_memory.transfer_in_memory() runs two sessions back to back with no SIP
+at all: the reference against which the SIP path is judged.
 """
 
 import asyncio
@@ -28,30 +28,12 @@ import time
 
 from libc.stdint cimport int16_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset, memmove, strncpy
+from libc.string cimport memset, strncpy
 from posix.unistd cimport write
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from sipagent.mediaports.spandsp cimport *
 from sipagent.mediaports.pjmedia cimport *
-
-cdef extern from *:
-    """
-    /* The bridge thread publishes, the Python thread consumes. */
-    static inline void sipacd_store_release(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline int sipacd_load_acquire(int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static inline void sipacd_add_relaxed(long long *p, long long v) { __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
-    static inline long long sipacd_load_relaxed(long long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-    """
-    void sipacd_store_release(int *p, int v) nogil
-    int sipacd_load_acquire(int *p) nogil
-    void sipacd_add_relaxed(long long *p, long long v) nogil
-    long long sipacd_load_relaxed(long long *p) nogil
-
-cdef enum:
-    CLOCK_RATE = 8000
-    FRAME = 160            # 20 ms at 8 kHz: the bridge's frame
-    IDENT_MAX = 21         # T30_MAX_IDENT_LEN + 1
 
 # Resolutions spandsp reports, in pixels per metre.
 _X_RES = {8031: "R8", 8040: "R8", 16062: "R16", 16080: "R16", 7874: "200dpi", 11811: "300dpi", 15748: "400dpi"}
@@ -59,32 +41,6 @@ _Y_RES = {3850: "standard", 7700: "fine", 15400: "superfine", 7874: "200dpi",
           11811: "300dpi", 15748: "400dpi"}
 _ENCODINGS = {T4_COMPRESSION_ITU_T4_1D: "T.4 1D", T4_COMPRESSION_ITU_T4_2D: "T.4 2D",
               T4_COMPRESSION_ITU_T6: "T.6"}
-
-
-cdef struct FaxLine:
-    fax_state_t *fax
-    t30_state_t *t30
-    bint sending
-    int notify_fd                 # eventfd the loop watches; -1 = none
-    # written by the bridge thread only
-    int done                      # published last (release store)
-    int completion_code
-    int phase_b_result
-    int phase_b_count
-    int phase_d_count
-    int pages_so_far              # at the last phase D (progress)
-    long long samples_rx          # line audio heard so far (also the T.30 clock)
-    long long samples_at_done
-    double first_frame_at         # CLOCK_MONOTONIC seconds
-    double done_at
-    t30_stats_t stats
-    char remote_ident[IDENT_MAX]
-    # pjmedia side
-    pjmedia_port port
-    pj_pool_t *pool
-    int slot
-    int call_slot
-    int16_t silence[FRAME]
 
 
 cdef inline double _monotonic() noexcept nogil:
@@ -135,14 +91,14 @@ cdef void _on_phase_e(t30_state_t *t30, void *user, int completion_code) noexcep
     _notify(line)
 
 
-cdef inline void _line_rx(FaxLine *line, int16_t *amp, int n) noexcept nogil:
+cdef void line_rx(FaxLine *line, int16_t *amp, int n) noexcept nogil:
     if line.first_frame_at == 0:
         line.first_frame_at = _monotonic()
     fax_rx(line.fax, amp, n)
     sipacd_add_relaxed(&line.samples_rx, n)
 
 
-cdef inline void _line_tx(FaxLine *line, int16_t *amp, int n) noexcept nogil:
+cdef void line_tx(FaxLine *line, int16_t *amp, int n) noexcept nogil:
     cdef int got = fax_tx(line.fax, amp, n)
     if got < n:
         memset(&amp[got], 0, (n - got) * sizeof(int16_t))
@@ -155,7 +111,7 @@ cdef pj_status_t _port_get_frame(pjmedia_port *port, pjmedia_frame *frame) noexc
     cdef int n = FRAME
     if frame.size and <int>(frame.size // 2) < n:
         n = <int>(frame.size // 2)
-    _line_tx(line, <int16_t *>frame.buf, n)
+    line_tx(line, <int16_t *>frame.buf, n)
     frame.type = PJMEDIA_FRAME_TYPE_AUDIO
     frame.size = n * 2
     return PJ_SUCCESS
@@ -164,11 +120,11 @@ cdef pj_status_t _port_get_frame(pjmedia_port *port, pjmedia_frame *frame) noexc
 cdef pj_status_t _port_put_frame(pjmedia_port *port, pjmedia_frame *frame) noexcept nogil:
     cdef FaxLine *line = <FaxLine *>port.port_data.pdata
     if frame.type == PJMEDIA_FRAME_TYPE_AUDIO and frame.size >= 2:
-        _line_rx(line, <int16_t *>frame.buf, <int>(frame.size // 2))
+        line_rx(line, <int16_t *>frame.buf, <int>(frame.size // 2))
     else:
         # A heart-beat (nobody transmitting to us yet): the line is silent,
         # and T.30's timers run off received samples, so they must advance.
-        _line_rx(line, line.silence, FRAME)
+        line_rx(line, line.silence, FRAME)
     return PJ_SUCCESS
 
 
@@ -182,14 +138,6 @@ cdef class FaxSession:
     ident     our TSI/CSI (at most 20 characters)
     ecm       offer error correction mode
     """
-
-    cdef FaxLine *line
-    cdef readonly str mode
-    cdef readonly str tiff
-    cdef readonly str ident
-    cdef readonly bint calling
-    cdef bytes _tiff_b, _ident_b, _header_b
-    cdef object _loop
 
     def __cinit__(self):
         self.line = NULL
@@ -460,58 +408,3 @@ cdef str _pj_error(pj_status_t st):
     cdef char buf[160]
     pj_strerror(st, buf, sizeof(buf))
     return f"{buf.decode('utf-8', 'replace')} ({st})"
-
-
-# --- back to back in memory ---------------------------------------------------------
-
-cdef inline void _g711(int16_t *amp, int n, int law) noexcept nogil:
-    cdef int i
-    if law == 1:
-        for i in range(n):
-            amp[i] = alaw_to_linear(linear_to_alaw(amp[i]))
-    elif law == 2:
-        for i in range(n):
-            amp[i] = ulaw_to_linear(linear_to_ulaw(amp[i]))
-
-
-def transfer_in_memory(FaxSession a, FaxSession b, *, double max_seconds=600.0,
-                       str codec="alaw", int splice_every=0, int splice_len=0):
-    """Run two sessions against each other, 20 ms at a time, as fast as the
-    CPU allows.  `codec` ("alaw", "ulaw" or None) passes each direction
-    through G.711 as a call would.  `splice_every`/`splice_len` cut
-    `splice_len` samples out of both directions every `splice_every` samples,
-    the damage seen on audio crossing processes (see tests).  Returns the
-    seconds of line audio exchanged."""
-    cdef FaxLine *la = a._live()
-    cdef FaxLine *lb = b._live()
-    if la.slot != PJSUA_INVALID_ID or lb.slot != PJSUA_INVALID_ID:
-        raise RuntimeError("a session attached to a call cannot also run in memory")
-    cdef int law = {"alaw": 1, "ulaw": 2, None: 0}[codec]
-    cdef long long limit = <long long>(max_seconds * CLOCK_RATE)
-    cdef long long t = 0, next_splice = splice_every if splice_every > 0 else -1
-    cdef int16_t ab[FRAME]
-    cdef int16_t ba[FRAME]
-    cdef int n
-    if splice_len < 0 or splice_len >= FRAME:
-        raise ValueError("splice_len must be in 0..159")
-    with nogil:
-        while t < limit:
-            _line_tx(la, ab, FRAME)
-            _line_tx(lb, ba, FRAME)
-            _g711(ab, FRAME, law)
-            _g711(ba, FRAME, law)
-            n = FRAME
-            if next_splice >= 0 and t >= next_splice:
-                # Drop a slice from the middle of the frame, both directions.
-                memmove(&ab[FRAME // 2], &ab[FRAME // 2 + splice_len],
-                        (FRAME // 2 - splice_len) * sizeof(int16_t))
-                memmove(&ba[FRAME // 2], &ba[FRAME // 2 + splice_len],
-                        (FRAME // 2 - splice_len) * sizeof(int16_t))
-                n = FRAME - splice_len
-                next_splice += splice_every
-            _line_rx(lb, ab, n)
-            _line_rx(la, ba, n)
-            t += FRAME
-            if sipacd_load_acquire(&la.done) and sipacd_load_acquire(&lb.done):
-                break
-    return t / <double>CLOCK_RATE
