@@ -112,3 +112,17 @@ cdef struct TimerFifo:
     long long head           # absolute position of the front
     long long tail           # one past the back
     Py_ssize_t mask          # capacity - 1 (a power of two)
+
+
+cdef struct IdSlot:
+    long long key
+    int val                  # slot number; -1: empty
+    int _pad
+
+
+cdef struct IntMap:
+    # Integer ids -> slot numbers (_scheduler_ids.pxi).
+    IdSlot* slots
+    Py_ssize_t mask          # capacity - 1 (a power of two)
+    int shift                # 64 - log2(capacity)
+    Py_ssize_t n

@@ -6,7 +6,8 @@ function (same names, same order of side effects -- the differential tests
 compare every action).  What differs is only representation:
 
 * agents, calls, queues and lanes are C structs in growable arrays, ids are
-  interned to ints at the API edge (``call_ix``/``agent_ix``); call slots are
+  interned to slot numbers at the API edge (_scheduler_ids.pxi: a C table
+  for int ids, a dict for any other hashable); call slots are
   recycled through a free list, and every heap entry carries a stamp from a
   global counter, so an entry for a recycled slot is never mistaken as live;
 * heaps are C binary heaps of one entry type (_heap.pxd); queue positions
@@ -29,8 +30,8 @@ from libc.stdint cimport uint64_t
 
 from acdcore._heap cimport (Entry, Heap, heap_heapify, heap_init, heap_free, heap_push,
                             heap_push_noexcept, heap_pop)
-from acdcore._records cimport (HANDLE_WINDOW, AgentLane, AgentRec, CallRec, LaneRec,
-                              Membership, QueueRec, TimerFifo)
+from acdcore._records cimport (HANDLE_WINDOW, AgentLane, AgentRec, CallRec, IdSlot, IntMap,
+                              LaneRec, Membership, QueueRec, TimerFifo)
 from acdcore._rank cimport (Rank, rank_init, rank_free, rank_push, rank_remove,
                             rank_prefix, rank_first)
 
@@ -187,6 +188,7 @@ cdef class _RankBox:
 
 
 include "_scheduler_core.pxi"
+include "_scheduler_ids.pxi"
 include "_scheduler_timers.pxi"
 include "_scheduler_matching.pxi"
 include "_scheduler_events.pxi"

@@ -43,6 +43,7 @@ cdef class Scheduler:
     cdef list out
     cdef list empty
     cdef dict queue_ix, agent_ix, call_ix, classes, multi
+    cdef IntMap call_im, agent_im   # int ids (agent_ix/call_ix: all others)
     cdef list queue_names, queue_cfgs, queue_lanes, queue_lane_list, queue_members
     cdef list queue_relax, queue_ranks
     cdef list agent_ids, agent_cfgs, pause_reason, pause_pending
@@ -60,6 +61,8 @@ cdef class Scheduler:
         self.lanes = NULL
         self.timers.data = NULL
         self.fifos = NULL
+        self.call_im.slots = NULL
+        self.agent_im.slots = NULL
 
     def __init__(self, queues, agents, seed=0, fairness="oldest"):
         if fairness not in ("oldest", "weight"):
@@ -81,6 +84,8 @@ cdef class Scheduler:
         self.call_ids, self.call_req = [], []
         self.lane_req, self.lane_clock = [], []
         heap_init(&self.timers)
+        im_init(&self.call_im, 10)
+        im_init(&self.agent_im, 6)
         self.fifo_ix = {}
         self.cap_fifos = 4
         self.fifos = <TimerFifo*>malloc(self.cap_fifos * sizeof(TimerFifo))
@@ -149,6 +154,8 @@ cdef class Scheduler:
                 heap_free(&self.lanes[i].pool)
             free(self.lanes)
         free(self.calls)
+        im_free(&self.call_im)
+        im_free(&self.agent_im)
         free(self.free_slots)
         free(self.queues)
         heap_free(&self.timers)
@@ -159,7 +166,7 @@ cdef class Scheduler:
 
     # -- configuration ------------------------------------------------------
     def add_agent(self, cfg):
-        if cfg.agent_id in self.agent_ix:
+        if _agent_get(self, cfg.agent_id) >= 0:
             raise AcdError(f"agent {cfg.agent_id!r} exists")
         for name in cfg.queues:
             if name not in self.queue_ix:
@@ -214,7 +221,11 @@ cdef class Scheduler:
                 req = self.lane_req[lane]
                 if eligible(cfg.skills, req):
                     self._agent_add_lane(a, lane, penalty, midx, score(cfg.skills, req))
-        self.agent_ix[cfg.agent_id] = a
+        cdef long long k
+        if _int_id(cfg.agent_id, &k):
+            im_setdefault(&self.agent_im, k, a)
+        else:
+            self.agent_ix[cfg.agent_id] = a
 
     def remove_agent(self, agent_id):
         """Only a logged-out agent can be removed (log it out first)."""
@@ -230,7 +241,11 @@ cdef class Scheduler:
         ag.n_mem = 0
         ag.n_lanes = 0
         ag.alive = False
-        del self.agent_ix[agent_id]
+        cdef long long k
+        if _int_id(agent_id, &k):
+            im_pop(&self.agent_im, k)
+        else:
+            del self.agent_ix[agent_id]
 
     cdef int _agent_add_lane(self, int a, int lane, int penalty, int midx, int sc) except -1:
         cdef AgentRec* ag = &self.agents[a]
@@ -251,14 +266,14 @@ cdef class Scheduler:
 
     # -- lookups --------------------------------------------------------------
     cdef int _agent(self, agent_id) except -1:
-        cdef object a = self.agent_ix.get(agent_id)
-        if a is None:
+        cdef int a = _agent_get(self, agent_id)
+        if a < 0:
             raise UnknownAgent(agent_id)
         return a
 
     cdef int _call(self, call_id) except -1:
-        cdef object c = self.call_ix.get(call_id)
-        if c is None:
+        cdef int c = _call_get(self, call_id)
+        if c < 0:
             raise UnknownCall(call_id)
         return c
 

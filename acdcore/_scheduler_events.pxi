@@ -78,7 +78,7 @@ cdef int _event(Scheduler self, int code, object ev, object call_id, object agen
 
 
 # -- calls --------------------------------------------------------------------
-cdef inline object _peek_slot(Scheduler self):
+cdef inline int _peek_slot(Scheduler self) noexcept:
     """The slot _alloc_call will return next."""
     if self.n_free > 0:
         return self.free_slots[self.n_free - 1]
@@ -108,12 +108,12 @@ cdef int _alloc_call(Scheduler self) except -1:
 
 
 cdef void _free_call(Scheduler self, int c):
-    del self.call_ix[self.call_ids[c]]
+    _call_pop(self, self.call_ids[c])
     _free_slot(self, c)
 
 
 cdef void _free_slot(Scheduler self, int c):
-    """Recycle the slot of a call whose id is already out of call_ix."""
+    """Recycle the slot of a call whose id is already out of the index."""
     self.call_ids[c] = None
     if self.calls[c].has_req:
         self.call_req[c] = None
@@ -124,8 +124,8 @@ cdef void _free_slot(Scheduler self, int c):
 
 cdef int _pop_call(Scheduler self, object call_id) except -1:
     """Look the call up and drop its id in one dict operation."""
-    cdef object c = self.call_ix.pop(call_id, None)
-    if c is None:
+    cdef int c = _call_pop(self, call_id)
+    if c < 0:
         raise UnknownCall(call_id)
     return c
 
@@ -143,27 +143,26 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
                  object callback) except -1:
     # One dict operation both checks for a duplicate and registers the id
     # (undone on the rare paths where the call does not enter the queue).
-    cdef object slot = _peek_slot(self)
-    if self.call_ix.setdefault(call_id, slot) is not slot:
+    if _call_claim(self, call_id, _peek_slot(self)) >= 0:
         raise AcdError(f"call {call_id!r} already queued")
     cdef object qobj = self.queue_ix.get(queue)
     if qobj is None:
-        del self.call_ix[call_id]
+        _call_pop(self, call_id)
         raise UnknownQueue(queue)
     cdef int qi = qobj
     cdef QueueRec* q = &self.queues[qi]
     if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
-        del self.call_ix[call_id]
+        _call_pop(self, call_id)
         self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "empty"))
         return 0
     if q.max_len and q.n_in_queue >= q.max_len:
-        del self.call_ix[call_id]
+        _call_pop(self, call_id)
         self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "full"))
         return 0
     try:
         req = normalize(skills) if skills else _NO_SKILLS
     except Exception:
-        del self.call_ix[call_id]
+        _call_pop(self, call_id)
         raise
     self.seq += 1
     cdef int c = _alloc_call(self)
@@ -267,7 +266,7 @@ cdef int _gone(Scheduler self, object call_id, int inp, str reason) except -1:
     cdef int c = _pop_call(self, call_id)
     cdef int st = self.calls[c].state
     if CALL_T[st * N_C_INPUTS + inp] < 0:
-        self.call_ix[call_id] = c
+        _call_set(self, call_id, c)
         call_next(st, inp)
     self.calls[c].state = call_next(st, inp)
     cdef list agents = _cancel_all(self, c, A_CANCEL, reason)
@@ -290,8 +289,7 @@ cdef int _callback(Scheduler self, object call_id) except -1:
 
 cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cdef int a = self._agent(agent_id)
-    cdef object cobj = self.call_ix.get(call_id)
-    cdef int c = -1 if cobj is None else cobj
+    cdef int c = _call_get(self, call_id)
     cdef AgentRec* ag = &self.agents[a]
     if ag.state != OFFERED or c < 0 or ag.call != c:
         lc = self.last_cancel[a]
@@ -325,8 +323,7 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
 
 cdef int _rejected(Scheduler self, object call_id, object agent_id) except -1:
     cdef int a = self._agent(agent_id)
-    cdef object cobj = self.call_ix.get(call_id)
-    cdef int c = -1 if cobj is None else cobj
+    cdef int c = _call_get(self, call_id)
     cdef AgentRec* ag = &self.agents[a]
     if ag.state != OFFERED or c < 0 or ag.call != c:
         lc = self.last_cancel[a]
@@ -378,7 +375,7 @@ cdef int _ended(Scheduler self, object call_id) except -1:
     cdef int c = _pop_call(self, call_id)
     cdef CallRec* cr = &self.calls[c]
     if cr.state != C_TALKING:
-        self.call_ix[call_id] = c
+        _call_set(self, call_id, c)
         call_next(cr.state, C_END)
     cr.state = call_next(cr.state, C_END)
     cdef int a = cr.agent

@@ -98,9 +98,9 @@ cdef int _check_invariants(Scheduler self) except -1:
             assert ag.state == AVAILABLE and ag.ready_stamp == 0
         elif ag.state == AVAILABLE:
             assert ag.ready_stamp != 0, f"agent {self.agent_ids[a]} idle but not offerable"
-    assert len(self.call_ix) + self.n_free == self.n_slots
+    assert len(self.call_ix) + self.call_im.n + self.n_free == self.n_slots
     waiting_lanes = set()
-    for cid, c in self.call_ix.items():
+    for cid, c in _call_items(self):
         cr = &self.calls[c]
         assert self.call_ids[c] == cid
         if cr.state == C_WAITING:

@@ -13,13 +13,13 @@ same rules.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from acdcore import events as E
 from acdcore.actions import Connect, Offer
 from acdcore.model import AgentConfig, QueueConfig, Strategy
 
-__all__ = ["Trace", "centre", "config_for", "record"]
+__all__ = ["Trace", "centre", "config_for", "interned", "record"]
 
 # Strategies spread over the 100 queues; random/skills need no special trace.
 _STRATEGIES = (Strategy.LONGEST_IDLE, Strategy.ROUND_ROBIN, Strategy.FEWEST_CALLS,
@@ -141,5 +141,22 @@ def record(cls: type, n_agents: int, n_queues: int, n_waiting: int, n_churn: int
     return Trace(out, fill_start or fill_end, fill_end, n_waiting, cls.__name__, n_agents, n_queues, phases)
 
 
-def config_for(trace: Trace) -> tuple[list[QueueConfig], list[AgentConfig]]:
-    return centre(trace.n_agents, trace.n_queues)
+def config_for(trace: Trace, ids: str = "str") -> tuple[list[QueueConfig], list[AgentConfig]]:
+    queues, agents = centre(trace.n_agents, trace.n_queues)
+    if ids == "int":
+        agents = [replace(a, agent_id=int(a.agent_id[1:])) for a in agents]
+    return queues, agents
+
+
+def _int_id(x):
+    return None if x is None else int(x[1:])
+
+
+def interned(trace: Trace) -> Trace:
+    """The same trace with int call and agent ids ("c123" -> 123, "a5" -> 5),
+    as a runtime that interns its SIP Call-IDs and agent names would pass
+    them (queue names stay strings: a hundred hot keys).  Replay it with
+    ``config_for(trace, ids="int")``."""
+    events = [(code, t, _int_id(c), _int_id(a), q) for code, t, c, a, q in trace.events]
+    return Trace(events, trace.fill_start, trace.fill_end, trace.waiting_at_fill_end,
+                 trace.recorder, trace.n_agents, trace.n_queues, dict(trace.phases))

@@ -17,7 +17,28 @@ SKILL_SETS = [(), (("fr", 1),), (("fr", 3),), (("billing", 2), ("fr", 1)), (("de
 AGENT_SKILLS = [{}, {"fr": 1}, {"fr": 3, "billing": 2}, {"de": 5}, {"fr": 5, "de": 1}]
 
 
-def make_config(strategies, n_agents: int, variant: int):
+def agent_id(k: int, ids: str = "str"):
+    """Agent ids: "str" (a0, a1...), "int" (0, 1...) or "mixed" (both in one engine)."""
+    if ids == "int" or (ids == "mixed" and k % 2):
+        return k
+    return f"a{k}"
+
+
+def call_id(n: int, ids: str = "str"):
+    if ids == "int" or (ids == "mixed" and n % 3):
+        return n
+    return f"c{n}"
+
+
+def alias(x, j: int, ids: str):
+    """With mixed ids, refer to an int id by an equal number of another type
+    (5.0, True): a Python dict treats them as one key, so both engines must."""
+    if ids == "mixed" and type(x) is int and j % 3 == 1:
+        return bool(x) if x in (0, 1) else float(x)
+    return x
+
+
+def make_config(strategies, n_agents: int, variant: int, ids: str = "str"):
     queues = []
     for i, s in enumerate(strategies):
         queues.append(QueueConfig(
@@ -38,16 +59,17 @@ def make_config(strategies, n_agents: int, variant: int):
     for k in range(n_agents):
         member = {f"q{j}": (k + j) % 3 for j in range(nq) if (k + j) % 3 != 2 or nq == 1}
         agents.append(AgentConfig(
-            agent_id=f"a{k}", queues=member, skills=AGENT_SKILLS[k % len(AGENT_SKILLS)],
+            agent_id=agent_id(k, ids), queues=member, skills=AGENT_SKILLS[k % len(AGENT_SKILLS)],
             wrap_up=None if k % 4 else 2.0, weight=1 + k % 3))
     return queues, agents
 
 
 class Driver:
-    def __init__(self, n_queues: int, n_agents: int):
+    def __init__(self, n_queues: int, n_agents: int, ids: str = "str"):
         self.t = 0.0
         self.n_queues = n_queues
-        self.agents = [f"a{k}" for k in range(n_agents)]
+        self.ids = ids
+        self.agents = [agent_id(k, ids) for k in range(n_agents)]
         self.calls: list[str] = []
         self.offers: list[tuple[str, str]] = []
         self.cancelled: list[tuple[str, str]] = []
@@ -59,7 +81,7 @@ class Driver:
         t = self.t
         ag = self.agents[i % len(self.agents)]
         if kind == 0:
-            cid = f"c{len(self.calls)}"
+            cid = call_id(len(self.calls), self.ids)
             self.calls.append(cid)
             return CallArrived(t, cid, f"q{i % self.n_queues}", priority=j % 3,
                                skills=SKILL_SETS[(i // 3 + j) % len(SKILL_SETS)],
@@ -70,7 +92,7 @@ class Driver:
         if kind == 3 and self.talking:
             return CallEnded(t, self.talking[i % len(self.talking)])
         if kind in (4, 5, 12) and self.calls:
-            c = self.calls[-1 - (i % min(len(self.calls), 4))]
+            c = alias(self.calls[-1 - (i % min(len(self.calls), 4))], j, self.ids)
             if kind == 4:
                 return CallAbandoned(t, c)
             if kind == 5:
@@ -90,7 +112,7 @@ class Driver:
             c, a = self.cancelled[i % len(self.cancelled)]
             return OfferAnswered(t, c, a) if j % 2 else OfferRejected(t, c, a)
         if kind == 14:
-            return OfferAnswered(t, f"c{i}", ag)  # mostly invalid
+            return OfferAnswered(t, alias(call_id(i, self.ids), j, self.ids), ag)  # mostly invalid
         return Tick(t)
 
     def observe(self, actions):
@@ -114,12 +136,12 @@ class Driver:
         self.observe(actions)
 
 
-def run(scheduler_factory, strategies, n_agents, variant, ops, seed=0, check=True):
+def run(scheduler_factory, strategies, n_agents, variant, ops, seed=0, check=True, ids="str"):
     """Feeds ``ops`` to a scheduler; returns the transcript of (event, outcome)."""
-    queues, agents = make_config(strategies, n_agents, variant)
+    queues, agents = make_config(strategies, n_agents, variant, ids)
     s = scheduler_factory(queues, agents, seed=seed,
                           fairness="weight" if variant % 3 == 2 else "oldest")
-    d = Driver(len(queues), n_agents)
+    d = Driver(len(queues), n_agents, ids)
     transcript = []
     for op in ops:
         ev = d.event(op)

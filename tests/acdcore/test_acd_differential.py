@@ -93,6 +93,49 @@ def test_cython_matches_reference(config, ops):
 
 
 @pytest.mark.skipif(not COMPILED, reason="Cython engine not built")
+@pytest.mark.parametrize("ids", ["int", "mixed"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CONFIG, OPS)
+def test_cython_matches_reference_with_int_ids(ids, config, ops):
+    """Int ids take the engine's C id table, other ids its dict; numbers equal
+    to an int (True, 5.0) must land on that int's call, as in a dict."""
+    strategies, n_agents, variant, seed = config
+    ref = run(ReferenceScheduler, strategies, n_agents, variant, ops, seed=seed, ids=ids)
+    fast = run(Scheduler, strategies, n_agents, variant, ops, seed=seed, ids=ids)
+    for i, (a, b) in enumerate(zip(ref, fast)):
+        assert a == b, f"diverged at step {i}: {a[0]!r}\nreference {a[1:]}\ncython    {b[1:]}"
+    assert len(ref) == len(fast)
+
+
+@pytest.mark.skipif(not COMPILED, reason="Cython engine not built")
+def test_int_id_table_grows_and_deletes():
+    """Thousands of int call ids (C table growth, backward-shift deletes,
+    huge and negative ids that overflow to the dict) against the reference."""
+    import random
+    from acdcore import AgentConfig, CallAbandoned, CallArrived, QueueConfig
+    r = random.Random(3)
+    engines = [cls([QueueConfig("q")], [AgentConfig(7, {"q": 0})])
+               for cls in (ReferenceScheduler, Scheduler)]
+    alive = []
+    for i in range(5000):
+        if alive and r.random() < 0.45:
+            gone = alive.pop(r.randrange(len(alive)))
+            outs = [s.handle(CallAbandoned(i, gone)) for s in engines]
+        else:
+            cid = r.choice([i, -i, i * 2**40, 2**70 + i, i * 1024])
+            if cid in alive:
+                continue
+            alive.append(cid)
+            outs = [s.handle(CallArrived(i, cid, "q")) for s in engines]
+        assert outs[0] == outs[1]
+    ref, fast = engines
+    assert [ref.queue_position(c) for c in alive] == [fast.queue_position(c) for c in alive]
+    exact = [float(c) for c in alive if float(c) == c][:50]   # 5.0 finds call 5
+    assert [ref.call_state(c) for c in exact] == [fast.call_state(c) for c in exact]
+    fast.check_invariants()
+
+
+@pytest.mark.skipif(not COMPILED, reason="Cython engine not built")
 def test_many_seeded_runs_match():
     """Plain seeded random runs beside hypothesis: broad, cheap, reproducible."""
     import random
