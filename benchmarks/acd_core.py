@@ -14,7 +14,12 @@ How it measures
    recorded trace is valid for both; the digests of their action streams
    are compared as a free differential check.  The reference replays a
    prefix (``--reference-events``; it is much slower); the speedup is taken
-   on that same prefix.
+   on that same prefix.  Every replay runs twice: with the recorded str
+   ids ("c123", "a5": what sipagent passes today; rows ``cython`` and
+   ``reference``) and with the same ids interned to ints (rows
+   ``*_int_ids``: what a runtime that interns its Call-IDs would pass; the
+   engine then indexes them in a C table, not a dict).  Ratios compare the
+   engines on the same id kind.
 3. events/s = events / wall time of a replay loop that does nothing but
    call ``handle_raw`` (loop overhead included and reported separately,
    no per-event timer), median of ``--repeat`` replays.
@@ -52,7 +57,7 @@ from acdcore import events as E  # noqa: E402
 from acdcore.erlang_cli import json_safe  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from acd_trace import Trace, config_for, record  # noqa: E402
+from acd_trace import Trace, config_for, interned, record  # noqa: E402
 
 TARGETS = {
     "events_per_second": 1_000_000,
@@ -76,13 +81,14 @@ def engines() -> dict[str, type]:
     return found
 
 
-def _replay_seconds(cls: type, trace: Trace, n: int, repeat: int) -> tuple[float, float, str]:
+def _replay_seconds(cls: type, trace: Trace, n: int, repeat: int,
+                    ids: str = "str") -> tuple[float, float, str]:
     """Median wall and CPU seconds of ``repeat`` replays of the first n events, and the action digest.
 
     CPU time (this process only) is what the targets are judged on: on a
     shared 2-core box, wall time also counts other processes' turns.
     """
-    queues, agents = config_for(trace)
+    queues, agents = config_for(trace, ids)
     events = trace.events[:n]
     walls, cpus = [], []
     for _ in range(repeat):
@@ -121,8 +127,8 @@ def _driver_overhead_ns(trace: Trace, n: int) -> float:
     return (time.process_time() - start) / max(1, len(events)) * 1e9
 
 
-def _latencies_ns(cls: type, trace: Trace, n: int) -> list[int]:
-    queues, agents = config_for(trace)
+def _latencies_ns(cls: type, trace: Trace, n: int, ids: str = "str") -> list[int]:
+    queues, agents = config_for(trace, ids)
     sched = cls(queues, agents, seed=7)
     h = sched.handle_raw
     clock = time.perf_counter_ns
@@ -155,7 +161,7 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _memory_per_waiting(engine: str, trace: Trace) -> dict[str, float]:
+def _memory_per_waiting(engine: str, trace: Trace, ids: str = "str") -> dict[str, float]:
     """Run the probe in a fresh interpreter: in this one, earlier replays left
     freed arenas behind that the fill phase would silently reuse (RSS 0)."""
     import pickle
@@ -168,20 +174,20 @@ def _memory_per_waiting(engine: str, trace: Trace) -> dict[str, float]:
         pickle.dump(vars(trace), f, protocol=pickle.HIGHEST_PROTOCOL)
         path = f.name
     try:
-        done = subprocess.run([sys.executable, __file__, "--memory-probe", path, engine],
+        done = subprocess.run([sys.executable, __file__, "--memory-probe", path, engine, ids],
                               capture_output=True, text=True, check=True)
     finally:
         os.unlink(path)
     return json.loads(done.stdout)
 
 
-def _memory_probe(path: str, engine: str) -> dict[str, float]:
+def _memory_probe(path: str, engine: str, ids: str = "str") -> dict[str, float]:
     import pickle
 
     with open(path, "rb") as f:
         trace = Trace(**pickle.load(f))
     cls = engines()[engine]
-    queues, agents = config_for(trace)
+    queues, agents = config_for(trace, ids)
     events = trace.events
     waiting = trace.waiting_at_fill_end
     out: dict[str, float] = {}
@@ -241,12 +247,25 @@ def _percentile(sorted_values: list[int], p: float) -> float:
     return float(sorted_values[k])
 
 
+# Id kinds the replays use.  "str": the trace as recorded ("c123", "a5"),
+# what sipagent passes today.  "int": the same events with the ids interned
+# to ints (123, 5; AgentConfig ids too), as a runtime that maps each SIP
+# Call-ID to a counter once would pass them: the engine then keeps its id
+# index in a C table instead of a dict (_scheduler_ids.pxi).
+ID_KINDS = ("str", "int")
+
+
+def _row_name(engine: str, ids: str) -> str:
+    return engine if ids == "str" else f"{engine}_int_ids"
+
+
 def bench_engines(args: argparse.Namespace) -> dict:
     found = engines()
     recorder_name = "cython" if "cython" in found else "reference"
     start = time.perf_counter()
     trace = record(found[recorder_name], args.agents, args.queues, args.waiting, args.churn)
     record_seconds = time.perf_counter() - start
+    traces = {"str": trace, "int": interned(trace)}
     n_all = len(trace.events)
     n_ref = min(n_all, args.reference_events)
     overhead = _timer_overhead_ns()
@@ -258,38 +277,44 @@ def bench_engines(args: argparse.Namespace) -> dict:
         "driver_overhead_ns": _driver_overhead_ns(trace, n_all),
         "engines": {},
     }
-    for name, cls in found.items():
-        n = n_all if name == "cython" else n_ref
-        seconds, cpu_seconds, digest = _replay_seconds(cls, trace, n, args.repeat)
-        raw = _latencies_ns(cls, trace, n)
-        lat = sorted(raw)
-        row = {
-            "events": n,
-            "wall_seconds": seconds,
-            "cpu_seconds": cpu_seconds,
-            "events_per_second": n / cpu_seconds,
-            "events_per_wall_second": n / seconds,
-            "p50_us": _percentile(lat, 50) / 1000,
-            "p99_us": _percentile(lat, 99) / 1000,
-            "max_us": lat[-1] / 1000 if lat else math.nan,
-            "digest": digest,
-        }
-        row["by_event"] = _by_event(trace, raw)
-        if n >= trace.fill_end:
-            row.update(_memory_per_waiting(name, trace))
-        if name == "cython" and n_ref >= n:
-            row["prefix_events_per_second"] = row["events_per_second"]
-        elif name == "cython":
-            # Same prefix as the reference, for an apples-to-apples ratio.
-            _, s_prefix, d_prefix = _replay_seconds(cls, trace, n_ref, args.repeat)
-            row["prefix_events_per_second"] = n_ref / s_prefix
-            row["prefix_digest"] = d_prefix
-        results["engines"][name] = row
-    if "cython" in results["engines"]:
-        fast, ref = results["engines"]["cython"], results["engines"]["reference"]
-        fast_eps = fast.get("prefix_events_per_second", fast["events_per_second"])
-        results["speedup_vs_reference"] = fast_eps / ref["events_per_second"]
-        results["identical_actions"] = fast.get("prefix_digest", fast["digest"]) == ref["digest"]
+    for ids in ID_KINDS:
+        tr = traces[ids]
+        for name, cls in found.items():
+            n = n_all if name == "cython" else n_ref
+            seconds, cpu_seconds, digest = _replay_seconds(cls, tr, n, args.repeat, ids)
+            raw = _latencies_ns(cls, tr, n, ids)
+            lat = sorted(raw)
+            row = {
+                "ids": ids,
+                "events": n,
+                "wall_seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "events_per_second": n / cpu_seconds,
+                "events_per_wall_second": n / seconds,
+                "p50_us": _percentile(lat, 50) / 1000,
+                "p99_us": _percentile(lat, 99) / 1000,
+                "max_us": lat[-1] / 1000 if lat else math.nan,
+                "digest": digest,
+            }
+            row["by_event"] = _by_event(tr, raw)
+            if n >= tr.fill_end:
+                row.update(_memory_per_waiting(name, tr, ids))
+            if name == "cython" and n_ref >= n:
+                row["prefix_events_per_second"] = row["events_per_second"]
+            elif name == "cython":
+                # Same prefix as the reference, for an apples-to-apples ratio.
+                _, s_prefix, d_prefix = _replay_seconds(cls, tr, n_ref, args.repeat, ids)
+                row["prefix_events_per_second"] = n_ref / s_prefix
+                row["prefix_digest"] = d_prefix
+            results["engines"][_row_name(name, ids)] = row
+        if "cython" in found:
+            fast = results["engines"][_row_name("cython", ids)]
+            ref = results["engines"][_row_name("reference", ids)]
+            fast_eps = fast.get("prefix_events_per_second", fast["events_per_second"])
+            # Each engine with the same id kind: the ratio of the engines, not of the ids.
+            results[_row_name("speedup_vs_reference", ids)] = fast_eps / ref["events_per_second"]
+            results[_row_name("identical_actions", ids)] = \
+                fast.get("prefix_digest", fast["digest"]) == ref["digest"]
     return results
 
 
@@ -351,12 +376,14 @@ def table(res: dict) -> str:
     lines.append("  "
                  f"latency: perf_counter_ns around each handle_raw call (timer overhead ~{res['engines_bench']['timer_overhead_ns']:.0f} ns, included)")
     lines.append("")
-    hdr = ("engine", "events", "events/s", "events/s (ref prefix)", "p50 µs", "p99 µs", "max µs",
-           "RSS B/wait", "traced B/wait")
+    hdr = ("engine", "ids", "events", "events/s", "events/s (ref prefix)", "p50 µs", "p99 µs",
+           "max µs", "RSS B/wait", "traced B/wait")
     rows = [hdr]
     for name, r in res["engines_bench"]["engines"].items():
-        prefix = r.get("prefix_events_per_second", r["events_per_second"] if name == "reference" else None)
-        rows.append((name, f"{r['events']:,}", _fmt(r["events_per_second"]), _fmt(prefix),
+        prefix = r.get("prefix_events_per_second",
+                       r["events_per_second"] if name.startswith("reference") else None)
+        rows.append((name.removesuffix("_int_ids"), r.get("ids", "str"), f"{r['events']:,}",
+                     _fmt(r["events_per_second"]), _fmt(prefix),
                      _fmt(r["p50_us"]), _fmt(r["p99_us"]),
                      _fmt(r["max_us"]), _fmt(r.get("rss_bytes_per_waiting_call")),
                      _fmt(r.get("traced_bytes_per_waiting_call"))))
@@ -367,9 +394,11 @@ def table(res: dict) -> str:
     for name, r in eb["engines"].items():
         kinds = ", ".join(f"{k} {v['mean_us']:.2g}/{v['p99_us']:.2g}" for k, v in r["by_event"].items())
         lines.append(f"{name} per event kind, mean/p99 µs: {kinds}")
-    if "speedup_vs_reference" in eb:
-        lines.append(f"speedup vs reference (same prefix): {eb['speedup_vs_reference']:.1f}x; "
-                     f"identical actions: {eb['identical_actions']}")
+    for suffix, label in (("", "str ids"), ("_int_ids", "int ids")):
+        if "speedup_vs_reference" + suffix in eb:
+            lines.append(f"speedup vs reference (same prefix, both with {label}): "
+                         f"{eb['speedup_vs_reference' + suffix]:.1f}x; "
+                         f"identical actions: {eb['identical_actions' + suffix]}")
     lines.append("")
     lines.append(f"simulator (KPI.md reference cases, SL over offered at 20 s; calls per CPU second, median of {res['repeat']} runs):")
     hdr = ("case", "engine", "calls", "calls/s", "SL20", "exp", "P(ab)", "exp", "ASA s", "exp", "occ", "exp", "ok")
@@ -387,32 +416,41 @@ def table(res: dict) -> str:
     lines.append("")
     lines.append("targets:")
     for key, (value, target, ok) in res["targets"].items():
-        lines.append(f"  {key:<28} {_fmt(value):>12}  target {_fmt(target):>10}  {'met' if ok else 'MISSED'}")
+        lines.append(f"  {key:<36} {_fmt(value):>12}  target {_fmt(target):>10}  {'met' if ok else 'MISSED'}")
     return "\n".join(lines)
 
 
 def targets(res: dict) -> dict:
+    """Targets judged on each id path separately: plain keys for str ids (what
+    sipagent passes today), ``*_int_ids`` keys for interned int ids."""
     eng = res["engines_bench"]["engines"]
-    best = eng.get("cython", eng["reference"])
     sim_cps = min(r["calls_per_second"] for r in res["simulator"].values())  # the slower case counts
-    out = {
-        "events_per_second": (best["events_per_second"], TARGETS["events_per_second"], best["events_per_second"] >= TARGETS["events_per_second"]),
-        "p99_us": (best["p99_us"], TARGETS["p99_us"], best["p99_us"] <= TARGETS["p99_us"]),
-        "sim_calls_per_second": (sim_cps, TARGETS["sim_calls_per_second"], sim_cps >= TARGETS["sim_calls_per_second"]),
-    }
-    mem = best.get("rss_bytes_per_waiting_call")
-    if mem is not None:
-        out["bytes_per_waiting_call"] = (mem, TARGETS["bytes_per_waiting_call"], mem <= TARGETS["bytes_per_waiting_call"])
-    speed = res["engines_bench"].get("speedup_vs_reference")
-    if speed is not None:
-        out["speedup_vs_reference"] = (speed, TARGETS["speedup_vs_reference"], speed >= TARGETS["speedup_vs_reference"])
+    out = {}
+    for suffix in ("", "_int_ids"):
+        best = eng.get("cython" + suffix, eng.get("reference" + suffix))
+        if best is None:
+            continue
+        eps = best["events_per_second"]
+        out["events_per_second" + suffix] = (eps, TARGETS["events_per_second"],
+                                             eps >= TARGETS["events_per_second"])
+        out["p99_us" + suffix] = (best["p99_us"], TARGETS["p99_us"], best["p99_us"] <= TARGETS["p99_us"])
+        mem = best.get("rss_bytes_per_waiting_call")
+        if mem is not None:
+            out["bytes_per_waiting_call" + suffix] = (mem, TARGETS["bytes_per_waiting_call"],
+                                                      mem <= TARGETS["bytes_per_waiting_call"])
+        speed = res["engines_bench"].get("speedup_vs_reference" + suffix)
+        if speed is not None:
+            out["speedup_vs_reference" + suffix] = (speed, TARGETS["speedup_vs_reference"],
+                                                    speed >= TARGETS["speedup_vs_reference"])
+    out["sim_calls_per_second"] = (sim_cps, TARGETS["sim_calls_per_second"],
+                                   sim_cps >= TARGETS["sim_calls_per_second"])
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--memory-probe"]:  # internal: see _memory_per_waiting
-        print(json.dumps(_memory_probe(argv[1], argv[2])))
+        print(json.dumps(_memory_probe(*argv[1:4])))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run (seconds)")
