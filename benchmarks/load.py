@@ -656,9 +656,10 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
                   "bridged_at": r["answered"] and r["answered"] - r["start"],
                   "ended_at": r["end"] and r["end"] - r["start"]}
                  for r in fleet_stats.get("recordings", [])]
-        checked = [a for a in audio if a["ok"] is not None]
+        checked = [a for a in audio if a["ok"] is not None and "silent_share" in a]
         heard = [a["startup_ms"] for a in audio if "startup_ms" in a]
-        audio_sum = {"recorded": len(audio), "checked": len(checked),
+        unheard = sum(1 for a in audio if a.get("why") == "far end never heard")
+        audio_sum = {"recorded": len(audio), "checked": len(checked), "unheard": unheard,
                      "intact": sum(1 for a in checked if a["ok"]),
                      "silent_share_median": (float(np.median([a["silent_share"] for a in checked]))
                                              if checked else None),
@@ -743,6 +744,7 @@ def table(r: Result) -> str:
             f"p50 {_f(e['outside_dispatch_p50_ms'], 'ms')}, "
             f"p99 {_f(e['outside_dispatch_p99_ms'], 'ms')} of {e['outside_dispatch_count']}",
             f"  audio             {au['intact']}/{au['checked']} sampled bridged legs intact "
+            f"{'(+ %d never heard the far end) ' % au['unheard'] if au.get('unheard') else ''}"
             f"(once heard: far-end tone within 15 Hz, gaps <= 60 ms and "
             f"< 5 % of the time; music while waiting); median {_f(au['gaps_per_s_median'], 'f')} gaps/s, "
             f"{_f(au['silent_share_median'], 'pct')} silent, longest gap "
