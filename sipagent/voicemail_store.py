@@ -202,7 +202,11 @@ class VoicemailStore:
                                          final.stat().st_size)
                     self.outbox.queue(message_id, mb.number, mb.emails, mb.webhook)
             except BaseException:
-                final.unlink(missing_ok=True)
+                # Not filed: hand the recording back rather than lose it.
+                try:
+                    os.replace(final, src)
+                except OSError:
+                    final.unlink(missing_ok=True)
                 raise
         self._event("deposited")
         return message_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -108,6 +109,21 @@ def test_an_incomplete_wav_is_refused(store, tmp_path):
     with pytest.raises(ValueError):
         store.deposit("200", rec, "1", "200")
     assert store.list("200") == []
+
+
+def test_a_failed_commit_hands_the_recording_back(store, tmp_path, monkeypatch):
+    rec = tone(tmp_path / "rec.wav", 3)
+    original = rec.read_bytes()
+
+    def broken(*args):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_insert_message", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        store.deposit("200", rec, "1", "200")
+    assert rec.read_bytes() == original and store.list("200") == []
+    assert list((store.root / "200").iterdir()) == []
+    assert store.outbox.pending() == 0          # rolled back with the row
 
 
 def test_unknown_box(store, tmp_path):
@@ -339,6 +355,7 @@ def test_killed_at_a_random_moment_of_a_deposit_loop(tmp_path, kill_after):
     run_child(tmp_path, "loop", kill_after=kill_after)
     store = VoicemailStore(tmp_path / "data", {"200": Mailbox("200", min_length=0)})
     assert_every_listed_message_is_complete(store)
-    on_disk = sorted(p.stem for p in (store.root / "200").iterdir())
+    box = store.root / "200"        # absent when killed before the first deposit
+    on_disk = sorted(p.stem for p in box.iterdir()) if box.exists() else []
     assert on_disk == sorted(m.id for m in store.list("200"))
     store.close()
