@@ -31,10 +31,12 @@ buffer works in codec frames, two per 20 ms packet.  Fixed prefetch with
 progressive discard is the worst: the discard keeps trimming the level the
 prefetch asks for.
 
-The jitter buffer is set per call (onStreamPreCreate); VAD, the echo
-canceller and PLC are endpoint-wide in pjsua2 2.12.1, so `configure_endpoint`
-belongs to a process that carries fax (and suits voice well enough: it only
-trades PLC's concealment of lost packets for silence).
+The jitter buffer is set per call (JitterPolicy: prefetch from pjsua2's
+onStreamPreCreate, discard through a C hook in mediaports/jitter.pyx), so
+voice calls keep pjmedia's defaults.  VAD, the echo canceller and PLC are
+endpoint-wide in pjsua2 2.12.1: `configure_media`/`configure_codecs` belong
+to a process that carries fax (and suit voice well enough: PLC off only
+trades concealment of lost packets for silence).
 
 pjsua2 has no T.38, so a re-INVITE offering T.38 is answered 488 and the
 call stays on G.711 (`reject_t38`).
@@ -50,19 +52,36 @@ G711 = ("PCMA/8000/1", "PCMU/8000/1")
 
 @dataclass(frozen=True)
 class JitterPolicy:
-    """Per-call jitter buffer.  `fixed_ms` of prefetch absorbs the other
-    side's clock-thread bursts; `max_ms` is the hard ceiling before frames
-    must go.  None = leave pjsua's adaptive defaults (for comparison)."""
+    """A fax call's jitter buffer.  `fixed_ms` of prefetch absorbs the other
+    side's clock-thread bursts; `max_ms` is the ceiling past which frames
+    must go anyway; `discard` is the per-call frame-discard policy.
+    fixed_ms=None / discard=None leave pjsua's settings (for comparison)."""
     fixed_ms: int | None = 120
     max_ms: int = 1000
+    discard: str | None = "none"
+
+    def claim(self, call_id: int) -> None:
+        """Before the call's media exists: before answer(), or right after
+        makeCall() (its stream is made when the answer arrives)."""
+        if self.discard is not None:
+            from sipagent.mediaports import jitter
+
+            jitter.set_call_discard(call_id, self.discard)
+
+    def release(self, call_id: int) -> None:
+        """When the call has ended: pjsua reuses call ids."""
+        from sipagent.mediaports import jitter
+
+        jitter.clear_call(call_id)
 
     def apply(self, si: "pj.StreamInfo") -> None:
+        """From Call.onStreamPreCreate: the prefetch."""
         if self.fixed_ms is None:
             return
         si.jbInit = si.jbMinPre = si.jbMaxPre = self.fixed_ms
         si.jbMax = self.max_ms
         # jbDiscardAlgo cannot be set here (SWIG wraps the enum as an opaque
-        # type); every stream copies it from pjsua: see configure_jitter().
+        # type): claim() sets it in C for this call instead.
 
 
 def configure_media(med: "pj.MediaConfig") -> None:
@@ -75,7 +94,10 @@ def configure_media(med: "pj.MediaConfig") -> None:
 
 
 def configure_jitter(discard: str = "none") -> None:
-    """No frame discard for streams created from now on (after libInit)."""
+    """Process-wide: no frame discard for every stream created from now on
+    (after libInit).  Simpler than JitterPolicy.claim() per call, and the
+    only way for a call that turns into a fax after its media exists; costs
+    voice calls pjmedia's latency trimming after bursts."""
     from sipagent.mediaports import jitter
 
     jitter.set_discard(discard)
@@ -117,10 +139,16 @@ def reject_t38(prm) -> bool:
     return False
 
 
-def audio_slot(call: "pj.Call") -> int | None:
-    """The call's conference slot once its audio is active, else None."""
+def active_audio(call: "pj.Call") -> tuple[int, int] | None:
+    """(media index, conference slot) of the call's active audio, else None."""
     ci = call.getInfo()  # keep ci alive while iterating ci.media
     for mi in ci.media:
         if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-            return call.getAudioMedia(mi.index).getPortId()
+            return mi.index, call.getAudioMedia(mi.index).getPortId()
     return None
+
+
+def audio_slot(call: "pj.Call") -> int | None:
+    """The call's conference slot once its audio is active, else None."""
+    audio = active_audio(call)
+    return audio[1] if audio else None

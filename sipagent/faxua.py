@@ -13,7 +13,7 @@ sender and one receiver.
 stdout carries JSON events, one per line:
     {"ev":"ready","port":P}
     {"ev":"state","state":"CONFIRMED","code":200}
-    {"ev":"media","slot":N}                   fax port attached to the call
+    {"ev":"media","slot":N,"jitter_discard":"none",..}  fax port attached
     {"ev":"progress","negotiated":true,"pages":1,"line_seconds":..}
     {"ev":"t38_rejected"}                     a re-INVITE offered T.38: 488
     {"ev":"fax", ...FaxSession.poll() result, "cpu_seconds":..}
@@ -40,6 +40,7 @@ import traceback
 import pjsua2 as pj
 
 from sipagent import fax_call
+from sipagent.mediaports import jitter
 from sipagent.mediaports.fax import FaxSession
 
 STATES = {
@@ -99,9 +100,9 @@ class FaxCall(pj.Call):
 
     @guarded
     def onCallMediaState(self, prm):
-        slot = fax_call.audio_slot(self)
-        if slot is not None:
-            self.term.media_ready(slot)
+        audio = fax_call.active_audio(self)
+        if audio is not None:
+            self.term.media_ready(*audio)
 
     @guarded
     def onCallRxReinvite(self, prm):
@@ -118,11 +119,13 @@ class FaxTerminal:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.loop = asyncio.get_running_loop()
-        self.jitter = fax_call.JitterPolicy(args.jitter_ms or None)
+        # Per call: the process-wide jitter settings stay pjsua's defaults.
+        self.jitter = fax_call.JitterPolicy(args.jitter_ms or None, discard=args.jitter_discard)
         self.ep: pj.Endpoint | None = None
         self.writer: PjLog | None = None
         self.account: FaxAccount | None = None
         self.call: FaxCall | None = None
+        self.call_id: int | None = None
         self.fax: FaxSession | None = None
         self.result: dict | None = None
         self.stopping = asyncio.Event()
@@ -163,7 +166,6 @@ class FaxTerminal:
         ep.libStart()
         ep.audDevManager().setNullDev()
         fax_call.configure_codecs(ep, a.codec)
-        fax_call.configure_jitter(a.jitter_discard)
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:fax@{a.ip}:{a.port}"
         acfg.sipConfig.transportId = tid
@@ -181,6 +183,8 @@ class FaxTerminal:
     def dial(self, uri: str) -> None:
         self.call = FaxCall(self, self.account)
         self.call.makeCall(uri, pj.CallOpParam(True))
+        self.call_id = self.call.getId()
+        self.jitter.claim(self.call_id)       # the stream comes with the answer
 
     def on_incoming(self, acc, call_id: int) -> None:
         call = FaxCall(self, acc, call_id)
@@ -190,10 +194,12 @@ class FaxTerminal:
             call.hangup(op)
             return
         self.call = call
+        self.call_id = call_id
+        self.jitter.claim(call_id)            # before answer() creates the stream
         op.statusCode = 200
         call.answer(op)
 
-    def media_ready(self, slot: int) -> None:
+    def media_ready(self, med_idx: int, slot: int) -> None:
         if self.fax is not None:
             return                       # a re-INVITE refreshed media; same slot
         a = self.args
@@ -204,7 +210,9 @@ class FaxTerminal:
         port = self.fax.attach(slot)
         self.start_recordings(slot)
         self.loop.add_reader(self.fax.fileno(), self.fax_event)
-        self.emit(ev="media", slot=port)
+        self.emit(ev="media", slot=port,
+                  jitter_discard=jitter.stream_discard(self.call_id, med_idx),
+                  process_jitter_discard=jitter.get_discard())
 
     def start_recordings(self, call_slot: int) -> None:
         """Line recordings for diagnosis: what we heard, what we sent."""
@@ -249,6 +257,9 @@ class FaxTerminal:
 
     def call_ended(self) -> None:
         self.release_fax()
+        if self.call_id is not None:
+            self.jitter.release(self.call_id)
+            self.call_id = None
         if self.result is None:
             self.finish({"ok": False, "status": -1, "status_text": "call ended before phase E"})
         self.call = None
@@ -348,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jitter-ms", type=int, default=120,
                     help="fixed jitter-buffer prefetch without discard; 0 = pjsua's adaptive default")
     ap.add_argument("--jitter-discard", choices=("none", "static", "progressive"), default="none",
-                    help="jitter-buffer frame discard (pjmedia's default is progressive)")
+                    help="this call's jitter-buffer frame discard (pjmedia's default: progressive)")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--linger", type=float, default=3.0,
                     help="seconds before BYE after phase E (the sender reaches it about 1 s after the receiver)")

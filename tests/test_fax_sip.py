@@ -48,6 +48,11 @@ def _transfer(document, workdir, ports, *, answerer_sends: bool):
         answerer.wait_event("ready", 10)
         with _terminal("caller", workdir, b_port, ports.block(4), *dial_args,
                        "--dial", f"sip:fax@127.0.0.1:{a_port}") as caller:
+            # Per call: the process keeps pjmedia's progressive discard.
+            for t in (answerer, caller):
+                media = t.wait_event("media", 20)
+                assert (media["jitter_discard"], media["process_jitter_discard"]) == \
+                    ("none", "progressive"), media
             got_a = answerer.wait_event("fax", FAX_TIMEOUT + 10)
             got_c = caller.wait_event("fax", 20)
             caller.wait_event("exit", 15)
