@@ -578,19 +578,28 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         crashed = False
         while time.monotonic() - wall_a < p.duration:
             time.sleep(1.0)
-            try:
-                m = engine.metrics()
-                c, t = engine.cpu_seconds(), time.monotonic()
-            except OSError:
-                m = None
+            m = None
+            for _attempt in range(3):  # a stalled loop may miss one scrape
+                try:
+                    m = engine.metrics()
+                    c, t = engine.cpu_seconds(), time.monotonic()
+                    break
+                except OSError:
+                    m = None
+                    if engine.proc.poll() is not None:
+                        break
+                    time.sleep(1.0)
             if m is None or engine.proc.poll() is not None:
                 # Keep what was measured up to the crash: that is a result too.
-                engine.proc.wait(5)
+                try:
+                    engine.proc.wait(5)
+                    how = f"exit {engine.proc.returncode}"
+                except subprocess.TimeoutExpired:
+                    how = "alive but not answering /metrics"
                 crashed = True
-                notes.append(f"THE ENGINE DIED {last_t - wall_a:.0f} s into the window (exit "
-                             f"{engine.proc.returncode}); KPIs below stop at its last scrape "
-                             "and include callers still waiting then as neither answered nor "
-                             "abandoned")
+                notes.append(f"THE ENGINE FAILED {last_t - wall_a:.0f} s into the window "
+                             f"({how}); KPIs below stop at its last scrape, so callers "
+                             "waiting then count as neither answered nor abandoned")
                 break
             samples.append((_val(m, "sipacd_active_calls"),
                             _val(m, "sipacd_queue_waiting_calls", queue=QUEUE),
