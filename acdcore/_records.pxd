@@ -44,27 +44,32 @@ cdef struct AgentRec:
 
 
 cdef struct CallRec:
+    # 128 bytes in a 64-byte aligned array: the first cache line holds what
+    # the stale-entry and timer checks read (state and stamps), so skipping
+    # a dead heap or timer entry costs one line, not two or three.
     int state                # C_GONE for a free slot
     int queue
     int lane
     int prio
-    int relax_step
     int agent                # the single offered agent, or the talking agent, -1
     int n_offers             # > 1 only with ring-all (agents in Scheduler.multi)
     int avoid                # agent that declined last, -1
+    int relax_step
+    long long wait_stamp
+    long long offer_stamp
+    long long life
+    long long seq
+    # second line
+    double t_enq
+    double answered_at
+    long long rank_slot
+    long long ring_pos       # position of its ring timer in its queue's FIFO, -1
+    Rank* rank               # owned by a _RankBox in Scheduler.queue_ranks
     bint callback
     bint expired
     bint in_queue
     bint has_req
-    double t_enq
-    double answered_at
-    long long seq
-    long long life
-    long long wait_stamp
-    long long offer_stamp
-    long long rank_slot
-    long long ring_pos       # position of its ring timer in its queue's FIFO, -1
-    Rank* rank               # owned by a _RankBox in Scheduler.queue_ranks
+    int _pad[2]
 
 
 cdef struct QueueRec:
@@ -91,6 +96,7 @@ cdef struct QueueRec:
     double handle[HANDLE_WINDOW]
     int handle_count
     int handle_pos
+    Rank* rank0              # the priority-0 Rank (most calls), NULL until used
 
 
 cdef struct LaneRec:

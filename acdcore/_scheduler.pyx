@@ -25,6 +25,7 @@ _scheduler_events.pxi, _scheduler_agents.pxi and _scheduler_queries.pxi
 (included below; each mirrors a ref_*.py file).
 """
 from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy
 from libc.math cimport log
 from libc.stdint cimport uint64_t
 
@@ -160,6 +161,25 @@ cdef int ST_LEAST_TALK = STRATEGY_CODES[Strategy.LEAST_TALK_TIME]
 cdef int ST_RANDOM = STRATEGY_CODES[Strategy.RANDOM]
 cdef int ST_WEIGHTED = STRATEGY_CODES[Strategy.WEIGHTED_RANDOM]
 cdef int ST_SKILLS = STRATEGY_CODES[Strategy.SKILLS]
+
+
+cdef extern from "stdlib.h":
+    int posix_memalign(void** p, size_t alignment, size_t size) nogil
+
+assert sizeof(CallRec) == 128
+
+
+cdef CallRec* _calls_alloc(CallRec* old, Py_ssize_t n, Py_ssize_t cap) noexcept:
+    """A 64-byte aligned array of ``cap`` records holding the ``n`` of ``old``
+    (freed); NULL, with ``old`` untouched, when out of memory.  realloc
+    would not keep the alignment."""
+    cdef void* p = NULL
+    if posix_memalign(&p, 64, cap * sizeof(CallRec)) != 0:
+        return NULL
+    if old != NULL:
+        memcpy(p, old, n * sizeof(CallRec))
+        free(old)
+    return <CallRec*>p
 
 
 cdef inline int agent_next(int state, int inp) except -1:

@@ -94,7 +94,7 @@ cdef class Scheduler:
         self.cap_agents = 16
         self.agents = <AgentRec*>malloc(self.cap_agents * sizeof(AgentRec))
         self.cap_calls = 64
-        self.calls = <CallRec*>malloc(self.cap_calls * sizeof(CallRec))
+        self.calls = _calls_alloc(NULL, 0, self.cap_calls)
         self.free_slots = <int*>malloc(self.cap_calls * sizeof(int))
         self.cap_lanes = 16
         self.lanes = <LaneRec*>malloc(self.cap_lanes * sizeof(LaneRec))
@@ -124,6 +124,7 @@ cdef class Scheduler:
                 q.counts[i] = 0
             q.next_member = 0
             q.handle_count = q.handle_pos = 0
+            q.rank0 = NULL
             self.n_queues += 1
             self.queue_ix[qc.name] = qi
             self.queue_names.append(qc.name)

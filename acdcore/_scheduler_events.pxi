@@ -92,7 +92,7 @@ cdef int _alloc_call(Scheduler self) except -1:
         self.n_free -= 1
         return self.free_slots[self.n_free]
     if self.n_slots == self.cap_calls:
-        cr = <CallRec*>realloc(self.calls, 2 * self.cap_calls * sizeof(CallRec))
+        cr = _calls_alloc(self.calls, self.n_slots, 2 * self.cap_calls)
         if cr == NULL:
             raise MemoryError()
         self.calls = cr
@@ -189,7 +189,13 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     if cr.has_req:
         self.call_req[c] = req
     q.n_in_queue += 1
-    cr.rank = &_rank_box(self, qi, priority).r
+    if priority == 0:
+        # Boxes are never dropped from queue_ranks, so the pointer stays valid.
+        if q.rank0 == NULL:
+            q.rank0 = &_rank_box(self, qi, 0).r
+        cr.rank = q.rank0
+    else:
+        cr.rank = &_rank_box(self, qi, priority).r
     cr.rank_slot = rank_push(cr.rank, c)
     if q.max_wait > 0:
         _push_after(self, q.maxwait_fifo, q.max_wait, T_MAXWAIT, c, cr.life)
