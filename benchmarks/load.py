@@ -566,7 +566,14 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         fleet = FleetProc(p, ports["fleet"], f"sip:100@127.0.0.1:{ports['sip']}", work, 6000)
         t0 = time.monotonic()
         say(f"warm-up {p.warmup:g} s")
-        time.sleep(p.warmup)
+        warm_end = time.monotonic() + p.warmup
+        while time.monotonic() < warm_end:
+            time.sleep(0.5)
+            if engine.proc.poll() is not None:
+                raise RuntimeError(
+                    f"the engine died {time.monotonic() - t0:.0f} s into the warm-up (exit "
+                    f"{engine.proc.returncode}; -11 is SIGSEGV), before the window:\n"
+                    + engine.tail(5))
         m_a = engine.metrics()
         cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
         fleet.send("mark")
