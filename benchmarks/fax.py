@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="in-memory repeats (median)")
     ap.add_argument("--memory-only", action="store_true")
     ap.add_argument("--sip-only", action="store_true")
-    ap.add_argument("--jitter-ms", type=int, default=120)
+    ap.add_argument("--jitter-ms", type=int, default=240)
     ap.add_argument("--jitter-discard", default="none", choices=("none", "static", "progressive"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

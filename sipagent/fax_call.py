@@ -24,7 +24,7 @@ line recordings):
     fixed 120 ms / progressive  failed after page 1           13-22 per minute
     fixed 120 ms / static       OK, 45 s (ECM resends)        11 (a 100 ms refill, then 80s)
     adaptive / none             OK (one run: one 160 jump)    0-1
-    fixed 120 ms / none         OK, 31 s, pixel-identical     0
+    fixed 120 ms / none         OK, 31 s, pixel-identical     0  (default now 240 ms)
 
 The slices are whole 10 ms G.711 codec frames (80 samples): the jitter
 buffer works in codec frames, two per 20 ms packet.  Fixed prefetch with
@@ -52,11 +52,17 @@ G711 = ("PCMA/8000/1", "PCMU/8000/1")
 
 @dataclass(frozen=True)
 class JitterPolicy:
-    """A fax call's jitter buffer.  `fixed_ms` of prefetch absorbs the other
-    side's clock-thread bursts; `max_ms` is the ceiling past which frames
-    must go anyway; `discard` is the per-call frame-discard policy.
+    """A fax call's jitter buffer.  `fixed_ms` of prefetch absorbs a stall of
+    the sending side's media clock up to that long (a longer one empties the
+    buffer, and the refill inserts silence: one slip); `max_ms` is the
+    ceiling past which frames must go anyway; `discard` is the per-call
+    frame-discard policy.  Latency is harmless to T.30 (its timers are
+    seconds), so the prefetch is generous: on these shared VMs (up to 60 %
+    CPU steal seen) media-clock stalls of a few hundred ms do happen.  A
+    clock more than 500 ms late skips its missed ticks (pjmedia's
+    MAX_JUMP_MSEC): audio lost that no buffer can restore.
     fixed_ms=None / discard=None leave pjsua's settings (for comparison)."""
-    fixed_ms: int | None = 120
+    fixed_ms: int | None = 240
     max_ms: int = 1000
     discard: str | None = "none"
 

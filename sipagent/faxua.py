@@ -3,7 +3,7 @@
     python -m sipagent.faxua --port P --mode send|receive --tiff PATH
         [--dial sip:..]            dial this URI (default: answer the first call)
         [--t30 calling|answering]  T.30 role (default: calling iff we dial)
-        [--ident ID] [--jitter-ms 120|0] [--codec PCMA|PCMU] [--timeout S]
+        [--ident ID] [--jitter-ms 240|0] [--codec PCMA|PCMU] [--timeout S]
 
 Why a process of its own: a fax between two processes is the case that
 matters (each has its own media clock, and audio crosses real RTP), and
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ident", default="", help="TSI/CSI, at most 20 characters")
     ap.add_argument("--no-ecm", action="store_true")
     ap.add_argument("--codec", choices=("PCMA", "PCMU"), default="PCMA")
-    ap.add_argument("--jitter-ms", type=int, default=120,
+    ap.add_argument("--jitter-ms", type=int, default=fax_call.JitterPolicy.fixed_ms,
                     help="fixed jitter-buffer prefetch without discard; 0 = pjsua's adaptive default")
     ap.add_argument("--jitter-discard", choices=("none", "static", "progressive"), default="none",
                     help="this call's jitter-buffer frame discard (pjmedia's default: progressive)")
