@@ -24,6 +24,7 @@ _scheduler_matching.pxi,
 _scheduler_events.pxi, _scheduler_agents.pxi and _scheduler_queries.pxi
 (included below; each mirrors a ref_*.py file).
 """
+cimport cython
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy
 from libc.math cimport log

@@ -21,6 +21,7 @@ cdef inline bint _key4_lt(double a0, double a1, double a2, double a3,
     return a3 < b3
 
 
+@cython.final   # no subclasses: cdef methods are direct C calls, not vtable lookups
 cdef class Scheduler:
     cdef AgentRec* agents
     cdef Py_ssize_t n_agents, cap_agents
