@@ -25,10 +25,13 @@ API (identical for ``ReferenceScheduler`` and the Cython ``Scheduler``)::
 
 Fast path: ``handle_raw`` takes the event's fields positionally with ``code``
 one of ``events.EV_*`` (no event object is built or inspected); ``ev`` may
-carry the rare fields (skills, callback, pause reason).  Call and agent ids
-are interned to ints inside; any hashable works as an id, and small dense
-ints are cheaper to hash than str, so a benchmark can pass ints (and build
-its ``AgentConfig``s with int ids) to leave string hashing out.
+carry the rare fields (skills, callback, pause reason).  Any hashable works
+as a call or agent id.  Int ids are the fast path of the compiled engine:
+it indexes them in a C table instead of a dict (a number equal to an int,
+such as ``5.0`` or ``True``, is that int's id, as in a dict).  A runtime
+that interns its SIP Call-IDs and agent names to ints (and builds its
+``AgentConfig``s with those ints) skips the dict lookups;
+benchmarks/acd_core.py measures both ways.
 
 Errors: impossible events raise ``AcdError`` subclasses (unknown ids,
 transitions the tables in states.py forbid) and leave the scheduler as it
