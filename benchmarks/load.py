@@ -430,7 +430,7 @@ def measured_from_metrics(a: dict, b: dict, p: Params, window: float) -> dict:
     return out
 
 
-def sipacd_report(config: Path, t_from: float, t_to: float, p: Params) -> dict:
+def sipacd_report(config: Path, t_from: float, t_to: float, p: Params, window: float) -> dict:
     """The same window from ``sipacd report`` (the event log), or why not."""
     cmd = [sys.executable, "-c",
            "import sys; from sipagent.report_cli import main; sys.exit(main(sys.argv[1:]))",
@@ -456,7 +456,7 @@ def sipacd_report(config: Path, t_from: float, t_to: float, p: Params) -> dict:
     nan = lambda x: math.nan if x is None else x  # noqa: E731
     return {"offered": row["offered"], "answered": row["answered"],
             "abandoned": row["abandoned"], "short_abandoned": row.get("short_abandoned"),
-            "offered_per_s": row["offered"] / (t_to - t_from),
+            "offered_per_s": row["offered"] / window,  # the drain offers nothing
             "abandon_rate": nan(row.get("abandon_rate")), "asa": nan(row.get("asa")),
             "aht": nan(row.get("aht")), "occupancy": nan(row.get("occupancy")), "sl": sl}
 
@@ -665,7 +665,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         eng["outside_dispatch_p99_ms"] = 1e3 * pct(d, 99)
         eng["outside_dispatch_count"] = len(d)
         measured = measured_from_metrics(m_a, m_b, p, window)
-        rep = sipacd_report(cfg_path, epoch_a, epoch_b, p)
+        rep = sipacd_report(cfg_path, epoch_a, epoch_b, p, window)
         if "error" in rep:
             notes.append(f"sipacd report: n/a ({rep['error']})")
         audio = [{**audio_check(r), "kind": r["kind"], "path": r["path"],
