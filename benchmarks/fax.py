@@ -21,16 +21,16 @@ How it measures
   --jitter-ms/--jitter-discard reproduce the jitter-buffer settings that
   fail (pjsua's defaults: 0 and progressive).
 
-Measured here (2-core Debian VM, November 2026; 3 A4 pages at 204x196 dpi,
-about 35 KB of T.6 each; V.17 14400 bit/s, ECM):
+Measured here (2-core Debian VM with 20-60 % CPU steal, November 2026;
+3 A4 pages at 204x196 dpi, about 35 KB of T.6 each; V.17 14400 bit/s, ECM):
 
-    in memory   0.055 s wall, 0.052 s CPU per page (both terminals),
-                30.3 s of line time per page: ~550x faster than real time
-    over SIP    31.3 s per page (real time), pixel-identical; each faxua
-                process used 1.0 s CPU per page = 3.2 % of one core, the
-                same as an idle faxua (its 5 ms libHandleEvents poll):
-                RTP + bridge + modem are lost in that noise
-    pjsua's default jitter buffer (adaptive, progressive discard): fails
+    in memory   0.043-0.055 s wall and CPU per page (both terminals),
+                30.3 s of line time per page: 550-700x faster than real time
+    over SIP    31.5 s per page (real time), pixel-identical; each faxua
+                process used 0.77-0.82 s CPU per page = 2.4-2.6 % of one
+                core, of which an idle faxua (its 5 ms libHandleEvents poll)
+                accounts for 2.25 %: RTP + bridge + modem ~0.06-0.11 s/page
+    pjsua's default jitter buffer (adaptive, progressive discard): failed
     in 2 of 3 runs at the first DIS (bad HDLC CRCs), see fax_call.py
 
 Quote medians and ratios from one run; absolute times on shared 2-core
