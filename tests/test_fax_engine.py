@@ -93,6 +93,8 @@ def test_result_reaches_the_event_loop_through_the_eventfd(document, tmp_path):
 def test_bad_arguments_fail_at_once(tmp_path):
     with pytest.raises(FileNotFoundError):
         FaxSession("send", str(tmp_path / "missing.tif"), calling=True)
+    with pytest.raises(FileNotFoundError):
+        FaxSession("receive", str(tmp_path / "no" / "such" / "dir.tif"), calling=False)
     with pytest.raises(ValueError):
         FaxSession("poll", str(tmp_path / "x.tif"), calling=True)
     with pytest.raises(ValueError):

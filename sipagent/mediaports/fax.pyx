@@ -150,6 +150,9 @@ cdef class FaxSession:
             raise ValueError(f"fax ident {ident!r} is longer than 20 characters")
         if mode == "send" and not os.path.isfile(tiff):
             raise FileNotFoundError(tiff)
+        if mode == "receive" and not os.path.isdir(os.path.dirname(os.path.abspath(tiff))):
+            # spandsp would only notice at the first page, as a T.30 file error.
+            raise FileNotFoundError(f"no directory for {tiff}")
         self.mode, self.tiff, self.ident, self.calling = mode, tiff, ident, calling
         self._tiff_b = os.fsencode(tiff)
         self._ident_b = ident.encode("ascii")
