@@ -540,6 +540,10 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
         if route.schedule is not None and route.schedule not in config.schedules:
             problems.append((("routes", i, "schedule"), f"unknown schedule {route.schedule!r} "
                              f"(defined schedules: {', '.join(config.schedules) or 'none'})"))
+    if config.sip.max_calls <= len(config.agents):
+        problems.append((("sip", "max_calls"),
+                         f"must exceed the number of agents ({len(config.agents)}): one leg per "
+                         "agent is kept free so that agents can always be rung"))
     for name, queue in config.queues.items():
         for key in ("on_timeout", "on_full", "on_empty"):
             target = getattr(queue, key)

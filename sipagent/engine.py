@@ -69,6 +69,8 @@ class Engine:
         self._moh: dict[str, object] = {}
         self._accepting = False
         self.capacity = config.sip.max_calls
+        self.inbound_limit = config.sip.max_calls - len(config.agents)
+        self.inbound: set = set()
         self.eventlog = None
         self.watchdog = None
         self.schedules = dict(config.schedules)
@@ -160,8 +162,12 @@ class Engine:
             log.warning("INVITE from a source not allowed", source=src, called=called)
             loop.call_soon(leg.end, 403)
             return
-        # This leg is already counted in self.legs.
-        if not self._accepting or len(self.legs) > self.capacity:
+        # Callers may use every leg but one per agent: with waiting callers
+        # filling all of them, no agent could be rung and nobody would leave.
+        self.inbound.add(leg)
+        leg.ended.add_done_callback(lambda _f: self.inbound.discard(leg))
+        if not self._accepting or len(self.inbound) > self.inbound_limit \
+                or len(self.legs) > self.capacity:
             self.metrics.sip_rejected.labels("capacity").inc()
             log.warning("at capacity; refusing call", legs=len(self.legs) - 1, called=called)
             loop.call_soon(leg.end, 503, {"Retry-After": str(self.config.sip.retry_after)})
