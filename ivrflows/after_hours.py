@@ -11,6 +11,7 @@ default 120).
 from __future__ import annotations
 
 from ivrflows import Call, speech
+from ivrflows.call import MailboxFull, MessageTooShort
 from ivrflows.menu import choose
 
 PROMPTS = {
@@ -69,8 +70,16 @@ async def leave_message(call: Call) -> None:
         return
     # Filed before anything else is played: record() returns normally when the
     # caller hangs up to end the message, and the next verb would raise.
-    call.vars["voicemail"] = await call.leave_voicemail(
-        recording, mailbox=call.vars.get("mailbox", "general"))
+    try:
+        call.vars["voicemail"] = await call.leave_voicemail(
+            recording, mailbox=call.vars.get("mailbox", "general"))
+    except MessageTooShort:
+        # Shorter than the box's minimum: the engine discarded it.
+        await call.play("voicemail-empty", "goodbye")
+        return
+    except MailboxFull:
+        await call.play("vm-box-full")
+        return
     await call.play("voicemail-saved", "goodbye")
 
 

@@ -40,6 +40,8 @@ from pydantic import (
     model_validator,
 )
 
+from sipagent.voicemail_config import MailboxSection, VoicemailSection, mailbox_problems
+
 DEFAULT_DATA_DIR = "./sipacd-data"
 
 # pjsua is compiled with PJSUA_MAX_CALLS = 1024 and every bridged call uses
@@ -482,6 +484,8 @@ class Config(_Section):
     agents: dict[Name, AgentSection] = {}
     # Business hours: validated by ivrflows.schedule, which flows also use.
     schedules: dict[Name, Annotated[Any, AfterValidator(_check_schedule)]] = {}
+    voicemail: VoicemailSection = _section()
+    mailboxes: dict[str, MailboxSection] = {}
     log: LogSection = _section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -574,6 +578,8 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
             problems.append((("http", "tokens", name, "agent"), f"only allowed for role 'agent', not {token.role!r}"))
         elif token.agent is not None and token.agent not in config.agents:
             problems.append((("http", "tokens", name, "agent"), f"unknown agent {token.agent!r}"))
+
+    problems += mailbox_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),

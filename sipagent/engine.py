@@ -22,6 +22,7 @@ from sipagent.leg import CallLeg
 from sipagent.loop_watchdog import LoopWatchdog
 from sipagent.metrics import EngineMetrics
 from sipagent.prompts import PromptLibrary
+from sipagent.voicemail_metrics import VoicemailMetrics
 
 log = structlog.get_logger("sipagent.engine")
 
@@ -75,6 +76,17 @@ class Engine:
         self.watchdog = None
         self.schedules = dict(config.schedules)
         self.recordings_dir = config.data.dir / "recordings"
+        self.voicemail = None               # VoicemailStore, from start() to stop()
+        self.voicemail_notifier = None
+        self._voicemail_retention: asyncio.Task | None = None
+        self.voicemail_metrics = VoicemailMetrics(self.metrics.registry)
+        self.voicemail_metrics.watch_usage(lambda: self.voicemail)
+        # call.voicemail() runs the shipped deposit flow from any flow, so its
+        # prompts must have texts even when no route names the file; a flows
+        # folder's own voicemail.py, loaded later, still has the last word.
+        from ivrflows import voicemail as voicemail_flow, voicemail_retrieval
+        self.prompts.add_texts(voicemail_flow.PROMPTS)
+        self.prompts.add_texts(voicemail_retrieval.PROMPTS)
 
     # -- start / stop ----------------------------------------------------------
     async def start(self) -> None:
@@ -88,6 +100,7 @@ class Engine:
         stray = clean_stray_recordings(self.recordings_dir)
         if stray:
             log.warning("removed half-written recordings of a previous run", count=stray)
+        await self._start_voicemail()
         # Calls and logins a crash left open are closed at the last logged time.
         await asyncio.to_thread(self.eventlog.close_dangling, "restart")
         made = await asyncio.to_thread(self.prompts.ensure_catalogue)
@@ -137,6 +150,7 @@ class Engine:
         self._moh.clear()
         self.account = None
         gc.collect()
+        await self._stop_voicemail()
         if self.eventlog is not None:
             await asyncio.to_thread(self.eventlog.close)
             self.eventlog = None
@@ -148,6 +162,39 @@ class Engine:
             log.warning("call legs still referenced at shutdown were disowned", count=stray)
         self.sip.destroy()
         log.info("engine stopped")
+
+    async def _start_voicemail(self) -> None:
+        from sipagent.voicemail_config import mailboxes
+        from sipagent.voicemail_notify import VoicemailNotifier
+        from sipagent.voicemail_store import VoicemailStore, keep_retention
+
+        vm = self.config.voicemail
+        # Opening sweeps what a crash left half done (see voicemail_store).
+        self.voicemail = await asyncio.to_thread(
+            VoicemailStore, self.config.data.dir, mailboxes(vm, self.config.mailboxes),
+            pin_attempts=vm.pin_attempts, lockout=vm.lockout,
+            events=self.voicemail_metrics.store_event)
+        if self.voicemail.strays_removed:
+            log.warning("removed half-filed voicemail files of a previous run",
+                        count=self.voicemail.strays_removed)
+        self.voicemail_notifier = VoicemailNotifier(
+            self.voicemail, vm, on_result=self.voicemail_metrics.notification,
+            download_base=f"http://{self.config.http.listen}:{self.config.http.port}")
+        await self.voicemail_notifier.start()
+        self._voicemail_retention = asyncio.get_running_loop().create_task(
+            keep_retention(self.voicemail), name="vm-retention")
+
+    async def _stop_voicemail(self) -> None:
+        if self._voicemail_retention is not None:
+            self._voicemail_retention.cancel()
+            await asyncio.gather(self._voicemail_retention, return_exceptions=True)
+            self._voicemail_retention = None
+        if self.voicemail_notifier is not None:
+            await self.voicemail_notifier.stop()
+            self.voicemail_notifier = None
+        if self.voicemail is not None:
+            await asyncio.to_thread(self.voicemail.close)
+            self.voicemail = None
 
     # -- admission ----------------------------------------------------------------
     def _incoming(self, leg, rdata) -> None:

@@ -134,6 +134,11 @@ def build_app(engine) -> web.Application:
     app.router.add_post("/api/agents/{agent}/{command}", agent_command)
     app.router.add_get("/api/queues", list_queues)
     app.router.add_post("/api/callbacks", post_callback)
+    if engine.voicemail is not None:
+        from sipagent.voicemail_api import add_voicemail_routes
+
+        add_voicemail_routes(app, engine.voicemail,
+                             lambda request, roles: _authenticate(config, request, roles))
     return app
 
 

@@ -11,6 +11,7 @@ from ivrflows.schedule import next_opening
 from sipagent.leg import CallLeg, LegEnded, dial
 from sipagent.media import play_prompt
 from sipagent.recording import record_caller
+from sipagent.voicemail_call import VoicemailVerbs
 
 if TYPE_CHECKING:
     from sipagent.engine import Engine
@@ -20,7 +21,7 @@ MEDIA_TIMEOUT = 5.0
 TRANSFER_RING_TIMEOUT = 30.0
 
 
-class SipCall:
+class SipCall(VoicemailVerbs):
     def __init__(self, leg: CallLeg, *, call_id: str, caller: str, called: str,
                  headers: Mapping[str, str], engine: "Engine", route, log):
         self.leg = leg
@@ -187,9 +188,6 @@ class SipCall:
         if not name:
             return True
         return schedule_is_open(self._engine.schedules[name], datetime.now(timezone.utc))
-
-    async def leave_voicemail(self, recording: Recording, *, mailbox: str) -> str:
-        raise NotImplementedError("voicemail boxes are not part of this engine yet")
 
     async def request_callback(self, number: str, *, queue: str,
                                data: Mapping[str, str] | None = None,
