@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
+from sipagent.config_types import flow_target
 from sipagent.config_models import (
     AgentSection,
     Config,
@@ -33,7 +34,6 @@ from sipagent.config_models import (
     SipSection,
     TrunkRegistration,
     TrunkSection,
-    flow_target,
 )
 
 __all__ = [

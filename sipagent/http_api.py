@@ -17,6 +17,8 @@ from datetime import datetime
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sipagent.http_json import json_object
+
 AGENT_COMMANDS = {"login", "logout", "ready", "pause", "end_wrap_up"}
 _NUMBER = re.compile(r"^\+?[0-9*#]{2,32}$")
 
@@ -37,18 +39,6 @@ def _authenticate(config, request: web.Request, roles: set[str]) -> _Caller:
                 raise web.HTTPForbidden(text=f"role {tok.role!r} may not do this\n")
             return _Caller(tok.role, tok.agent)
     raise web.HTTPUnauthorized(text="unknown token\n")
-
-
-async def _json_body(request: web.Request) -> dict:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="body is not JSON\n") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="body must be a JSON object\n")
-    return body
 
 
 def _finite(value):
@@ -89,7 +79,7 @@ def build_app(engine) -> web.Application:
                                         f"{', '.join(sorted(AGENT_COMMANDS))}\n")
         if agent_id not in engine.queues.lines:
             raise web.HTTPNotFound(text=f"unknown agent {agent_id!r}\n")
-        body = await _json_body(request)
+        body = await json_object(request)
         reason = body.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 64:
             raise web.HTTPBadRequest(text="reason must be a string of at most 64 characters\n")
@@ -111,7 +101,7 @@ def build_app(engine) -> web.Application:
 
     async def post_callback(request: web.Request) -> web.Response:
         _authenticate(config, request, {"admin", "supervisor", "callback"})
-        body = await _json_body(request)
+        body = await json_object(request)
         number, queue, at = body.get("number"), body.get("queue"), body.get("at")
         if not isinstance(number, str) or not _NUMBER.match(number):
             raise web.HTTPBadRequest(text="number: digits (optionally a leading +) required\n")

@@ -30,6 +30,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from sipagent.http_json import json_object
+
 from sipagent.voicemail_config import _check_email, _check_owner, _check_url
 from sipagent.voicemail_notify import message_json
 from sipagent.voicemail_store import NoSuchMessage, UnknownMailbox, UnsafePath, VoicemailStore
@@ -77,7 +79,7 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
 
     async def patch_box(request: web.Request) -> web.Response:
         box = caller_box(request, {"admin"})
-        body = await _json_object(request)
+        body = await json_object(request)
         try:
             await run(store.update_box, box, **_settings(body))
         except (ValueError, TypeError) as exc:
@@ -86,7 +88,7 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
 
     async def put_pin(request: web.Request) -> web.Response:
         box = caller_box(request, {"admin", "agent"})
-        pin = (await _json_object(request)).get("pin")
+        pin = (await json_object(request)).get("pin")
         if not isinstance(pin, str):
             raise web.HTTPBadRequest(text="pin: a string of 4 to 12 digits\n")
         try:
@@ -129,7 +131,7 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
 
     async def patch_message(request: web.Request) -> web.Response:
         m = await message(request)
-        folder = (await _json_object(request)).get("folder")
+        folder = (await json_object(request)).get("folder")
         if folder not in ("new", "saved"):
             raise web.HTTPBadRequest(text="folder: new or saved\n")
         try:
@@ -191,16 +193,6 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
     r.add_get("/api/voicemail/{box}/greetings/{kind}", get_greeting)
     r.add_put("/api/voicemail/{box}/greetings/{kind}", put_greeting)
     r.add_delete("/api/voicemail/{box}/greetings/{kind}", delete_greeting)
-
-
-async def _json_object(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="body is not JSON\n") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="body must be a JSON object\n")
-    return body
 
 
 _SETTINGS = {"owner": str, "webhook": (str, type(None)), "max_length": (int, float),

@@ -176,6 +176,12 @@ def ports(port_allocator) -> Ports:
     return Ports(port_allocator)
 
 
+@pytest.fixture(scope="session")
+def prompts_dir(tmp_path_factory) -> Path:
+    """One rendered prompt set for the session: espeak-ng once, not per test."""
+    return tmp_path_factory.mktemp("prompts")
+
+
 @pytest.fixture
 def workdir(tmp_path) -> Path:
     """Per-test directory for recordings, configs and process logs."""

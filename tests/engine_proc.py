@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from procs import stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -134,19 +135,9 @@ class Engine:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (graceful), then SIGKILL, by our child's PID."""
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 3.0)):
-            if self.proc.poll() is not None:
-                break
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                pass
+        code = stop_process(self.proc, term_wait=timeout)
         self._log.close()
-        return self.proc.returncode
+        return code
 
     def __enter__(self):
         return self

@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +23,8 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
+
+from procs import stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -175,17 +176,7 @@ class UA:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-            if not self.alive:
-                break
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                pass
+        stop_process(self.proc)
         self._reader.join(2.0)
         if self.proc.stdout:
             self.proc.stdout.close()

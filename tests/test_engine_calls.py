@@ -20,12 +20,6 @@ from sipua import UA
 pytestmark = pytest.mark.sip
 
 
-@pytest.fixture(scope="session")
-def prompts_dir(tmp_path_factory):
-    """One rendered prompt set for the session: espeak-ng once, not per test."""
-    return tmp_path_factory.mktemp("prompts")
-
-
 def tail_frequency(path, seconds: float = 2.0) -> float:
     """Dominant frequency of the last `seconds` of a recording (what the
     caller heard once bridged, after prompts and hold music)."""

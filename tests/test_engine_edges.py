@@ -12,7 +12,7 @@ import baresip as baresip_mod
 from engine_proc import REPO, Engine, base_config, render_toml
 from sipagent import tones
 from sipua import UA
-from test_engine_calls import agents_cfg, prompts_dir, tail_frequency  # noqa: F401 (fixture)
+from test_engine_calls import agents_cfg, tail_frequency
 
 
 @pytest.mark.sip

@@ -16,7 +16,7 @@ import pytest
 from engine_proc import Engine, base_config
 from sipagent import tones
 from sipua import UA
-from test_engine_calls import prompts_dir, tail_frequency  # noqa: F401 (session fixture)
+from test_engine_calls import tail_frequency
 
 pytestmark = pytest.mark.sip
 

@@ -12,7 +12,6 @@ import pytest
 
 from engine_proc import Engine, base_config
 from sipua import UA
-from test_engine_calls import prompts_dir  # noqa: F401 (session fixture)
 
 pytestmark = pytest.mark.sip
 

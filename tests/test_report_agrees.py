@@ -12,7 +12,6 @@ import pytest
 
 from engine_proc import Engine
 from sipua import UA
-from test_engine_calls import prompts_dir  # noqa: F401 (session fixture)
 from test_queue_behaviour import config
 
 pytestmark = pytest.mark.sip
