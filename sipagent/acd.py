@@ -444,6 +444,7 @@ class QueueRuntime:
             "waiting": {q: self.scheduler.waiting_count(q) for q in self.settings},
             "agents": {q: dict(self.scheduler.agents_by_state(q)) for q in self.settings},
             "oldest_wait": oldest,
+            "ewt": {q: self.scheduler.queue_ewt(q) for q in self.settings},
         }
 
     def spawn(self, coro) -> asyncio.Task:

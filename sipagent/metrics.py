@@ -80,6 +80,7 @@ class EngineMetrics:
     def add_live_gauges(self, read: Callable[[], dict]) -> None:
         """``read()`` returns {"active_calls", "capacity", "waiting": {queue: n},
         "agents": {queue: {state: n}}, "oldest_wait": {queue: s},
+        "ewt": {queue: s or None},
         "windows": [(queue, window, kpi, labels, value)]} at scrape time."""
         self.registry.register(_LiveGauges(read))
 
@@ -111,7 +112,14 @@ class _LiveGauges:
                                    "How long the longest-waiting caller has waited", labels=["queue"])
         for q, v in snap.get("oldest_wait", {}).items():
             oldest.add_metric([q], v)
-        yield from (active, capacity, waiting, agents, oldest)
+        ewt = GaugeMetricFamily("sipacd_queue_expected_wait_seconds",
+                                "Expected wait of a caller joining the queue now "
+                                "(position x recent handle time / agents serving)",
+                                labels=["queue"])
+        for q, v in snap.get("ewt", {}).items():
+            if v is not None:  # nobody serving: no estimate rather than infinity
+                ewt.add_metric([q], v)
+        yield from (active, capacity, waiting, agents, oldest, ewt)
         families: dict[str, GaugeMetricFamily] = {}
         for queue, window, kpi, labels, value in snap.get("windows", ()):
             fam = families.get(kpi)

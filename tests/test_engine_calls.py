@@ -73,6 +73,9 @@ def test_caller_gets_through_ivr_and_queue_to_an_agent(ports, workdir, prompts_d
             # Answered within a second of queueing, so inside the 5 s bucket.
             assert engine.metric("sipacd_queue_answer_wait_seconds_bucket",
                                  queue="support", le="5.0") == 1
+            # One agent serving, one call of ~3 s handled: a caller joining now
+            # would wait about one handle time.
+            assert 0 < engine.metric("sipacd_queue_expected_wait_seconds", queue="support") < 60
             text = engine.metrics_text()
             assert engine.stop() == 0, engine.log_tail()
 
