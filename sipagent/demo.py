@@ -115,9 +115,11 @@ async def _demo(config, seconds: float, rate: float) -> int:
         for t in tasks:
             t.cancel()
     finally:
-        await asyncio.gather(*(p.stop() for p in (*people, callers)), return_exceptions=True)
+        # The engine first: callers it hangs up count as "shutdown" exits,
+        # where callers quitting first would count as abandons.
         await runner.cleanup()
         await engine.stop()
+        await asyncio.gather(*(p.stop() for p in (*people, callers)), return_exceptions=True)
     _print_totals(engine)
     return 0
 
@@ -162,4 +164,4 @@ def _samples(counter):
 def _print_totals(engine) -> None:
     t = _totals(engine)
     print(f"sipacd demo: {t['offered']} calls queued, {t['answered']} answered by agents, "
-          f"{t['abandoned']} abandoned", flush=True)
+          f"{t['abandoned']} abandoned, the rest still waiting at the stop", flush=True)
