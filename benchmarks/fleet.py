@@ -36,10 +36,8 @@ import argparse
 import heapq
 import itertools
 import json
-import math
 import os
 import random
-import re
 import select
 import signal
 import sys
@@ -50,12 +48,10 @@ from pathlib import Path
 import pjsua2 as pj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sipagent import tones  # noqa: E402
+from sipagent import sip_message, tones  # noqa: E402
 
 CALLER_TONE = 440.0
 AGENT_TONE = 880.0
-_HDR = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`|~-]+)[ \t]*:[ \t]*(.*)$")
-_USER = re.compile(r"sips?:([^@;>:]+)@", re.I)
 
 
 def now() -> float:
@@ -67,14 +63,8 @@ def log(msg: str) -> None:
 
 
 def headers_of(whole_msg: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in whole_msg.split("\r\n")[1:]:
-        if not line:
-            break
-        m = _HDR.match(line)
-        if m:
-            out.setdefault(m.group(1).lower(), m.group(2).strip())
-    return out
+    """Header fields with lower-case names (the fleet looks them up that way)."""
+    return {k.lower(): v for k, v in sip_message.headers(whole_msg).items()}
 
 
 class Leg(pj.Call):
@@ -294,8 +284,7 @@ class Fleet:
     def on_incoming(self, acc, prm) -> None:
         t = now()
         hdrs = headers_of(prm.rdata.wholeMsg)
-        m = _USER.search(hdrs.get("to", hdrs.get("t", "")))
-        agent = m.group(1) if m else "?"
+        agent = sip_message.uri_user(hdrs.get("to", hdrs.get("t", ""))) or "?"
         leg = Leg(self, acc, "agent", f"{agent}@{t:.3f}", prm.callId)
         leg.agent = agent
         self.legs.add(leg)

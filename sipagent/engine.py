@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import re
 import time
 
 import structlog
 
 from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup
+from sipagent import sip_message
 from sipagent.acd import AgentLine, QueueRuntime
 from sipagent.endpoint import SipEndpoint
 from sipagent.flows import FlowLibrary, FlowLoadError
@@ -26,28 +26,12 @@ from sipagent.voicemail_metrics import VoicemailMetrics
 
 log = structlog.get_logger("sipagent.engine")
 
-_REQUEST_LINE = re.compile(r"^INVITE\s+(\S+)\s+SIP/2\.0", re.I)
-_USER = re.compile(r"sips?:([^@;>]+)@", re.I)
-
 
 def parse_invite(whole_msg: str) -> tuple[str, str, dict[str, str]]:
     """(called user, caller user, headers) from an INVITE's text."""
-    head = whole_msg.split("\r\n\r\n", 1)[0].split("\n\n", 1)[0]
-    lines = head.replace("\r\n", "\n").split("\n")
-    called = caller = ""
-    m = _REQUEST_LINE.match(lines[0]) if lines else None
-    if m:
-        u = _USER.search(m.group(1))
-        called = u.group(1) if u else ""
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers.setdefault(name.strip(), value.strip())
-    from_value = headers.get("From") or headers.get("f") or ""
-    u = _USER.search(from_value)
-    caller = u.group(1) if u else ""
-    return called, caller, headers
+    fields = sip_message.headers(whole_msg)
+    caller = sip_message.uri_user(fields.get("From") or fields.get("f") or "")
+    return sip_message.request_user(whole_msg), caller, fields
 
 
 class Engine:

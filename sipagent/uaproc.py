@@ -54,7 +54,6 @@ import asyncio
 import gc
 import json
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -65,7 +64,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from sipagent import tones
+from sipagent import sip_message, tones
 
 # PJSUA_MAX_ACC as compiled by scripts/build-pjsua2; SWIG does not expose it.
 MAX_ACCOUNTS = int(os.environ.get("SIPACD_PJSUA_MAX_ACC", "32"))
@@ -82,8 +81,6 @@ STATE_NAMES = {
 
 # Header lines of the received INVITE; compact forms included because a
 # PBX may well send "t:" and "f:".
-_HEADER_RE = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`|~-]+)[ \t]*:[ \t]*(.*)$")
-_USER_RE = re.compile(r"sips?:([^@;>:]+)@", re.IGNORECASE)
 
 
 def log(msg: str) -> None:
@@ -103,29 +100,12 @@ def guarded(fn):
     return wrapper
 
 
-def parse_sip_headers(whole_msg: str) -> dict[str, str]:
-    """Header name (as sent) -> value; unfolds nothing, stops at the body."""
-    headers: dict[str, str] = {}
-    for line in whole_msg.split("\r\n")[1:]:
-        if not line:
-            break
-        m = _HEADER_RE.match(line)
-        if m:
-            headers.setdefault(m.group(1), m.group(2).strip())
-    return headers
-
-
 def header(headers: dict[str, str], *names: str) -> str:
     wanted = {n.lower() for n in names}
     for k, v in headers.items():
         if k.lower() in wanted:
             return v
     return ""
-
-
-def uri_user(uri: str) -> str:
-    m = _USER_RE.search(uri)
-    return m.group(1) if m else ""
 
 
 @dataclass
@@ -361,12 +341,12 @@ class UserAgent:
         name = f"in{self.incoming_seq}"
         call = UACall(self, acc, name, prm.callId)
         self.calls[name] = call
-        hdrs = parse_sip_headers(prm.rdata.wholeMsg)
+        hdrs = sip_message.headers(prm.rdata.wholeMsg)
         to = header(hdrs, "To", "t")
         frm = header(hdrs, "From", "f")
-        user = uri_user(to)
+        user = sip_message.uri_user(to)
         self.emit(ev="incoming", call=name, user=user, to=to, **{"from": frm},
-                  from_user=uri_user(frm),
+                  from_user=sip_message.uri_user(frm),
                   headers={k: v for k, v in hdrs.items() if k.lower().startswith("x-")})
         self._respond(call, 180)
         rule = self.rules.get(user) or self.rules.get("*")
