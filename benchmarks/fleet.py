@@ -49,6 +49,7 @@ import pjsua2 as pj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sipagent import sip_message, tones  # noqa: E402
+from sipagent.event_stdout import claim_stdout  # noqa: E402
 
 CALLER_TONE = 440.0
 AGENT_TONE = 880.0
@@ -507,10 +508,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-calls", type=int, default=1024)
     ap.add_argument("--workdir", default=".")
     args = ap.parse_args(argv)
-    # stdout is for JSON events only; pjlib prints to fd 1 before any writer.
-    events = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = os.fdopen(events, "w", buffering=1)
+    sys.stdout = claim_stdout()
     fleet = Fleet(args)
     signal.signal(signal.SIGTERM, lambda *_: setattr(fleet, "stopping", True))
     try:

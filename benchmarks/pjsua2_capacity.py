@@ -60,6 +60,8 @@ import traceback
 
 import pjsua2 as pj
 
+from sipagent.event_stdout import claim_stdout
+
 MAX_CALLS = 1024            # uaConfig.maxCalls on both sides (the build's cap)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PCMU = "PCMU/8000/1"
@@ -126,14 +128,6 @@ class StderrLog(pj.LogWriter):
     def write(self, entry):
         msg = entry.msg
         sys.stderr.write(msg if msg.endswith("\n") else msg + "\n")
-
-
-def private_stdout():
-    """pjlib prints to fd 1 until the LogWriter is installed; keep our JSON
-    output on a private copy of fd 1 and point fd 1 at stderr."""
-    fd = os.dup(1)
-    os.dup2(2, 1)
-    return os.fdopen(fd, "w", buffering=1)
 
 
 class Ua:
@@ -259,7 +253,7 @@ class Uas:
 
 
 def run_uas(args) -> int:
-    out = private_stdout()
+    out = claim_stdout()
     layout = port_layout(args.port_base, args.calls)
     raise_fd_limit(4 * MAX_CALLS + 256)
     deadline = time.monotonic() + args.timeout + 20
@@ -699,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--port-base: need {ports_needed(args.calls)} ports from a base >= 1024")
     if args.role == "uas":
         return run_uas(args)
-    out = private_stdout()
+    out = claim_stdout()
     try:
         code, res = run_uac(args)
     finally:

@@ -41,6 +41,7 @@ import pjsua2 as pj
 
 from sipagent import fax_call
 from sipagent.mediaports import jitter
+from sipagent.event_stdout import claim_stdout
 from sipagent.mediaports.fax import FaxSession
 
 STATES = {
@@ -370,10 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-stdin", action="store_true",
                     help="ignore stdin (when started in a shell's background)")
     args = ap.parse_args(argv)
-    # stdout is for events only; pjlib and C code print to fd 1.
-    events_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = os.fdopen(events_fd, "w", buffering=1)
+    sys.stdout = claim_stdout()
     return asyncio.run(main_async(args))
 
 

@@ -65,6 +65,7 @@ from typing import Any
 import pjsua2 as pj
 
 from sipagent import sip_message, tones
+from sipagent.event_stdout import claim_stdout
 
 # PJSUA_MAX_ACC as compiled by scripts/build-pjsua2; SWIG does not expose it.
 MAX_ACCOUNTS = int(os.environ.get("SIPACD_PJSUA_MAX_ACC", "32"))
@@ -577,12 +578,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="concurrent calls (the build allows up to 1024)")
     ap.add_argument("--log-level", type=int, default=3, help="pjsip log level 0-5")
     args = ap.parse_args(argv)
-    # pjlib logs to fd 1 from libCreate() until our LogWriter is installed,
-    # and any C code may printf. Keep stdout for JSON events only: events get
-    # a private copy of fd 1, and fd 1 itself now points at stderr.
-    events_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = os.fdopen(events_fd, "w", buffering=1)
+    sys.stdout = claim_stdout()
     return asyncio.run(main_async(args))
 
 

@@ -112,9 +112,9 @@ class FaxUA:
                 self._cond.wait(left)
 
     def close(self, timeout: float = 8.0) -> int | None:
-        import os
-        import signal
         import subprocess
+
+        from procs import stop_process
 
         if self.proc.poll() is None:
             try:
@@ -126,14 +126,7 @@ class FaxUA:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.proc.poll() is not None:
-                break
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                pass
+        stop_process(self.proc)
         self._reader.join(2)
         self._log.close()
         return self.proc.returncode
