@@ -236,7 +236,7 @@ class Engine:
         clog.info("call routed", called=called, caller=caller, flow=route.flow)
         self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called)
         try:
-            await self._run_flow(call, route.flow, clog)
+            await self._run_flow(call, route.flow)
         except CallerHangup:
             clog.info("caller hung up", flow=route.flow)
         except asyncio.CancelledError:
@@ -254,18 +254,18 @@ class Engine:
             if self.eventlog is not None:
                 self.eventlog.call_record(call_id, end=time.time())
 
-    async def _run_flow(self, call, spec: str, clog) -> None:
+    async def _run_flow(self, call, spec: str) -> None:
         flow = self.flows.get(spec)
         await flow(call)
 
     async def run_flow_spec(self, call, spec: str) -> None:
         """Run another flow on this call (goto_flow, a queue's exit target)."""
-        await self._run_flow(call, spec, call.log)
+        await self._run_flow(call, spec)
 
     async def _fallback(self, call, route, clog) -> None:
         try:
             if route.fallback:
-                await self._run_flow(call, route.fallback, clog)
+                await self._run_flow(call, route.fallback)
                 return
             if not call.leg.is_ended:
                 await call.answer()
