@@ -64,6 +64,7 @@ from sipagent.config_types import (
     _section,
     _upper,
 )
+from sipagent.fax_config import FaxSection, fax_problems
 from sipagent.voicemail_config import MailboxSection, VoicemailSection, mailbox_problems
 
 DEFAULT_DATA_DIR = "./sipacd-data"
@@ -193,6 +194,8 @@ class RouteEntry(_Section):
     # The call's starting language (prompt set, TTS voice) and variables.
     language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")] | None = None
     vars: dict[NonEmptyStr, str] = {}
+    # Fax media (no frame discard, fixed prefetch) from the first packet.
+    fax: bool = False
 
     _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
 
@@ -315,6 +318,7 @@ class Config(_Section):
     schedules: dict[Name, Annotated[Any, AfterValidator(_check_schedule)]] = {}
     voicemail: VoicemailSection = _section()
     mailboxes: dict[str, MailboxSection] = {}
+    fax: FaxSection = _section()
     log: LogSection = _section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -409,6 +413,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
             problems.append((("http", "tokens", name, "agent"), f"unknown agent {token.agent!r}"))
 
     problems += mailbox_problems(config)
+    problems += fax_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),
