@@ -99,3 +99,31 @@ def test_bad_arguments_fail_at_once(tmp_path):
         FaxSession("poll", str(tmp_path / "x.tif"), calling=True)
     with pytest.raises(ValueError):
         FaxSession("receive", str(tmp_path / "x.tif"), calling=True, ident="x" * 21)
+
+
+def test_a_resumed_send_starts_at_the_first_unconfirmed_page(document, tmp_path):
+    # A two-call job that failed after page 1 was confirmed sends pages 2..3
+    # on its retry; pages_tx counts only this attempt's confirmed pages.
+    from sipagent.mediaports.tiffpages import read_pages
+
+    rx_path = tmp_path / "rx.tif"
+    with FaxSession("send", str(document), calling=True, start_page=1) as tx, \
+            FaxSession("receive", str(rx_path), calling=False) as rx:
+        transfer_in_memory(tx, rx)
+        sent, got = tx.poll(), rx.poll()
+    assert sent["ok"] and got["ok"], (sent, got)
+    assert sent["pages"] == got["pages"] == 2
+    assert read_pages(rx_path) == read_pages(document)[1:]
+
+
+def test_terminate_reports_a_dropped_call_with_the_pages_so_far(document, tmp_path):
+    # The far end hangs up mid-transfer: the session still yields a result.
+    with FaxSession("send", str(document), calling=True) as tx, \
+            FaxSession("receive", str(tmp_path / "rx.tif"), calling=False) as rx:
+        transfer_in_memory(tx, rx, max_seconds=50.0)   # page 1 confirmed, page 2 on the line
+        assert tx.poll() is None
+        tx.terminate()
+        sent = tx.poll()
+    assert sent is not None and not sent["ok"]
+    assert "dropped" in sent["status_text"].lower(), sent
+    assert sent["pages"] == 1

@@ -137,17 +137,21 @@ cdef class FaxSession:
               the SIP call and still *calls* in T.30.
     ident     our TSI/CSI (at most 20 characters)
     ecm       offer error correction mode
+    start_page  (send) the first page to transmit, counted from 0: a retry
+              resumes after the pages the far end already confirmed
     """
 
     def __cinit__(self):
         self.line = NULL
 
     def __init__(self, str mode, str tiff, *, bint calling, str ident="", bint ecm=True,
-                 str header=None, bint v17=True, int log_level=0):
+                 str header=None, bint v17=True, int log_level=0, int start_page=0):
         if mode not in ("send", "receive"):
             raise ValueError(f"mode must be 'send' or 'receive', not {mode!r}")
         if len(ident) > IDENT_MAX - 1:
             raise ValueError(f"fax ident {ident!r} is longer than 20 characters")
+        if start_page < 0:
+            raise ValueError(f"start_page must be >= 0, not {start_page}")
         if mode == "send" and not os.path.isfile(tiff):
             raise FileNotFoundError(tiff)
         if mode == "receive" and not os.path.isdir(os.path.dirname(os.path.abspath(tiff))):
@@ -193,7 +197,7 @@ cdef class FaxSession:
         if self._header_b:
             t30_set_tx_page_header_info(line.t30, self._header_b)
         if line.sending:
-            t30_set_tx_file(line.t30, self._tiff_b, -1, -1)
+            t30_set_tx_file(line.t30, self._tiff_b, start_page if start_page else -1, -1)
         else:
             # T.6 is the densest encoding; spandsp transcodes whatever the
             # line carried into it.
@@ -360,6 +364,17 @@ cdef class FaxSession:
             return await asyncio.wait_for(fut, timeout)
         finally:
             loop.remove_reader(fd)
+
+    def terminate(self):
+        """The call is gone before T.30 finished: end it now, so that poll()
+        reports how far it got (T30_ERR_CALLDROPPED and the pages confirmed
+        until then) instead of nothing.  Detaches first: T.30 state is only
+        ever touched by one thread at a time."""
+        cdef FaxLine *line = self._live()
+        self.detach()
+        if not sipacd_load_acquire(&line.done):
+            t30_terminate(line.t30)    # runs phase E on this thread
+        self.drain()
 
     # --- lifetime ------------------------------------------------------------
 
