@@ -5,8 +5,6 @@ notification kept in the outbox, delivered once the server is back."""
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import shutil
 import ssl
 import subprocess
@@ -15,26 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aiohttp import web
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from prometheus_client import CollectorRegistry
+
+from notifykit import Clock, one_pass, sample, smtp_server, webhook_receiver
 
 from sipagent.voicemail_config import VoicemailSection
 from sipagent.voicemail_metrics import VoicemailMetrics
 from sipagent.voicemail_notify import VoicemailNotifier
 from sipagent.voicemail_store import Mailbox, VoicemailStore
-
-
-class Inbox:
-    def __init__(self):
-        self.mails: list[email.message.EmailMessage] = []
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        self.mails.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
 
 
 def tone(path: Path, seconds: float, freq: float) -> Path:
@@ -45,14 +32,6 @@ def tone(path: Path, seconds: float, freq: float) -> Path:
         w.setframerate(8000)
         w.writeframes((9000 * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes())
     return path
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -75,10 +54,6 @@ def make(tmp_path, clock, *, webhook=None, **settings):
     return store, notifier, registry
 
 
-def sample(registry, name, **labels):
-    return registry.get_sample_value(name, labels) or 0.0
-
-
 def deposit(store, tmp_path, seconds=3.0, freq=697.0) -> str:
     return store.deposit("200", tone(tmp_path / f"rec-{freq}.wav", seconds, freq), "+15550100",
                          "200", caller_name="Ann Caller")
@@ -86,25 +61,12 @@ def deposit(store, tmp_path, seconds=3.0, freq=697.0) -> str:
 
 def test_the_mail_arrives_with_the_recording_attached(tmp_path, clock, ports):
     port = ports()
-    inbox = Inbox()
-    server = Controller(inbox, hostname="127.0.0.1", port=port)
-    server.start()
-    try:
+    with smtp_server(port) as inbox:
         store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1",
                                          smtp_port=port)
         mid = deposit(store, tmp_path, 4.0)
         stored = Path(store.get("200", mid).path).read_bytes()
-
-        async def go():
-            await notifier.start(background=False)
-            try:
-                return await notifier.run_due()
-            finally:
-                await notifier.stop()
-
-        assert asyncio.run(go()) == 1
-    finally:
-        server.stop()
+        assert asyncio.run(one_pass(notifier)) == 1
     [mail] = inbox.mails
     assert sorted(inbox.envelopes[0].rcpt_tos) == ["boss@example.com", "desk@example.com"]
     assert "New voicemail from Ann Caller <+15550100> in box 200" == mail["Subject"]
@@ -149,16 +111,11 @@ def test_a_dead_server_means_retries_with_backoff_then_delivery(tmp_path, clock,
     assert [m.id for m in store.list("200")] == [mid]          # the message is safe
 
     # Nothing is due before the backoff ends, even with the server up.
-    inbox = Inbox()
-    server = Controller(inbox, hostname="127.0.0.1", port=port)
-    server.start()
-    try:
+    with smtp_server(port) as inbox:
         clock.now = store.outbox.next_at() - 1
         assert asyncio.run(attempts(1)) == [0] and inbox.mails == []
         clock.now += 1
         assert asyncio.run(attempts(1)) == [1]
-    finally:
-        server.stop()
     assert len(inbox.mails) == 1 and store.outbox.pending() == 0
     assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
                   result="sent") == 1
@@ -169,14 +126,11 @@ def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, po
     store, notifier, _ = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
                               smtp_timeout=2.0)
     deposit(store, tmp_path)
-    asyncio.run(_one_pass(notifier))
+    asyncio.run(one_pass(notifier))
     store.close()
     assert len(VoicemailStore(tmp_path / "data", {}).outbox.rows("pending")) == 1
 
-    inbox = Inbox()
-    server = Controller(inbox, hostname="127.0.0.1", port=port)
-    server.start()
-    try:
+    with smtp_server(port) as inbox:
         clock.now += 10_000
         store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1",
                                          smtp_port=port)
@@ -192,26 +146,16 @@ def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, po
                 await notifier.stop()
 
         asyncio.run(run_loop())
-    finally:
-        server.stop()
     assert len(inbox.mails) == 1 and store.outbox.pending() == 0
-
-
-async def _one_pass(notifier):
-    await notifier.start(background=False)
-    try:
-        return await notifier.run_due()
-    finally:
-        await notifier.stop()
 
 
 def test_giving_up_keeps_the_row_as_failed(tmp_path, clock, ports):
     store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1",
                                      smtp_port=ports(), notify_attempts=2, smtp_timeout=2.0)
     deposit(store, tmp_path)
-    asyncio.run(_one_pass(notifier))
+    asyncio.run(one_pass(notifier))
     clock.now += 1000
-    asyncio.run(_one_pass(notifier))
+    asyncio.run(one_pass(notifier))
     assert store.outbox.pending() == 0 and len(store.outbox.rows("failed")) == 1
     assert sample(registry, "sipacd_voicemail_notifications_total", channel="email",
                   result="gave_up") == 1
@@ -226,17 +170,12 @@ def test_smtp_login_is_used_when_configured(tmp_path, clock, ports):
         logins.append((auth_data.login, auth_data.password))
         return AuthResult(success=auth_data.password == b"s3cret")
 
-    inbox = Inbox()
-    server = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                        auth_required=True, auth_require_tls=False)
-    server.start()
-    try:
+    with smtp_server(port, authenticator=authenticator, auth_required=True,
+                     auth_require_tls=False) as inbox:
         store, notifier, _ = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
                                   smtp_user="sipacd", smtp_password="s3cret")
         deposit(store, tmp_path)
-        assert asyncio.run(_one_pass(notifier)) == 1
-    finally:
-        server.stop()
+        assert asyncio.run(one_pass(notifier)) == 1
     assert logins == [(b"sipacd", b"s3cret")] and len(inbox.mails) == 1
 
 
@@ -249,52 +188,37 @@ def test_starttls_with_a_private_ca(tmp_path, clock, ports):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     port = ports()
-    inbox = Inbox()
-    server = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
-                        require_starttls=True)
-    server.start()
-    try:
+    with smtp_server(port, tls_context=context, require_starttls=True) as inbox:
         store, notifier, _ = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
                                   smtp_starttls=True, smtp_ca_file=str(cert))
         deposit(store, tmp_path)
-        assert asyncio.run(_one_pass(notifier)) == 1
+        assert asyncio.run(one_pass(notifier)) == 1
         # Without STARTTLS this server refuses the mail: the option is really used.
         store2, plain, registry = make(tmp_path / "b", clock, smtp_host="127.0.0.1",
                                        smtp_port=port)
         deposit(store2, tmp_path)
-        assert asyncio.run(_one_pass(plain)) == 0
-    finally:
-        server.stop()
+        assert asyncio.run(one_pass(plain)) == 0
     assert len(inbox.mails) == 1
 
 
 def test_webhook_posts_metadata_and_a_download_url_and_retries(tmp_path, clock, ports):
     port = ports()
-    received, answers = [], [500, 200]
-
-    async def hook(request):
-        received.append(await request.json())
-        return web.Response(status=answers.pop(0))
 
     async def scenario():
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        store, notifier, registry = make(tmp_path, clock, webhook=f"http://127.0.0.1:{port}/hook")
-        mid = deposit(store, tmp_path, 5.0)
-        await notifier.start(background=False)
-        try:
-            first = await notifier.run_due()          # e-mail fails (no smtp_host), hook 500
-            clock.now += 30
-            second = await notifier.run_due()
-        finally:
-            await notifier.stop()
-            await runner.cleanup()
-        return mid, first, second, registry, store
+        async with webhook_receiver(port, answers=[500, 200]) as received:
+            store, notifier, registry = make(tmp_path, clock,
+                                             webhook=f"http://127.0.0.1:{port}/hook")
+            mid = deposit(store, tmp_path, 5.0)
+            await notifier.start(background=False)
+            try:
+                first = await notifier.run_due()      # e-mail fails (no smtp_host), hook 500
+                clock.now += 30
+                second = await notifier.run_due()
+            finally:
+                await notifier.stop()
+        return received, mid, first, second, registry, store
 
-    mid, first, second, registry, store = asyncio.run(scenario())
+    received, mid, first, second, registry, store = asyncio.run(scenario())
     assert (first, second) == (0, 1) and len(received) == 2
     body = received[-1]
     assert body["event"] == "voicemail.deposited" and body["box"] == "200"
