@@ -17,8 +17,9 @@ Rules every implementation follows, so a flow behaves the same on both:
   :class:`CallerHangup` too, so ``finally`` blocks are the place for clean-up.
 - The bookkeeping verbs (:meth:`Call.leave_voicemail`,
   :meth:`Call.request_callback`, :meth:`Call.record_survey`, :attr:`Call.vars`,
-  :meth:`Call.is_open`, and the ``voicemail_*`` mailbox verbs) never raise
-  :class:`CallerHangup`: they touch no
+  :meth:`Call.is_open`, the ``voicemail_*`` mailbox verbs, and the fax
+  library verbs :meth:`Call.fax_document`, :meth:`Call.fax_unlock` and
+  :meth:`Call.queue_fax`) never raise :class:`CallerHangup`: they touch no
   media, and a message or an answer must still be filed after the caller
   has gone, typically from an ``except CallerHangup`` or ``finally`` block.
 - Prompt names are resolved in :attr:`Call.language`.  A name ending in
@@ -35,6 +36,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Awaitable, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+from ivrflows.fax_types import FaxDocumentInfo, FaxResult
 
 
 class CallerHangup(Exception):
@@ -268,6 +271,41 @@ class Call(Protocol):
 
     async def voicemail_set_pin(self, box: str, pin: str) -> None:
         """Change the PIN of an opened box (4 to 12 digits; ValueError else)."""
+
+    # -- fax ------------------------------------------------------------------------
+    # The library's documents are known by the number callers key in; see
+    # ivrflows/fax_on_demand.py for a whole flow built from these verbs.
+    async def fax_document(self, number: str) -> FaxDocumentInfo | None:
+        """The library document ``number`` (title, pages, whether a PIN
+        protects it), or None when there is no such document."""
+
+    async def fax_unlock(self, number: str, pin: str) -> bool:
+        """Check the PIN of a protected document.  True opens it to
+        :meth:`send_fax` and :meth:`queue_fax` for the rest of the call."""
+
+    async def send_fax(self, documents: Sequence[str]) -> FaxResult:
+        """One-call fax-on-demand: transmit the documents, in order and as
+        one fax, on this call now.  The caller's machine must be ready to
+        receive, so tell them to press Start first: the engine takes T.30's
+        calling role although it answered the call.  Raises
+        :class:`ivrflows.fax_types.FaxRefused` (before anything is sent) for
+        an unknown document or a protected one not unlocked.  A caller who
+        hangs up mid-fax gets a failed result, not :class:`CallerHangup`
+        (the next verb raises)."""
+
+    async def receive_fax(self) -> FaxResult:
+        """Receive a fax on this call (the engine answers in T.30).  The
+        pages are stored, as TIFF and PDF, with the result and delivered as
+        the ``[fax]`` section says (e-mail, webhook).  The result reports a
+        failed or partial fax too."""
+
+    async def queue_fax(self, number: str, documents: Sequence[str]) -> str:
+        """Two-call fax-on-demand: send the documents to fax ``number`` by a
+        new call, within the delivery hours, retried until confirmed (each
+        retry resumes at the first unconfirmed page).  Returns the job id.
+        Raises :class:`ivrflows.fax_types.FaxRefused` as :meth:`send_fax`,
+        ValueError for a number that is not a phone number, and
+        :class:`ivrflows.fax_types.FaxUnavailable` when two-call is off."""
 
     async def request_callback(self, number: str, *, queue: str,
                                data: Mapping[str, str] | None = None,

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Mapping
 from ivrflows.call import (CallerHangup, GreetingKind, LoginResult, MailboxFull, MarkAs, MessageTooShort,
                            Prompt, QueueOutcome, Recording, VoicemailBox, VoicemailFolder,
                            VoicemailMessage, gather_with_tries)
+from ivrflows.fakefax import FakeFaxDocument, FakeFaxMachine, FakeFaxVerbs
 from ivrflows.schedule import Schedule, is_open
 from ivrflows.testing import (Entry, FakeMailbox, Flow, FlowMistake, FlowRun, Hangup, Press,
                               QueueScript, Silence, Speak, Step, press)
@@ -30,7 +31,7 @@ from ivrflows.testing import (Entry, FakeMailbox, Flow, FlowMistake, FlowRun, Ha
 
 # -- the fake call ---------------------------------------------------------------------
 
-class FakeCall:
+class FakeCall(FakeFaxVerbs):
     def __init__(self, script: Iterable[Step], *, caller: str, called: str,
                  headers: Mapping[str, str], vars: Mapping[str, str], language: str,
                  now: datetime, open: bool | None, schedules: Mapping[str, Schedule],
@@ -38,7 +39,9 @@ class FakeCall:
                  known_queues: Iterable[str] | None, transfers: Mapping[str, bool],
                  flows: Mapping[str, Flow] | Callable[[str], Flow] | None,
                  prompt_seconds: float | Mapping[str, float], record_dir: Path | None,
-                 mailboxes: Mapping[str, FakeMailbox] | None = None):
+                 mailboxes: Mapping[str, FakeMailbox] | None = None,
+                 fax_documents: Mapping[str, FakeFaxDocument] | None = None,
+                 fax_machine: FakeFaxMachine | None = None, fax_two_call: bool = True):
         self.call_id = "fake-call-1"
         self.caller, self.called = caller, called
         self.headers = dict(headers)
@@ -73,6 +76,10 @@ class FakeCall:
         self._strict_boxes = mailboxes is not None
         self._result.mailboxes = {k: copy.deepcopy(v) for k, v in (mailboxes or {}).items()}
         self._opened: set[str] = set()       # boxes the caller logged into
+        self._fax_library = dict(fax_documents or {})
+        self._fax_machine = fax_machine or FakeFaxMachine()
+        self._fax_two_call = fax_two_call
+        self._fax_unlocked: set[str] = set()
 
     @property
     def language(self) -> str:

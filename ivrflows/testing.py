@@ -188,6 +188,8 @@ class FlowRun:
     enqueues: list[dict[str, Any]] = field(default_factory=list)
     mailboxes: dict[str, FakeMailbox] = field(default_factory=dict)   # as the call left them
     prompt_uses: list[tuple[str, str]] = field(default_factory=list)   # (language, name)
+    faxes: list[dict[str, Any]] = field(default_factory=list)          # send_fax/receive_fax
+    fax_jobs: list[dict[str, Any]] = field(default_factory=list)       # queue_fax
 
     def details(self, verb: str) -> list[str]:
         return [e.detail for e in self.transcript if e.verb == verb and e.who == "flow"]
@@ -298,7 +300,8 @@ def run_flow(flow: Flow, script: Iterable[Step] = (), *, caller: str = "+1555010
              prompt_seconds: float | Mapping[str, float] = 2.0,
              record_dir: str | Path | None = None, max_seconds: float = 3600.0,
              mailboxes: Mapping[str, FakeMailbox] | None = None,
-             raise_errors: bool = True) -> FlowRun:
+             fax_documents: Mapping[str, Any] | None = None, fax_machine: Any = None,
+             fax_two_call: bool = True, raise_errors: bool = True) -> FlowRun:
     """Run ``flow`` on a :class:`FakeCall` until it ends; returns the record.
 
     ``open`` forces every schedule open or closed; otherwise ``schedules``
@@ -309,6 +312,10 @@ def run_flow(flow: Flow, script: Iterable[Step] = (), *, caller: str = "+1555010
     yes).  ``flows`` resolves :meth:`goto_flow` (default: ``ivrflows.<module>``).
     ``mailboxes`` are the voicemail boxes (copied; an unknown box is a
     :class:`FlowMistake`); without it any box exists, empty, PIN ``1234``.
+    ``fax_documents`` is the fax library (number -> :class:`ivrflows.fakefax.
+    FakeFaxDocument`), ``fax_machine`` the caller's fax machine
+    (:class:`ivrflows.fakefax.FakeFaxMachine`), ``fax_two_call`` whether
+    :meth:`queue_fax` is available.
     An exception from the flow is re-raised unless ``raise_errors`` is false.
     """
     from ivrflows.fakecall import FakeCall
@@ -322,7 +329,8 @@ def run_flow(flow: Flow, script: Iterable[Step] = (), *, caller: str = "+1555010
                         transfers=transfers or {}, flows=flows,
                         prompt_seconds=prompt_seconds,
                         record_dir=Path(record_dir) if record_dir else None,
-                        mailboxes=mailboxes)
+                        mailboxes=mailboxes, fax_documents=fax_documents,
+                        fax_machine=fax_machine, fax_two_call=fax_two_call)
         return loop.run_until_complete(call.run(flow, raise_errors))
     finally:
         loop.close()
