@@ -58,10 +58,10 @@ def test_check_passes_the_shipped_flows(capsys):
     assert main(["check", str(SHIPPED)]) == 0
     out = capsys.readouterr().out
     for name in ("main_menu", "after_hours", "survey", "welcome", "voicemail",
-                 "voicemail_retrieval"):
+                 "voicemail_retrieval", "fax_on_demand", "fax_receive"):
         assert f"{name}.py: ok" in out
     assert "testing.py" in out.splitlines()[-2]       # listed as a library module
-    assert out.splitlines()[-1] == "6 flows checked, 0 failed"
+    assert out.splitlines()[-1] == "8 flows checked, 0 failed"
 
 
 def test_check_reports_each_broken_flow(tmp_path, capsys):
