@@ -34,13 +34,16 @@ def pj_error_text(exc: Exception) -> str:
 
 class SipEndpoint:
     def __init__(self, *, listen: str, port: int, transports=("udp",), codecs=("PCMU", "PCMA"),
-                 user_agent: str = "sipacd", pjsip_level: int = 2):
+                 user_agent: str = "sipacd", pjsip_level: int = 2, concealment: bool = True):
         self.listen = listen
         self.port = port
         self.transports = tuple(transports)
         self.codecs = tuple(codecs)
         self.user_agent = user_agent
         self.pjsip_level = pjsip_level
+        # False for a process that carries fax: an invented (concealed)
+        # frame corrupts a modem signal more than the silence it replaces.
+        self.concealment = concealment
         self.ep = None
         self.transport_ids: dict[str, int] = {}
         self._log_writer = None
@@ -95,6 +98,10 @@ class SipEndpoint:
         ep.libStart()
         ep.audDevManager().setNullDev()
         self._restrict_codecs(ep)
+        if not self.concealment:
+            from sipagent.fax_call import without_concealment
+
+            without_concealment(ep)
         self.ep = ep
         log.info("sip endpoint started", listen=self.listen, port=self.port,
                  transports=list(self.transports), pjsip=ep.libVersion().full)

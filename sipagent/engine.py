@@ -17,6 +17,7 @@ from ivrflows.call import CallerHangup
 from sipagent import sip_message
 from sipagent.acd import AgentLine, QueueRuntime
 from sipagent.endpoint import SipEndpoint
+from sipagent.fax_metrics import FaxMetrics
 from sipagent.flows import FlowLibrary, FlowLoadError
 from sipagent.leg import CallLeg
 from sipagent.loop_watchdog import LoopWatchdog
@@ -25,6 +26,11 @@ from sipagent.prompts import PromptLibrary
 from sipagent.voicemail_metrics import VoicemailMetrics
 
 log = structlog.get_logger("sipagent.engine")
+
+
+def uses_fax(config) -> bool:
+    """Whether this process carries fax: a fax route or two-call sending."""
+    return any(r.fax for r in config.routes) or config.fax.dial is not None
 
 
 def parse_invite(whole_msg: str) -> tuple[str, str, dict[str, str]]:
@@ -40,7 +46,8 @@ class Engine:
         self.sip = SipEndpoint(listen=str(config.sip.listen), port=config.sip.port,
                                transports=config.sip.transports, codecs=config.sip.codecs,
                                user_agent=config.sip.user_agent,
-                               pjsip_level=config.log.pjsip_level)
+                               pjsip_level=config.log.pjsip_level,
+                               concealment=not uses_fax(config))
         thresholds = {t for q in config.queues.values() for t in (*q.service_levels, q.short_abandon)}
         self.metrics = EngineMetrics(thresholds)
         self.metrics.add_live_gauges(self._live)
@@ -65,6 +72,13 @@ class Engine:
         self._voicemail_retention: asyncio.Task | None = None
         self.voicemail_metrics = VoicemailMetrics(self.metrics.registry)
         self.voicemail_metrics.watch_usage(lambda: self.voicemail)
+        self.fax = None                     # FaxService, from start() to stop()
+        self.fax_store = None
+        self.fax_notifier = None
+        self.fax_dialer_wake = None         # the HTTP API's hook for new jobs
+        self.fax_metrics = FaxMetrics(self.metrics.registry)
+        self.fax_metrics.watch_jobs(lambda: self.fax_store.job_counts() if self.fax_store else None)
+        CallLeg.on_t38_rejected = self.fax_metrics.t38_rejected.inc
         # call.voicemail() runs the shipped deposit flow from any flow, so its
         # prompts must have texts even when no route names the file; a flows
         # folder's own voicemail.py, loaded later, still has the last word.
@@ -85,6 +99,7 @@ class Engine:
         if stray:
             log.warning("removed half-written recordings of a previous run", count=stray)
         await self._start_voicemail()
+        await self._start_fax()
         # Calls and logins a crash left open are closed at the last logged time.
         await asyncio.to_thread(self.eventlog.close_dangling, "restart")
         made = await asyncio.to_thread(self.prompts.ensure_catalogue)
@@ -100,6 +115,8 @@ class Engine:
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog)
         self.queues.start()
+        if self.fax.dialer is not None:
+            self.fax.dialer.start()
         self.sip.start_polling()
         self.watchdog = LoopWatchdog(self.config.flows.dir,
                                      on_stall=self.metrics.loop_stalls.inc)
@@ -126,6 +143,8 @@ class Engine:
         for task in list(self._calls):
             task.cancel()
         await asyncio.gather(*self._calls, return_exceptions=True)
+        if self.fax is not None and self.fax.dialer is not None:
+            await self.fax.dialer.stop()
         await self.sip.pump(0.1)  # let recorders and players finish their last frames
         self.legs.clear()
         self.queues = None
@@ -135,6 +154,7 @@ class Engine:
         self.account = None
         gc.collect()
         await self._stop_voicemail()
+        await self._stop_fax()
         if self.eventlog is not None:
             await asyncio.to_thread(self.eventlog.close)
             self.eventlog = None
@@ -180,6 +200,41 @@ class Engine:
             await asyncio.to_thread(self.voicemail.close)
             self.voicemail = None
 
+    async def _start_fax(self) -> None:
+        from sipagent.fax_dialer import FaxDialer
+        from sipagent.fax_notify import FaxNotifier
+        from sipagent.fax_service import FaxService
+        from sipagent.fax_store import FaxStore
+
+        fx = self.config.fax
+        # Opening sweeps half-written files and requeues jobs a crash cut short.
+        self.fax_store = await asyncio.to_thread(FaxStore, self.config.data.dir,
+                                                 max_pages=fx.max_pages, paper=fx.paper)
+        if self.fax_store.strays_removed or self.fax_store.jobs_resumed:
+            log.warning("fax store recovered from a previous run",
+                        strays_removed=self.fax_store.strays_removed,
+                        jobs_resumed=self.fax_store.jobs_resumed)
+        self.fax_notifier = FaxNotifier(
+            self.fax_store, self.config.voicemail, on_result=self.fax_metrics.notification,
+            download_base=f"http://{self.config.http.listen}:{self.config.http.port}")
+        await self.fax_notifier.start()
+        self.fax = FaxService(self.fax_store, fx, self.fax_metrics, data_dir=self.config.data.dir,
+                              wake_notifier=self.fax_notifier.wake)
+        if fx.dial:
+            schedule = self.schedules[fx.delivery_schedule] if fx.delivery_schedule else None
+            self.fax.dialer = FaxDialer(self.fax, fx, account=lambda: self.account,
+                                        track_leg=self.track, schedule=schedule)
+            self.fax_dialer_wake = self.fax.dialer.wake
+
+    async def _stop_fax(self) -> None:
+        if self.fax_notifier is not None:
+            await self.fax_notifier.stop()
+            self.fax_notifier = None
+        self.fax = None
+        if self.fax_store is not None:
+            await asyncio.to_thread(self.fax_store.close)
+            self.fax_store = None
+
     # -- admission ----------------------------------------------------------------
     def _incoming(self, leg, rdata) -> None:
         """Called from pjsua2's onIncomingCall with a fresh leg; decides at once
@@ -209,6 +264,8 @@ class Engine:
             log.warning("no route for the called number", called=called, caller=caller)
             loop.call_soon(leg.end, 404)
             return
+        if route.fax:
+            leg.use_fax_media(self.fax.jitter_policy())   # before the answer makes the stream
         task = loop.create_task(self._run_call(leg, route, called, caller, headers))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)

@@ -116,6 +116,12 @@ def configure_codecs(ep: "pj.Endpoint", prefer: str = "PCMA") -> None:
     prio = {c: 254 - i for i, c in enumerate(order)}
     for info in ep.codecEnum2():
         ep.codecSetPriority(info.codecId, prio.get(info.codecId, 0))
+    without_concealment(ep)
+
+
+def without_concealment(ep: "pj.Endpoint") -> None:
+    """PLC and VAD off in both G.711 codecs, for every call of the process
+    (pjsua2 2.12.1 has no per-call codec settings)."""
     for codec in G711:
         param = ep.codecGetParam(codec)
         param.setting.plc = False

@@ -4,6 +4,8 @@
         [--dial sip:..]            dial this URI (default: answer the first call)
         [--t30 calling|answering]  T.30 role (default: calling iff we dial)
         [--ident ID] [--jitter-ms 240|0] [--codec PCMA|PCMU] [--timeout S]
+        [--dtmf KEYS] [--fax-after S]   a person at the handset: keys, then Start
+        [--hangup-after-pages N]        hang up during the page after page N
 
 Why a process of its own: a fax between two processes is the case that
 matters (each has its own media clock, and audio crosses real RTP), and
@@ -133,6 +135,8 @@ class FaxTerminal:
         self.stopped_by_request = False
         self.cpu_at_media = 0.0
         self.recorders: list[pj.AudioMediaRecorder] = []
+        self.media_seen = False
+        self.cutting = False
 
     def emit(self, **event) -> None:
         try:
@@ -201,8 +205,26 @@ class FaxTerminal:
         call.answer(op)
 
     def media_ready(self, med_idx: int, slot: int) -> None:
-        if self.fax is not None:
+        if self.fax is not None or self.media_seen:
             return                       # a re-INVITE refreshed media; same slot
+        self.media_seen = True
+        a = self.args
+        if a.dtmf:
+            # RFC 4733, like a fax machine's handset keypad on a SIP line.
+            self.loop.call_later(1.0, self.send_dtmf, a.dtmf)
+        if a.fax_after:
+            self.loop.call_later(a.fax_after, self.start_fax, med_idx, slot)
+        else:
+            self.start_fax(med_idx, slot)
+
+    def send_dtmf(self, keys: str) -> None:
+        if self.call is not None:
+            self.call.dialDtmf(keys)
+            self.emit(ev="dtmf", keys=keys)
+
+    def start_fax(self, med_idx: int, slot: int) -> None:
+        if self.call is None or self.fax is not None:
+            return
         a = self.args
         calling = a.t30 == "calling" if a.t30 else bool(a.dial)
         self.fax = FaxSession(a.mode, a.tiff, calling=calling, ident=a.ident,
@@ -231,7 +253,15 @@ class FaxTerminal:
         self.fax.drain()
         result = self.fax.poll()
         if result is None:
-            self.emit(ev="progress", **self.fax.progress())
+            progress = self.fax.progress()
+            self.emit(ev="progress", **progress)
+            cut = self.args.hangup_after_pages
+            if cut and progress["pages"] >= cut and not self.cutting:
+                # Late enough that the far end has our confirmation of page
+                # N and is sending the next page: a hang-up mid-page.
+                self.cutting = True
+                self.loop.call_later(self.args.hangup_delay, self.hangup)
+                self.emit(ev="cutting", after_pages=progress["pages"])
             return
         self.loop.remove_reader(self.fax.fileno())
         self.finish(result)
@@ -362,6 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jitter-discard", choices=("none", "static", "progressive"), default="none",
                     help="this call's jitter-buffer frame discard (pjmedia's default: progressive)")
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--dtmf", help="keys to press (RFC 4733) 1 s after the call is up")
+    ap.add_argument("--fax-after", type=float, default=0.0,
+                    help="seconds after the call is up before the modem starts (pressing Start)")
+    ap.add_argument("--hangup-after-pages", type=int, default=0,
+                    help="hang up during the transfer of the page after this many")
+    ap.add_argument("--hangup-delay", type=float, default=4.0,
+                    help="seconds after that page's confirmation before hanging up")
     ap.add_argument("--linger", type=float, default=3.0,
                     help="seconds before BYE after phase E (the sender reaches it about 1 s after the receiver)")
     ap.add_argument("--log-level", type=int, default=2, help="pjsip log level")

@@ -15,6 +15,7 @@ from collections import deque
 import pjsua2 as pj
 import structlog
 
+from sipagent import fax_call
 from sipagent.endpoint import pj_error_text
 
 log = structlog.get_logger("sipagent.leg")
@@ -31,6 +32,8 @@ class LegEnded(Exception):
 
 class CallLeg(pj.Call):
     _instances: "weakref.WeakSet[CallLeg]" = weakref.WeakSet()
+    # Counts T.38 offers refused (the engine points it at its metric).
+    on_t38_rejected = staticmethod(lambda: None)
 
     def __init__(self, account, pj_call_id: int = pj.PJSUA_INVALID_ID, *, label: str = ""):
         super().__init__(account, pj_call_id)
@@ -45,6 +48,8 @@ class CallLeg(pj.Call):
         self.digit_buffer: deque[str] = deque()
         self.digit_arrived = asyncio.Event()
         self.log = log.bind(leg=label)
+        self.media_policy: fax_call.JitterPolicy | None = None
+        self._policy_call_id: int | None = None
 
     @classmethod
     def disown_all(cls) -> int:
@@ -55,7 +60,29 @@ class CallLeg(pj.Call):
             leg.thisown = False
         return len(legs)
 
+    def use_fax_media(self, policy: "fax_call.JitterPolicy") -> None:
+        """Fax-safe jitter buffer for this leg's media.  Call before the
+        media exists: before answering, or right after makeCall()."""
+        self.media_policy = policy
+        self._policy_call_id = self.getId()
+        policy.claim(self._policy_call_id)
+
     # -- pjsua2 callbacks (loop thread, possibly re-entrant) ------------------
+    def onStreamPreCreate(self, prm):
+        if self.media_policy is not None:
+            self.media_policy.apply(prm.streamInfo)
+
+    def onCallRxReinvite(self, prm):
+        # pjsua2 has no T.38: refuse it and the call stays on G.711.
+        if fax_call.reject_t38(prm):
+            self.on_t38_rejected()
+            self.log.info("T.38 re-INVITE answered 488; staying on G.711")
+
+    def onCallRxOffer(self, prm):
+        if fax_call.reject_t38(prm):
+            self.on_t38_rejected()
+            self.log.info("T.38 offer answered 488; staying on G.711")
+
     def onCallState(self, prm):
         try:
             ci = self.getInfo()
@@ -67,6 +94,11 @@ class CallLeg(pj.Call):
             elif state == pj.PJSIP_INV_STATE_CONFIRMED and not self.confirmed.done():
                 self.confirmed.set_result(True)
             elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                if self._policy_call_id is not None:
+                    # Now, not from a loop callback: pjsua may hand this id
+                    # to the next call within the same poll.
+                    self.media_policy.release(self._policy_call_id)
+                    self._policy_call_id = None
                 outcome = (int(ci.lastStatusCode), ci.lastReason)
                 for fut in (self.confirmed, self.early):
                     if not fut.done():

@@ -11,6 +11,7 @@ from ivrflows.schedule import next_opening
 from sipagent.leg import CallLeg, LegEnded, dial
 from sipagent.media import play_prompt
 from sipagent.recording import record_caller
+from sipagent.fax_verbs import FaxVerbs
 from sipagent.voicemail_call import VoicemailVerbs
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ MEDIA_TIMEOUT = 5.0
 TRANSFER_RING_TIMEOUT = 30.0
 
 
-class SipCall(VoicemailVerbs):
+class SipCall(VoicemailVerbs, FaxVerbs):
     def __init__(self, leg: CallLeg, *, call_id: str, caller: str, called: str,
                  headers: Mapping[str, str], engine: "Engine", route, log):
         self.leg = leg

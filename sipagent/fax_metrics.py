@@ -1,0 +1,81 @@
+"""Fax metrics, registered on the engine's registry.
+
+=====================================================  ==========================
+``sipacd_fax_total{direction,result}``                 send|receive x ok|failed
+``sipacd_fax_pages_total{direction}``                  pages confirmed
+``sipacd_fax_seconds{direction}`` (histogram)          line time of one fax
+``sipacd_fax_jobs{state}``                             two-call jobs by state
+``sipacd_fax_notifications_total{channel,result}``     email|webhook x
+                                                       sent|failed|gave_up
+``sipacd_fax_t38_rejected_total``                      T.38 offers answered 488
+=====================================================  ==========================
+
+``result`` is coarse on purpose (a label per T.30 completion code would be
+dozens of mostly empty series); the code and its text are in the fax log.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+JOB_STATES = ("queued", "sending", "done", "failed", "cancelled")
+# A page at 14400 bit/s takes 10-40 s; a fax of many pages, minutes.
+_BUCKETS = (15, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800)
+
+
+class FaxMetrics:
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self.faxes = Counter("sipacd_fax", "Faxes by direction and result",
+                             ["direction", "result"], registry=registry)
+        self.pages = Counter("sipacd_fax_pages", "Fax pages confirmed, by direction",
+                             ["direction"], registry=registry)
+        self.seconds = Histogram("sipacd_fax_seconds", "Line time of one fax",
+                                 ["direction"], buckets=_BUCKETS, registry=registry)
+        self.notifications = Counter("sipacd_fax_notifications",
+                                     "Received-fax notification attempts by channel and result",
+                                     ["channel", "result"], registry=registry)
+        self.t38_rejected = Counter("sipacd_fax_t38_rejected",
+                                    "T.38 offers answered 488 (the call stays on G.711)",
+                                    registry=registry)
+        for direction in ("send", "receive"):
+            self.pages.labels(direction)
+            for result in ("ok", "failed"):
+                self.faxes.labels(direction, result)
+        for channel in ("email", "webhook"):
+            for result in ("sent", "failed", "gave_up"):
+                self.notifications.labels(channel, result)
+
+    def fax_done(self, direction: str, result: dict) -> None:
+        self.faxes.labels(direction, "ok" if result.get("ok") else "failed").inc()
+        self.pages.labels(direction).inc(int(result.get("pages") or 0))
+        self.seconds.labels(direction).observe(float(result.get("line_seconds") or 0.0))
+
+    def notification(self, channel: str, result: str) -> None:
+        """The notifier's ``on_result`` callback."""
+        self.notifications.labels(channel, result).inc()
+
+    def watch_jobs(self, counts: Callable[[], dict[str, int] | None]) -> None:
+        """Report ``counts()`` (state -> jobs; None before the engine
+        started) at each scrape.  Register once per registry."""
+        self.registry.register(_Jobs(counts))
+
+
+class _Jobs:
+    def __init__(self, counts: Callable[[], Any]):
+        self._counts = counts
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        counts = self._counts()
+        if counts is None:
+            return
+        jobs = GaugeMetricFamily("sipacd_fax_jobs", "Two-call fax jobs by state",
+                                 labels=["state"])
+        for state in JOB_STATES:
+            jobs.add_metric([state], counts.get(state, 0))
+        yield jobs
