@@ -18,6 +18,8 @@ def _passthrough(name: str):
         from sipagent.report_cli import main
     elif name == "flows":
         from sipagent.flows_cli import main
+    elif name == "fax":
+        from sipagent.fax_cli import main
     else:
         return None
     return main
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     # These hand their arguments to their own parsers (and their own --help).
     for name, text in (("erlang", "staffing: agents needed for a service level"),
                        ("report", "KPIs per queue and interval from the event log"),
-                       ("flows", "check flow files, or simulate a flow with the test kit")):
+                       ("flows", "check flow files, or simulate a flow with the test kit"),
+                       ("fax", "fax documents, two-call jobs and the fax log")):
         passthrough = sub.add_parser(name, help=text, add_help=False)
         passthrough.add_argument("args", nargs=argparse.REMAINDER)
 

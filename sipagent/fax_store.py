@@ -16,16 +16,13 @@ delete commits the row away first, then unlinks.  A crash between the two
 steps leaves a file no row names; :meth:`FaxStore.clean_strays` removes it,
 with any temporary file, when the store opens.
 
-The CLI opens the same folder while the engine runs, and the engine's
-half-written files (a fax being received, a document being rendered) are
-exactly what a sweep removes.  So every store holds a shared ``flock`` on
-``fax/store.lock``, and only a store that can take it exclusively, the
-sole user of the folder, sweeps strays or puts back jobs it finds
-``sending`` (a crash mid-call).
+The CLI opens the folder while the engine runs, and the engine's unfinished
+files look just like strays.  So each store holds a shared ``flock`` on
+``fax/store.lock``; only the sole user of the folder (the exclusive lock)
+sweeps, or puts back jobs found ``sending`` (a crash mid-call).
 
-Methods block (SQLite, fsync, ghostscript); the engine calls them through
-``asyncio.to_thread``.  One lock serialises writers and readers of the one
-connection.
+Methods block (SQLite, fsync, ghostscript): the engine calls them through
+``asyncio.to_thread``.  One lock serialises all use of the one connection.
 """
 from __future__ import annotations
 
@@ -215,7 +212,7 @@ class FaxStore:
             raise DocumentExists(f"document {number} exists already")
         final, pages = self._render(number, Path(source))
         try:
-            with self._lock, self._tx():
+            with self._tx():
                 if self._one("SELECT 1 FROM document WHERE number = ?", (number,)):
                     raise DocumentExists(f"document {number} exists already")
                 now = self._clock()
@@ -234,7 +231,7 @@ class FaxStore:
         title = None if title is None else _title(title)
         final, pages = self._render(number, Path(source))
         try:
-            with self._lock, self._tx():
+            with self._tx():
                 row = self._one("SELECT file FROM document WHERE number = ?", (number,))
                 if row is None:
                     raise NoSuchDocument(f"no document {number}")
@@ -250,7 +247,7 @@ class FaxStore:
 
     def set_document_pin(self, number: str, pin: str | None) -> FaxDocument:
         pin_hash = None if pin is None else hash_pin(_pin(pin))
-        with self._lock, self._tx():
+        with self._tx():
             changed = self._db.execute(
                 "UPDATE document SET pin_hash = ?, failures = 0, locked_until = 0, updated = ? "
                 "WHERE number = ?", (pin_hash, self._clock(), str(number))).rowcount
@@ -259,13 +256,12 @@ class FaxStore:
         return self.document(number)
 
     def remove_document(self, number: str) -> None:
-        with self._lock:
-            with self._tx():
-                row = self._one("SELECT file FROM document WHERE number = ?", (str(number),))
-                if row is None:
-                    raise NoSuchDocument(f"no document {number}")
-                self._db.execute("DELETE FROM document WHERE number = ?", (number,))
-            self._document_file(row[0]).unlink(missing_ok=True)
+        with self._tx():
+            row = self._one("SELECT file FROM document WHERE number = ?", (str(number),))
+            if row is None:
+                raise NoSuchDocument(f"no document {number}")
+            self._db.execute("DELETE FROM document WHERE number = ?", (number,))
+        self._document_file(row[0]).unlink(missing_ok=True)
 
     def document(self, number: str) -> FaxDocument:
         row = self._one(f"SELECT {_DOC} FROM document WHERE number = ?", (str(number),))
@@ -293,11 +289,11 @@ class FaxStore:
             raise FaxAccessDenied(f"document {number} needs its PIN")
         if verify_pin(pin, pin_hash):
             if failures:
-                with self._lock, self._tx():
+                with self._tx():
                     self._db.execute("UPDATE document SET failures = 0 WHERE number = ?",
                                      (number,))
             return doc
-        with self._lock, self._tx():
+        with self._tx():
             failures = self._db.execute("UPDATE document SET failures = failures + 1 WHERE "
                                         "number = ? RETURNING failures", (number,)).fetchone()
             if failures and failures[0] >= self.pin_attempts:
@@ -383,7 +379,7 @@ class FaxStore:
                str(r.get("remote_ident", "")), float(r.get("line_seconds", 0.0)), call_id,
                remote, json.dumps(list(documents)), job_id, self._received_name(tiff),
                self._received_name(pdf), started, self._clock())
-        with self._lock, self._tx():
+        with self._tx():
             if self._one("SELECT 1 FROM fax WHERE id = ?", (fax_id,)):
                 raise FaxStoreError(f"fax {fax_id} is recorded already")
             self._db.execute(f"INSERT INTO fax ({_FAX}) VALUES ({', '.join('?' * len(row))})",
@@ -438,7 +434,7 @@ class FaxStore:
         pages = self.compose(documents, path)
         now = self._clock()
         try:
-            with self._lock, self._tx():
+            with self._tx():
                 self._db.execute(f"INSERT INTO job ({_JOB}) VALUES "
                                  "(?, ?, ?, 'queued', 0, ?, 0, ?, '', ?, ?, ?)",
                                  (job_id, number, json.dumps(documents), pages,
@@ -450,7 +446,7 @@ class FaxStore:
 
     def claim_due_job(self, now: float) -> FaxJob | None:
         """The oldest queued job that is due, now ``sending``."""
-        with self._lock, self._tx():
+        with self._tx():
             row = self._one("SELECT id FROM job WHERE state = 'queued' AND next_attempt <= ? "
                             "ORDER BY created, id LIMIT 1", (now,))
             if row is None:
@@ -467,28 +463,25 @@ class FaxStore:
             raise FaxStoreError(f"an attempt ends queued, done or failed, not {state!r}")
         now = self._clock()
         due = (now if next_attempt is None else next_attempt) if state == "queued" else None
-        with self._lock:
-            with self._tx():
-                current = self._job_state(job_id)
-                if current != "sending":
-                    raise JobBusy(f"job {job_id} is {current}, not being sent")
-                self._db.execute("UPDATE job SET state = ?, pages_confirmed = ?, "
-                                 "next_attempt = ?, last_status = ?, updated = ? WHERE id = ?",
-                                 (state, pages_confirmed, due, status, now, job_id))
-            if state != "queued":
-                self._job_file(job_id).unlink(missing_ok=True)
+        with self._tx():
+            current = self._job_state(job_id)
+            if current != "sending":
+                raise JobBusy(f"job {job_id} is {current}, not being sent")
+            self._db.execute("UPDATE job SET state = ?, pages_confirmed = ?, next_attempt = ?, "
+                             "last_status = ?, updated = ? WHERE id = ?",
+                             (state, pages_confirmed, due, status, now, job_id))
+        if state != "queued":
+            self._job_file(job_id).unlink(missing_ok=True)
         return self.job(job_id)
 
     def cancel_job(self, job_id: str) -> FaxJob:
-        with self._lock:
-            with self._tx():
-                current = self._job_state(job_id)
-                if current != "queued":
-                    raise JobBusy(f"job {job_id} is {current}: only a queued job can be "
-                                  "cancelled")
-                self._db.execute("UPDATE job SET state = 'cancelled', next_attempt = NULL, "
-                                 "updated = ? WHERE id = ?", (self._clock(), job_id))
-            self._job_file(job_id).unlink(missing_ok=True)
+        with self._tx():
+            current = self._job_state(job_id)
+            if current != "queued":
+                raise JobBusy(f"job {job_id} is {current}: only a queued job can be cancelled")
+            self._db.execute("UPDATE job SET state = 'cancelled', next_attempt = NULL, "
+                             "updated = ? WHERE id = ?", (self._clock(), job_id))
+        self._job_file(job_id).unlink(missing_ok=True)
         return self.job(job_id)
 
     def job(self, job_id: str) -> FaxJob:
@@ -503,8 +496,14 @@ class FaxStore:
         if state is not None and state not in JOB_STATES:
             raise FaxStoreError(f"state: one of {', '.join(JOB_STATES)}, not {state!r}")
         rows = self._read("SELECT id FROM job WHERE ? IS NULL OR state = ? "
-                          "ORDER BY created DESC, rowid DESC LIMIT ?", (state, state, max(0, limit)))
+                          "ORDER BY created DESC, rowid DESC LIMIT ?",
+                          (state, state, max(0, limit)))
         return [self.job(r[0]) for r in rows]
+
+    def job_counts(self) -> dict[str, int]:
+        """Jobs per state, every state present (the metrics' gauge)."""
+        got = dict(self._read("SELECT state, count(*) FROM job GROUP BY state"))
+        return {state: got.get(state, 0) for state in JOB_STATES}
 
     def next_due(self) -> float | None:
         return self._one("SELECT min(next_attempt) FROM job WHERE state = 'queued'")[0]
@@ -521,7 +520,7 @@ class FaxStore:
 
     def _resume_jobs(self) -> int:
         now = self._clock()
-        with self._lock, self._tx():
+        with self._tx():
             return self._db.execute("UPDATE job SET state = 'queued', next_attempt = ?, "
                                     "updated = ? WHERE state = 'sending'", (now, now)).rowcount
 

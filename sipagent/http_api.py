@@ -129,6 +129,12 @@ def build_app(engine) -> web.Application:
 
         add_voicemail_routes(app, engine.voicemail,
                              lambda request, roles: _authenticate(config, request, roles))
+    if getattr(engine, "fax_store", None) is not None:
+        from sipagent.fax_api import add_fax_routes
+
+        add_fax_routes(app, engine.fax_store,
+                       lambda request, roles: _authenticate(config, request, roles),
+                       on_job=getattr(engine, "fax_dialer_wake", None))
     return app
 
 

@@ -335,6 +335,8 @@ def test_job_lifecycle_claim_retry_done_and_cancel(store, src, clock):
     assert store.finish_attempt(failing.id, pages_confirmed=0, state="failed",
                                 next_attempt=None, status="no answer").state == "failed"
     assert [j.state for j in store.jobs()] == ["failed", "cancelled", "done"]
+    assert store.job_counts() == {"queued": 0, "sending": 0, "done": 1, "failed": 1,
+                                  "cancelled": 1}
     assert [j.id for j in store.jobs("cancelled")] == [other.id]
     with pytest.raises(NoSuchJob):
         store.job("f" * 32)
