@@ -15,6 +15,7 @@ machine behind an ATA):
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.request
 from email import message_from_bytes
@@ -24,7 +25,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from engine_proc import Engine, base_config
-from faxkit import FaxUA, assert_pixel_identical, make_document
+from faxkit import FaxUA, assert_pixel_identical, make_document, run_sipp_t38
 from sipagent.fax_store import FaxStore
 from sipagent.mediaports.tiffpages import read_pages
 
@@ -253,3 +254,15 @@ def test_a_fax_number_files_tiff_and_pdf_and_mails_the_pdf(two_pages, workdir, p
     attached = [p for p in msg.iter_attachments() if p.get_content_type() == "application/pdf"]
     assert len(attached) == 1 and attached[0].get_content() == pdf
     assert mail.rcpt_tos == ["faxes@example.com"]
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian: sip-tester) is not installed")
+def test_t38_reinvites_to_the_engine_get_488_and_the_call_stays_on_g711(workdir, ports,
+                                                                       prompts_dir):
+    route = {"number": "fax", "flow": "fax_receive", "fax": True}
+    with Engine(workdir, _config(ports, workdir, prompts_dir, routes=[route])) as engine:
+        run_sipp_t38(engine.sip_port, workdir, ports)      # 488 twice, then BYE on G.711
+        assert engine.wait_metric("sipacd_fax_t38_rejected_total", 2) == 2
+        # The BYE ended a receive that never heard a modem: filed as failed.
+        assert engine.wait_metric("sipacd_fax_total", 1, direction="receive",
+                                  result="failed") == 1

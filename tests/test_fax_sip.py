@@ -9,11 +9,10 @@ the fix (fixed prefetch, no discard: sipagent/fax_call.py) in place.
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
-from faxkit import FaxUA, assert_pixel_identical, make_document
+from faxkit import FaxUA, assert_pixel_identical, make_document, run_sipp_t38
 
 pytestmark = [pytest.mark.sip, pytest.mark.slow]
 
@@ -95,153 +94,15 @@ def test_hangup_mid_transfer_fails_cleanly_on_both_sides(document, workdir, port
         assert caller.proc.returncode == 0
 
 
-_SIPP_T38 = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="G.711 call, then T.38 re-INVITEs: image only, then audio + image">
-  <send retrans="500"><![CDATA[
-INVITE sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=sipp 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200"/>
-  <send><![CDATA[
-ACK sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <pause milliseconds="500"/>
-  <send retrans="500"><![CDATA[
-INVITE sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 INVITE
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=sipp 1 2 IN IP4 [local_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=image [media_port] udptl t38
-a=T38FaxVersion:0
-a=T38MaxBitRate:14400
-a=T38FaxRateManagement:transferredTCF
-a=T38FaxUdpEC:t38UDPRedundancy
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="488"/>
-  <send><![CDATA[
-ACK sip:fax@[remote_ip]:[remote_port] SIP/2.0
-[last_Via:]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <pause milliseconds="300"/>
-  <send retrans="500"><![CDATA[
-INVITE sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 3 INVITE
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=sipp 1 3 IN IP4 [local_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-m=image [media_port] udptl t38
-a=T38FaxVersion:0
-a=T38MaxBitRate:14400
-a=T38FaxRateManagement:transferredTCF
-a=T38FaxUdpEC:t38UDPRedundancy
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="488"/>
-  <send><![CDATA[
-ACK sip:fax@[remote_ip]:[remote_port] SIP/2.0
-[last_Via:]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 3 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <pause milliseconds="300"/>
-  <send retrans="500"><![CDATA[
-BYE sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 4 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-</scenario>
-"""
 
 
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian: sip-tester) is not installed")
 def test_t38_reinvite_is_answered_488_and_the_call_stays_up(document, workdir, ports):
-    scenario = workdir / "t38.xml"
-    scenario.write_text(_SIPP_T38)
-    a_port, sipp_port, media_port = ports(), ports(), ports.block(4)
+    a_port = ports()
     with _terminal("answerer", workdir, a_port, ports.block(4), "--mode", "receive",
                    "--tiff", str(workdir / "rx.tif")) as answerer:
         answerer.wait_event("ready", 10)
-        run = subprocess.run(
-            ["sipp", f"127.0.0.1:{a_port}", "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1",
-             "-p", str(sipp_port), "-mp", str(media_port), "-timeout", "20s",
-             "-timeout_error", "-trace_err", "-error_file", str(workdir / "sipp_err.log")],
-            cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, timeout=40)
-        errors = (workdir / "sipp_err.log").read_text(errors="replace") \
-            if (workdir / "sipp_err.log").exists() else ""
-        assert run.returncode == 0, f"sipp exit {run.returncode}: {run.stderr.decode()[-500:]}\n{errors[-2000:]}"
+        run_sipp_t38(a_port, workdir, ports)
         # pjsua alone would refuse the image-only offer, but accept the
         # audio + image one with the image stream disabled (a 200 that sipp
         # fails on): the explicit 488 is ours.
