@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from aiohttp import web
 
+from sipagent.fax_json import document_json, fax_json, job_json
 from sipagent.fax_store import (JOB_STATES, DocumentExists, DocumentRejected, FaxAccessDenied,
-                                FaxDocument, FaxJob, FaxRecord, FaxStore, FaxStoreError,
-                                JobBusy, NoSuchDocument, NoSuchFax, NoSuchJob)
+                                FaxStore, FaxStoreError, JobBusy, NoSuchDocument, NoSuchFax,
+                                NoSuchJob)
 from sipagent.http_json import json_object
 
 READERS = {"admin", "supervisor"}
@@ -243,31 +243,3 @@ def _limit(request: web.Request) -> int:
 def _file(path: Path, content_type: str, name: str) -> web.FileResponse:
     return web.FileResponse(path, headers={"Content-Type": content_type,
                                            "Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
-
-
-def document_json(d: FaxDocument) -> dict:
-    return {"number": d.number, "title": d.title, "pages": d.pages, "protected": d.protected,
-            "size": d.size, "added": _iso(d.added), "updated": _iso(d.updated)}
-
-
-def job_json(j: FaxJob) -> dict:
-    return {"id": j.id, "number": j.number, "documents": list(j.documents), "state": j.state,
-            "attempts": j.attempts, "pages_total": j.pages_total,
-            "pages_confirmed": j.pages_confirmed, "next_attempt": _iso(j.next_attempt),
-            "last_status": j.last_status, "call_id": j.call_id, "created": _iso(j.created),
-            "updated": _iso(j.updated)}
-
-
-def fax_json(f: FaxRecord) -> dict:
-    base = f"/api/fax/log/{f.id}"
-    return {"id": f.id, "direction": f.direction, "ok": f.ok, "status": f.status,
-            "status_text": f.status_text, "pages": f.pages, "bit_rate": f.bit_rate,
-            "resolution": f.resolution, "ecm": f.ecm, "remote_ident": f.remote_ident,
-            "seconds": f.seconds, "call_id": f.call_id, "remote": f.remote,
-            "documents": list(f.documents), "job_id": f.job_id,
-            "tiff": f"{base}/tiff" if f.tiff else None, "pdf": f"{base}/pdf" if f.pdf else None,
-            "started": _iso(f.started), "ended": _iso(f.ended)}

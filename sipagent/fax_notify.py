@@ -14,11 +14,12 @@ to attach and no download to offer.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Callable
 
+from sipagent.fax_json import fax_json
 from sipagent.fax_store import FaxRecord, FaxStore, NoSuchFax
 from sipagent.outbox_notifier import OutboxNotifier
 from sipagent.voicemail_outbox import Notification
@@ -48,26 +49,9 @@ class FaxNotifier(OutboxNotifier):
         return compose_email(record, pdf, sender=self.settings.smtp_from, to=to)
 
     def webhook_body(self, record: FaxRecord) -> dict:
-        log = f"{self._base}/api/fax/log/{record.id}"
-        return {"event": "fax.received", "fax": fax_json(record),
-                "pdf_url": f"{log}/pdf" if record.pdf is not None else None,
-                "tiff_url": f"{log}/tiff" if record.tiff is not None else None}
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
-
-
-def fax_json(record: FaxRecord) -> dict:
-    """The record as the outside world sees it: no paths on our disk."""
-    return {"id": record.id, "direction": record.direction, "ok": record.ok,
-            "status": record.status, "status_text": record.status_text,
-            "pages": record.pages, "bit_rate": record.bit_rate,
-            "resolution": record.resolution, "ecm": record.ecm,
-            "remote_ident": record.remote_ident, "remote": record.remote,
-            "seconds": record.seconds, "call_id": record.call_id,
-            "documents": list(record.documents), "job_id": record.job_id,
-            "started": _iso(record.started), "ended": _iso(record.ended)}
+        fax = fax_json(record, base=self._base)
+        return {"event": "fax.received", "fax": fax, "pdf_url": fax["pdf"],
+                "tiff_url": fax["tiff"]}
 
 
 def sender_name(record: FaxRecord) -> str:

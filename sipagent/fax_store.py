@@ -27,30 +27,34 @@ Methods block (SQLite, fsync, ghostscript): the engine calls them through
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 from sipagent.fax_documents import (PAPER_SIZES, DocumentError, join_tiffs, tiff_pages,
                                     to_fax_document, to_pdf)
+from sipagent.fax_jobs import FaxJobBook
+from sipagent.fax_records import (DOCUMENT_NUMBER, FAX_NUMBER, JOB_STATES,
+                                  DocumentExists, DocumentRejected, FaxAccessDenied,
+                                  FaxDocument, FaxJob, FaxRecord, FaxStoreError, JobBusy,
+                                  NoSuchDocument, NoSuchFax, NoSuchJob, check_id)
 from sipagent.voicemail_files import publish
 from sipagent.voicemail_outbox import Outbox
 from sipagent.voicemail_pin import check_pin_format, hash_pin, verify_pin
 
+# The store's records and errors are imported from here by its users.
+__all__ = ["FaxStore", "DB_FILE", "DOCUMENT_NUMBER", "FAX_NUMBER", "JOB_STATES", "FaxDocument",
+           "FaxRecord", "FaxJob", "FaxStoreError", "DocumentRejected", "DocumentExists",
+           "NoSuchDocument", "FaxAccessDenied", "NoSuchFax", "NoSuchJob", "JobBusy"]
+
 DB_FILE = "fax.sqlite3"
-DOCUMENT_NUMBER = re.compile(r"[0-9]{1,10}")      # what callers key in
-FAX_NUMBER = re.compile(r"\+?[0-9]{2,32}")
-JOB_STATES = ("queued", "sending", "done", "failed", "cancelled")
 MAX_TITLE = 200
-_ID = re.compile(r"[0-9a-f]{32}")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS document (
@@ -76,97 +80,9 @@ CREATE INDEX IF NOT EXISTS job_due ON job (state, next_attempt);
 _DOC = "number, title, pages, pin_hash, file, size, added, updated"
 _FAX = ("id, direction, ok, status, status_text, pages, bit_rate, resolution, ecm, "
         "remote_ident, seconds, call_id, remote, documents, job_id, tiff, pdf, started, ended")
-_JOB = ("id, number, documents, state, attempts, pages_total, pages_confirmed, next_attempt, "
-        "last_status, call_id, created, updated")
 
 
-class FaxStoreError(ValueError):
-    """Base of the store's refusals; the message is for users and operators."""
-
-
-class DocumentRejected(FaxStoreError):
-    """Not a document, no pages, too many pages, or conversion failed."""
-
-
-class DocumentExists(FaxStoreError):
-    pass
-
-
-class NoSuchDocument(LookupError):
-    pass
-
-
-class FaxAccessDenied(PermissionError):
-    """A protected document, and the PIN is missing, wrong or locked out."""
-
-
-class NoSuchFax(LookupError):
-    pass
-
-
-class NoSuchJob(LookupError):
-    pass
-
-
-class JobBusy(FaxStoreError):
-    """The job is being sent or is finished, so it cannot be changed."""
-
-
-@dataclasses.dataclass(frozen=True)
-class FaxDocument:
-    number: str
-    title: str
-    pages: int
-    protected: bool
-    path: Path
-    size: int
-    added: float
-    updated: float
-
-
-@dataclasses.dataclass(frozen=True)
-class FaxRecord:
-    """One fax transfer, sent or received."""
-    id: str
-    direction: str                # send | receive
-    ok: bool
-    status: int                   # spandsp T.30 completion code
-    status_text: str
-    pages: int
-    bit_rate: int
-    resolution: str
-    ecm: bool
-    remote_ident: str
-    seconds: float                # line time of the transfer
-    call_id: str
-    remote: str
-    documents: tuple[str, ...]
-    job_id: str | None
-    tiff: Path | None
-    pdf: Path | None
-    started: float
-    ended: float
-
-
-@dataclasses.dataclass(frozen=True)
-class FaxJob:
-    """Two-call fax-on-demand: an outbound fax owed."""
-    id: str
-    number: str
-    documents: tuple[str, ...]
-    state: str                    # queued | sending | done | failed | cancelled
-    attempts: int
-    pages_total: int
-    pages_confirmed: int
-    next_attempt: float | None
-    last_status: str
-    call_id: str | None
-    created: float
-    updated: float
-    path: Path
-
-
-class FaxStore:
+class FaxStore(FaxJobBook):
     def __init__(self, data_dir: Path | str, *, max_pages: int = 50, paper: str = "a4",
                  clock: Callable[[], float] = time.time, pin_attempts: int = 5,
                  lockout: float = 900.0):
@@ -342,7 +258,7 @@ class FaxStore:
 
     def received_paths(self, fax_id: str) -> tuple[Path, Path, Path]:
         """(hidden temporary TIFF the modem writes, final TIFF, final PDF)."""
-        _check_id(fax_id, FaxStoreError)
+        check_id(fax_id, FaxStoreError)
         d = self.received_dir
         return d / f".{fax_id}.tmp.tif", d / f"{fax_id}.tif", d / f"{fax_id}.pdf"
 
@@ -369,7 +285,7 @@ class FaxStore:
                    webhook: str | None = None) -> FaxRecord:
         """One transfer's outcome, with the notifications it owes in the
         same transaction (a recorded fax always has them)."""
-        _check_id(fax_id, FaxStoreError)
+        check_id(fax_id, FaxStoreError)
         if direction not in ("send", "receive"):
             raise FaxStoreError(f"direction: send or receive, not {direction!r}")
         r = result or {}
@@ -414,115 +330,6 @@ class FaxStore:
         if _inside(self.received_dir, name) != Path(path).resolve():
             raise FaxStoreError(f"{path} is not in {self.received_dir}")
         return name
-
-    # -- two-call jobs -----------------------------------------------------------------
-    def create_job(self, number: str, documents: Sequence[str], *,
-                   pins: Mapping[str, str] | None = None, call_id: str | None = None,
-                   not_before: float | None = None) -> FaxJob:
-        """Check the number and every document's PIN, join the documents into
-        the job's own TIFF, then queue it."""
-        if not isinstance(number, str) or not FAX_NUMBER.fullmatch(number):
-            raise FaxStoreError(f"{number!r} is not a fax number (2 to 32 digits, "
-                                "optionally a leading +)")
-        documents = tuple(documents)
-        if not documents:
-            raise FaxStoreError("a fax job needs at least one document")
-        for doc in dict.fromkeys(documents):
-            self.check_access(doc, (pins or {}).get(doc))
-        job_id = uuid.uuid4().hex
-        path = self._job_file(job_id)
-        pages = self.compose(documents, path)
-        now = self._clock()
-        try:
-            with self._tx():
-                self._db.execute(f"INSERT INTO job ({_JOB}) VALUES "
-                                 "(?, ?, ?, 'queued', 0, ?, 0, ?, '', ?, ?, ?)",
-                                 (job_id, number, json.dumps(documents), pages,
-                                  now if not_before is None else not_before, call_id, now, now))
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return self.job(job_id)
-
-    def claim_due_job(self, now: float) -> FaxJob | None:
-        """The oldest queued job that is due, now ``sending``."""
-        with self._tx():
-            row = self._one("SELECT id FROM job WHERE state = 'queued' AND next_attempt <= ? "
-                            "ORDER BY created, id LIMIT 1", (now,))
-            if row is None:
-                return None
-            self._db.execute("UPDATE job SET state = 'sending', attempts = attempts + 1, "
-                             "updated = ? WHERE id = ?", (now, row[0]))
-        return self.job(row[0])
-
-    def finish_attempt(self, job_id: str, *, pages_confirmed: int, state: str,
-                       next_attempt: float | None, status: str) -> FaxJob:
-        """The outcome of a claimed job's call: ``queued`` (retry at
-        ``next_attempt``), ``done`` or ``failed``."""
-        if state not in ("queued", "done", "failed"):
-            raise FaxStoreError(f"an attempt ends queued, done or failed, not {state!r}")
-        now = self._clock()
-        due = (now if next_attempt is None else next_attempt) if state == "queued" else None
-        with self._tx():
-            current = self._job_state(job_id)
-            if current != "sending":
-                raise JobBusy(f"job {job_id} is {current}, not being sent")
-            self._db.execute("UPDATE job SET state = ?, pages_confirmed = ?, next_attempt = ?, "
-                             "last_status = ?, updated = ? WHERE id = ?",
-                             (state, pages_confirmed, due, status, now, job_id))
-        if state != "queued":
-            self._job_file(job_id).unlink(missing_ok=True)
-        return self.job(job_id)
-
-    def cancel_job(self, job_id: str) -> FaxJob:
-        with self._tx():
-            current = self._job_state(job_id)
-            if current != "queued":
-                raise JobBusy(f"job {job_id} is {current}: only a queued job can be cancelled")
-            self._db.execute("UPDATE job SET state = 'cancelled', next_attempt = NULL, "
-                             "updated = ? WHERE id = ?", (self._clock(), job_id))
-        self._job_file(job_id).unlink(missing_ok=True)
-        return self.job(job_id)
-
-    def job(self, job_id: str) -> FaxJob:
-        row = self._one(f"SELECT {_JOB} FROM job WHERE id = ?", (str(job_id),))
-        if row is None:
-            raise NoSuchJob(f"no fax job {job_id}")
-        jid, number, documents, *rest = row
-        return FaxJob(jid, number, tuple(json.loads(documents)), *rest, self._job_file(jid))
-
-    def jobs(self, state: str | None = None, *, limit: int = 100) -> list[FaxJob]:
-        """Newest first."""
-        if state is not None and state not in JOB_STATES:
-            raise FaxStoreError(f"state: one of {', '.join(JOB_STATES)}, not {state!r}")
-        rows = self._read("SELECT id FROM job WHERE ? IS NULL OR state = ? "
-                          "ORDER BY created DESC, rowid DESC LIMIT ?",
-                          (state, state, max(0, limit)))
-        return [self.job(r[0]) for r in rows]
-
-    def job_counts(self) -> dict[str, int]:
-        """Jobs per state, every state present (the metrics' gauge)."""
-        got = dict(self._read("SELECT state, count(*) FROM job GROUP BY state"))
-        return {state: got.get(state, 0) for state in JOB_STATES}
-
-    def next_due(self) -> float | None:
-        return self._one("SELECT min(next_attempt) FROM job WHERE state = 'queued'")[0]
-
-    def _job_state(self, job_id: str) -> str:
-        row = self._one("SELECT state FROM job WHERE id = ?", (str(job_id),))
-        if row is None:
-            raise NoSuchJob(f"no fax job {job_id}")
-        return row[0]
-
-    def _job_file(self, job_id: str) -> Path:
-        _check_id(job_id, NoSuchJob)
-        return self.jobs_dir / f"{job_id}.tif"
-
-    def _resume_jobs(self) -> int:
-        now = self._clock()
-        with self._tx():
-            return self._db.execute("UPDATE job SET state = 'queued', next_attempt = ?, "
-                                    "updated = ? WHERE state = 'sending'", (now, now)).rowcount
 
     # -- files -------------------------------------------------------------------------
     def clean_strays(self) -> int:
@@ -601,11 +408,6 @@ def _pin(pin: str) -> str:
         return check_pin_format(pin if isinstance(pin, str) else "")
     except ValueError as exc:
         raise FaxStoreError(str(exc)) from None
-
-
-def _check_id(value: str, error: type[Exception]) -> None:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise error(f"bad id {value!r}")
 
 
 def _inside(folder: Path, name: str) -> Path:
