@@ -99,7 +99,8 @@ def test_the_mail_carries_the_pdf_and_the_webhook_the_record(tmp_path, clock, po
     assert (fax["remote"], fax["remote_ident"], fax["call_id"]) == \
         ("+15550123", "ACME SALES", "call-1@pbx")
     assert fax["bit_rate"] == 14400 and fax["seconds"] == pytest.approx(75.0)
-    assert "pdf" not in fax and "tiff" not in fax         # no paths on our disk
+    # Links, never paths on our disk.
+    assert (fax["pdf"], fax["tiff"]) == (hook["pdf_url"], hook["tiff_url"])
 
 
 def test_a_failed_fax_without_pages_is_reported_without_attachment(tmp_path, clock, ports):
