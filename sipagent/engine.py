@@ -129,6 +129,8 @@ class Engine:
     async def stop(self) -> None:
         """Hang up live calls, release every pjsua2 object, destroy the library."""
         self._accepting = False
+        if self.fax is not None and self.fax.dialer is not None:
+            self.fax.dialer.halt()          # no new outbound fax calls from here on
         if self.watchdog is not None:
             self.watchdog.stop()
         log.info("engine stopping", live_legs=len(self.legs))

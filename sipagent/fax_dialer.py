@@ -58,13 +58,17 @@ class FaxDialer:
     def wake(self) -> None:
         self._wake.set()
 
+    def halt(self) -> None:
+        """Claim no more jobs (the engine is shutting down)."""
+        self._stopping = True
+        self._wake.set()
+
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; attempts under way see their calls end (the engine
         hangs up every leg) and file themselves for a retry.  One still
         running after ``grace`` is cancelled: its job stays ``sending`` and
         the store puts it back in the queue at the next start."""
-        self._stopping = True
-        self._wake.set()
+        self.halt()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None

@@ -154,6 +154,7 @@ def test_two_call_job_waits_for_delivery_hours_and_survives_a_restart(two_pages,
         assert job["documents"] == ["101"] and job["attempts"] == 0
         time.sleep(3)                            # closed: nobody is dialled
         assert _api(engine, "GET", f"/api/fax/jobs/{job['id']}")["attempts"] == 0
+        assert engine.metric("sipacd_fax_jobs", state="queued") == 1
     # The office opens with the next start; the job is still there.
     received = workdir / "two-call.tif"
     with _terminal("machine", workdir, ports, "--mode", "receive", "--tiff", str(received),
