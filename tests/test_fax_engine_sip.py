@@ -267,3 +267,54 @@ def test_t38_reinvites_to_the_engine_get_488_and_the_call_stays_on_g711(workdir,
         # The BYE ended a receive that never heard a modem: filed as failed.
         assert engine.wait_metric("sipacd_fax_total", 1, direction="receive",
                                   result="failed") == 1
+
+
+def test_an_engine_killed_mid_job_sends_it_again_after_the_restart(two_pages, workdir, ports,
+                                                                   prompts_dir):
+    library = _library(workdir, {"101": (two_pages, None)})
+    machine_port = ports()
+    cfg = _config(ports, workdir, prompts_dir,
+                  fax={"dial": f"sip:{{number}}@127.0.0.1:{machine_port}"})
+    with Engine(workdir, cfg) as engine:
+        with _terminal("first", workdir, ports, "--mode", "receive", "--tiff",
+                       str(workdir / "first.tif"), sip_port=machine_port) as first:
+            first.wait_event("ready", 10)
+            job = _api(engine, "POST", "/api/fax/jobs", {"number": "5550123",
+                                                          "documents": ["101"]})
+            first.wait_event("progress", 60, negotiated=True)
+            engine.proc.kill()                   # no goodbye: the job row says "sending"
+            engine.proc.wait(10)
+    received = workdir / "second.tif"
+    with _terminal("second", workdir, ports, "--mode", "receive", "--tiff", str(received),
+                   sip_port=machine_port) as second:
+        second.wait_event("ready", 10)
+        with Engine(workdir, cfg) as engine:
+            got = second.wait_event("fax", FAX_TIMEOUT + 10)
+            done = _wait_job(engine, job["id"], 30, state="done")
+            recovered = [e for e in engine.log_events()
+                         if e.get("event") == "fax store recovered from a previous run"]
+            second.wait_event("exit", 20)
+    assert recovered and recovered[-1]["jobs_resumed"] == 1
+    assert got["ok"] and done["attempts"] == 2 and done["pages_confirmed"] == 2
+    assert_pixel_identical(library["101"], received)
+
+
+def test_an_engine_killed_mid_receive_leaves_no_half_written_fax(two_pages, workdir, ports,
+                                                                 prompts_dir):
+    route = {"number": "350", "flow": "fax_receive", "fax": True}
+    cfg = _config(ports, workdir, prompts_dir, routes=[route])
+    received_dir = workdir / "data" / "fax" / "received"
+    with Engine(workdir, cfg) as engine:
+        with _terminal("sender", workdir, ports, "--dial", engine.number("350"), "--mode",
+                       "send", "--tiff", str(two_pages)) as sender:
+            sender.wait_event("progress", 60, pages=1)      # page 1 is in the modem's file
+            engine.proc.kill()
+            engine.proc.wait(10)
+    partial = [p.name for p in received_dir.iterdir()]
+    assert partial and all(name.startswith(".") for name in partial), partial
+    with Engine(workdir, cfg) as engine:
+        recovered = [e for e in engine.log_events()
+                     if e.get("event") == "fax store recovered from a previous run"]
+        (log,) = [_api(engine, "GET", "/api/fax/log")["faxes"]]
+    assert recovered and recovered[-1]["strays_removed"] >= 1
+    assert list(received_dir.iterdir()) == [] and log == []
