@@ -10,7 +10,7 @@
 
 What the caller hears::
 
-    welcome, "enter the document number, then hash"
+    welcome, "enter the document number, then hash", the document's title
     unknown number           ->  "there is no document with that number" (3 tries)
     protected document       ->  "enter the PIN, then hash"; a wrong PIN 3 times: goodbye
     "1 for another document, 2 to finish" (up to MAX_DOCUMENTS)
@@ -70,6 +70,8 @@ async def _pick(call: Call) -> str | None:
         if document is None:
             await call.play("fod-no-such-document")
             continue
+        if document.title:
+            await call.say(document.title)     # the caller hears they keyed the right one
         if not document.protected:
             return number
         for _ in range(TRIES):

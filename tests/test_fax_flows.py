@@ -22,6 +22,7 @@ def test_one_call_sends_the_chosen_document_on_the_same_line():
     verbs = [(e.verb, e.detail) for e in run.transcript if e.who == "flow"]
     assert verbs.index(("play", "fod-press-start")) < verbs.index(("send fax", "101"))
     assert run.ended == "flow hung up"
+    assert "Price list" in run.said
 
 
 def test_two_documents_go_as_one_fax():
