@@ -77,7 +77,7 @@ class Engine:
         self.fax_notifier = None
         self.fax_dialer_wake = None         # the HTTP API's hook for new jobs
         self.fax_metrics = FaxMetrics(self.metrics.registry)
-        self.fax_metrics.watch_jobs(lambda: self.fax_store.job_counts() if self.fax_store else None)
+        self.fax_metrics.watch_jobs(self._fax_jobs)
         CallLeg.on_t38_rejected = self.fax_metrics.t38_rejected.inc
         # call.voicemail() runs the shipped deposit flow from any flow, so its
         # prompts must have texts even when no route names the file; a flows
@@ -350,6 +350,14 @@ class Engine:
         windows = list(self.queues.stats.window_gauges(time.time())) if self.queues else []
         return {"active_calls": len(self.legs), "capacity": self.capacity, "windows": windows,
                 **snap}
+
+    def _fax_jobs(self) -> tuple[dict[str, int], float] | None:
+        """The fax job gauges at a scrape (None before start)."""
+        store, fax = self.fax_store, self.fax
+        if store is None or fax is None:
+            return None
+        dialer = fax.dialer
+        return store.job_counts(), dialer.overdue(time.time()) if dialer else 0.0
 
     def _flow_reloaded(self, spec: str, ok: bool) -> None:
         self.metrics.flow_reloads.labels("ok" if ok else "failed").inc()

@@ -58,6 +58,16 @@ class FaxDialer:
     def wake(self) -> None:
         self._wake.set()
 
+    def delivering(self, now: float) -> bool:
+        """Whether the delivery schedule allows calls at ``now``."""
+        return self._schedule is None or is_open(
+            self._schedule, datetime.fromtimestamp(now, timezone.utc))
+
+    def overdue(self, now: float) -> float:
+        """Seconds the oldest due job has waited, while delivering (else 0)."""
+        due = self.store.oldest_due(now) if self.delivering(now) else None
+        return 0.0 if due is None else max(0.0, now - due)
+
     def halt(self) -> None:
         """Claim no more jobs (the engine is shutting down)."""
         self._stopping = True
@@ -97,11 +107,9 @@ class FaxDialer:
     async def _pass(self) -> float:
         """Start what is due; returns how long to sleep."""
         now = self._clock()
-        if self._schedule is not None:
-            here = datetime.fromtimestamp(now, timezone.utc)
-            if not is_open(self._schedule, here):
-                opens = next_opening(self._schedule, here)
-                return IDLE if opens is None else min(IDLE, max(0.5, opens.timestamp() - now))
+        if not self.delivering(now):
+            opens = next_opening(self._schedule, datetime.fromtimestamp(now, timezone.utc))
+            return IDLE if opens is None else min(IDLE, max(0.5, opens.timestamp() - now))
         while len(self._active) < self.settings.max_concurrent and not self._stopping:
             job = await asyncio.to_thread(self.store.claim_due_job, now)
             if job is None:

@@ -115,6 +115,11 @@ class FaxJobBook:
         got = dict(self._read("SELECT state, count(*) FROM job GROUP BY state"))
         return {state: got.get(state, 0) for state in JOB_STATES}
 
+    def oldest_due(self, now: float) -> float | None:
+        """When the longest-waiting due queued job became due (None: none is)."""
+        return self._one("SELECT min(next_attempt) FROM job WHERE state = 'queued' "
+                         "AND next_attempt <= ?", (now,))[0]
+
     def next_due(self) -> float | None:
         return self._one("SELECT min(next_attempt) FROM job WHERE state = 'queued'")[0]
 

@@ -5,6 +5,9 @@
 ``sipacd_fax_pages_total{direction}``                  pages confirmed
 ``sipacd_fax_seconds{direction}`` (histogram)          line time of one fax
 ``sipacd_fax_jobs{state}``                             two-call jobs by state
+``sipacd_fax_job_overdue_seconds``                     how long the oldest due job
+                                                       has waited for its call, while
+                                                       delivery is allowed (else 0)
 ``sipacd_fax_notifications_total{channel,result}``     email|webhook x
                                                        sent|failed|gave_up
 ``sipacd_fax_t38_rejected_total``                      T.38 offers answered 488
@@ -57,25 +60,34 @@ class FaxMetrics:
         """The notifier's ``on_result`` callback."""
         self.notifications.labels(channel, result).inc()
 
-    def watch_jobs(self, counts: Callable[[], dict[str, int] | None]) -> None:
-        """Report ``counts()`` (state -> jobs; None before the engine
-        started) at each scrape.  Register once per registry."""
-        self.registry.register(_Jobs(counts))
+    def watch_jobs(self, jobs: Callable[[], tuple[dict[str, int], float] | None]) -> None:
+        """Report ``jobs()`` at each scrape: (state -> jobs, overdue
+        seconds), or None before the engine started.  Register once per
+        registry."""
+        self.registry.register(_Jobs(jobs))
 
 
 class _Jobs:
-    def __init__(self, counts: Callable[[], Any]):
-        self._counts = counts
+    def __init__(self, jobs: Callable[[], Any]):
+        self._jobs = jobs
 
     def describe(self):
         return []
 
     def collect(self):
-        counts = self._counts()
-        if counts is None:
+        got = self._jobs()
+        if got is None:
             return
+        counts, overdue = got
         jobs = GaugeMetricFamily("sipacd_fax_jobs", "Two-call fax jobs by state",
                                  labels=["state"])
         for state in JOB_STATES:
             jobs.add_metric([state], counts.get(state, 0))
-        yield jobs
+        # A gauge of ages, not counts: the dialer claims a due job within
+        # seconds, so a job due for long means the dialer is not dialling
+        # (or is saturated).  Closed delivery hours are not "overdue".
+        late = GaugeMetricFamily("sipacd_fax_job_overdue_seconds",
+                                 "Seconds the oldest due two-call job has waited for its call "
+                                 "while delivery is allowed (0: none)")
+        late.add_metric([], overdue)
+        yield from (jobs, late)
