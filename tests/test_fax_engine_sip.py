@@ -155,6 +155,7 @@ def test_two_call_job_waits_for_delivery_hours_and_survives_a_restart(two_pages,
         time.sleep(3)                            # closed: nobody is dialled
         assert _api(engine, "GET", f"/api/fax/jobs/{job['id']}")["attempts"] == 0
         assert engine.metric("sipacd_fax_jobs", state="queued") == 1
+        assert engine.metric("sipacd_fax_job_overdue_seconds") == 0     # held, not late
     # The office opens with the next start; the job is still there.
     received = workdir / "two-call.tif"
     with _terminal("machine", workdir, ports, "--mode", "receive", "--tiff", str(received),
