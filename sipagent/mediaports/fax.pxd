@@ -4,31 +4,16 @@
 from libc.stdint cimport int16_t
 
 from sipagent.mediaports.spandsp cimport fax_state_t, t30_state_t, t30_stats_t
-from sipagent.mediaports.pjmedia cimport pjmedia_port, pj_pool_t
-
-cdef extern from *:
-    """
-    /* The bridge thread publishes, the Python thread consumes. */
-    static inline void sipacd_store_release(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline int sipacd_load_acquire(int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static inline void sipacd_add_relaxed(long long *p, long long v) { __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
-    static inline long long sipacd_load_relaxed(long long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-    """
-    void sipacd_store_release(int *p, int v) nogil
-    int sipacd_load_acquire(int *p) nogil
-    void sipacd_add_relaxed(long long *p, long long v) nogil
-    long long sipacd_load_relaxed(long long *p) nogil
+# sipacd_load_acquire, CLOCK_RATE and FRAME are also fax_memory.pyx's, from here.
+from sipagent.mediaports.bridge_port cimport BridgePort, sipacd_load_acquire, CLOCK_RATE, FRAME
 
 cdef enum:
-    CLOCK_RATE = 8000
-    FRAME = 160            # 20 ms at 8 kHz: the bridge's frame
     IDENT_MAX = 21         # T30_MAX_IDENT_LEN + 1
 
 cdef struct FaxLine:
     fax_state_t *fax
     t30_state_t *t30
     bint sending
-    int notify_fd                 # eventfd the loop watches; -1 = none
     # written by the bridge thread only
     int done                      # published last (release store)
     int completion_code
@@ -43,10 +28,8 @@ cdef struct FaxLine:
     t30_stats_t stats
     char remote_ident[IDENT_MAX]
     # pjmedia side
-    pjmedia_port port
-    pj_pool_t *pool
-    int slot
-    int call_slot
+    BridgePort bridge             # the port, its pool, the eventfd
+    int slot                      # on the conference bridge; PJSUA_INVALID_ID = not attached
     int16_t silence[FRAME]
 
 

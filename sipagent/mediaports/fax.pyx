@@ -5,7 +5,8 @@ Theory of operation
 -------------------
 A `FaxSession` owns one spandsp ``fax_state_t`` and the C record the rest of
 this file calls a *line*.  `attach()` registers the line's ``pjmedia_port``
-with pjsua's conference bridge and connects it both ways to a call's slot.
+with pjsua's conference bridge and connects it both ways to a call's slot
+(bridge_port.pyx: the plumbing every port type here shares).
 From then on the bridge's clock thread calls `_port_get_frame` (audio we
 send: ``fax_tx``) and `_port_put_frame` (audio we hear: ``fax_rx``) every
 20 ms, without the GIL: that path is C only, no Python object is touched.
@@ -22,18 +23,18 @@ fax_memory.transfer_in_memory() runs two sessions back to back with no SIP
 at all: the reference against which the SIP path is judged.
 """
 
-import asyncio
 import os
-import time
 
-from libc.stdint cimport int16_t, uint8_t, uint64_t
+from libc.stdint cimport int16_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset, strncpy
-from posix.unistd cimport write
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from sipagent.mediaports.spandsp cimport *
-from sipagent.mediaports.pjmedia cimport *
+from sipagent.mediaports.pjmedia cimport pjmedia_port, pjmedia_frame, pj_status_t, PJ_SUCCESS, \
+    PJMEDIA_FRAME_TYPE_AUDIO, PJSUA_INVALID_ID
+from sipagent.mediaports.bridge_port cimport *
+from sipagent.mediaports.bridge_port import wait_published
 
 # Resolutions spandsp reports, in pixels per metre.
 _X_RES = {8031: "R8", 8040: "R8", 16062: "R16", 16080: "R16", 7874: "200dpi", 11811: "300dpi", 15748: "400dpi"}
@@ -49,17 +50,11 @@ cdef inline double _monotonic() noexcept nogil:
     return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
-cdef inline void _notify(FaxLine *line) noexcept nogil:
-    cdef uint64_t one = 1
-    if line.notify_fd >= 0:
-        write(line.notify_fd, &one, sizeof(one))   # eventfd: never blocks (non-blocking, counter)
-
-
 cdef int _on_phase_b(t30_state_t *t30, void *user, int result) noexcept nogil:
     cdef FaxLine *line = <FaxLine *>user
     line.phase_b_result = result
     line.phase_b_count += 1
-    _notify(line)
+    bridge_notify(&line.bridge)
     return T30_ERR_OK
 
 
@@ -71,7 +66,7 @@ cdef int _on_phase_d(t30_state_t *t30, void *user, int result) noexcept nogil:
     t30_get_transfer_statistics(t30, &st)
     line.pages_so_far = st.pages_tx if line.sending else st.pages_rx
     line.phase_d_count += 1
-    _notify(line)
+    bridge_notify(&line.bridge)
     return T30_ERR_OK
 
 
@@ -88,7 +83,7 @@ cdef void _on_phase_e(t30_state_t *t30, void *user, int completion_code) noexcep
     line.samples_at_done = line.samples_rx
     line.done_at = _monotonic()
     sipacd_store_release(&line.done, 1)
-    _notify(line)
+    bridge_notify(&line.bridge)
 
 
 cdef void line_rx(FaxLine *line, int16_t *amp, int n) noexcept nogil:
@@ -164,9 +159,8 @@ cdef class FaxSession:
         cdef FaxLine *line = <FaxLine *>calloc(1, sizeof(FaxLine))
         if line == NULL:
             raise MemoryError()
-        line.notify_fd = -1
         line.slot = PJSUA_INVALID_ID
-        line.call_slot = PJSUA_INVALID_ID
+        line.bridge.notify_fd = -1
         line.sending = mode == "send"
         line.fax = fax_init(NULL, calling)
         if line.fax == NULL:
@@ -207,7 +201,7 @@ cdef class FaxSession:
         t30_set_phase_d_handler(line.t30, _on_phase_d, line)
         t30_set_phase_e_handler(line.t30, _on_phase_e, line)
         self.set_log_level(log_level)
-        line.notify_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        bridge_open(&line.bridge, &line.slot)
 
     def set_log_level(self, int level):
         """spandsp's own protocol log on stderr: 0 off, 5 = T.30 flow."""
@@ -223,35 +217,8 @@ cdef class FaxSession:
         `call_slot` (``AudioMedia.getPortId()``).  Returns the port's slot.
         Call from the thread that runs pjsua2."""
         cdef FaxLine *line = self._live()
-        cdef pj_status_t st
-        cdef pj_str_t name
-        if line.slot != PJSUA_INVALID_ID:
-            raise RuntimeError("fax port is already attached")
-        if not pj_thread_is_registered():
-            raise RuntimeError("FaxSession.attach must run in the pjsua2 thread")
-        line.pool = pjsua_pool_create(b"faxport", 1024, 1024)
-        if line.pool == NULL:
-            raise MemoryError("pjsua_pool_create")
-        name = pj_str(b"fax")      # a static literal: the bridge keeps the pointer
-        pjmedia_port_info_init(&line.port.info, &name, PJMEDIA_SIG_CLASS_PORT_AUD(b'F', b'X'),
-                               CLOCK_RATE, 1, 16, FRAME)
-        line.port.port_data.pdata = line
-        line.port.get_frame = _port_get_frame
-        line.port.put_frame = _port_put_frame
-        line.port.on_destroy = NULL
-        st = pjsua_conf_add_port(line.pool, &line.port, &line.slot)
-        if st != PJ_SUCCESS:
-            pj_pool_release(line.pool)
-            line.pool = NULL
-            line.slot = PJSUA_INVALID_ID
-            raise RuntimeError(f"pjsua_conf_add_port: {_pj_error(st)}")
-        line.call_slot = call_slot
-        for src, dst in ((call_slot, line.slot), (line.slot, call_slot)):
-            st = pjsua_conf_connect(src, dst)
-            if st != PJ_SUCCESS:
-                self.detach()
-                raise RuntimeError(f"pjsua_conf_connect {src}->{dst}: {_pj_error(st)}")
-        return line.slot
+        return bridge_attach(&line.bridge, &line.slot, b"fax", b'F', b'X', line,
+                             _port_get_frame, _port_put_frame, call_slot, True, "FaxSession")
 
     def tap(self, int sink_slot):
         """Also send what the modem transmits to `sink_slot` (a recorder's
@@ -259,26 +226,12 @@ cdef class FaxSession:
         cdef FaxLine *line = self._live()
         if line.slot == PJSUA_INVALID_ID:
             raise RuntimeError("attach the fax port first")
-        cdef pj_status_t st = pjsua_conf_connect(line.slot, sink_slot)
-        if st != PJ_SUCCESS:
-            raise RuntimeError(f"pjsua_conf_connect {line.slot}->{sink_slot}: {_pj_error(st)}")
+        bridge_connect(line.slot, sink_slot)
 
     def detach(self):
         """Take the port off the bridge (then no callback runs any more)."""
-        cdef FaxLine *line = self.line
-        if line == NULL or line.slot == PJSUA_INVALID_ID:
-            return
-        if not pj_thread_is_registered():
-            raise RuntimeError("FaxSession.detach must run in the pjsua2 thread")
-        # Removal takes the bridge's mutex, which its clock thread holds for
-        # a whole tick: after this returns our callbacks are not running and
-        # will not run again, so the pool (holding the bridge's record of the
-        # port) may go.
-        pjsua_conf_remove_port(line.slot)
-        line.slot = PJSUA_INVALID_ID
-        line.call_slot = PJSUA_INVALID_ID
-        pj_pool_release(line.pool)
-        line.pool = NULL
+        if self.line != NULL:
+            bridge_detach(&self.line.bridge, &self.line.slot, "FaxSession")
 
     @property
     def slot(self):
@@ -288,14 +241,11 @@ cdef class FaxSession:
 
     def fileno(self):
         """The eventfd that becomes readable at phase B, each page and the end."""
-        return self._live().notify_fd
+        return self._live().bridge.notify_fd
 
     def drain(self):
         """Reset the eventfd (read its counter); harmless when nothing is pending."""
-        try:
-            os.read(self._live().notify_fd, 8)
-        except BlockingIOError:
-            pass
+        bridge_drain(&self._live().bridge)
 
     @property
     def done(self):
@@ -347,23 +297,9 @@ cdef class FaxSession:
         }
 
     async def wait(self, timeout=None):
-        """Await phase E from the asyncio loop (the eventfd as a reader)."""
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        fd = self.fileno()
-
-        def readable():
-            self.drain()
-            r = self.poll()
-            if r is not None and not fut.done():
-                fut.set_result(r)
-
-        loop.add_reader(fd, readable)
-        try:
-            readable()
-            return await asyncio.wait_for(fut, timeout)
-        finally:
-            loop.remove_reader(fd)
+        """Await phase E from the asyncio loop (the eventfd as a reader):
+        poll()'s result, or TimeoutError."""
+        return await wait_published(self.fileno(), self.poll, timeout)
 
     def terminate(self):
         """The call is gone before T.30 finished: end it now, so that poll()
@@ -389,28 +325,16 @@ cdef class FaxSession:
         if line == NULL:
             return
         self.detach()
-        fd = line.notify_fd
-        line.notify_fd = -1
+        bridge_close(&line.bridge)
         fax_free(line.fax)            # may run phase E (fd is gone: no notify)
         line.fax = NULL
         self.line = NULL
         free(line)
-        if fd >= 0:
-            os.close(fd)
 
     def __dealloc__(self):
         cdef FaxLine *line = self.line
-        if line == NULL:
+        if line == NULL or not bridge_dispose(&line.bridge, &line.slot):
             return
-        if line.slot != PJSUA_INVALID_ID and not pj_thread_is_registered():
-            # The bridge may still be calling into this line and we may not
-            # touch pjsua from this thread: leaking is the only safe choice.
-            return
-        if line.slot != PJSUA_INVALID_ID:
-            pjsua_conf_remove_port(line.slot)
-            pj_pool_release(line.pool)
-        if line.notify_fd >= 0:
-            os.close(line.notify_fd)
         fax_free(line.fax)
         free(line)
         self.line = NULL
@@ -420,9 +344,3 @@ cdef class FaxSession:
 
     def __exit__(self, *exc):
         self.close()
-
-
-cdef str _pj_error(pj_status_t st):
-    cdef char buf[160]
-    pj_strerror(st, buf, sizeof(buf))
-    return f"{buf.decode('utf-8', 'replace')} ({st})"

@@ -1,6 +1,7 @@
 # The parts of spandsp (Debian libspandsp 0.0.6) that sipacd uses: the
 # audio FAX terminal (T.30 over V.21/V.27ter/V.29/V.17 modems), its T.30
-# settings, phase handlers and statistics, logging, and G.711.
+# settings, phase handlers and statistics, logging, G.711, and the modem
+# connect tones (CNG: a fax machine calling).
 
 from libc.stdint cimport int16_t, uint8_t
 
@@ -116,3 +117,29 @@ cdef extern from "spandsp.h" nogil:
     void fax_set_tep_mode(fax_state_t *s, int use_tep)
     t30_state_t *fax_get_t30_state(fax_state_t *s)
     logging_state_t *fax_get_logging_state(fax_state_t *s)
+
+    # --- modem connect tones (modem_connect_tones.h, super_tone_rx.h) -----------------
+    enum:
+        MODEM_CONNECT_TONES_NONE
+        MODEM_CONNECT_TONES_FAX_CNG
+
+    # `code` is the tone now present (MODEM_CONNECT_TONES_NONE: it stopped),
+    # `level` its power in dBm0.
+    ctypedef void (*tone_report_func_t)(void *user_data, int code, int level, int delay) noexcept nogil
+
+    ctypedef struct modem_connect_tones_rx_state_t:
+        pass
+    modem_connect_tones_rx_state_t *modem_connect_tones_rx_init(modem_connect_tones_rx_state_t *s,
+                                                                int tone_type,
+                                                                tone_report_func_t tone_callback,
+                                                                void *user_data)
+    int modem_connect_tones_rx(modem_connect_tones_rx_state_t *s, const int16_t *amp, int len)
+    int modem_connect_tones_rx_get(modem_connect_tones_rx_state_t *s)
+    int modem_connect_tones_rx_free(modem_connect_tones_rx_state_t *s)
+
+    ctypedef struct modem_connect_tones_tx_state_t:
+        pass
+    modem_connect_tones_tx_state_t *modem_connect_tones_tx_init(modem_connect_tones_tx_state_t *s,
+                                                                int tone_type)
+    int modem_connect_tones_tx(modem_connect_tones_tx_state_t *s, int16_t *amp, int len)
+    int modem_connect_tones_tx_free(modem_connect_tones_tx_state_t *s)
