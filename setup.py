@@ -46,6 +46,8 @@ def _pkg_config(*args, env=None):
 
 # What each media-port module links: the pjsua ones need pjproject.
 _MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
+                    "bridge_port": ("pjproject",),
+                    "cng": ("pjproject", "spandsp"),
                     "jitter": ("pjproject",),
                     "tiffpages": ("libtiff-4",)}
 

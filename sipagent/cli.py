@@ -82,7 +82,8 @@ def _check(path: str) -> int:
     from sipagent.flows import FlowLibrary
     library = FlowLibrary(config.flows.dir)
     failed = 0
-    specs = {r.flow for r in config.routes} | {r.fallback for r in config.routes if r.fallback}
+    specs = {r.flow for r in config.routes} | {r.fallback for r in config.routes if r.fallback} \
+        | {r.fax_detect for r in config.routes if r.fax_detect}
     for spec in sorted(specs):
         problem = library.check(spec)
         if problem:

@@ -196,6 +196,9 @@ class RouteEntry(_Section):
     vars: dict[NonEmptyStr, str] = {}
     # Fax media (no frame discard, fixed prefetch) from the first packet.
     fax: bool = False
+    # A flow to switch to when a fax machine's calling tone is heard in the
+    # first seconds of the call (implies fax media); e.g. "fax_receive".
+    fax_detect: FlowSpec | None = None
 
     _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
 

@@ -27,10 +27,14 @@ from sipagent.voicemail_metrics import VoicemailMetrics
 
 log = structlog.get_logger("sipagent.engine")
 
+# A calling fax machine gives up about 35 s after it was answered without
+# hearing a fax answer (T.30's timer T1): switching later than this is useless.
+FAX_DETECT_WINDOW = 30.0
+
 
 def uses_fax(config) -> bool:
     """Whether this process carries fax: a fax route or two-call sending."""
-    return any(r.fax for r in config.routes) or config.fax.dial is not None
+    return any(r.fax or r.fax_detect for r in config.routes) or config.fax.dial is not None
 
 
 def parse_invite(whole_msg: str) -> tuple[str, str, dict[str, str]]:
@@ -266,7 +270,7 @@ class Engine:
             log.warning("no route for the called number", called=called, caller=caller)
             loop.call_soon(leg.end, 404)
             return
-        if route.fax:
+        if route.fax or route.fax_detect:
             leg.use_fax_media(self.fax.jitter_policy())   # before the answer makes the stream
         task = loop.create_task(self._run_call(leg, route, called, caller, headers))
         self._calls.add(task)
@@ -295,7 +299,10 @@ class Engine:
         clog.info("call routed", called=called, caller=caller, flow=route.flow)
         self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called)
         try:
-            await self._run_flow(call, route.flow)
+            if route.fax_detect:
+                await self._run_flow_hearing_fax(call, route, clog)
+            else:
+                await self._run_flow(call, route.flow)
         except CallerHangup:
             clog.info("caller hung up", flow=route.flow)
         except asyncio.CancelledError:
@@ -316,6 +323,46 @@ class Engine:
     async def _run_flow(self, call, spec: str) -> None:
         flow = self.flows.get(spec)
         await flow(call)
+
+    async def _run_flow_hearing_fax(self, call, route, clog) -> None:
+        """The route's flow, while listening for a fax machine's calling
+        tone; once heard, the flow is cut short and the call continues in
+        ``route.fax_detect`` (say, fax_receive)."""
+        flow = asyncio.ensure_future(self._run_flow(call, route.flow))
+        heard = asyncio.ensure_future(self._hear_fax_tone(call.leg))
+        try:
+            await asyncio.wait([flow, heard], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not heard.done():
+                heard.cancel()
+            await asyncio.gather(heard, return_exceptions=True)
+        if not flow.done() and not heard.cancelled() and heard.exception() is None \
+                and heard.result():
+            flow.cancel()
+            await asyncio.gather(flow, return_exceptions=True)
+            clog.info("fax calling tone heard; the call continues as fax", flow=route.fax_detect)
+            call.vars["fax_detected"] = "1"
+            await self._run_flow(call, route.fax_detect)
+            return
+        await flow
+
+    async def _hear_fax_tone(self, leg) -> bool:
+        """Whether CNG is heard within FAX_DETECT_WINDOW of the call's start."""
+        from sipagent.fax_call import audio_slot
+        from sipagent.mediaports.cng import FaxToneListener
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FAX_DETECT_WINDOW
+        try:
+            await asyncio.wait_for(leg.media_ready.wait(), FAX_DETECT_WINDOW)
+        except TimeoutError:
+            return False
+        slot = audio_slot(leg) if not leg.is_ended else None
+        if slot is None:
+            return False
+        with FaxToneListener() as listener:
+            listener.attach(slot)
+            return await listener.wait(timeout=max(0.0, deadline - loop.time()))
 
     async def run_flow_spec(self, call, spec: str) -> None:
         """Run another flow on this call (goto_flow, a queue's exit target)."""

@@ -319,3 +319,35 @@ def test_an_engine_killed_mid_receive_leaves_no_half_written_fax(two_pages, work
         (log,) = [_api(engine, "GET", "/api/fax/log")["faxes"]]
     assert recovered and recovered[-1]["strays_removed"] >= 1
     assert list(received_dir.iterdir()) == [] and log == []
+
+
+def test_a_fax_calling_the_ivr_is_heard_and_received(two_pages, workdir, ports, prompts_dir):
+    from sipua import UA
+
+    # The main number's IVR listens for CNG; a fax machine dialling it is
+    # switched to fax_receive, a caller holding a steady 1100 Hz tone is not.
+    route = {"number": "400", "flow": "welcome", "queue": "support",
+             "fax_detect": "fax_receive"}
+    with Engine(workdir, _config(ports, workdir, prompts_dir, routes=[route])) as engine:
+        with UA(ports(), log_dir=workdir, name="voice") as voice:
+            voice.request("call", call="c1", to=engine.number("400"), tone=1100)
+            voice.wait_state("c1", "CONFIRMED")
+            time.sleep(6)
+            voice.request("hangup", call="c1")
+        assert not [e for e in engine.log_events()
+                    if e.get("event") == "fax calling tone heard; the call continues as fax"]
+        with _terminal("sender", workdir, ports, "--dial", engine.number("400"), "--mode",
+                       "send", "--tiff", str(two_pages), "--ident", "MAIN NUMBER FAX") as sender:
+            got = sender.wait_event("fax", FAX_TIMEOUT + 10)
+            sender.wait_event("exit", 20)
+        switched = [e for e in engine.log_events()
+                    if e.get("event") == "fax calling tone heard; the call continues as fax"]
+        assert engine.wait_metric("sipacd_fax_total", 1, direction="receive", result="ok") == 1
+        (entry,) = _api(engine, "GET", "/api/fax/log?direction=receive")["faxes"]
+    assert got["ok"] and got["pages"] == 2, got
+    assert len(switched) == 1 and switched[0]["flow"] == "fax_receive"
+    store = FaxStore(workdir / "data")
+    try:
+        assert_pixel_identical(two_pages, store.fax(entry["id"]).tiff)
+    finally:
+        store.close()
