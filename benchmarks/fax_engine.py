@@ -66,13 +66,10 @@ absolute CPU on a shared 2-core machine drifts (DESIGN.md).
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
-import random
 import secrets
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -86,6 +83,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from engine_proc import Engine  # noqa: E402
 from faxkit import FaxUA, make_document  # noqa: E402
+from portlocks import PortAllocator  # noqa: E402
 from sipagent.fax_documents import same_pixels  # noqa: E402
 from sipagent.fax_store import FaxStore  # noqa: E402
 
@@ -96,84 +94,6 @@ IDLE_SECONDS = 5.0
 ROUND_TAIL = 30.0
 
 
-class PortBook:
-    """Ports for one run, as tests/conftest.py hands them out: a lock file
-    per port (holding our PID) in the suite's lock folder, and a UDP+TCP
-    bind test.  No port is handed out twice in a run."""
-
-    LOCK_DIR = Path(os.environ.get("SIPACD_PORT_LOCKS", "/tmp/sipacd-port-locks"))
-    LO, HI = 20100, 32000
-
-    def __init__(self):
-        self.LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        self.held: list[Path] = []
-        self.next = random.randrange(self.LO, self.HI)
-
-    def _reserve(self, port: int) -> bool:
-        lock = self.LOCK_DIR / str(port)
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except OSError as e:
-                if e.errno != errno.EEXIST:
-                    raise
-                try:
-                    owner = int(lock.read_text() or "0")
-                except (OSError, ValueError):
-                    owner = 0
-                if owner and _alive(owner):
-                    return False
-                lock.unlink(missing_ok=True)          # its owner is gone
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            self.held.append(lock)
-            return True
-        return False
-
-    def block(self, n: int = 1) -> int:
-        """The first of `n` consecutive free ports (RTP takes a pair, and
-        pjsua moves up by two when its port is taken)."""
-        for _ in range(self.HI - self.LO):
-            base = self.next
-            if base + n > self.HI:
-                self.next = self.LO
-                continue
-            self.next = base + n
-            if all(self._reserve(p) and _bindable(p) for p in range(base, base + n)):
-                return base
-        raise RuntimeError(f"no {n} consecutive free ports in {self.LO}-{self.HI}")
-
-    def release(self) -> None:
-        for lock in self.held:
-            try:
-                if lock.read_text() == str(os.getpid()):
-                    lock.unlink()
-            except OSError:
-                pass
-        self.held.clear()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-def _bindable(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(the process's own CPU, its reaped children's CPU), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -181,10 +101,10 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
-def engine_config(ports: PortBook, data_dir: Path, token: str, fax_timeout: float) -> dict:
+def engine_config(ports: PortAllocator, data_dir: Path, token: str, fax_timeout: float) -> dict:
     return {
-        "sip": {"listen": "127.0.0.1", "port": ports.block(), "max_calls": 50},
-        "http": {"listen": "127.0.0.1", "port": ports.block(),
+        "sip": {"listen": "127.0.0.1", "port": ports.get(), "max_calls": 50},
+        "http": {"listen": "127.0.0.1", "port": ports.get(),
                  "tokens": {"bench": {"role": "admin", "token": token}}},
         "data": {"dir": str(data_dir)},
         "log": {"level": "warning", "format": "json", "pjsip_level": 1},
@@ -218,7 +138,7 @@ def idle_share(engine: Engine, seconds: float) -> dict:
             "core_pct": round(100 * cpu / wall, 2)}
 
 
-def run_round(engine: Engine, faxlog: FaxLog, n: int, doc: Path, ports: PortBook,
+def run_round(engine: Engine, faxlog: FaxLog, n: int, doc: Path, ports: PortAllocator,
               workdir: Path, timeout: float, known: set[str]) -> dict:
     """N senders at once; the engine's CPU from their start until every fax
     is filed."""
@@ -226,7 +146,7 @@ def run_round(engine: Engine, faxlog: FaxLog, n: int, doc: Path, ports: PortBook
     rdir.mkdir()
     deadline = time.monotonic() + timeout
     fax_timeout = max(20.0, timeout - ROUND_TAIL)
-    sip_ports = [ports.block() for _ in range(n)]
+    sip_ports = [ports.get() for _ in range(n)]
     rtp_ports = [ports.block(4) for _ in range(n)]
     own0, kids0 = cpu_seconds(engine.proc.pid)
     t0, wall0 = time.monotonic(), time.time()
@@ -369,7 +289,7 @@ def main(argv=None) -> int:
         ap.error("--concurrency: one or more positive whole numbers, e.g. 1,4,8")
 
     work = Path(tempfile.mkdtemp(prefix="sipacd-faxengine-"))
-    ports = PortBook()
+    ports = PortAllocator()
     token = secrets.token_hex(16)
     data_dir = work / "data"
     doc = make_document(work / "doc.tif", pages=args.pages, lines=args.lines)
@@ -401,7 +321,7 @@ def main(argv=None) -> int:
             out["engine_exit_code"] = engine.stop()
         check_pixels(out["rounds"], data_dir, doc)
     finally:
-        ports.release()
+        ports.release_all()
         if args.keep:
             out["workdir"] = str(work)
         else:
