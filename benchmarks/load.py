@@ -51,10 +51,8 @@ import json
 import math
 import os
 import queue
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -70,9 +68,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+sys.path.append(str(REPO / "tests"))      # the suite's port locks
 
 from acdcore.erlang import ErlangA  # noqa: E402
 from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
+from portlocks import PortAllocator  # noqa: E402
 
 FLEET = Path(__file__).resolve().parent / "fleet.py"
 QUEUE = "support"
@@ -141,67 +141,22 @@ def predict(p: Params) -> dict:
 
 # -- processes --------------------------------------------------------------------------
 
-LOCK_DIR = Path(os.environ.get("SIPACD_PORT_LOCKS", "/tmp/sipacd-port-locks"))
-_held_locks: list[Path] = []
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+_ports: PortAllocator | None = None
 
 
 def free_port() -> int:
     """A port free for UDP and TCP, reserved with the test suite's lock files
-    (tests/conftest.py), so runs beside other engineers' tests never collide;
-    tests pass their own ports instead."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    for _ in range(500):
-        port = random.randrange(20100, 32000)
-        lock = LOCK_DIR / str(port)
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = int(lock.read_text() or "0")
-            except (OSError, ValueError):
-                owner = 0
-            if owner and _pid_alive(owner):
-                continue
-            try:
-                lock.unlink()
-            except FileNotFoundError:
-                pass
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        _held_locks.append(lock)
-        ok = True
-        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-            sock = socket.socket(socket.AF_INET, kind)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                ok = False
-            finally:
-                sock.close()
-        if ok:
-            return port
-    raise RuntimeError("no free port")
+    (tests/portlocks.py), so runs beside other engineers' tests never
+    collide; tests pass their own ports instead."""
+    global _ports
+    if _ports is None:
+        _ports = PortAllocator()
+    return _ports.get()
 
 
 def release_ports() -> None:
-    for lock in _held_locks:
-        try:
-            if lock.read_text() == str(os.getpid()):
-                lock.unlink()
-        except OSError:
-            pass
-    _held_locks.clear()
+    if _ports is not None:
+        _ports.release_all()
 
 
 def _env() -> dict:
