@@ -112,21 +112,9 @@ class FaxUA:
                 self._cond.wait(left)
 
     def close(self, timeout: float = 8.0) -> int | None:
-        import subprocess
+        from procs import quit_then_stop
 
-        from procs import stop_process
-
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(b'{"cmd":"quit"}\n')
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        stop_process(self.proc)
+        quit_then_stop(self.proc, timeout=timeout)
         self._reader.join(2)
         self._log.close()
         return self.proc.returncode

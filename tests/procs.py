@@ -22,3 +22,20 @@ def stop_process(proc: subprocess.Popen, *, term_wait: float = 3.0,
         except subprocess.TimeoutExpired:
             pass
     return proc.returncode
+
+
+def quit_then_stop(proc: subprocess.Popen, *, timeout: float = 8.0) -> int | None:
+    """Our SIP helper processes (sipagent.uaproc, sipagent.faxua) shut down
+    cleanly on a quit line or EOF on stdin: ask, wait up to ``timeout``,
+    then stop_process() whatever is left.  Returns the exit code."""
+    if proc.poll() is None:
+        try:
+            proc.stdin.write(b'{"cmd": "quit"}\n')
+            proc.stdin.close()
+        except OSError:          # already gone: the pipe is broken
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    return stop_process(proc)

@@ -24,7 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-from procs import stop_process
+from procs import quit_then_stop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -163,20 +163,7 @@ class UA:
 
     def close(self, timeout: float = 8.0) -> int | None:
         """quit, then SIGTERM, then SIGKILL — always by our child's PID."""
-        if self.alive:
-            try:
-                self.send("quit")
-            except UAError:
-                pass
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        stop_process(self.proc)
+        quit_then_stop(self.proc, timeout=timeout)
         self._reader.join(2.0)
         if self.proc.stdout:
             self.proc.stdout.close()
