@@ -5,7 +5,8 @@ pure-Python reference in acdcore keeps the package usable (and testable
 against the compiled engine) when a build is missing.
 
 ``sipagent/mediaports/*.pyx`` are C media ports for pjsua2's conference bridge
-(spandsp fax, libtiff pages).  They link the *shared* pjproject that
+(spandsp fax, libtiff pages); ``simphones/*.pyx`` are the test phones' C parts
+built on them (two fax terminals back to back in memory).  They link the *shared* pjproject that
 scripts/build-pjsua2 installs (at ``<venv>/pjproject``, or $PJPROJECT_PREFIX):
 a static copy would give the module its own pjsua state.  When pjproject,
 spandsp or libtiff are missing they are skipped with a warning, so the rest
@@ -53,7 +54,8 @@ _MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
 
 
 def mediaport_extensions():
-    pyxs = sorted((HERE / "sipagent" / "mediaports").glob("*.pyx"))
+    pyxs = (sorted((HERE / "sipagent" / "mediaports").glob("*.pyx"))
+            + sorted((HERE / "simphones").glob("*.pyx")))
     prefix = Path(os.environ.get("PJPROJECT_PREFIX") or Path(sys.prefix) / "pjproject")
     pcdir = prefix / "lib" / "pkgconfig"
     env = dict(os.environ, PKG_CONFIG_PATH=os.pathsep.join(
@@ -81,13 +83,14 @@ def mediaport_extensions():
                           "(scripts/install-system-packages)")
     exts = []
     for pyx in pyxs:
+        module = ".".join(pyx.relative_to(HERE).with_suffix("").parts)
         needs = _MEDIAPORT_NEEDS.get(pyx.stem, ("pjproject", "spandsp", "libtiff-4"))
         missing = [flags[n] for n in needs if isinstance(flags[n], str)]
         if missing:
-            _warn(f"skipping sipagent.mediaports.{pyx.stem}: {'; '.join(missing)}")
+            _warn(f"skipping {module}: {'; '.join(missing)}")
             continue
         exts.append(Extension(
-            "sipagent.mediaports." + pyx.stem,
+            module,
             [str(pyx.relative_to(HERE))],
             extra_compile_args=["-O2", *[f for n in needs for f in flags[n][0]]],
             extra_link_args=[f for n in needs for f in flags[n][1]],

@@ -13,7 +13,7 @@ How it measures
   both ways, V.17 14400 bit/s, ECM).  Wall time and process CPU of the
   transfer itself, median of --repeat runs; "line seconds" is the T.30 time
   the same transfer takes on a real line.
-- Over SIP: a `python -m sipagent.faxua` receiver and sender on 127.0.0.1,
+- Over SIP: a `python -m simphones.fax_machine` receiver and sender on 127.0.0.1,
   each its own pjsua2 process with its own media clock.  A fax runs in real
   time, so what matters is CPU: each process reports its own CPU from media
   start to T.30 phase E (RTP, conference bridge, modem, Python event loop).
@@ -31,7 +31,7 @@ Measured here (2-core Debian VM with 20-60 % CPU steal, November 2026;
                 core, of which an idle faxua (its 5 ms libHandleEvents poll)
                 accounts for 2.25 %: RTP + bridge + modem ~0.06-0.11 s/page
     pjsua's default jitter buffer (adaptive, progressive discard): failed
-    in 2 of 3 runs at the first DIS (bad HDLC CRCs), see fax_call.py
+    in 2 of 3 runs at the first DIS (bad HDLC CRCs), see sipagent/sip/fax_media.py
 
 Quote medians and ratios from one run; absolute times on shared 2-core
 machines drift (DESIGN.md).
@@ -54,7 +54,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from faxkit import assert_pixel_identical, make_document  # noqa: E402
 from sipagent.mediaports.fax import FaxSession  # noqa: E402
-from sipagent.mediaports.fax_memory import transfer_in_memory  # noqa: E402
+from simphones.fax_memory import transfer_in_memory  # noqa: E402
 
 
 def bench_memory(doc: Path, pages: int, repeat: int, workdir: Path) -> dict:
@@ -89,7 +89,7 @@ def _free_port() -> int:
 
 def _faxua(args: list[str], log: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "sipagent.faxua", "--no-stdin", *args],
+    return subprocess.Popen([sys.executable, "-m", "simphones.fax_machine", "--no-stdin", *args],
                             stdout=subprocess.PIPE, stderr=open(log, "wb"), cwd=REPO, env=env)
 
 

@@ -12,7 +12,7 @@ How it measures
   true}``: it answers straight into T.30 receive and files TIFF and PDF in
   its data directory (a temporary folder).  Log level warning, so the log
   itself costs next to nothing.
-- The senders: N ``python -m sipagent.faxua --mode send`` processes
+- The senders: N ``python -m simphones.fax_machine --mode send`` processes
   (tests/faxkit.FaxUA), each its own pjsua2 library with its own media
   clock, all started at once, each dialling sip:350@127.0.0.1:ENGINE_PORT
   with the same document (tests/faxkit.make_document: A4 TIFF-F, 204x196
@@ -84,8 +84,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from engine_proc import Engine  # noqa: E402
 from faxkit import FaxUA, make_document  # noqa: E402
 from portlocks import PortAllocator  # noqa: E402
-from sipagent.fax_documents import same_pixels  # noqa: E402
-from sipagent.fax_store import FaxStore  # noqa: E402
+from sipagent.fax.documents import same_pixels  # noqa: E402
+from sipagent.fax.store import FaxStore  # noqa: E402
 
 FAX_NUMBER = "350"
 IDLE_SECONDS = 5.0

@@ -48,8 +48,9 @@ from pathlib import Path
 import pjsua2 as pj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sipagent import sip_message, tones  # noqa: E402
-from sipagent.event_stdout import claim_stdout  # noqa: E402
+from simphones import tones  # noqa: E402
+from sipagent.sip import message as sip_message  # noqa: E402
+from simphones.event_stdout import claim_stdout  # noqa: E402
 
 CALLER_TONE = 440.0
 AGENT_TONE = 880.0

@@ -388,7 +388,7 @@ def measured_from_metrics(a: dict, b: dict, p: Params, window: float) -> dict:
 def sipacd_report(config: Path, t_from: float, t_to: float, p: Params, window: float) -> dict:
     """The same window from ``sipacd report`` (the event log), or why not."""
     cmd = [sys.executable, "-c",
-           "import sys; from sipagent.report_cli import main; sys.exit(main(sys.argv[1:]))",
+           "import sys; from sipagent.cli.report import main; sys.exit(main(sys.argv[1:]))",
            "-c", str(config), "--queue", QUEUE, "--format", "json",
            "--from", datetime.fromtimestamp(t_from, timezone.utc).isoformat(),
            "--to", datetime.fromtimestamp(t_to, timezone.utc).isoformat(),
@@ -426,7 +426,7 @@ def audio_check(rec: dict) -> dict:
     pjsua loses short slices between processes at any load (PJSIP notes), so
     a gap of a frame or two a second is the baseline, not a fault.
     """
-    from sipagent.tones import read_wav
+    from simphones.tones import read_wav
     if rec.get("answered") is None or rec.get("start") is None or rec.get("end") is None:
         return {"ok": None, "why": "never bridged (abandoned)"}
     try:

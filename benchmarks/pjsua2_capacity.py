@@ -60,7 +60,7 @@ import traceback
 
 import pjsua2 as pj
 
-from sipagent.event_stdout import claim_stdout
+from simphones.event_stdout import claim_stdout
 
 MAX_CALLS = 1024            # uaConfig.maxCalls on both sides (the build's cap)
 CLK_TCK = os.sysconf("SC_CLK_TCK")

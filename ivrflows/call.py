@@ -1,7 +1,7 @@
 """The verbs a flow may use on a call.
 
 This Protocol is the whole contract between flows and the engine.  The SIP
-engine implements it on a real call (``sipagent.sipcall.SipCall``); the test
+engine implements it on a real call (``sipagent.calls.sip_call.SipCall``); the test
 kit implements it on a fake (``ivrflows.testing``).  Keep it small: every
 verb here is one a flow author reaches for on a real IVR.
 

@@ -1,6 +1,6 @@
 """The fake call: every verb of :class:`ivrflows.call.Call`, on virtual time.
 
-The twin of ``sipagent/sipcall.py``: same verbs, but the caller is a script
+The twin of ``sipagent/calls/sip_call.py``: same verbs, but the caller is a script
 and the media is a transcript.  Use it through
 :func:`ivrflows.testing.run_flow`, which also provides the virtual clock.
 The fake is strict where the engine is: it refuses to play before the call

@@ -1,6 +1,6 @@
 """The test kit's voicemail: mailboxes of the fake world, their PINs and
 messages.  A mixin of :class:`ivrflows.fakecall.FakeCall` (kept apart: one
-concept per file), the twin of ``sipagent/voicemail_call.py``.
+concept per file), the twin of ``sipagent/voicemail/verbs.py``.
 
 As strict as the engine: with known boxes an unknown one is a mistake, and
 the message verbs refuse a box the caller did not open with its PIN.

@@ -1,3 +1,3 @@
-from sipagent.cli import main
+from sipagent.cli.main import main
 
 raise SystemExit(main())

@@ -14,16 +14,16 @@ import structlog
 
 from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup
-from sipagent import sip_message
-from sipagent.acd import AgentLine, QueueRuntime
-from sipagent.endpoint import SipEndpoint
-from sipagent.fax_metrics import FaxMetrics
-from sipagent.flows import FlowLibrary, FlowLoadError
-from sipagent.leg import CallLeg
+from sipagent.sip import message as sip_message
+from sipagent.queue.runtime import AgentLine, QueueRuntime
+from sipagent.sip.endpoint import SipEndpoint
+from sipagent.fax.metrics import FaxMetrics
+from sipagent.calls.flow_library import FlowLibrary, FlowLoadError
+from sipagent.sip.leg import CallLeg
 from sipagent.loop_watchdog import LoopWatchdog
 from sipagent.metrics import EngineMetrics
-from sipagent.prompts import PromptLibrary
-from sipagent.voicemail_metrics import VoicemailMetrics
+from sipagent.media.prompts import PromptLibrary
+from sipagent.voicemail.metrics import VoicemailMetrics
 
 log = structlog.get_logger("sipagent.engine")
 
@@ -92,10 +92,10 @@ class Engine:
 
     # -- start / stop ----------------------------------------------------------
     async def start(self) -> None:
-        from sipagent.account import TrunkAccount
+        from sipagent.sip.account import TrunkAccount
 
-        from sipagent.eventlog import EventLog, event_log_path
-        from sipagent.recording import clean_stray_recordings
+        from sipagent.store.eventlog import EventLog, event_log_path
+        from sipagent.media.recording import clean_stray_recordings
 
         self.config.data.dir.mkdir(parents=True, exist_ok=True)
         self.eventlog = EventLog(event_log_path(self.config.data.dir))
@@ -174,14 +174,13 @@ class Engine:
         log.info("engine stopped")
 
     async def _start_voicemail(self) -> None:
-        from sipagent.voicemail_config import mailboxes
-        from sipagent.voicemail_notify import VoicemailNotifier
-        from sipagent.voicemail_store import VoicemailStore, keep_retention
+        from sipagent.voicemail.notify import VoicemailNotifier
+        from sipagent.voicemail.store import VoicemailStore, keep_retention
 
         vm = self.config.voicemail
         # Opening sweeps what a crash left half done (see voicemail_store).
         self.voicemail = await asyncio.to_thread(
-            VoicemailStore, self.config.data.dir, mailboxes(vm, self.config.mailboxes),
+            VoicemailStore, self.config.data.dir, vm.mailboxes(self.config.mailboxes),
             pin_attempts=vm.pin_attempts, lockout=vm.lockout,
             events=self.voicemail_metrics.store_event)
         if self.voicemail.strays_removed:
@@ -207,10 +206,10 @@ class Engine:
             self.voicemail = None
 
     async def _start_fax(self) -> None:
-        from sipagent.fax_dialer import FaxDialer
-        from sipagent.fax_notify import FaxNotifier
-        from sipagent.fax_service import FaxService
-        from sipagent.fax_store import FaxStore
+        from sipagent.fax.dialer import FaxDialer
+        from sipagent.fax.notify import FaxNotifier
+        from sipagent.fax.service import FaxService
+        from sipagent.fax.store import FaxStore
 
         fx = self.config.fax
         # Opening sweeps half-written files and requeues jobs a crash cut short.
@@ -284,7 +283,7 @@ class Engine:
 
     # -- one call's flow -------------------------------------------------------------
     async def _run_call(self, leg, route, called: str, caller: str, headers: dict) -> None:
-        from sipagent.sipcall import SipCall
+        from sipagent.calls.sip_call import SipCall
 
         call_id = headers.get("Call-ID") or headers.get("i") or leg.label
         leg.label = call_id
@@ -348,7 +347,7 @@ class Engine:
 
     async def _hear_fax_tone(self, leg) -> bool:
         """Whether CNG is heard within FAX_DETECT_WINDOW of the call's start."""
-        from sipagent.fax_call import audio_slot
+        from sipagent.sip.fax_media import audio_slot
         from sipagent.mediaports.cng import FaxToneListener
 
         loop = asyncio.get_running_loop()
@@ -383,7 +382,7 @@ class Engine:
 
     # -- helpers -------------------------------------------------------------------------
     def _hold_music(self, queue: str):
-        from sipagent.media import MusicOnHold
+        from sipagent.media.playback import MusicOnHold
 
         q = self.config.queues.get(queue)
         path = q.moh if q is not None and q.moh else self.prompts.music_on_hold()

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from sipagent import tones
+from simphones import tones
 
 BARESIP = shutil.which("baresip")
 MODULE_PATH = "/usr/lib/baresip/modules"

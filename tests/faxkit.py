@@ -54,7 +54,7 @@ def assert_pixel_identical(sent: Path, received: Path) -> None:
 
 
 class FaxUA:
-    """One `python -m sipagent.faxua` process: JSON events from its stdout,
+    """One `python -m simphones.fax_machine` process: JSON events from its stdout,
     its log in `log_path`; stopped by PID (quit, SIGTERM, SIGKILL)."""
 
     def __init__(self, name: str, log_dir: Path, *args: str):
@@ -72,7 +72,7 @@ class FaxUA:
         self.events: list[dict] = []
         self._cond = threading.Condition()
         self._eof = False
-        self.proc = subprocess.Popen([sys.executable, "-m", "sipagent.faxua", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "simphones.fax_machine", *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, cwd=repo, env=env)
         self._reader = threading.Thread(target=self._read, daemon=True)

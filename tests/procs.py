@@ -25,7 +25,7 @@ def stop_process(proc: subprocess.Popen, *, term_wait: float = 3.0,
 
 
 def quit_then_stop(proc: subprocess.Popen, *, timeout: float = 8.0) -> int | None:
-    """Our SIP helper processes (sipagent.uaproc, sipagent.faxua) shut down
+    """Our SIP helper processes (simphones.phone, simphones.fax_machine) shut down
     cleanly on a quit line or EOF on stdin: ask, wait up to ``timeout``,
     then stop_process() whatever is left.  Returns the exit code."""
     if proc.poll() is None:

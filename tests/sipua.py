@@ -1,4 +1,4 @@
-"""Pytest side of a scriptable SIP user agent (sipagent/uaproc.py).
+"""Pytest side of a scriptable SIP user agent (simphones/phone.py).
 
 Each UA is a separate process with its own pjsua2 library, driven by JSON
 lines. A reader thread turns its stdout into events; tests wait for events by
@@ -61,7 +61,7 @@ class UA:
         env["PYTHONUNBUFFERED"] = "1"
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [python, "-m", "sipagent.uaproc", "--port", str(port), "--ip", ip,
+            [python, "-m", "simphones.phone", "--port", str(port), "--ip", ip,
              "--log-level", str(log_level)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             cwd=REPO, env=env, bufsize=0)

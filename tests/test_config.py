@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from sipagent.config import (
+from sipagent.config.load import (
     Config,
     ConfigError,
     flow_target,
@@ -107,7 +107,7 @@ def test_example_documents_every_key():
         "flows": Config.model_fields["flows"].annotation,
         "log": Config.model_fields["log"].annotation,
     }
-    from sipagent.config import AgentSection, HttpToken, QueueSection, RouteEntry, TrunkRegistration
+    from sipagent.config.load import AgentSection, HttpToken, QueueSection, RouteEntry, TrunkRegistration
 
     models = [*sections.values(), AgentSection, HttpToken, QueueSection, RouteEntry, TrunkRegistration]
     missing = [
@@ -414,6 +414,6 @@ def test_strategies_match_the_acd_core():
     model = pytest.importorskip("acdcore.model")
     from typing import get_args
 
-    from sipagent.config_models import Strategy
+    from sipagent.config.models import Strategy
 
     assert set(get_args(Strategy)) == {s.value for s in model.Strategy}

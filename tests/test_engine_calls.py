@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from engine_proc import Engine, base_config
-from sipagent.tones import read_wav
+from simphones.tones import read_wav
 from sipua import UA
 
 pytestmark = pytest.mark.sip

@@ -10,7 +10,7 @@ import pytest
 
 import baresip as baresip_mod
 from engine_proc import REPO, Engine, base_config, render_toml
-from sipagent import tones
+from simphones import tones
 from sipua import UA
 from test_engine_calls import agents_cfg, tail_frequency
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sipagent.eventlog import SCHEMA_VERSION, EventLog, SchemaTooNew, connect
+from sipagent.store.eventlog import SCHEMA_VERSION, EventLog, SchemaTooNew, connect
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -191,7 +191,7 @@ def test_closed_log_refuses_rows(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[2])
-    from sipagent.eventlog import EventLog
+    from sipagent.store.eventlog import EventLog
     el = EventLog(sys.argv[1], flush_interval=0.005, flush_rows=40)
     seq = 0
     while True:

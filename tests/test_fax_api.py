@@ -13,11 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from faxkit import make_document
-from sipagent import fax_api
-from sipagent.config import parse_config
-from sipagent.fax_api import add_fax_routes
-from sipagent.fax_documents import same_pixels
-from sipagent.fax_store import FaxStore
+from sipagent.api import fax as fax_api
+from sipagent.config.load import parse_config
+from sipagent.api.fax import add_fax_routes
+from sipagent.fax.documents import same_pixels
+from sipagent.fax.store import FaxStore
 
 TOKENS = {"admin-token": "admin", "sup-token": "supervisor", "agent-token": "agent"}
 
@@ -287,7 +287,7 @@ def test_fax_log_and_received_files(store, ports, docs):
 def test_the_engine_http_server_serves_the_fax_api(store, ports, docs):
     """build_app adds the routes when the engine has a fax store, behind the
     config's tokens, with the engine's dialer wake-up."""
-    from sipagent.http_api import build_app
+    from sipagent.api.server import build_app
 
     config = parse_config(textwrap.dedent("""
         [http.tokens.ops]

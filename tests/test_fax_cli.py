@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from faxkit import make_document
-from sipagent.fax_cli import main
-from sipagent.fax_store import FaxStore
+from sipagent.cli.fax import main
+from sipagent.fax.store import FaxStore
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 from faxkit import make_document
 from ivrflows.schedule import from_dict
-from sipagent.fax_dialer import FaxDialer
-from sipagent.fax_store import FaxStore
+from sipagent.fax.dialer import FaxDialer
+from sipagent.fax.store import FaxStore
 
 MONDAY_NOON = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc).timestamp()
 OFFICE = from_dict({"timezone": "UTC", "hours": {"mon-fri": "08:00-18:00"}})

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from faxkit import make_document
-from sipagent import fax_documents as fd
+from sipagent.fax import documents as fd
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from faxkit import assert_pixel_identical, make_document
 
 # Not importorskip: a missing build must fail the suite, not hide it.
 from sipagent.mediaports.fax import FaxSession  # noqa: E402
-from sipagent.mediaports.fax_memory import transfer_in_memory  # noqa: E402
+from simphones.fax_memory import transfer_in_memory  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Fax through the engine over real SIP on 127.0.0.1, against fax terminals
-in other processes (sipagent/faxua.py: spandsp behind pjsua2, like a fax
+in other processes (simphones/fax_machine.py: spandsp behind pjsua2, like a fax
 machine behind an ATA):
 
 - one-call fax-on-demand: the terminal keys a document number (RFC 4733),
@@ -26,7 +26,7 @@ from aiosmtpd.controller import Controller
 
 from engine_proc import Engine, base_config
 from faxkit import FaxUA, assert_pixel_identical, make_document, run_sipp_t38
-from sipagent.fax_store import FaxStore
+from sipagent.fax.store import FaxStore
 from sipagent.mediaports.tiffpages import read_pages
 
 pytestmark = [pytest.mark.sip, pytest.mark.slow]

@@ -12,9 +12,9 @@ import pytest
 from faxkit import make_document
 from notifykit import Clock, one_pass, smtp_server, webhook_receiver
 
-from sipagent.fax_notify import FaxNotifier
-from sipagent.fax_store import FaxStore
-from sipagent.voicemail_config import VoicemailSection
+from sipagent.fax.notify import FaxNotifier
+from sipagent.fax.store import FaxStore
+from sipagent.config.voicemail import VoicemailSection
 
 pytestmark = pytest.mark.skipif(shutil.which("gs") is None or shutil.which("tiff2pdf") is None,
                                 reason="ghostscript and libtiff-tools are needed for fax pages")

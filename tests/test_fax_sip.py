@@ -3,7 +3,7 @@
 Two processes, not one: each has its own media clock and the audio crosses
 real RTP and a jitter buffer each way.  With pjsua's default jitter buffer
 (progressive discard) the first frames of T.30 already fail; these tests hold
-the fix (fixed prefetch, no discard: sipagent/fax_call.py) in place.
+the fix (fixed prefetch, no discard: sipagent/sip/fax_media.py) in place.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from faxkit import make_document
-from sipagent.fax_documents import same_pixels, tiff_pages
-from sipagent.fax_store import (DocumentExists, DocumentRejected, FaxAccessDenied, FaxStore,
+from sipagent.fax.documents import same_pixels, tiff_pages
+from sipagent.fax.store import (DocumentExists, DocumentRejected, FaxAccessDenied, FaxStore,
                                 FaxStoreError, JobBusy, NoSuchDocument, NoSuchFax, NoSuchJob)
 from sipagent.mediaports.tiffpages import read_pages
 

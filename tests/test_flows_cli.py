@@ -1,4 +1,4 @@
-"""``sipacd flows check`` and ``sipacd flows simulate`` (sipagent.flows_cli)."""
+"""``sipacd flows check`` and ``sipacd flows simulate`` (sipagent.cli.flows)."""
 from __future__ import annotations
 
 import textwrap
@@ -9,7 +9,7 @@ import pytest
 
 import ivrflows
 from ivrflows.schedule import Schedule
-from sipagent.flows_cli import _schedules, main
+from sipagent.cli.flows import _schedules, main
 
 SHIPPED = Path(ivrflows.__file__).parent
 

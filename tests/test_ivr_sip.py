@@ -14,7 +14,7 @@ import wave
 import pytest
 
 from engine_proc import Engine, base_config
-from sipagent import tones
+from simphones import tones
 from sipua import UA
 from test_engine_calls import tail_frequency
 

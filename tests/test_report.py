@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from acdcore.kpi import QueueTally
 from acdcore.service_level import ServiceLevelVariant as V
-from sipagent.eventlog import EventLog
+from sipagent.store.eventlog import EventLog
 from sipagent.metrics import EngineMetrics
-from sipagent.report import report
-from sipagent.report_cli import main as report_main
+from sipagent.store.report import report
+from sipagent.cli.report import main as report_main
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc).timestamp()
 SL = (20.0, 30.0)
@@ -311,7 +311,7 @@ def test_cli_errors(day, capsys):
 
 def test_cli_with_a_config(tmp_path, capsys):
     """-c takes the log from the data dir, thresholds per queue, and members for occupancy."""
-    from sipagent.eventlog import event_log_path
+    from sipagent.store.eventlog import event_log_path
     data = tmp_path / "data"
     write_day(event_log_path(data))
     config = tmp_path / "sipacd.toml"

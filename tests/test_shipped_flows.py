@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from ivrflows import after_hours, main_menu, survey, welcome
 from ivrflows.schedule import from_dict
 from ivrflows.testing import QueueScript, hangup, press, run_flow, silence, speak
-from sipagent.prompts import CATALOGUE
+from sipagent.media.prompts import CATALOGUE
 
 SHIPPED = [main_menu, after_hours, survey]
 

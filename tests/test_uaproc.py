@@ -14,7 +14,7 @@ import time
 import pytest
 
 import baresip as baresip_mod
-from sipagent import tones
+from simphones import tones
 from sipua import UA, UAError
 
 TOLERANCE_HZ = 15

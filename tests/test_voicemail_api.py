@@ -1,5 +1,5 @@
 """The voicemail HTTP API (roles, filters, audio, greetings, PIN, settings)
-and SipCall's mailbox verbs (sipagent.voicemail_call) on the real store,
+and SipCall's mailbox verbs (sipagent.voicemail.verbs) on the real store,
 driven by the shipped flows over the kit's fake media."""
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivrflows import voicemail, voicemail_retrieval
 from ivrflows.fakecall import FakeCall
 from ivrflows.testing import DEFAULT_START, VirtualLoop, hangup, speak
-from sipagent.voicemail_api import add_voicemail_routes
-from sipagent.voicemail_call import VoicemailVerbs, caller_name
-from sipagent.voicemail_pin import hash_pin
-from sipagent.voicemail_store import Mailbox, VoicemailStore
+from sipagent.api.voicemail import add_voicemail_routes
+from sipagent.voicemail.verbs import VoicemailVerbs, caller_name
+from sipagent.store.pin import hash_pin
+from sipagent.voicemail.store import Mailbox, VoicemailStore
 
 TOKENS = {"admin-token": ("admin", None), "sup-token": ("supervisor", None),
           "alice-token": ("agent", "alice"), "bob-token": ("agent", "bob"),

@@ -268,7 +268,7 @@ def test_prompt_sets_match_across_languages(module):
 ])
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_every_prompt_played_has_a_text(script, language, tmp_path):
-    from sipagent.prompts import CATALOGUE
+    from sipagent.media.prompts import CATALOGUE
 
     known = {**CATALOGUE.get(language, {}), **voicemail.PROMPTS[language],
              **voicemail_retrieval.PROMPTS[language]}

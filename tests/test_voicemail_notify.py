@@ -18,10 +18,10 @@ from prometheus_client import CollectorRegistry
 
 from notifykit import Clock, one_pass, sample, smtp_server, webhook_receiver
 
-from sipagent.voicemail_config import VoicemailSection
-from sipagent.voicemail_metrics import VoicemailMetrics
-from sipagent.voicemail_notify import VoicemailNotifier
-from sipagent.voicemail_store import Mailbox, VoicemailStore
+from sipagent.config.voicemail import VoicemailSection
+from sipagent.voicemail.metrics import VoicemailMetrics
+from sipagent.voicemail.notify import VoicemailNotifier
+from sipagent.voicemail.store import Mailbox, VoicemailStore
 
 
 def tone(path: Path, seconds: float, freq: float) -> Path:

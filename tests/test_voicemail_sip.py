@@ -20,15 +20,15 @@ from aiosmtpd.controller import Controller
 
 from engine_proc import Engine, base_config
 from ivrflows import voicemail, voicemail_retrieval
-from sipagent import tones
-from sipagent.prompts import CATALOGUE
-from sipagent.voicemail_call import VoicemailVerbs
-from sipagent.voicemail_pin import hash_pin
-from sipagent.voicemail_store import Mailbox, VoicemailStore
+from simphones import tones
+from sipagent.media.prompts import CATALOGUE
+from sipagent.voicemail.verbs import VoicemailVerbs
+from sipagent.store.pin import hash_pin
+from sipagent.voicemail.store import Mailbox, VoicemailStore
 from sipua import UA
 
 try:
-    from sipagent.sipcall import SipCall
+    from sipagent.calls.sip_call import SipCall
     WIRED = issubclass(SipCall, VoicemailVerbs)
 except ImportError:     # no pjsua2: the sip marker skips these anyway
     WIRED = False

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from ivrflows.call import MailboxFull, MessageTooShort
-from sipagent.voicemail_pin import hash_pin, is_pin_hash, verify_pin
-from sipagent.voicemail_store import (DB_FILE, Mailbox, NoSuchMessage, UnknownMailbox,
+from sipagent.store.pin import hash_pin, is_pin_hash, verify_pin
+from sipagent.voicemail.store import (DB_FILE, Mailbox, NoSuchMessage, UnknownMailbox,
                                       UnsafePath, VoicemailStore, wav_seconds)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -256,8 +256,8 @@ CHILD = textwrap.dedent("""
     import os, signal, sys, wave
     from pathlib import Path
     import numpy as np
-    import sipagent.voicemail_files as vf
-    import sipagent.voicemail_store as vs
+    import sipagent.store.files as vf
+    import sipagent.voicemail.store as vs
 
     data, incoming, crash_at = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     store = vs.VoicemailStore(data, {"200": vs.Mailbox("200", min_length=0,

@@ -7,19 +7,18 @@ bridge's clock thread without the GIL.
 
     fax         FaxSession: spandsp's T.30 fax terminal on a call (fax.pxd:
                 the C line record the bridge thread and Python share)
-    fax_memory  transfer_in_memory(): two terminals back to back, no SIP
     cng         FaxToneListener: hears a fax machine's calling tone (CNG) on a
                 call, listening only (the IVR switches the call to receive)
     bridge_port the plumbing both share: a port on the bridge, its eventfd
     tiffpages   read_pages(): fax TIFF pages as bitmaps, for pixel comparison
     jitter      set_discard(): the jitter buffer's frame-discard policy, which
-                pjsua2 2.12.1 cannot set (see sipagent/fax_call.py)
+                pjsua2 2.12.1 cannot set (see sipagent/sip/fax_media.py)
 
 A fax on a call, from the pjsua2 thread (the asyncio loop's):
 
-    leg.use_fax_media(fax_call.JitterPolicy())   # a CallLeg, before its media exists
+    leg.use_fax_media(fax_media.JitterPolicy())   # a CallLeg, before its media exists
     session = FaxSession("send", "doc.tif", calling=True, ident="+1 555 0100")
-    session.attach(fax_call.audio_slot(call))    # when the call's audio is active
+    session.attach(fax_media.audio_slot(call))    # when the call's audio is active
     result = await session.wait(timeout=600)     # race it with the call's end
     session.close()                              # before the Call is released
 

@@ -19,7 +19,7 @@ level down:
   when the call ends: pjsua reuses call ids.
 
 Per-call prefetch (jbInit/jbMinPre/jbMaxPre/jbMax) is settable from pjsua2's
-onStreamPreCreate in Python; see sipagent/fax_call.py.
+onStreamPreCreate in Python; see sipagent/sip/fax_media.py.
 """
 
 from sipagent.mediaports.pjmedia cimport *

@@ -1,0 +1,1 @@
+"""The HTTP server: the JSON API (agents, queues, callbacks, voicemail, fax) and /metrics."""

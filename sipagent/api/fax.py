@@ -1,0 +1,245 @@
+"""The fax part of the HTTP API (JSON, bearer tokens).
+
+======  =================================  ============================================
+GET     /api/fax/documents                 the document library
+GET     /api/fax/documents/{number}        one document
+GET     /api/fax/documents/{number}/tiff   its TIFF-F, as it is sent
+POST    /api/fax/documents/{number}        add one: the body is the file (PDF,
+                                           PostScript or TIFF), ``?title=&pin=``
+PUT     /api/fax/documents/{number}        replace its content (``?title=``; PIN kept)
+DELETE  /api/fax/documents/{number}        remove it
+PUT     /api/fax/documents/{number}/pin    ``{"pin": "4711"}``, ``{"pin": null}``: public
+GET     /api/fax/jobs                      two-call jobs, newest first, ``?state=&limit=``
+GET     /api/fax/jobs/{id}                 one job
+POST    /api/fax/jobs                      ``{"number": "+4930123", "documents":
+                                           ["101"], "pins": {"102": "1234"}}``
+DELETE  /api/fax/jobs/{id}                 cancel a queued job
+GET     /api/fax/log                       faxes sent and received, newest first,
+                                           ``?direction=send|receive&limit=``
+GET     /api/fax/log/{id}                  one fax
+GET     /api/fax/log/{id}/pdf              a received fax as PDF
+GET     /api/fax/log/{id}/tiff             ... as the TIFF the modem wrote
+======  =================================  ============================================
+
+``admin`` tokens change things; ``admin`` and ``supervisor`` tokens read.
+Errors are one line of text: 400 for a document or request the store
+refuses (the message says why), 403 for a missing or wrong document PIN,
+404 for an unknown document, job or fax, 409 for a number taken or a job
+that is no longer queued, 413 for an upload over 50 MB.  Times are ISO 8601
+in UTC.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+from sipagent.fax.json_shapes import document_json, fax_json, job_json
+from sipagent.fax.store import (JOB_STATES, DocumentExists, DocumentRejected, FaxAccessDenied,
+                                FaxStore, FaxStoreError, JobBusy, NoSuchDocument, NoSuchFax,
+                                NoSuchJob)
+from sipagent.api.json_body import json_object
+
+READERS = {"admin", "supervisor"}
+WRITERS = {"admin"}
+MAX_UPLOAD = 50 * 1024 * 1024
+
+Authenticate = Callable[[web.Request, set[str]], Any]
+
+
+def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenticate, *,
+                   on_job: Callable[[], Any] | None = None) -> None:
+    """``on_job`` is called after a job is queued (the dialer's wake-up)."""
+
+    async def run(fn, *args, **kw):
+        """A blocking store call in a thread, its refusals as HTTP errors."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kw)
+        except (NoSuchDocument, NoSuchJob, NoSuchFax) as exc:
+            raise web.HTTPNotFound(text=f"{exc}\n") from None
+        except FaxAccessDenied as exc:
+            raise web.HTTPForbidden(text=f"{exc}\n") from None
+        except (DocumentExists, JobBusy) as exc:
+            raise web.HTTPConflict(text=f"{exc}\n") from None
+        except FaxStoreError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from None
+
+    def from_upload(fn, number: str, data: bytes, **kw):
+        # The body goes to a hidden file in the store (a crash leaves it to
+        # the sweep at start), as add/replace_document read a path.
+        path = store.upload_path()
+        try:
+            path.write_bytes(data)
+            return fn(number, path, **kw)
+        except DocumentRejected as exc:
+            # The message names the file; the client knows no hidden name.
+            raise DocumentRejected(str(exc).replace(path.name, "the uploaded file")) from None
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def list_documents(request: web.Request) -> web.Response:
+        authenticate(request, READERS)
+        return web.json_response({"documents": [document_json(d)
+                                                for d in await run(store.documents)]})
+
+    async def get_document(request: web.Request) -> web.Response:
+        authenticate(request, READERS)
+        return web.json_response(document_json(
+            await run(store.document, request.match_info["number"])))
+
+    async def get_document_tiff(request: web.Request) -> web.StreamResponse:
+        authenticate(request, READERS)
+        doc = await run(store.document, request.match_info["number"])
+        return _file(doc.path, "image/tiff", f"fax-document-{doc.number}.tif")
+
+    async def post_document(request: web.Request) -> web.Response:
+        authenticate(request, WRITERS)
+        data = await _upload(request)
+        pin = request.query.get("pin") or None
+        doc = await run(from_upload, store.add_document, request.match_info["number"], data,
+                        title=request.query.get("title", ""), pin=pin)
+        return web.json_response(document_json(doc), status=201,
+                                 headers={"Location": f"/api/fax/documents/{doc.number}"})
+
+    async def put_document(request: web.Request) -> web.Response:
+        authenticate(request, WRITERS)
+        number = request.match_info["number"]
+        await run(store.document, number)       # 404 before reading 50 MB
+        data = await _upload(request)
+        doc = await run(from_upload, store.replace_document, number, data,
+                        title=request.query.get("title"))
+        return web.json_response(document_json(doc))
+
+    async def delete_document(request: web.Request) -> web.Response:
+        authenticate(request, WRITERS)
+        await run(store.remove_document, request.match_info["number"])
+        return web.Response(status=204)
+
+    async def put_pin(request: web.Request) -> web.Response:
+        authenticate(request, WRITERS)
+        body = await json_object(request)
+        pin = body.get("pin", "")
+        if (pin is not None and not isinstance(pin, str)) or pin == "":
+            raise web.HTTPBadRequest(text='pin: a string of 4 to 12 digits, or null\n')
+        doc = await run(store.set_document_pin, request.match_info["number"], pin)
+        return web.json_response(document_json(doc))
+
+    async def list_jobs(request: web.Request) -> web.Response:
+        authenticate(request, READERS)
+        state = request.query.get("state") or None
+        if state is not None and state not in JOB_STATES:
+            raise web.HTTPBadRequest(text=f"state: one of {', '.join(JOB_STATES)}\n")
+        jobs = await run(store.jobs, state, limit=_limit(request))
+        return web.json_response({"jobs": [job_json(j) for j in jobs]})
+
+    async def get_job(request: web.Request) -> web.Response:
+        authenticate(request, READERS)
+        return web.json_response(job_json(await run(store.job, request.match_info["id"])))
+
+    async def post_job(request: web.Request) -> web.Response:
+        authenticate(request, WRITERS)
+        body = await json_object(request)
+        number, documents, pins = body.get("number"), body.get("documents"), body.get("pins")
+        if not isinstance(number, str):
+            raise web.HTTPBadRequest(text="number: the fax number to send to, a string\n")
+        if not isinstance(documents, list) or not documents or \
+                not all(isinstance(d, str) for d in documents):
+            raise web.HTTPBadRequest(text="documents: a non-empty list of document numbers\n")
+        if pins is not None and not (isinstance(pins, dict) and
+                                     all(isinstance(v, str) for v in pins.values())):
+            raise web.HTTPBadRequest(text="pins: an object of document number -> PIN\n")
+        job = await run(store.create_job, number, documents, pins=pins)
+        if on_job is not None:
+            await _wake(on_job)
+        return web.json_response(job_json(job), status=201,
+                                 headers={"Location": f"/api/fax/jobs/{job.id}"})
+
+    async def delete_job(request: web.Request) -> web.Response:
+        authenticate(request, WRITERS)
+        return web.json_response(job_json(await run(store.cancel_job, request.match_info["id"])))
+
+    async def list_log(request: web.Request) -> web.Response:
+        authenticate(request, READERS)
+        direction = request.query.get("direction") or None
+        if direction not in (None, "send", "receive"):
+            raise web.HTTPBadRequest(text="direction: send or receive\n")
+        faxes = await run(store.faxes, direction, limit=_limit(request))
+        return web.json_response({"faxes": [fax_json(f) for f in faxes]})
+
+    async def get_fax(request: web.Request) -> web.Response:
+        authenticate(request, READERS)
+        return web.json_response(fax_json(await run(store.fax, request.match_info["id"])))
+
+    def fax_file(kind: str, content_type: str):
+        async def handler(request: web.Request) -> web.StreamResponse:
+            authenticate(request, READERS)
+            record = await run(store.fax, request.match_info["id"])
+            path = getattr(record, kind)
+            if path is None or not path.is_file():
+                raise web.HTTPNotFound(text=f"fax {record.id} has no {kind} file (only "
+                                            "received faxes do)\n")
+            return _file(path, content_type, f"fax-{record.id}.{kind}")
+        return handler
+
+    r = app.router
+    r.add_get("/api/fax/documents", list_documents)
+    r.add_get("/api/fax/documents/{number}", get_document)
+    r.add_get("/api/fax/documents/{number}/tiff", get_document_tiff)
+    r.add_post("/api/fax/documents/{number}", post_document)
+    r.add_put("/api/fax/documents/{number}", put_document)
+    r.add_delete("/api/fax/documents/{number}", delete_document)
+    r.add_put("/api/fax/documents/{number}/pin", put_pin)
+    r.add_get("/api/fax/jobs", list_jobs)
+    r.add_get("/api/fax/jobs/{id}", get_job)
+    r.add_post("/api/fax/jobs", post_job)
+    r.add_delete("/api/fax/jobs/{id}", delete_job)
+    r.add_get("/api/fax/log", list_log)
+    r.add_get("/api/fax/log/{id}", get_fax)
+    r.add_get("/api/fax/log/{id}/pdf", fax_file("pdf", "application/pdf"))
+    r.add_get("/api/fax/log/{id}/tiff", fax_file("tiff", "image/tiff"))
+
+
+async def _upload(request: web.Request) -> bytes:
+    if (request.content_length or 0) > MAX_UPLOAD:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD,
+                                            actual_size=request.content_length)
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        data += chunk
+        if len(data) > MAX_UPLOAD:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD, actual_size=len(data))
+    if not data:
+        raise web.HTTPBadRequest(text="the request body is the document (PDF, PostScript "
+                                      "or TIFF), and it is empty\n")
+    return bytes(data)
+
+
+async def _wake(on_job: Callable[[], Any]) -> None:
+    # The job is queued already; a failing wake-up must not make the client
+    # think otherwise and post it again (the dialer finds it at its next look).
+    try:
+        result = on_job()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        import structlog
+
+        structlog.get_logger("sipagent.api.fax").exception("fax dialer wake-up failed")
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit: a whole number\n") from None
+    if not 1 <= limit <= 1000:
+        raise web.HTTPBadRequest(text="limit: 1 to 1000\n")
+    return limit
+
+
+def _file(path: Path, content_type: str, name: str) -> web.FileResponse:
+    return web.FileResponse(path, headers={"Content-Type": content_type,
+                                           "Content-Disposition": f'attachment; filename="{name}"'})

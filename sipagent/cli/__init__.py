@@ -1,0 +1,1 @@
+"""The `sipacd` command: run, check, demo, flows, report, fax, erlang."""

@@ -1,0 +1,1 @@
+"""The TOML configuration: loading, the typed models, value types, and the voicemail and fax sections."""

@@ -1,0 +1,459 @@
+"""The queue runtime: turns the ACD core's actions into SIP and media.
+
+acdcore decides (who gets which caller, when an offer times out); this file
+does: it dials agents, keeps callers on hold, bridges audio, hangs up losing
+legs, and feeds what happened on the wire back to the core as events.  All
+on the loop thread, so the core never needs a lock.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import structlog
+
+from acdcore import actions as act
+from acdcore import events as ev
+from acdcore.model import AgentConfig, QueueConfig
+from ivrflows.call import CallerHangup, QueueOutcome
+from sipagent.queue.callback import CallbackJob, CallbackLine
+from sipagent.queue.hold import CallerHold
+from sipagent.sip.leg import CallLeg, LegEnded, dial
+from sipagent.media.playback import bridge
+from sipagent.queue.stats import QueueStats
+
+try:
+    from acdcore.scheduler import Scheduler
+except ImportError:  # compiled core not built: the reference has the same rules
+    from acdcore.reference import ReferenceScheduler as Scheduler
+
+log = structlog.get_logger("sipagent.queue.runtime")
+
+# SIP answers that mean "this agent's phone is busy", as opposed to declined.
+BUSY_CODES = {486, 600}
+# Where a queue's exit reason sends the caller, by config key.
+TARGET_KEYS = {"timeout": "on_timeout", "full": "on_full", "empty": "on_empty"}
+
+
+@dataclass
+class AgentLine:
+    agent_id: str
+    uri: str
+    auto_login: bool = True
+    wrap_up: float | None = None      # overrides the queue's
+
+
+@dataclass
+class QueueEntry:
+    call_id: str
+    queue: str
+    entered: float
+    caller: str
+    called: str
+    data: Mapping[str, str]
+    call: object | None = None          # the live SipCall; None for a callback entry
+    callback: CallbackJob | None = None
+    hold: CallerHold | None = None
+    phase: str = "waiting"              # waiting -> talking -> over
+    agent_id: str | None = None
+    agent_leg: CallLeg | None = None
+    customer_leg: CallLeg | None = None   # callbacks: the customer dialled back
+    exit_reason: str | None = None
+    answered_at: float | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class QueueRuntime:
+    def __init__(self, queues: list[QueueConfig], agents: list[AgentConfig],
+                 lines: dict[str, AgentLine], *, settings: dict, account_provider: Callable,
+                 hold_music: Callable, prompts, metrics, track_leg: Callable,
+                 run_flow: Callable, eventlog=None):
+        self.scheduler = Scheduler(queues, agents)
+        self.settings = settings            # queue name -> config section
+        self.lines = lines
+        self._account = account_provider
+        self._hold_music = hold_music
+        self._prompts = prompts
+        self.metrics = metrics
+        self.stats = QueueStats(settings, metrics, eventlog)
+        self.track_leg = track_leg
+        self._run_flow = run_flow
+        self.entries: dict[str, QueueEntry] = {}
+        self.offers: dict[tuple[str, str], CallLeg] = {}
+        self.callbacks = CallbackLine(self)
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._loop = asyncio.get_running_loop()
+        self._feed_started = 0.0
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        now = self.now()
+        for line in self.lines.values():
+            if line.auto_login:
+                self.feed(ev.AgentLoggedIn(now, line.agent_id))
+                self.feed(ev.AgentReady(now, line.agent_id))
+                self.stats.agent(time.time(), line.agent_id, "LOGIN")
+        self.spawn(self._timers())
+        self.spawn(self._sample_agents())
+
+    def stop(self) -> None:
+        # Callers we hang up for shutdown did not abandon; count them apart.
+        for entry in self.entries.values():
+            if entry.phase == "waiting" and not entry.exit_reason:
+                entry.exit_reason = "shutdown"
+                self.stats.exited(entry.queue, time.time(), "shutdown", entry.call_id,
+                                  self.now() - entry.entered)
+        for agent_id in self.lines:
+            if self.scheduler.agent_state(agent_id) != "logged_out":
+                self.stats.agent(time.time(), agent_id, "LOGOUT", "shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        for leg in self.offers.values():
+            leg.end()
+        self.callbacks.stop()
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    # -- the core loop: events in, actions out --------------------------------
+    def feed(self, event) -> None:
+        self._feed_started = time.perf_counter()
+        try:
+            actions = self.scheduler.handle(event)
+        except Exception as exc:
+            log.exception("acd core rejected an event", event=repr(event))
+            # Timers that fired before the bad event still happened.
+            actions = getattr(exc, "actions", None) or []
+        for action in actions:
+            try:
+                self._perform(action)
+            except Exception:
+                log.exception("acd action failed", action=repr(action))
+        self._wake.set()
+
+    async def _timers(self) -> None:
+        while True:
+            deadline = self.scheduler.next_deadline()
+            self._wake.clear()
+            timeout = None if deadline is None else max(0.0, deadline - self.now())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                self.feed(ev.Tick(self.now()))
+
+    async def _sample_agents(self) -> None:
+        while True:
+            self.stats.sample_agents(time.time(), self.snapshot()["agents"])
+            await asyncio.sleep(1.0)
+
+    def _perform(self, a) -> None:
+        if isinstance(a, act.Offer):
+            self._offer(a.call_id, a.agent_id)
+        elif isinstance(a, (act.CancelOffer, act.OfferTimedOut)):
+            leg = self.offers.pop((a.call_id, a.agent_id), None)
+            reason = getattr(a, "reason", "ring_timeout")
+            entry = self.entries.get(a.call_id)
+            if entry:
+                self.stats.offer_lost(entry.queue, time.time(), a.call_id, a.agent_id, reason)
+            log.info("offer withdrawn", call_id=a.call_id, agent=a.agent_id, reason=reason)
+            if leg is not None:
+                leg.end()
+        elif isinstance(a, act.Connect):
+            self._connect(a.call_id, a.agent_id)
+        elif isinstance(a, act.CallExited):
+            entry = self.entries.get(a.call_id)
+            if entry:
+                entry.exit_reason = a.reason
+                entry.changed.set()
+                self.stats.exited(a.queue, time.time(), a.reason, a.call_id,
+                                  self.now() - entry.entered)
+                if entry.callback:
+                    self.callbacks.exited(entry, a.reason)
+            log.info("caller left the queue", call_id=a.call_id, queue=a.queue, reason=a.reason)
+        elif isinstance(a, act.AgentAutoPaused):
+            log.warning("agent auto-paused", agent=a.agent_id, reason=a.reason)
+            self.stats.agent(time.time(), a.agent_id, "PAUSE", a.reason)
+        elif isinstance(a, act.WrapUpEnded):
+            log.info("agent wrap-up over", agent=a.agent_id)
+            self.stats.agent(time.time(), a.agent_id, "WRAPUP_END")
+
+    # -- offers ------------------------------------------------------------------
+    def _offer(self, call_id: str, agent_id: str) -> None:
+        entry = self.entries.get(call_id)
+        line = self.lines.get(agent_id)
+        if entry is None or line is None:
+            self._loop.call_soon(self.feed, ev.OfferRejected(self.now(), call_id, agent_id, False))
+            return
+        headers = self._agent_headers(entry)
+        try:
+            leg = dial(self._account(), line.uri, label=f"{call_id}->{agent_id}", headers=headers)
+        except Exception as exc:
+            log.warning("dialing agent failed", call_id=call_id, agent=agent_id, error=str(exc))
+            self._loop.call_soon(self.feed, ev.OfferRejected(self.now(), call_id, agent_id, False))
+            return
+        self.metrics.dispatch_latency.observe(time.perf_counter() - self._feed_started)
+        self.track_leg(leg)
+        self.offers[(call_id, agent_id)] = leg
+        self.stats.offer(entry.queue, time.time(), call_id, agent_id)
+        log.info("offering call", call_id=call_id, agent=agent_id, uri=line.uri,
+                 callback=entry.callback is not None)
+        self.spawn(self._watch_agent_leg(call_id, agent_id, leg))
+
+    def _agent_headers(self, entry: QueueEntry) -> dict[str, str]:
+        """Caller data for the agent's screen pop."""
+        headers = {"X-Sipacd-Call-Id": entry.call_id, "X-Sipacd-Caller": entry.caller or "anonymous",
+                   "X-Sipacd-Called": entry.called or "", "X-Sipacd-Queue": entry.queue}
+        if entry.callback:
+            headers["X-Sipacd-Callback"] = entry.caller
+        for key, value in entry.data.items():
+            headers[f"X-Sipacd-Var-{key}"] = str(value)
+        if entry.call is not None:
+            for theirs, ours in self.settings[entry.queue].caller_headers.items():
+                value = _header(entry.call.headers, theirs)
+                if value is not None:
+                    headers[ours] = value
+        return headers
+
+    async def _watch_agent_leg(self, call_id: str, agent_id: str, leg: CallLeg) -> None:
+        key = (call_id, agent_id)
+        try:
+            await leg.confirmed
+        except LegEnded as ended:
+            if self.offers.get(key) is leg:  # not withdrawn by us: the phone said no
+                del self.offers[key]
+                entry = self.entries.get(call_id)
+                if entry:
+                    self.stats.offer_lost(entry.queue, time.time(), call_id, agent_id,
+                                          "busy" if ended.code in BUSY_CODES else "rejected")
+                log.info("agent did not take the call", call_id=call_id, agent=agent_id,
+                         code=ended.code)
+                self.feed(ev.OfferRejected(self.now(), call_id, agent_id,
+                                           busy=ended.code in BUSY_CODES))
+            return
+        if self.offers.get(key) is not leg:  # answered just as we withdrew the offer
+            leg.end()
+            return
+        self.feed(ev.OfferAnswered(self.now(), call_id, agent_id))
+        await leg.ended
+        entry = self.entries.get(call_id)
+        if entry is not None and entry.agent_leg is leg and entry.phase == "talking":
+            self._talk_over(entry, "agent")
+
+    def _talk_over(self, entry: QueueEntry, side: str) -> None:
+        """One side (``caller`` or ``agent``) hung up: the agent goes to wrap-up."""
+        entry.phase = "over"
+        entry.changed.set()
+        talk = self.now() - (entry.answered_at or self.now())
+        wrap_up = self.wrap_up_of(entry.agent_id, entry.queue)
+        self.stats.handled(entry.queue, time.time(), talk, wrap_up, entry.call_id,
+                           entry.agent_id, side)
+        if entry.agent_leg is not None:
+            entry.agent_leg.end()
+        self.feed(ev.CallEnded(self.now(), entry.call_id))
+        if entry.callback:
+            self.callbacks.finished(entry)
+
+    def wrap_up_of(self, agent_id: str | None, queue: str) -> float:
+        own = self.lines[agent_id].wrap_up if agent_id in self.lines else None
+        return self.settings[queue].wrap_up if own is None else own
+
+    def _connect(self, call_id: str, agent_id: str) -> None:
+        leg = self.offers.pop((call_id, agent_id), None)
+        entry = self.entries.get(call_id)
+        if leg is None or entry is None:
+            log.error("connect for an unknown offer", call_id=call_id, agent=agent_id)
+            return
+        entry.phase = "talking"
+        entry.agent_id = agent_id
+        entry.agent_leg = leg
+        entry.answered_at = self.now()
+        wait = entry.answered_at - entry.entered
+        self.metrics.offers.labels(entry.queue, "answered").inc()
+        entry.changed.set()
+        if entry.callback:
+            self.callbacks.agent_ready(entry, leg)
+            return
+        self.stats.answered(entry.queue, time.time(), wait, call_id, agent_id)
+        entry.hold.stop()
+        log.info("caller connected to agent", call_id=call_id, agent=agent_id, wait=round(wait, 3))
+        self.spawn(self.bridge_when_ready(entry.call.leg, leg, call_id))
+
+    async def bridge_when_ready(self, a: CallLeg, b: CallLeg, call_id: str) -> bool:
+        for leg in (a, b):
+            try:
+                await asyncio.wait_for(leg.media_ready.wait(), 5.0)
+            except TimeoutError:
+                log.error("leg has no media; ending it", call_id=call_id, leg=leg.label)
+                leg.end()
+                return False
+        if a.is_ended or b.is_ended:
+            return False
+        bridge(a, b)
+        return True
+
+    # -- the caller's side ---------------------------------------------------------
+    async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
+                      data: Mapping[str, str], depth: int = 0) -> QueueOutcome:
+        if queue not in self.settings:
+            raise ValueError(f"no queue named {queue!r}")
+        if call.call_id in self.entries:
+            raise RuntimeError(f"call {call.call_id} is already queued")
+        s = self.settings[queue]
+        entry = QueueEntry(call_id=call.call_id, queue=queue, entered=self.now(),
+                           caller=call.caller, called=call.called, data=dict(data), call=call)
+        entry.hold = CallerHold(call.leg, s, moh=self._hold_music(queue), prompts=self._prompts,
+                                position=lambda: self._position(call.call_id),
+                                on_key=lambda key: self._key_pressed(entry, key),
+                                call_id=call.call_id)
+        self.entries[call.call_id] = entry
+        self.stats.offered(queue, time.time(), call.call_id,
+                           self.scheduler.waiting_count(queue) + 1)
+        entry.hold.start()
+        log.info("caller queued", call_id=call.call_id, queue=queue, priority=priority)
+        self.feed(ev.CallArrived(entry.entered, call.call_id, queue, priority,
+                                 tuple(sorted(skills.items()))))
+        try:
+            outcome = await self._wait(entry)
+        finally:
+            entry.hold.stop()
+            if entry.agent_leg is not None and entry.callback is None:
+                entry.agent_leg.end()
+            if entry.callback is None:
+                self.entries.pop(call.call_id, None)
+        if outcome.result == "callback":
+            try:
+                await call.play("callback-confirm")
+                await call.hangup()
+            except CallerHangup:
+                pass
+            return outcome
+        if outcome.result == "answered":
+            return outcome
+        return await self._follow_target(call, s, outcome, priority, skills, data, depth)
+
+    async def _wait(self, entry: QueueEntry) -> QueueOutcome:
+        call = entry.call
+        while True:
+            if call.leg.is_ended and entry.exit_reason != "callback":
+                self._caller_gone(entry)
+                raise CallerHangup(call.call_id)
+            if entry.exit_reason:
+                return QueueOutcome(entry.exit_reason, entry.queue, self.now() - entry.entered,
+                                    data=entry.data)
+            if entry.phase == "over":
+                return QueueOutcome("answered", entry.queue, entry.answered_at - entry.entered,
+                                    agent=entry.agent_id, data=entry.data)
+            entry.changed.clear()
+            waiter = asyncio.ensure_future(entry.changed.wait())
+            try:
+                await asyncio.wait([waiter, call.leg.ended], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+
+    async def _follow_target(self, call, s, outcome: QueueOutcome, priority, skills, data,
+                             depth: int) -> QueueOutcome:
+        target = s.exit_flow and f"flow:{s.exit_flow}" if outcome.result == "exit_key" else \
+            getattr(s, TARGET_KEYS.get(outcome.result, ""), None)
+        if not target:
+            return outcome
+        kind, _, arg = target.partition(":")
+        log.info("queue exit target", call_id=call.call_id, reason=outcome.result, target=target)
+        if kind == "queue" and depth < 5:
+            return await self.enqueue(call, arg, priority=priority, skills=skills, data=data,
+                                      depth=depth + 1)
+        if kind == "flow":
+            await self._run_flow(call, arg)
+        elif kind == "hangup":
+            if arg:
+                await call.play(arg)
+            await call.hangup()
+        return outcome
+
+    def _key_pressed(self, entry: QueueEntry, key: str) -> None:
+        if entry.phase != "waiting" or entry.exit_reason:
+            return
+        log.info("caller pressed a queue key", call_id=entry.call_id, key=key)
+        if key == "exit_key":
+            entry.exit_reason = "exit_key"
+            self.stats.exited(entry.queue, time.time(), "exit_key", entry.call_id,
+                              self.now() - entry.entered)
+            self.feed(ev.CallWithdrawn(self.now(), entry.call_id, "exit_key"))
+        elif key == "callback":
+            self.callbacks.requested_in_queue(entry)
+        entry.changed.set()
+
+    def _caller_gone(self, entry: QueueEntry) -> None:
+        if entry.phase == "waiting" and not entry.exit_reason:
+            wait = self.now() - entry.entered
+            position, _ = self._position(entry.call_id)
+            self.stats.abandoned(entry.queue, time.time(), wait, entry.call_id, position)
+            log.info("caller abandoned", call_id=entry.call_id, queue=entry.queue,
+                     wait=round(wait, 3))
+            self.feed(ev.CallAbandoned(self.now(), entry.call_id))
+        elif entry.phase == "talking":
+            self._talk_over(entry, "caller")
+
+    def _position(self, call_id: str) -> tuple[int | None, float | None]:
+        try:
+            return self.scheduler.queue_position(call_id), self.scheduler.ewt(call_id)
+        except Exception:
+            return None, None
+
+    # -- agent control (HTTP API) --------------------------------------------------
+    def agent_command(self, agent_id: str, command: str, reason: str = "") -> None:
+        if agent_id not in self.lines:
+            raise KeyError(agent_id)
+        now = self.now()
+        event = {"login": lambda: ev.AgentLoggedIn(now, agent_id),
+                 "logout": lambda: ev.AgentLoggedOut(now, agent_id),
+                 "ready": lambda: ev.AgentReady(now, agent_id),
+                 "pause": lambda: ev.AgentPaused(now, agent_id, reason or "paused"),
+                 "end_wrap_up": lambda: ev.WrapUpDone(now, agent_id)}[command]()
+        before = self.scheduler.agent_state(agent_id)
+        self.feed(event)
+        kind = {"login": "LOGIN", "logout": "LOGOUT", "pause": "PAUSE",
+                "ready": "UNPAUSE" if before == "paused" else "READY",
+                "end_wrap_up": "WRAPUP_END"}[command]
+        self.stats.agent(time.time(), agent_id, kind, reason or None)
+        log.info("agent control", agent=agent_id, command=command, before=before,
+                 after=self.scheduler.agent_state(agent_id))
+
+    def agents(self) -> list[dict]:
+        talking = {e.agent_id: e for e in self.entries.values() if e.phase == "talking"}
+        out = []
+        for agent_id, line in self.lines.items():
+            e = talking.get(agent_id)
+            out.append({"agent": agent_id, "uri": line.uri,
+                        "state": self.scheduler.agent_state(agent_id),
+                        "pause_reason": self.scheduler.agent_pause_reason(agent_id),
+                        "call": None if e is None else {"call_id": e.call_id, "queue": e.queue,
+                                                        "caller": e.caller}})
+        return out
+
+    # -- read-outs -------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        now = self.now()
+        oldest = {}
+        for q in self.settings:
+            start = self.scheduler.oldest_wait_start(q)
+            oldest[q] = 0.0 if start is None else max(0.0, now - start)
+        return {
+            "waiting": {q: self.scheduler.waiting_count(q) for q in self.settings},
+            "agents": {q: dict(self.scheduler.agents_by_state(q)) for q in self.settings},
+            "oldest_wait": oldest,
+            "ewt": {q: self.scheduler.queue_ewt(q) for q in self.settings},
+        }
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lower = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lower), None)

@@ -1,0 +1,148 @@
+"""The process's one pjsua2 endpoint: created, polled and destroyed in the
+asyncio loop's thread.
+
+pjsua2 runs with no worker threads of its own (``threadCnt = 0``,
+``mainThreadOnly = True``): every SIP callback then fires inside
+``libHandleEvents`` on the loop thread, so callbacks may touch asyncio
+objects directly and nothing needs a lock.  Media (RTP, the conference
+bridge) still runs on pjmedia's own threads, in C.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+
+import structlog
+
+log = structlog.get_logger("sipagent.sip.endpoint")
+
+# pjsua's compiled-in limit (scripts/build-pjsua2 sets PJSUA_MAX_CALLS).
+PJSUA_CALL_LEGS = 1024
+
+
+def pj_error_text(exc: Exception) -> str:
+    """pj.Error's str() is empty; its info() carries the reason."""
+    info = getattr(exc, "info", None)
+    if callable(info):
+        try:
+            return info()
+        except Exception:
+            pass
+    return str(exc) or type(exc).__name__
+
+
+class SipEndpoint:
+    def __init__(self, *, listen: str, port: int, transports=("udp",), codecs=("PCMU", "PCMA"),
+                 user_agent: str = "sipacd", pjsip_level: int = 2, concealment: bool = True):
+        self.listen = listen
+        self.port = port
+        self.transports = tuple(transports)
+        self.codecs = tuple(codecs)
+        self.user_agent = user_agent
+        self.pjsip_level = pjsip_level
+        # False for a process that carries fax: an invented (concealed)
+        # frame corrupts a modem signal more than the silence it replaces.
+        self.concealment = concealment
+        self.ep = None
+        self.transport_ids: dict[str, int] = {}
+        self._log_writer = None
+        self._poller: asyncio.Task | None = None
+
+    def start(self) -> None:
+        import pjsua2 as pj
+
+        from sipagent.logs import pjsip_log_writer
+
+        ep = pj.Endpoint()
+        # pj_init logs a few lines to stdout before any writer can be set;
+        # send them to stderr so stdout stays clean for the caller.
+        saved = os.dup(1)
+        try:
+            os.dup2(2, 1)
+            ep.libCreate()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = PJSUA_CALL_LEGS
+        cfg.uaConfig.userAgent = self.user_agent
+        self._log_writer = pjsip_log_writer()
+        cfg.logConfig.writer = self._log_writer
+        cfg.logConfig.level = self.pjsip_level
+        # The writer only sees entries at or below consoleLevel.
+        cfg.logConfig.consoleLevel = self.pjsip_level
+        cfg.logConfig.decor = 0
+        med = cfg.medConfig
+        med.clockRate = 8000
+        med.sndClockRate = 8000
+        med.channelCount = 1
+        med.noVad = True
+        med.ecTailLen = 0
+        # With the null device a recorder's WAV header is only written when
+        # the bridge keeps ticking; never auto-close the (null) sound device.
+        med.sndAutoCloseTime = -1
+        ep.libInit(cfg)
+        try:
+            for kind in self.transports:
+                tcfg = pj.TransportConfig()
+                tcfg.port = self.port
+                tcfg.boundAddress = self.listen
+                ttype = pj.PJSIP_TRANSPORT_UDP if kind == "udp" else pj.PJSIP_TRANSPORT_TCP
+                self.transport_ids[kind] = ep.transportCreate(ttype, tcfg)
+        except Exception as exc:
+            ep.libDestroy()
+            raise OSError(f"cannot listen for SIP on {self.listen}:{self.port}: {pj_error_text(exc)}") from None
+        ep.libStart()
+        ep.audDevManager().setNullDev()
+        self._restrict_codecs(ep)
+        if not self.concealment:
+            from sipagent.sip.fax_media import without_concealment
+
+            without_concealment(ep)
+        self.ep = ep
+        log.info("sip endpoint started", listen=self.listen, port=self.port,
+                 transports=list(self.transports), pjsip=ep.libVersion().full)
+
+    def _restrict_codecs(self, ep) -> None:
+        # Other codecs cost up to 5x the CPU of G.711 (measured); offer only these.
+        wanted = {f"{c}/8000/1": 255 - i for i, c in enumerate(self.codecs)}
+        for info in ep.codecEnum2():
+            ep.codecSetPriority(info.codecId, wanted.get(info.codecId, 0))
+
+    def start_polling(self) -> None:
+        self._poller = asyncio.get_running_loop().create_task(self._poll(), name="pjsua-poll")
+
+    async def _poll(self) -> None:
+        ep = self.ep
+        while True:
+            try:
+                n = ep.libHandleEvents(0)
+            except Exception:
+                log.exception("libHandleEvents failed")
+                n = 0
+            # Busy: poll again at once; idle: 5 ms keeps loop lag under a ms.
+            await asyncio.sleep(0 if n > 0 else 0.005)
+
+    async def pump(self, seconds: float) -> None:
+        """Let pjsua2 process events for a while (used during shutdown)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            self.ep.libHandleEvents(0)
+            await asyncio.sleep(0.01)
+
+    def destroy(self) -> None:
+        """Caller must have dropped every Call, player and recorder first."""
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        if self.ep is None:
+            return
+        gc.collect()
+        self.ep.libDestroy(1)  # PJSUA_DESTROY_NO_RX_MSG: 0.02 s instead of ~1 s
+        self.ep = None
+        self._log_writer = None
+        log.info("sip endpoint destroyed")

@@ -1,0 +1,385 @@
+"""The durable event log: queue and agent events, call records, survey answers.
+
+One SQLite file (WAL, ``synchronous=NORMAL``) in the data directory.  The
+log is append-only facts, readable like Asterisk's queue_log; ``report``
+derives every KPI from it alone, so what was logged is what was measured.
+
+Event kinds
+-----------
+Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
+
+``ENTER``               the call entered ``queue`` (counts as offered).
+                        ``position``: its place on entry, 1 = head.
+``OFFER``               ``agent``'s phone starts ringing with the call.
+``RINGNOANSWER``        the offer to ``agent`` ended unanswered; ``reason``:
+                        ``ring_timeout``, ``rejected``, ``busy``, or a cancel
+                        reason of the core (``answered_elsewhere``...).
+``CONNECT``             ``agent`` answered; ``wait`` = seconds since ENTER
+                        (the value the answer-wait histogram observed).
+``COMPLETE_CALLER``     the connected call ended, the caller hung up first.
+``COMPLETE_AGENT``      the connected call ended, the agent hung up first.
+``ABANDON``             the caller hung up while waiting; ``wait``, and
+                        ``position`` at hang-up.
+``EXIT``                the call left the queue unanswered for ``reason``:
+                        ``timeout``, ``full``, ``empty`` (no agents),
+                        ``exit_key``, ``voicemail``, ``callback``,
+                        ``shutdown``...; ``wait`` as for ABANDON.
+``TRANSFER``            ``agent`` transferred the connected call; ``data``
+                        says where.  A transfer into another queue is a new
+                        ENTER there (offered again, as in app_queue).
+``CALLBACK_REQUESTED``  the caller asked to be called back.  Informational:
+                        the caller also leaves with EXIT ``callback``.
+``CALLBACK_ATTEMPT``    the engine dials the customer back (``agent`` if one
+                        is already on the line).
+``CALLBACK_CONNECTED``  the customer answered the callback.
+
+Every ENTER ends in exactly one CONNECT, ABANDON or EXIT (KPI.md's
+"answered, abandoned, or exited with a reason").  CONNECT, COMPLETE_*,
+OFFER and RINGNOANSWER need ``agent``; CONNECT and ABANDON need ``wait``,
+EXIT a ``reason``.
+
+Agent side (``agent_event``; ``queue`` only when the event is about one
+queue, e.g. a per-queue login):
+
+``LOGIN`` (the agent is available, as in the core), ``LOGOUT``, ``READY``,
+``PAUSE`` (``reason``), ``UNPAUSE``, ``WRAPUP_START`` (``call_id`` of the
+call whose after-call work this is), ``WRAPUP_END``.  The runtime logs
+WRAPUP_START when an agent's call ends and WRAPUP_END when the wrap-up is
+over, both at once for a zero wrap-up: a handled call counts (AHT) when
+its wrap-up ends.
+
+Why a writer thread
+-------------------
+A commit costs little in WAL with synchronous=NORMAL, but a checkpoint
+fsyncs, and that can stall for tens of milliseconds on a busy disk.  The
+loop thread therefore only validates a row and appends it to a list; a
+writer thread commits the list every ``flush_interval`` seconds or every
+``flush_rows`` rows, in one transaction.  A crash loses the rows of the
+last half second, never part of a batch: SQLite commits a transaction
+whole or not at all.  Only plain values cross the thread (``data`` is
+serialised to JSON before it is queued), never an object of the caller.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from sipagent.store.eventlog_schema import (EVENT_LOG_FILE, SCHEMA_VERSION, SchemaTooNew, connect,
+                                      event_log_path, read_only)
+
+__all__ = ["EventLog", "QUEUE_EVENT_KINDS", "AGENT_EVENT_KINDS",
+           # re-exported: the file and its schema
+           "EVENT_LOG_FILE", "SCHEMA_VERSION", "SchemaTooNew", "connect", "event_log_path",
+           "read_only"]
+
+log = structlog.get_logger("sipagent.store.eventlog")
+
+QUEUE_EVENT_KINDS = frozenset({
+    "ENTER", "OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER", "COMPLETE_AGENT",
+    "ABANDON", "EXIT", "TRANSFER", "CALLBACK_REQUESTED", "CALLBACK_ATTEMPT",
+    "CALLBACK_CONNECTED",
+})
+AGENT_EVENT_KINDS = frozenset({
+    "LOGIN", "LOGOUT", "READY", "PAUSE", "UNPAUSE", "WRAPUP_START", "WRAPUP_END",
+})
+_NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
+                          "COMPLETE_AGENT"})
+_NEEDS_REASON = frozenset({"EXIT"})
+# The waits the SL and ASA are computed from: the runtime's own measure
+# (monotonic clock), the same number its wait histograms observe.
+_NEEDS_WAIT = frozenset({"CONNECT", "ABANDON"})
+
+_INSERT_EVENT = ("INSERT INTO event (t, kind, queue, call_id, agent, wait, position, reason, data)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# One constant statement for every upsert: a field passed as NULL keeps its
+# stored value, so each moment of a call fills in what it knows.
+_UPSERT_CALL = (
+    'INSERT INTO call_record (call_id, start, answer, "end", caller, called, queue, agent,'
+    ' outcome, wait, talk, wrap_up, hangup_side, updated)'
+    ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+    ' ON CONFLICT (call_id) DO UPDATE SET'
+    ' start = COALESCE(excluded.start, start), answer = COALESCE(excluded.answer, answer),'
+    ' "end" = COALESCE(excluded."end", "end"), caller = COALESCE(excluded.caller, caller),'
+    ' called = COALESCE(excluded.called, called), queue = COALESCE(excluded.queue, queue),'
+    ' agent = COALESCE(excluded.agent, agent), outcome = COALESCE(excluded.outcome, outcome),'
+    ' wait = COALESCE(excluded.wait, wait), talk = COALESCE(excluded.talk, talk),'
+    ' wrap_up = COALESCE(excluded.wrap_up, wrap_up),'
+    ' hangup_side = COALESCE(excluded.hangup_side, hangup_side), updated = excluded.updated'
+)
+# A caller waits minutes, not days: older ENTERs are not looked at.
+_DANGLING_HORIZON = 86400.0
+_LAST_T = "SELECT MAX(t) FROM event"
+_DANGLING_CALLS = (
+    "SELECT e.queue, e.call_id, e.t FROM event e WHERE e.kind = 'ENTER' AND e.t >= ?"
+    " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id AND x.queue = e.queue"
+    "   AND x.kind IN ('CONNECT', 'ABANDON', 'EXIT') AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
+    " ORDER BY e.t, e.id"
+)
+_LOGGED_IN = (
+    "SELECT i.agent FROM (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGIN'"
+    "                     GROUP BY agent) i"
+    " LEFT JOIN (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGOUT' GROUP BY agent) o"
+    " ON o.agent = i.agent WHERE o.t IS NULL OR o.t < i.t ORDER BY i.agent"
+)
+_INSERT_SURVEY = ("INSERT INTO survey_answer (t, call_id, queue, score, scale)"
+                  " VALUES (?, ?, ?, ?, ?)")
+
+
+def _opt_str(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _req_str(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
+    return value
+
+
+def _opt_float(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    f = float(value)
+    if math.isnan(f):
+        raise ValueError(f"{name} is NaN")
+    return f
+
+
+def _time(value: Any) -> float:
+    t = float(value)
+    if not math.isfinite(t):
+        raise ValueError(f"t_wall must be finite, got {value!r}")
+    return t
+
+
+class EventLog:
+    """The writer of the log.  Every method returns at once; see the module doc."""
+
+    def __init__(self, path: str | Path, *, flush_interval: float = 0.5, flush_rows: int = 200,
+                 busy_timeout: float = 5.0, max_pending: int = 200_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.flush_interval = float(flush_interval)
+        self.flush_rows = int(flush_rows)
+        self.max_pending = int(max_pending)
+        self.dropped = 0            # rows given up on (bad row, or backlog over max_pending)
+        self._conn = connect(self.path, busy_timeout=busy_timeout)
+        self._pending: list[tuple[str, tuple]] = []
+        self._queued = 0            # rows ever queued
+        self._written = 0           # rows ever committed (or dropped): flush() waits on it
+        self._closing = False
+        self._flush_wanted = False
+        self._cond = threading.Condition()
+        self._writer = threading.Thread(target=self._write_loop, name="eventlog-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    # -- what the runtime calls -------------------------------------------------
+    def queue_event(self, t_wall: float, queue: str, call_id: str, kind: str, agent: str | None = None,
+                    wait: float | None = None, position: int | None = None,
+                    reason: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+        if kind not in QUEUE_EVENT_KINDS:
+            raise ValueError(f"unknown queue event kind {kind!r}")
+        if kind in _NEEDS_AGENT and not agent:
+            raise ValueError(f"{kind} needs the agent")
+        if kind in _NEEDS_REASON and not reason:
+            raise ValueError(f"{kind} needs a reason")
+        if kind in _NEEDS_WAIT and wait is None:
+            raise ValueError(f"{kind} needs the wait")
+        row = (_time(t_wall), kind, _req_str("queue", queue), _req_str("call_id", call_id),
+               _opt_str("agent", agent), _opt_float("wait", wait),
+               None if position is None else int(position), _opt_str("reason", reason),
+               None if data is None else json.dumps(dict(data), default=str,
+                                                     ensure_ascii=False))
+        self._queue(_INSERT_EVENT, row)
+
+    def agent_event(self, t_wall: float, agent: str, kind: str, queue: str | None = None,
+                    reason: str | None = None, call_id: str | None = None) -> None:
+        if kind not in AGENT_EVENT_KINDS:
+            raise ValueError(f"unknown agent event kind {kind!r}")
+        row = (_time(t_wall), kind, _opt_str("queue", queue), _opt_str("call_id", call_id),
+               _req_str("agent", agent), None, None, _opt_str("reason", reason), None)
+        self._queue(_INSERT_EVENT, row)
+
+    def call_record(self, call_id: str, *, start: float | None = None, answer: float | None = None,
+                    end: float | None = None, caller: str | None = None,
+                    called: str | None = None, queue: str | None = None,
+                    agent: str | None = None, outcome: str | None = None,
+                    wait: float | None = None, talk: float | None = None,
+                    wrap_up: float | None = None, hangup_side: str | None = None,
+                    t_wall: float | None = None) -> None:
+        """Create or complete the call's record (CDR); fields left None keep their value.
+
+        ``outcome``: ``answered``, ``abandoned``, the EXIT reason (``timeout``,
+        ``voicemail``...) or ``ivr`` for a call that never queued;
+        ``hangup_side``: ``caller``, ``agent`` or ``system``.  Times are wall
+        clock; ``wait``, ``talk`` and ``wrap_up`` are durations in seconds.
+        """
+        row = (_req_str("call_id", call_id), _opt_float("start", start),
+               _opt_float("answer", answer), _opt_float("end", end),
+               _opt_str("caller", caller), _opt_str("called", called),
+               _opt_str("queue", queue), _opt_str("agent", agent),
+               _opt_str("outcome", outcome), _opt_float("wait", wait),
+               _opt_float("talk", talk), _opt_float("wrap_up", wrap_up),
+               _opt_str("hangup_side", hangup_side),
+               time.time() if t_wall is None else _time(t_wall))
+        self._queue(_UPSERT_CALL, row)
+
+    def survey_answer(self, call_id: str, score: int, scale: int, *, t_wall: float | None = None,
+                      queue: str | None = None) -> None:
+        """A post-call survey answer, ``score`` in 1..``scale``."""
+        score, scale = int(score), int(scale)
+        if scale < 2 or not 1 <= score <= scale:
+            raise ValueError(f"survey score {score} is not in 1..{scale}")
+        row = (time.time() if t_wall is None else _time(t_wall), _req_str("call_id", call_id),
+               _opt_str("queue", queue), score, scale)
+        self._queue(_INSERT_SURVEY, row)
+
+    def close_dangling(self, reason: str = "lost") -> tuple[int, int]:
+        """After a crash: end what the log left open, at the time of its last row.
+
+        Callers still waiting get EXIT ``reason``; agents still logged in get
+        LOGOUT ``reason``.  Without this, a report would count the lost
+        callers as offered with no outcome, and the agents as idle until
+        their next login.  (Calls that were connected are left as they are:
+        the next LOGIN of their agent drops them, as the report would
+        otherwise count hours of talk.)  Call it once at start, before any
+        call or login is logged; it reads the file, so it blocks briefly.
+        Returns (calls, agents) closed.
+        """
+        self.flush()
+        conn = read_only(self.path)
+        try:
+            last = conn.execute(_LAST_T).fetchone()[0]
+            if last is None:
+                return 0, 0
+            calls = conn.execute(_DANGLING_CALLS, (last - _DANGLING_HORIZON,)).fetchall()
+            agents = [a for (a,) in conn.execute(_LOGGED_IN)]
+        finally:
+            conn.close()
+        for queue, call_id, entered in calls:
+            self.queue_event(last, queue, call_id, "EXIT", reason=reason, wait=last - entered)
+        for agent in agents:
+            self.agent_event(last, agent, "LOGOUT", reason=reason)
+        self.flush()
+        if calls or agents:
+            log.warning("closed what the last run left open", calls=len(calls),
+                        agents=len(agents), at=last, reason=reason)
+        return len(calls), len(agents)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Block until everything queued so far is committed; False on timeout."""
+        with self._cond:
+            target = self._queued
+            self._flush_wanted = True
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: self._written >= target or not self._writer.is_alive(),
+                                       timeout)
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        self._writer.join()
+        try:
+            # Fold the WAL back so the file is whole on its own (backups, copies).
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.warning("event log checkpoint failed", error=str(exc))
+        self._conn.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer thread --------------------------------------------------------
+    def _queue(self, sql: str, row: tuple) -> None:
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("event log is closed")
+            self._pending.append((sql, row))
+            self._queued += 1
+            if len(self._pending) > self.max_pending:
+                # The disk has been failing for a long while: keep the newest.
+                del self._pending[0]
+                self.dropped += 1
+                self._written += 1
+            if len(self._pending) >= self.flush_rows:
+                self._cond.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closing or self._flush_wanted
+                                    or len(self._pending) >= self.flush_rows,
+                                    self.flush_interval)
+                batch, self._pending = self._pending, []
+                self._flush_wanted = False
+                closing = self._closing
+            retry = self._commit(batch) if batch else []
+            with self._cond:
+                self._written += len(batch) - len(retry)
+                self._pending[:0] = retry
+                if retry and closing:
+                    log.error("event log closed with rows unwritten", rows=len(self._pending))
+                    self.dropped += len(self._pending)
+                    self._written += len(self._pending)
+                    self._pending.clear()
+                self._cond.notify_all()
+                if closing and not self._pending:
+                    return
+            if retry:
+                time.sleep(self.flush_interval)
+
+    def _commit(self, batch: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
+        """Write one batch in one transaction; returns the rows to retry later."""
+        try:
+            self._write(batch)
+            return []
+        except sqlite3.OperationalError as exc:   # locked, disk full, I/O: try again later
+            log.error("event log write failed, will retry", error=str(exc), rows=len(batch))
+            return batch
+        except sqlite3.Error:
+            pass
+        # A row SQLite refuses (the checks above should make this impossible).
+        # Write the others one by one so one bad row does not sink its batch.
+        for i, item in enumerate(batch):
+            try:
+                self._write([item])
+            except sqlite3.OperationalError:
+                return batch[i:]
+            except sqlite3.Error as exc:
+                log.error("event log row dropped", error=str(exc), row=repr(item[1])[:200])
+                with self._cond:
+                    self.dropped += 1
+        return []
+
+    def _write(self, batch: list[tuple[str, tuple]]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            # Runs of one statement go to executemany: the loop then runs in C,
+            # and the loop thread gets the GIL back sooner.
+            for sql, run in groupby(batch, key=itemgetter(0)):
+                conn.executemany(sql, [row for _, row in run])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
