@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivrflows import fax_on_demand, fax_receive
-from ivrflows.fakefax import FakeFaxDocument, FakeFaxMachine
+from ivrflows.kit.fakefax import FakeFaxDocument, FakeFaxMachine
 from ivrflows.fax_types import FaxRefused
 from ivrflows.testing import hangup, run_flow, silence
 

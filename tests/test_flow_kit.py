@@ -14,7 +14,7 @@ from hypothesis import given, strategies as st
 from ivrflows import Call
 from ivrflows import call as call_module
 from ivrflows import speech
-from ivrflows.fakecall import FakeCall
+from ivrflows.kit.fakecall import FakeCall
 from ivrflows.menu import BACK, back, choose, menu
 from ivrflows.schedule import from_dict
 from ivrflows.testing import (FlowMistake, FlowStalled, QueueScript, hangup, parse_digits,

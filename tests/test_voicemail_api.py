@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from ivrflows import voicemail, voicemail_retrieval
-from ivrflows.fakecall import FakeCall
+from ivrflows.kit.fakecall import FakeCall
 from ivrflows.testing import DEFAULT_START, VirtualLoop, hangup, speak
 from sipagent.api.voicemail import add_voicemail_routes
 from sipagent.voicemail.verbs import VoicemailVerbs, caller_name

@@ -21,11 +21,13 @@ from tempfile import mkdtemp
 from typing import Callable, Iterable, Mapping
 
 from ivrflows.call import CallerHangup, Prompt, QueueOutcome, Recording, gather_with_tries
-from ivrflows.fakefax import FakeFaxDocument, FakeFaxMachine, FakeFaxVerbs
-from ivrflows.fakevoicemail import FakeVoicemailVerbs
+from ivrflows.kit.fakefax import FakeFaxDocument, FakeFaxMachine, FakeFaxVerbs
+from ivrflows.kit.fakevoicemail import FakeVoicemailVerbs
+from ivrflows.kit.mailbox import FakeMailbox
+from ivrflows.kit.errors import FlowMistake
+from ivrflows.kit.run import Entry, Flow, FlowRun
+from ivrflows.kit.script import Hangup, Press, QueueScript, Silence, Speak, Step, press
 from ivrflows.schedule import Schedule, is_open
-from ivrflows.testing import (Entry, FakeMailbox, Flow, FlowMistake, FlowRun, Hangup, Press,
-                              QueueScript, Silence, Speak, Step, press)
 
 
 # -- the fake call ---------------------------------------------------------------------

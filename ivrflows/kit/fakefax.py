@@ -1,5 +1,5 @@
 """The test kit's fax: a library of documents and a fax machine on the
-caller's side, in virtual time.  A mixin of :class:`ivrflows.fakecall.FakeCall`
+caller's side, in virtual time.  A mixin of :class:`ivrflows.kit.fakecall.FakeCall`
 (kept apart: one concept per file), the twin of ``sipagent/fax/verbs.py``.
 
 The fake is as strict as the engine: an unknown or locked document is

@@ -1,5 +1,5 @@
 """The test kit's voicemail: mailboxes of the fake world, their PINs and
-messages.  A mixin of :class:`ivrflows.fakecall.FakeCall` (kept apart: one
+messages.  A mixin of :class:`ivrflows.kit.fakecall.FakeCall` (kept apart: one
 concept per file), the twin of ``sipagent/voicemail/verbs.py``.
 
 As strict as the engine: with known boxes an unknown one is a mistake, and
@@ -11,7 +11,8 @@ import re
 
 from ivrflows.call import (GreetingKind, LoginResult, MailboxFull, MarkAs, MessageTooShort,
                            Recording, VoicemailBox, VoicemailFolder, VoicemailMessage)
-from ivrflows.testing import FakeMailbox, FlowMistake
+from ivrflows.kit.mailbox import FakeMailbox
+from ivrflows.kit.errors import FlowMistake
 
 
 class FakeVoicemailVerbs:
