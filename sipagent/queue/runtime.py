@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import structlog
@@ -18,7 +17,10 @@ from acdcore import actions as act
 from acdcore import events as ev
 from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup, QueueOutcome
-from sipagent.queue.callback import CallbackJob, CallbackLine
+from sipagent.queue.agents import (AgentLine, agent_rows, command_event, command_log_kind,
+                                   queue_snapshot, wrap_up_of)  # AgentLine: for the engine
+from sipagent.queue.callback import CallbackLine
+from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers, exit_target
 from sipagent.queue.hold import CallerHold
 from sipagent.sip.leg import CallLeg, LegEnded, dial
 from sipagent.media.playback import bridge
@@ -33,36 +35,6 @@ log = structlog.get_logger("sipagent.queue.runtime")
 
 # SIP answers that mean "this agent's phone is busy", as opposed to declined.
 BUSY_CODES = {486, 600}
-# Where a queue's exit reason sends the caller, by config key.
-TARGET_KEYS = {"timeout": "on_timeout", "full": "on_full", "empty": "on_empty"}
-
-
-@dataclass
-class AgentLine:
-    agent_id: str
-    uri: str
-    auto_login: bool = True
-    wrap_up: float | None = None      # overrides the queue's
-
-
-@dataclass
-class QueueEntry:
-    call_id: str
-    queue: str
-    entered: float
-    caller: str
-    called: str
-    data: Mapping[str, str]
-    call: object | None = None          # the live SipCall; None for a callback entry
-    callback: CallbackJob | None = None
-    hold: CallerHold | None = None
-    phase: str = "waiting"              # waiting -> talking -> over
-    agent_id: str | None = None
-    agent_leg: CallLeg | None = None
-    customer_leg: CallLeg | None = None   # callbacks: the customer dialled back
-    exit_reason: str | None = None
-    answered_at: float | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class QueueRuntime:
@@ -102,9 +74,9 @@ class QueueRuntime:
     def stop(self) -> None:
         # Callers we hang up for shutdown did not abandon; count them apart.
         for entry in self.entries.values():
-            if entry.phase == "waiting" and not entry.exit_reason:
-                entry.exit_reason = "shutdown"
-                self.stats.exited(entry.queue, time.time(), "shutdown", entry.call_id,
+            if entry.state is EntryState.WAITING:
+                entry.advance(EntryEvent.SHUTDOWN)
+                self.stats.exited(entry.queue, time.time(), entry.exit_reason, entry.call_id,
                                   self.now() - entry.entered)
         for agent_id in self.lines:
             if self.scheduler.agent_state(agent_id) != "logged_out":
@@ -166,7 +138,7 @@ class QueueRuntime:
         elif isinstance(a, act.CallExited):
             entry = self.entries.get(a.call_id)
             if entry:
-                entry.exit_reason = a.reason
+                entry.advance(EntryEvent.EXIT, a.reason)
                 entry.changed.set()
                 self.stats.exited(a.queue, time.time(), a.reason, a.call_id,
                                   self.now() - entry.entered)
@@ -187,9 +159,9 @@ class QueueRuntime:
         if entry is None or line is None:
             self._loop.call_soon(self.feed, ev.OfferRejected(self.now(), call_id, agent_id, False))
             return
-        headers = self._agent_headers(entry)
+        headers = agent_headers(entry, self.settings[entry.queue].caller_headers)
         try:
-            leg = dial(self._account(), line.uri, label=f"{call_id}->{agent_id}", headers=headers)
+            leg = self.dial_out(line.uri, label=f"{call_id}->{agent_id}", headers=headers)
         except Exception as exc:
             log.warning("dialing agent failed", call_id=call_id, agent=agent_id, error=str(exc))
             self._loop.call_soon(self.feed, ev.OfferRejected(self.now(), call_id, agent_id, False))
@@ -201,21 +173,6 @@ class QueueRuntime:
         log.info("offering call", call_id=call_id, agent=agent_id, uri=line.uri,
                  callback=entry.callback is not None)
         self.spawn(self._watch_agent_leg(call_id, agent_id, leg))
-
-    def _agent_headers(self, entry: QueueEntry) -> dict[str, str]:
-        """Caller data for the agent's screen pop."""
-        headers = {"X-Sipacd-Call-Id": entry.call_id, "X-Sipacd-Caller": entry.caller or "anonymous",
-                   "X-Sipacd-Called": entry.called or "", "X-Sipacd-Queue": entry.queue}
-        if entry.callback:
-            headers["X-Sipacd-Callback"] = entry.caller
-        for key, value in entry.data.items():
-            headers[f"X-Sipacd-Var-{key}"] = str(value)
-        if entry.call is not None:
-            for theirs, ours in self.settings[entry.queue].caller_headers.items():
-                value = _header(entry.call.headers, theirs)
-                if value is not None:
-                    headers[ours] = value
-        return headers
 
     async def _watch_agent_leg(self, call_id: str, agent_id: str, leg: CallLeg) -> None:
         key = (call_id, agent_id)
@@ -239,15 +196,20 @@ class QueueRuntime:
         self.feed(ev.OfferAnswered(self.now(), call_id, agent_id))
         await leg.ended
         entry = self.entries.get(call_id)
-        if entry is not None and entry.agent_leg is leg and entry.phase == "talking":
-            self._talk_over(entry, "agent")
+        if entry is not None and entry.agent_leg is leg and entry.state is EntryState.TALKING:
+            self.talk_over(entry, "agent")
 
-    def _talk_over(self, entry: QueueEntry, side: str) -> None:
+    # -- what the callback code (and the runtime itself) does to an entry -----------
+    def dial_out(self, uri: str, *, label: str, headers: dict[str, str]) -> CallLeg:
+        """An outgoing leg from the engine's account (to an agent, or a customer)."""
+        return dial(self._account(), uri, label=label, headers=headers)
+
+    def talk_over(self, entry: QueueEntry, side: str) -> None:
         """One side (``caller`` or ``agent``) hung up: the agent goes to wrap-up."""
-        entry.phase = "over"
+        entry.advance(EntryEvent.HUNG_UP)
         entry.changed.set()
         talk = self.now() - (entry.answered_at or self.now())
-        wrap_up = self.wrap_up_of(entry.agent_id, entry.queue)
+        wrap_up = wrap_up_of(self.lines, entry.agent_id, self.settings[entry.queue].wrap_up)
         self.stats.handled(entry.queue, time.time(), talk, wrap_up, entry.call_id,
                            entry.agent_id, side)
         if entry.agent_leg is not None:
@@ -256,9 +218,15 @@ class QueueRuntime:
         if entry.callback:
             self.callbacks.finished(entry)
 
-    def wrap_up_of(self, agent_id: str | None, queue: str) -> float:
-        own = self.lines[agent_id].wrap_up if agent_id in self.lines else None
-        return self.settings[queue].wrap_up if own is None else own
+    def add_callback(self, entry: QueueEntry) -> None:
+        """A callback entry (no live call, no hold) joins its queue's line."""
+        self.entries[entry.call_id] = entry
+        self.stats.offered(entry.queue, time.time(), entry.call_id)
+        self.feed(ev.CallArrived(self.now(), entry.call_id, entry.queue, 0, (), True))
+
+    def forget(self, entry: QueueEntry) -> None:
+        """The entry is done with: the runtime no longer looks it up."""
+        self.entries.pop(entry.call_id, None)
 
     def _connect(self, call_id: str, agent_id: str) -> None:
         leg = self.offers.pop((call_id, agent_id), None)
@@ -266,7 +234,7 @@ class QueueRuntime:
         if leg is None or entry is None:
             log.error("connect for an unknown offer", call_id=call_id, agent=agent_id)
             return
-        entry.phase = "talking"
+        entry.advance(EntryEvent.CONNECTED)
         entry.agent_id = agent_id
         entry.agent_leg = leg
         entry.answered_at = self.now()
@@ -337,13 +305,17 @@ class QueueRuntime:
     async def _wait(self, entry: QueueEntry) -> QueueOutcome:
         call = entry.call
         while True:
-            if call.leg.is_ended and entry.exit_reason != "callback":
-                self._caller_gone(entry)
+            state, waited = entry.state, self.now() - entry.entered
+            if entry.callback is not None and state is not EntryState.EXITED:
+                # Handed over to a callback: whatever the entry does next (wait,
+                # ring an agent, dial the customer) no longer concerns this call.
+                return QueueOutcome("callback", entry.queue, waited, data=entry.data)
+            if call.leg.is_ended:
+                self._caller_gone(entry)  # abandons if waiting, ends the talk if talking
                 raise CallerHangup(call.call_id)
-            if entry.exit_reason:
-                return QueueOutcome(entry.exit_reason, entry.queue, self.now() - entry.entered,
-                                    data=entry.data)
-            if entry.phase == "over":
+            if state is EntryState.EXITED:
+                return QueueOutcome(entry.exit_reason, entry.queue, waited, data=entry.data)
+            if state is EntryState.OVER:
                 return QueueOutcome("answered", entry.queue, entry.answered_at - entry.entered,
                                     agent=entry.agent_id, data=entry.data)
             entry.changed.clear()
@@ -355,8 +327,7 @@ class QueueRuntime:
 
     async def _follow_target(self, call, s, outcome: QueueOutcome, priority, skills, data,
                              depth: int) -> QueueOutcome:
-        target = s.exit_flow and f"flow:{s.exit_flow}" if outcome.result == "exit_key" else \
-            getattr(s, TARGET_KEYS.get(outcome.result, ""), None)
+        target = exit_target(s, outcome.result)
         if not target:
             return outcome
         kind, _, arg = target.partition(":")
@@ -373,12 +344,12 @@ class QueueRuntime:
         return outcome
 
     def _key_pressed(self, entry: QueueEntry, key: str) -> None:
-        if entry.phase != "waiting" or entry.exit_reason:
+        if entry.state is not EntryState.WAITING:
             return
         log.info("caller pressed a queue key", call_id=entry.call_id, key=key)
         if key == "exit_key":
-            entry.exit_reason = "exit_key"
-            self.stats.exited(entry.queue, time.time(), "exit_key", entry.call_id,
+            entry.advance(EntryEvent.EXIT_KEY)
+            self.stats.exited(entry.queue, time.time(), entry.exit_reason, entry.call_id,
                               self.now() - entry.entered)
             self.feed(ev.CallWithdrawn(self.now(), entry.call_id, "exit_key"))
         elif key == "callback":
@@ -386,15 +357,16 @@ class QueueRuntime:
         entry.changed.set()
 
     def _caller_gone(self, entry: QueueEntry) -> None:
-        if entry.phase == "waiting" and not entry.exit_reason:
+        if entry.state is EntryState.WAITING:
+            entry.advance(EntryEvent.ABANDONED)
             wait = self.now() - entry.entered
             position, _ = self._position(entry.call_id)
             self.stats.abandoned(entry.queue, time.time(), wait, entry.call_id, position)
             log.info("caller abandoned", call_id=entry.call_id, queue=entry.queue,
                      wait=round(wait, 3))
             self.feed(ev.CallAbandoned(self.now(), entry.call_id))
-        elif entry.phase == "talking":
-            self._talk_over(entry, "caller")
+        elif entry.state is EntryState.TALKING:
+            self.talk_over(entry, "caller")
 
     def _position(self, call_id: str) -> tuple[int | None, float | None]:
         try:
@@ -402,58 +374,26 @@ class QueueRuntime:
         except Exception:
             return None, None
 
-    # -- agent control (HTTP API) --------------------------------------------------
+    # -- agent control (HTTP API) and read-outs: see agents.py ---------------------
     def agent_command(self, agent_id: str, command: str, reason: str = "") -> None:
         if agent_id not in self.lines:
             raise KeyError(agent_id)
-        now = self.now()
-        event = {"login": lambda: ev.AgentLoggedIn(now, agent_id),
-                 "logout": lambda: ev.AgentLoggedOut(now, agent_id),
-                 "ready": lambda: ev.AgentReady(now, agent_id),
-                 "pause": lambda: ev.AgentPaused(now, agent_id, reason or "paused"),
-                 "end_wrap_up": lambda: ev.WrapUpDone(now, agent_id)}[command]()
+        event = command_event(command, self.now(), agent_id, reason)
         before = self.scheduler.agent_state(agent_id)
         self.feed(event)
-        kind = {"login": "LOGIN", "logout": "LOGOUT", "pause": "PAUSE",
-                "ready": "UNPAUSE" if before == "paused" else "READY",
-                "end_wrap_up": "WRAPUP_END"}[command]
-        self.stats.agent(time.time(), agent_id, kind, reason or None)
+        self.stats.agent(time.time(), agent_id, command_log_kind(command, before), reason or None)
         log.info("agent control", agent=agent_id, command=command, before=before,
                  after=self.scheduler.agent_state(agent_id))
 
     def agents(self) -> list[dict]:
-        talking = {e.agent_id: e for e in self.entries.values() if e.phase == "talking"}
-        out = []
-        for agent_id, line in self.lines.items():
-            e = talking.get(agent_id)
-            out.append({"agent": agent_id, "uri": line.uri,
-                        "state": self.scheduler.agent_state(agent_id),
-                        "pause_reason": self.scheduler.agent_pause_reason(agent_id),
-                        "call": None if e is None else {"call_id": e.call_id, "queue": e.queue,
-                                                        "caller": e.caller}})
-        return out
+        return agent_rows(self.lines, self.scheduler,
+                          (e for e in self.entries.values() if e.state is EntryState.TALKING))
 
-    # -- read-outs -------------------------------------------------------------------
     def snapshot(self) -> dict:
-        now = self.now()
-        oldest = {}
-        for q in self.settings:
-            start = self.scheduler.oldest_wait_start(q)
-            oldest[q] = 0.0 if start is None else max(0.0, now - start)
-        return {
-            "waiting": {q: self.scheduler.waiting_count(q) for q in self.settings},
-            "agents": {q: dict(self.scheduler.agents_by_state(q)) for q in self.settings},
-            "oldest_wait": oldest,
-            "ewt": {q: self.scheduler.queue_ewt(q) for q in self.settings},
-        }
+        return queue_snapshot(self.scheduler, self.settings, self.now())
 
     def spawn(self, coro) -> asyncio.Task:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lower = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lower), None)
