@@ -4,11 +4,15 @@ Wait histograms get a bucket edge at every configured service-level
 threshold and at the short-abandon threshold, or PromQL could not compute
 service level exactly.  Live gauges (calls waiting, agents by state) are
 read from the ACD at scrape time instead of being kept in step by hand.
+
+The shapes the voicemail and fax metrics share live here too: gauges read
+at scrape time (:class:`ScrapeGauges`) and the counter of an outbox
+notifier's attempts (:func:`notification_counter`).
 """
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 os.environ.setdefault("PROMETHEUS_DISABLE_CREATED_SERIES", "True")
 
@@ -17,6 +21,10 @@ from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 WAIT_EDGES = (5, 10, 15, 20, 30, 45, 60, 90, 120, 300)
 HANDLE_EDGES = (30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
+
+
+NOTIFY_CHANNELS = ("email", "webhook")
+NOTIFY_RESULTS = ("sent", "failed", "gave_up")
 
 
 def wait_buckets(thresholds: Iterable[float]) -> tuple[float, ...]:
@@ -82,50 +90,73 @@ class EngineMetrics:
         "agents": {queue: {state: n}}, "oldest_wait": {queue: s},
         "ewt": {queue: s or None},
         "windows": [(queue, window, kpi, labels, value)]} at scrape time."""
-        self.registry.register(_LiveGauges(read))
+        self.registry.register(ScrapeGauges(read, _live_gauges))
 
 
-class _LiveGauges:
-    def __init__(self, read):
-        self._read = read
+def notification_counter(name: str, documentation: str,
+                         registry: CollectorRegistry) -> Counter:
+    """Notification attempts by ``channel`` and ``result`` (what an outbox
+    notifier reports through ``on_result``), every series there from the
+    start so a rate over it is 0, not missing."""
+    counter = Counter(name, documentation, ["channel", "result"], registry=registry)
+    for channel in NOTIFY_CHANNELS:
+        for result in NOTIFY_RESULTS:
+            counter.labels(channel, result)
+    return counter
+
+
+class ScrapeGauges:
+    """A collector whose families are made at each scrape: ``read()`` gives
+    a snapshot (None: nothing to report, such as a store not opened yet) and
+    ``families(snapshot)`` yields the metric families."""
+
+    def __init__(self, read: Callable[[], Any], families: Callable[[Any], Iterable]):
+        self._read, self._families = read, families
 
     def describe(self):
+        # Nothing up front: otherwise the registry would collect() at
+        # registration, reading what may not exist yet.
         return []
 
     def collect(self):
-        snap = self._read()
-        active = GaugeMetricFamily("sipacd_active_calls", "Call legs in the engine now")
-        active.add_metric([], snap["active_calls"])
-        capacity = GaugeMetricFamily("sipacd_call_capacity",
-                                     "Call legs the engine accepts before answering 503")
-        capacity.add_metric([], snap["capacity"])
-        waiting = GaugeMetricFamily("sipacd_queue_waiting_calls", "Calls waiting in the queue",
-                                    labels=["queue"])
-        for q, n in snap["waiting"].items():
-            waiting.add_metric([q], n)
-        agents = GaugeMetricFamily("sipacd_queue_agents", "Agents of the queue by state",
-                                   labels=["queue", "state"])
-        for q, states in snap["agents"].items():
-            for state, n in states.items():
-                agents.add_metric([q, state], n)
-        oldest = GaugeMetricFamily("sipacd_queue_oldest_wait_seconds",
-                                   "How long the longest-waiting caller has waited", labels=["queue"])
-        for q, v in snap.get("oldest_wait", {}).items():
-            oldest.add_metric([q], v)
-        ewt = GaugeMetricFamily("sipacd_queue_expected_wait_seconds",
-                                "Expected wait of a caller joining the queue now "
-                                "(position x recent handle time / agents serving)",
+        snapshot = self._read()
+        if snapshot is not None:
+            yield from self._families(snapshot)
+
+
+def _live_gauges(snap: dict):
+    active = GaugeMetricFamily("sipacd_active_calls", "Call legs in the engine now")
+    active.add_metric([], snap["active_calls"])
+    capacity = GaugeMetricFamily("sipacd_call_capacity",
+                                 "Call legs the engine accepts before answering 503")
+    capacity.add_metric([], snap["capacity"])
+    waiting = GaugeMetricFamily("sipacd_queue_waiting_calls", "Calls waiting in the queue",
                                 labels=["queue"])
-        for q, v in snap.get("ewt", {}).items():
-            if v is not None:  # nobody serving: no estimate rather than infinity
-                ewt.add_metric([q], v)
-        yield from (active, capacity, waiting, agents, oldest, ewt)
-        families: dict[str, GaugeMetricFamily] = {}
-        for queue, window, kpi, labels, value in snap.get("windows", ()):
-            fam = families.get(kpi)
-            if fam is None:
-                fam = families[kpi] = GaugeMetricFamily(
-                    f"sipacd_queue_window_{kpi}", f"{kpi.replace('_', ' ')} over a sliding window",
-                    labels=["queue", "window", *labels])
-            fam.add_metric([queue, window, *labels.values()], value)
-        yield from families.values()
+    for q, n in snap["waiting"].items():
+        waiting.add_metric([q], n)
+    agents = GaugeMetricFamily("sipacd_queue_agents", "Agents of the queue by state",
+                               labels=["queue", "state"])
+    for q, states in snap["agents"].items():
+        for state, n in states.items():
+            agents.add_metric([q, state], n)
+    oldest = GaugeMetricFamily("sipacd_queue_oldest_wait_seconds",
+                               "How long the longest-waiting caller has waited", labels=["queue"])
+    for q, v in snap.get("oldest_wait", {}).items():
+        oldest.add_metric([q], v)
+    ewt = GaugeMetricFamily("sipacd_queue_expected_wait_seconds",
+                            "Expected wait of a caller joining the queue now "
+                            "(position x recent handle time / agents serving)",
+                            labels=["queue"])
+    for q, v in snap.get("ewt", {}).items():
+        if v is not None:  # nobody serving: no estimate rather than infinity
+            ewt.add_metric([q], v)
+    yield from (active, capacity, waiting, agents, oldest, ewt)
+    families: dict[str, GaugeMetricFamily] = {}
+    for queue, window, kpi, labels, value in snap.get("windows", ()):
+        fam = families.get(kpi)
+        if fam is None:
+            fam = families[kpi] = GaugeMetricFamily(
+                f"sipacd_queue_window_{kpi}", f"{kpi.replace('_', ' ')} over a sliding window",
+                labels=["queue", "window", *labels])
+        fam.add_metric([queue, window, *labels.values()], value)
+    yield from families.values()

@@ -249,7 +249,7 @@ def test_a_received_fax_is_filed_and_its_notifications_queued(store, src, clock)
         tiff, pdf_path, clock.now, (), None)
     assert store.fax(fax_id) == rec
     due = store.outbox.due(clock.now)
-    assert sorted((n.message_id, n.box, n.channel, n.target) for n in due) == [
+    assert sorted((n.item_id, n.scope, n.channel, n.target) for n in due) == [
         (fax_id, "fax", "email", '["faxes@example.com"]'),
         (fax_id, "fax", "webhook", "https://crm.example/h")]
     with pytest.raises(FaxStoreError, match="recorded already"):

@@ -68,7 +68,7 @@ def test_deposit_moves_the_file_in_and_lists_it(store, tmp_path):
     assert Path(m.path).parent == store.root / "200"
     assert store.counts("200") == (1, 0) and store.events == ["deposited"]
     # The notification is owed in the same transaction as the message.
-    assert [(n.message_id, n.channel) for n in store.outbox.due(float("inf"))] == \
+    assert [(n.item_id, n.channel) for n in store.outbox.due(float("inf"))] == \
         [(mid, "email")]
 
 

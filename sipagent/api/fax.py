@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from pathlib import Path
 from typing import Any, Callable
 
 from aiohttp import web
@@ -41,6 +40,7 @@ from sipagent.fax.json_shapes import document_json, fax_json, job_json
 from sipagent.fax.store import (JOB_STATES, DocumentExists, DocumentRejected, FaxAccessDenied,
                                 FaxStore, FaxStoreError, JobBusy, NoSuchDocument, NoSuchFax,
                                 NoSuchJob)
+from sipagent.api.files import attachment, read_upload
 from sipagent.api.json_body import json_object
 
 READERS = {"admin", "supervisor"}
@@ -93,7 +93,7 @@ def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenti
     async def get_document_tiff(request: web.Request) -> web.StreamResponse:
         authenticate(request, READERS)
         doc = await run(store.document, request.match_info["number"])
-        return _file(doc.path, "image/tiff", f"fax-document-{doc.number}.tif")
+        return attachment(doc.path, "image/tiff", f"fax-document-{doc.number}.tif")
 
     async def post_document(request: web.Request) -> web.Response:
         authenticate(request, WRITERS)
@@ -181,7 +181,7 @@ def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenti
             if path is None or not path.is_file():
                 raise web.HTTPNotFound(text=f"fax {record.id} has no {kind} file (only "
                                             "received faxes do)\n")
-            return _file(path, content_type, f"fax-{record.id}.{kind}")
+            return attachment(path, content_type, f"fax-{record.id}.{kind}")
         return handler
 
     r = app.router
@@ -203,18 +203,11 @@ def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenti
 
 
 async def _upload(request: web.Request) -> bytes:
-    if (request.content_length or 0) > MAX_UPLOAD:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD,
-                                            actual_size=request.content_length)
-    data = bytearray()
-    async for chunk in request.content.iter_chunked(1 << 16):
-        data += chunk
-        if len(data) > MAX_UPLOAD:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD, actual_size=len(data))
+    data = await read_upload(request, MAX_UPLOAD)
     if not data:
         raise web.HTTPBadRequest(text="the request body is the document (PDF, PostScript "
                                       "or TIFF), and it is empty\n")
-    return bytes(data)
+    return data
 
 
 async def _wake(on_job: Callable[[], Any]) -> None:
@@ -238,8 +231,3 @@ def _limit(request: web.Request) -> int:
     if not 1 <= limit <= 1000:
         raise web.HTTPBadRequest(text="limit: 1 to 1000\n")
     return limit
-
-
-def _file(path: Path, content_type: str, name: str) -> web.FileResponse:
-    return web.FileResponse(path, headers={"Content-Type": content_type,
-                                           "Content-Disposition": f'attachment; filename="{name}"'})

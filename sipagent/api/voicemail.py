@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from sipagent.api.files import attachment, read_upload
 from sipagent.api.json_body import json_object
-
 from sipagent.config.values import check_email, check_owner, check_url
 from sipagent.voicemail.notify import message_json
 from sipagent.voicemail.store import NoSuchMessage, UnknownMailbox, UnsafePath, VoicemailStore
@@ -125,9 +125,7 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
 
     async def get_audio(request: web.Request) -> web.StreamResponse:
         m = await message(request)
-        return web.FileResponse(m.path, headers={
-            "Content-Type": "audio/wav",
-            "Content-Disposition": f'attachment; filename="voicemail-{m.box}-{m.id}.wav"'})
+        return attachment(m.path, "audio/wav", f"voicemail-{m.box}-{m.id}.wav")
 
     async def patch_message(request: web.Request) -> web.Response:
         m = await message(request)
@@ -163,13 +161,9 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
 
     async def put_greeting(request: web.Request) -> web.Response:
         box, kind = caller_box(request, {"admin", "supervisor", "agent"}), greeting_kind(request)
-        audio = bytearray()
-        async for chunk in request.content.iter_chunked(1 << 16):
-            audio += chunk
-            if len(audio) > MAX_UPLOAD:
-                raise web.HTTPRequestEntityTooLarge(max_size=MAX_UPLOAD, actual_size=len(audio))
+        audio = await read_upload(request, MAX_UPLOAD)
         try:
-            await run(store.set_greeting, box, kind, bytes(audio))
+            await run(store.set_greeting, box, kind, audio)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from None
         return web.json_response({"box": box, "greeting": kind}, status=201)

@@ -10,9 +10,9 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 class ConfigProblems(ValueError):
     """Problems found by our own validators, each under a key path.
@@ -45,13 +45,18 @@ def uppercase(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+def matching(pattern: re.Pattern[str], complaint: str) -> Callable[[str], str]:
+    """A validator: the value if ``pattern`` matches all of it, else
+    ValueError(``complaint``), where ``{!r}`` stands for the value."""
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(complaint.format(value))
+        return value
+    return check
+
+
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _check_name(value: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise ValueError(f"bad name {value!r}: use only letters, digits, '_' and '-'")
-    return value
+_check_name = matching(_NAME, "bad name {!r}: use only letters, digits, '_' and '-'")
 
 
 def _check_ip(value: str) -> str:
@@ -98,12 +103,7 @@ def _check_sip_uri(value: str, *, need_user: bool) -> str:
 
 
 _FLOW_SPEC = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?::[A-Za-z_][A-Za-z0-9_]*)?")
-
-
-def _check_flow_spec(value: str) -> str:
-    if not _FLOW_SPEC.fullmatch(value):
-        raise ValueError(f"bad flow {value!r}: expected 'module' or 'module:function'")
-    return value
+_check_flow_spec = matching(_FLOW_SPEC, "bad flow {!r}: expected 'module' or 'module:function'")
 
 
 def flow_target(spec: str) -> tuple[str, str]:
@@ -178,25 +178,17 @@ _EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 _URL = re.compile(r"https?://[^\s/]+(/\S*)?")
 _OWNER = re.compile(r"(agent|queue):[A-Za-z0-9_-]+|person:.+")
 
-
-def check_email(value: str) -> str:
-    if not _EMAIL.fullmatch(value):
-        raise ValueError(f"not an e-mail address: {value!r}")
-    return value
+check_email = matching(_EMAIL, "not an e-mail address: {!r}")
+_check_url_shape = matching(_URL, "not an http(s) URL: {!r}")
+# A mailbox owner: 'agent:NAME', 'queue:NAME' or 'person:ANY TEXT'.
+check_owner = matching(_OWNER, "bad owner {!r}: expected 'agent:NAME', 'queue:NAME' or "
+                               "'person:ANY TEXT'")
 
 
 def check_url(value: str) -> str:
-    if not _URL.fullmatch(value):
-        raise ValueError(f"not an http(s) URL: {value!r}")
+    """An http(s) URL; a bare host loses its trailing slash."""
+    value = _check_url_shape(value)
     return value.rstrip("/") if value.count("/") == 3 else value
-
-
-def check_owner(value: str) -> str:
-    """A mailbox owner: 'agent:NAME', 'queue:NAME' or 'person:ANY TEXT'."""
-    if not _OWNER.fullmatch(value):
-        raise ValueError(f"bad owner {value!r}: expected 'agent:NAME', 'queue:NAME' or "
-                         "'person:ANY TEXT'")
-    return value
 
 
 Name = Annotated[str, AfterValidator(_check_name)]
@@ -235,3 +227,32 @@ def section() -> Any:
 
 
 # --- sections ---------------------------------------------------------------
+
+class NotifySettings(Section):
+    """How an outbox notifier sends: the mail server, webhook timeout and
+    retries.  ``[voicemail]`` carries them, and received faxes go out through
+    the same server (``sipagent.store.outbox_notifier``)."""
+    smtp_host: NonEmptyStr | None = None
+    smtp_port: Port = 25
+    smtp_starttls: bool = False
+    smtp_user: NonEmptyStr | None = None
+    smtp_password: str | None = Field(default=None, validate_default=True)
+    smtp_from: Email = "voicemail@localhost"
+    smtp_timeout: PositiveSeconds = 30.0
+    # Certificate checks stay on; a private CA is given here instead.
+    smtp_ca_file: NonEmptyStr | None = None
+    webhook_timeout: PositiveSeconds = 10.0
+    # Base of the download URL sent in webhooks (default: the HTTP listener).
+    public_url: Url | None = None
+    # The first retry after retry_base seconds, doubling up to retry_max;
+    # given up (and kept, state 'failed') after notify_attempts.
+    notify_attempts: Annotated[int, Field(ge=1, le=100)] = 12
+    retry_base: PositiveSeconds = 30.0
+    retry_max: PositiveSeconds = 3600.0
+
+    @field_validator("smtp_password")
+    @classmethod
+    def _login_needs_both(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (info.data.get("smtp_user") is None) != (value is None):
+            raise ValueError("smtp_user and smtp_password go together")
+        return value

@@ -36,7 +36,7 @@ from typing import Annotated, Any
 from pydantic import (AfterValidator, BeforeValidator, Field,
                       ValidationInfo, field_validator)
 
-from sipagent.config.values import (Email, NonEmptyStr, Port, PositiveSeconds, Seconds, Section,
+from sipagent.config.values import (Email, NotifySettings, PositiveSeconds, Seconds, Section,
                                      Url, as_tuple, check_owner)
 from sipagent.store.pin import PIN_PATTERN, hash_pin, is_pin_hash
 from sipagent.voicemail.store import Mailbox
@@ -64,24 +64,9 @@ def _must_be_hash(value: str) -> str:
 PinHash = Annotated[str, BeforeValidator(_pin_to_hash), AfterValidator(_must_be_hash)]
 
 
-class VoicemailSection(Section):
-    smtp_host: NonEmptyStr | None = None
-    smtp_port: Port = 25
-    smtp_starttls: bool = False
-    smtp_user: NonEmptyStr | None = None
-    smtp_password: str | None = Field(default=None, validate_default=True)
-    smtp_from: Email = "voicemail@localhost"
-    smtp_timeout: PositiveSeconds = 30.0
-    # Certificate checks stay on; a private CA is given here instead.
-    smtp_ca_file: NonEmptyStr | None = None
-    webhook_timeout: PositiveSeconds = 10.0
-    # Base of the download URL sent in webhooks (default: the HTTP listener).
-    public_url: Url | None = None
-    # Notifications: the first retry after retry_base seconds, doubling up
-    # to retry_max; given up (and kept, state 'failed') after notify_attempts.
-    notify_attempts: Annotated[int, Field(ge=1, le=100)] = 12
-    retry_base: PositiveSeconds = 30.0
-    retry_max: PositiveSeconds = 3600.0
+class VoicemailSection(NotifySettings):
+    # The notification settings (smtp_*, webhook_timeout, public_url,
+    # notify_attempts, retry_*) come from NotifySettings; the mailboxes':
     pin_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     lockout: PositiveSeconds = 900.0
     # Defaults for boxes that do not set their own.
@@ -90,13 +75,6 @@ class VoicemailSection(Section):
     silence: PositiveSeconds = 5.0
     max_messages: Annotated[int, Field(ge=1)] = 100
     retention_days: Annotated[int, Field(ge=0)] = 0
-
-    @field_validator("smtp_password")
-    @classmethod
-    def _login_needs_both(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if (info.data.get("smtp_user") is None) != (value is None):
-            raise ValueError("smtp_user and smtp_password go together")
-        return value
 
     @field_validator("min_len")
     @classmethod

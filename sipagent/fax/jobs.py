@@ -18,14 +18,17 @@ from typing import Mapping, Sequence
 
 from sipagent.fax.records import (FAX_NUMBER, JOB_STATES, FaxJob, FaxStoreError, JobBusy,
                                   NoSuchJob, check_id)
+from sipagent.store.database import Database
 
 _JOB = ("id, number, documents, state, attempts, pages_total, pages_confirmed, next_attempt, "
         "last_status, call_id, created, updated")
 
 
 class FaxJobBook:
-    # From FaxStore: its folder, clock, transactions and document checks.
+    # From FaxStore: its index, folder, clock and document checks.
+    db: Database
     jobs_dir: Path
+
     def create_job(self, number: str, documents: Sequence[str], *,
                    pins: Mapping[str, str] | None = None, call_id: str | None = None,
                    not_before: float | None = None) -> FaxJob:
@@ -44,11 +47,11 @@ class FaxJobBook:
         pages = self.compose(documents, path)
         now = self._clock()
         try:
-            with self._tx():
-                self._db.execute(f"INSERT INTO job ({_JOB}) VALUES "
-                                 "(?, ?, ?, 'queued', 0, ?, 0, ?, '', ?, ?, ?)",
-                                 (job_id, number, json.dumps(documents), pages,
-                                  now if not_before is None else not_before, call_id, now, now))
+            with self.db.transaction():
+                self.db.execute(f"INSERT INTO job ({_JOB}) VALUES "
+                                "(?, ?, ?, 'queued', 0, ?, 0, ?, '', ?, ?, ?)",
+                                (job_id, number, json.dumps(documents), pages,
+                                 now if not_before is None else not_before, call_id, now, now))
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -56,13 +59,13 @@ class FaxJobBook:
 
     def claim_due_job(self, now: float) -> FaxJob | None:
         """The oldest queued job that is due, now ``sending``."""
-        with self._tx():
-            row = self._one("SELECT id FROM job WHERE state = 'queued' AND next_attempt <= ? "
-                            "ORDER BY created, id LIMIT 1", (now,))
+        with self.db.transaction():
+            row = self.db.one("SELECT id FROM job WHERE state = 'queued' AND next_attempt <= ? "
+                              "ORDER BY created, id LIMIT 1", (now,))
             if row is None:
                 return None
-            self._db.execute("UPDATE job SET state = 'sending', attempts = attempts + 1, "
-                             "updated = ? WHERE id = ?", (now, row[0]))
+            self.db.execute("UPDATE job SET state = 'sending', attempts = attempts + 1, "
+                            "updated = ? WHERE id = ?", (now, row[0]))
         return self.job(row[0])
 
     def finish_attempt(self, job_id: str, *, pages_confirmed: int, state: str,
@@ -73,29 +76,29 @@ class FaxJobBook:
             raise FaxStoreError(f"an attempt ends queued, done or failed, not {state!r}")
         now = self._clock()
         due = (now if next_attempt is None else next_attempt) if state == "queued" else None
-        with self._tx():
+        with self.db.transaction():
             current = self._job_state(job_id)
             if current != "sending":
                 raise JobBusy(f"job {job_id} is {current}, not being sent")
-            self._db.execute("UPDATE job SET state = ?, pages_confirmed = ?, next_attempt = ?, "
-                             "last_status = ?, updated = ? WHERE id = ?",
-                             (state, pages_confirmed, due, status, now, job_id))
+            self.db.execute("UPDATE job SET state = ?, pages_confirmed = ?, next_attempt = ?, "
+                            "last_status = ?, updated = ? WHERE id = ?",
+                            (state, pages_confirmed, due, status, now, job_id))
         if state != "queued":
             self._job_file(job_id).unlink(missing_ok=True)
         return self.job(job_id)
 
     def cancel_job(self, job_id: str) -> FaxJob:
-        with self._tx():
+        with self.db.transaction():
             current = self._job_state(job_id)
             if current != "queued":
                 raise JobBusy(f"job {job_id} is {current}: only a queued job can be cancelled")
-            self._db.execute("UPDATE job SET state = 'cancelled', next_attempt = NULL, "
-                             "updated = ? WHERE id = ?", (self._clock(), job_id))
+            self.db.execute("UPDATE job SET state = 'cancelled', next_attempt = NULL, "
+                            "updated = ? WHERE id = ?", (self._clock(), job_id))
         self._job_file(job_id).unlink(missing_ok=True)
         return self.job(job_id)
 
     def job(self, job_id: str) -> FaxJob:
-        row = self._one(f"SELECT {_JOB} FROM job WHERE id = ?", (str(job_id),))
+        row = self.db.one(f"SELECT {_JOB} FROM job WHERE id = ?", (str(job_id),))
         if row is None:
             raise NoSuchJob(f"no fax job {job_id}")
         jid, number, documents, *rest = row
@@ -105,26 +108,26 @@ class FaxJobBook:
         """Newest first."""
         if state is not None and state not in JOB_STATES:
             raise FaxStoreError(f"state: one of {', '.join(JOB_STATES)}, not {state!r}")
-        rows = self._read("SELECT id FROM job WHERE ? IS NULL OR state = ? "
-                          "ORDER BY created DESC, rowid DESC LIMIT ?",
-                          (state, state, max(0, limit)))
+        rows = self.db.read("SELECT id FROM job WHERE ? IS NULL OR state = ? "
+                            "ORDER BY created DESC, rowid DESC LIMIT ?",
+                            (state, state, max(0, limit)))
         return [self.job(r[0]) for r in rows]
 
     def job_counts(self) -> dict[str, int]:
         """Jobs per state, every state present (the metrics' gauge)."""
-        got = dict(self._read("SELECT state, count(*) FROM job GROUP BY state"))
+        got = dict(self.db.read("SELECT state, count(*) FROM job GROUP BY state"))
         return {state: got.get(state, 0) for state in JOB_STATES}
 
     def oldest_due(self, now: float) -> float | None:
         """When the longest-waiting due queued job became due (None: none is)."""
-        return self._one("SELECT min(next_attempt) FROM job WHERE state = 'queued' "
-                         "AND next_attempt <= ?", (now,))[0]
+        return self.db.one("SELECT min(next_attempt) FROM job WHERE state = 'queued' "
+                           "AND next_attempt <= ?", (now,))[0]
 
     def next_due(self) -> float | None:
-        return self._one("SELECT min(next_attempt) FROM job WHERE state = 'queued'")[0]
+        return self.db.one("SELECT min(next_attempt) FROM job WHERE state = 'queued'")[0]
 
     def _job_state(self, job_id: str) -> str:
-        row = self._one("SELECT state FROM job WHERE id = ?", (str(job_id),))
+        row = self.db.one("SELECT state FROM job WHERE id = ?", (str(job_id),))
         if row is None:
             raise NoSuchJob(f"no fax job {job_id}")
         return row[0]
@@ -135,6 +138,6 @@ class FaxJobBook:
 
     def _resume_jobs(self) -> int:
         now = self._clock()
-        with self._tx():
-            return self._db.execute("UPDATE job SET state = 'queued', next_attempt = ?, "
-                                    "updated = ? WHERE state = 'sending'", (now, now)).rowcount
+        with self.db.transaction():
+            return self.db.execute("UPDATE job SET state = 'queued', next_attempt = ?, "
+                                   "updated = ? WHERE state = 'sending'", (now, now)).rowcount

@@ -18,12 +18,14 @@ dozens of mostly empty series); the code and its text are in the fax log.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-JOB_STATES = ("queued", "sending", "done", "failed", "cancelled")
+from sipagent.fax.records import JOB_STATES
+from sipagent.metrics import ScrapeGauges, notification_counter
+
 # A page at 14400 bit/s takes 10-40 s; a fax of many pages, minutes.
 _BUCKETS = (15, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800)
 
@@ -37,9 +39,9 @@ class FaxMetrics:
                              ["direction"], registry=registry)
         self.seconds = Histogram("sipacd_fax_seconds", "Line time of one fax",
                                  ["direction"], buckets=_BUCKETS, registry=registry)
-        self.notifications = Counter("sipacd_fax_notifications",
-                                     "Received-fax notification attempts by channel and result",
-                                     ["channel", "result"], registry=registry)
+        self.notifications = notification_counter(
+            "sipacd_fax_notifications",
+            "Received-fax notification attempts by channel and result", registry)
         self.t38_rejected = Counter("sipacd_fax_t38_rejected",
                                     "T.38 offers answered 488 (the call stays on G.711)",
                                     registry=registry)
@@ -47,9 +49,6 @@ class FaxMetrics:
             self.pages.labels(direction)
             for result in ("ok", "failed"):
                 self.faxes.labels(direction, result)
-        for channel in ("email", "webhook"):
-            for result in ("sent", "failed", "gave_up"):
-                self.notifications.labels(channel, result)
 
     def fax_done(self, direction: str, result: dict) -> None:
         self.faxes.labels(direction, "ok" if result.get("ok") else "failed").inc()
@@ -64,30 +63,20 @@ class FaxMetrics:
         """Report ``jobs()`` at each scrape: (state -> jobs, overdue
         seconds), or None before the engine started.  Register once per
         registry."""
-        self.registry.register(_Jobs(jobs))
+        self.registry.register(ScrapeGauges(jobs, _job_gauges))
 
 
-class _Jobs:
-    def __init__(self, jobs: Callable[[], Any]):
-        self._jobs = jobs
-
-    def describe(self):
-        return []
-
-    def collect(self):
-        got = self._jobs()
-        if got is None:
-            return
-        counts, overdue = got
-        jobs = GaugeMetricFamily("sipacd_fax_jobs", "Two-call fax jobs by state",
-                                 labels=["state"])
-        for state in JOB_STATES:
-            jobs.add_metric([state], counts.get(state, 0))
-        # A gauge of ages, not counts: the dialer claims a due job within
-        # seconds, so a job due for long means the dialer is not dialling
-        # (or is saturated).  Closed delivery hours are not "overdue".
-        late = GaugeMetricFamily("sipacd_fax_job_overdue_seconds",
-                                 "Seconds the oldest due two-call job has waited for its call "
-                                 "while delivery is allowed (0: none)")
-        late.add_metric([], overdue)
-        yield from (jobs, late)
+def _job_gauges(got: tuple[dict[str, int], float]):
+    counts, overdue = got
+    jobs = GaugeMetricFamily("sipacd_fax_jobs", "Two-call fax jobs by state",
+                             labels=["state"])
+    for state in JOB_STATES:
+        jobs.add_metric([state], counts.get(state, 0))
+    # A gauge of ages, not counts: the dialer claims a due job within
+    # seconds, so a job due for long means the dialer is not dialling
+    # (or is saturated).  Closed delivery hours are not "overdue".
+    late = GaugeMetricFamily("sipacd_fax_job_overdue_seconds",
+                             "Seconds the oldest due two-call job has waited for its call "
+                             "while delivery is allowed (0: none)")
+    late.add_metric([], overdue)
+    yield from (jobs, late)

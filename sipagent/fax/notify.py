@@ -13,11 +13,9 @@ to attach and no download to offer.
 """
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Callable
 
 from sipagent.fax.json_shapes import fax_json
 from sipagent.fax.store import FaxRecord, FaxStore, NoSuchFax
@@ -26,23 +24,19 @@ from sipagent.store.outbox import Notification
 
 
 class FaxNotifier(OutboxNotifier):
+    """``FaxNotifier(store, settings, ...)``: the :class:`OutboxNotifier` of a
+    :class:`FaxStore`."""
     kind = "fax"
-
-    def __init__(self, store: FaxStore, settings, *, download_base: str | None = None,
-                 on_result: Callable[[str, str], None] | None = None,
-                 clock: Callable[[], float] = time.time):
-        super().__init__(store.outbox, settings, download_base=download_base,
-                         on_result=on_result, clock=clock)
-        self.store = store
+    store: FaxStore
 
     def load(self, note: Notification) -> FaxRecord | None:
         try:
-            return self.store.fax(note.message_id)
+            return self.store.fax(note.item_id)
         except NoSuchFax:
             return None
 
     def log_fields(self, note: Notification) -> dict:
-        return {"fax": note.message_id}
+        return {"fax": note.item_id}
 
     def email_for(self, record: FaxRecord, to: list[str]) -> EmailMessage:
         pdf = record.pdf.read_bytes() if record.pdf is not None else None

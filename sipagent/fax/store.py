@@ -22,16 +22,14 @@ files look just like strays.  So each store holds a shared ``flock`` on
 sweeps, or puts back jobs found ``sending`` (a crash mid-call).
 
 Methods block (SQLite, fsync, ghostscript): the engine calls them through
-``asyncio.to_thread``.  One lock serialises all use of the one connection.
+``asyncio.to_thread``.  The index is a :class:`sipagent.store.database.Database`
+(one connection, one lock, ``BEGIN IMMEDIATE`` transactions).
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
-import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -44,6 +42,7 @@ from sipagent.fax.records import (DOCUMENT_NUMBER, FAX_NUMBER, JOB_STATES,
                                   DocumentExists, DocumentRejected, FaxAccessDenied,
                                   FaxDocument, FaxJob, FaxRecord, FaxStoreError, JobBusy,
                                   NoSuchDocument, NoSuchFax, NoSuchJob, check_id)
+from sipagent.store.database import Database
 from sipagent.store.files import publish
 from sipagent.store.outbox import Outbox
 from sipagent.store.pin import check_pin_format, hash_pin, verify_pin
@@ -97,16 +96,11 @@ class FaxStore(FaxJobBook):
             folder.mkdir(parents=True, exist_ok=True)
         self.max_pages, self.paper, self._clock = max_pages, paper, clock
         self.pin_attempts, self.lockout = pin_attempts, lockout
-        self._lock = threading.RLock()
         self._folder_lock = open(self.root / "store.lock", "a+b")
-        self._db = sqlite3.connect(data_dir / DB_FILE, check_same_thread=False,
-                                   isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self.outbox = Outbox(self._db, self._lock, clock)
+        self.db = Database(data_dir / DB_FILE, SCHEMA, timeout=30.0)
+        self.outbox = Outbox(self.db, clock)
         self.jobs_resumed = self.strays_removed = 0
-        with self._lock:
+        with self.db.lock:
             if self._sole_user():
                 try:
                     self.jobs_resumed = self._resume_jobs()
@@ -115,8 +109,8 @@ class FaxStore(FaxJobBook):
                     fcntl.flock(self._folder_lock, fcntl.LOCK_SH)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        with self.db.lock:
+            self.db.close()
             self._folder_lock.close()
 
     # -- library -----------------------------------------------------------------------
@@ -124,17 +118,17 @@ class FaxStore(FaxJobBook):
                      pin: str | None = None) -> FaxDocument:
         number, title = _document_number(number), _title(title)
         pin_hash = None if pin is None else hash_pin(_pin(pin))
-        if self._one("SELECT 1 FROM document WHERE number = ?", (number,)):
+        if self.db.one("SELECT 1 FROM document WHERE number = ?", (number,)):
             raise DocumentExists(f"document {number} exists already")
         final, pages = self._render(number, Path(source))
         try:
-            with self._tx():
-                if self._one("SELECT 1 FROM document WHERE number = ?", (number,)):
+            with self.db.transaction():
+                if self.db.one("SELECT 1 FROM document WHERE number = ?", (number,)):
                     raise DocumentExists(f"document {number} exists already")
                 now = self._clock()
-                self._db.execute(f"INSERT INTO document ({_DOC}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                 (number, title, pages, pin_hash, final.name,
-                                  final.stat().st_size, now, now))
+                self.db.execute(f"INSERT INTO document ({_DOC}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (number, title, pages, pin_hash, final.name,
+                                 final.stat().st_size, now, now))
         except BaseException:
             final.unlink(missing_ok=True)
             raise
@@ -147,14 +141,14 @@ class FaxStore(FaxJobBook):
         title = None if title is None else _title(title)
         final, pages = self._render(number, Path(source))
         try:
-            with self._tx():
-                row = self._one("SELECT file FROM document WHERE number = ?", (number,))
+            with self.db.transaction():
+                row = self.db.one("SELECT file FROM document WHERE number = ?", (number,))
                 if row is None:
                     raise NoSuchDocument(f"no document {number}")
-                self._db.execute("UPDATE document SET file = ?, pages = ?, size = ?, "
-                                 "title = coalesce(?, title), updated = ? WHERE number = ?",
-                                 (final.name, pages, final.stat().st_size, title,
-                                  self._clock(), number))
+                self.db.execute("UPDATE document SET file = ?, pages = ?, size = ?, "
+                                "title = coalesce(?, title), updated = ? WHERE number = ?",
+                                (final.name, pages, final.stat().st_size, title,
+                                 self._clock(), number))
         except BaseException:
             final.unlink(missing_ok=True)
             raise
@@ -163,8 +157,8 @@ class FaxStore(FaxJobBook):
 
     def set_document_pin(self, number: str, pin: str | None) -> FaxDocument:
         pin_hash = None if pin is None else hash_pin(_pin(pin))
-        with self._tx():
-            changed = self._db.execute(
+        with self.db.transaction():
+            changed = self.db.execute(
                 "UPDATE document SET pin_hash = ?, failures = 0, locked_until = 0, updated = ? "
                 "WHERE number = ?", (pin_hash, self._clock(), str(number))).rowcount
             if not changed:
@@ -172,28 +166,29 @@ class FaxStore(FaxJobBook):
         return self.document(number)
 
     def remove_document(self, number: str) -> None:
-        with self._tx():
-            row = self._one("SELECT file FROM document WHERE number = ?", (str(number),))
+        with self.db.transaction():
+            row = self.db.one("SELECT file FROM document WHERE number = ?", (str(number),))
             if row is None:
                 raise NoSuchDocument(f"no document {number}")
-            self._db.execute("DELETE FROM document WHERE number = ?", (number,))
+            self.db.execute("DELETE FROM document WHERE number = ?", (number,))
         self._document_file(row[0]).unlink(missing_ok=True)
 
     def document(self, number: str) -> FaxDocument:
-        row = self._one(f"SELECT {_DOC} FROM document WHERE number = ?", (str(number),))
+        row = self.db.one(f"SELECT {_DOC} FROM document WHERE number = ?", (str(number),))
         if row is None:
             raise NoSuchDocument(f"no document {number}")
         return self._document(row)
 
     def documents(self) -> list[FaxDocument]:
-        rows = self._read(f"SELECT {_DOC} FROM document ORDER BY CAST(number AS INTEGER), number")
+        rows = self.db.read(f"SELECT {_DOC} FROM document "
+                            "ORDER BY CAST(number AS INTEGER), number")
         return [self._document(r) for r in rows]
 
     def check_access(self, number: str, pin: str | None) -> FaxDocument:
         """The document if it is public or ``pin`` opens it.  Wrong PINs in a
         row lock it for a while: four digits fall to a patient caller."""
         doc = self.document(number)
-        pin_hash, failures, locked_until = self._one(
+        pin_hash, failures, locked_until = self.db.one(
             "SELECT pin_hash, failures, locked_until FROM document WHERE number = ?",
             (doc.number,))
         if pin_hash is None:
@@ -205,16 +200,16 @@ class FaxStore(FaxJobBook):
             raise FaxAccessDenied(f"document {number} needs its PIN")
         if verify_pin(pin, pin_hash):
             if failures:
-                with self._tx():
-                    self._db.execute("UPDATE document SET failures = 0 WHERE number = ?",
-                                     (number,))
+                with self.db.transaction():
+                    self.db.execute("UPDATE document SET failures = 0 WHERE number = ?",
+                                    (number,))
             return doc
-        with self._tx():
-            failures = self._db.execute("UPDATE document SET failures = failures + 1 WHERE "
-                                        "number = ? RETURNING failures", (number,)).fetchone()
+        with self.db.transaction():
+            failures = self.db.execute("UPDATE document SET failures = failures + 1 WHERE "
+                                       "number = ? RETURNING failures", (number,)).fetchone()
             if failures and failures[0] >= self.pin_attempts:
-                self._db.execute("UPDATE document SET failures = 0, locked_until = ? "
-                                 "WHERE number = ?", (now + self.lockout, number))
+                self.db.execute("UPDATE document SET failures = 0, locked_until = ? "
+                                "WHERE number = ?", (now + self.lockout, number))
         raise FaxAccessDenied(f"wrong PIN for document {number}")
 
     def compose(self, numbers: Sequence[str], dst: Path | str) -> int:
@@ -222,7 +217,7 @@ class FaxStore(FaxJobBook):
         if not numbers:
             raise FaxStoreError("no documents to send")
         # Under the lock: a replacement must not unlink a file tiffcp reads.
-        with self._lock:
+        with self.db.lock:
             paths = [self.document(n).path for n in numbers]
             try:
                 return join_tiffs(paths, Path(dst))
@@ -295,16 +290,16 @@ class FaxStore(FaxJobBook):
                str(r.get("remote_ident", "")), float(r.get("line_seconds", 0.0)), call_id,
                remote, json.dumps(list(documents)), job_id, self._received_name(tiff),
                self._received_name(pdf), started, self._clock())
-        with self._tx():
-            if self._one("SELECT 1 FROM fax WHERE id = ?", (fax_id,)):
+        with self.db.transaction():
+            if self.db.one("SELECT 1 FROM fax WHERE id = ?", (fax_id,)):
                 raise FaxStoreError(f"fax {fax_id} is recorded already")
-            self._db.execute(f"INSERT INTO fax ({_FAX}) VALUES ({', '.join('?' * len(row))})",
-                             row)
+            self.db.execute(f"INSERT INTO fax ({_FAX}) VALUES ({', '.join('?' * len(row))})",
+                            row)
             self.outbox.queue(fax_id, "fax", emails, webhook)
         return self.fax(fax_id)
 
     def fax(self, fax_id: str) -> FaxRecord:
-        row = self._one(f"SELECT {_FAX} FROM fax WHERE id = ?", (str(fax_id),))
+        row = self.db.one(f"SELECT {_FAX} FROM fax WHERE id = ?", (str(fax_id),))
         if row is None:
             raise NoSuchFax(f"no fax {fax_id}")
         (fid, direction, ok, status, text, pages, rate, res, ecm, ident, seconds, call_id,
@@ -318,9 +313,9 @@ class FaxStore(FaxJobBook):
         """Newest first."""
         if direction not in (None, "send", "receive"):
             raise FaxStoreError(f"direction: send or receive, not {direction!r}")
-        rows = self._read("SELECT id FROM fax WHERE ? IS NULL OR direction = ? "
-                          "ORDER BY ended DESC, rowid DESC LIMIT ?",
-                          (direction, direction, max(0, limit)))
+        rows = self.db.read("SELECT id FROM fax WHERE ? IS NULL OR direction = ? "
+                            "ORDER BY ended DESC, rowid DESC LIMIT ?",
+                            (direction, direction, max(0, limit)))
         return [self.fax(r[0]) for r in rows]
 
     def _received_name(self, path: Path | None) -> str | None:
@@ -336,7 +331,7 @@ class FaxStore(FaxJobBook):
         """Remove temporary files and files no row names; returns how many.
         Does nothing (0) while another store has the folder open: its
         unfinished files look just like strays."""
-        with self._lock:
+        with self.db.lock:
             if not self._sole_user():
                 return 0
             try:
@@ -345,11 +340,11 @@ class FaxStore(FaxJobBook):
                 fcntl.flock(self._folder_lock, fcntl.LOCK_SH)
 
     def _remove_strays(self) -> int:
-        names = self._read("SELECT file FROM document")
+        names = self.db.read("SELECT file FROM document")
         known = {self.documents_dir: {r[0] for r in names},
-                 self.received_dir: {n for r in self._read("SELECT tiff, pdf FROM fax")
+                 self.received_dir: {n for r in self.db.read("SELECT tiff, pdf FROM fax")
                                      for n in r if n},
-                 self.jobs_dir: {f"{r[0]}.tif" for r in self._read(
+                 self.jobs_dir: {f"{r[0]}.tif" for r in self.db.read(
                      "SELECT id FROM job WHERE state IN ('queued', 'sending')")}}
         removed = 0
         for folder, names in known.items():
@@ -368,27 +363,6 @@ class FaxStore(FaxJobBook):
         except BlockingIOError:
             fcntl.flock(self._folder_lock, fcntl.LOCK_SH)
             return False
-
-    @contextlib.contextmanager
-    def _tx(self):
-        # BEGIN IMMEDIATE: the write lock from the start, so a read-then-write
-        # (claim, cancel) cannot interleave with another process's.
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def _one(self, sql: str, args: tuple = ()) -> tuple | None:
-        rows = self._read(sql, args)
-        return rows[0] if rows else None
 
 
 def _document_number(number: str) -> str:

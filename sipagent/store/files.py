@@ -1,10 +1,11 @@
-"""Voicemail audio files: complete WAVs put in place in one step.
+"""Files beside a store's index, put in place in one step.
 
 A reader (the index, a player, the HTTP API) must never see half a file,
-so every file is written under a hidden temporary name (``.*.tmp.wav``, what
-:meth:`sipagent.voicemail.store.VoicemailStore.clean_strays` sweeps),
-fsynced, renamed, and its folder fsynced so the rename itself survives a
-power cut.
+so every file is written under a hidden temporary name (``.*.tmp.<ext>``,
+what the stores' ``clean_strays`` sweeps), fsynced, renamed, and its folder
+fsynced so the rename itself survives a power cut.  :func:`publish` serves
+the voicemail and fax stores alike; the WAV helpers are voicemail's
+(messages and greetings: 8 kHz mono 16-bit).
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def publish(src: Path, final: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        tmp = final.with_name(f".{final.stem}.tmp.wav")
+        tmp = final.with_name(f".{final.stem}.tmp{final.suffix}")
         try:
             copy_into(src, tmp)
             os.replace(tmp, final)

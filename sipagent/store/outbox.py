@@ -1,19 +1,24 @@
-"""The voicemail outbox: notifications owed, kept until they are delivered.
+"""An outbox: notifications owed, kept until they are delivered.
 
-Rows are added by :meth:`VoicemailStore.deposit` inside the transaction
-that files the message (so a filed message always has its notifications,
-and a crash cannot leave one without the other) and drained by
-:class:`sipagent.voicemail.notify.VoicemailNotifier`.  A delivered row is
-deleted; one given up on stays with state ``failed`` and its last error, for
-an operator to see.  The table lives in the voicemail database.
+A store (voicemail, fax) keeps one in its own database.  Rows are added
+inside the transaction that files the item they announce (a voicemail
+message, a received fax), so a filed item always has its notifications and
+a crash cannot leave one without the other; an
+:class:`sipagent.store.outbox_notifier.OutboxNotifier` drains them.  A
+delivered row is deleted; one given up on stays with state ``failed`` and
+its last error, for an operator to see.
+
+The columns keep the names voicemail gave them first: ``message_id`` holds
+the item's id (a message's or a fax's) and ``box`` its scope (a mailbox
+number, or ``fax``).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
-import threading
 from typing import Callable, Iterable
+
+from sipagent.store.database import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -28,23 +33,22 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
 @dataclasses.dataclass(frozen=True)
 class Notification:
     id: int
-    message_id: str
-    box: str
+    item_id: str                 # a voicemail message's id, a fax's id
+    scope: str                   # what the item is in: a mailbox number, or "fax"
     channel: str                 # email, webhook
     target: str                  # JSON list of addresses, or a URL
     attempts: int
 
 
 class Outbox:
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock,
-                 clock: Callable[[], float]):
-        self._db, self._lock, self._clock = db, lock, clock
-        with lock:
-            db.executescript(SCHEMA)
+    def __init__(self, db: Database, clock: Callable[[], float]):
+        self._db, self._clock = db, clock
+        with db.lock:
+            db.connection.executescript(SCHEMA)
 
-    def queue(self, message_id: str, box: str, emails: Iterable[str],
+    def queue(self, item_id: str, scope: str, emails: Iterable[str],
               webhook: str | None) -> None:
-        """Inside the caller's transaction (the deposit's)."""
+        """Inside the caller's transaction (the one that files the item)."""
         now = self._clock()
         emails = list(emails)
         targets = ([("email", json.dumps(emails))] if emails else []) + \
@@ -52,46 +56,32 @@ class Outbox:
         for channel, target in targets:
             self._db.execute("INSERT INTO outbox (message_id, box, channel, target, next_at, "
                              "created) VALUES (?, ?, ?, ?, ?, ?)",
-                             (message_id, box, channel, target, now, now))
+                             (item_id, scope, channel, target, now, now))
 
     def due(self, now: float, limit: int = 20) -> list[Notification]:
-        rows = self._read("SELECT id, message_id, box, channel, target, attempts FROM outbox "
-                          "WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
-                          (now, limit))
+        rows = self._db.read("SELECT id, message_id, box, channel, target, attempts FROM outbox "
+                             "WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
+                             (now, limit))
         return [Notification(*r) for r in rows]
 
     def next_at(self) -> float | None:
-        return self._read("SELECT min(next_at) FROM outbox WHERE state = 'pending'")[0][0]
+        return self._db.read("SELECT min(next_at) FROM outbox WHERE state = 'pending'")[0][0]
 
     def pending(self) -> int:
-        return self._read("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
+        return self._db.read("SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
 
     def rows(self, state: str = "pending") -> list[tuple]:
-        """(id, message id, channel, attempts, last error) in ``state``."""
-        return self._read("SELECT id, message_id, channel, attempts, last_error FROM outbox "
-                          "WHERE state = ? ORDER BY id", (state,))
+        """(id, item id, channel, attempts, last error) in ``state``."""
+        return self._db.read("SELECT id, message_id, channel, attempts, last_error FROM outbox "
+                             "WHERE state = ? ORDER BY id", (state,))
 
     def done(self, nid: int) -> None:
-        self._write("DELETE FROM outbox WHERE id = ?", (nid,))
+        self._db.write("DELETE FROM outbox WHERE id = ?", (nid,))
 
     def retry(self, nid: int, next_at: float, error: str) -> None:
-        self._write("UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? "
-                    "WHERE id = ?", (next_at, error[:500], nid))
+        self._db.write("UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? "
+                       "WHERE id = ?", (next_at, error[:500], nid))
 
     def gave_up(self, nid: int, error: str) -> None:
-        self._write("UPDATE outbox SET attempts = attempts + 1, state = 'failed', "
-                    "last_error = ? WHERE id = ?", (error[:500], nid))
-
-    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def _write(self, sql: str, args: tuple) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(sql, args)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._db.write("UPDATE outbox SET attempts = attempts + 1, state = 'failed', "
+                       "last_error = ? WHERE id = ?", (error[:500], nid))

@@ -21,8 +21,11 @@ through ``on_result(channel, result)`` with result ``sent``, ``failed``
 filed before any notification was tried.
 
 What is announced, and how it reads, is the subclass's: :meth:`load` finds
-the item a row is about, :meth:`email_for` and :meth:`webhook_body` say
-it.  Settings are the ``[voicemail]`` section: one mail server for all.
+the item a row is about in :attr:`store`, :meth:`email_for` and
+:meth:`webhook_body` say it.  ``settings`` are the mail server and retry
+settings of the ``[voicemail]`` section (``smtp_*``, ``webhook_timeout``,
+``public_url``, ``notify_attempts``, ``retry_base``, ``retry_max``): one mail
+server serves voicemail and fax.
 """
 from __future__ import annotations
 
@@ -47,10 +50,12 @@ IDLE = 30.0
 class OutboxNotifier:
     kind = "outbox"     # what is announced, in log lines and the task's name
 
-    def __init__(self, outbox: Outbox, settings, *, download_base: str | None = None,
+    def __init__(self, store: Any, settings, *, download_base: str | None = None,
                  on_result: Callable[[str, str], None] | None = None,
                  clock: Callable[[], float] = time.time):
-        self.outbox, self.settings = outbox, settings
+        """``store`` is what the items are in; its ``outbox`` is drained."""
+        self.store, self.settings = store, settings
+        self.outbox: Outbox = store.outbox
         self._base = (settings.public_url or download_base or "").rstrip("/")
         self._on_result = on_result or (lambda channel, result: None)
         self._clock = clock
@@ -77,7 +82,8 @@ class OutboxNotifier:
         raise NotImplementedError
 
     def log_fields(self, note: Notification) -> dict:
-        return {"box": note.box, "message": note.message_id}
+        """What a log line says the notification is about."""
+        return {"scope": note.scope, "item": note.item_id}
 
     # -- running -----------------------------------------------------------------------
     async def start(self, *, background: bool = True) -> None:

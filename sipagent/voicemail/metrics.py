@@ -26,6 +26,8 @@ from typing import Any, Callable
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 
+from sipagent.metrics import ScrapeGauges, notification_counter
+
 _STORE_EVENTS = {
     "deposited": ("deposits", "deposited"), "full": ("deposits", "full"),
     "too_short": ("deposits", "too_short"), "pin_wrong": ("pin", "wrong_pin"),
@@ -38,9 +40,9 @@ class VoicemailMetrics:
         self.registry = registry
         self.deposits = Counter("sipacd_voicemail_deposits", "Voicemail deposits by result",
                                 ["result"], registry=registry)
-        self.notifications = Counter("sipacd_voicemail_notifications",
-                                     "Voicemail notification attempts by channel and result",
-                                     ["channel", "result"], registry=registry)
+        self.notifications = notification_counter(
+            "sipacd_voicemail_notifications",
+            "Voicemail notification attempts by channel and result", registry)
         self.pin_failures = Counter("sipacd_voicemail_pin_failures",
                                     "Voicemail logins refused: wrong PIN, or box locked",
                                     ["reason"], registry=registry)
@@ -50,9 +52,6 @@ class VoicemailMetrics:
             self.deposits.labels(result)
         for reason in ("wrong_pin", "locked"):
             self.pin_failures.labels(reason)
-        for channel in ("email", "webhook"):
-            for result in ("sent", "failed", "gave_up"):
-                self.notifications.labels(channel, result)
 
     def store_event(self, kind: str) -> None:
         """The store's ``events`` callback."""
@@ -72,35 +71,25 @@ class VoicemailMetrics:
     def watch_usage(self, store: Callable[[], Any]) -> None:
         """Report the usage of ``store()`` (a VoicemailStore, or None before
         the engine started) at each scrape.  Register once per registry."""
-        self.registry.register(_Usage(store))
+        self.registry.register(ScrapeGauges(store, _usage_gauges))
 
 
-class _Usage:
-    def __init__(self, store):
-        self._store = store
-
-    def describe(self):
-        return []
-
-    def collect(self):
-        store = self._store()
-        if store is None:
-            return
-        usage = store.usage()
-        messages = GaugeMetricFamily("sipacd_voicemail_messages",
-                                     "Voicemail messages stored, all boxes", labels=["folder"])
-        for folder, n in sorted(usage["messages"].items()):
-            messages.add_metric([folder], n)
-        size = GaugeMetricFamily("sipacd_voicemail_audio_bytes",
-                                 "Bytes of voicemail audio on disk")
-        size.add_metric([], usage["bytes"])
-        full = GaugeMetricFamily("sipacd_voicemail_mailboxes_full",
-                                 "Mailboxes at their max_messages")
-        full.add_metric([], usage["full"])
-        fill = GaugeMetricFamily("sipacd_voicemail_mailbox_fill_ratio_max",
-                                 "Messages over max_messages of the fullest box")
-        fill.add_metric([], usage["fill_max"])
-        pending = GaugeMetricFamily("sipacd_voicemail_notifications_pending",
-                                    "Voicemail notifications waiting to be sent")
-        pending.add_metric([], store.outbox.pending())
-        yield from (messages, size, full, fill, pending)
+def _usage_gauges(store):
+    usage = store.usage()
+    messages = GaugeMetricFamily("sipacd_voicemail_messages",
+                                 "Voicemail messages stored, all boxes", labels=["folder"])
+    for folder, n in sorted(usage["messages"].items()):
+        messages.add_metric([folder], n)
+    size = GaugeMetricFamily("sipacd_voicemail_audio_bytes",
+                             "Bytes of voicemail audio on disk")
+    size.add_metric([], usage["bytes"])
+    full = GaugeMetricFamily("sipacd_voicemail_mailboxes_full",
+                             "Mailboxes at their max_messages")
+    full.add_metric([], usage["full"])
+    fill = GaugeMetricFamily("sipacd_voicemail_mailbox_fill_ratio_max",
+                             "Messages over max_messages of the fullest box")
+    fill.add_metric([], usage["fill_max"])
+    pending = GaugeMetricFamily("sipacd_voicemail_notifications_pending",
+                                "Voicemail notifications waiting to be sent")
+    pending.add_metric([], store.outbox.pending())
+    yield from (messages, size, full, fill, pending)

@@ -8,11 +8,9 @@ webhook body with a download URL.
 """
 from __future__ import annotations
 
-import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Callable
 
 from ivrflows.call import VoicemailMessage
 from sipagent.store.outbox_notifier import OutboxNotifier
@@ -21,20 +19,19 @@ from sipagent.voicemail.store import NoSuchMessage, VoicemailStore
 
 
 class VoicemailNotifier(OutboxNotifier):
+    """``VoicemailNotifier(store, settings, ...)``: the :class:`OutboxNotifier`
+    of a :class:`VoicemailStore`."""
     kind = "voicemail"
-
-    def __init__(self, store: VoicemailStore, settings, *, download_base: str | None = None,
-                 on_result: Callable[[str, str], None] | None = None,
-                 clock: Callable[[], float] = time.time):
-        super().__init__(store.outbox, settings, download_base=download_base,
-                         on_result=on_result, clock=clock)
-        self.store = store
+    store: VoicemailStore
 
     def load(self, note: Notification) -> VoicemailMessage | None:
         try:
-            return self.store.get(note.box, note.message_id)
+            return self.store.get(note.scope, note.item_id)
         except NoSuchMessage:
             return None
+
+    def log_fields(self, note: Notification) -> dict:
+        return {"box": note.scope, "message": note.item_id}
 
     def email_for(self, message: VoicemailMessage, to: list[str]) -> EmailMessage:
         return compose_email(message, Path(message.path).read_bytes(),

@@ -22,8 +22,9 @@ id or greeting kind that is checked by pattern *and* resolved inside the
 voicemail folder, so no input can name a file elsewhere.
 
 Methods block (SQLite, fsync, scrypt); the engine calls them through
-``asyncio.to_thread``.  One lock serialises writers, which is also what
-makes "at most ``max_messages``" hold when two callers deposit at once.
+``asyncio.to_thread``.  The index is a :class:`sipagent.store.database.Database`,
+whose one lock serialises writers, which is also what makes "at most
+``max_messages``" hold when two callers deposit at once.
 """
 from __future__ import annotations
 
@@ -32,8 +33,6 @@ import dataclasses
 import json
 import os
 import re
-import sqlite3
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -43,6 +42,7 @@ from typing import Callable, Iterable, Mapping
 
 from ivrflows.call import (GREETING_KINDS, LoginResult, MailboxFull, MessageTooShort,
                            VoicemailBox, VoicemailMessage)
+from sipagent.store.database import Database
 from sipagent.store.files import publish, read_wav_8k, wav_seconds, write_wav_atomic
 from sipagent.store.outbox import Outbox
 from sipagent.store.pin import check_pin_format, hash_pin, verify_pin
@@ -112,37 +112,31 @@ class VoicemailStore:
         self.pin_attempts, self.lockout = pin_attempts, lockout
         self._event = events or (lambda kind: None)
         self._clock = clock
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(Path(data_dir) / DB_FILE, check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self.outbox = Outbox(self._db, self._lock, clock)
+        self.db = Database(Path(data_dir) / DB_FILE, SCHEMA)
+        self.outbox = Outbox(self.db, clock)
         self._sync_boxes()
         self.strays_removed = self.clean_strays()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     # -- boxes -------------------------------------------------------------------------
     def _sync_boxes(self) -> None:
         """The config's PIN replaces the stored one unless the owner changed it
         (by phone or API): a restart must not undo an owner's new PIN."""
-        with self._lock, self._tx():
+        with self.db.transaction():
             for number, box in self._config.items():
-                self._db.execute("INSERT OR IGNORE INTO mailbox (box) VALUES (?)", (number,))
+                self.db.execute("INSERT OR IGNORE INTO mailbox (box) VALUES (?)", (number,))
                 if box.pin_hash:
-                    self._db.execute("UPDATE mailbox SET pin_hash = ? WHERE box = ? AND "
-                                     "(pin_origin = 'config' OR pin_hash IS NULL)",
-                                     (box.pin_hash, number))
+                    self.db.execute("UPDATE mailbox SET pin_hash = ? WHERE box = ? AND "
+                                    "(pin_origin = 'config' OR pin_hash IS NULL)",
+                                    (box.pin_hash, number))
 
     def mailbox(self, box: str) -> Mailbox:
         base = self._config.get(box)
         if base is None:
             raise UnknownMailbox(f"no mailbox {box!r}")
-        row = self._one("SELECT settings FROM mailbox WHERE box = ?", (box,))
+        row = self.db.one("SELECT settings FROM mailbox WHERE box = ?", (box,))
         changes = json.loads(row[0]) if row else {}
         if "emails" in changes:
             changes["emails"] = tuple(changes["emails"])
@@ -160,11 +154,11 @@ class VoicemailStore:
             k: tuple(v) if k == "emails" else v for k, v in settings.items()})
         if candidate.min_length > candidate.max_length or candidate.max_messages < 1:
             raise ValueError("need min_length <= max_length and max_messages >= 1")
-        with self._lock, self._tx():
-            row = self._one("SELECT settings FROM mailbox WHERE box = ?", (box,))
+        with self.db.transaction():
+            row = self.db.one("SELECT settings FROM mailbox WHERE box = ?", (box,))
             merged = {**json.loads(row[0] if row else "{}"), **settings}
-            self._db.execute("UPDATE mailbox SET settings = ? WHERE box = ?",
-                             (json.dumps(merged), box))
+            self.db.execute("UPDATE mailbox SET settings = ? WHERE box = ?",
+                            (json.dumps(merged), box))
         return self.mailbox(box)
 
     def info(self, box: str) -> VoicemailBox:
@@ -187,7 +181,7 @@ class VoicemailStore:
         if duration < mb.min_length:
             self._event("too_short")
             raise MessageTooShort(f"{duration:.1f} s is under the {mb.min_length:g} s minimum")
-        with self._lock:
+        with self.db.lock:
             if sum(self.counts(box)) >= mb.max_messages:
                 self._event("full")
                 raise MailboxFull(f"mailbox {box} holds {mb.max_messages} messages")
@@ -196,7 +190,7 @@ class VoicemailStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             publish(src, final)
             try:
-                with self._tx():
+                with self.db.transaction():
                     self._insert_message(message_id, box, caller, caller_name, called,
                                          received or self._clock(), duration, urgent,
                                          final.stat().st_size)
@@ -213,9 +207,9 @@ class VoicemailStore:
 
     def _insert_message(self, message_id, box, caller, caller_name, called, received,
                         duration, urgent, size) -> None:
-        self._db.execute("INSERT INTO message VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?)",
-                         (message_id, box, caller, caller_name, called, received,
-                          round(duration, 3), int(urgent), size))
+        self.db.execute("INSERT INTO message VALUES (?, ?, 'new', ?, ?, ?, ?, ?, ?, ?)",
+                        (message_id, box, caller, caller_name, called, received,
+                         round(duration, 3), int(urgent), size))
 
     def list(self, box: str, folder: str | None = None, *, since: float | None = None,
              until: float | None = None, caller: str | None = None,
@@ -229,13 +223,13 @@ class VoicemailStore:
             if value is not None:
                 where.append(clause)
                 args.append(value)
-        rows = self._read(f"SELECT * FROM message WHERE {' AND '.join(where)} "
-                          "ORDER BY urgent DESC, received, id LIMIT ?", (*args, limit))
+        rows = self.db.read(f"SELECT * FROM message WHERE {' AND '.join(where)} "
+                            "ORDER BY urgent DESC, received, id LIMIT ?", (*args, limit))
         return [self._message(r) for r in rows]
 
     def get(self, box: str, message_id: str) -> VoicemailMessage:
         _check_id(message_id)
-        row = self._one("SELECT * FROM message WHERE box = ? AND id = ?", (box, message_id))
+        row = self.db.one("SELECT * FROM message WHERE box = ? AND id = ?", (box, message_id))
         if row is None:
             raise NoSuchMessage(f"no message {message_id!r} in mailbox {box!r}")
         return self._message(row)
@@ -252,19 +246,19 @@ class VoicemailStore:
         if folder not in ("new", "saved"):
             raise ValueError(f"no voicemail folder {folder!r}")
         self.get(box, message_id)
-        with self._lock, self._tx():
-            self._db.execute("UPDATE message SET folder = ? WHERE box = ? AND id = ?",
-                             (folder, box, message_id))
+        with self.db.transaction():
+            self.db.execute("UPDATE message SET folder = ? WHERE box = ? AND id = ?",
+                            (folder, box, message_id))
 
     def mark_saved(self, box: str, message_id: str) -> None:
         self.mark(box, message_id, "saved")
 
     def delete(self, box: str, message_id: str) -> None:
         path = self.message_path(box, message_id)
-        with self._lock:
-            with self._tx():
-                gone = self._db.execute("DELETE FROM message WHERE box = ? AND id = ?",
-                                        (box, message_id)).rowcount
+        with self.db.lock:
+            with self.db.transaction():
+                gone = self.db.execute("DELETE FROM message WHERE box = ? AND id = ?",
+                                       (box, message_id)).rowcount
             if not gone:
                 raise NoSuchMessage(f"no message {message_id!r} in mailbox {box!r}")
             # Row first: a crash here leaves an orphan file, swept at start.
@@ -272,8 +266,8 @@ class VoicemailStore:
 
     def counts(self, box: str) -> tuple[int, int]:
         """(new, saved)."""
-        got = dict(self._read("SELECT folder, count(*) FROM message WHERE box = ? "
-                              "GROUP BY folder", (box,)))
+        got = dict(self.db.read("SELECT folder, count(*) FROM message WHERE box = ? "
+                                "GROUP BY folder", (box,)))
         return got.get("new", 0), got.get("saved", 0)
 
     def usage(self) -> dict:
@@ -282,7 +276,7 @@ class VoicemailStore:
         per_box: dict[str, int] = {}
         folders = {"new": 0, "saved": 0}
         size = 0
-        for box, folder, n, b in self._read(
+        for box, folder, n, b in self.db.read(
                 "SELECT box, folder, count(*), sum(bytes) FROM message GROUP BY box, folder"):
             per_box[box] = per_box.get(box, 0) + n
             folders[folder] = folders.get(folder, 0) + n
@@ -330,37 +324,37 @@ class VoicemailStore:
         """The owner's own PIN (phone or API): a restart keeps it over the config's."""
         self.mailbox(box)
         hashed = hash_pin(check_pin_format(pin))
-        with self._lock, self._tx():
-            self._db.execute("UPDATE mailbox SET pin_hash = ?, pin_origin = 'owner', "
-                             "failures = 0, locked_until = 0 WHERE box = ?", (hashed, box))
+        with self.db.transaction():
+            self.db.execute("UPDATE mailbox SET pin_hash = ?, pin_origin = 'owner', "
+                            "failures = 0, locked_until = 0 WHERE box = ?", (hashed, box))
 
     def login(self, box: str, pin: str) -> LoginResult:
         """``wrong`` also for an unknown box (and as slow); ``locked`` while a
         lockout lasts, before the PIN is even looked at."""
-        row = self._one("SELECT pin_hash, locked_until FROM mailbox WHERE box = ?",
-                        (box,)) if box in self._config else None
+        row = self.db.one("SELECT pin_hash, locked_until FROM mailbox WHERE box = ?",
+                          (box,)) if box in self._config else None
         if row is not None and row[1] > self._clock():
             self._event("pin_locked")
             return "locked"
         if verify_pin(pin, row[0] if row else None):
-            with self._lock, self._tx():
-                self._db.execute("UPDATE mailbox SET failures = 0, locked_until = 0 "
-                                 "WHERE box = ?", (box,))
+            with self.db.transaction():
+                self.db.execute("UPDATE mailbox SET failures = 0, locked_until = 0 "
+                                "WHERE box = ?", (box,))
             return "ok"
         self._event("pin_wrong")
         if row is not None:
-            with self._lock, self._tx():
-                failures = self._db.execute("UPDATE mailbox SET failures = failures + 1 WHERE "
-                                            "box = ? RETURNING failures", (box,)).fetchone()[0]
+            with self.db.transaction():
+                failures = self.db.execute("UPDATE mailbox SET failures = failures + 1 WHERE "
+                                           "box = ? RETURNING failures", (box,)).fetchone()[0]
                 if failures >= self.pin_attempts:
-                    self._db.execute("UPDATE mailbox SET failures = 0, locked_until = ? "
-                                     "WHERE box = ?", (self._clock() + self.lockout, box))
+                    self.db.execute("UPDATE mailbox SET failures = 0, locked_until = ? "
+                                    "WHERE box = ?", (self._clock() + self.lockout, box))
                     self._event("lockout")
         return "wrong"
 
     def lock_state(self, box: str) -> tuple[int, float]:
         """(wrong PINs in a row, locked until) as persisted."""
-        row = self._one("SELECT failures, locked_until FROM mailbox WHERE box = ?", (box,))
+        row = self.db.one("SELECT failures, locked_until FROM mailbox WHERE box = ?", (box,))
         return (row[0], row[1]) if row else (0, 0.0)
 
     # -- files -------------------------------------------------------------------------
@@ -383,8 +377,8 @@ class VoicemailStore:
     def clean_strays(self) -> int:
         """Remove temporary files and audio without an index row (a crash
         between the two steps of a deposit or a delete); returns how many."""
-        with self._lock:
-            known = {r[0] for r in self._read("SELECT id FROM message")}
+        with self.db.lock:
+            known = {r[0] for r in self.db.read("SELECT id FROM message")}
             removed = 0
             for path in _walk(self.root):
                 stray = path.name.startswith(".") and ".tmp" in path.name
@@ -394,33 +388,6 @@ class VoicemailStore:
                     path.unlink(missing_ok=True)
                     removed += 1
             return removed
-
-    def _tx(self):
-        return _Transaction(self._db)
-
-    def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        # One connection serves every thread: reads take the lock too, so
-        # none runs inside another thread's open transaction.
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def _one(self, sql: str, args: tuple = ()) -> tuple | None:
-        rows = self._read(sql, args)
-        return rows[0] if rows else None
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE .. COMMIT, ROLLBACK on any error (the module's own
-    context manager would not begin before the first write)."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind, exc, tb):
-        self.db.execute("ROLLBACK" if kind else "COMMIT")
 
 
 # -- paths ----------------------------------------------------------------------------
