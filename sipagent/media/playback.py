@@ -7,7 +7,6 @@ Python off that thread.
 from __future__ import annotations
 
 import asyncio
-import wave
 from pathlib import Path
 
 import pjsua2 as pj
@@ -15,13 +14,9 @@ import structlog
 
 from sipagent.sip.endpoint import pj_error_text
 from sipagent.sip.leg import CallLeg
+from sipagent.store.files import wav_seconds
 
 log = structlog.get_logger("sipagent.media.playback")
-
-
-def wav_seconds(path: Path) -> float:
-    with wave.open(str(path), "rb") as w:
-        return w.getnframes() / float(w.getframerate())
 
 
 async def play_prompt(leg: CallLeg, path: Path, *, barge_in: bool = False) -> str | None:

@@ -13,11 +13,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
 import structlog
+
+from sipagent.store.files import fsync_file, write_wav_atomic
 
 log = structlog.get_logger("sipagent.media.prompts")
 
@@ -126,7 +127,7 @@ def synthesize(text: str, target: Path, language: str = "en") -> None:
                        check=True, capture_output=True, timeout=60)
         subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out)],
                        check=True, capture_output=True, timeout=60)
-        _fsync(out)
+        fsync_file(out)
         os.replace(out, target)
     log.info("prompt synthesized", path=str(target))
 
@@ -140,26 +141,3 @@ def hold_music(seconds: float = 8.0) -> np.ndarray:
     envelope = np.minimum(1.0, np.minimum(t / 0.03, (t[::-1]) / 0.08))
     parts = [0.18 * np.sin(2 * np.pi * f * t) * envelope for f in notes]
     return (np.concatenate(parts) * 32767).astype(np.int16)
-
-
-def write_wav_atomic(target: Path, samples: np.ndarray, rate: int = RATE) -> None:
-    """Write to a temporary name, fsync, rename: readers never see half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        with wave.open(tmp, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(samples.astype("<i2").tobytes())
-        _fsync(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())

@@ -22,7 +22,7 @@ import structlog
 from ivrflows.call import Recording
 from sipagent.sip.endpoint import pj_error_text
 from sipagent.sip.leg import CallLeg
-from sipagent.media.prompts import write_wav_atomic
+from sipagent.store.files import write_wav_atomic
 
 log = structlog.get_logger("sipagent.media.recording")
 

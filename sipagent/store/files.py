@@ -4,8 +4,8 @@ A reader (the index, a player, the HTTP API) must never see half a file,
 so every file is written under a hidden temporary name (``.*.tmp.<ext>``,
 what the stores' ``clean_strays`` sweeps), fsynced, renamed, and its folder
 fsynced so the rename itself survives a power cut.  :func:`publish` serves
-the voicemail and fax stores alike; the WAV helpers are voicemail's
-(messages and greetings: 8 kHz mono 16-bit).
+the voicemail and fax stores alike; the WAV helpers serve voicemail
+(messages and greetings: 8 kHz mono 16-bit), prompts and recordings.
 """
 from __future__ import annotations
 
@@ -94,15 +94,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_wav_atomic(target: Path, samples: np.ndarray) -> None:
-    """8 kHz mono 16-bit ``samples`` to ``target``, never half written."""
+def write_wav_atomic(target: Path, samples: np.ndarray, rate: int = RATE) -> None:
+    """Mono 16-bit ``samples`` (8 kHz unless said) to ``target``, never half written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}-{uuid.uuid4().hex}.tmp.wav")
     try:
         with wave.open(str(tmp), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
-            w.setframerate(RATE)
+            w.setframerate(rate)
             w.writeframes(samples.astype("<i2").tobytes())
         fsync_file(tmp)
         os.replace(tmp, target)
