@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -19,11 +20,17 @@ from sipagent.queue.runtime import AgentLine, QueueRuntime
 from sipagent.sip.endpoint import SipEndpoint
 from sipagent.fax.metrics import FaxMetrics
 from sipagent.calls.flow_library import FlowLibrary, FlowLoadError
+from sipagent.calls.services import CallServices
 from sipagent.sip.leg import CallLeg
 from sipagent.loop_watchdog import LoopWatchdog
 from sipagent.metrics import EngineMetrics
 from sipagent.media.prompts import PromptLibrary
+from sipagent.tasks import cancel_and_wait
 from sipagent.voicemail.metrics import VoicemailMetrics
+
+if TYPE_CHECKING:
+    from sipagent.fax.runtime import FaxRuntime
+    from sipagent.voicemail.runtime import VoicemailRuntime
 
 log = structlog.get_logger("sipagent.engine")
 
@@ -71,17 +78,13 @@ class Engine:
         self.watchdog = None
         self.schedules = dict(config.schedules)
         self.recordings_dir = config.data.dir / "recordings"
-        self.voicemail = None               # VoicemailStore, from start() to stop()
-        self.voicemail_notifier = None
-        self._voicemail_retention: asyncio.Task | None = None
+        self.call_services: CallServices | None = None  # what calls touch, start() to stop()
+        self._voicemail: VoicemailRuntime | None = None  # from start() to stop()
         self.voicemail_metrics = VoicemailMetrics(self.metrics.registry)
         self.voicemail_metrics.watch_usage(lambda: self.voicemail)
-        self.fax = None                     # FaxService, from start() to stop()
-        self.fax_store = None
-        self.fax_notifier = None
-        self.fax_dialer_wake = None         # the HTTP API's hook for new jobs
+        self._fax: FaxRuntime | None = None              # from start() to stop()
         self.fax_metrics = FaxMetrics(self.metrics.registry)
-        self.fax_metrics.watch_jobs(self._fax_jobs)
+        self.fax_metrics.watch_jobs(lambda: self._fax.job_gauges() if self._fax else None)
         CallLeg.on_t38_rejected = self.fax_metrics.t38_rejected.inc
         # call.voicemail() runs the shipped deposit flow from any flow, so its
         # prompts must have texts even when no route names the file; a flows
@@ -90,20 +93,40 @@ class Engine:
         self.prompts.add_texts(voicemail_flow.PROMPTS)
         self.prompts.add_texts(voicemail_retrieval.PROMPTS)
 
+    # -- voicemail and fax as the HTTP API and the CLI read them: the store,
+    # notifier, FaxService (with its dialer) and the API's hook for new fax jobs;
+    # None outside start() to stop() (and the hook also without two-call fax).
+    voicemail = property(lambda self: self._voicemail and self._voicemail.store)
+    voicemail_notifier = property(lambda self: self._voicemail and self._voicemail.notifier)
+    fax = property(lambda self: self._fax and self._fax.service)
+    fax_store = property(lambda self: self._fax and self._fax.store)
+    fax_notifier = property(lambda self: self._fax and self._fax.notifier)
+    fax_dialer_wake = property(lambda self: self._fax and self._fax.dialer
+                               and self._fax.dialer.wake)
+
     # -- start / stop ----------------------------------------------------------
     async def start(self) -> None:
         from sipagent.sip.account import TrunkAccount
 
+        from sipagent.fax.runtime import FaxRuntime
         from sipagent.store.eventlog import EventLog, event_log_path
         from sipagent.media.recording import clean_stray_recordings
+        from sipagent.voicemail.runtime import VoicemailRuntime
 
         self.config.data.dir.mkdir(parents=True, exist_ok=True)
         self.eventlog = EventLog(event_log_path(self.config.data.dir))
         stray = clean_stray_recordings(self.recordings_dir)
         if stray:
             log.warning("removed half-written recordings of a previous run", count=stray)
-        await self._start_voicemail()
-        await self._start_fax()
+        download_base = f"http://{self.config.http.listen}:{self.config.http.port}"
+        vm = self.config.voicemail
+        self._voicemail = await VoicemailRuntime.open(
+            self.config.data.dir, vm, vm.mailboxes(self.config.mailboxes),
+            self.voicemail_metrics, download_base=download_base)
+        self._fax = await FaxRuntime.open(
+            self.config.data.dir, self.config.fax, vm, self.fax_metrics,
+            download_base=download_base, account=lambda: self.account, track_leg=self.track,
+            schedules=self.schedules)
         # Calls and logins a crash left open are closed at the last logged time.
         await asyncio.to_thread(self.eventlog.close_dangling, "restart")
         made = await asyncio.to_thread(self.prompts.ensure_catalogue)
@@ -119,6 +142,12 @@ class Engine:
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog)
         self.queues.start()
+        self.call_services = CallServices(
+            prompts=self.prompts, queues=self.queues, schedules=self.schedules,
+            account=lambda: self.account, track_leg=self.track, run_flow=self.run_flow_spec,
+            eventlog=self.eventlog, metrics=self.metrics, recordings_dir=self.recordings_dir,
+            voicemail=self.voicemail, voicemail_notifier=self.voicemail_notifier,
+            fax=self.fax)
         if self.fax.dialer is not None:
             self.fax.dialer.start()
         self.sip.start_polling()
@@ -146,9 +175,8 @@ class Engine:
         deadline = loop.time() + 3.0
         while self.legs and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for task in list(self._calls):
-            task.cancel()
-        await asyncio.gather(*self._calls, return_exceptions=True)
+        await cancel_and_wait(*self._calls)
+        self.call_services = None
         if self.fax is not None and self.fax.dialer is not None:
             await self.fax.dialer.stop()
         await self.sip.pump(0.1)  # let recorders and players finish their last frames
@@ -159,8 +187,11 @@ class Engine:
         self._moh.clear()
         self.account = None
         gc.collect()
-        await self._stop_voicemail()
-        await self._stop_fax()
+        voicemail, fax, self._voicemail, self._fax = self._voicemail, self._fax, None, None
+        if voicemail is not None:
+            await voicemail.close()
+        if fax is not None:
+            await fax.close()
         if self.eventlog is not None:
             await asyncio.to_thread(self.eventlog.close)
             self.eventlog = None
@@ -172,73 +203,6 @@ class Engine:
             log.warning("call legs still referenced at shutdown were disowned", count=stray)
         self.sip.destroy()
         log.info("engine stopped")
-
-    async def _start_voicemail(self) -> None:
-        from sipagent.voicemail.notify import VoicemailNotifier
-        from sipagent.voicemail.store import VoicemailStore, keep_retention
-
-        vm = self.config.voicemail
-        # Opening sweeps what a crash left half done (see voicemail_store).
-        self.voicemail = await asyncio.to_thread(
-            VoicemailStore, self.config.data.dir, vm.mailboxes(self.config.mailboxes),
-            pin_attempts=vm.pin_attempts, lockout=vm.lockout,
-            events=self.voicemail_metrics.store_event)
-        if self.voicemail.strays_removed:
-            log.warning("removed half-filed voicemail files of a previous run",
-                        count=self.voicemail.strays_removed)
-        self.voicemail_notifier = VoicemailNotifier(
-            self.voicemail, vm, on_result=self.voicemail_metrics.notification,
-            download_base=f"http://{self.config.http.listen}:{self.config.http.port}")
-        await self.voicemail_notifier.start()
-        self._voicemail_retention = asyncio.get_running_loop().create_task(
-            keep_retention(self.voicemail), name="vm-retention")
-
-    async def _stop_voicemail(self) -> None:
-        if self._voicemail_retention is not None:
-            self._voicemail_retention.cancel()
-            await asyncio.gather(self._voicemail_retention, return_exceptions=True)
-            self._voicemail_retention = None
-        if self.voicemail_notifier is not None:
-            await self.voicemail_notifier.stop()
-            self.voicemail_notifier = None
-        if self.voicemail is not None:
-            await asyncio.to_thread(self.voicemail.close)
-            self.voicemail = None
-
-    async def _start_fax(self) -> None:
-        from sipagent.fax.dialer import FaxDialer
-        from sipagent.fax.notify import FaxNotifier
-        from sipagent.fax.service import FaxService
-        from sipagent.fax.store import FaxStore
-
-        fx = self.config.fax
-        # Opening sweeps half-written files and requeues jobs a crash cut short.
-        self.fax_store = await asyncio.to_thread(FaxStore, self.config.data.dir,
-                                                 max_pages=fx.max_pages, paper=fx.paper)
-        if self.fax_store.strays_removed or self.fax_store.jobs_resumed:
-            log.warning("fax store recovered from a previous run",
-                        strays_removed=self.fax_store.strays_removed,
-                        jobs_resumed=self.fax_store.jobs_resumed)
-        self.fax_notifier = FaxNotifier(
-            self.fax_store, self.config.voicemail, on_result=self.fax_metrics.notification,
-            download_base=f"http://{self.config.http.listen}:{self.config.http.port}")
-        await self.fax_notifier.start()
-        self.fax = FaxService(self.fax_store, fx, self.fax_metrics, data_dir=self.config.data.dir,
-                              wake_notifier=self.fax_notifier.wake)
-        if fx.dial:
-            schedule = self.schedules[fx.delivery_schedule] if fx.delivery_schedule else None
-            self.fax.dialer = FaxDialer(self.fax, fx, account=lambda: self.account,
-                                        track_leg=self.track, schedule=schedule)
-            self.fax_dialer_wake = self.fax.dialer.wake
-
-    async def _stop_fax(self) -> None:
-        if self.fax_notifier is not None:
-            await self.fax_notifier.stop()
-            self.fax_notifier = None
-        self.fax = None
-        if self.fax_store is not None:
-            await asyncio.to_thread(self.fax_store.close)
-            self.fax_store = None
 
     # -- admission ----------------------------------------------------------------
     def _incoming(self, leg, rdata) -> None:
@@ -289,7 +253,7 @@ class Engine:
         leg.label = call_id
         clog = log.bind(call_id=call_id)
         call = SipCall(leg, call_id=call_id, caller=caller, called=called, headers=headers,
-                       engine=self, route=route, log=clog)
+                       services=self.call_services, route=route, log=clog)
         call.vars.update(route.vars)
         if route.queue:
             call.vars["queue"] = route.queue
@@ -332,13 +296,10 @@ class Engine:
         try:
             await asyncio.wait([flow, heard], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not heard.done():
-                heard.cancel()
-            await asyncio.gather(heard, return_exceptions=True)
+            await cancel_and_wait(heard)
         if not flow.done() and not heard.cancelled() and heard.exception() is None \
                 and heard.result():
-            flow.cancel()
-            await asyncio.gather(flow, return_exceptions=True)
+            await cancel_and_wait(flow)
             clog.info("fax calling tone heard; the call continues as fax", flow=route.fax_detect)
             call.vars["fax_detected"] = "1"
             await self._run_flow(call, route.fax_detect)
@@ -396,14 +357,6 @@ class Engine:
         windows = list(self.queues.stats.window_gauges(time.time())) if self.queues else []
         return {"active_calls": len(self.legs), "capacity": self.capacity, "windows": windows,
                 **snap}
-
-    def _fax_jobs(self) -> tuple[dict[str, int], float] | None:
-        """The fax job gauges at a scrape (None before start)."""
-        store, fax = self.fax_store, self.fax
-        if store is None or fax is None:
-            return None
-        dialer = fax.dialer
-        return store.job_counts(), dialer.overdue(time.time()) if dialer else 0.0
 
     def _flow_reloaded(self, spec: str, ok: bool) -> None:
         self.metrics.flow_reloads.labels("ok" if ok else "failed").inc()

@@ -174,7 +174,7 @@ class StoreBackedCall(VoicemailVerbs, FakeCall):
 
     def __init__(self, store, script, **kw):
         super().__init__(script, **kw)
-        self._engine = SimpleNamespace(voicemail=store, voicemail_notifier=None)
+        self._services = SimpleNamespace(voicemail_store=lambda: store, voicemail_notifier=None)
         self.log = structlog.get_logger("test")
 
     async def _vm_run(self, fn, *args, **kw):

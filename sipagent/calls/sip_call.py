@@ -15,7 +15,7 @@ from sipagent.fax.verbs import FaxVerbs
 from sipagent.voicemail.verbs import VoicemailVerbs
 
 if TYPE_CHECKING:
-    from sipagent.engine import Engine
+    from sipagent.calls.services import CallServices
 
 # How long a caller's media may take to come up after our 200 OK.
 MEDIA_TIMEOUT = 5.0
@@ -24,17 +24,17 @@ TRANSFER_RING_TIMEOUT = 30.0
 
 class SipCall(VoicemailVerbs, FaxVerbs):
     def __init__(self, leg: CallLeg, *, call_id: str, caller: str, called: str,
-                 headers: Mapping[str, str], engine: "Engine", route, log):
+                 headers: Mapping[str, str], services: CallServices, route, log):
         self.leg = leg
         self.call_id = call_id
         self.caller = caller
         self.called = called
         self.headers = dict(headers)
         self.vars: dict[str, str] = {}
-        self.language = engine.prompts.language
+        self.language = services.prompts.language
         self.answered = False
         self.log = log
-        self._engine = engine
+        self._services = services
         self._route = route
         self._last_queue: str | None = None
         self._released = False      # hung up or transferred by the flow itself
@@ -64,7 +64,7 @@ class SipCall(VoicemailVerbs, FaxVerbs):
         for name in prompts:
             self._alive()
             # A prompt heard for the first time is synthesized: not on the loop.
-            path = await asyncio.to_thread(self._engine.prompts.path, name, self.language)
+            path = await asyncio.to_thread(self._services.prompts.path, name, self.language)
             digit = await play_prompt(self.leg, path, barge_in=barge_in)
             self._alive()
             if digit is not None:
@@ -76,7 +76,7 @@ class SipCall(VoicemailVerbs, FaxVerbs):
         self._alive()
         # espeak-ng runs once per distinct text (cached), in a thread: the
         # loop keeps serving every other call meanwhile.
-        path = await asyncio.to_thread(self._engine.prompts.speech, text, voice or language
+        path = await asyncio.to_thread(self._services.prompts.speech, text, voice or language
                                        or self.language)
         return await self.play(str(path), barge_in=barge_in)
 
@@ -128,10 +128,10 @@ class SipCall(VoicemailVerbs, FaxVerbs):
         if prompt:
             await self.play(*([prompt] if isinstance(prompt, str) else prompt))
         if beep:
-            await self.play(str(self._engine.prompts.beep()))
+            await self.play(str(self._services.prompts.beep()))
         self._alive()
         self.leg.digit_buffer.clear()  # a key pressed before the beep is not a terminator
-        return await record_caller(self.leg, self._engine.recordings_dir, max_length=max_length,
+        return await record_caller(self.leg, self._services.recordings_dir, max_length=max_length,
                                    silence=silence, terminators=terminators)
 
     # -- where the call goes -----------------------------------------------------------
@@ -139,8 +139,8 @@ class SipCall(VoicemailVerbs, FaxVerbs):
                       skills: Mapping[str, int] | None = None,
                       data: Mapping[str, str] | None = None) -> QueueOutcome:
         self._alive()
-        outcome = await self._engine.queues.enqueue(self, queue, priority=priority,
-                                                    skills=skills or {}, data=data or {})
+        outcome = await self._services.queues.enqueue(self, queue, priority=priority,
+                                                      skills=skills or {}, data=data or {})
         if outcome.answered:
             self._last_queue = queue
             self.vars["_last_agent"] = outcome.agent or ""
@@ -153,10 +153,10 @@ class SipCall(VoicemailVerbs, FaxVerbs):
         self._alive()
         uri = target if target.startswith(("sip:", "sips:")) else self._trunk_uri(target)
         self.log.info("transferring", target=uri)
-        other = dial(self._engine.account, uri, label=f"{self.call_id}=>transfer",
+        other = dial(self._services.account(), uri, label=f"{self.call_id}=>transfer",
                      headers={"X-Sipacd-Call-Id": self.call_id,
                               "X-Sipacd-Caller": self.caller or "anonymous"})
-        self._engine.track(other)
+        self._services.track_leg(other)
         try:
             await asyncio.wait_for(asyncio.shield(other.confirmed), TRANSFER_RING_TIMEOUT)
         except (LegEnded, TimeoutError):
@@ -164,7 +164,7 @@ class SipCall(VoicemailVerbs, FaxVerbs):
             self.log.info("transfer target did not answer", target=uri)
             self._alive()
             return False
-        if not await self._engine.queues.bridge_when_ready(self.leg, other, self.call_id):
+        if not await self._services.queues.bridge_when_ready(self.leg, other, self.call_id):
             other.end()
             self._alive()
             return False
@@ -181,14 +181,14 @@ class SipCall(VoicemailVerbs, FaxVerbs):
 
     async def goto_flow(self, flow: str) -> None:
         self._alive()
-        await self._engine.run_flow_spec(self, flow)
+        await self._services.run_flow(self, flow)
 
     # -- the business ------------------------------------------------------------------
     def is_open(self, schedule: str | None = None) -> bool:
         name = schedule or getattr(self._route, "schedule", None)
         if not name:
             return True
-        return schedule_is_open(self._engine.schedules[name], datetime.now(timezone.utc))
+        return schedule_is_open(self._services.schedules[name], datetime.now(timezone.utc))
 
     async def request_callback(self, number: str, *, queue: str,
                                data: Mapping[str, str] | None = None,
@@ -196,14 +196,14 @@ class SipCall(VoicemailVerbs, FaxVerbs):
         if at is None:
             name = getattr(self._route, "schedule", None)
             if name and not self.is_open():
-                at = next_opening(self._engine.schedules[name], datetime.now(timezone.utc))
-        return self._engine.queues.callbacks.request_web(
+                at = next_opening(self._services.schedules[name], datetime.now(timezone.utc))
+        return self._services.queues.callbacks.request_web(
             number, queue, None if at is None else at.timestamp())
 
     async def record_survey(self, score: int, *, scale: int = 5,
                             question: str = "satisfaction") -> None:
-        self._engine.eventlog.survey_answer(self.call_id, score, scale, queue=self._last_queue)
-        self._engine.metrics.surveys.labels(self._last_queue or "", str(score)).inc()
+        self._services.eventlog.survey_answer(self.call_id, score, scale, queue=self._last_queue)
+        self._services.metrics.surveys.labels(self._last_queue or "", str(score)).inc()
         self.log.info("survey answer", score=score, scale=scale, question=question)
 
     async def _until_ended(self, aw, timeout: float) -> None:

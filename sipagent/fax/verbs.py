@@ -2,14 +2,15 @@
 
 ``SipCall`` mixes this in.  Library lookups, PIN checks and two-call jobs
 touch no media and never raise :class:`ivrflows.CallerHangup`; sending and
-receiving run the modem on the call through ``engine.fax``
+receiving run the modem on the call through the call's fax service
 (:class:`sipagent.fax.service.FaxService`).
 
 The call keeps the protected documents its caller unlocked with a PIN; a
 protected document that was not unlocked is refused by every verb that
 would send it, so a flow cannot leak one by mistake.
 
-Needs from the class it is mixed into: ``_engine`` (``fax``), ``leg``,
+Needs from the class it is mixed into: ``_services`` (a
+:class:`sipagent.calls.services.CallServices`: ``fax_service()``), ``leg``,
 ``call_id``, ``caller``, ``answered``, ``answer()``, ``_alive()``, ``log``.
 """
 from __future__ import annotations
@@ -27,13 +28,10 @@ def fax_result(record) -> FaxResult:
 
 
 class FaxVerbs:
-    _engine: object
+    _services: object
 
     def _fax(self):
-        fax = getattr(self._engine, "fax", None)
-        if fax is None:
-            raise LookupError("fax is not set up on this engine")
-        return fax
+        return self._services.fax_service()   # LookupError without fax
 
     def _fax_unlocked(self) -> dict[str, str]:
         """Document number -> the PIN that unlocked it (a two-call job is

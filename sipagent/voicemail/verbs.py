@@ -9,7 +9,8 @@ hung up.  Media verbs used by the flows (play, record, gather) stay SipCall's.
 The call keeps the set of boxes its caller opened with a PIN; the message
 verbs refuse any other box, so a flow file cannot read a box by mistake.
 
-Needs from the class it is mixed into: ``_engine`` (``voicemail`` store and
+Needs from the class it is mixed into: ``_services`` (a
+:class:`sipagent.calls.services.CallServices`: ``voicemail_store()`` and
 ``voicemail_notifier``), ``caller``, ``called``, ``headers``, ``log``.
 """
 from __future__ import annotations
@@ -35,13 +36,10 @@ def caller_name(headers) -> str:
 
 
 class VoicemailVerbs:
-    _engine: object
+    _services: object
 
     def _vm_store(self):
-        store = getattr(self._engine, "voicemail", None)
-        if store is None:
-            raise LookupError("voicemail is not configured on this engine")
-        return store
+        return self._services.voicemail_store()   # LookupError without voicemail
 
     def _vm_opened(self) -> set[str]:
         opened = self.__dict__.get("_vm_opened_boxes")
@@ -70,7 +68,7 @@ class VoicemailVerbs:
             self.log.info("voicemail refused", mailbox=mailbox, reason=type(exc).__name__,
                           seconds=round(recording.duration, 1))
             raise
-        notifier = getattr(self._engine, "voicemail_notifier", None)
+        notifier = self._services.voicemail_notifier
         if notifier is not None:
             notifier.wake()
         self.log.info("voicemail filed", mailbox=mailbox, message=message_id,
