@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("acdcore",),
     ("ivrflows",),
     ("sipagent.mediaports", "sipagent.store", "sipagent.logs", "sipagent.metrics",
-     "sipagent.loop_watchdog"),
+     "sipagent.loop_watchdog", "sipagent.tasks"),
     ("sipagent.sip",),
     ("sipagent.media",),
     ("sipagent.queue", "sipagent.voicemail", "sipagent.fax"),
