@@ -23,8 +23,9 @@ REPO = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
     ("acdcore",),
     ("ivrflows",),
+    ("sipagent.tasks",),
     ("sipagent.mediaports", "sipagent.store", "sipagent.logs", "sipagent.metrics",
-     "sipagent.loop_watchdog", "sipagent.tasks"),
+     "sipagent.loop_watchdog"),
     ("sipagent.sip",),
     ("sipagent.media",),
     ("sipagent.queue", "sipagent.voicemail", "sipagent.fax"),

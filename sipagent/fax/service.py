@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 from sipagent.sip import fax_media
 from sipagent.fax.metrics import FaxMetrics
 from sipagent.mediaports.fax import FaxSession
+from sipagent.tasks import cancel_and_wait
 
 # After phase E the last T.30 frames (MCF, DCN) are still in flight through
 # RTP and the far jitter buffer; hanging up at once can cut them off.
@@ -78,8 +79,7 @@ class FaxService:
                 # Let the last frames drain unless the far end hangs up first.
                 await asyncio.wait([leg.ended], timeout=LINGER)
                 return result
-            waiter.cancel()
-            await asyncio.gather(waiter, return_exceptions=True)
+            await cancel_and_wait(waiter)
             progress = session.progress()
             session.terminate()
             result = session.poll() or dropped("call ended before T.30 finished")

@@ -41,6 +41,7 @@ import aiohttp
 import structlog
 
 from sipagent.store.outbox import Notification, Outbox
+from sipagent.tasks import cancel_and_wait
 
 # The longest the loop sleeps without looking at the outbox; a new item wakes
 # it at once, this only bounds how late a retry can be after a clock jump.
@@ -104,8 +105,7 @@ class OutboxNotifier:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), grace)
             except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+                await cancel_and_wait(self._task)
             self._task = None
         if self._http is not None:
             await self._http.close()
