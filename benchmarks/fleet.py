@@ -21,24 +21,26 @@ The loop is a plain timer heap around ``libHandleEvents(timeout)`` (pjsua2
 created with threadCnt=0 and mainThreadOnly, as everywhere in the
 project): a packet wakes the poll at once, so the timestamps taken in
 callbacks are sub-millisecond, which the dispatch-latency measurement
-needs.  stdin carries JSON commands, stdout JSON events:
+needs.  The pjsua2 library, the commands on stdin and the events on stdout
+are simphones/ua_process.py's, as for the test phones:
 
   in:  {"cmd":"arrivals","on":false}   stop placing calls (the run drains)
        {"cmd":"mark"}                  start of the measurement window
        {"cmd":"record","n":10}         record the next n answered callers
        {"cmd":"quit"}                  also stdin EOF and SIGTERM
   out: {"ev":"ready"} {"ev":"stats",...} once a second, {"ev":"summary",...}
-       at exit, {"ev":"fatal","msg":..} if start-up failed.
+       at exit, {"ev":"fatal","msg":..} if start-up failed; {"ev":"ok"} or
+       {"ev":"error","msg":..} answers a command.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import itertools
-import json
 import os
+import queue
 import random
-import select
 import signal
 import sys
 import time
@@ -49,8 +51,9 @@ import pjsua2 as pj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from simphones import tones  # noqa: E402
-from sipagent.sip import message as sip_message  # noqa: E402
 from simphones.event_stdout import claim_stdout  # noqa: E402
+from simphones.ua_process import Library, emit, guarded, log, read_stdin, run_command  # noqa: E402
+from sipagent.sip import message as sip_message  # noqa: E402
 
 CALLER_TONE = 440.0
 AGENT_TONE = 880.0
@@ -58,10 +61,6 @@ AGENT_TONE = 880.0
 
 def now() -> float:
     return time.monotonic()
-
-
-def log(msg: str) -> None:
-    sys.stderr.write(f"fleet[{os.getpid()}]: {msg}\n")
 
 
 def headers_of(whole_msg: str) -> dict[str, str]:
@@ -97,39 +96,34 @@ class Leg(pj.Call):
         self.hung_up_at: float | None = None
         self.broken = False
 
+    @guarded
     def onCallState(self, prm):
-        try:
-            ci = self.getInfo()
-            state = ci.state
-            if state == pj.PJSIP_INV_STATE_CONFIRMED and self.confirmed_at is None:
-                self.confirmed_at = now()
-                self.fleet.on_confirmed(self)
-            elif state == pj.PJSIP_INV_STATE_DISCONNECTED and self.ended_at is None:
-                self.ended_at = now()
-                # pjsua2 2.12.1 leaves Call.id set after DISCONNECTED, and
-                # ~Call() then clears the user data of, and hangs up, whatever
-                # call holds that id by the time Python drops this object.
-                # pjsua hands ids out round-robin, so at 100 legs/s an id is
-                # reused within ~10 s and a leg kept that long (a pending
-                # patience timer) silently killed a stranger's call: lost
-                # callbacks, agents stuck "talking", and segfaults in
-                # pjsua_call_answer2.  Never run that destructor: the C++
-                # object (media already cleared) is left to process exit.
-                self.thisown = False
-                self.end_code = int(ci.lastStatusCode)
-                self.fleet.on_ended(self)
-        except Exception as exc:  # pjsua2 would print and swallow it
-            log(f"onCallState: {exc!r}")
+        ci = self.getInfo()
+        state = ci.state
+        if state == pj.PJSIP_INV_STATE_CONFIRMED and self.confirmed_at is None:
+            self.confirmed_at = now()
+            self.fleet.on_confirmed(self)
+        elif state == pj.PJSIP_INV_STATE_DISCONNECTED and self.ended_at is None:
+            self.ended_at = now()
+            # pjsua2 2.12.1 leaves Call.id set after DISCONNECTED, and
+            # ~Call() then clears the user data of, and hangs up, whatever
+            # call holds that id by the time Python drops this object.
+            # pjsua hands ids out round-robin, so at 100 legs/s an id is
+            # reused within ~10 s and a leg kept that long (a pending
+            # patience timer) silently killed a stranger's call: lost
+            # callbacks, agents stuck "talking", and segfaults in
+            # pjsua_call_answer2.  Never run that destructor: the C++
+            # object (media already cleared) is left to process exit.
+            self.thisown = False
+            self.end_code = int(ci.lastStatusCode)
+            self.fleet.on_ended(self)
 
+    @guarded
     def onCallMediaState(self, prm):
-        try:
-            ci = self.getInfo()
-            media = ci.media
-            for m in media:
-                if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                    self.fleet.on_media(self, self.getAudioMedia(m.index))
-        except Exception as exc:
-            log(f"onCallMediaState: {exc!r}")
+        ci = self.getInfo()  # keep ci alive while iterating ci.media
+        for m in ci.media:
+            if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self.fleet.on_media(self, self.getAudioMedia(m.index))
 
 
 class Account(pj.Account):
@@ -137,11 +131,9 @@ class Account(pj.Account):
         super().__init__()
         self.fleet = fleet
 
+    @guarded
     def onIncomingCall(self, prm):
-        try:
-            self.fleet.on_incoming(self, prm)
-        except Exception as exc:
-            log(f"onIncomingCall: {exc!r}")
+        self.fleet.on_incoming(self, prm)
 
 
 class Fleet:
@@ -176,41 +168,11 @@ class Fleet:
 
     # -- pjsua2 ------------------------------------------------------------------
     def start(self) -> None:
-        ep = self.ep = pj.Endpoint()
-        ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = self.a.max_calls
-        cfg.uaConfig.userAgent = "sipacd-load-fleet"
-        cfg.logConfig.level = 1
-        cfg.logConfig.consoleLevel = 1
-        med = cfg.medConfig
-        med.clockRate = med.sndClockRate = 8000
-        med.channelCount = 1
-        med.noVad = True
-        med.ecTailLen = 0
-        med.sndAutoCloseTime = -1
-        ep.libInit(cfg)
-        tcfg = pj.TransportConfig()
-        tcfg.port = self.a.port
-        tcfg.boundAddress = "127.0.0.1"
-        tcfg.publicAddress = "127.0.0.1"
-        try:
-            self.tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-        except pj.Error as e:
-            raise RuntimeError(f"cannot bind 127.0.0.1:{self.a.port}: {e.info()}") from None
-        ep.libStart()
-        ep.audDevManager().setNullDev()
-        for ci in ep.codecEnum2():
-            ep.codecSetPriority(ci.codecId, 255 if ci.codecId == "PCMU/8000/1" else 0)
-        acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:fleet@127.0.0.1:{self.a.port}"
-        acfg.sipConfig.transportId = self.tid
-        acfg.mediaConfig.transportConfig.port = self.a.rtp_port
-        acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        self.lib = Library(ip="127.0.0.1", port=self.a.port, user_agent="sipacd-load-fleet",
+                           max_calls=self.a.max_calls, log_level=1)
+        self.lib.use_codecs("PCMU/8000/1")
         self.acc = Account(self)
-        self.acc.create(acfg, True)
+        self.acc.create(self.lib.account_config("fleet", self.a.rtp_port), True)
         tone_dir = os.path.join(self.a.workdir, "tones")
         # One looping player per tone, shared by every call: one bridge port
         # instead of hundreds.
@@ -226,13 +188,12 @@ class Fleet:
             self._hangup(leg)
         end = now() + 3.0
         while self.legs and now() < end:
-            self.ep.libHandleEvents(20)
+            self.lib.ep.libHandleEvents(20)
             self._release()
         self.timers.clear()
         self._release()
         self.callers.clear()
         self.legs.clear()
-        import gc
         gc.collect()
         # A Call still referenced now (by a frame, a traceback...) must not be
         # deleted after libDestroy: pjlib would abort the process.
@@ -241,8 +202,7 @@ class Fleet:
         self.players.clear()
         self.acc.shutdown()
         self.acc = None
-        gc.collect()
-        self.ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
+        self.lib.destroy()
 
     # -- callers -------------------------------------------------------------------
     def place_call(self) -> None:
@@ -424,30 +384,31 @@ class Fleet:
 
     # -- the loop ----------------------------------------------------------------------
     def emit(self, **ev) -> None:
-        sys.stdout.write(json.dumps(ev) + "\n")
-        sys.stdout.flush()
+        if not emit(**ev):
+            self.stopping = True        # nobody reads us any more
 
-    def command(self, msg: dict) -> None:
-        cmd = msg.get("cmd")
-        if cmd == "arrivals":
-            self.arrivals_on = bool(msg.get("on"))
-            if self.arrivals_on:
-                self.next_arrival = now()
-                self.at(now(), self.place_call)
-        elif cmd == "mark":
-            self.marked = True
-            for k in ("placed", "setup_failed", "answered", "abandoned", "dropped",
-                      "agent_calls", "agent_cancelled"):
-                self.counts[k] = 0
-            self.fail_codes.clear()
-            self.waits_answered.clear()
-            self.waits_abandoned.clear()
-            self.talk.clear()
-            self.dispatch.clear()
-        elif cmd == "record":
-            self.to_record += int(msg.get("n", 1))
-        elif cmd == "quit":
-            self.stopping = True
+    def cmd_arrivals(self, on: bool) -> None:
+        self.arrivals_on = bool(on)
+        if self.arrivals_on:
+            self.next_arrival = now()
+            self.at(now(), self.place_call)
+
+    def cmd_mark(self) -> None:
+        self.marked = True
+        for k in ("placed", "setup_failed", "answered", "abandoned", "dropped",
+                  "agent_calls", "agent_cancelled"):
+            self.counts[k] = 0
+        self.fail_codes.clear()
+        self.waits_answered.clear()
+        self.waits_abandoned.clear()
+        self.talk.clear()
+        self.dispatch.clear()
+
+    def cmd_record(self, n: int = 1) -> None:
+        self.to_record += int(n)
+
+    def cmd_quit(self) -> None:
+        self.stopping = True
 
     def stats(self) -> dict:
         waiting = sum(1 for c in self.callers.values()
@@ -459,7 +420,8 @@ class Fleet:
         self.at(now(), self.place_call)
         next_stats = now() + 1.0
         next_stdin = now()
-        buf = b""
+        lines: queue.SimpleQueue = queue.SimpleQueue()
+        read_stdin(lines.put)
         while not self.stopping:
             t = now()
             while self.timers and self.timers[0][0] <= t:
@@ -469,25 +431,19 @@ class Fleet:
                 except Exception as exc:
                     log(f"{fn.__name__}: {exc!r}")
             wait = min(0.01, max(0.0, self.timers[0][0] - now()) if self.timers else 0.01)
-            self.ep.libHandleEvents(int(wait * 1000))
+            self.lib.ep.libHandleEvents(int(wait * 1000))
             self._release()
             if now() >= next_stats:
                 next_stats += 1.0
                 self.emit(ev="stats", **self.stats())
             if now() >= next_stdin:
                 next_stdin = now() + 0.1
-                while select.select([0], [], [], 0)[0]:
-                    chunk = os.read(0, 65536)
-                    if not chunk:
-                        self.stopping = True
-                        break
-                    buf += chunk
-                    if len(chunk) < 65536:
-                        break
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        self.command(json.loads(line))
+                while not lines.empty() and not self.stopping:
+                    line = lines.get()
+                    if line is None:
+                        self.stopping = True    # EOF
+                    else:
+                        run_command(self, line)
 
     def summary(self) -> dict:
         return {"ev": "summary", **self.counts, "fail_codes": self.fail_codes,

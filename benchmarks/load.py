@@ -52,13 +52,11 @@ import math
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,11 +66,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-sys.path.append(str(REPO / "tests"))      # the suite's port locks
+sys.path.append(str(REPO / "tests"))      # the suite's port locks and process helpers
 
 from acdcore.erlang import ErlangA  # noqa: E402
 from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
+from engine_proc import Engine  # noqa: E402
 from portlocks import PortAllocator  # noqa: E402
+from procs import stop_process  # noqa: E402
 
 FLEET = Path(__file__).resolve().parent / "fleet.py"
 QUEUE = "support"
@@ -166,71 +166,33 @@ def _env() -> dict:
     return env
 
 
-def stop_pid(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL, by our child's PID."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 3.0)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            pass
+def engine_config(p: Params, sip_port: int, http_port: int, agent_port: int, work: Path,
+                  prompts: Path) -> dict:
+    return {
+        # Each bridged call is two legs; keep headroom under the 1000-leg ceiling.
+        "sip": {"listen": "127.0.0.1", "port": sip_port, "max_calls": 1000},
+        "http": {"listen": "127.0.0.1", "port": http_port},
+        "data": {"dir": str(work / "data")},
+        "flows": {"dir": str(work / "flows"), "prompts_dir": str(prompts)},
+        "log": {"level": "warning", "format": "json", "pjsip_level": 1},
+        "routes": [{"number": "100", "flow": "load", "queue": QUEUE}],
+        "queues": {QUEUE: {"strategy": "longest_idle", "ring_timeout": max(5.0, 10 * p.ring),
+                           "wrap_up": float(p.wrap_up),
+                           "service_levels": [float(t) for t in p.thresholds],
+                           "short_abandon": float(p.short_abandon)}},
+        "agents": {f"a{i}": {"uri": f"sip:a{i}@127.0.0.1:{agent_port}", "queues": [QUEUE]}
+                   for i in range(p.agents)},
+    }
 
 
-def toml_config(p: Params, sip_port: int, http_port: int, agent_port: int, work: Path,
-                prompts: Path) -> str:
-    q = lambda s: json.dumps(str(s))  # noqa: E731  (TOML basic strings = JSON strings)
-    # Each bridged call is two legs; keep headroom under the 1000-leg ceiling.
-    max_calls = 1000
-    lines = [
-        "[sip]", 'listen = "127.0.0.1"', f"port = {sip_port}", f"max_calls = {max_calls}", "",
-        "[http]", 'listen = "127.0.0.1"', f"port = {http_port}", "",
-        "[data]", f"dir = {q(work / 'data')}", "",
-        "[flows]", f"dir = {q(work / 'flows')}", f"prompts_dir = {q(prompts)}", "",
-        "[log]", 'level = "warning"', 'format = "json"', "pjsip_level = 1", "",
-        "[[routes]]", 'number = "100"', 'flow = "load"', f'queue = "{QUEUE}"', "",
-        f"[queues.{QUEUE}]", 'strategy = "longest_idle"',
-        f"ring_timeout = {max(5.0, 10 * p.ring)!r}", f"wrap_up = {float(p.wrap_up)!r}",
-        f"service_levels = [{', '.join(repr(float(t)) for t in p.thresholds)}]",
-        f"short_abandon = {float(p.short_abandon)!r}", "",
-    ]
-    for i in range(p.agents):
-        lines += [f"[agents.a{i}]", f'uri = "sip:a{i}@127.0.0.1:{agent_port}"',
-                  f'queues = ["{QUEUE}"]', ""]
-    return "\n".join(lines)
+class EngineProc(Engine):
+    """The engine under load, and what it costs."""
 
-
-class EngineProc:
-    def __init__(self, config: Path, http_port: int, work: Path, timeout: float = 60.0):
-        self.http_port = http_port
-        self.log_path = work / "engine.log"
-        self._log = open(self.log_path, "ab")
+    def __init__(self, config: dict, work: Path):
         # SIPACD_LOAD_ENGINE_WRAPPER="gdb -batch -ex run -ex bt --args" for a
         # backtrace when the engine crashes under load.
-        wrapper = os.environ.get("SIPACD_LOAD_ENGINE_WRAPPER", "").split()
-        self.proc = subprocess.Popen([*wrapper, sys.executable, "-m", "sipagent", "run", "-c",
-                                      str(config)],
-                                     stdout=self._log, stderr=self._log, cwd=work, env=_env())
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"engine exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                self.get("/healthz")
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"engine did not come up: {self.tail()}")
-                time.sleep(0.2)
-
-    def get(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=5) as r:
-            return r.read().decode()
+        super().__init__(work, config, start_timeout=60.0,
+                         command_prefix=os.environ.get("SIPACD_LOAD_ENGINE_WRAPPER", "").split())
 
     def metrics(self) -> dict[tuple, float]:
         """{(name, ((label, value), ...)): value} of one scrape."""
@@ -251,15 +213,8 @@ class EngineProc:
                 return int(line.split()[1]) / 1024
         return math.nan
 
-    def tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
     def stop(self) -> None:
-        stop_pid(self.proc, 15.0)
-        self._log.close()
+        super().stop(15.0)
 
 
 class FleetProc:
@@ -309,7 +264,7 @@ class FleetProc:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
-        stop_pid(self.proc, 5.0)
+        stop_process(self.proc, term_wait=5.0)
         self._reader.join(5.0)
         self._log.close()
         return self.summary
@@ -514,13 +469,12 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
     (work / "flows" / "load.py").write_text(FLOW)
     # Prompts are rendered once (espeak-ng) and shared by every run.
     prompts = Path(tempfile.gettempdir()) / "sipacd-load-prompts"
-    cfg_path = work / "sipacd.toml"
-    cfg_path.write_text(toml_config(p, ports["sip"], ports["http"], ports["fleet"], work, prompts))
+    config = engine_config(p, ports["sip"], ports["http"], ports["fleet"], work, prompts)
     notes: list[str] = []
     engine = fleet = None
     try:
         say("starting the engine")
-        engine = EngineProc(cfg_path, ports["http"], work)
+        engine = EngineProc(config, work)
         say("starting the fleet")
         # Fleet RTP from 6000 up, the engine's from 4000 (pjsua skips busy ports).
         fleet = FleetProc(p, ports["fleet"], f"sip:100@127.0.0.1:{ports['sip']}", work, 6000)
@@ -533,7 +487,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
                 raise RuntimeError(
                     f"the engine died {time.monotonic() - t0:.0f} s into the warm-up (exit "
                     f"{engine.proc.returncode}; -11 is SIGSEGV), before the window:\n"
-                    + engine.tail(5))
+                    + engine.log_tail(5))
         m_a = engine.metrics()
         cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
         fleet.send("mark")
@@ -625,7 +579,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         eng["outside_dispatch_p99_ms"] = 1e3 * pct(d, 99)
         eng["outside_dispatch_count"] = len(d)
         measured = measured_from_metrics(m_a, m_b, p, window)
-        rep = sipacd_report(cfg_path, epoch_a, epoch_b, p, window)
+        rep = sipacd_report(engine.config_path, epoch_a, epoch_b, p, window)
         if "error" in rep:
             notes.append(f"sipacd report: n/a ({rep['error']})")
         audio = [{**audio_check(r), "kind": r["kind"], "path": r["path"],

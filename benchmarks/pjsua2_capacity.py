@@ -61,6 +61,7 @@ import traceback
 import pjsua2 as pj
 
 from simphones.event_stdout import claim_stdout
+from simphones.ua_process import Library
 
 MAX_CALLS = 1024            # uaConfig.maxCalls on both sides (the build's cap)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -124,58 +125,18 @@ def log(role: str, msg: str) -> None:
     sys.stderr.flush()
 
 
-class StderrLog(pj.LogWriter):
-    def write(self, entry):
-        msg = entry.msg
-        sys.stderr.write(msg if msg.endswith("\n") else msg + "\n")
-
-
-class Ua:
-    """One pjsua2 library in this process: endpoint, UDP transport, account."""
+class Ua(Library):
+    """One pjsua2 library in this process (set up as for the test phones)
+    with its one account."""
 
     def __init__(self, role: str, sip_port: int, rtp_port: int, rtp_range: int,
                  log_level: int, account_cls):
+        super().__init__(ip="127.0.0.1", port=sip_port, user_agent=f"sipacd-capacity-{role}",
+                         max_calls=MAX_CALLS, log_level=log_level)
         self.role = role
-        self.writer = StderrLog()
-        ep = self.ep = pj.Endpoint()
-        ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = MAX_CALLS
-        cfg.uaConfig.userAgent = f"sipacd-capacity-{role}"
-        cfg.logConfig.writer = self.writer
-        cfg.logConfig.level = log_level
-        cfg.logConfig.consoleLevel = log_level   # the writer sees only these
-        cfg.medConfig.clockRate = 8000
-        cfg.medConfig.sndClockRate = 8000
-        cfg.medConfig.channelCount = 1
-        cfg.medConfig.noVad = True               # silence still goes out as RTP
-        cfg.medConfig.ecTailLen = 0
-        cfg.medConfig.sndAutoCloseTime = -1      # keep the null device's clock running
-        ep.libInit(cfg)
-        tcfg = pj.TransportConfig()
-        tcfg.port = sip_port
-        tcfg.boundAddress = "127.0.0.1"
-        tcfg.publicAddress = "127.0.0.1"
-        try:
-            self.tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-        except pj.Error as e:
-            # str() of a pj.Error is empty; info() has the reason.
-            raise RuntimeError(f"{role}: cannot bind SIP UDP 127.0.0.1:{sip_port}: "
-                               f"{e.info()}") from None
-        ep.libStart()
-        ep.audDevManager().setNullDev()
-        for ci in ep.codecEnum2():
-            ep.codecSetPriority(ci.codecId, 255 if ci.codecId == PCMU else 0)
-        acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:{role}@127.0.0.1:{sip_port}"
-        acfg.sipConfig.transportId = self.tid
-        acfg.mediaConfig.transportConfig.port = rtp_port
-        acfg.mediaConfig.transportConfig.portRange = rtp_range
-        acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        self.use_codecs(PCMU)
         self.acc = account_cls()
-        self.acc.create(acfg, True)
+        self.acc.create(self.account_config(role, rtp_port, rtp_range), True)
 
     def poll(self, ms: int) -> None:
         self.ep.libHandleEvents(ms)
@@ -184,12 +145,7 @@ class Ua:
         """Call only once every Call has been dropped by the caller."""
         self.acc.shutdown()
         self.acc = None
-        gc.collect()   # anything pjsua2 that outlives libDestroy aborts
-        # No call is left to wait for on the wire.
-        self.ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
-        self.ep = None
-        self.writer = None
-        gc.collect()
+        super().destroy()
 
 
 # --- UAS ----------------------------------------------------------------------

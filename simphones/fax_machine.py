@@ -13,65 +13,37 @@ pjsua2 allows one library per process.  The tests and benchmarks start one
 sender and one receiver.
 
 stdout carries JSON events, one per line:
-    {"ev":"ready","port":P}
+    {"ev":"ready","port":P,"ip":IP}
     {"ev":"state","state":"CONFIRMED","code":200}
     {"ev":"media","slot":N,"jitter_discard":"none",..}  fax port attached
     {"ev":"progress","negotiated":true,"pages":1,"line_seconds":..}
     {"ev":"t38_rejected"}                     a re-INVITE offered T.38: 488
     {"ev":"fax", ...FaxSession.poll() result, "cpu_seconds":..}
     {"ev":"exit"}
-stdin: a line {"cmd":"quit"} or EOF ends the process; so do SIGTERM/SIGINT.
+    {"ev":"ok"|"error","id":..}              the answer to a command
+stdin: a line {"cmd":"quit"} or EOF ends the process; so do SIGTERM/SIGINT
+and --timeout.  ({"cmd":"ping"} is answered too.)
 
-Threading as in the engine: pjsua2 lives in the asyncio loop's thread
-(threadCnt = 0, mainThreadOnly); the fax modem runs in C on the bridge's clock
-thread; its results come back through the session's eventfd (add_reader).
+The process (the pjsua2 library, stdin and stdout, start and shutdown) is
+ua_process.py's, shared with the phone: pjsua2 lives in the asyncio loop's
+thread (threadCnt = 0, mainThreadOnly).  The fax modem runs in C on the
+bridge's clock thread; its results come back through the session's eventfd
+(add_reader).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
-import json
-import os
 import resource
-import signal
 import sys
-import threading
-import traceback
 
 import pjsua2 as pj
 
-from sipagent.sip import fax_media
+from simphones.ua_process import CALL_STATES, Library, UAProcess, guarded, run_process
 from sipagent.mediaports import jitter
-from simphones.event_stdout import claim_stdout
 from sipagent.mediaports.fax import FaxSession
-
-STATES = {
-    pj.PJSIP_INV_STATE_CALLING: "CALLING", pj.PJSIP_INV_STATE_INCOMING: "INCOMING",
-    pj.PJSIP_INV_STATE_EARLY: "EARLY", pj.PJSIP_INV_STATE_CONNECTING: "CONNECTING",
-    pj.PJSIP_INV_STATE_CONFIRMED: "CONFIRMED", pj.PJSIP_INV_STATE_DISCONNECTED: "DISCONNECTED",
-}
-
-
-def log(msg: str) -> None:
-    sys.stderr.write(f"faxua[{os.getpid()}]: {msg}\n")
-    sys.stderr.flush()
-
-
-def guarded(fn):
-    """pjsua2 swallows exceptions from callbacks; make them visible."""
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Exception:
-            log(f"exception in {fn.__name__}:\n{traceback.format_exc()}")
-    wrapper.__name__ = fn.__name__
-    return wrapper
-
-
-class PjLog(pj.LogWriter):
-    def write(self, entry):
-        sys.stderr.write(entry.msg if entry.msg.endswith("\n") else entry.msg + "\n")
+from sipagent.sip import fax_media
 
 
 class FaxAccount(pj.Account):
@@ -92,7 +64,7 @@ class FaxCall(pj.Call):
     @guarded
     def onCallState(self, prm):
         ci = self.getInfo()
-        self.term.emit(ev="state", state=STATES.get(ci.state, str(ci.state)),
+        self.term.emit(ev="state", state=CALL_STATES.get(ci.state, str(ci.state)),
                        code=int(ci.lastStatusCode), reason=ci.lastReason)
         if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.term.loop.call_soon(self.term.call_ended)
@@ -118,71 +90,36 @@ class FaxCall(pj.Call):
             self.term.emit(ev="t38_rejected")
 
 
-class FaxTerminal:
+class FaxTerminal(UAProcess):
+    """The fax machine: one call, one FaxSession on it."""
+
     def __init__(self, args: argparse.Namespace):
+        super().__init__(args.ip, args.port)
         self.args = args
-        self.loop = asyncio.get_running_loop()
         # Per call: the process-wide jitter settings stay pjsua's defaults.
         self.jitter = fax_media.JitterPolicy(args.jitter_ms or None, discard=args.jitter_discard)
-        self.ep: pj.Endpoint | None = None
-        self.writer: PjLog | None = None
         self.account: FaxAccount | None = None
         self.call: FaxCall | None = None
         self.call_id: int | None = None
         self.fax: FaxSession | None = None
         self.result: dict | None = None
-        self.stopping = asyncio.Event()
-        self.stopped_by_request = False
         self.cpu_at_media = 0.0
         self.recorders: list[pj.AudioMediaRecorder] = []
         self.media_seen = False
         self.cutting = False
 
-    def emit(self, **event) -> None:
-        try:
-            sys.stdout.write(json.dumps(event) + "\n")
-            sys.stdout.flush()
-        except (BrokenPipeError, ValueError):
-            self.stopping.set()
-
     # --- library ------------------------------------------------------------
     def start(self) -> None:
         a = self.args
-        ep = self.ep = pj.Endpoint()
-        ep.libCreate()
-        cfg = pj.EpConfig()
-        cfg.uaConfig.threadCnt = 0
-        cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 4
-        cfg.uaConfig.userAgent = "sipacd-faxua"
-        self.writer = PjLog()
-        cfg.logConfig.writer = self.writer
-        cfg.logConfig.level = cfg.logConfig.consoleLevel = a.log_level
-        fax_media.configure_media(cfg.medConfig)
-        cfg.medConfig.sndAutoCloseTime = -1
-        ep.libInit(cfg)
-        tcfg = pj.TransportConfig()
-        tcfg.port = a.port
-        tcfg.boundAddress = tcfg.publicAddress = a.ip
-        try:
-            tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
-        except pj.Error as e:
-            raise RuntimeError(f"cannot bind SIP UDP {a.ip}:{a.port}: {e.info()}") from None
-        ep.libStart()
-        ep.audDevManager().setNullDev()
-        fax_media.configure_codecs(ep, a.codec)
-        acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:fax@{a.ip}:{a.port}"
-        acfg.sipConfig.transportId = tid
-        acfg.mediaConfig.transportConfig.port = a.rtp_port
-        acfg.mediaConfig.transportConfig.boundAddress = a.ip
+        self.lib = Library(ip=a.ip, port=a.port, user_agent="sipacd-fax-machine", max_calls=4,
+                           log_level=a.log_level)
+        fax_media.configure_codecs(self.lib.ep, a.codec)
         self.account = FaxAccount(self)
-        self.account.create(acfg, True)
+        self.account.create(self.lib.account_config("fax", a.rtp_port), True)
 
-    async def poll(self) -> None:
-        while not self.stopping.is_set():
-            n = self.ep.libHandleEvents(0)
-            await asyncio.sleep(0.005 if n <= 0 else 0)
+    def started(self) -> None:
+        if self.args.dial:
+            self.dial(self.args.dial)
 
     # --- the call -------------------------------------------------------------
     def dial(self, uri: str) -> None:
@@ -312,10 +249,15 @@ class FaxTerminal:
             self.finish(result)
 
     async def shutdown(self) -> None:
+        if self.result is None and self.fax is not None:
+            why = f"timeout after {self.args.timeout} s" if self.timed_out else "stopped"
+            self.finish(self.fax.poll() or {"ok": False, "status": -1,
+                                            "status_text": f"{why} before phase E",
+                                            **self.fax.progress()})
         self.hangup()
         end = self.loop.time() + 3
         while self.call is not None and self.loop.time() < end:
-            self.ep.libHandleEvents(10)
+            self.lib.ep.libHandleEvents(10)
             await asyncio.sleep(0)
         self.release_fax()
         self.call = None
@@ -324,54 +266,11 @@ class FaxTerminal:
             self.recorders.clear()
             gc.collect()
             for _ in range(20):
-                self.ep.libHandleEvents(10)
+                self.lib.ep.libHandleEvents(10)
         if self.account is not None:
             self.account.shutdown()
         self.account = None
-        gc.collect()                     # nothing pjsua2 may outlive the library
-        self.ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
-        self.ep = None
-
-
-def _read_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    for line in sys.stdin:
-        if '"quit"' in line:
-            break
-    loop.call_soon_threadsafe(stop.set)
-
-
-async def main_async(args: argparse.Namespace) -> int:
-    loop = asyncio.get_running_loop()
-    term = FaxTerminal(args)
-    try:
-        term.start()
-    except Exception as e:
-        log(f"start failed: {e}")
-        term.emit(ev="fatal", msg=str(e))
-        return 2
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, term.stopping.set)
-    if not args.no_stdin:
-        threading.Thread(target=_read_stdin, args=(loop, term.stopping), daemon=True).start()
-    poller = loop.create_task(term.poll())
-    term.emit(ev="ready", port=args.port)
-    if args.dial:
-        term.dial(args.dial)
-    try:
-        await asyncio.wait_for(term.stopping.wait(), args.timeout)
-        term.stopped_by_request = term.call is not None
-    except asyncio.TimeoutError:
-        log(f"no result after {args.timeout} s")
-    term.stopping.set()
-    await poller
-    if term.result is None and term.fax is not None:
-        why = "stopped" if term.stopped_by_request else f"timeout after {args.timeout} s"
-        term.finish(term.fax.poll() or {"ok": False, "status": -1,
-                                        "status_text": f"{why} before phase E",
-                                        **term.fax.progress()})
-    await term.shutdown()
-    term.emit(ev="exit")
-    return 0
+        await super().shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,8 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-stdin", action="store_true",
                     help="ignore stdin (when started in a shell's background)")
     args = ap.parse_args(argv)
-    sys.stdout = claim_stdout()
-    return asyncio.run(main_async(args))
+    return run_process(lambda: FaxTerminal(args), stdin=not args.no_stdin, timeout=args.timeout)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ def transfer_in_memory(FaxSession a, FaxSession b, *, double max_seconds=600.0,
     `splice_len` samples out of both directions every `splice_every` samples,
     the damage seen on audio crossing processes (see tests).  Returns the
     seconds of line audio exchanged."""
-    cdef FaxLine *la = a._live()
-    cdef FaxLine *lb = b._live()
-    if la.slot != PJSUA_INVALID_ID or lb.slot != PJSUA_INVALID_ID:
+    cdef FaxLine *la = a.live_line()
+    cdef FaxLine *lb = b.live_line()
+    if la.bridge.slot != PJSUA_INVALID_ID or lb.bridge.slot != PJSUA_INVALID_ID:
         raise RuntimeError("a session attached to a call cannot also run in memory")
     cdef int law = {"alaw": 1, "ulaw": 2, None: 0}[codec]
     cdef long long limit = <long long>(max_seconds * CLOCK_RATE)

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -60,7 +61,11 @@ def _is_aot(v) -> bool:
 
 
 class Engine:
-    def __init__(self, workdir: Path, config: dict, *, start_timeout: float = 30.0):
+    """The engine on `config` (a dict, written as ``workdir/sipacd.toml``);
+    `command_prefix` runs it under another program (a debugger, say)."""
+
+    def __init__(self, workdir: Path, config: dict, *, start_timeout: float = 30.0,
+                 command_prefix: Sequence[str] = ()):
         self.workdir = Path(workdir)
         self.config = config
         self.sip_port = config["sip"]["port"]
@@ -71,8 +76,10 @@ class Engine:
         self._log = open(self.log_path, "ab")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen([sys.executable, "-m", "sipagent", "run", "-c",
-                                      str(self.config_path)], stdout=self._log,
+        # A crashing engine's last lines must be in the log, not in a buffer.
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen([*command_prefix, sys.executable, "-m", "sipagent", "run",
+                                      "-c", str(self.config_path)], stdout=self._log,
                                      stderr=self._log, cwd=self.workdir, env=env)
         deadline = time.monotonic() + start_timeout
         while True:

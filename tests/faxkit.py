@@ -126,134 +126,51 @@ class FaxUA:
         self.close()
 
 
-SIPP_T38 = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="G.711 call, then T.38 re-INVITEs: image only, then audio + image">
-  <send retrans="500"><![CDATA[
-INVITE sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
+_PCMA = "m=audio [media_port] RTP/AVP 8\na=rtpmap:8 PCMA/8000\n"
+_T38 = ("m=image [media_port] udptl t38\na=T38FaxVersion:0\na=T38MaxBitRate:14400\n"
+        "a=T38FaxRateManagement:transferredTCF\na=T38FaxUdpEC:t38UDPRedundancy\n")
 
-v=0
-o=sipp 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200"/>
-  <send><![CDATA[
-ACK sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
 
-]]></send>
-  <pause milliseconds="500"/>
-  <send retrans="500"><![CDATA[
-INVITE sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 INVITE
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
+def _sipp_request(method: str, cseq: int, *, sdp: str | None = None, new_via: bool = True,
+                  to_tag: bool = True, contact: bool = True) -> str:
+    """One request of a SIPp scenario (to sip:fax@...), in its <send>."""
+    via = ("Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]" if new_via
+           else "[last_Via:]")
+    lines = [f"{method} sip:fax@[remote_ip]:[remote_port] SIP/2.0", via,
+             "From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]",
+             "To: <sip:fax@[remote_ip]:[remote_port]>" + ("[peer_tag_param]" if to_tag else ""),
+             "Call-ID: [call_id]", f"CSeq: {cseq} {method}"]
+    if contact:
+        lines.append("Contact: <sip:sipp@[local_ip]:[local_port]>")
+    lines.append("Max-Forwards: 70")
+    if sdp is None:
+        body = "Content-Length: 0\n\n"
+    else:
+        body = ("Content-Type: application/sdp\nContent-Length: [len]\n\n"
+                f"v=0\no=sipp 1 {cseq} IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\n{sdp}")
+    retrans = ' retrans="500"' if method != "ACK" else ""
+    return f"  <send{retrans}><![CDATA[\n" + "\n".join(lines) + "\n" + body + "]]></send>\n"
 
-v=0
-o=sipp 1 2 IN IP4 [local_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=image [media_port] udptl t38
-a=T38FaxVersion:0
-a=T38MaxBitRate:14400
-a=T38FaxRateManagement:transferredTCF
-a=T38FaxUdpEC:t38UDPRedundancy
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="488"/>
-  <send><![CDATA[
-ACK sip:fax@[remote_ip]:[remote_port] SIP/2.0
-[last_Via:]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 ACK
-Max-Forwards: 70
-Content-Length: 0
 
-]]></send>
-  <pause milliseconds="300"/>
-  <send retrans="500"><![CDATA[
-INVITE sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 3 INVITE
-Contact: <sip:sipp@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
+def _sipp_refused_reinvite(cseq: int, sdp: str) -> str:
+    """A re-INVITE the fax machine must refuse with 488, and its ACK."""
+    return (_sipp_request("INVITE", cseq, sdp=sdp)
+            + '  <recv response="100" optional="true"/>\n  <recv response="488"/>\n'
+            + _sipp_request("ACK", cseq, new_via=False, contact=False)
+            + '  <pause milliseconds="300"/>\n')
 
-v=0
-o=sipp 1 3 IN IP4 [local_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-m=image [media_port] udptl t38
-a=T38FaxVersion:0
-a=T38MaxBitRate:14400
-a=T38FaxRateManagement:transferredTCF
-a=T38FaxUdpEC:t38UDPRedundancy
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="488"/>
-  <send><![CDATA[
-ACK sip:fax@[remote_ip]:[remote_port] SIP/2.0
-[last_Via:]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 3 ACK
-Max-Forwards: 70
-Content-Length: 0
 
-]]></send>
-  <pause milliseconds="300"/>
-  <send retrans="500"><![CDATA[
-BYE sip:fax@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:fax@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 4 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="200"/>
-</scenario>
-"""
+SIPP_T38 = ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
+            '<scenario name="G.711 call, then T.38 re-INVITEs: image only, then audio + image">\n'
+            + _sipp_request("INVITE", 1, sdp=_PCMA, to_tag=False)
+            + '  <recv response="100" optional="true"/>\n  <recv response="180" optional="true"/>\n'
+            '  <recv response="200"/>\n'
+            + _sipp_request("ACK", 1)
+            + '  <pause milliseconds="500"/>\n'
+            + _sipp_refused_reinvite(2, _T38)
+            + _sipp_refused_reinvite(3, _PCMA + _T38)
+            + _sipp_request("BYE", 4, contact=False)
+            + '  <recv response="200"/>\n</scenario>\n')
 
 
 def run_sipp_t38(port: int, workdir: Path, ports) -> None:

@@ -9,7 +9,8 @@ bridge's clock thread without the GIL.
                 the C line record the bridge thread and Python share)
     cng         FaxToneListener: hears a fax machine's calling tone (CNG) on a
                 call, listening only (the IVR switches the call to receive)
-    bridge_port the plumbing both share: a port on the bridge, its eventfd
+    bridge_port what both share: the bridge plumbing in C, and MediaPort,
+                their base class (attach/detach, the eventfd, close, `with`)
     tiffpages   read_pages(): fax TIFF pages as bitmaps, for pixel comparison
     jitter      set_discard(): the jitter buffer's frame-discard policy, which
                 pjsua2 2.12.1 cannot set (see sipagent/sip/fax_media.py)

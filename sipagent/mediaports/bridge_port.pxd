@@ -1,15 +1,22 @@
 # A C media port on pjsua's conference bridge: what every port type here
-# shares (fax.pyx's FaxSession, cng.pyx's FaxToneListener).
+# shares (fax.pyx's FaxSession, cng.pyx's FaxToneListener), in two parts.
 #
-# A port type keeps a `BridgePort` in its C record and its conference slot
-# beside it (the slot is the record's public face: FaxSession.slot,
-# fax_memory's "is it on a call?").  `bridge_attach()` adds the port with the
-# type's two frame callbacks; from then on the bridge's clock thread calls
-# them every 20 ms without the GIL.  A callback that has news for Python
-# writes its fields, publishes them with `sipacd_store_release()` and calls
-# `bridge_notify()`; the asyncio loop watches that eventfd (`wait_published`
-# in bridge_port.pyx) and reads the fields only after the matching
+# The C side: a port type's C record starts with a `BridgePort` (the
+# pjmedia_port the bridge calls, the port's pool, conference slot and
+# eventfd), so a pointer to the record is one to its BridgePort, as
+# pjmedia's own ports start with their pjmedia_port.  From attach() on, the
+# bridge's clock thread calls the type's two frame callbacks every 20 ms
+# without the GIL.  A callback that has news for Python writes its fields,
+# publishes them with `sipacd_store_release()` and calls `bridge_notify()`;
+# the asyncio loop watches that eventfd (`wait_published` in
+# bridge_port.pyx) and reads the fields only after the matching
 # `sipacd_load_acquire()`.
+#
+# The Python side: `MediaPort`, the base class of the port types.  It owns
+# the record from `own()` on and gives them one lifecycle: attach/detach,
+# slot, fileno/drain, an idempotent close(), a __dealloc__ that is safe from
+# any thread, and `with`.  A type only frees its C library's state, in
+# `free_state()`.
 
 from posix.unistd cimport write
 
@@ -35,8 +42,9 @@ cdef enum:
 ctypedef pj_status_t (*frame_callback)(pjmedia_port *port, pjmedia_frame *frame) noexcept nogil
 
 cdef struct BridgePort:
-    pjmedia_port port      # what the bridge calls; port_data.pdata = the owner's record
+    pjmedia_port port      # what the bridge calls; port_data.pdata = the record
     pj_pool_t *pool        # holds the bridge's record of the port; non-NULL while attached
+    int slot               # on the conference bridge; PJSUA_INVALID_ID = not attached
     int notify_fd          # eventfd the loop watches; -1 = none
 
 
@@ -46,33 +54,32 @@ cdef inline void bridge_notify(BridgePort *bp) noexcept nogil:
         write(bp.notify_fd, &one, sizeof(one))   # eventfd: never blocks (non-blocking, counter)
 
 
-# Make `bp` detached with a fresh eventfd (the owner's record is zeroed
-# memory, and `*slot` is where the owner keeps its conference slot).
-cdef int bridge_open(BridgePort *bp, int *slot) except -1
-
-# Add the port to the bridge (in the pjsua2 thread) and connect
-# `call_slot` -> port, and port -> `call_slot` too when `transmit`.
-# `name` must outlive the port (a C literal): the bridge keeps the pointer.
-# `who` names the Python class in errors.  Sets and returns `*slot`.
-cdef int bridge_attach(BridgePort *bp, int *slot, const char *name, char sig1, char sig2,
-                       void *owner, frame_callback get_frame, frame_callback put_frame,
-                       int call_slot, bint transmit, str who) except -1
-
 # One more bridge connection (a recorder tapping the port's output).
 cdef int bridge_connect(int source, int sink) except -1
 
-# Take the port off the bridge; nothing if it is not on it.  After this
-# returns the callbacks are not running and will not run again.
-cdef int bridge_detach(BridgePort *bp, int *slot, str who) except -1
 
-# Read the eventfd's counter (harmless when nothing is pending).
-cdef int bridge_drain(BridgePort *bp) except -1
+cdef class MediaPort:
+    # The port type's C record (calloc'd, a BridgePort first); NULL = closed.
+    cdef BridgePort *bridge
+    cdef str who           # the Python class, in errors
 
-# Close the eventfd; a later bridge_notify() does nothing.
-cdef int bridge_close(BridgePort *bp) except -1
+    # Take ownership of `record` (zeroed memory whose port-type state is
+    # set up) and give it an eventfd; from here on close() and __dealloc__
+    # free it.
+    cdef int own(self, BridgePort *record, str who) except -1
 
-# For __dealloc__: detach and close when that is safe from this thread and
-# return True; False when the port is still on the bridge and this is not a
-# pjsua thread: the bridge may still call into the record, which must then
-# leak rather than be freed.
-cdef bint bridge_dispose(BridgePort *bp, int *slot) noexcept
+    # The record, or RuntimeError once closed.
+    cdef BridgePort *live(self) except NULL
+
+    # Add the port to the bridge (in the pjsua2 thread) and connect
+    # `call_slot` -> port, and port -> `call_slot` too when `transmit`.
+    # `name` must outlive the port (a C literal): the bridge keeps the
+    # pointer.  Returns the port's slot.
+    cdef int attach_port(self, const char *name, char sig1, char sig2,
+                         frame_callback get_frame, frame_callback put_frame,
+                         int call_slot, bint transmit) except -1
+
+    # Free the port type's C library state (not the record).  Runs once,
+    # off the bridge: from close() after detach and with the eventfd closed
+    # (a notify then does nothing), or from __dealloc__.
+    cdef void free_state(self) noexcept

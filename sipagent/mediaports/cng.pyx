@@ -54,6 +54,7 @@ cdef int16_t _SILENCE[FRAME]      # zeros: a frame with nobody talking
 
 
 cdef struct ToneLine:
+    BridgePort bridge             # first: the port on the conference bridge (bridge_port.pxd)
     modem_connect_tones_rx_state_t *rx
     # bridge thread (or feed()) only
     long long samples             # audio heard so far
@@ -62,9 +63,6 @@ cdef struct ToneLine:
     # published (release store of `heard` last)
     long long heard_at            # `samples` at the end of the frame that completed the burst
     int heard
-    # pjmedia side
-    BridgePort bridge
-    int slot                      # on the conference bridge; PJSUA_INVALID_ID = not attached
 
 
 cdef void _on_tone(void *user, int code, int level, int delay) noexcept nogil:
@@ -109,27 +107,23 @@ cdef pj_status_t _port_put_frame(pjmedia_port *port, pjmedia_frame *frame) noexc
     return PJ_SUCCESS
 
 
-cdef class FaxToneListener:
-    """Listens to a call for a calling fax machine (CNG)."""
-
-    cdef ToneLine *line
-
-    def __cinit__(self):
-        self.line = NULL
+cdef class FaxToneListener(MediaPort):
+    """Listens to a call for a calling fax machine (CNG).  fileno() becomes
+    readable when it is heard."""
 
     def __init__(self):
         cdef ToneLine *line = <ToneLine *>calloc(1, sizeof(ToneLine))
         if line == NULL:
             raise MemoryError()
-        line.slot = PJSUA_INVALID_ID
-        line.bridge.notify_fd = -1
         line.tone_since = -1
         line.rx = modem_connect_tones_rx_init(NULL, MODEM_CONNECT_TONES_FAX_CNG, _on_tone, line)
         if line.rx == NULL:
             free(line)
             raise RuntimeError("spandsp modem_connect_tones_rx_init failed")
-        self.line = line
-        bridge_open(&line.bridge, &line.slot)
+        self.own(&line.bridge, "FaxToneListener")
+
+    cdef void free_state(self) noexcept:
+        modem_connect_tones_rx_free((<ToneLine *>self.bridge).rx)
 
     # --- the conference bridge ----------------------------------------------
 
@@ -137,18 +131,7 @@ cdef class FaxToneListener:
         """Add the listening port to pjsua's bridge and connect `call_slot`
         (``AudioMedia.getPortId()``) to it, one way.  Returns the port's
         slot.  Call from the thread that runs pjsua2."""
-        cdef ToneLine *line = self._live()
-        return bridge_attach(&line.bridge, &line.slot, b"cng", b'C', b'N', line,
-                             _port_get_frame, _port_put_frame, call_slot, False, "FaxToneListener")
-
-    def detach(self):
-        """Take the port off the bridge (then no callback runs any more)."""
-        if self.line != NULL:
-            bridge_detach(&self.line.bridge, &self.line.slot, "FaxToneListener")
-
-    @property
-    def slot(self):
-        return None if self.line == NULL or self.line.slot == PJSUA_INVALID_ID else self.line.slot
+        return self.attach_port(b"cng", b'C', b'N', _port_get_frame, _port_put_frame, call_slot, False)
 
     # --- in memory -----------------------------------------------------------
 
@@ -158,8 +141,8 @@ cdef class FaxToneListener:
         20 ms at a time as the bridge would.  Only while detached: an
         attached listener's detector belongs to the bridge thread.
         Returns `heard`."""
-        cdef ToneLine *line = self._live()
-        if line.slot != PJSUA_INVALID_ID:
+        cdef ToneLine *line = <ToneLine *>self.live()
+        if line.bridge.slot != PJSUA_INVALID_ID:
             raise RuntimeError("FaxToneListener.feed: the listener is attached to a call")
         if isinstance(samples, (bytes, bytearray)):
             if len(samples) % 2:
@@ -180,7 +163,7 @@ cdef class FaxToneListener:
     @property
     def heard(self):
         """True once a fax machine's CNG burst went by."""
-        return self.line != NULL and sipacd_load_acquire(&self.line.heard) == 1
+        return self.bridge != NULL and sipacd_load_acquire(&(<ToneLine *>self.bridge).heard) == 1
 
     @property
     def heard_after(self):
@@ -188,11 +171,7 @@ cdef class FaxToneListener:
         burst (attached: from attach(); fed: from the first sample), or None."""
         if not self.heard:
             return None
-        return self.line.heard_at / <double>CLOCK_RATE
-
-    def fileno(self):
-        """The eventfd that becomes readable when CNG is heard."""
-        return self._live().bridge.notify_fd
+        return (<ToneLine *>self.bridge).heard_at / <double>CLOCK_RATE
 
     async def wait(self, timeout=None):
         """Await CNG from the asyncio loop: True once heard, False when
@@ -201,38 +180,6 @@ cdef class FaxToneListener:
             return await wait_published(self.fileno(), lambda: True if self.heard else None, timeout)
         except TimeoutError:
             return False
-
-    # --- lifetime ------------------------------------------------------------
-
-    cdef ToneLine *_live(self) except NULL:
-        if self.line == NULL:
-            raise RuntimeError("fax tone listener is closed")
-        return self.line
-
-    def close(self):
-        """Detach and free the detector.  A wait() must be over by then."""
-        cdef ToneLine *line = self.line
-        if line == NULL:
-            return
-        self.detach()
-        bridge_close(&line.bridge)
-        modem_connect_tones_rx_free(line.rx)
-        self.line = NULL
-        free(line)
-
-    def __dealloc__(self):
-        cdef ToneLine *line = self.line
-        if line == NULL or not bridge_dispose(&line.bridge, &line.slot):
-            return
-        modem_connect_tones_rx_free(line.rx)
-        free(line)
-        self.line = NULL
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def cng_samples(double seconds):

@@ -5,12 +5,13 @@ from libc.stdint cimport int16_t
 
 from sipagent.mediaports.spandsp cimport fax_state_t, t30_state_t, t30_stats_t
 # sipacd_load_acquire, CLOCK_RATE and FRAME are also fax_memory.pyx's, from here.
-from sipagent.mediaports.bridge_port cimport BridgePort, sipacd_load_acquire, CLOCK_RATE, FRAME
+from sipagent.mediaports.bridge_port cimport BridgePort, MediaPort, sipacd_load_acquire, CLOCK_RATE, FRAME
 
 cdef enum:
     IDENT_MAX = 21         # T30_MAX_IDENT_LEN + 1
 
 cdef struct FaxLine:
+    BridgePort bridge             # first: the port, its pool, slot and eventfd (bridge_port.pxd)
     fax_state_t *fax
     t30_state_t *t30
     bint sending
@@ -27,9 +28,6 @@ cdef struct FaxLine:
     double done_at
     t30_stats_t stats
     char remote_ident[IDENT_MAX]
-    # pjmedia side
-    BridgePort bridge             # the port, its pool, the eventfd
-    int slot                      # on the conference bridge; PJSUA_INVALID_ID = not attached
     int16_t silence[FRAME]
 
 
@@ -39,11 +37,11 @@ cdef void line_rx(FaxLine *line, int16_t *amp, int n) noexcept nogil
 cdef void line_tx(FaxLine *line, int16_t *amp, int n) noexcept nogil
 
 
-cdef class FaxSession:
-    cdef FaxLine *line
+cdef class FaxSession(MediaPort):
     cdef readonly str mode
     cdef readonly str tiff
     cdef readonly str ident
     cdef readonly bint calling
     cdef bytes _tiff_b, _ident_b, _header_b
-    cdef FaxLine *_live(self) except NULL
+    # The line, or RuntimeError once closed.
+    cdef FaxLine *live_line(self) except NULL

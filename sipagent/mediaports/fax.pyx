@@ -123,7 +123,7 @@ cdef pj_status_t _port_put_frame(pjmedia_port *port, pjmedia_frame *frame) noexc
     return PJ_SUCCESS
 
 
-cdef class FaxSession:
+cdef class FaxSession(MediaPort):
     """One fax transfer.
 
     mode      "send" (transmit `tiff`) or "receive" (write pages to `tiff`)
@@ -134,10 +134,11 @@ cdef class FaxSession:
     ecm       offer error correction mode
     start_page  (send) the first page to transmit, counted from 0: a retry
               resumes after the pages the far end already confirmed
-    """
 
-    def __cinit__(self):
-        self.line = NULL
+    fileno() becomes readable at phase B, at each page and at the end.  The
+    received TIFF is final once close() (or the ``with`` block) freed
+    spandsp's state.
+    """
 
     def __init__(self, str mode, str tiff, *, bint calling, str ident="", bint ecm=True,
                  str header=None, bint v17=True, int log_level=0, int start_page=0):
@@ -159,14 +160,12 @@ cdef class FaxSession:
         cdef FaxLine *line = <FaxLine *>calloc(1, sizeof(FaxLine))
         if line == NULL:
             raise MemoryError()
-        line.slot = PJSUA_INVALID_ID
-        line.bridge.notify_fd = -1
         line.sending = mode == "send"
         line.fax = fax_init(NULL, calling)
         if line.fax == NULL:
             free(line)
             raise RuntimeError("spandsp fax_init failed")
-        self.line = line
+        self.own(&line.bridge, "FaxSession")
         line.t30 = fax_get_t30_state(line.fax)
         # Over RTP a silent gap would be sent as nothing at all; the far
         # modem and its clock recovery want a continuous signal.
@@ -201,14 +200,14 @@ cdef class FaxSession:
         t30_set_phase_d_handler(line.t30, _on_phase_d, line)
         t30_set_phase_e_handler(line.t30, _on_phase_e, line)
         self.set_log_level(log_level)
-        bridge_open(&line.bridge, &line.slot)
 
     def set_log_level(self, int level):
         """spandsp's own protocol log on stderr: 0 off, 5 = T.30 flow."""
         cdef int flags = SPAN_LOG_SHOW_TAG | SPAN_LOG_SHOW_PROTOCOL | SPAN_LOG_SHOW_SAMPLE_TIME
         lvl = (level | flags) if level > 0 else SPAN_LOG_NONE
-        span_log_set_level(fax_get_logging_state(self.line.fax), lvl)
-        span_log_set_level(t30_get_logging_state(self.line.t30), lvl)
+        cdef FaxLine *line = self.live_line()
+        span_log_set_level(fax_get_logging_state(line.fax), lvl)
+        span_log_set_level(t30_get_logging_state(line.t30), lvl)
 
     # --- the conference bridge ----------------------------------------------
 
@@ -216,45 +215,26 @@ cdef class FaxSession:
         """Add the fax port to pjsua's bridge and connect it both ways to
         `call_slot` (``AudioMedia.getPortId()``).  Returns the port's slot.
         Call from the thread that runs pjsua2."""
-        cdef FaxLine *line = self._live()
-        return bridge_attach(&line.bridge, &line.slot, b"fax", b'F', b'X', line,
-                             _port_get_frame, _port_put_frame, call_slot, True, "FaxSession")
+        return self.attach_port(b"fax", b'F', b'X', _port_get_frame, _port_put_frame, call_slot, True)
 
     def tap(self, int sink_slot):
         """Also send what the modem transmits to `sink_slot` (a recorder's
         port, for a recording of the line's transmit side)."""
-        cdef FaxLine *line = self._live()
-        if line.slot == PJSUA_INVALID_ID:
+        cdef FaxLine *line = self.live_line()
+        if line.bridge.slot == PJSUA_INVALID_ID:
             raise RuntimeError("attach the fax port first")
-        bridge_connect(line.slot, sink_slot)
-
-    def detach(self):
-        """Take the port off the bridge (then no callback runs any more)."""
-        if self.line != NULL:
-            bridge_detach(&self.line.bridge, &self.line.slot, "FaxSession")
-
-    @property
-    def slot(self):
-        return None if self.line == NULL or self.line.slot == PJSUA_INVALID_ID else self.line.slot
+        bridge_connect(line.bridge.slot, sink_slot)
 
     # --- results -------------------------------------------------------------
 
-    def fileno(self):
-        """The eventfd that becomes readable at phase B, each page and the end."""
-        return self._live().bridge.notify_fd
-
-    def drain(self):
-        """Reset the eventfd (read its counter); harmless when nothing is pending."""
-        bridge_drain(&self._live().bridge)
-
     @property
     def done(self):
-        return self.line != NULL and sipacd_load_acquire(&self.line.done) == 1
+        return self.bridge != NULL and sipacd_load_acquire(&(<FaxLine *>self.bridge).done) == 1
 
     def progress(self):
         """Live view: T.30 negotiated (phase B), pages done at the last page
         boundary (phase D), seconds of line audio so far."""
-        cdef FaxLine *line = self._live()
+        cdef FaxLine *line = self.live_line()
         cdef bint finished = sipacd_load_acquire(&line.done) == 1
         if finished:
             pages = line.stats.pages_tx if line.sending else line.stats.pages_rx
@@ -266,7 +246,7 @@ cdef class FaxSession:
 
     def poll(self):
         """The result dict once T.30 reached phase E, else None."""
-        cdef FaxLine *line = self._live()
+        cdef FaxLine *line = self.live_line()
         if not sipacd_load_acquire(&line.done):
             return None
         cdef t30_stats_t *st = &line.stats
@@ -306,7 +286,7 @@ cdef class FaxSession:
         reports how far it got (T30_ERR_CALLDROPPED and the pages confirmed
         until then) instead of nothing.  Detaches first: T.30 state is only
         ever touched by one thread at a time."""
-        cdef FaxLine *line = self._live()
+        cdef FaxLine *line = self.live_line()
         self.detach()
         if not sipacd_load_acquire(&line.done):
             t30_terminate(line.t30)    # runs phase E on this thread
@@ -314,33 +294,11 @@ cdef class FaxSession:
 
     # --- lifetime ------------------------------------------------------------
 
-    cdef FaxLine *_live(self) except NULL:
-        if self.line == NULL:
-            raise RuntimeError("fax session is closed")
-        return self.line
+    cdef FaxLine *live_line(self) except NULL:
+        return <FaxLine *>self.live()
 
-    def close(self):
-        """Detach and free spandsp's state; the received TIFF is final after this."""
-        cdef FaxLine *line = self.line
-        if line == NULL:
-            return
-        self.detach()
-        bridge_close(&line.bridge)
-        fax_free(line.fax)            # may run phase E (fd is gone: no notify)
-        line.fax = NULL
-        self.line = NULL
-        free(line)
-
-    def __dealloc__(self):
-        cdef FaxLine *line = self.line
-        if line == NULL or not bridge_dispose(&line.bridge, &line.slot):
-            return
-        fax_free(line.fax)
-        free(line)
-        self.line = NULL
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    cdef void free_state(self) noexcept:
+        # After close()'s detach this may run phase E, into the line: the
+        # eventfd is closed by then, so nobody is notified.  The received
+        # TIFF is final after this.
+        fax_free((<FaxLine *>self.bridge).fax)

@@ -1,5 +1,5 @@
-"""The test callers/agents themselves: two uaproc processes talking to each
-other, and baresip (a foreign SIP stack) calling a uaproc.
+"""The test callers/agents themselves: two phone processes (simphones.phone)
+talking to each other, and baresip (a foreign SIP stack) calling a phone.
 
 Everything else in the real-SIP suite trusts these UAs to hear and send the
 right thing, so this file checks the audio itself (frequency of what each

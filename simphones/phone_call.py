@@ -1,0 +1,111 @@
+"""A call on the test phone (phone.py): the leg, its tone and recording, and
+the rules by which the phone answers.
+
+A leg reports what pjsua2 tells it as events and otherwise leaves the work
+to the phone: it never releases itself inside its own callback.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pjsua2 as pj
+
+from simphones.ua_process import CALL_STATES, guarded
+
+if TYPE_CHECKING:
+    from simphones.phone import Phone
+
+
+@dataclass
+class AnswerRule:
+    """How the phone answers calls to one user (or to any: "*")."""
+    after: float = 0.0
+    code: int | None = 200
+    tone: float | None = None
+    record: str | None = None
+    hangup_after: float | None = None
+
+
+class PhoneAccount(pj.Account):
+    """One caller identity (sip:user@ip:port); incoming calls go to the phone."""
+
+    def __init__(self, ua: "Phone", user: str):
+        super().__init__()
+        self.ua = ua
+        self.user = user
+
+    @guarded
+    def onIncomingCall(self, prm):
+        self.ua.on_incoming(self, prm)
+
+
+class PhoneCall(pj.Call):
+    """One call leg plus the media the phone attaches to it: a looping tone
+    it plays, a WAV recording of what it hears."""
+
+    def __init__(self, ua: "Phone", acc: PhoneAccount, name: str,
+                 call_id: int = pj.PJSUA_INVALID_ID):
+        super().__init__(acc, call_id)
+        self.ua = ua
+        self.name = name
+        self.tone: float | None = None
+        self.record: str | None = None
+        self.hangup_after: float | None = None
+        self.player: pj.AudioMediaPlayer | None = None
+        self.recorder: pj.AudioMediaRecorder | None = None
+        self.media_reported = False
+        self.last_state: tuple[str, int] | None = None
+        self.disconnected = False
+        self.timers: list[asyncio.TimerHandle] = []
+        self.timers_armed = False
+
+    @guarded
+    def onCallState(self, prm):
+        ci = self.getInfo()
+        state = CALL_STATES.get(ci.state, str(ci.state))
+        code = int(ci.lastStatusCode)
+        # EARLY repeats for 180 then 183; report each distinct (state, code).
+        if (state, code) != self.last_state:
+            self.last_state = (state, code)
+            self.ua.emit(ev="state", call=self.name, state=state, code=code,
+                         reason=ci.lastReason)
+        if state == "CONFIRMED" and self.hangup_after is not None and not self.timers_armed:
+            self.timers_armed = True
+            self.timers.append(self.ua.loop.call_later(
+                self.hangup_after, self.ua.hangup_call, self.name, None))
+        if state == "DISCONNECTED":
+            self.disconnected = True
+            # Releasing the Call inside its own callback would free the C++
+            # object pjsua2 is still using; let the loop do it next.
+            self.ua.loop.call_soon(self.ua.release_call, self.name)
+
+    @guarded
+    def onCallMediaState(self, prm):
+        ci = self.getInfo()  # keep ci alive while iterating ci.media
+        for mi in ci.media:
+            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self.attach_media(self.getAudioMedia(mi.index))
+
+    def attach_media(self, am: pj.AudioMedia) -> None:
+        if self.tone:
+            if self.player is None:
+                self.player = pj.AudioMediaPlayer()
+                # options 0 = loop forever (PJMEDIA_FILE_NO_LOOP would stop)
+                self.player.createPlayer(str(self.ua.tone_path(self.tone)), 0)
+            self.player.startTransmit(am)
+        if self.record:
+            if self.recorder is None:
+                os.makedirs(os.path.dirname(os.path.abspath(self.record)), exist_ok=True)
+                self.recorder = pj.AudioMediaRecorder()
+                self.recorder.createRecorder(self.record)
+            am.startTransmit(self.recorder)
+        if not self.media_reported:
+            self.media_reported = True
+            self.ua.emit(ev="media", call=self.name)
+
+    @guarded
+    def onDtmfDigit(self, prm):
+        self.ua.emit(ev="dtmf", call=self.name, digit=prm.digit)
