@@ -9,14 +9,23 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
 import pjsua2 as pj
 
 from simphones.ua_process import CALL_STATES, guarded
 
-if TYPE_CHECKING:
-    from simphones.phone import Phone
+
+class Phone(Protocol):
+    """What a leg and an account need of the phone they belong to (phone.py)."""
+    loop: asyncio.AbstractEventLoop
+
+    def emit(self, **event: Any) -> None: ...
+    def on_incoming(self, account: "PhoneAccount", prm: Any) -> None: ...
+    def hangup_call(self, name: str, code: int | None) -> None: ...
+    def release_call(self, name: str) -> None: ...
+    def tone_path(self, freq: float) -> Path: ...
 
 
 @dataclass

@@ -24,7 +24,7 @@ CALLER_PORT = 5071
 
 
 class UaProcess:
-    """One uaproc child, driven over its stdin/stdout JSON lines."""
+    """One simulated phone (simphones.phone), driven over its stdin/stdout JSON lines."""
 
     def __init__(self, name: str, port: int, on_event):
         self.name, self.port, self._on_event = name, port, on_event
