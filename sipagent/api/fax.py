@@ -26,28 +26,69 @@ Errors are one line of text: 400 for a document or request the store
 refuses (the message says why), 403 for a missing or wrong document PIN,
 404 for an unknown document, job or fax, 409 for a number taken or a job
 that is no longer queued, 413 for an upload over 50 MB.  Times are ISO 8601
-in UTC.
+in UTC.  Bodies and query parameters are checked as
+``sipagent.api.request_input`` says: a 400 names the field or parameter
+(an unknown parameter too) and the problem.
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 from aiohttp import web
+from pydantic import BeforeValidator, Field
 
 from sipagent.fax.json_shapes import document_json, fax_json, job_json
 from sipagent.fax.store import (JOB_STATES, DocumentExists, DocumentRejected, FaxAccessDenied,
                                 FaxStore, FaxStoreError, JobBusy, NoSuchDocument, NoSuchFax,
                                 NoSuchJob)
 from sipagent.api.files import attachment, read_upload
-from sipagent.api.json_body import json_object
+from sipagent.api.request_input import (JsonBody, QueryParameters, blank_is_absent, read_body,
+                                        read_query)
 
 READERS = {"admin", "supervisor"}
 WRITERS = {"admin"}
 MAX_UPLOAD = 50 * 1024 * 1024
 
 Authenticate = Callable[[web.Request, set[str]], Any]
+Limit = Annotated[int, Field(ge=1, le=1000)]
+
+
+class DocumentPin(JsonBody):
+    """``PUT /api/fax/documents/{number}/pin``: a PIN, or null for public."""
+    pin: Annotated[str, Field(min_length=1)] | None
+
+
+class FaxJobRequest(JsonBody):
+    """``POST /api/fax/jobs``; the store checks the number and documents."""
+    number: str
+    documents: Annotated[list[str], Field(min_length=1)]
+    pins: dict[str, str] | None = None
+
+
+class NewDocument(QueryParameters):
+    """``POST /api/fax/documents/{number}?...`` (the body is the file)."""
+    title: str = ""
+    pin: Annotated[str | None, BeforeValidator(blank_is_absent)] = None
+
+
+class NewContent(QueryParameters):
+    """``PUT /api/fax/documents/{number}?...``: absent keeps the title."""
+    title: str | None = None
+
+
+class JobFilter(QueryParameters):
+    """``GET /api/fax/jobs?...``"""
+    state: Annotated[Literal[JOB_STATES] | None, BeforeValidator(blank_is_absent)] = None
+    limit: Limit = 100
+
+
+class FaxLogFilter(QueryParameters):
+    """``GET /api/fax/log?...``"""
+    direction: Annotated[Literal["send", "receive"] | None,
+                         BeforeValidator(blank_is_absent)] = None
+    limit: Limit = 100
 
 
 def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenticate, *,
@@ -97,20 +138,20 @@ def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenti
 
     async def post_document(request: web.Request) -> web.Response:
         authenticate(request, WRITERS)
+        q = read_query(request, NewDocument)
         data = await _upload(request)
-        pin = request.query.get("pin") or None
         doc = await run(from_upload, store.add_document, request.match_info["number"], data,
-                        title=request.query.get("title", ""), pin=pin)
+                        title=q.title, pin=q.pin)
         return web.json_response(document_json(doc), status=201,
                                  headers={"Location": f"/api/fax/documents/{doc.number}"})
 
     async def put_document(request: web.Request) -> web.Response:
         authenticate(request, WRITERS)
         number = request.match_info["number"]
+        q = read_query(request, NewContent)
         await run(store.document, number)       # 404 before reading 50 MB
         data = await _upload(request)
-        doc = await run(from_upload, store.replace_document, number, data,
-                        title=request.query.get("title"))
+        doc = await run(from_upload, store.replace_document, number, data, title=q.title)
         return web.json_response(document_json(doc))
 
     async def delete_document(request: web.Request) -> web.Response:
@@ -120,19 +161,14 @@ def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenti
 
     async def put_pin(request: web.Request) -> web.Response:
         authenticate(request, WRITERS)
-        body = await json_object(request)
-        pin = body.get("pin", "")
-        if (pin is not None and not isinstance(pin, str)) or pin == "":
-            raise web.HTTPBadRequest(text='pin: a string of 4 to 12 digits, or null\n')
+        pin = (await read_body(request, DocumentPin)).pin
         doc = await run(store.set_document_pin, request.match_info["number"], pin)
         return web.json_response(document_json(doc))
 
     async def list_jobs(request: web.Request) -> web.Response:
         authenticate(request, READERS)
-        state = request.query.get("state") or None
-        if state is not None and state not in JOB_STATES:
-            raise web.HTTPBadRequest(text=f"state: one of {', '.join(JOB_STATES)}\n")
-        jobs = await run(store.jobs, state, limit=_limit(request))
+        q = read_query(request, JobFilter)
+        jobs = await run(store.jobs, q.state, limit=q.limit)
         return web.json_response({"jobs": [job_json(j) for j in jobs]})
 
     async def get_job(request: web.Request) -> web.Response:
@@ -141,17 +177,8 @@ def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenti
 
     async def post_job(request: web.Request) -> web.Response:
         authenticate(request, WRITERS)
-        body = await json_object(request)
-        number, documents, pins = body.get("number"), body.get("documents"), body.get("pins")
-        if not isinstance(number, str):
-            raise web.HTTPBadRequest(text="number: the fax number to send to, a string\n")
-        if not isinstance(documents, list) or not documents or \
-                not all(isinstance(d, str) for d in documents):
-            raise web.HTTPBadRequest(text="documents: a non-empty list of document numbers\n")
-        if pins is not None and not (isinstance(pins, dict) and
-                                     all(isinstance(v, str) for v in pins.values())):
-            raise web.HTTPBadRequest(text="pins: an object of document number -> PIN\n")
-        job = await run(store.create_job, number, documents, pins=pins)
+        body = await read_body(request, FaxJobRequest)
+        job = await run(store.create_job, body.number, body.documents, pins=body.pins)
         if on_job is not None:
             await _wake(on_job)
         return web.json_response(job_json(job), status=201,
@@ -163,10 +190,8 @@ def add_fax_routes(app: web.Application, store: FaxStore, authenticate: Authenti
 
     async def list_log(request: web.Request) -> web.Response:
         authenticate(request, READERS)
-        direction = request.query.get("direction") or None
-        if direction not in (None, "send", "receive"):
-            raise web.HTTPBadRequest(text="direction: send or receive\n")
-        faxes = await run(store.faxes, direction, limit=_limit(request))
+        q = read_query(request, FaxLogFilter)
+        faxes = await run(store.faxes, q.direction, limit=q.limit)
         return web.json_response({"faxes": [fax_json(f) for f in faxes]})
 
     async def get_fax(request: web.Request) -> web.Response:
@@ -222,12 +247,3 @@ async def _wake(on_job: Callable[[], Any]) -> None:
 
         structlog.get_logger("sipagent.api.fax").exception("fax dialer wake-up failed")
 
-
-def _limit(request: web.Request) -> int:
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit: a whole number\n") from None
-    if not 1 <= limit <= 1000:
-        raise web.HTTPBadRequest(text="limit: 1 to 1000\n")
-    return limit

@@ -12,15 +12,47 @@ import hmac
 import math
 import re
 import time
-from datetime import datetime
+from typing import Annotated
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from sipagent.api.json_body import json_object
+from sipagent.api.request_input import JsonBody, iso_time, read_body
+from sipagent.config.values import matching
 
 AGENT_COMMANDS = {"login", "logout", "ready", "pause", "end_wrap_up"}
-_NUMBER = re.compile(r"^\+?[0-9*#]{2,32}$")
+_NUMBER = re.compile(r"\+?[0-9*#]{2,32}")
+# A web callback's time: a little in the past is clock skew between the web
+# form's server and ours (it is called at once); further back is a mistake,
+# and a date months ahead is one too (and would sit in memory until then).
+CALLBACK_PAST_TOLERANCE = 300.0
+CALLBACK_HORIZON_DAYS = 30
+
+
+def _callback_time(value) -> float:
+    at = iso_time(value)
+    now = time.time()
+    if at < now - CALLBACK_PAST_TOLERANCE:
+        raise ValueError(f"in the past (more than {CALLBACK_PAST_TOLERANCE / 60:g} minutes ago)")
+    if at > now + CALLBACK_HORIZON_DAYS * 86400:
+        raise ValueError(f"more than {CALLBACK_HORIZON_DAYS} days ahead, the limit for a "
+                         "scheduled callback")
+    return at
+
+
+class AgentCommand(JsonBody):
+    """The body of ``POST /api/agents/{agent}/{command}`` (may be empty)."""
+    reason: Annotated[str, Field(max_length=64)] = ""
+
+
+class CallbackRequest(JsonBody):
+    """``POST /api/callbacks``: who to call back, for which queue, and when
+    (``at``, ISO 8601; absent: as soon as an agent is free)."""
+    number: Annotated[str, AfterValidator(matching(
+        _NUMBER, "digits (optionally a leading +) required"))]
+    queue: str
+    at: Annotated[float, BeforeValidator(_callback_time)] | None = None
 
 
 class _Caller:
@@ -79,11 +111,8 @@ def build_app(engine) -> web.Application:
                                         f"{', '.join(sorted(AGENT_COMMANDS))}\n")
         if agent_id not in engine.queues.lines:
             raise web.HTTPNotFound(text=f"unknown agent {agent_id!r}\n")
-        body = await json_object(request)
-        reason = body.get("reason", "")
-        if not isinstance(reason, str) or len(reason) > 64:
-            raise web.HTTPBadRequest(text="reason must be a string of at most 64 characters\n")
-        engine.queues.agent_command(agent_id, command, reason)
+        body = await read_body(request, AgentCommand)
+        engine.queues.agent_command(agent_id, command, body.reason)
         state = next(a for a in engine.queues.agents() if a["agent"] == agent_id)
         return web.json_response(state)
 
@@ -101,21 +130,13 @@ def build_app(engine) -> web.Application:
 
     async def post_callback(request: web.Request) -> web.Response:
         _authenticate(config, request, {"admin", "supervisor", "callback"})
-        body = await json_object(request)
-        number, queue, at = body.get("number"), body.get("queue"), body.get("at")
-        if not isinstance(number, str) or not _NUMBER.match(number):
-            raise web.HTTPBadRequest(text="number: digits (optionally a leading +) required\n")
+        body = await read_body(request, CallbackRequest)
+        queue = body.queue
         if queue not in config.queues:
             raise web.HTTPBadRequest(text=f"queue: unknown queue {queue!r}\n")
         if not config.queues[queue].callback_uri:
             raise web.HTTPBadRequest(text=f"queue: {queue!r} has no callback_uri configured\n")
-        when = None
-        if at is not None:
-            try:
-                when = datetime.fromisoformat(at).timestamp()
-            except (TypeError, ValueError):
-                raise web.HTTPBadRequest(text="at: an ISO 8601 time expected\n") from None
-        call_id = engine.queues.callbacks.request_web(number, queue, when)
+        call_id = engine.queues.callbacks.request_web(body.number, queue, body.at)
         return web.json_response({"callback": call_id, "queue": queue}, status=202)
 
     app.router.add_get("/metrics", metrics)

@@ -19,28 +19,71 @@ DELETE  /api/voicemail/{box}/greetings/{kind}            back to the default
 ``admin`` and ``supervisor`` tokens reach every box (only ``admin`` changes
 settings); an ``agent`` token reaches only the boxes whose owner is
 ``agent:<its agent>``, and gets 404 for the others, as if they did not
-exist.  ``since``/``until`` are ISO 8601 times or Unix seconds.
+exist.  ``since``/``until`` are ISO 8601 times or Unix seconds; ``limit`` is
+at least 1 (500 when absent; more than 5000 gives 5000).  Bodies and query
+parameters are checked as ``sipagent.api.request_input`` says: a 400 names
+the field and the problem.
 """
 from __future__ import annotations
 
 import asyncio
-import math
-from datetime import datetime
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 from aiohttp import web
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from sipagent.api.files import attachment, read_upload
-from sipagent.api.json_body import json_object
-from sipagent.config.values import check_email, check_owner, check_url
+from sipagent.api.request_input import (JsonBody, QueryParameters, WallClock, blank_is_absent,
+                                        read_body, read_query)
+from sipagent.config.values import Email, Url, check_owner
 from sipagent.voicemail.notify import message_json
 from sipagent.voicemail.store import NoSuchMessage, UnknownMailbox, UnsafePath, VoicemailStore
 
 READERS = {"admin", "supervisor", "agent"}
 # A minute of 16-bit stereo 48 kHz is 11 MB: room for any sane greeting.
 MAX_UPLOAD = 16 * 1024 * 1024
+# A larger ?limit= lists this many (as it always has): a client pages with since/until.
+MAX_LISTED = 5000
 
 Authenticate = Callable[[web.Request, set[str]], Any]   # -> object with .role, .agent
+
+# Bounds far above any real mailbox, so a typo (or 2**70) is refused rather
+# than stored.
+Seconds = Annotated[float, Field(ge=0, le=86400)]
+
+
+class MailboxSettings(JsonBody):
+    """``PATCH /api/voicemail/{box}``: the settings to change (others stay).
+    A default of None means "not given": only the keys sent are passed on
+    (``exclude_unset``), and a null is refused except for ``webhook``.
+    VoicemailStore.update_box checks how they fit together."""
+    owner: Annotated[str, AfterValidator(check_owner)] = None
+    emails: list[Email] = None
+    webhook: Url | None = None
+    max_length: Seconds = None
+    min_length: Seconds = None
+    max_messages: Annotated[int, Field(ge=1, le=1_000_000)] = None
+    retention_days: Annotated[int, Field(ge=0, le=36500)] = None
+
+
+class PinChange(JsonBody):
+    """``PUT /api/voicemail/{box}/pin``; the store checks the digits."""
+    pin: str
+
+
+class MessageMove(JsonBody):
+    """``PATCH /api/voicemail/{box}/messages/{id}``."""
+    folder: Literal["new", "saved"]
+
+
+class MessageFilter(QueryParameters):
+    """``GET /api/voicemail/{box}/messages?...``"""
+    folder: Literal["new", "saved"] | None = None
+    since: WallClock | None = None
+    until: WallClock | None = None
+    caller: str | None = None
+    urgent: Annotated[bool | None, BeforeValidator(blank_is_absent)] = None
+    limit: Annotated[int, Field(ge=1), AfterValidator(lambda n: min(n, MAX_LISTED))] = 500
 
 
 def add_voicemail_routes(app: web.Application, store: VoicemailStore,
@@ -79,18 +122,16 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
 
     async def patch_box(request: web.Request) -> web.Response:
         box = caller_box(request, {"admin"})
-        body = await json_object(request)
+        settings = (await read_body(request, MailboxSettings)).model_dump(exclude_unset=True)
         try:
-            await run(store.update_box, box, **_settings(body))
+            await run(store.update_box, box, **settings)
         except (ValueError, TypeError) as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from None
         return web.json_response(await run(box_json, box))
 
     async def put_pin(request: web.Request) -> web.Response:
         box = caller_box(request, {"admin", "agent"})
-        pin = (await json_object(request)).get("pin")
-        if not isinstance(pin, str):
-            raise web.HTTPBadRequest(text="pin: a string of 4 to 12 digits\n")
+        pin = (await read_body(request, PinChange)).pin
         try:
             await run(store.set_pin, box, pin)
         except ValueError as exc:
@@ -99,18 +140,9 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
 
     async def list_messages(request: web.Request) -> web.Response:
         box = caller_box(request)
-        q = request.query
-        folder = q.get("folder")
-        if folder not in (None, "new", "saved"):
-            raise web.HTTPBadRequest(text="folder: new or saved\n")
-        urgent = {"true": True, "1": True, "false": False, "0": False}.get(q.get("urgent", ""))
-        try:
-            limit = min(int(q.get("limit", "500")), 5000)
-        except ValueError:
-            raise web.HTTPBadRequest(text="limit: an integer\n") from None
-        messages = await run(store.list, box, folder, since=_time(q, "since"),
-                             until=_time(q, "until"), caller=q.get("caller"), urgent=urgent,
-                             limit=limit)
+        q = read_query(request, MessageFilter)
+        messages = await run(store.list, box, q.folder, since=q.since, until=q.until,
+                             caller=q.caller, urgent=q.urgent, limit=q.limit)
         return web.json_response({"box": box, "messages": [message_json(m) for m in messages]})
 
     async def message(request: web.Request):
@@ -129,9 +161,7 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
 
     async def patch_message(request: web.Request) -> web.Response:
         m = await message(request)
-        folder = (await json_object(request)).get("folder")
-        if folder not in ("new", "saved"):
-            raise web.HTTPBadRequest(text="folder: new or saved\n")
+        folder = (await read_body(request, MessageMove)).folder
         try:
             await run(store.mark, m.box, m.id, folder)
         except NoSuchMessage:
@@ -188,42 +218,3 @@ def add_voicemail_routes(app: web.Application, store: VoicemailStore,
     r.add_put("/api/voicemail/{box}/greetings/{kind}", put_greeting)
     r.add_delete("/api/voicemail/{box}/greetings/{kind}", delete_greeting)
 
-
-_SETTINGS = {"owner": str, "webhook": (str, type(None)), "max_length": (int, float),
-             "min_length": (int, float), "max_messages": int, "retention_days": int}
-
-
-def _settings(body: dict) -> dict:
-    """Checked types for VoicemailStore.update_box (which checks the rest)."""
-    out: dict = {}
-    for key, value in body.items():
-        if key == "emails":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError("emails: a list of e-mail addresses")
-            value = [check_email(v) for v in value]
-        elif key not in _SETTINGS:
-            raise ValueError(f"unknown or read-only setting {key!r}")
-        elif isinstance(value, bool) or not isinstance(value, _SETTINGS[key]):
-            raise ValueError(f"{key}: wrong type")
-        elif isinstance(value, (int, float)) and (not math.isfinite(value) or value < 0):
-            raise ValueError(f"{key}: must be a finite number >= 0")
-        elif key == "owner":
-            check_owner(value)
-        elif key == "webhook" and value is not None:
-            value = check_url(value)
-        out[key] = float(value) if key in ("max_length", "min_length") else value
-    return out
-
-
-def _time(query, key: str) -> float | None:
-    value = query.get(key)
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{key}: an ISO 8601 time or Unix seconds\n") from None
