@@ -49,7 +49,12 @@ Query = TypeVar("Query", bound=QueryParameters)
 
 async def read_body(request: web.Request, model: type[Body]) -> Body:
     """The body as ``model``; no body at all reads as ``{}``."""
-    data = await read_upload(request, MAX_JSON_BODY) if request.can_read_body else b""
+    try:
+        data = await read_upload(request, MAX_JSON_BODY) if request.can_read_body else b""
+    except web.HTTPRequestEntityTooLarge:
+        raise web.HTTPRequestEntityTooLarge(
+            MAX_JSON_BODY, text=f"body: over {MAX_JSON_BODY // 1024} KiB, the limit for "
+                                "a JSON request\n") from None
     try:
         return model.model_validate_json(data or b"{}")
     except ValidationError as exc:

@@ -18,10 +18,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
 from sipagent.api.request_input import JsonBody, iso_time, read_body
 from sipagent.config.values import matching
 
-AGENT_COMMANDS = {"login", "logout", "ready", "pause", "end_wrap_up"}
+# Each command is an input of the ACD's agent state machine, which refuses
+# one its table has no entry for (pause while logged out, say): that is a 409.
+_COMMAND_INPUTS = {"login": "login", "logout": "logout", "ready": "ready", "pause": "pause",
+                   "end_wrap_up": "wrap_done"}
+AGENT_COMMANDS = set(_COMMAND_INPUTS)
 _NUMBER = re.compile(r"\+?[0-9*#]{2,32}")
 # A web callback's time: a little in the past is clock skew between the web
 # form's server and ours (it is called at once); further back is a mistake,
@@ -73,6 +78,11 @@ def _authenticate(config, request: web.Request, roles: set[str]) -> _Caller:
     raise web.HTTPUnauthorized(text="unknown token\n")
 
 
+def _allowed(command: str, state: str) -> bool:
+    moves = AGENT_TRANSITIONS[AGENT_STATE_NAMES.index(state)]
+    return AGENT_INPUT_NAMES.index(_COMMAND_INPUTS[command]) in moves
+
+
 def _finite(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
@@ -112,9 +122,14 @@ def build_app(engine) -> web.Application:
         if agent_id not in engine.queues.lines:
             raise web.HTTPNotFound(text=f"unknown agent {agent_id!r}\n")
         body = await read_body(request, AgentCommand)
+        state = agent_row(agent_id)["state"]
+        if not _allowed(command, state):
+            raise web.HTTPConflict(text=f"agent {agent_id!r} cannot {command} while {state}\n")
         engine.queues.agent_command(agent_id, command, body.reason)
-        state = next(a for a in engine.queues.agents() if a["agent"] == agent_id)
-        return web.json_response(state)
+        return web.json_response(agent_row(agent_id))
+
+    def agent_row(agent_id: str) -> dict:
+        return next(a for a in engine.queues.agents() if a["agent"] == agent_id)
 
     async def list_queues(request: web.Request) -> web.Response:
         _authenticate(config, request, {"admin", "supervisor"})
