@@ -5,6 +5,11 @@
 - ``/api/...`` JSON, every route behind a bearer token from ``[http.tokens]``
   whose role allows it: ``supervisor``/``admin`` see and steer everything,
   ``agent`` only its own agent, ``callback`` only posts callback requests.
+
+Bodies and query parameters are read by ``sipagent.api.request_input`` (a
+400 names the field).  An agent command the agent's state does not allow is
+a 409; a web callback's ``at`` is ISO 8601, at most
+``CALLBACK_PAST_TOLERANCE`` back and ``CALLBACK_HORIZON_DAYS`` ahead.
 """
 from __future__ import annotations
 
