@@ -162,7 +162,7 @@ class Matching:
         tried = c.tried
         skipped = []
         top = self._pool_top(lane)
-        if tried:
+        if tried and top is not None:
             # Set the agents that failed this call aside: O(k log n) for k
             # failures, never a scan of the pool.
             while top is not None and top[5] in tried:
