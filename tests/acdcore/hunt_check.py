@@ -32,6 +32,7 @@ class HuntWatch:
         self.last_reject: dict = {}    # agent -> time of its last reject (valid or not)
         self.t = float("-inf")
         self.reoffers = 0              # offers that started a new round (coverage)
+        self.free_before: set = set()
 
     def _surely_free(self, a) -> bool:
         # "available" but inside a reject delay is not offerable; the delay is
@@ -51,8 +52,11 @@ class HuntWatch:
                 req = relaxed(base, drop)
         return eligible(self.agents[a].skills, req)
 
-    def step(self, ev, valid_reject: bool, actions) -> None:
-        free_before = {a for a in self.agents if self._surely_free(a)}
+    def before(self, ev) -> None:
+        self.free_before = {a for a in self.agents if self._surely_free(a)}
+
+    def after(self, ev, valid_reject: bool, actions) -> None:
+        free_before = self.free_before
         if isinstance(ev, OfferRejected):
             self.last_reject[ev.agent_id] = ev.t
             if valid_reject:
@@ -95,11 +99,12 @@ def run_hunt(scheduler_factory, strategies, n_agents, variant, ops, seed=0):
 
 def _step(s, d, watch, ev, transcript):
     valid_reject = isinstance(ev, OfferRejected) and (ev.call_id, ev.agent_id) in d.offers
+    watch.before(ev)
     try:
         actions = s.handle(ev)
     except AcdError as exc:
         actions = list(getattr(exc, "actions", []))
-    watch.step(ev, valid_reject, actions)
+    watch.after(ev, valid_reject, actions)
     d.after_event(ev, actions)
     s.check_invariants()
     transcript.append((ev, [(type(a).__name__,) + tuple(a) for a in actions]))
