@@ -35,6 +35,7 @@ cdef struct AgentRec:
     double talk
     double idle_since
     double weight
+    long long tried_mark     # == Scheduler.tried_mark: failed the call being dispatched
     double wrap_up           # < 0: use the queue's
     int n_mem
     Membership* mems
@@ -53,7 +54,7 @@ cdef struct CallRec:
     int prio
     int agent                # the single offered agent, or the talking agent, -1
     int n_offers             # > 1 only with ring-all (agents in Scheduler.multi)
-    int avoid                # agent that declined last, -1
+    int n_tried              # agents that failed it this round (Scheduler.tried[call])
     int relax_step
     long long wait_stamp
     long long offer_stamp

@@ -20,7 +20,7 @@ which hash faster than str (see scheduler.py).
 
 Layout: this file holds the C tables and helpers; the class is in
 _scheduler_core.pxi and the rules in _scheduler_timers.pxi,
-_scheduler_matching.pxi,
+_scheduler_hunt.pxi, _scheduler_matching.pxi,
 _scheduler_events.pxi, _scheduler_agents.pxi and _scheduler_queries.pxi
 (included below; each mirrors a ref_*.py file).
 """
@@ -211,6 +211,7 @@ cdef class _RankBox:
 include "_scheduler_core.pxi"
 include "_scheduler_ids.pxi"
 include "_scheduler_timers.pxi"
+include "_scheduler_hunt.pxi"
 include "_scheduler_matching.pxi"
 include "_scheduler_events.pxi"
 include "_scheduler_agents.pxi"

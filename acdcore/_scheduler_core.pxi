@@ -44,6 +44,9 @@ cdef class Scheduler:
     cdef list out
     cdef list empty
     cdef dict queue_ix, agent_ix, call_ix, classes, multi
+    cdef dict tried                 # call slot -> agents that failed it this round
+    cdef long long tried_mark
+    cdef Heap aside                 # pool entries set aside by a dispatch (_scheduler_hunt.pxi)
     cdef IntMap call_im, agent_im   # int ids (agent_ix/call_ix: all others)
     cdef list queue_names, queue_cfgs, queue_lanes, queue_lane_list, queue_members
     cdef list queue_relax, queue_ranks
@@ -61,6 +64,7 @@ cdef class Scheduler:
         self.queues = NULL
         self.lanes = NULL
         self.timers.data = NULL
+        self.aside.data = NULL
         self.fifos = NULL
         self.call_im.slots = NULL
         self.agent_im.slots = NULL
@@ -77,6 +81,8 @@ cdef class Scheduler:
         self.queue_ix, self.agent_ix, self.call_ix = {}, {}, {}
         self.classes = {ANY: 0}
         self.multi = {}
+        self.tried = {}
+        self.tried_mark = 0
         self.queue_names, self.queue_cfgs, self.queue_lanes = [], [], []
         self.queue_lane_list, self.queue_members, self.queue_relax = [], [], []
         self.queue_ranks = []
@@ -85,6 +91,7 @@ cdef class Scheduler:
         self.call_ids, self.call_req = [], []
         self.lane_req, self.lane_clock = [], []
         heap_init(&self.timers)
+        heap_init(&self.aside)
         im_init(&self.call_im, 10)
         im_init(&self.agent_im, 6)
         self.fifo_ix = {}
@@ -161,6 +168,7 @@ cdef class Scheduler:
         free(self.free_slots)
         free(self.queues)
         heap_free(&self.timers)
+        heap_free(&self.aside)
         if self.fifos != NULL:
             for i in range(self.n_fifos):
                 free(self.fifos[i].data)
@@ -191,6 +199,7 @@ cdef class Scheduler:
         ag.calls = 0
         ag.talk = 0.0
         ag.idle_since = 0.0
+        ag.tried_mark = 0
         ag.weight = cfg.weight
         ag.wrap_up = -1.0 if cfg.wrap_up is None else cfg.wrap_up
         ag.n_mem = 0

@@ -117,6 +117,8 @@ cdef void _free_slot(Scheduler self, int c):
     self.call_ids[c] = None
     if self.calls[c].has_req:
         self.call_req[c] = None
+    if self.calls[c].n_tried:
+        _new_round(self, c)
     self.calls[c].state = C_GONE
     self.free_slots[self.n_free] = c
     self.n_free += 1
@@ -182,7 +184,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.agent = -1
     cr.answered_at = 0.0
     cr.expired = False
-    cr.avoid = -1
+    cr.n_tried = 0
     cr.ring_pos = -1
     cr.in_queue = True
     self.call_ids[c] = call_id
@@ -345,7 +347,7 @@ cdef int _rejected(Scheduler self, object call_id, object agent_id) except -1:
         ag.ready_stamp = self._next_stamp()
         _push_after(self, self.queues[cr.queue].reject_fifo, delay, T_READY, a,
                     ag.ready_stamp)
-    cr.avoid = a
+    _note_failed(self, c, a)
     if cr.n_offers:
         _release(self, [a])
     else:
@@ -371,8 +373,7 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
             self.pause_reason[a] = "no_answer"
             ag.no_answers = 0
             self.out.append(_act2(AgentAutoPaused, self.agent_ids[a], "no_answer"))
-    if len(agents) == 1:
-        cr.avoid = agents[0]
+        _note_failed(self, c, a)
     _offer_lost(self, c, agents)
     return 0
 

@@ -154,32 +154,44 @@ cdef Entry* _waiting_top(Scheduler self, LaneRec* ln) noexcept:
 
 
 cdef bint _dispatch(Scheduler self, int c) except -1:
-    cdef int lane = self.calls[c].lane
+    cdef CallRec* cr = &self.calls[c]
+    cdef int lane = cr.lane
     cdef LaneRec* ln = &self.lanes[lane]
     cdef Entry* top = _pool_top(self, ln)
-    cdef Entry e, e2
+    cdef Entry e
     cdef double tier
     cdef list agents
+    cdef long long mark = -1  # no agent carries it: nobody is passed over
+    if cr.n_tried and top != NULL:
+        mark = _mark_tried(self, c)
+        while top != NULL and self.agents[top.idx].tried_mark == mark:
+            _set_aside(self, top)
+            heap_pop(&ln.pool)
+            top = _pool_top(self, ln)
+        if top == NULL:
+            # Every free agent of the lane failed it: a new round.
+            _new_round(self, c)
+            mark = -1
+            _restore_aside(self, ln)
+            top = _pool_top(self, ln)
     if top == NULL:
         return False
     if ln.strategy == ST_RING_ALL:
         tier = top.k0  # ring the best penalty tier only
         agents = []
         while top != NULL and top.k0 == tier:
-            agents.append(top.idx)
+            if self.agents[top.idx].tried_mark == mark:
+                _set_aside(self, top)
+            else:
+                agents.append(top.idx)
             heap_pop(&ln.pool)
             top = _pool_top(self, ln)
+        _restore_aside(self, ln)
         _offer(self, c, agents)
         return True
     e = top[0]
     heap_pop(&ln.pool)
-    if e.idx == self.calls[c].avoid:
-        top = _pool_top(self, ln)
-        if top != NULL:
-            e2 = top[0]
-            heap_pop(&ln.pool)
-            heap_push(&ln.pool, &e)
-            e = e2
+    _restore_aside(self, ln)
     if ln.strategy == ST_RR:
         if e.k1 >= ln.rr_cycle:
             ln.rr_cycle = e.k1
@@ -326,6 +338,8 @@ cdef int _free_and_match(Scheduler self, int a) except -1:
         clock = <dict>self.lane_clock[lane]
         if key > clock.get(penalty, 0.0):
             clock[penalty] = key
+    if _failed(self, c, a):
+        _new_round(self, c)  # the lane's only free agent failed it: a new round
     _offer1(self, c, a)
     ln = &self.lanes[lane]
     if ln.waiting.n > 0 and ln.waiting.data[0].idx == c:

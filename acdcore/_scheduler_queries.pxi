@@ -100,9 +100,13 @@ cdef int _check_invariants(Scheduler self) except -1:
             assert ag.ready_stamp != 0, f"agent {self.agent_ids[a]} idle but not offerable"
     assert len(self.call_ix) + self.call_im.n + self.n_free == self.n_slots
     waiting_lanes = set()
+    n_tried = 0
     for cid, c in _call_items(self):
         cr = &self.calls[c]
         assert self.call_ids[c] == cid
+        if cr.n_tried:
+            n_tried += 1
+            assert len(set(self.tried[c])) == len(self.tried[c]) == cr.n_tried
         if cr.state == C_WAITING:
             assert cr.n_offers == 0 and cr.in_queue
             live = 0
@@ -121,6 +125,7 @@ cdef int _check_invariants(Scheduler self) except -1:
             assert cr.in_queue
         else:
             assert cr.state == C_TALKING and not cr.in_queue
+    assert n_tried == len(self.tried) and self.aside.n == 0
     for lane in waiting_lanes:
         hp = &self.lanes[lane].pool
         for i in range(hp.n):

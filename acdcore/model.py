@@ -18,6 +18,10 @@ always wins first, the strategy orders agents inside a tier:
 ``skills``          highest summed proficiency on the call's required skills,
                     ties by longest idle.
 
+Whatever the strategy, an agent that rejected a call or let it ring out is
+passed over for that call until every other free agent that may take it has
+failed it too (a "round"; see reference.py), as Asterisk and FreeSWITCH hunt.
+
 Skills are orthogonal to the strategy: a call that carries required skills is
 only ever offered to agents that meet them, whatever the strategy.  The
 ``skills`` strategy additionally *ranks* by proficiency.  Requirements relax

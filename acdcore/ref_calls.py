@@ -134,7 +134,7 @@ class CallRules:
         if delay > 0:
             a.ready_stamp = self._next_stamp()
             self._push_timer(self._now + delay, T_READY, a, a.ready_stamp)
-        c.avoid = a
+        self._note_failed(c, a)
         if c.offers:
             self._release([a])
         else:
@@ -154,9 +154,15 @@ class CallRules:
                 a.pause_reason = "no_answer"
                 a.no_answers = 0
                 self._out.append(AgentAutoPaused(a.cfg.agent_id, "no_answer"))
-        if len(agents) == 1:
-            c.avoid = agents[0]
+            self._note_failed(c, a)
         self._offer_lost(c, agents)
+
+    @staticmethod
+    def _note_failed(c: Call, a) -> None:
+        """``a`` rejected ``c`` or let it ring out: skip it until a new round."""
+        if c.tried is None:
+            c.tried = set()
+        c.tried.add(a)
 
     def _ended(self, call_id) -> None:
         c = self._call(call_id)

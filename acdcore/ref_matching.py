@@ -156,32 +156,46 @@ class Matching:
         return None
 
     def _dispatch(self, c: Call) -> bool:
-        """Offer waiting call ``c`` to the best free agent(s) of its lane."""
+        """Offer waiting call ``c`` to the best free agent(s) of its lane that
+        have not failed it in this round (see "Hunting" in reference.py)."""
         lane = c.lane
-        if lane.queue.strategy is Strategy.RING_ALL:
-            top = self._pool_top(lane)
+        tried = c.tried
+        skipped = []
+        top = self._pool_top(lane)
+        if tried and top is not None:
+            # Set the agents that failed this call aside: O(k log n) for k
+            # failures, never a scan of the pool.
+            while top is not None and top[5] in tried:
+                skipped.append(heapq.heappop(lane.pool))
+                top = self._pool_top(lane)
             if top is None:
-                return False
+                # Every free agent of the lane failed it: a new round.
+                c.tried = tried = None
+                for e in skipped:
+                    heapq.heappush(lane.pool, e)
+                skipped = []
+                top = self._pool_top(lane)
+        if top is None:
+            return False
+        if lane.queue.strategy is Strategy.RING_ALL:
             tier = top[0]  # ring the best penalty tier only
             agents = []
             while top is not None and top[0] == tier:
                 heapq.heappop(lane.pool)
-                agents.append(top[5])
+                if tried and top[5] in tried:
+                    skipped.append(top)
+                else:
+                    agents.append(top[5])
                 top = self._pool_top(lane)
+            for e in skipped:
+                heapq.heappush(lane.pool, e)
             self._offer(c, agents)
             return True
-        e = self._pool_top(lane)
-        if e is None:
-            return False
         heapq.heappop(lane.pool)
-        if e[5] is c.avoid:
-            e2 = self._pool_top(lane)
-            if e2 is not None:
-                heapq.heappop(lane.pool)
-                heapq.heappush(lane.pool, e)
-                e = e2
-        note_offered(lane, e)
-        self._offer(c, [e[5]])
+        for e in skipped:
+            heapq.heappush(lane.pool, e)
+        note_offered(lane, top)
+        self._offer(c, [top[5]])
         return True
 
     def _offer(self, c: Call, agents: list) -> None:

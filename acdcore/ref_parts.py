@@ -41,7 +41,7 @@ class Agent:
 class Call:
     __slots__ = ("id", "seq", "life", "queue", "priority", "t_enq", "callback",
                  "base_req", "relax_step", "lane", "state", "wait_stamp", "offer_stamp",
-                 "offers", "agent", "answered_at", "expired", "avoid")
+                 "offers", "agent", "answered_at", "expired", "tried")
 
     def __init__(self, call_id, seq, life, queue, priority, t_enq, callback, base_req):
         self.id = call_id
@@ -61,7 +61,7 @@ class Call:
         self.agent = None
         self.answered_at = 0.0
         self.expired = False
-        self.avoid = None
+        self.tried = None         # agents that failed it this round (a set), or None
 
 
 class Queue:
@@ -119,6 +119,7 @@ def check_invariants(s) -> None:
             assert a.ready_stamp != 0, f"agent {a.cfg.agent_id} idle but not offerable"
     live_lanes: dict = {}
     for c in s._calls.values():
+        assert c.tried is None or c.tried, "an empty tried set is a new round: None"
         if c.state == C_WAITING:
             assert not c.offers
             assert c in c.queue.in_queue

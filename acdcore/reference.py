@@ -11,9 +11,19 @@ tests in tests/acdcore enforce it.  Rules in one place:
   ``fairness="weight"`` the highest queue weight first -- so an agent in
   several queues serves them oldest-first.
 * Ring timeouts and rejects put the call back in its place (its enqueue key
-  never changes).  The next offer avoids the agent that just declined when
-  another free agent exists.  Agents freed together (ring-all losers, ring-
-  all timeout) first all become free, then each picks its best call.
+  never changes).  Agents freed together (ring-all losers, ring-all
+  timeout) first all become free, then each picks its best call.
+* Hunting (every strategy): a call remembers the agents that failed it --
+  rejected (busy) or let it ring out -- in the current *round*.  An offer
+  goes to the best free agent of the call's lane outside that set; only when
+  every free agent of the lane is in it does a new round start (the set is
+  cleared) and the best free agent rings again, so a lone agent still gets
+  the call.  Ring-all rings the best tier among the untried free agents (a
+  tier's tried members stay quiet), else starts a new round.  The set
+  belongs to the call, not the lane: it survives skill relaxation and a
+  callback request; agents that leave while ringing (pause, logout) have
+  not failed it.  Cost: the tried agents at the top of the pool are popped
+  and pushed back, O(k log n) for k failures of this call.
 * Max wait: a waiting call exits with "timeout"; a ringing call is allowed to
   finish ringing and exits if the offer fails.  Callback entries never time
   out (nobody is on hold).
