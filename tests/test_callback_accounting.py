@@ -36,15 +36,30 @@ def assert_wrap_ups_pair(db, agent: str) -> None:
         assert open_ in (0, 1), f"{agent}: WRAPUP_END without WRAPUP_START"
 
 
+def callback_setup(alice, customer, **queue):
+    """Agent alice (logged out until the test logs her in) and a queue that
+    calls back at the customer UA."""
+    agents = {"alice": {"uri": alice.uri("alice"), "queues": ["support"], "auto_login": False}}
+    uri = f"sip:{{number}}@127.0.0.1:{customer.port}"
+    return agents, {"support": {"callback_uri": uri, **queue}}
+
+
+def press_callback_key(customer, engine, number: str) -> None:
+    """The customer calls, waits in line, presses 5 and is let go."""
+    customer.request("call", call="c1", to=engine.number("100"), from_user=number)
+    customer.wait_state("c1", "CONFIRMED")
+    engine.wait_metric("sipacd_queue_waiting_calls", 1, queue="support")
+    customer.request("dtmf", call="c1", digits="5")
+    customer.wait_state("c1", "DISCONNECTED", timeout=20)
+
+
 def test_web_callback_retried_is_one_request(ports, workdir, prompts_dir):
     with UA(ports(), log_dir=workdir, name="alice") as alice, \
             UA(ports(), log_dir=workdir, name="customer") as customer:
         customer.request("auto_answer", user="*", code=486)      # busy the first time
         alice.request("auto_answer", user="*", after=0.2, code=200, tone=880)
-        agents = {"alice": {"uri": alice.uri("alice"), "queues": ["support"],
-                            "auto_login": False}}
-        queues = {"support": {"wrap_up": 1, "callback_retry_delay": 1, "callback_attempts": 3,
-                              "callback_uri": f"sip:{{number}}@127.0.0.1:{customer.port}"}}
+        agents, queues = callback_setup(alice, customer, wrap_up=1, callback_retry_delay=1,
+                                        callback_attempts=3)
         with Engine(workdir, config(ports, workdir, prompts_dir, agents, queues)) as engine:
             status, body = api(engine, "POST", "/api/callbacks",
                                {"number": "5550199", "queue": "support"})
@@ -85,16 +100,9 @@ def test_callback_key_counts_one_outcome(ports, workdir, prompts_dir):
             UA(ports(), log_dir=workdir, name="customer") as customer:
         customer.request("auto_answer", user="*", after=0.3, code=200, tone=440)
         alice.request("auto_answer", user="*", after=0.2, code=200, tone=880)
-        agents = {"alice": {"uri": alice.uri("alice"), "queues": ["support"],
-                            "auto_login": False}}
-        queues = {"support": {"callback_key": "5",
-                              "callback_uri": f"sip:{{number}}@127.0.0.1:{customer.port}"}}
+        agents, queues = callback_setup(alice, customer, callback_key="5")
         with Engine(workdir, config(ports, workdir, prompts_dir, agents, queues)) as engine:
-            customer.request("call", call="c1", to=engine.number("100"), from_user="5550123")
-            customer.wait_state("c1", "CONFIRMED")
-            engine.wait_metric("sipacd_queue_waiting_calls", 1, queue="support")
-            customer.request("dtmf", call="c1", digits="5")
-            customer.wait_state("c1", "DISCONNECTED", timeout=20)
+            press_callback_key(customer, engine, "5550123")
             api(engine, "POST", "/api/agents/alice/login")
             back = customer.wait_event({"ev": "incoming", "user": "5550123"}, timeout=15)
             customer.wait_state(back["call"], "CONFIRMED")

@@ -44,7 +44,8 @@ _LAST_T = "SELECT MAX(t) FROM event"
 _WAITING = (
     "SELECT e.queue, e.call_id, e.t FROM event e WHERE e.kind = 'ENTER' AND e.t >= ?"
     " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id AND x.queue = e.queue"
-    "   AND x.kind IN ('CONNECT', 'ABANDON', 'EXIT') AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
+    "   AND x.kind IN ('CONNECT', 'ABANDON', 'EXIT')"
+    "   AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
     " ORDER BY e.t, e.id"
 )
 # A talk starts at CONNECT, or at CALLBACK_CONNECTED for a callback whose
