@@ -109,12 +109,13 @@ class Engine:
         from sipagent.sip.account import TrunkAccount
 
         from sipagent.fax.runtime import FaxRuntime
-        from sipagent.store.eventlog import EventLog, event_log_path
+        from sipagent.store.eventlog import HEARTBEAT_INTERVAL, EventLog, event_log_path
         from sipagent.media.recording import clean_stray_recordings
         from sipagent.voicemail.runtime import VoicemailRuntime
 
         self.config.data.dir.mkdir(parents=True, exist_ok=True)
-        self.eventlog = EventLog(event_log_path(self.config.data.dir))
+        self.eventlog = EventLog(event_log_path(self.config.data.dir),
+                                 heartbeat_interval=HEARTBEAT_INTERVAL)
         stray = clean_stray_recordings(self.recordings_dir)
         if stray:
             log.warning("removed half-written recordings of a previous run", count=stray)
@@ -127,8 +128,9 @@ class Engine:
             self.config.data.dir, self.config.fax, vm, self.fax_metrics,
             download_base=download_base, account=lambda: self.account, track_leg=self.track,
             schedules=self.schedules)
-        # Calls and logins a crash left open are closed at the last logged time.
-        await asyncio.to_thread(self.eventlog.close_dangling, "restart")
+        # Calls, records and logins a crash left open are closed (engine_restart)
+        # at the previous run's last heartbeat, before this run logs anything.
+        await asyncio.to_thread(self.eventlog.close_dangling)
         made = await asyncio.to_thread(self.prompts.ensure_catalogue)
         if made:
             log.info("prompts rendered", count=made, dir=str(self.prompts.dir))

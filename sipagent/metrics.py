@@ -40,8 +40,8 @@ class EngineMetrics:
                                ["queue"], registry=r)
         self.answered = Counter("sipacd_queue_answered", "Queued calls connected to an agent",
                                 ["queue"], registry=r)
-        self.abandoned = Counter("sipacd_queue_abandoned", "Callers who hung up while waiting",
-                                 ["queue"], registry=r)
+        self.abandoned = Counter("sipacd_queue_abandoned", "Callers who hung up while waiting, "
+                                 "short abandons included", ["queue"], registry=r)
         self.exited = Counter("sipacd_queue_exited", "Calls that left a queue for a reason "
                               "other than answer or abandon", ["queue", "reason"], registry=r)
         self.answer_wait = Histogram("sipacd_queue_answer_wait_seconds",
@@ -50,8 +50,11 @@ class EngineMetrics:
         self.abandon_wait = Histogram("sipacd_queue_abandon_wait_seconds",
                                       "Wait of abandoned calls, queue entry to hang-up",
                                       ["queue"], buckets=buckets, registry=r)
+        # KPI.md: a short abandon is counted, and excluded where a formula says so.
         self.short_abandoned = Counter("sipacd_queue_short_abandoned",
-                                       "Abandons within the queue's short-abandon threshold",
+                                       "Abandons with a wait within the queue's short-abandon "
+                                       "threshold; also counted in sipacd_queue_abandoned_total, "
+                                       "excluded only by the excluding-short-abandons formulas",
                                        ["queue"], registry=r)
         self.callbacks = Counter("sipacd_queue_callbacks", "Callback requests and their outcomes",
                                  ["queue", "result"], registry=r)

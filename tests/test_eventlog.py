@@ -121,7 +121,7 @@ def test_hostile_strings_are_stored_verbatim(tmp_path, s):
                       " FROM call_record") == [(s,) * 7]
     assert rows(path, "SELECT call_id, queue FROM survey_answer") == [(s, s)]
     tables = {r[0] for r in rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"event", "call_record", "survey_answer"}
+    assert tables == {"event", "call_record", "survey_answer", "heartbeat"}
 
 
 @pytest.mark.parametrize("call", [
@@ -272,14 +272,16 @@ def test_close_dangling_after_a_crash(tmp_path):
         el.queue_event(20.0, "q", "waiting2", "ENTER")
     # the process died here; the next start:
     with EventLog(path) as el:
-        assert el.close_dangling() == (3, 2)
-        assert el.close_dangling() == (0, 0)               # idempotent
+        assert el.close_dangling("lost") == (3, 1, 2, 0)  # waiting, talking, agents, records
+        assert not any(el.close_dangling("lost"))          # idempotent
     got = rows(path, "SELECT t, kind, queue, call_id, agent, wait, reason FROM event"
                      " WHERE reason = 'lost' ORDER BY id")
     assert got == [
         (20.0, "EXIT", "q", "waiting", None, 9.0, "lost"),
         (20.0, "EXIT", "other", "moved", None, 5.0, "lost"),
         (20.0, "EXIT", "q", "waiting2", None, 0.0, "lost"),
+        # the connected call ends too (it used to stay open for ever)
+        (20.0, "COMPLETE_SYSTEM", "q", "answered", "alice", None, "lost"),
         (20.0, "LOGOUT", None, None, "alice", None, "lost"),
         (20.0, "LOGOUT", None, None, "bob", None, "lost"),
     ]
@@ -287,4 +289,4 @@ def test_close_dangling_after_a_crash(tmp_path):
 
 def test_close_dangling_on_an_empty_log(tmp_path):
     with EventLog(tmp_path / "events.sqlite3") as el:
-        assert el.close_dangling() == (0, 0)
+        assert not any(el.close_dangling())

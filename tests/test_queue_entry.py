@@ -248,7 +248,8 @@ class FakeLine:
             callback=lambda q, t, call_id, result, agent=None:
                 self.done.append(("callback", call_id, result)),
             exited=lambda q, t, reason, call_id, wait: self.done.append(("exited", call_id, reason)),
-            offered=lambda q, t, call_id, position=None: self.done.append(("offered", call_id)))
+            offered=lambda q, t, call_id, position=None: self.done.append(("offered", call_id)),
+            record=lambda call_id, **fields: self.done.append(("record", call_id, fields)))
         self.entries: dict[str, QueueEntry] = {}
 
     def now(self):
@@ -257,9 +258,12 @@ class FakeLine:
     def feed(self, event):
         self.done.append(("feed", type(event).__name__, event.call_id))
 
-    def add_callback(self, e):
+    def add_callback(self, e, *, offered=True):
         self.entries[e.call_id] = e
-        self.done.append(("add", e.call_id))
+        self.done.append(("add", e.call_id, offered))
+
+    def attempt_over(self, e):
+        self.done.append(("attempt_over", e.call_id))
 
     def forget(self, e):
         self.entries.pop(e.call_id, None)
@@ -297,18 +301,24 @@ def test_customer_no_answer_is_retried_then_given_up():
         e.agent_leg = FakeLeg()
         line._retry_or_give_up(e)
         assert e.state is S.OVER and e.agent_leg.ended
-        assert rt.done == [("exited", "c1", "callback_no_answer"), ("feed", "CallEnded", "c1"),
-                           ("forget", "c1")]
+        # No outcome yet: the key press counted this request's (EXIT callback).
+        assert rt.done == [("attempt_over", "c1"), ("forget", "c1"),
+                           ("callback", "c1", "no_answer")]
         await asyncio.sleep(0.01)
-        retry = rt.entries["c1#2"]
-        assert retry.state is S.WAITING and retry.callback is e.callback
+        # The retry is the same request: same id, not offered again, waiting since then.
+        assert rt.done[-1] == ("add", "c1", False)
+        retry = rt.entries["c1"]
+        assert retry is not e and retry.state is S.WAITING and retry.callback is e.callback
+        assert retry.entered == e.entered
         rt.done.clear()
         retry.advance(E.CONNECTED)
         retry.callback.attempts = 2
         line._retry_or_give_up(retry)
-        assert ("callback", "c1#2", "failed") in rt.done
+        assert rt.done == [("attempt_over", "c1"), ("forget", "c1"),
+                           ("record", "c1", {"outcome": "callback_no_answer"}),
+                           ("callback", "c1", "failed")]
         await asyncio.sleep(0.01)
-        assert "c1#3" not in rt.entries
+        assert "c1" not in rt.entries
     asyncio.run(main())
 
 
@@ -323,7 +333,8 @@ def test_agent_hung_up_while_the_customer_rang():
         rt.done.clear()
         CallbackLine(rt)._retry_or_give_up(e)
         assert e.state is S.OVER
-        assert rt.done == [("exited", "c1", "callback_no_answer"), ("forget", "c1"),
+        # A web request's one outcome is counted when it is given up.
+        assert rt.done == [("forget", "c1"), ("exited", "c1", "callback_no_answer"),
                            ("callback", "c1", "failed")]
     asyncio.run(main())
 

@@ -377,9 +377,10 @@ def test_a_call_left_open_by_a_crash(tmp_path, recovered):
     row = one(report(path, T0, T0 + 1100), "q")
     assert row.tally.handled == 0                  # c1 never completed: not in AHT
     if recovered:
-        # x logged out at the last logged moment; c3 exited "lost"
+        # x logged out at the last logged moment; c3 exited, c1's talk ended there
         assert (row.busy_time, row.idle_time) == pytest.approx((0, 10 + 100))
-        assert dict(row.tally.exited) == {"lost": 1}
+        assert dict(row.tally.exited) == {"engine_restart": 1}
+        assert row.closed_by_restart == 2
     else:
         # the log says x talked until the restart, and c3 never left
         assert (row.busy_time, row.idle_time) == pytest.approx((990, 10 + 100))

@@ -6,6 +6,12 @@ Times on the command line are ISO 8601, with a zone (``2026-11-23T09:00Z``,
 Output times use the zone of ``--from`` (local time if it had none).  Ratios
 are 0..1 in CSV and JSON (empty / null where nothing was counted), percent
 in the table.
+
+"abandoned" includes short abandons ("short" is how many of them); they
+are excluded only where a formula says so (SL "xsh", "aband-xs").  Calls
+the previous run left open at a crash are closed out when the engine
+starts again (outcome ``engine_restart``) and counted once, by that
+outcome; "restart" says how many.
 """
 from __future__ import annotations
 
@@ -170,7 +176,8 @@ def _flat(row: ReportRow, zone: tzinfo | None, reasons: list[str], thresholds: l
             flat[f"sl_{t}_{variant.value}"] = k["service_level"].get(t, {}).get(variant.value)
     for key in ("answer_rate", "abandon_rate", "abandon_rate_excluding_short", "asa",
                 "mean_abandon_wait", "handled", "aht", "occupancy", "agent_busy_seconds",
-                "agent_idle_seconds", "surveys", "satisfied", "satisfaction", "participation"):
+                "agent_idle_seconds", "surveys", "satisfied", "satisfaction", "participation",
+                "closed_by_restart"):
         flat[key] = k[key]
     return {key: _finite(v) for key, v in flat.items()}
 
@@ -204,7 +211,7 @@ def write_table(rows: list[ReportRow], zone: tzinfo | None, out: TextIO) -> None
     header = ["start", "queue", "offered", "answ", "aband", "short", "exits"]
     for t in thresholds:
         header += [f"SL{t}:{a}" for a in _VARIANT_ABBREV.values()]
-    header += ["answer", "aband", "aband-xs", "ASA", "AHT", "occ", "sat", "part"]
+    header += ["answer", "aband", "aband-xs", "ASA", "AHT", "occ", "sat", "part", "restart"]
     lines = [header]
     for row in rows:
         k = row.kpis()
@@ -216,7 +223,8 @@ def write_table(rows: list[ReportRow], zone: tzinfo | None, out: TextIO) -> None
             line += [pct(levels.get(v)) for v in _VARIANT_ABBREV]
         line += [pct(k["answer_rate"]), pct(k["abandon_rate"]),
                  pct(k["abandon_rate_excluding_short"]), sec(k["asa"]), sec(k["aht"]),
-                 pct(k["occupancy"]), pct(k["satisfaction"]), pct(k["participation"])]
+                 pct(k["occupancy"]), pct(k["satisfaction"]), pct(k["participation"]),
+                 str(k["closed_by_restart"])]
         lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
@@ -225,3 +233,10 @@ def write_table(rows: list[ReportRow], zone: tzinfo | None, out: TextIO) -> None
     out.write("SL variants: ans = within T / answered, off = / (answered + abandoned), "
               "xsh = / (answered + abandoned - short abandons), pos = (answered + abandoned "
               "within T) / (answered + abandoned)\n")
+    out.write("aband counts short abandons too (short: how many); aband-xs and xsh leave "
+              "them out of both terms\n")
+    restarted = sum(row.closed_by_restart for row in rows)
+    if restarted:
+        out.write(f"{restarted} call(s) were open when the engine stopped without a shutdown "
+                  "and were closed out at its restart: waiting ones count as exited "
+                  "(engine_restart), connected ones as answered but not in AHT\n")

@@ -3,5 +3,6 @@
 Modules, each importing only those below it: runtime (the loop, offers, the
 caller's wait) -> callback (callbacks), agents (agent lines, control,
 read-outs) -> entry (a caller's place in line and its state table), hold
-(what a waiting caller hears), stats (counting outcomes).
+(what a waiting caller hears), bridging (caller and agent, once both have
+media), stats (counting outcomes).
 """

@@ -33,11 +33,12 @@ def command_event(command: str, now: float, agent_id: str, reason: str = ""):
             "end_wrap_up": lambda: ev.WrapUpDone(now, agent_id)}[command]()
 
 
-def command_log_kind(command: str, before: str) -> str:
-    """The agent event-log kind of a command, given the agent's state before it."""
+def command_log_kind(command: str, before: str) -> str | None:
+    """The agent event-log kind of a command, given the agent's state before
+    it; None when it changes nothing to log (ending a wrap-up that is not on)."""
     return {"login": "LOGIN", "logout": "LOGOUT", "pause": "PAUSE",
             "ready": "UNPAUSE" if before == "paused" else "READY",
-            "end_wrap_up": "WRAPUP_END"}[command]
+            "end_wrap_up": "WRAPUP_END" if before == "wrap_up" else None}[command]
 
 
 def agent_rows(lines: Mapping[str, AgentLine], scheduler,

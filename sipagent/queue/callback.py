@@ -7,12 +7,18 @@ ever answers into silence), then dials the customer and bridges.  A customer
 who does not answer is retried after a delay, up to the queue's limit.
 Callbacks are their own outcome in the KPIs, never an abandon.
 
+Accounting: a request is one call id through all its attempts, offered
+once and ending in one outcome (``CallbackJob.outcome_counted`` says when
+that is counted); a retry is not a new offered call, and the request's
+call record ends with the last attempt's result.
+
 This module knows the runtime only through ``QueueLine`` below (it never
 imports runtime.py): runtime -> callback -> entry, one way.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from typing import Any, Coroutine, Mapping, Protocol
@@ -43,7 +49,8 @@ class QueueLine(Protocol):
     def dial_out(self, uri: str, *, label: str, headers: dict[str, str]) -> CallLeg: ...
     async def bridge_when_ready(self, a: CallLeg, b: CallLeg, call_id: str) -> bool: ...
     def talk_over(self, entry: QueueEntry, side: str) -> None: ...
-    def add_callback(self, entry: QueueEntry) -> None: ...
+    def attempt_over(self, entry: QueueEntry) -> None: ...
+    def add_callback(self, entry: QueueEntry, *, offered: bool = True) -> None: ...
     def forget(self, entry: QueueEntry) -> None: ...
 
 
@@ -74,6 +81,7 @@ class CallbackLine:
         call_id = f"web-callback-{int(time.time())}-{next(_ids)}"
         delay = max(0.0, (at or 0.0) - time.time())
         self.rt.stats.callback(queue, time.time(), call_id, "requested")
+        self.rt.stats.record(call_id, start=time.time(), caller=number, called="", queue=queue)
 
         def join() -> None:
             entry = QueueEntry(call_id=call_id, queue=queue, entered=self.rt.now(),
@@ -123,8 +131,12 @@ class CallbackLine:
             return
         self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "connected",
                                entry.agent_id)
-        self.rt.stats.answered(entry.queue, time.time(), self.rt.now() - entry.entered,
-                               entry.call_id, entry.agent_id)
+        wait = self.rt.now() - entry.entered
+        if job.outcome_counted:
+            self.rt.stats.record(entry.call_id, answer=time.time(), agent=entry.agent_id,
+                                 outcome="answered")
+        else:
+            self.rt.stats.answered(entry.queue, time.time(), wait, entry.call_id, entry.agent_id)
         if await self.rt.bridge_when_ready(customer, agent_leg, entry.call_id):
             log.info("callback connected", call_id=entry.call_id, agent=entry.agent_id)
         await customer.ended
@@ -139,21 +151,27 @@ class CallbackLine:
         entry.advance(EntryEvent.NO_ANSWER)
         if entry.agent_leg is not None:
             entry.agent_leg.end()
-        # Every entry ends in exactly one outcome; this attempt's is "no answer".
-        self.rt.stats.exited(entry.queue, time.time(), "callback_no_answer", entry.call_id,
-                             self.rt.now() - entry.entered)
         if talking:  # else the agent hung up first and the core has the end already
-            self.rt.feed(ev.CallEnded(self.rt.now(), entry.call_id))
+            self.rt.attempt_over(entry)
         self.rt.forget(entry)
         if job.attempts >= s.callback_attempts:
+            # The request's one outcome, if the key press did not count it already.
+            if job.outcome_counted:
+                self.rt.stats.record(entry.call_id, outcome="callback_no_answer")
+            else:
+                self.rt.stats.exited(entry.queue, time.time(), "callback_no_answer",
+                                     entry.call_id, self.rt.now() - entry.entered)
             self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "failed")
             log.warning("callback given up", call_id=entry.call_id, attempts=job.attempts)
             return
-        retry = QueueEntry(call_id=f"{entry.call_id}#{job.attempts + 1}", queue=entry.queue,
-                           entered=self.rt.now(), caller=entry.caller, called=entry.called,
-                           data=entry.data, callback=job)
+        self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "no_answer")
+        # The same request again: same call id and record, waiting since it was made.
+        retry = QueueEntry(call_id=entry.call_id, queue=entry.queue, entered=entry.entered,
+                           caller=entry.caller, called=entry.called, data=entry.data,
+                           callback=job)
         self._timers.append(asyncio.get_running_loop().call_later(
-            s.callback_retry_delay, self.rt.add_callback, retry))
+            s.callback_retry_delay, functools.partial(self.rt.add_callback, retry,
+                                                      offered=False)))
         log.info("callback will be retried", call_id=entry.call_id,
                  in_seconds=s.callback_retry_delay)
 
@@ -164,6 +182,11 @@ class CallbackLine:
         self.rt.forget(entry)
 
     def exited(self, entry: QueueEntry, reason: str) -> None:
-        """A callback entry timed out of its queue: nobody will call back."""
+        """A callback entry left its queue (``reason``): nobody will call back."""
+        if entry.callback.outcome_counted:
+            self.rt.stats.record(entry.call_id, outcome=reason)
+        else:
+            self.rt.stats.exited(entry.queue, time.time(), reason, entry.call_id,
+                                 self.rt.now() - entry.entered)
         self.rt.stats.callback(entry.queue, time.time(), entry.call_id, "expired")
         self.rt.forget(entry)

@@ -103,9 +103,17 @@ class InvalidEntryTransition(RuntimeError):
 
 @dataclass
 class CallbackJob:
+    """One customer's callback request, through all its attempts (one call id)."""
     number: str
     origin: str            # "queue" (key pressed) or "web"
     attempts: int = 0
+
+    @property
+    def outcome_counted(self) -> bool:
+        """Whether the request's one queue outcome is already counted: a key
+        pressed in the queue is the live call's EXIT "callback"; a web
+        request is counted when it ends (answered, or no answer at last)."""
+        return self.origin == "queue"
 
 
 @dataclass

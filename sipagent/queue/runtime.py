@@ -19,11 +19,11 @@ from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.agents import (AgentLine, agent_rows, command_event, command_log_kind,
                                    queue_snapshot, wrap_up_of)  # AgentLine: for the engine
+from sipagent.queue.bridging import bridge_when_ready
 from sipagent.queue.callback import CallbackLine
 from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers, exit_target
 from sipagent.queue.hold import CallerHold
 from sipagent.sip.leg import CallLeg, LegEnded, dial
-from sipagent.media.playback import bridge
 from sipagent.queue.stats import QueueStats
 
 try:
@@ -65,9 +65,9 @@ class QueueRuntime:
         now = self.now()
         for line in self.lines.values():
             if line.auto_login:
+                self.stats.agent(time.time(), line.agent_id, "LOGIN")
                 self.feed(ev.AgentLoggedIn(now, line.agent_id))
                 self.feed(ev.AgentReady(now, line.agent_id))
-                self.stats.agent(time.time(), line.agent_id, "LOGIN")
         self.spawn(self._timers())
         self.spawn(self._sample_agents())
 
@@ -140,10 +140,11 @@ class QueueRuntime:
             if entry:
                 entry.advance(EntryEvent.EXIT, a.reason)
                 entry.changed.set()
-                self.stats.exited(a.queue, time.time(), a.reason, a.call_id,
-                                  self.now() - entry.entered)
-                if entry.callback:
+                if entry.callback:   # it counts the outcome if the key press did not
                     self.callbacks.exited(entry, a.reason)
+                else:
+                    self.stats.exited(a.queue, time.time(), a.reason, a.call_id,
+                                      self.now() - entry.entered)
             log.info("caller left the queue", call_id=a.call_id, queue=a.queue, reason=a.reason)
         elif isinstance(a, act.AgentAutoPaused):
             log.warning("agent auto-paused", agent=a.agent_id, reason=a.reason)
@@ -218,10 +219,18 @@ class QueueRuntime:
         if entry.callback:
             self.callbacks.finished(entry)
 
-    def add_callback(self, entry: QueueEntry) -> None:
-        """A callback entry (no live call, no hold) joins its queue's line."""
+    def attempt_over(self, entry: QueueEntry) -> None:
+        """A callback's customer did not answer: the agent on the line wraps up."""
+        wrap_up = wrap_up_of(self.lines, entry.agent_id, self.settings[entry.queue].wrap_up)
+        self.stats.wrap_up_started(time.time(), entry.agent_id, entry.queue, entry.call_id,
+                                   wrap_up)
+        self.feed(ev.CallEnded(self.now(), entry.call_id))
+
+    def add_callback(self, entry: QueueEntry, *, offered: bool = True) -> None:
+        """A callback entry (no live call) joins the line; a retry is not offered again."""
         self.entries[entry.call_id] = entry
-        self.stats.offered(entry.queue, time.time(), entry.call_id)
+        if offered:
+            self.stats.offered(entry.queue, time.time(), entry.call_id)
         self.feed(ev.CallArrived(self.now(), entry.call_id, entry.queue, 0, (), True))
 
     def forget(self, entry: QueueEntry) -> None:
@@ -249,18 +258,7 @@ class QueueRuntime:
         log.info("caller connected to agent", call_id=call_id, agent=agent_id, wait=round(wait, 3))
         self.spawn(self.bridge_when_ready(entry.call.leg, leg, call_id))
 
-    async def bridge_when_ready(self, a: CallLeg, b: CallLeg, call_id: str) -> bool:
-        for leg in (a, b):
-            try:
-                await asyncio.wait_for(leg.media_ready.wait(), 5.0)
-            except TimeoutError:
-                log.error("leg has no media; ending it", call_id=call_id, leg=leg.label)
-                leg.end()
-                return False
-        if a.is_ended or b.is_ended:
-            return False
-        bridge(a, b)
-        return True
+    bridge_when_ready = staticmethod(bridge_when_ready)   # for callback.QueueLine
 
     # -- the caller's side ---------------------------------------------------------
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
@@ -380,8 +378,10 @@ class QueueRuntime:
             raise KeyError(agent_id)
         event = command_event(command, self.now(), agent_id, reason)
         before = self.scheduler.agent_state(agent_id)
+        kind = command_log_kind(command, before)
+        if kind:  # before the feed: a LOGIN may be followed at once by an OFFER
+            self.stats.agent(time.time(), agent_id, kind, reason or None)
         self.feed(event)
-        self.stats.agent(time.time(), agent_id, command_log_kind(command, before), reason or None)
         log.info("agent control", agent=agent_id, command=command, before=before,
                  after=self.scheduler.agent_state(agent_id))
 

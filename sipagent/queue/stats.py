@@ -90,7 +90,8 @@ class QueueStats:
             tally.call_abandoned(wait)
         if self.log:
             self.log.queue_event(t, queue, call_id, "ABANDON", wait=wait, position=position)
-            self.log.call_record(call_id, queue=queue, wait=wait, outcome="abandoned")
+            self.log.call_record(call_id, queue=queue, wait=wait, outcome="abandoned",
+                                 hangup_side="caller")
 
     def exited(self, queue: str, t: float, reason: str, call_id: str, wait: float) -> None:
         self.metrics.exited.labels(queue, reason).inc()
@@ -111,10 +112,22 @@ class QueueStats:
         if self.log:
             kind = "COMPLETE_CALLER" if side == "caller" else "COMPLETE_AGENT"
             self.log.queue_event(t, queue, call_id, kind, agent=agent)
+            self.log.call_record(call_id, talk=talk, wrap_up=wrap_up, hangup_side=side)
+        self.wrap_up_started(t, agent, queue, call_id, wrap_up)
+
+    def wrap_up_started(self, t: float, agent: str, queue: str, call_id: str,
+                        wrap_up: float) -> None:
+        """The ACD put the agent in wrap-up after ``call_id``; a zero wrap-up
+        is over at once (the ACD then sends no WrapUpEnded to log its end)."""
+        if self.log:
             self.log.agent_event(t, agent, "WRAPUP_START", queue=queue, call_id=call_id)
             if wrap_up <= 0:
                 self.log.agent_event(t, agent, "WRAPUP_END", queue=queue, call_id=call_id)
-            self.log.call_record(call_id, talk=talk, wrap_up=wrap_up, hangup_side=side)
+
+    def record(self, call_id: str, **fields) -> None:
+        """Fill in the call's record (``EventLog.call_record``) with no KPI counted."""
+        if self.log:
+            self.log.call_record(call_id, **fields)
 
     def offer(self, queue: str, t: float, call_id: str, agent: str) -> None:
         if self.log:
@@ -127,10 +140,10 @@ class QueueStats:
 
     def callback(self, queue: str, t: float, call_id: str, result: str,
                  agent: str | None = None) -> None:
-        """result: requested, attempted, connected, failed, expired."""
+        """result: requested, attempted, no_answer, connected, failed, expired."""
         self.metrics.callbacks.labels(queue, result).inc()
         kind = {"requested": "CALLBACK_REQUESTED", "attempted": "CALLBACK_ATTEMPT",
-                "connected": "CALLBACK_CONNECTED"}.get(result)
+                "no_answer": "CALLBACK_NO_ANSWER", "connected": "CALLBACK_CONNECTED"}.get(result)
         if self.log and kind:
             self.log.queue_event(t, queue, call_id, kind, agent=agent)
 

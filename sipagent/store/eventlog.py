@@ -18,6 +18,9 @@ Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
                         (the value the answer-wait histogram observed).
 ``COMPLETE_CALLER``     the connected call ended, the caller hung up first.
 ``COMPLETE_AGENT``      the connected call ended, the agent hung up first.
+``COMPLETE_SYSTEM``     the connected call was ended by the engine; ``reason``
+                        (``engine_restart``: closed out after a crash, see
+                        ``closeout``).  Not counted in AHT.
 ``ABANDON``             the caller hung up while waiting; ``wait``, and
                         ``position`` at hang-up.
 ``EXIT``                the call left the queue unanswered for ``reason``:
@@ -31,12 +34,21 @@ Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
                         the caller also leaves with EXIT ``callback``.
 ``CALLBACK_ATTEMPT``    the engine dials the customer back (``agent`` if one
                         is already on the line).
-``CALLBACK_CONNECTED``  the customer answered the callback.
+``CALLBACK_NO_ANSWER``  that attempt went unanswered; another follows later.
+``CALLBACK_CONNECTED``  the customer answered the callback (``agent``).
+
+A callback request keeps one ``call_id`` through all its attempts, and has
+one outcome: a key pressed in the queue is EXIT ``callback`` at once (the
+live call's outcome, KPI.md's "callback requested"); a web request is
+offered (ENTER) when it joins, and ends in CONNECT when a customer
+answers or EXIT ``callback_no_answer`` after the last attempt.  Its call
+record's outcome is the last attempt's: ``answered``,
+``callback_no_answer`` or the queue's exit reason.
 
 Every ENTER ends in exactly one CONNECT, ABANDON or EXIT (KPI.md's
 "answered, abandoned, or exited with a reason").  CONNECT, COMPLETE_*,
 OFFER and RINGNOANSWER need ``agent``; CONNECT and ABANDON need ``wait``,
-EXIT a ``reason``.
+EXIT and COMPLETE_SYSTEM a ``reason``.
 
 Agent side (``agent_event``; ``queue`` only when the event is about one
 queue, e.g. a per-queue login):
@@ -58,6 +70,17 @@ writer thread commits the list every ``flush_interval`` seconds or every
 last half second, never part of a batch: SQLite commits a transaction
 whole or not at all.  Only plain values cross the thread (``data`` is
 serialised to JSON before it is queued), never an object of the caller.
+
+The heartbeat
+-------------
+With ``heartbeat_interval`` set (the engine sets ``HEARTBEAT_INTERVAL``),
+the writer thread stamps the time into the one-row ``heartbeat`` table
+whenever that long has passed, in its own tiny commit.  It wakes every
+``flush_interval``, so after a crash the last stamp is at most
+``heartbeat_interval + flush_interval`` (2.5 s) older than the crash; the
+close-out at the next start (``closeout``) ends open calls there, not at
+their last event.  The stamp of the previous run is read on open, before
+this run writes its own, as ``last_alive``.
 """
 from __future__ import annotations
 
@@ -74,10 +97,11 @@ from typing import Any
 
 import structlog
 
+from sipagent.store.closeout import RESTART, ClosedOut, close_out, last_alive
 from sipagent.store.eventlog_schema import (EVENT_LOG_FILE, SCHEMA_VERSION, SchemaTooNew, connect,
                                       event_log_path, read_only)
 
-__all__ = ["EventLog", "QUEUE_EVENT_KINDS", "AGENT_EVENT_KINDS",
+__all__ = ["EventLog", "QUEUE_EVENT_KINDS", "AGENT_EVENT_KINDS", "HEARTBEAT_INTERVAL", "RESTART",
            # re-exported: the file and its schema
            "EVENT_LOG_FILE", "SCHEMA_VERSION", "SchemaTooNew", "connect", "event_log_path",
            "read_only"]
@@ -86,15 +110,18 @@ log = structlog.get_logger("sipagent.store.eventlog")
 
 QUEUE_EVENT_KINDS = frozenset({
     "ENTER", "OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER", "COMPLETE_AGENT",
-    "ABANDON", "EXIT", "TRANSFER", "CALLBACK_REQUESTED", "CALLBACK_ATTEMPT",
-    "CALLBACK_CONNECTED",
+    "COMPLETE_SYSTEM", "ABANDON", "EXIT", "TRANSFER", "CALLBACK_REQUESTED", "CALLBACK_ATTEMPT",
+    "CALLBACK_NO_ANSWER", "CALLBACK_CONNECTED",
 })
 AGENT_EVENT_KINDS = frozenset({
     "LOGIN", "LOGOUT", "READY", "PAUSE", "UNPAUSE", "WRAPUP_START", "WRAPUP_END",
 })
 _NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
-                          "COMPLETE_AGENT"})
-_NEEDS_REASON = frozenset({"EXIT"})
+                          "COMPLETE_AGENT", "COMPLETE_SYSTEM"})
+_NEEDS_REASON = frozenset({"EXIT", "COMPLETE_SYSTEM"})
+#: Seconds between heartbeats of a running engine (see the module doc).
+HEARTBEAT_INTERVAL = 2.0
+_BEAT = "INSERT INTO heartbeat (id, t) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET t = excluded.t"
 # The waits the SL and ASA are computed from: the runtime's own measure
 # (monotonic clock), the same number its wait histograms observe.
 _NEEDS_WAIT = frozenset({"CONNECT", "ABANDON"})
@@ -115,21 +142,6 @@ _UPSERT_CALL = (
     ' wait = COALESCE(excluded.wait, wait), talk = COALESCE(excluded.talk, talk),'
     ' wrap_up = COALESCE(excluded.wrap_up, wrap_up),'
     ' hangup_side = COALESCE(excluded.hangup_side, hangup_side), updated = excluded.updated'
-)
-# A caller waits minutes, not days: older ENTERs are not looked at.
-_DANGLING_HORIZON = 86400.0
-_LAST_T = "SELECT MAX(t) FROM event"
-_DANGLING_CALLS = (
-    "SELECT e.queue, e.call_id, e.t FROM event e WHERE e.kind = 'ENTER' AND e.t >= ?"
-    " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id AND x.queue = e.queue"
-    "   AND x.kind IN ('CONNECT', 'ABANDON', 'EXIT') AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
-    " ORDER BY e.t, e.id"
-)
-_LOGGED_IN = (
-    "SELECT i.agent FROM (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGIN'"
-    "                     GROUP BY agent) i"
-    " LEFT JOIN (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGOUT' GROUP BY agent) o"
-    " ON o.agent = i.agent WHERE o.t IS NULL OR o.t < i.t ORDER BY i.agent"
 )
 _INSERT_SURVEY = ("INSERT INTO survey_answer (t, call_id, queue, score, scale)"
                   " VALUES (?, ?, ?, ?, ?)")
@@ -169,7 +181,8 @@ class EventLog:
     """The writer of the log.  Every method returns at once; see the module doc."""
 
     def __init__(self, path: str | Path, *, flush_interval: float = 0.5, flush_rows: int = 200,
-                 busy_timeout: float = 5.0, max_pending: int = 200_000) -> None:
+                 busy_timeout: float = 5.0, max_pending: int = 200_000,
+                 heartbeat_interval: float | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush_interval = float(flush_interval)
@@ -177,6 +190,9 @@ class EventLog:
         self.max_pending = int(max_pending)
         self.dropped = 0            # rows given up on (bad row, or backlog over max_pending)
         self._conn = connect(self.path, busy_timeout=busy_timeout)
+        self.heartbeat_interval = heartbeat_interval
+        self.last_alive = last_alive(self._conn)     # the previous run's, before ours
+        self._beat_at = 0.0
         self._pending: list[tuple[str, tuple]] = []
         self._queued = 0            # rows ever queued
         self._written = 0           # rows ever committed (or dropped): flush() waits on it
@@ -248,37 +264,11 @@ class EventLog:
                _opt_str("queue", queue), score, scale)
         self._queue(_INSERT_SURVEY, row)
 
-    def close_dangling(self, reason: str = "lost") -> tuple[int, int]:
-        """After a crash: end what the log left open, at the time of its last row.
-
-        Callers still waiting get EXIT ``reason``; agents still logged in get
-        LOGOUT ``reason``.  Without this, a report would count the lost
-        callers as offered with no outcome, and the agents as idle until
-        their next login.  (Calls that were connected are left as they are:
-        the next LOGIN of their agent drops them, as the report would
-        otherwise count hours of talk.)  Call it once at start, before any
-        call or login is logged; it reads the file, so it blocks briefly.
-        Returns (calls, agents) closed.
-        """
-        self.flush()
-        conn = read_only(self.path)
-        try:
-            last = conn.execute(_LAST_T).fetchone()[0]
-            if last is None:
-                return 0, 0
-            calls = conn.execute(_DANGLING_CALLS, (last - _DANGLING_HORIZON,)).fetchall()
-            agents = [a for (a,) in conn.execute(_LOGGED_IN)]
-        finally:
-            conn.close()
-        for queue, call_id, entered in calls:
-            self.queue_event(last, queue, call_id, "EXIT", reason=reason, wait=last - entered)
-        for agent in agents:
-            self.agent_event(last, agent, "LOGOUT", reason=reason)
-        self.flush()
-        if calls or agents:
-            log.warning("closed what the last run left open", calls=len(calls),
-                        agents=len(agents), at=last, reason=reason)
-        return len(calls), len(agents)
+    def close_dangling(self, reason: str = RESTART) -> ClosedOut:
+        """After a crash: end what the previous run left open (``closeout``).
+        Call it once at start, before any call or login is logged; it reads
+        the file, so it blocks briefly."""
+        return close_out(self, reason, self.last_alive)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Block until everything queued so far is committed; False on timeout."""
@@ -296,6 +286,7 @@ class EventLog:
             self._closing = True
             self._cond.notify_all()
         self._writer.join()
+        self._beat(force=True)
         try:
             # Fold the WAL back so the file is whole on its own (backups, copies).
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -345,8 +336,21 @@ class EventLog:
                 self._cond.notify_all()
                 if closing and not self._pending:
                     return
+            self._beat()
             if retry:
                 time.sleep(self.flush_interval)
+
+    def _beat(self, force: bool = False) -> None:
+        if self.heartbeat_interval is None:
+            return
+        now = time.time()
+        if not force and now - self._beat_at < self.heartbeat_interval:
+            return
+        try:
+            self._conn.execute(_BEAT, (now,))
+            self._beat_at = now
+        except sqlite3.Error as exc:   # the rows' own retry reports a failing disk
+            log.debug("heartbeat not written", error=str(exc))
 
     def _commit(self, batch: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
         """Write one batch in one transaction; returns the rows to retry later."""

@@ -72,6 +72,18 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX survey_answer_t ON survey_answer (t)",
         "PRAGMA user_version = 1",
     ),
+    (
+        # The last moment the writing engine was known alive, refreshed every
+        # few seconds: after a crash, calls left open are closed at this time
+        # rather than at their last event, which may be minutes older.
+        """CREATE TABLE heartbeat (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            t  REAL NOT NULL
+        )""",
+        # The close-out at start looks for records without an end: few rows.
+        'CREATE INDEX call_record_open ON call_record (call_id) WHERE "end" IS NULL',
+        "PRAGMA user_version = 2",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -6,7 +6,13 @@ one place.  Each count belongs to the interval of the event that made it,
 which is also the moment the runtime moves its Prometheus counter:
 
 * offered at ENTER; answered (and its wait) at CONNECT; abandoned (and its
-  wait) at ABANDON; exited at EXIT;
+  wait) at ABANDON, short abandons included (KPI.md: a short abandon is
+  counted, and excluded where a formula says so: the SL and abandon-rate
+  variants "excluding short abandons"); exited at EXIT;
+* a call closed out at a restart (``closeout``) once, by its one outcome:
+  a waiting caller as exited ``engine_restart``, a connected call as the
+  answered call it was; ``closed_by_restart`` counts both kinds, and a
+  connected one is left out of AHT (cut short, no wrap-up);
 * a handled call (AHT = talk + hold + wrap-up) when its wrap-up ends
   (WRAPUP_END, or READY / PAUSE / LOGOUT cutting it short), with the
   wrap-up it really took; talk is CONNECT to COMPLETE_*, hold included;
@@ -34,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from acdcore.kpi import OccupancyMeter, QueueTally
-from sipagent.store.eventlog import AGENT_EVENT_KINDS, read_only
+from sipagent.store.eventlog import AGENT_EVENT_KINDS, RESTART, read_only
 
 __all__ = ["ReportRow", "report", "interval_starts", "SATISFIED_SHARE", "DEFAULT_THRESHOLDS",
            "DEFAULT_SHORT_ABANDON"]
@@ -90,6 +96,7 @@ class ReportRow:
     idle_time: float = 0.0     # agent-seconds available and idle
     surveys: int = 0
     satisfied: int = 0
+    closed_by_restart: int = 0   # calls whose ending a restart wrote (see closeout)
 
     @property
     def occupancy(self) -> float:
@@ -118,6 +125,7 @@ class ReportRow:
             "satisfied": self.satisfied,
             "satisfaction": self.satisfaction,
             "participation": self.participation,
+            "closed_by_restart": self.closed_by_restart,
         }
 
 
@@ -323,6 +331,8 @@ class _Replay:
                     tally.call_abandoned(wait)
                 elif kind == "EXIT":
                     tally.call_exited(reason or "unknown")
+                if reason == RESTART and kind in ("EXIT", "COMPLETE_SYSTEM"):
+                    out.closed_by_restart += 1
         if agent_name is None:
             return
         agent = self.agents.setdefault(agent_name, _Agent())
@@ -333,9 +343,18 @@ class _Replay:
 
     def _agent_event(self, a: _Agent, kind: str, queue: str | None, call_id: str | None,
                      t: float) -> None:
-        if kind == "CONNECT":
-            self._after_call_over(a, t)
-            a.activity, a.call = "talk", (call_id, queue, t)
+        if kind in ("CONNECT", "CALLBACK_CONNECTED"):
+            # A callback from a key pressed in the queue has no CONNECT (its
+            # outcome was counted then); its talk starts at CALLBACK_CONNECTED.
+            if a.call is None or a.call[0] != call_id:
+                self._after_call_over(a, t)
+                a.activity, a.call = "talk", (call_id, queue, t)
+        elif kind == "COMPLETE_SYSTEM":
+            # Closed out after a crash: busy until then, but no handle time.
+            if a.call is not None and a.call[0] == call_id:
+                a.call = None
+                if a.activity == "talk":
+                    a.activity = None
         elif kind in ("COMPLETE_CALLER", "COMPLETE_AGENT"):
             if a.call is not None and a.call[0] == call_id:
                 a.after_call = (a.call[1], max(0.0, t - a.call[2]))

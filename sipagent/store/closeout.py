@@ -1,0 +1,135 @@
+"""Closing out, at start, what a crash of the previous run left open.
+
+A ``kill -9`` (or a power cut) stops the engine between two events: callers
+were waiting, calls were bridged, agents were logged in, call records had
+no end.  Their calls died with the process (the engine was the media path),
+so each gets its ending now, at the last moment the previous run was known
+alive: the later of its last event and its last heartbeat (see
+``EventLog``: the heartbeat lags the crash by at most its interval plus a
+flush interval).  Without it a report would count the lost callers as
+offered with no outcome, the connected calls as talking for ever, and the
+agents as idle until their next login.
+
+What is written, all at that moment ``t``, with ``reason`` (``engine_restart``):
+
+* a waiting caller: EXIT ``reason`` with its wait up to ``t``, its one outcome;
+* a connected call: COMPLETE_SYSTEM ``reason`` (the talk ends at ``t``; the
+  report counts the agent busy until then, and leaves the call out of AHT:
+  it was cut short, and had no wrap-up);
+* an agent still logged in: LOGOUT ``reason``;
+* a call record without an end: ``end`` = ``t``, ``outcome`` = ``reason``,
+  ``hangup_side`` = ``system``, and the best known ``talk`` and ``wait``.
+
+It must run once at start, before the new run logs any call or login.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import structlog
+
+from sipagent.store.eventlog_schema import read_only
+
+__all__ = ["RESTART", "ClosedOut", "close_out"]
+
+log = structlog.get_logger("sipagent.store.closeout")
+
+#: The outcome and reason of everything closed out at a restart.
+RESTART = "engine_restart"
+
+# A caller waits minutes, not days: older events are not looked at.
+_HORIZON = 86400.0
+_LAST_T = "SELECT MAX(t) FROM event"
+_WAITING = (
+    "SELECT e.queue, e.call_id, e.t FROM event e WHERE e.kind = 'ENTER' AND e.t >= ?"
+    " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id AND x.queue = e.queue"
+    "   AND x.kind IN ('CONNECT', 'ABANDON', 'EXIT')"
+    "   AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
+    " ORDER BY e.t, e.id"
+)
+# A talk starts at CONNECT, or at CALLBACK_CONNECTED for a callback whose
+# outcome was counted when the caller pressed the key (no CONNECT then).
+_TALKING = (
+    "SELECT e.queue, e.call_id, e.agent, MAX(e.t) FROM event e"
+    " WHERE e.kind IN ('CONNECT', 'CALLBACK_CONNECTED') AND e.agent IS NOT NULL AND e.t >= ?"
+    " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id"
+    "   AND x.kind IN ('COMPLETE_CALLER', 'COMPLETE_AGENT', 'COMPLETE_SYSTEM')"
+    "   AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
+    " GROUP BY e.call_id ORDER BY MAX(e.t)"
+)
+_LOGGED_IN = (
+    "SELECT i.agent FROM (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGIN'"
+    "                     GROUP BY agent) i"
+    " LEFT JOIN (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGOUT' GROUP BY agent) o"
+    " ON o.agent = i.agent WHERE o.t IS NULL OR o.t < i.t ORDER BY i.agent"
+)
+_OPEN_RECORDS = ('SELECT call_id, answer, talk, updated FROM call_record WHERE "end" IS NULL'
+                 ' ORDER BY call_id')
+_LAST_ALIVE = "SELECT t FROM heartbeat WHERE id = 1"
+
+
+class LogWriter(Protocol):
+    """What the close-out needs of ``EventLog`` (which imports this module)."""
+    path: Path
+
+    def flush(self, timeout: float | None = ...) -> bool: ...
+    def queue_event(self, t_wall: float, queue: str, call_id: str, kind: str,
+                    **fields: Any) -> None: ...
+    def agent_event(self, t_wall: float, agent: str, kind: str, **fields: Any) -> None: ...
+    def call_record(self, call_id: str, **fields: Any) -> None: ...
+
+
+class ClosedOut(NamedTuple):
+    """What one close-out ended."""
+    waiting: int = 0       # callers that were waiting (EXIT)
+    talking: int = 0       # connected calls (COMPLETE_SYSTEM)
+    agents: int = 0        # agents logged out
+    records: int = 0       # call records given an end
+
+
+def last_alive(conn) -> float | None:
+    """The previous run's last heartbeat, or None (never written, or an old file)."""
+    row = conn.execute(_LAST_ALIVE).fetchone()
+    return None if row is None else row[0]
+
+
+def close_out(eventlog: LogWriter, reason: str = RESTART,
+              alive: float | None = None) -> ClosedOut:
+    """Close what the log left open at the later of its last event and ``alive``
+    (the previous run's last heartbeat); see the module doc.  Idempotent."""
+    eventlog.flush()
+    conn = read_only(eventlog.path)
+    try:
+        known = [t for t in (conn.execute(_LAST_T).fetchone()[0], alive) if t is not None]
+        if not known:
+            return ClosedOut()
+        at = max(known)
+        waiting = conn.execute(_WAITING, (at - _HORIZON,)).fetchall()
+        talking = conn.execute(_TALKING, (at - _HORIZON,)).fetchall()
+        agents = [a for (a,) in conn.execute(_LOGGED_IN)]
+        records = conn.execute(_OPEN_RECORDS).fetchall()
+    finally:
+        conn.close()
+    waits = {}
+    for queue, call_id, entered in waiting:
+        waits[call_id] = at - entered
+        eventlog.queue_event(at, queue, call_id, "EXIT", reason=reason, wait=at - entered)
+    for queue, call_id, agent, _connected in talking:
+        eventlog.queue_event(at, queue, call_id, "COMPLETE_SYSTEM", agent=agent, reason=reason)
+    for agent in agents:
+        eventlog.agent_event(at, agent, "LOGOUT", reason=reason)
+    for call_id, answer, talk, updated in records:
+        # A record untouched for longer than the horizon is older than this
+        # crash: its last update is the best known end.
+        end = at if updated >= at - _HORIZON else max(updated, answer or updated)
+        if talk is None and answer is not None:
+            talk = max(0.0, end - answer)
+        eventlog.call_record(call_id, end=end, outcome=reason, hangup_side="system", talk=talk,
+                             wait=waits.get(call_id), t_wall=end)
+    eventlog.flush()
+    closed = ClosedOut(len(waiting), len(talking), len(agents), len(records))
+    if any(closed):
+        log.warning("closed what the last run left open", at=at, reason=reason,
+                    **closed._asdict())
+    return closed
