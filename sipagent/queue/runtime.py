@@ -96,7 +96,7 @@ class QueueRuntime:
         try:
             actions = self.scheduler.handle(event)
         except Exception as exc:
-            log.exception("acd core rejected an event", event=repr(event))
+            log.exception("acd core rejected an event", acd_event=repr(event))
             # Timers that fired before the bad event still happened.
             actions = getattr(exc, "actions", None) or []
         for action in actions:
