@@ -63,11 +63,17 @@ def test_default_config_is_the_demo_setup():
     assert all(a.queues == {"support": 0} for a in config.agents.values())
 
 
-def test_default_config_data_dir_follows_the_working_directory(tmp_path, monkeypatch):
+def test_default_config_data_dir_is_in_the_demo_home_not_the_working_directory(
+        tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SIPACD_DEMO_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     config = load_default_config()
-    assert config.data.dir == tmp_path / "sipacd-demo-data"
-    assert config.flows.prompts_dir == tmp_path / "sipacd-demo-data" / "prompts"
+    assert config.data.dir == tmp_path / "cache" / "sipacd" / "demo-data"
+    assert config.flows.prompts_dir == config.data.dir / "prompts"
+    monkeypatch.setenv("SIPACD_DEMO_HOME", str(tmp_path / "home"))
+    assert load_default_config().data.dir == tmp_path / "home" / "demo-data"
+    assert load_default_config(base_dir=tmp_path / "x").data.dir == tmp_path / "x" / "demo-data"
 
 
 def test_example_loads():

@@ -86,7 +86,7 @@ async def _demo(config, seconds: float, rate: float) -> int:
     runner = await start_http(engine)
     metrics_url = f"http://{config.http.listen}:{config.http.port}/metrics"
     print(f"sipacd demo: engine on sip:100@{config.sip.listen}:{config.sip.port}, "
-          f"metrics at {metrics_url}; Ctrl-C stops", flush=True)
+          f"metrics at {metrics_url}, data in {config.data.dir}; Ctrl-C stops", flush=True)
 
     def on_event(who: str, ev: dict) -> None:
         kind = ev.get("ev")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
+import os
 import re
 import sys
 import tomllib
@@ -41,7 +42,7 @@ __all__ = [
     "AgentSection", "Config", "ConfigError", "ConfigProblem", "DataSection", "FlowsSection",
     "HttpSection", "HttpToken", "LogSection", "QueueSection", "RouteEntry", "SipSection",
     "TrunkRegistration", "TrunkSection", "config_from_dict", "flow_target",
-    "load_config", "load_default_config", "load_or_complain", "parse_config",
+    "demo_home", "load_config", "load_default_config", "load_or_complain", "parse_config",
 ]
 
 DEFAULT_CONFIG_RESOURCE = "default_config.toml"
@@ -102,10 +103,22 @@ def load_or_complain(path: str | Path, *, err: TextIO | None = None) -> Config |
         return None
 
 
-def load_default_config() -> Config:
-    """The embedded demo configuration; its relative paths follow the cwd."""
+def demo_home() -> Path:
+    """Where the embedded configuration keeps its data: $SIPACD_DEMO_HOME, else
+    $XDG_CACHE_HOME/sipacd, else ~/.cache/sipacd.  Never the current directory:
+    a demo started in a clone would leave an untracked folder there."""
+    if os.environ.get("SIPACD_DEMO_HOME"):
+        return Path(os.environ["SIPACD_DEMO_HOME"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sipacd"
+
+
+def load_default_config(base_dir: str | Path | None = None) -> Config:
+    """The embedded demo configuration; its relative paths (the data folder)
+    are relative to ``base_dir``, by default :func:`demo_home`."""
     resource = importlib.resources.files("sipagent.config").joinpath(DEFAULT_CONFIG_RESOURCE)
-    return parse_config(resource.read_text(encoding="utf-8"), source=f"<embedded {DEFAULT_CONFIG_RESOURCE}>")
+    return parse_config(resource.read_text(encoding="utf-8"),
+                        source=f"<embedded {DEFAULT_CONFIG_RESOURCE}>",
+                        base_dir=demo_home() if base_dir is None else base_dir)
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
