@@ -43,7 +43,7 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
         pjsip_method_e id
         pj_str_t name
 
-    int pjsip_method_cmp(const pjsip_method *m1, const pjsip_method *m2)
+    int pj_strcmp(const pj_str_t *str1, const pj_str_t *str2)
 
     ctypedef enum pjsip_hdr_e:
         PJSIP_H_CALL_ID
@@ -90,7 +90,11 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
         int len
 
     # --- a received message ------------------------------------------------
+    enum:
+        PJSIP_MAX_PKT_LEN       # pjsip's receive buffer
+
     struct pjsip_rx_pkt_info:
+        long len
         pj_sockaddr src_addr
         char *src_name          # a char array in C: read it, never assign
 

@@ -22,7 +22,8 @@ Any request, in a dialog or not, is refused with 400 when it is malformed
 in a way pjsip's parser lets through: a CSeq method that is not the
 request's method (pjsua answered that with 500), a second From, To,
 Call-ID, CSeq, Max-Forwards, Content-Length or Content-Type, or a
-Content-Length larger than the body that arrived.  An ACK is never
+Content-Length larger than the body that arrived; a datagram that filled
+pjsip's receive buffer (PJSIP_MAX_PKT_LEN, so it was cut short) gets 513.  An ACK is never
 answered: one from a source not allowed is dropped here.
 
 What pjsip's parser refuses (no Via, no Call-ID, a garbled header) never
@@ -65,6 +66,7 @@ cdef enum Verdict:
     V_BAD_CSEQ
     V_DUPLICATE_HEADER
     V_BAD_LENGTH
+    V_TOO_LARGE
     V_NO_DIALOG
     V_NOT_ALLOWED
     V_NOT_IMPLEMENTED
@@ -76,6 +78,7 @@ ANSWERS = (
     (400, b"CSeq Method Does Not Match", "bad_request"),
     (400, b"Duplicate Header", "bad_request"),
     (400, b"Content-Length Exceeds Message", "bad_request"),
+    (513, b"Message Too Large", "too_large"),
     (481, b"Call/Transaction Does Not Exist", "no_dialog"),
     (405, b"Method Not Allowed", "method_not_allowed"),
     (501, b"Not Implemented", "not_implemented"),
@@ -186,11 +189,17 @@ cdef Verdict _judge(pjsip_rx_data *rdata) noexcept nogil:
         return V_PASS if in_dialog or _source_allowed(rdata) else V_DROP
     if not in_dialog and not _source_allowed(rdata):
         return V_FORBIDDEN
-    if pjsip_method_cmp(method, &rdata.msg_info.cseq.method) != 0:
+    # pjsip spells a method it knows its own way ("options" is OPTIONS);
+    # any other method must match to the letter.
+    if pj_strcmp(&method.name, &rdata.msg_info.cseq.method.name) != 0:
         return V_BAD_CSEQ
     if _has_duplicates(rdata.msg_info.msg):
         return V_DUPLICATE_HEADER
-    if rdata.msg_info.clen != NULL and rdata.msg_info.clen.len > _body_length(rdata):
+    if rdata.pkt_info.len >= PJSIP_MAX_PKT_LEN:
+        return V_TOO_LARGE            # the datagram filled pjsip's buffer: cut short
+    # pjsip keeps Content-Length in an int: 3000000000 arrives negative.
+    if rdata.msg_info.clen != NULL and (rdata.msg_info.clen.len < 0
+                                        or rdata.msg_info.clen.len > _body_length(rdata)):
         return V_BAD_LENGTH
     if in_dialog:
         return V_PASS
