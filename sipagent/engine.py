@@ -224,6 +224,11 @@ class Engine:
                                      called=called)
             loop.call_soon(leg.end, 403)
             return
+        if not sip_message.offers_audio(rdata.wholeMsg, self.config.sip.codecs):
+            self.rejections.rejected("no_media", src, "INVITE offers no audio the engine takes",
+                                     called=called)
+            loop.call_soon(leg.end, 488)
+            return
         # Callers may use every leg but one per agent: with waiting callers
         # filling all of them, no agent could be rung and nobody would leave.
         self.inbound.add(leg)

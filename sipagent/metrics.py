@@ -24,10 +24,11 @@ HANDLE_EDGES = (30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
 
 
 # Why a SIP request was refused: 403 forbidden (source not allowed), 503
-# capacity, 404 no_route, 400 bad_request (malformed), 481 no_dialog,
+# capacity, 404 no_route, 488 no_media (no usable audio offered),
+# 400 bad_request (malformed), 481 no_dialog,
 # 405 method_not_allowed, 501 not_implemented, 513 too_large
 # (sipagent/sip/request_guard).
-SIP_REJECT_REASONS = ("forbidden", "capacity", "no_route", "bad_request", "no_dialog",
+SIP_REJECT_REASONS = ("forbidden", "capacity", "no_route", "no_media", "bad_request", "no_dialog",
                       "method_not_allowed", "not_implemented", "too_large")
 
 NOTIFY_CHANNELS = ("email", "webhook")
