@@ -119,7 +119,7 @@ def test_a_flood_of_refused_invites_logs_one_line_and_a_summary(ports, workdir, 
     finally:
         engine.stop()
     events = engine.log_events()
-    lines = [e for e in events if e.get("level") == "warning" and e.get("reason") == "forbidden"]
+    lines = [e for e in events if e.get("level") == "warning" and e.get("source") == "127.0.0.2"]
     assert len(lines) == 1, f"{len(lines)} WARNING lines for 300 refusals"
     summaries = [e for e in events if e.get("event") == "SIP requests refused (summary)"]
     assert summaries and sum(s["refused"]["forbidden"]["127.0.0.2"] for s in summaries) == 299
