@@ -5,7 +5,8 @@ pure-Python reference in acdcore keeps the package usable (and testable
 against the compiled engine) when a build is missing.
 
 ``sipagent/mediaports/*.pyx`` are C media ports for pjsua2's conference bridge
-(spandsp fax, libtiff pages); ``simphones/*.pyx`` are the test phones' C parts
+(spandsp fax, libtiff pages), ``sipagent/sip/*.pyx`` C pjsip modules (the
+request guard); ``simphones/*.pyx`` are the test phones' C parts
 built on them (two fax terminals back to back in memory).  They link the *shared* pjproject that
 scripts/build-pjsua2 installs (at ``<venv>/pjproject``, or $PJPROJECT_PREFIX):
 a static copy would give the module its own pjsua state.  When pjproject,
@@ -50,11 +51,13 @@ _MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
                     "bridge_port": ("pjproject",),
                     "cng": ("pjproject", "spandsp"),
                     "jitter": ("pjproject",),
-                    "tiffpages": ("libtiff-4",)}
+                    "tiffpages": ("libtiff-4",),
+                    "request_guard": ("pjproject", "pjsip")}
 
 
 def mediaport_extensions():
     pyxs = (sorted((HERE / "sipagent" / "mediaports").glob("*.pyx"))
+            + sorted((HERE / "sipagent" / "sip").glob("*.pyx"))
             + sorted((HERE / "simphones").glob("*.pyx")))
     prefix = Path(os.environ.get("PJPROJECT_PREFIX") or Path(sys.prefix) / "pjproject")
     pcdir = prefix / "lib" / "pkgconfig"
@@ -70,11 +73,14 @@ def mediaport_extensions():
             flags["pjproject"] = (_pkg_config("--cflags", "libpjproject", env=env),
                                   [f"-L{libdir}", "-lpjsua", "-lpjmedia", "-lpj",
                                    f"-Wl,-rpath,{libdir}", "-Wl,--disable-new-dtags"])
+            # SIP-level modules (sipagent/sip/request_guard) add pjsip itself.
+            flags["pjsip"] = ([], ["-lpjsip"])
         except (LookupError, FileNotFoundError, IndexError) as e:
             flags["pjproject"] = f"pjproject at {prefix} is unusable: {e}"
     else:
         flags["pjproject"] = (f"no pjproject at {prefix} (run scripts/build-pjsua2 first, "
                               "or set PJPROJECT_PREFIX)")
+    flags.setdefault("pjsip", flags["pjproject"])   # unusable for the same reason
     for lib in ("spandsp", "libtiff-4"):
         try:
             flags[lib] = (_pkg_config("--cflags", lib), _pkg_config("--libs", lib))

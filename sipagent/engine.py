@@ -22,6 +22,7 @@ from sipagent.fax.metrics import FaxMetrics
 from sipagent.calls.flow_library import FlowLibrary, FlowLoadError
 from sipagent.calls.services import CallServices
 from sipagent.sip.leg import CallLeg
+from sipagent.sip.rejections import RejectionLog
 from sipagent.loop_watchdog import LoopWatchdog
 from sipagent.metrics import EngineMetrics
 from sipagent.media.prompts import PromptLibrary
@@ -54,13 +55,17 @@ def parse_invite(whole_msg: str) -> tuple[str, str, dict[str, str]]:
 class Engine:
     def __init__(self, config):
         self.config = config
+        thresholds = {t for q in config.queues.values() for t in (*q.service_levels, q.short_abandon)}
+        self.metrics = EngineMetrics(thresholds)
+        # Every refusal is counted; only the first of a kind and a periodic
+        # summary are logged, so a flood cannot flood the log.
+        self.rejections = RejectionLog(lambda reason: self.metrics.sip_rejected.labels(reason).inc())
         self.sip = SipEndpoint(listen=str(config.sip.listen), port=config.sip.port,
                                transports=config.sip.transports, codecs=config.sip.codecs,
                                user_agent=config.sip.user_agent,
                                pjsip_level=config.log.pjsip_level,
-                               concealment=not uses_fax(config))
-        thresholds = {t for q in config.queues.values() for t in (*q.service_levels, q.short_abandon)}
-        self.metrics = EngineMetrics(thresholds)
+                               concealment=not uses_fax(config),
+                               allow=config.trunk.allow, on_rejected=self._refused)
         self.metrics.add_live_gauges(self._live)
         self.prompts = PromptLibrary(config.flows.prompts_dir, config.flows.language)
         self.flows = FlowLibrary(config.flows.dir, on_reload=self._flow_reloaded,
@@ -204,6 +209,7 @@ class Engine:
         if stray:
             log.warning("call legs still referenced at shutdown were disowned", count=stray)
         self.sip.destroy()
+        self.rejections.close()
         log.info("engine stopped")
 
     # -- admission ----------------------------------------------------------------
@@ -215,9 +221,15 @@ class Engine:
         called, caller, headers = parse_invite(rdata.wholeMsg)
         loop = asyncio.get_running_loop()
         if not self.config.trunk.allows(src):
-            self.metrics.sip_rejected.labels("forbidden").inc()
-            log.warning("INVITE from a source not allowed", source=src, called=called)
+            # The request guard refuses these before pjsua; kept as a second lock.
+            self.rejections.rejected("forbidden", src, "INVITE from a source not allowed",
+                                     called=called)
             loop.call_soon(leg.end, 403)
+            return
+        if not sip_message.offers_audio(rdata.wholeMsg, self.config.sip.codecs):
+            self.rejections.rejected("no_media", src, "INVITE offers no audio the engine takes",
+                                     called=called)
+            loop.call_soon(leg.end, 488)
             return
         # Callers may use every leg but one per agent: with waiting callers
         # filling all of them, no agent could be rung and nobody would leave.
@@ -225,14 +237,14 @@ class Engine:
         leg.ended.add_done_callback(lambda _f: self.inbound.discard(leg))
         if not self._accepting or len(self.inbound) > self.inbound_limit \
                 or len(self.legs) > self.capacity:
-            self.metrics.sip_rejected.labels("capacity").inc()
-            log.warning("at capacity; refusing call", legs=len(self.legs) - 1, called=called)
+            self.rejections.rejected("capacity", src, "at capacity; refusing call",
+                                     legs=len(self.legs) - 1, called=called)
             loop.call_soon(leg.end, 503, {"Retry-After": str(self.config.sip.retry_after)})
             return
         route = self.config.route_for(called)
         if route is None:
-            self.metrics.sip_rejected.labels("no_route").inc()
-            log.warning("no route for the called number", called=called, caller=caller)
+            self.rejections.rejected("no_route", src, "no route for the called number",
+                                     called=called, caller=caller)
             loop.call_soon(leg.end, 404)
             return
         if route.fax or route.fax_detect:
@@ -240,6 +252,10 @@ class Engine:
         task = loop.create_task(self._run_call(leg, route, called, caller, headers))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+
+    def _refused(self, reason: str, method: str, source: str) -> None:
+        """The request guard refused a request (it has answered already)."""
+        self.rejections.rejected(reason, source, "SIP request refused", method=method)
 
     def track(self, leg) -> None:
         """Count a leg toward capacity and keep it referenced until it ends."""

@@ -23,6 +23,14 @@ WAIT_EDGES = (5, 10, 15, 20, 30, 45, 60, 90, 120, 300)
 HANDLE_EDGES = (30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
 
 
+# Why a SIP request was refused: 403 forbidden (source not allowed), 503
+# capacity, 404 no_route, 488 no_media (no usable audio offered),
+# 400 bad_request (malformed), 481 no_dialog,
+# 405 method_not_allowed, 501 not_implemented, 513 too_large
+# (sipagent/sip/request_guard).
+SIP_REJECT_REASONS = ("forbidden", "capacity", "no_route", "no_media", "bad_request", "no_dialog",
+                      "method_not_allowed", "not_implemented", "too_large")
+
 NOTIFY_CHANNELS = ("email", "webhook")
 NOTIFY_RESULTS = ("sent", "failed", "gave_up")
 
@@ -75,8 +83,11 @@ class EngineMetrics:
             registry=r)
         self.offers = Counter("sipacd_agent_offers", "Calls offered to agents, by result",
                               ["queue", "result"], registry=r)
-        self.sip_rejected = Counter("sipacd_sip_rejected", "INVITEs refused by the engine",
+        self.sip_rejected = Counter("sipacd_sip_rejected",
+                                    "SIP requests refused by the engine, by reason",
                                     ["reason"], registry=r)
+        for reason in SIP_REJECT_REASONS:
+            self.sip_rejected.labels(reason)
         self.calls = Counter("sipacd_calls", "Call legs ended, by direction",
                              ["direction"], registry=r)
         self.surveys = Counter("sipacd_survey_answers", "Post-call survey answers by score",

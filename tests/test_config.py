@@ -131,6 +131,7 @@ def test_empty_file_gives_documented_defaults():
     assert config.sip.model_dump() == {
         "listen": "127.0.0.1", "port": 5060, "transports": ("udp",), "max_calls": 400,
         "retry_after": 30, "codecs": ("PCMU", "PCMA"), "user_agent": "sipacd",
+        "media_address": None, "rtp_ports": None,
     }
     assert config.trunk.allow == ("127.0.0.0/8",)
     assert config.trunk.registration is None

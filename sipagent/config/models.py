@@ -49,6 +49,7 @@ from sipagent.config.values import (
     NonEmptyStr,
     Port,
     PositiveSeconds,
+    RtpPorts,
     Seconds,
     ServerUri,
     Strategy,
@@ -89,6 +90,27 @@ class SipSection(Section):
         BeforeValidator(as_tuple), Field(min_length=1),
     ] = ("PCMU", "PCMA")
     user_agent: NonEmptyStr = "sipacd"
+    # Where calls' RTP binds and what the SDP announces (default: listen).
+    media_address: IPAddress | None = None
+    # The RTP/RTCP ports of calls, "LOW-HIGH" (default: pjsua's own, climbing
+    # from 4000 without bound); allocation wraps around inside the range.
+    rtp_ports: RtpPorts | None = None
+
+    @property
+    def media_host(self) -> str:
+        return self.media_address or self.listen
+
+    @model_validator(mode="after")
+    def _rtp_ports_fit(self) -> SipSection:
+        ports = self.rtp_ports
+        if ports is None:
+            return self
+        if ports.pairs < self.max_calls:
+            raise ConfigProblems([(("rtp_ports",), f"{ports} holds {ports.pairs} RTP/RTCP "
+                                   f"pairs, fewer than sip.max_calls ({self.max_calls})")])
+        if ports.low <= self.port <= ports.high and _same_host(self.media_host, self.listen):
+            raise ConfigProblems([(("rtp_ports",), f"{ports} includes sip.port ({self.port})")])
+        return self
 
     @field_validator("transports", "codecs")
     @classmethod

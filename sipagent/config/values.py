@@ -10,9 +10,10 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationInfo, field_validator)
 
 class ConfigProblems(ValueError):
     """Problems found by our own validators, each under a key path.
@@ -191,6 +192,41 @@ def check_url(value: str) -> str:
     return value.rstrip("/") if value.count("/") == 3 else value
 
 
+class PortRange(NamedTuple):
+    """Ports LOW..HIGH, both included."""
+    low: int
+    high: int
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
+
+    @property
+    def pairs(self) -> int:
+        """RTP/RTCP pairs that fit: RTP on an even port, RTCP on the next."""
+        return (self.high - self.low + 1) // 2
+
+
+_PORT_RANGE = re.compile(r"\s*([0-9]{1,5})\s*-\s*([0-9]{1,5})\s*")
+
+
+def _parse_rtp_ports(value: Any) -> Any:
+    if isinstance(value, PortRange):
+        return value
+    m = _PORT_RANGE.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValueError(f"bad port range {value!r}: expected 'LOW-HIGH', such as '10000-20000'")
+    low, high = int(m[1]), int(m[2])
+    if not 1024 <= low < high <= 65535:
+        raise ValueError(f"bad port range {value!r}: needs 1024 <= LOW < HIGH <= 65535")
+    if low % 2:
+        raise ValueError(f"bad port range {value!r}: LOW must be even (RTP takes an even "
+                         "port, RTCP the odd one above it)")
+    if high - low < 3:
+        raise ValueError(f"bad port range {value!r}: too small, it must hold at least two "
+                         "RTP/RTCP port pairs")
+    return PortRange(low, high)
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 IPAddress = Annotated[str, AfterValidator(_check_ip)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -208,6 +244,8 @@ HeaderName = Annotated[str, AfterValidator(_check_header_name)]
 # Lax only for the str -> Path conversion; the file still holds a string.
 ConfigPath = Annotated[Path, Field(strict=False), AfterValidator(_resolve)]
 WavFile = Annotated[ConfigPath, AfterValidator(_check_wav)]
+# The RTP ports of calls, written "LOW-HIGH" (RtpPorts("10000-20000")).
+RtpPorts = Annotated[PortRange, BeforeValidator(_parse_rtp_ports)]
 
 Strategy = Literal[
     "linear", "round_robin", "ring_all", "longest_idle", "fewest_calls",

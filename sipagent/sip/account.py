@@ -2,6 +2,7 @@
 calls, and registers with the PBX when the config asks for it."""
 from __future__ import annotations
 
+import ipaddress
 from typing import Callable
 
 import pjsua2 as pj
@@ -28,6 +29,7 @@ class TrunkAccount(pj.Account):
         # pjsua picks accounts by the To header; pin the transport so replies
         # and agent calls leave from the trunk-facing socket.
         cfg.sipConfig.transportId = sip.transport_ids.get("udp", next(iter(sip.transport_ids.values())))
+        media_transport(cfg.mediaConfig.transportConfig, config.sip)
         reg = config.trunk.registration
         if reg is not None:
             cfg.regConfig.registrarUri = reg.registrar
@@ -49,3 +51,20 @@ class TrunkAccount(pj.Account):
 
     def onRegState(self, prm):
         log.info("trunk registration", code=prm.code, reason=prm.reason, expiration=prm.expiration)
+
+
+def media_transport(tcfg, sip) -> None:
+    """RTP of every call of the account binds ``sip.media_host`` and takes
+    its ports from ``sip.rtp_ports``.  Without an explicit public address
+    pjsua would announce the machine's first interface in the SDP, even for
+    a socket bound to 127.0.0.1, so a bound address is announced as itself."""
+    host = sip.media_host
+    tcfg.boundAddress = host
+    if not ipaddress.ip_address(host).is_unspecified:
+        tcfg.publicAddress = host
+    if sip.rtp_ports is not None:
+        # pjsua wraps to `port` once the next RTP port would pass
+        # port + portRange, and RTCP takes RTP + 1: so the last RTP port
+        # is high - 1 and RTCP never leaves the range.
+        tcfg.port = sip.rtp_ports.low
+        tcfg.portRange = sip.rtp_ports.high - sip.rtp_ports.low - 1

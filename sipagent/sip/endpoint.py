@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+from typing import Callable, Sequence
 
 import structlog
 
@@ -34,7 +35,9 @@ def pj_error_text(exc: Exception) -> str:
 
 class SipEndpoint:
     def __init__(self, *, listen: str, port: int, transports=("udp",), codecs=("PCMU", "PCMA"),
-                 user_agent: str = "sipacd", pjsip_level: int = 2, concealment: bool = True):
+                 user_agent: str = "sipacd", pjsip_level: int = 2, concealment: bool = True,
+                 allow: Sequence[str] | None = None,
+                 on_rejected: Callable[[str, str, str], None] | None = None):
         self.listen = listen
         self.port = port
         self.transports = tuple(transports)
@@ -44,6 +47,11 @@ class SipEndpoint:
         # False for a process that carries fax: an invented (concealed)
         # frame corrupts a modem signal more than the silence it replaces.
         self.concealment = concealment
+        # With an allow-list (CIDR strings) the request guard answers every
+        # request before pjsua does (sipagent/sip/request_guard.pyx);
+        # on_rejected(reason, method, source) hears of each refusal.
+        self.allow = None if allow is None else tuple(allow)
+        self.on_rejected = on_rejected
         self.ep = None
         self.transport_ids: dict[str, int] = {}
         self._log_writer = None
@@ -96,6 +104,10 @@ class SipEndpoint:
             ep.libDestroy()
             raise OSError(f"cannot listen for SIP on {self.listen}:{self.port}: {pj_error_text(exc)}") from None
         ep.libStart()
+        if self.allow is not None:
+            from sipagent.sip import request_guard
+
+            request_guard.install(self.allow, self.on_rejected)
         ep.audDevManager().setNullDev()
         self._restrict_codecs(ep)
         if not self.concealment:
@@ -141,6 +153,10 @@ class SipEndpoint:
             self._poller = None
         if self.ep is None:
             return
+        if self.allow is not None:
+            from sipagent.sip import request_guard
+
+            request_guard.uninstall()
         gc.collect()
         self.ep.libDestroy(1)  # PJSUA_DESTROY_NO_RX_MSG: 0.02 s instead of ~1 s
         self.ep = None

@@ -2,6 +2,7 @@
 parsed: the request URI's user and the header fields."""
 from __future__ import annotations
 
+import ipaddress
 import re
 
 _HEADER = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`|~-]+)[ \t]*:[ \t]*(.*)$")
@@ -31,3 +32,39 @@ def request_user(whole_msg: str) -> str:
     """The user part of the request URI: the called number of an INVITE."""
     m = _REQUEST_LINE.match(whole_msg)
     return uri_user(m.group(1)) if m else ""
+
+
+_STATIC_PAYLOADS = {"0": "PCMU", "8": "PCMA"}   # RFC 3551's static G.711 types
+
+
+def offers_audio(whole_msg: str, codecs: tuple[str, ...]) -> bool:
+    """Whether the request's SDP offer, if it has one, has an audio stream
+    (port not 0) with one of ``codecs``, and every connection address is
+    an IP address (pjsua cannot send to 999.1.1.1, and would resolve a host
+    name on the loop's thread).  pjsua accepts such an INVITE and
+    only fails when the flow answers it; refusing it up front with 488 is
+    what the caller would get anyway, minus a flow error."""
+    head, _, body = whole_msg.replace("\r\n", "\n").partition("\n\n")
+    ctype = headers(head).get("Content-Type") or headers(head).get("c") or ""
+    if not body.strip() or ctype.split(";")[0].strip().lower() != "application/sdp":
+        return True             # no offer here: pjsua makes one
+    wanted = {c.upper() for c in codecs}
+    streams: list[tuple[str, list[str]]] = []   # (port, payload types) of audio lines
+    names: dict[str, str] = dict(_STATIC_PAYLOADS)
+    for line in body.split("\n"):
+        line = line.strip()
+        if line.startswith("m="):
+            parts = line[2:].split()
+            if len(parts) >= 4 and parts[0] == "audio":
+                streams.append((parts[1].split("/")[0], parts[3:]))
+        elif line.startswith("c="):
+            parts = line[2:].split()
+            try:
+                ipaddress.ip_address(parts[2].split("/")[0] if len(parts) > 2 else "")
+            except ValueError:
+                return False
+        elif line.startswith("a=rtpmap:"):
+            pt, _, encoding = line[9:].partition(" ")
+            names[pt] = encoding.split("/")[0].upper()
+    return any(port != "0" and any(names.get(pt) in wanted for pt in pts)
+               for port, pts in streams)
