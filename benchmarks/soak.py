@@ -157,7 +157,8 @@ def run(p: Params = SOAK, minutes: float = MINUTES, *, sample: float = 10.0,
 def summarise(p, minutes, samples, idle, warm, traffic_end, after, agents, queues, fleet,
               *, fd_tolerance, notes, timing) -> dict:
     calls = after["calls"] - idle["calls"]
-    # Reached the engine (pjsua refused none locally) and was not refused there.
+    # Calls that reached the engine (the fleet's own pjsua did not fail them)
+    # and were not refused there: each must end, or its call task hangs.
     local_failures = sum(n for k, n in (fleet.get("fail_codes") or {}).items()
                          if k.startswith("makeCall:"))
     started = (fleet.get("placed") or 0) - local_failures - (after["rejected"] - idle["rejected"])
