@@ -7,6 +7,8 @@ the engine costs.
 
 What runs
 ---------
+(Started and stopped by ``benchmarks/loadkit.py``, which soak.py shares.)
+
 * The engine: ``python -m sipagent run -c FILE`` with a generated config: one
   queue ``support`` (longest idle, ``--wrap-up``), ``--agents`` agents
   ``a0..`` sharing the fleet's SIP port, and a one-line flow (answer, then
@@ -49,13 +51,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import queue
-import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -63,50 +60,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-sys.path.append(str(REPO / "tests"))      # the suite's port locks and process helpers
-
+import loadkit  # benchmarks/loadkit.py: the engine, the fleet; puts the repo on sys.path
 from acdcore.erlang import ErlangA  # noqa: E402
 from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
-from engine_proc import Engine  # noqa: E402
-from portlocks import PortAllocator  # noqa: E402
-from procs import stop_process  # noqa: E402
+from audio_check import audio_check  # noqa: E402
+from loadkit import QUEUE, REPO, Params  # noqa: E402
+from scrape import bucket_deltas, delta, has, histogram_quantile, val  # noqa: E402
 
-FLEET = Path(__file__).resolve().parent / "fleet.py"
-QUEUE = "support"
-FLOW = '''"""Load benchmark: answer and queue at once, so the queue wait is all there is."""
-
-
-async def flow(call):
-    await call.answer()
-    await call.enqueue("support")
-'''
 VARIANTS = [v.value for v in ServiceLevelVariant]
-
-
-@dataclass
-class Params:
-    agents: int = 200
-    rate: float = 50.0           # new calls per second
-    talk: float = 4.0            # mean talk, s (exponential)
-    ring: float = 0.3            # agents answer after this, s
-    wrap_up: float = 0.5         # the queue's wrap-up, s
-    patience: float = 8.0        # mean caller patience, s (exponential)
-    duration: float = 180.0      # measured window, s
-    warmup: float = 30.0         # not measured, s
-    drain: float = 30.0          # at most, after arrivals stop, s
-    thresholds: tuple[float, ...] = (2.0, 20.0)
-    short_abandon: float = 5.0
-    record: int = 12             # answered callers recorded (and their agents)
-    seed: int = 1
-
-    @property
-    def service(self) -> float:
-        """Mean agent time per offer, ring included (see the module doc)."""
-        k = math.exp(-self.ring / self.patience)
-        return self.patience * (1 - k) + k * (self.talk + self.wrap_up)
 
 
 QUICK = dict(agents=60, rate=15.0, talk=3.0, ring=0.3, wrap_up=0.5, patience=6.0,
@@ -139,199 +100,27 @@ def predict(p: Params) -> dict:
     return out
 
 
-# -- processes --------------------------------------------------------------------------
-
-_ports: PortAllocator | None = None
-
-
-def free_port() -> int:
-    """A port free for UDP and TCP, reserved with the test suite's lock files
-    (tests/portlocks.py), so runs beside other engineers' tests never
-    collide; tests pass their own ports instead."""
-    global _ports
-    if _ports is None:
-        _ports = PortAllocator()
-    return _ports.get()
-
-
-def release_ports() -> None:
-    if _ports is not None:
-        _ports.release_all()
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def engine_config(p: Params, sip_port: int, http_port: int, agent_port: int, work: Path,
-                  prompts: Path) -> dict:
-    return {
-        # Each bridged call is two legs; keep headroom under the 1000-leg ceiling.
-        "sip": {"listen": "127.0.0.1", "port": sip_port, "max_calls": 1000},
-        "http": {"listen": "127.0.0.1", "port": http_port},
-        "data": {"dir": str(work / "data")},
-        "flows": {"dir": str(work / "flows"), "prompts_dir": str(prompts)},
-        "log": {"level": "warning", "format": "json", "pjsip_level": 1},
-        "routes": [{"number": "100", "flow": "load", "queue": QUEUE}],
-        "queues": {QUEUE: {"strategy": "longest_idle", "ring_timeout": max(5.0, 10 * p.ring),
-                           "wrap_up": float(p.wrap_up),
-                           "service_levels": [float(t) for t in p.thresholds],
-                           "short_abandon": float(p.short_abandon)}},
-        "agents": {f"a{i}": {"uri": f"sip:a{i}@127.0.0.1:{agent_port}", "queues": [QUEUE]}
-                   for i in range(p.agents)},
-    }
-
-
-class EngineProc(Engine):
-    """The engine under load, and what it costs."""
-
-    def __init__(self, config: dict, work: Path):
-        # SIPACD_LOAD_ENGINE_WRAPPER="gdb -batch -ex run -ex bt --args" for a
-        # backtrace when the engine crashes under load.
-        super().__init__(work, config, start_timeout=60.0,
-                         command_prefix=os.environ.get("SIPACD_LOAD_ENGINE_WRAPPER", "").split())
-
-    def metrics(self) -> dict[tuple, float]:
-        """{(name, ((label, value), ...)): value} of one scrape."""
-        from prometheus_client.parser import text_string_to_metric_families
-        out = {}
-        for fam in text_string_to_metric_families(self.get("/metrics")):
-            for s in fam.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return math.nan
-
-    def stop(self) -> None:
-        super().stop(15.0)
-
-
-class FleetProc:
-    def __init__(self, p: Params, port: int, target: str, work: Path, rtp_port: int):
-        self.events: "queue.Queue[dict]" = queue.Queue()
-        self.last_stats: dict = {}
-        self.summary: dict | None = None
-        self._log = open(work / "fleet.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(FLEET), "--port", str(port), "--target", target,
-             "--rate", str(p.rate), "--patience", str(p.patience), "--ring", str(p.ring),
-             "--talk", str(p.talk), "--wrap-up", str(p.wrap_up), "--seed", str(p.seed),
-             "--rtp-port", str(rtp_port), "--workdir", str(work)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=_env(),
-            cwd=work)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        ev = self.events.get(timeout=30)
-        if ev.get("ev") != "ready":
-            self.stop()
-            raise RuntimeError(f"fleet did not start: {ev}")
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            try:
-                ev = json.loads(raw)
-            except ValueError:
-                continue
-            if ev.get("ev") == "stats":
-                self.last_stats = ev
-            elif ev.get("ev") == "summary":
-                self.summary = ev
-            else:
-                self.events.put(ev)
-        self.events.put({"ev": "eof"})
-
-    def send(self, cmd: str, **kw) -> None:
-        try:
-            self.proc.stdin.write((json.dumps({"cmd": cmd, **kw}) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, ValueError, OSError):
-            pass
-
-    def stop(self, timeout: float = 20.0) -> dict | None:
-        self.send("quit")
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        stop_process(self.proc, term_wait=5.0)
-        self._reader.join(5.0)
-        self._log.close()
-        return self.summary
-
-
 # -- measurement ------------------------------------------------------------------------
-
-def _val(m: dict, name: str, **labels) -> float:
-    return m.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def _delta(a: dict, b: dict, name: str, **labels) -> float:
-    return _val(b, name, **labels) - _val(a, name, **labels)
-
-
-def _has(m: dict, name: str) -> bool:
-    return any(k[0] == name for k in m)
-
-
-def _bucket_deltas(a: dict, b: dict, name: str, **labels) -> list[tuple[float, float]]:
-    """[(le, cumulative count delta)] of a histogram, sorted by le."""
-    out = []
-    want = set(labels.items())
-    for (n, lab), v in b.items():
-        if n != f"{name}_bucket" or not want <= set(lab):
-            continue
-        d = dict(lab)
-        le = float(d["le"])
-        out.append((le, v - a.get((n, lab), 0.0)))
-    return sorted(out)
-
-
-def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float:
-    """Prometheus-style linear interpolation inside the bucket."""
-    if not buckets or buckets[-1][1] <= 0:
-        return math.nan
-    total = buckets[-1][1]
-    rank = q * total
-    prev_le, prev_c = 0.0, 0.0
-    for le, c in buckets:
-        if c >= rank:
-            if math.isinf(le):
-                return prev_le
-            return prev_le + (le - prev_le) * ((rank - prev_c) / (c - prev_c) if c > prev_c else 1)
-        prev_le, prev_c = le, c
-    return prev_le
-
 
 def measured_from_metrics(a: dict, b: dict, p: Params, window: float) -> dict:
     lab = {"queue": QUEUE}
-    offered = _delta(a, b, "sipacd_queue_offered_total", **lab)
-    answered = _delta(a, b, "sipacd_queue_answered_total", **lab)
-    abandoned = _delta(a, b, "sipacd_queue_abandoned_total", **lab)
-    ans = dict(_bucket_deltas(a, b, "sipacd_queue_answer_wait_seconds", **lab))
-    abn = dict(_bucket_deltas(a, b, "sipacd_queue_abandon_wait_seconds", **lab))
+    offered = delta(a, b, "sipacd_queue_offered_total", **lab)
+    answered = delta(a, b, "sipacd_queue_answered_total", **lab)
+    abandoned = delta(a, b, "sipacd_queue_abandoned_total", **lab)
+    ans = dict(bucket_deltas(a, b, "sipacd_queue_answer_wait_seconds", **lab))
+    abn = dict(bucket_deltas(a, b, "sipacd_queue_abandon_wait_seconds", **lab))
     short = abn.get(float(p.short_abandon), 0.0)
     out = {"offered": offered, "answered": answered, "abandoned": abandoned,
            "short_abandoned": short,
            "offered_per_s": offered / window if window else math.nan,
            "abandon_rate": abandoned / offered if offered else math.nan,
-           "asa": (_delta(a, b, "sipacd_queue_answer_wait_seconds_sum", **lab) /
-                   _delta(a, b, "sipacd_queue_answer_wait_seconds_count", **lab)
-                   if _delta(a, b, "sipacd_queue_answer_wait_seconds_count", **lab) else math.nan),
+           "asa": (delta(a, b, "sipacd_queue_answer_wait_seconds_sum", **lab) /
+                   delta(a, b, "sipacd_queue_answer_wait_seconds_count", **lab)
+                   if delta(a, b, "sipacd_queue_answer_wait_seconds_count", **lab) else math.nan),
            "aht": math.nan, "sl": {}}
-    hc = _delta(a, b, "sipacd_queue_handle_time_seconds_count", **lab)
+    hc = delta(a, b, "sipacd_queue_handle_time_seconds_count", **lab)
     if hc:
-        out["aht"] = _delta(a, b, "sipacd_queue_handle_time_seconds_sum", **lab) / hc
+        out["aht"] = delta(a, b, "sipacd_queue_handle_time_seconds_sum", **lab) / hc
     for t in p.thresholds:
         out["sl"][f"{t:g}"] = {v: service_level(
             v, answered=answered, answered_within=ans.get(float(t), math.nan),
@@ -349,7 +138,8 @@ def sipacd_report(config: Path, t_from: float, t_to: float, p: Params, window: f
            "--to", datetime.fromtimestamp(t_to, timezone.utc).isoformat(),
            "--sl", ",".join(f"{t:g}" for t in p.thresholds)]
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env(), cwd=REPO)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=loadkit.env(),
+                           cwd=REPO)
     except subprocess.TimeoutExpired:
         return {"error": "timed out"}
     if r.returncode != 0:
@@ -369,76 +159,6 @@ def sipacd_report(config: Path, t_from: float, t_to: float, p: Params, window: f
             "offered_per_s": row["offered"] / window,  # the drain offers nothing
             "abandon_rate": nan(row.get("abandon_rate")), "asa": nan(row.get("asa")),
             "aht": nan(row.get("aht")), "occupancy": nan(row.get("occupancy")), "sl": sl}
-
-
-def audio_check(rec: dict) -> dict:
-    """Did the recorded side hear the far end's tone, whole, once bridged?
-
-    Two things: how long after the agent's answer the far end's tone is
-    first heard (the bridge is made when the agent leg's media is up, then a
-    jitter buffer fills), and, from 0.3 s after that to 0.2 s before the
-    hang-up, the gaps (10 ms frames under a tenth of the median level).
-    pjsua loses short slices between processes at any load (PJSIP notes), so
-    a gap of a frame or two a second is the baseline, not a fault.
-    """
-    from simphones.tones import read_wav
-    if rec.get("answered") is None or rec.get("start") is None or rec.get("end") is None:
-        return {"ok": None, "why": "never bridged (abandoned)"}
-    try:
-        samples, rate = read_wav(rec["path"])
-    except Exception as exc:
-        return {"ok": False, "why": f"unreadable: {exc}"}
-    bridged = rec["answered"] - rec["start"]
-    ended = rec["end"] - rec["start"] - 0.2
-    step = rate // 100
-    frames = samples[: len(samples) // step * step].reshape(-1, step).astype(np.float64)
-    level = np.sqrt((frames ** 2).mean(axis=1))
-    first = int(max(0.0, bridged) * 100)
-    last = int(max(0.0, ended) * 100)
-    # The far end takes up to about 1 s after the bridge to be heard (music
-    # still in the jitter buffer, then the agent's first packets), and the
-    # reference level below is taken from the last 0.5 s: a leg bridged less
-    # than 2 s before its end (the run's shutdown cuts many) has no reliable
-    # reference.  Seen: a leg bridged 1.2 s before the end measured as music.
-    if last - first < 200:
-        return {"ok": None, "why": "bridged part under 2 s"}
-    # The far end's tone in each frame (its Fourier coefficient), so that
-    # music on hold still playing is not mistaken for the agent.
-    n = np.arange(step)
-    probe = np.exp(-2j * np.pi * rec["expect_hz"] * n / rate)
-    tone = np.abs(frames @ probe) * 2 / step
-    ref = float(np.median(tone[last - 50:last]))  # the far end, surely bridged by now
-    heard = np.nonzero(tone[first:last] > 0.5 * ref)[0]
-    if not len(heard):
-        return {"ok": False, "why": "far end never heard", "startup_ms": math.inf}
-    startup_ms = 10.0 * heard[0]
-    lo = first + heard[0] + 30
-    if last - lo < 50:
-        return {"ok": None, "why": "under 0.5 s heard", "startup_ms": startup_ms}
-    seg = samples[lo * step:last * step]
-    spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
-    freq = float(np.fft.rfftfreq(len(seg), 1.0 / rate)[spec.argmax()])
-    silent = level[lo:last] < 0.1 * float(np.median(level[lo:last]))
-    runs, run = [], 0
-    for quiet in silent:
-        if quiet:
-            run += 1
-        elif run:
-            runs.append(run)
-            run = 0
-    if run:
-        runs.append(run)
-    moh = None
-    if rec["kind"] == "caller" and bridged > 1.0:
-        hold = samples[int(0.3 * rate):int((bridged - 0.2) * rate)].astype(np.float64)
-        moh = float(np.sqrt((hold ** 2).mean())) if len(hold) else 0.0
-    seconds = len(seg) / rate
-    longest = 10 * max(runs, default=0)
-    ok = (abs(freq - rec["expect_hz"]) < 15 and float(silent.mean()) < 0.05 and longest <= 60
-          and (moh is None or moh > 1e-3))
-    return {"ok": bool(ok), "freq": freq, "silent_share": float(silent.mean()),
-            "gaps_per_s": len(runs) / seconds, "longest_gap_ms": longest, "moh_rms": moh,
-            "startup_ms": startup_ms, "seconds": seconds}
 
 
 def pct(values, q) -> float:
@@ -461,33 +181,12 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         progress=None) -> Result:
     """One benchmark run.  ``ports``: {"sip", "http", "fleet"} (tests pass
     theirs); ``workdir``: where configs, logs and recordings go."""
-    say = progress or (lambda msg: None)
-    ports = ports or {k: free_port() for k in ("sip", "http", "fleet")}
-    own_work = workdir is None
-    work = Path(workdir or tempfile.mkdtemp(prefix="sipacd-load-"))
-    (work / "flows").mkdir(parents=True, exist_ok=True)
-    (work / "flows" / "load.py").write_text(FLOW)
-    # Prompts are rendered once (espeak-ng) and shared by every run.
-    prompts = Path(tempfile.gettempdir()) / "sipacd-load-prompts"
-    config = engine_config(p, ports["sip"], ports["http"], ports["fleet"], work, prompts)
     notes: list[str] = []
-    engine = fleet = None
-    try:
-        say("starting the engine")
-        engine = EngineProc(config, work)
-        say("starting the fleet")
-        # Fleet RTP from 6000 up, the engine's from 4000 (pjsua skips busy ports).
-        fleet = FleetProc(p, ports["fleet"], f"sip:100@127.0.0.1:{ports['sip']}", work, 6000)
-        t0 = time.monotonic()
+    say = progress or (lambda msg: None)
+    with loadkit.centre(p, ports=ports, workdir=workdir, say=say) as c:
+        engine, fleet = c.engine, c.fleet
         say(f"warm-up {p.warmup:g} s")
-        warm_end = time.monotonic() + p.warmup
-        while time.monotonic() < warm_end:
-            time.sleep(0.5)
-            if engine.proc.poll() is not None:
-                raise RuntimeError(
-                    f"the engine died {time.monotonic() - t0:.0f} s into the warm-up (exit "
-                    f"{engine.proc.returncode}; -11 is SIGSEGV), before the window:\n"
-                    + engine.log_tail(5))
+        loadkit.hold(engine, p.warmup, "warm-up, before the window")
         m_a = engine.metrics()
         cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
         fleet.send("mark")
@@ -499,38 +198,22 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         crashed = False
         while time.monotonic() - wall_a < p.duration:
             time.sleep(1.0)
-            m = None
-            for _attempt in range(3):  # a stalled loop may miss one scrape
-                try:
-                    m = engine.metrics()
-                    c, t = engine.cpu_seconds(), time.monotonic()
-                    break
-                except OSError:
-                    m = None
-                    if engine.proc.poll() is not None:
-                        break
-                    time.sleep(1.0)
+            m = engine.scrape()
             if m is None or engine.proc.poll() is not None:
                 # Keep what was measured up to the crash: that is a result too.
-                try:
-                    engine.proc.wait(5)
-                    how = f"exit {engine.proc.returncode}"
-                except subprocess.TimeoutExpired:
-                    how = "alive but not answering /metrics"
+                how = engine.failure()
                 crashed = True
                 notes.append(f"THE ENGINE FAILED {last_t - wall_a:.0f} s into the window "
                              f"({how}); KPIs below stop at its last scrape, so callers "
                              "waiting then count as neither answered nor abandoned")
                 break
-            samples.append((_val(m, "sipacd_active_calls"),
-                            _val(m, "sipacd_queue_waiting_calls", queue=QUEUE),
-                            engine.rss_mb(), 100 * (c - prev_cpu) / (t - prev_t)))
-            prev_cpu, prev_t = c, t
-            last_m, last_cpu, last_t = m, c, t
-            if fleet.proc.poll() is not None:
-                tail = (work / "fleet.log").read_text(errors="replace").splitlines()[-15:]
-                raise RuntimeError(f"the fleet exited ({fleet.proc.returncode}) during the "
-                                   "run:\n" + "\n".join(tail))
+            cpu, t = engine.cpu_seconds(), time.monotonic()
+            samples.append((val(m, "sipacd_active_calls"),
+                            val(m, "sipacd_queue_waiting_calls", queue=QUEUE),
+                            engine.rss_mb(), 100 * (cpu - prev_cpu) / (t - prev_t)))
+            prev_cpu, prev_t = cpu, t
+            last_m, last_cpu, last_t = m, cpu, t
+            fleet.check()
         if crashed:
             cpu_b, wall_b, m_b = last_cpu, last_t, last_m
             window = wall_b - wall_a
@@ -543,7 +226,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
             while time.monotonic() < drain_end:
                 time.sleep(0.5)
                 m = engine.metrics()
-                if _val(m, "sipacd_queue_waiting_calls", queue=QUEUE) == 0 and \
+                if val(m, "sipacd_queue_waiting_calls", queue=QUEUE) == 0 and \
                         fleet.last_stats.get("waiting", 1) == 0:
                     break
             else:
@@ -553,9 +236,9 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
             m_b = engine.metrics()
         epoch_b = time.time()
         fleet_stats = fleet.stop() or {}
-        fleet = None
-        lat = _bucket_deltas(m_a, m_b, "sipacd_dispatch_latency_seconds")
-        has_dispatch = _has(m_b, "sipacd_dispatch_latency_seconds_count") and lat and lat[-1][1] > 0
+        c.fleet = None
+        lat = bucket_deltas(m_a, m_b, "sipacd_dispatch_latency_seconds")
+        has_dispatch = has(m_b, "sipacd_dispatch_latency_seconds_count") and lat and lat[-1][1] > 0
         le5 = dict(lat).get(0.005, math.nan)
         arr = np.array(samples) if samples else np.zeros((1, 4))
         eng = {
@@ -608,14 +291,6 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         fl["asa"] = float(np.mean(wa)) if wa else math.nan
         return Result(params=asdict(p), predicted=predict(p), metrics=measured, report=rep,
                       fleet=fl, engine=eng, audio=audio_sum, notes=notes)
-    finally:
-        if fleet is not None:
-            fleet.stop()
-        if engine is not None:
-            engine.stop()
-        release_ports()
-        if own_work and os.environ.get("SIPACD_LOAD_KEEP") != "1":
-            shutil.rmtree(work, ignore_errors=True)
 
 
 # -- output -----------------------------------------------------------------------------
