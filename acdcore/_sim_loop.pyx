@@ -12,6 +12,8 @@ point of the simulator is to drive the real engine, not a copy.
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport INFINITY
 
+from acdcore._heap cimport Entry, Heap, heap_free, heap_init, heap_pop, heap_push
+
 import numpy as np
 
 from acdcore import events as E
@@ -49,78 +51,18 @@ cdef object _AgentAutoPaused = AgentAutoPaused
 cdef object _CallExited = CallExited
 
 
-cdef struct Entry:
-    double t
-    int kind
-    long long a
-    long long b
-
-
-cdef struct EntryHeap:
-    Entry* data
-    Py_ssize_t size
-    Py_ssize_t cap
-
-
-cdef inline bint _less(Entry* x, Entry* y) noexcept nogil:
-    # Lexicographic, like comparing the Python tuples (t, kind, a, b).
-    if x.t != y.t:
-        return x.t < y.t
-    if x.kind != y.kind:
-        return x.kind < y.kind
-    if x.a != y.a:
-        return x.a < y.a
-    return x.b < y.b
-
-
-cdef int _push(EntryHeap* h, double t, int kind, long long a, long long b) except -1:
-    cdef Py_ssize_t i, parent
+# Future events: the engine's heap (_heap.pxd), keyed (t, kind, a, b) like
+# the reference loop's tuples; identical keys are identical events, so the
+# order among them does not matter.
+cdef inline int _push(Heap* h, double t, int kind, long long a, long long b) except -1:
     cdef Entry e
-    cdef Entry* grown
-    if h.size == h.cap:
-        h.cap = h.cap * 2 if h.cap else 1024
-        grown = <Entry*>realloc(h.data, h.cap * sizeof(Entry))
-        if grown == NULL:
-            raise MemoryError()
-        h.data = grown
-    e.t = t
-    e.kind = kind
-    e.a = a
-    e.b = b
-    i = h.size
-    h.size += 1
-    while i > 0:
-        parent = (i - 1) >> 1
-        if _less(&e, &h.data[parent]):
-            h.data[i] = h.data[parent]
-            i = parent
-        else:
-            break
-    h.data[i] = e
-    return 0
-
-
-cdef Entry _pop(EntryHeap* h) noexcept:
-    cdef Entry top = h.data[0]
-    cdef Entry last
-    cdef Py_ssize_t i = 0, child, n
-    h.size -= 1
-    n = h.size
-    if n > 0:
-        last = h.data[n]
-        while True:
-            child = 2 * i + 1
-            if child >= n:
-                break
-            if child + 1 < n and _less(&h.data[child + 1], &h.data[child]):
-                child += 1
-            if _less(&h.data[child], &last):
-                h.data[i] = h.data[child]
-                i = child
-            else:
-                break
-        h.data[i] = last
-    return top
+    e.k0 = t
+    e.k1 = kind
+    e.k2 = <double>a      # ids and indices stay far below 2**53: exact
+    e.k3 = <double>b
+    e.stamp = 0
+    e.idx = e.aux = 0
+    return heap_push(h, &e)
 
 
 cdef struct Growable:
@@ -163,7 +105,7 @@ def run(sched, inp):
     cdef unsigned char* agent_state = <unsigned char*>malloc(max(n_agents, 1))
     cdef list exits = []
     cdef set pending = set()
-    cdef EntryHeap heap
+    cdef Heap heap
     cdef Growable occ
     cdef long long* now_c = NULL
     cdef long long* now_a = NULL
@@ -183,8 +125,7 @@ def run(sched, inp):
     cdef int EV_IN = E.EV_AGENT_LOGGED_IN, EV_OUT = E.EV_AGENT_LOGGED_OUT
     if agent_state == NULL:
         raise MemoryError()
-    heap.data = NULL
-    heap.size = heap.cap = 0
+    heap_init(&heap)
     occ.data = NULL
     occ.size = occ.cap = 0
     try:
@@ -205,7 +146,7 @@ def run(sched, inp):
                 actions = handle_raw(EV_ANS, t, c, a)
             else:
                 ta = arr_t[i] if i < n_calls else INFINITY
-                th = heap.data[0].t if heap.size else INFINITY
+                th = heap.data[0].k0 if heap.n else INFINITY
                 if deadline < ta and deadline < th:
                     t = deadline
                     actions = handle_raw(EV_TICK, t)
@@ -219,29 +160,30 @@ def run(sched, inp):
                     if expiry[c] != INFINITY:
                         _push(&heap, expiry[c], K_ABANDON, c, -1)
                 else:
-                    e = _pop(&heap)
-                    t = e.t
-                    c = e.a
-                    a = e.b
-                    if e.kind == K_END:
+                    e = heap.data[0]
+                    heap_pop(&heap)
+                    t = e.k0
+                    c = <long long>e.k2
+                    a = <long long>e.k3
+                    if <int>e.k1 == K_END:
                         status[c] = DONE
                         actions = handle_raw(EV_END, t, c)
                         if wrap_of[arr_q[c]] == 0 and agent_state[a] == BUSY:
                             agent_state[a] = IDLE
                             _append4(&occ, t, a, -1, 1)
-                    elif e.kind == K_ABANDON:
+                    elif <int>e.k1 == K_ABANDON:
                         if status[c] != WAITING:
                             continue
                         status[c] = ABANDONED
                         wait[c] = t - arr_t[c]
                         actions = handle_raw(EV_ABN, t, c)
-                    elif e.kind == K_ANSWER:
+                    elif <int>e.k1 == K_ANSWER:
                         key = (c, a)
                         if key not in pending:
                             continue
                         pending.discard(key)
                         actions = handle_raw(EV_ANS, t, c, a)
-                    elif e.kind == K_LOGIN:
+                    elif <int>e.k1 == K_LOGIN:
                         actions = handle_raw(EV_IN, t, None, a)
                         agent_state[a] = IDLE
                         _append4(&occ, t, a, 0, 1)
@@ -304,7 +246,7 @@ def run(sched, inp):
         if occ.size:
             occupancy.reshape(-1)[:] = <double[:occ.size]>occ.data
     finally:
-        free(heap.data)
+        heap_free(&heap)
         free(occ.data)
         free(now_c)
         free(now_a)
