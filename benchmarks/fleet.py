@@ -52,7 +52,8 @@ import pjsua2 as pj
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from simphones import tones  # noqa: E402
 from simphones.event_stdout import claim_stdout  # noqa: E402
-from simphones.ua_process import Library, emit, guarded, log, read_stdin, run_command  # noqa: E402
+from simphones.ua_process import (Account, Library, emit, guarded, log, read_stdin,  # noqa: E402
+                                   run_command)
 from sipagent.sip import message as sip_message  # noqa: E402
 
 CALLER_TONE = 440.0
@@ -124,16 +125,6 @@ class Leg(pj.Call):
         for m in ci.media:
             if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 self.fleet.on_media(self, self.getAudioMedia(m.index))
-
-
-class Account(pj.Account):
-    def __init__(self, fleet: "Fleet"):
-        super().__init__()
-        self.fleet = fleet
-
-    @guarded
-    def onIncomingCall(self, prm):
-        self.fleet.on_incoming(self, prm)
 
 
 class Fleet:

@@ -40,20 +40,11 @@ import sys
 
 import pjsua2 as pj
 
-from simphones.ua_process import CALL_STATES, Library, UAProcess, guarded, run_process
+from simphones.ua_process import (CALL_STATES, Account, Library, UAProcess, guarded,
+                                   run_process)
 from sipagent.mediaports import jitter
 from sipagent.mediaports.fax import FaxSession
 from sipagent.sip import fax_media
-
-
-class FaxAccount(pj.Account):
-    def __init__(self, term: "FaxTerminal"):
-        super().__init__()
-        self.term = term
-
-    @guarded
-    def onIncomingCall(self, prm):
-        self.term.on_incoming(self, prm.callId)
 
 
 class FaxCall(pj.Call):
@@ -98,7 +89,7 @@ class FaxTerminal(UAProcess):
         self.args = args
         # Per call: the process-wide jitter settings stay pjsua's defaults.
         self.jitter = fax_media.JitterPolicy(args.jitter_ms or None, discard=args.jitter_discard)
-        self.account: FaxAccount | None = None
+        self.account: Account | None = None
         self.call: FaxCall | None = None
         self.call_id: int | None = None
         self.fax: FaxSession | None = None
@@ -114,7 +105,7 @@ class FaxTerminal(UAProcess):
         self.lib = Library(ip=a.ip, port=a.port, user_agent="sipacd-fax-machine", max_calls=4,
                            log_level=a.log_level)
         fax_media.configure_codecs(self.lib.ep, a.codec)
-        self.account = FaxAccount(self)
+        self.account = Account(self)
         self.account.create(self.lib.account_config("fax", a.rtp_port), True)
 
     def started(self) -> None:
@@ -128,16 +119,16 @@ class FaxTerminal(UAProcess):
         self.call_id = self.call.getId()
         self.jitter.claim(self.call_id)       # the stream comes with the answer
 
-    def on_incoming(self, acc, call_id: int) -> None:
-        call = FaxCall(self, acc, call_id)
+    def on_incoming(self, acc, prm) -> None:
+        call = FaxCall(self, acc, prm.callId)
         op = pj.CallOpParam(True)
         if self.call is not None:
             op.statusCode = 486          # one fax at a time
             call.hangup(op)
             return
         self.call = call
-        self.call_id = call_id
-        self.jitter.claim(call_id)            # before answer() creates the stream
+        self.call_id = prm.callId
+        self.jitter.claim(prm.callId)            # before answer() creates the stream
         op.statusCode = 200
         call.answer(op)
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import pjsua2 as pj
 
-from simphones.ua_process import CALL_STATES, guarded
+from simphones.ua_process import CALL_STATES, Account, guarded
 
 
 class Phone(Protocol):
@@ -38,17 +38,12 @@ class AnswerRule:
     hangup_after: float | None = None
 
 
-class PhoneAccount(pj.Account):
+class PhoneAccount(Account):
     """One caller identity (sip:user@ip:port); incoming calls go to the phone."""
 
     def __init__(self, ua: "Phone", user: str):
-        super().__init__()
-        self.ua = ua
+        super().__init__(ua)
         self.user = user
-
-    @guarded
-    def onIncomingCall(self, prm):
-        self.ua.on_incoming(self, prm)
 
 
 class PhoneCall(pj.Call):

@@ -126,6 +126,19 @@ class StderrLog(pj.LogWriter):
         sys.stderr.flush()
 
 
+class Account(pj.Account):
+    """A SIP identity whose incoming calls go to its owner's
+    ``on_incoming(account, prm)`` (a phone, a fax machine, a fleet)."""
+
+    def __init__(self, owner: Any):
+        super().__init__()
+        self.owner = owner
+
+    @guarded
+    def onIncomingCall(self, prm):
+        self.owner.on_incoming(self, prm)
+
+
 class Library:
     """The process's one pjsua2 library, bound to `ip`:`port` over UDP.
     Keep it (its log writer must outlive the library) and destroy() it last."""
