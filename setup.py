@@ -50,6 +50,7 @@ _MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
                     "bridge_port": ("pjproject",),
                     "cng": ("pjproject", "spandsp"),
                     "jitter": ("pjproject",),
+                    "rtp_poller": ("pjproject",),
                     "tiffpages": ("libtiff-4",)}
 
 

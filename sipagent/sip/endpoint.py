@@ -21,6 +21,23 @@ log = structlog.get_logger("sipagent.sip.endpoint")
 PJSUA_CALL_LEGS = 1024
 
 
+def start_rtp_poller() -> None:
+    """Receive RTP on our own thread instead of pjmedia's, whose 500 ms poll
+    timeout stalls every call's audio for half a second whenever another
+    call's media starts (sipagent/mediaports/rtp_poller.pyx).  After
+    libInit; every pjsua2 process of the project should do it."""
+    from sipagent.mediaports import rtp_poller
+
+    rtp_poller.start(10)
+
+
+def stop_rtp_poller() -> None:
+    """Before libDestroy, which frees the ioqueue our thread polls."""
+    from sipagent.mediaports import rtp_poller
+
+    rtp_poller.stop()
+
+
 def pj_error_text(exc: Exception) -> str:
     """pj.Error's str() is empty; its info() carries the reason."""
     info = getattr(exc, "info", None)
@@ -97,6 +114,7 @@ class SipEndpoint:
             raise OSError(f"cannot listen for SIP on {self.listen}:{self.port}: {pj_error_text(exc)}") from None
         ep.libStart()
         ep.audDevManager().setNullDev()
+        start_rtp_poller()
         self._restrict_codecs(ep)
         if not self.concealment:
             from sipagent.sip.fax_media import without_concealment
@@ -142,6 +160,7 @@ class SipEndpoint:
         if self.ep is None:
             return
         gc.collect()
+        stop_rtp_poller()
         self.ep.libDestroy(1)  # PJSUA_DESTROY_NO_RX_MSG: 0.02 s instead of ~1 s
         self.ep = None
         self._log_writer = None
