@@ -51,6 +51,7 @@ _MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
                     "cng": ("pjproject", "spandsp"),
                     "jitter": ("pjproject",),
                     "rtp_poller": ("pjproject",),
+                    "drain": ("pjproject",),
                     "tiffpages": ("libtiff-4",)}
 
 

@@ -115,6 +115,12 @@ class SipEndpoint:
         ep.libStart()
         ep.audDevManager().setNullDev()
         start_rtp_poller()
+        # Every call's audio is read from answer on, listened to or not, so
+        # that a bridge never starts on a stale jitter buffer
+        # (sipagent/mediaports/drain.pyx).
+        from sipagent.mediaports import drain
+
+        drain.install()
         self._restrict_codecs(ep)
         if not self.concealment:
             from sipagent.sip.fax_media import without_concealment
