@@ -7,11 +7,21 @@ One B2BUA in this process, built from the engine's own pieces (SipEndpoint,
 CallLeg, MusicOnHold, bridge), and two simulated phones in their own
 processes (tests/sipua.py): a caller playing 440 Hz and an agent answering
 with 880 Hz.  The caller is answered and hears music for ``--wait`` s (as in
-the queue), then the agent is dialled and the two are bridged.  Every
-0.5 s before and 0.1 s after the bridge, ``Call.getStreamStat().jbuf`` of
-both legs is printed: the buffer's current size in frames (10 ms each for
-G.711), its prefetch, and the running counts of frames discarded, lost and
-played empty.
+the queue), then the agent is dialled and the two are bridged (after
+``--settle`` s), optionally unbridged and bridged again (``--rebridge``).
+Every 0.5 s unbridged and every ``--step`` s bridged, one JSON line with
+``Call.getStreamStat().jbuf`` of both legs: the buffer's current size in
+frames (10 ms each for G.711), prefetch, burst level, average delay, the
+running counts of frames discarded, lost and played empty, and the RTP
+packets received so far (``rtcp.rxStat.pkt``).
+
+What it showed (pjsua2 2.12.1, before sipagent/mediaports/rtp_poller.pyx
+and drain.pyx): unbridged, the caller's buffer sits full at 50 frames
+(500 ms) and discards 100 frames a second; pjmedia empties it on the
+stream's first read, but right after the agent's media started no RTP at
+all was received on either leg for 500 ms, after which 48-50 frames landed
+at once and the legs played 500 ms late, trimmed by progressive discard by
+one frame every 200 ms or so.
 """
 from __future__ import annotations
 
@@ -108,6 +118,23 @@ async def probe(args, sip_port: int, caller: UA, agent: UA) -> list[dict]:
         while time.monotonic() - tb < args.after:
             await asyncio.sleep(args.step)
             row("bridged", c, a)
+        if args.rebridge:
+            # Unbridged again (the caller back on hold), then bridged again:
+            # does the stale backlog play this time?
+            c.audio().stopTransmit(a.audio())
+            a.audio().stopTransmit(c.audio())
+            moh.start(c)
+            tu = time.monotonic()
+            while time.monotonic() - tu < args.rebridge:
+                await asyncio.sleep(0.5)
+                row("unbridged again", c, a)
+            moh.stop(c)
+            bridge(c, a)
+            tb = time.monotonic()
+            row("bridged again", c, a)
+            while time.monotonic() - tb < 1.0:
+                await asyncio.sleep(args.step)
+                row("bridged again", c, a)
         for leg in trunk.legs:
             leg.end()
         await ep.pump(0.5)
@@ -129,6 +156,8 @@ def main(argv=None) -> int:
     ap.add_argument("--after", type=float, default=3.0, help="s observed after the bridge")
     ap.add_argument("--step", type=float, default=0.1, help="s between samples after the bridge")
     ap.add_argument("--settle", type=float, default=0.0, help="s between the agent's answer and the bridge")
+    ap.add_argument("--rebridge", type=float, default=0.0,
+                    help="then s unbridged, and bridged again (0: not)")
     args = ap.parse_args(argv)
     ports = PortAllocator()
     work = Path(tempfile.mkdtemp(prefix="sipacd-jbuf-"))
