@@ -70,6 +70,7 @@ sys.path.append(str(REPO / "tests"))      # the suite's port locks and process h
 
 from acdcore.erlang import ErlangA  # noqa: E402
 from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
+from benchmarks.load_audio import MIN_BRIDGED, audio_check, audio_summary, pct  # noqa: E402
 from engine_proc import Engine  # noqa: E402
 from portlocks import PortAllocator  # noqa: E402
 from procs import stop_process  # noqa: E402
@@ -99,7 +100,6 @@ class Params:
     drain: float = 30.0          # at most, after arrivals stop, s
     thresholds: tuple[float, ...] = (2.0, 20.0)
     short_abandon: float = 5.0
-    record: int = 12             # answered callers recorded (and their agents)
     seed: int = 1
 
     @property
@@ -110,7 +110,7 @@ class Params:
 
 
 QUICK = dict(agents=60, rate=15.0, talk=3.0, ring=0.3, wrap_up=0.5, patience=6.0,
-             duration=70.0, warmup=12.0, drain=12.0, record=8)
+             duration=70.0, warmup=12.0, drain=12.0)
 
 
 # -- the model --------------------------------------------------------------------------
@@ -371,80 +371,6 @@ def sipacd_report(config: Path, t_from: float, t_to: float, p: Params, window: f
             "aht": nan(row.get("aht")), "occupancy": nan(row.get("occupancy")), "sl": sl}
 
 
-def audio_check(rec: dict) -> dict:
-    """Did the recorded side hear the far end's tone, whole, once bridged?
-
-    Two things: how long after the agent's answer the far end's tone is
-    first heard (the bridge is made when the agent leg's media is up, then a
-    jitter buffer fills), and, from 0.3 s after that to 0.2 s before the
-    hang-up, the gaps (10 ms frames under a tenth of the median level).
-    pjsua loses short slices between processes at any load (PJSIP notes), so
-    a gap of a frame or two a second is the baseline, not a fault.
-    """
-    from simphones.tones import read_wav
-    if rec.get("answered") is None or rec.get("start") is None or rec.get("end") is None:
-        return {"ok": None, "why": "never bridged (abandoned)"}
-    try:
-        samples, rate = read_wav(rec["path"])
-    except Exception as exc:
-        return {"ok": False, "why": f"unreadable: {exc}"}
-    bridged = rec["answered"] - rec["start"]
-    ended = rec["end"] - rec["start"] - 0.2
-    step = rate // 100
-    frames = samples[: len(samples) // step * step].reshape(-1, step).astype(np.float64)
-    level = np.sqrt((frames ** 2).mean(axis=1))
-    first = int(max(0.0, bridged) * 100)
-    last = int(max(0.0, ended) * 100)
-    # The far end takes up to about 1 s after the bridge to be heard (music
-    # still in the jitter buffer, then the agent's first packets), and the
-    # reference level below is taken from the last 0.5 s: a leg bridged less
-    # than 2 s before its end (the run's shutdown cuts many) has no reliable
-    # reference.  Seen: a leg bridged 1.2 s before the end measured as music.
-    if last - first < 200:
-        return {"ok": None, "why": "bridged part under 2 s"}
-    # The far end's tone in each frame (its Fourier coefficient), so that
-    # music on hold still playing is not mistaken for the agent.
-    n = np.arange(step)
-    probe = np.exp(-2j * np.pi * rec["expect_hz"] * n / rate)
-    tone = np.abs(frames @ probe) * 2 / step
-    ref = float(np.median(tone[last - 50:last]))  # the far end, surely bridged by now
-    heard = np.nonzero(tone[first:last] > 0.5 * ref)[0]
-    if not len(heard):
-        return {"ok": False, "why": "far end never heard", "startup_ms": math.inf}
-    startup_ms = 10.0 * heard[0]
-    lo = first + heard[0] + 30
-    if last - lo < 50:
-        return {"ok": None, "why": "under 0.5 s heard", "startup_ms": startup_ms}
-    seg = samples[lo * step:last * step]
-    spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
-    freq = float(np.fft.rfftfreq(len(seg), 1.0 / rate)[spec.argmax()])
-    silent = level[lo:last] < 0.1 * float(np.median(level[lo:last]))
-    runs, run = [], 0
-    for quiet in silent:
-        if quiet:
-            run += 1
-        elif run:
-            runs.append(run)
-            run = 0
-    if run:
-        runs.append(run)
-    moh = None
-    if rec["kind"] == "caller" and bridged > 1.0:
-        hold = samples[int(0.3 * rate):int((bridged - 0.2) * rate)].astype(np.float64)
-        moh = float(np.sqrt((hold ** 2).mean())) if len(hold) else 0.0
-    seconds = len(seg) / rate
-    longest = 10 * max(runs, default=0)
-    ok = (abs(freq - rec["expect_hz"]) < 15 and float(silent.mean()) < 0.05 and longest <= 60
-          and (moh is None or moh > 1e-3))
-    return {"ok": bool(ok), "freq": freq, "silent_share": float(silent.mean()),
-            "gaps_per_s": len(runs) / seconds, "longest_gap_ms": longest, "moh_rms": moh,
-            "startup_ms": startup_ms, "seconds": seconds}
-
-
-def pct(values, q) -> float:
-    return float(np.percentile(values, q)) if len(values) else math.nan
-
-
 @dataclass
 class Result:
     params: dict
@@ -491,7 +417,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         m_a = engine.metrics()
         cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
         fleet.send("mark")
-        fleet.send("record", n=2 * p.record)  # some abandon, some talk briefly
+        fleet.send("record", n=-1)  # every caller of the window, and its agent
         samples = []  # (active legs, waiting, rss MB, cpu %)
         say(f"measuring {p.duration:g} s")
         prev_cpu, prev_t = cpu_a, wall_a
@@ -586,19 +512,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
                   "bridged_at": r["answered"] and r["answered"] - r["start"],
                   "ended_at": r["end"] and r["end"] - r["start"]}
                  for r in fleet_stats.get("recordings", [])]
-        checked = [a for a in audio if a["ok"] is not None and "silent_share" in a]
-        heard = [a["startup_ms"] for a in audio if "startup_ms" in a]
-        unheard = sum(1 for a in audio if a.get("why") == "far end never heard")
-        audio_sum = {"recorded": len(audio), "checked": len(checked), "unheard": unheard,
-                     "intact": sum(1 for a in checked if a["ok"]),
-                     "silent_share_median": (float(np.median([a["silent_share"] for a in checked]))
-                                             if checked else None),
-                     "gaps_per_s_median": (float(np.median([a["gaps_per_s"] for a in checked]))
-                                           if checked else None),
-                     "longest_gap_ms": max((a["longest_gap_ms"] for a in checked), default=None),
-                     "startup_ms_median": float(np.median(heard)) if heard else None,
-                     "startup_ms_max": max(heard, default=None),
-                     "details": audio}
+        audio_sum = audio_summary(audio)
         ftalk = fleet_stats.get("talk", [])
         fl = {k: fleet_stats.get(k) for k in ("placed", "setup_failed", "answered", "abandoned",
                                               "dropped", "agent_calls", "agent_cancelled",
@@ -673,14 +587,16 @@ def table(r: Result) -> str:
             f"                    outside (agent free -> INVITE at the agent): "
             f"p50 {_f(e['outside_dispatch_p50_ms'], 'ms')}, "
             f"p99 {_f(e['outside_dispatch_p99_ms'], 'ms')} of {e['outside_dispatch_count']}",
-            f"  audio             {au['intact']}/{au['checked']} sampled bridged legs intact "
-            f"{'(+ %d never heard the far end) ' % au['unheard'] if au.get('unheard') else ''}"
-            f"(once heard: far-end tone within 15 Hz, gaps <= 60 ms and "
-            f"< 5 % of the time; music while waiting); median {_f(au['gaps_per_s_median'], 'f')} gaps/s, "
-            f"{_f(au['silent_share_median'], 'pct')} silent, longest gap "
-            f"{_f(au['longest_gap_ms'], 'n')} ms; far end first heard "
-            f"{_f(au['startup_ms_median'], 'n')} ms after the answer (median, max "
-            f"{_f(au['startup_ms_max'], 'n')} ms)",
+            f"  audio             {au['judged']} bridged legs of >= {MIN_BRIDGED:g} s judged "
+            f"(of {au['recorded']} recorded): {au['intact']} intact, {au['with_gaps']} with gaps "
+            f"(a gap: 10 ms frames under a tenth of the far end's tone level)"
+            f"{', %d never heard the far end' % au['unheard'] if au['unheard'] else ''}; "
+            f"gaps/s median {_f(au['gaps_per_s_median'], 'f')} "
+            f"(over legs with gaps {_f(au['gap_legs_gaps_per_s_median'], 'f')}), "
+            f"longest gap {_f(au['longest_gap_ms'], 'n')} ms",
+            *(f"                    far end first heard, {d}: p50 {_f(v['p50'], 'n')} ms, "
+              f"p95 {_f(v['p95'], 'n')} ms, max {_f(v['max'], 'n')} ms after the bridge "
+              f"({v['n']} legs)" for d, v in au["startup_ms"].items()),
             f"  fleet             answered {fl['answered']}, abandoned {fl['abandoned']}, "
             f"dropped {fl['dropped']}, mean talk {_f(fl['talk_mean'], 's')}, "
             f"caller-side ASA {_f(fl['asa'], 's')}"]
