@@ -14,8 +14,8 @@ import numpy as np
 MIN_BRIDGED = 1.0    # s: shorter bridged legs are not judged
 
 
-def pct(values, q) -> float:
-    return float(np.percentile(values, q)) if len(values) else math.nan
+def pct(values, q, method: str = "linear") -> float:
+    return float(np.percentile(values, q, method=method)) if len(values) else math.nan
 
 
 def audio_check(rec: dict) -> dict:
@@ -94,8 +94,9 @@ def audio_summary(audio: list[dict]) -> dict:
         out["gap_legs_gaps_per_s_median"] = float(np.median(gappy)) if gappy else 0.0
     for kind, hears in (("caller", "agent"), ("agent", "caller")):
         s = [a["startup_ms"] for a in judged if a["kind"] == kind and "startup_ms" in a]
+        # "nearest": a never-heard leg (inf) must count, not turn the figure into NaN.
         out["startup_ms"][f"{hears}->{kind}"] = {
-            "n": len(s), "p50": pct(s, 50), "p95": pct(s, 95),
+            "n": len(s), "p50": pct(s, 50, "nearest"), "p95": pct(s, 95, "nearest"),
             "max": max(s, default=None)}
     out["details"] = audio
     return out
