@@ -24,7 +24,7 @@ call pays anyway.  A C hook chained in front of pjsua2's own
 every media update (re-INVITE, unhold), with no Python per call.
 """
 
-from sipagent.mediaports.pjmedia cimport pj_thread_is_registered
+from sipagent.mediaports.pjmedia cimport *
 
 cdef extern from *:
     """
@@ -43,15 +43,10 @@ cdef extern from *:
             pjsua_conf_connect(slot, 0);
     }
 
-    /* After libInit (which installs pjsua2's callback); idempotent, and
-       re-installs after a libDestroy/libCreate cycle. */
     static void sipacd_drain_install(void)
     {
-        struct pjsua_data *var = pjsua_get_var();
-        if (var->ua_cfg.cb.on_call_media_state == &sipacd_drain_media_state)
-            return;
-        sipacd_next_media_state = var->ua_cfg.cb.on_call_media_state;
-        var->ua_cfg.cb.on_call_media_state = &sipacd_drain_media_state;
+        SIPACD_CHAIN_PJSUA_CALLBACK(on_call_media_state, sipacd_drain_media_state,
+                                    sipacd_next_media_state);
     }
     """
     void sipacd_drain_install()
