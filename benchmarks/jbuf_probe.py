@@ -48,6 +48,12 @@ from sipagent.sip.endpoint import SipEndpoint  # noqa: E402
 from sipagent.sip.leg import CallLeg, dial  # noqa: E402
 from sipua import UA  # noqa: E402
 
+# (option, default, help): all in seconds.
+OPTIONS = (("wait", 3.0, "the caller waits unbridged"),
+           ("settle", 0.0, "between the agent's answer and the bridge"),
+           ("after", 3.0, "observed after the bridge"),
+           ("step", 0.1, "between samples after the bridge"),
+           ("rebridge", 0.0, "then unbridged, and bridged again (0: not)"))
 FIELDS = ("size", "prefetch", "burst", "avgDelayMsec", "discard", "lost", "empty")
 
 
@@ -152,12 +158,8 @@ async def probe(args, sip_port: int, caller: UA, agent: UA) -> list[dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--wait", type=float, default=3.0, help="s the caller waits unbridged")
-    ap.add_argument("--after", type=float, default=3.0, help="s observed after the bridge")
-    ap.add_argument("--step", type=float, default=0.1, help="s between samples after the bridge")
-    ap.add_argument("--settle", type=float, default=0.0, help="s between the agent's answer and the bridge")
-    ap.add_argument("--rebridge", type=float, default=0.0,
-                    help="then s unbridged, and bridged again (0: not)")
+    for name, default, what in OPTIONS:
+        ap.add_argument(f"--{name}", type=float, default=default, help=what)
     args = ap.parse_args(argv)
     ports = PortAllocator()
     work = Path(tempfile.mkdtemp(prefix="sipacd-jbuf-"))
