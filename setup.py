@@ -51,6 +51,8 @@ _MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
                     "bridge_port": ("pjproject",),
                     "cng": ("pjproject", "spandsp"),
                     "jitter": ("pjproject",),
+                    "rtp_poller": ("pjproject",),
+                    "drain": ("pjproject",),
                     "tiffpages": ("libtiff-4",),
                     "request_guard": ("pjproject", "pjsip")}
 

@@ -26,7 +26,8 @@ are simphones/ua_process.py's, as for the test phones:
 
   in:  {"cmd":"arrivals","on":false}   stop placing calls (the run drains)
        {"cmd":"mark"}                  start of the measurement window
-       {"cmd":"record","n":10}         record the next n answered callers
+       {"cmd":"record","n":10}         record the next n callers (and their agents);
+                                       n = -1: every caller from now on
        {"cmd":"quit"}                  also stdin EOF and SIGTERM
   out: {"ev":"ready"} {"ev":"stats",...} once a second, {"ev":"summary",...}
        at exit, {"ev":"fatal","msg":..} if start-up failed; {"ev":"ok"} or
@@ -58,6 +59,9 @@ from sipagent.sip import message as sip_message  # noqa: E402
 
 CALLER_TONE = 440.0
 AGENT_TONE = 880.0
+# A bound on the disk a run may fill (16 kB per recorded second of a leg;
+# the full load run records about 15 000 legs of a few seconds each).
+MAX_RECORDINGS = 40000
 
 
 def now() -> float:
@@ -164,14 +168,9 @@ class Fleet:
         self.lib.use_codecs("PCMU/8000/1")
         self.acc = Account(self)
         self.acc.create(self.lib.account_config("fleet", self.a.rtp_port), True)
-        tone_dir = os.path.join(self.a.workdir, "tones")
-        # One looping player per tone, shared by every call: one bridge port
+        # One tone source per tone, shared by every call: one bridge port
         # instead of hundreds.
-        self.players = {}
-        for f in (CALLER_TONE, AGENT_TONE):
-            p = pj.AudioMediaPlayer()
-            p.createPlayer(str(tones.tone_file(f, tone_dir)), 0)
-            self.players[f] = p
+        self.players = {f: tones.tone_source(f) for f in (CALLER_TONE, AGENT_TONE)}
 
     def destroy(self) -> None:
         self.timers.clear()  # they hold legs, and no Call may outlive the library
@@ -208,8 +207,8 @@ class Fleet:
         leg = Leg(self, self.acc, "caller", f"c{self.n_placed}")
         leg.in_window = self.marked
         leg.patience = self.rng.expovariate(1.0 / self.a.patience)
-        if self.to_record > 0:
-            self.to_record -= 1
+        if self.to_record:
+            self.to_record -= self.to_record > 0     # -1: every caller
             leg.record = True
         self.counts["placed"] += 1
         try:
@@ -320,7 +319,7 @@ class Fleet:
         leg.media_on = True
         tone = CALLER_TONE if leg.kind == "caller" else AGENT_TONE
         self.players[tone].startTransmit(am)
-        if leg.record and len(self.recordings) < 200:
+        if leg.record and len(self.recordings) < MAX_RECORDINGS:
             leg.record_path = os.path.join(self.a.workdir, "rec", f"{leg.kind}-{leg.name}.wav")
             os.makedirs(os.path.dirname(leg.record_path), exist_ok=True)
             leg.recorder = pj.AudioMediaRecorder()

@@ -63,7 +63,7 @@ import numpy as np
 import loadkit  # benchmarks/loadkit.py: the engine, the fleet; puts the repo on sys.path
 from acdcore.erlang import ErlangA  # noqa: E402
 from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
-from audio_check import audio_check  # noqa: E402
+from load_audio import MIN_BRIDGED, audio_check, audio_summary, pct  # noqa: E402
 from loadkit import QUEUE, REPO, Params  # noqa: E402
 from scrape import bucket_deltas, delta, has, histogram_quantile, val  # noqa: E402
 
@@ -71,7 +71,7 @@ VARIANTS = [v.value for v in ServiceLevelVariant]
 
 
 QUICK = dict(agents=60, rate=15.0, talk=3.0, ring=0.3, wrap_up=0.5, patience=6.0,
-             duration=70.0, warmup=12.0, drain=12.0, record=8)
+             duration=70.0, warmup=12.0, drain=12.0)
 
 
 # -- the model --------------------------------------------------------------------------
@@ -161,10 +161,6 @@ def sipacd_report(config: Path, t_from: float, t_to: float, p: Params, window: f
             "aht": nan(row.get("aht")), "occupancy": nan(row.get("occupancy")), "sl": sl}
 
 
-def pct(values, q) -> float:
-    return float(np.percentile(values, q)) if len(values) else math.nan
-
-
 @dataclass
 class Result:
     params: dict
@@ -190,7 +186,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         m_a = engine.metrics()
         cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
         fleet.send("mark")
-        fleet.send("record", n=2 * p.record)  # some abandon, some talk briefly
+        fleet.send("record", n=p.record)  # -1: every caller of the window, and its agent
         samples = []  # (active legs, waiting, rss MB, cpu %)
         say(f"measuring {p.duration:g} s")
         prev_cpu, prev_t = cpu_a, wall_a
@@ -269,19 +265,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
                   "bridged_at": r["answered"] and r["answered"] - r["start"],
                   "ended_at": r["end"] and r["end"] - r["start"]}
                  for r in fleet_stats.get("recordings", [])]
-        checked = [a for a in audio if a["ok"] is not None and "silent_share" in a]
-        heard = [a["startup_ms"] for a in audio if "startup_ms" in a]
-        unheard = sum(1 for a in audio if a.get("why") == "far end never heard")
-        audio_sum = {"recorded": len(audio), "checked": len(checked), "unheard": unheard,
-                     "intact": sum(1 for a in checked if a["ok"]),
-                     "silent_share_median": (float(np.median([a["silent_share"] for a in checked]))
-                                             if checked else None),
-                     "gaps_per_s_median": (float(np.median([a["gaps_per_s"] for a in checked]))
-                                           if checked else None),
-                     "longest_gap_ms": max((a["longest_gap_ms"] for a in checked), default=None),
-                     "startup_ms_median": float(np.median(heard)) if heard else None,
-                     "startup_ms_max": max(heard, default=None),
-                     "details": audio}
+        audio_sum = audio_summary(audio)
         ftalk = fleet_stats.get("talk", [])
         fl = {k: fleet_stats.get(k) for k in ("placed", "setup_failed", "answered", "abandoned",
                                               "dropped", "agent_calls", "agent_cancelled",
@@ -348,14 +332,16 @@ def table(r: Result) -> str:
             f"                    outside (agent free -> INVITE at the agent): "
             f"p50 {_f(e['outside_dispatch_p50_ms'], 'ms')}, "
             f"p99 {_f(e['outside_dispatch_p99_ms'], 'ms')} of {e['outside_dispatch_count']}",
-            f"  audio             {au['intact']}/{au['checked']} sampled bridged legs intact "
-            f"{'(+ %d never heard the far end) ' % au['unheard'] if au.get('unheard') else ''}"
-            f"(once heard: far-end tone within 15 Hz, gaps <= 60 ms and "
-            f"< 5 % of the time; music while waiting); median {_f(au['gaps_per_s_median'], 'f')} gaps/s, "
-            f"{_f(au['silent_share_median'], 'pct')} silent, longest gap "
-            f"{_f(au['longest_gap_ms'], 'n')} ms; far end first heard "
-            f"{_f(au['startup_ms_median'], 'n')} ms after the answer (median, max "
-            f"{_f(au['startup_ms_max'], 'n')} ms)",
+            f"  audio             {au['judged']} bridged legs of >= {MIN_BRIDGED:g} s judged "
+            f"(of {au['recorded']} recorded): {au['intact']} intact, {au['with_gaps']} with gaps "
+            f"(a gap: 10 ms frames under a tenth of the far end's tone level)"
+            f"{', %d never heard the far end' % au['unheard'] if au['unheard'] else ''}; "
+            f"gaps/s median {_f(au['gaps_per_s_median'], 'f')} "
+            f"(over legs with gaps {_f(au['gap_legs_gaps_per_s_median'], 'f')}), "
+            f"longest gap {_f(au['longest_gap_ms'], 'n')} ms",
+            *(f"                    far end first heard, {d}: p50 {_f(v['p50'], 'n')} ms, "
+              f"p95 {_f(v['p95'], 'n')} ms, max {_f(v['max'], 'n')} ms after the bridge "
+              f"({v['n']} legs)" for d, v in au["startup_ms"].items()),
             f"  fleet             answered {fl['answered']}, abandoned {fl['abandoned']}, "
             f"dropped {fl['dropped']}, mean talk {_f(fl['talk_mean'], 's')}, "
             f"caller-side ASA {_f(fl['asa'], 's')}"]

@@ -68,7 +68,7 @@ class Params:
     drain: float = 30.0          # at most, after arrivals stop, s
     thresholds: tuple[float, ...] = (2.0, 20.0)
     short_abandon: float = 5.0
-    record: int = 12             # answered callers recorded (and their agents)
+    record: int = -1             # callers recorded with their agents; -1: every one
     seed: int = 1
 
     @property

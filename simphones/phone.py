@@ -34,8 +34,9 @@ stderr = pjsip's and our log):
     {"ev":"incoming","call":"in1","user":"alice","from":"<sip:..>",
      "from_user":"bob","to":"<sip:..>","headers":{"X-Foo":"1"}}
     {"ev":"state","call":"c1","state":"CALLING"|"INCOMING"|"EARLY"|
-     "CONNECTING"|"CONFIRMED"|"DISCONNECTED","code":200,"reason":"OK"}
-    {"ev":"media","call":"c1"}
+     "CONNECTING"|"CONFIRMED"|"DISCONNECTED","code":200,"reason":"OK","at":T}
+    {"ev":"media","call":"c1","at":T}   the tone and the recording start
+         (T: time.monotonic(), one clock for all processes of the machine)
     {"ev":"dtmf","call":"c1","digit":"1"}
     {"ev":"recorded","call":"c1","path":"/p.wav","seconds":2.3}
     {"ev":"exit"}           last line before a clean exit
@@ -53,7 +54,6 @@ import asyncio
 import gc
 import os
 import sys
-import tempfile
 
 import pjsua2 as pj
 
@@ -90,10 +90,6 @@ class Phone(UAProcess):
         self.rules: dict[str, AnswerRule] = {}
         self.incoming_seq = 0
         self.pending_recordings: set[asyncio.Task] = set()
-        self.tone_dir = os.path.join(tempfile.gettempdir(), "sipacd-tones")
-
-    def tone_path(self, freq: float):
-        return tones.tone_file(freq, self.tone_dir)
 
     # --- library lifetime ------------------------------------------------
     def start(self) -> None:

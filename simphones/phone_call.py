@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import pjsua2 as pj
 
+from simphones import tones
 from simphones.ua_process import CALL_STATES, Account, guarded
 
 
@@ -25,7 +26,6 @@ class Phone(Protocol):
     def on_incoming(self, account: "PhoneAccount", prm: Any) -> None: ...
     def hangup_call(self, name: str, code: int | None) -> None: ...
     def release_call(self, name: str) -> None: ...
-    def tone_path(self, freq: float) -> Path: ...
 
 
 @dataclass
@@ -58,7 +58,7 @@ class PhoneCall(pj.Call):
         self.tone: float | None = None
         self.record: str | None = None
         self.hangup_after: float | None = None
-        self.player: pj.AudioMediaPlayer | None = None
+        self.player: pj.ToneGenerator | None = None
         self.recorder: pj.AudioMediaRecorder | None = None
         self.media_reported = False
         self.last_state: tuple[str, int] | None = None
@@ -75,7 +75,7 @@ class PhoneCall(pj.Call):
         if (state, code) != self.last_state:
             self.last_state = (state, code)
             self.ua.emit(ev="state", call=self.name, state=state, code=code,
-                         reason=ci.lastReason)
+                         reason=ci.lastReason, at=time.monotonic())
         if state == "CONFIRMED" and self.hangup_after is not None and not self.timers_armed:
             self.timers_armed = True
             self.timers.append(self.ua.loop.call_later(
@@ -96,9 +96,7 @@ class PhoneCall(pj.Call):
     def attach_media(self, am: pj.AudioMedia) -> None:
         if self.tone:
             if self.player is None:
-                self.player = pj.AudioMediaPlayer()
-                # options 0 = loop forever (PJMEDIA_FILE_NO_LOOP would stop)
-                self.player.createPlayer(str(self.ua.tone_path(self.tone)), 0)
+                self.player = tones.tone_source(self.tone)
             self.player.startTransmit(am)
         if self.record:
             if self.recorder is None:
@@ -108,7 +106,10 @@ class PhoneCall(pj.Call):
             am.startTransmit(self.recorder)
         if not self.media_reported:
             self.media_reported = True
-            self.ua.emit(ev="media", call=self.name)
+            # `at` (CLOCK_MONOTONIC, shared by the processes of a machine)
+            # is when the recording started: tests place other processes'
+            # events on it.
+            self.ua.emit(ev="media", call=self.name, at=time.monotonic())
 
     @guarded
     def onDtmfDigit(self, prm):

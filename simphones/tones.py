@@ -149,3 +149,42 @@ def duration(path: str | os.PathLike) -> float:
     """Length of the WAV in seconds."""
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / w.getframerate()
+
+
+def tone_levels(samples: np.ndarray, freq_hz: float, rate: int = SAMPLE_RATE,
+                frame_ms: int = 10) -> np.ndarray:
+    """The amplitude of `freq_hz` in each `frame_ms` frame (its Fourier
+    coefficient; full scale = 1.0), so that other audio in the recording
+    (music on hold, the own side's echo) does not count as this tone."""
+    step = rate * frame_ms // 1000
+    frames = samples[: len(samples) // step * step].reshape(-1, step)
+    probe = np.exp(-2j * np.pi * freq_hz * np.arange(step) / rate)
+    return np.abs(frames @ probe) * 2 / step
+
+
+def quiet_runs(levels: np.ndarray, threshold: float) -> np.ndarray:
+    """Lengths (in frames) of the runs of consecutive levels under
+    `threshold`: each run is one gap."""
+    quiet = np.concatenate(([0], (levels < threshold).astype(np.int8), [0]))
+    edges = np.diff(quiet)
+    return np.nonzero(edges == -1)[0] - np.nonzero(edges == 1)[0]
+
+
+def tone_source(freq_hz: float, amplitude: float = DEFAULT_AMPLITUDE):
+    """A pjsua2 media source of a continuous sine (start it transmitting to
+    a call).  Not a looping WAV player: pjsua2's AudioMediaPlayer returns one
+    empty 20 ms frame at every loop (its end-of-file callback), which a
+    recording then shows as a gap that no call path caused.  pjmedia's tone
+    generator loops its tone without a dip.  Release it before libDestroy."""
+    import pjsua2 as pj
+
+    gen = pj.ToneGenerator()
+    gen.createToneGenerator(SAMPLE_RATE, 1)
+    tone = pj.ToneDesc()
+    tone.freq1, tone.freq2 = int(round(freq_hz)), 0
+    tone.on_msec, tone.off_msec = 10000, 0
+    tone.volume = int(amplitude * 32767)
+    tones = pj.ToneDescVector()
+    tones.append(tone)
+    gen.play(tones, True)
+    return gen

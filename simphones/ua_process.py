@@ -41,6 +41,7 @@ import pjsua2 as pj
 
 from simphones.event_stdout import claim_stdout
 from sipagent.sip import fax_media
+from sipagent.sip.endpoint import start_rtp_poller, stop_rtp_poller
 
 CALL_STATES = {
     pj.PJSIP_INV_STATE_NULL: "NULL",
@@ -174,6 +175,9 @@ class Library:
             raise RuntimeError(f"cannot bind SIP UDP {ip}:{port}: {e.info()}") from None
         ep.libStart()
         ep.audDevManager().setNullDev()
+        # A phone's RTP thread must not stall either: it would put gaps
+        # into recordings that tests blame on the engine.
+        start_rtp_poller()
 
     def use_codecs(self, *codec_ids: str) -> None:
         """Offer only these (e.g. "PCMU/8000/1"), the first preferred: other
@@ -198,6 +202,7 @@ class Library:
         """Once every Call, player, recorder and account is released:
         anything pjsua2 that outlives libDestroy aborts the process."""
         gc.collect()
+        stop_rtp_poller()
         # Calls are already gone, so there is nothing to wait for on the wire.
         self.ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
         self.ep = None

@@ -14,6 +14,10 @@ bridge's clock thread without the GIL.
     tiffpages   read_pages(): fax TIFF pages as bitmaps, for pixel comparison
     jitter      set_discard(): the jitter buffer's frame-discard policy, which
                 pjsua2 2.12.1 cannot set (see sipagent/sip/fax_media.py)
+    rtp_poller  start(): RTP received on our own thread, polled every 10 ms
+                (pjmedia's own worker stalls all calls for 500 ms at a time)
+    drain       install(): every call's audio read from answer on, so that
+                no jitter buffer fills up while nobody listens to the call
 
 A fax on a call, from the pjsua2 thread (the asyncio loop's):
 

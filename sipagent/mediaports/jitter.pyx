@@ -44,15 +44,10 @@ cdef extern from *:
                 (pjmedia_jb_discard_algo)(sipacd_call_discard[call_id] - 1);
     }
 
-    /* After libInit (which installs pjsua2's callback); idempotent, and
-       re-installs after a libDestroy/libCreate cycle. */
     static void sipacd_install_precreate_hook(void)
     {
-        struct pjsua_data *var = pjsua_get_var();
-        if (var->ua_cfg.cb.on_stream_precreate == &sipacd_precreate)
-            return;
-        sipacd_next_precreate = var->ua_cfg.cb.on_stream_precreate;
-        var->ua_cfg.cb.on_stream_precreate = &sipacd_precreate;
+        SIPACD_CHAIN_PJSUA_CALLBACK(on_stream_precreate, sipacd_precreate,
+                                    sipacd_next_precreate);
     }
     """
     int PJSUA_MAX_CALLS

@@ -100,3 +100,21 @@ cdef extern from "pjsua-lib/pjsua_internal.h" nogil:
         pjsua_media_config media_cfg
 
     pjsua_data *pjsua_get_var()
+
+
+# Our C hooks in pjsua's callback table.  pjsua calls its callbacks through
+# pjsua_var.ua_cfg.cb at run time, so a hook put in front of one after
+# libInit (which installs pjsua2's own) sees every event; it must call the
+# callback it replaced (`next`).  Idempotent, and again after a
+# libDestroy/libCreate cycle.  Runs in the pjsua2 thread.
+cdef extern from *:
+    """
+    #include <pjsua-lib/pjsua_internal.h>
+    #define SIPACD_CHAIN_PJSUA_CALLBACK(field, hook, next) do {          \\
+            struct pjsua_data *var_ = pjsua_get_var();                  \\
+            if (var_->ua_cfg.cb.field != &hook) {                        \\
+                next = var_->ua_cfg.cb.field;                            \\
+                var_->ua_cfg.cb.field = &hook;                           \\
+            }                                                            \\
+        } while (0)
+    """

@@ -22,6 +22,23 @@ log = structlog.get_logger("sipagent.sip.endpoint")
 PJSUA_CALL_LEGS = 1024
 
 
+def start_rtp_poller() -> None:
+    """Receive RTP on our own thread instead of pjmedia's, whose 500 ms poll
+    timeout stalls every call's audio for half a second whenever another
+    call's media starts (sipagent/mediaports/rtp_poller.pyx).  After
+    libInit; every pjsua2 process of the project should do it."""
+    from sipagent.mediaports import rtp_poller
+
+    rtp_poller.start(10)
+
+
+def stop_rtp_poller() -> None:
+    """Before libDestroy, which frees the ioqueue our thread polls."""
+    from sipagent.mediaports import rtp_poller
+
+    rtp_poller.stop()
+
+
 def pj_error_text(exc: Exception) -> str:
     """pj.Error's str() is empty; its info() carries the reason."""
     info = getattr(exc, "info", None)
@@ -109,6 +126,13 @@ class SipEndpoint:
 
             request_guard.install(self.allow, self.on_rejected)
         ep.audDevManager().setNullDev()
+        start_rtp_poller()
+        # Every call's audio is read from answer on, listened to or not, so
+        # that a bridge never starts on a stale jitter buffer
+        # (sipagent/mediaports/drain.pyx).
+        from sipagent.mediaports import drain
+
+        drain.install()
         self._restrict_codecs(ep)
         if not self.concealment:
             from sipagent.sip.fax_media import without_concealment
@@ -158,6 +182,7 @@ class SipEndpoint:
 
             request_guard.uninstall()
         gc.collect()
+        stop_rtp_poller()
         self.ep.libDestroy(1)  # PJSUA_DESTROY_NO_RX_MSG: 0.02 s instead of ~1 s
         self.ep = None
         self._log_writer = None
