@@ -45,7 +45,8 @@ def offers_audio(whole_msg: str, codecs: tuple[str, ...]) -> bool:
     only fails when the flow answers it; refusing it up front with 488 is
     what the caller would get anyway, minus a flow error."""
     head, _, body = whole_msg.replace("\r\n", "\n").partition("\n\n")
-    ctype = headers(head).get("Content-Type") or headers(head).get("c") or ""
+    fields = headers(head)
+    ctype = fields.get("Content-Type") or fields.get("c") or ""
     if not body.strip() or ctype.split(";")[0].strip().lower() != "application/sdp":
         return True             # no offer here: pjsua makes one
     wanted = {c.upper() for c in codecs}
