@@ -25,6 +25,11 @@ stderr = pjsip's and our log):
      "tone":440,"record":"/p.wav","headers":{"X-Foo":"1"},"hangup_after":null}
     {"cmd":"dtmf","call":"c1","digits":"1#","method":"rfc2833"|"info"}
     {"cmd":"hangup","call":"c1","code":603}   (code optional)
+    {"cmd":"hold","call":"c1"}       re-INVITE with a=sendonly
+    {"cmd":"unhold","call":"c1"}     re-INVITE with a=sendrecv again
+    {"cmd":"xfer","call":"c1","to":"sip:.."}            blind transfer (REFER)
+    {"cmd":"xfer_replaces","call":"c1","other":"c2"}    attended transfer:
+         REFER on c1 whose Refer-To replaces the phone's call c2
     {"cmd":"hangup_all"}
     {"cmd":"ping"}
     {"cmd":"quit"}          also on stdin EOF, SIGTERM and SIGINT
@@ -39,6 +44,10 @@ stderr = pjsip's and our log):
          (T: time.monotonic(), one clock for all processes of the machine)
     {"ev":"dtmf","call":"c1","digit":"1"}
     {"ev":"recorded","call":"c1","path":"/p.wav","seconds":2.3}
+    {"ev":"media_state","call":"c1","status":"active"|"local_hold"|
+     "remote_hold"|"none"|"error"}   every media change after the first
+    {"ev":"xfer_status","call":"c1","code":200,"reason":"OK","final":true}
+         the NOTIFYs the far end sends about a transfer this phone asked for
     {"ev":"exit"}           last line before a clean exit
     {"ev":"fatal","msg":..} start-up failed (e.g. port in use); exit code 2
 
@@ -292,6 +301,20 @@ class Phone(UAProcess):
 
     def cmd_hangup_all(self) -> None:
         self.hangup_all()
+
+    def cmd_hold(self, call: str) -> None:
+        self._call(call).setHold(pj.CallOpParam(True))
+
+    def cmd_unhold(self, call: str) -> None:
+        op = pj.CallOpParam(True)
+        op.opt.flag = pj.PJSUA_CALL_UNHOLD
+        self._call(call).reinvite(op)
+
+    def cmd_xfer(self, call: str, to: str) -> None:
+        self._call(call).xfer(to, pj.CallOpParam(True))
+
+    def cmd_xfer_replaces(self, call: str, other: str) -> None:
+        self._call(call).xferReplaces(self._call(other), pj.CallOpParam(True))
 
 
 def main(argv: list[str] | None = None) -> int:

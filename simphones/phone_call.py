@@ -46,6 +46,12 @@ class PhoneAccount(Account):
         self.user = user
 
 
+MEDIA_STATUS = {pj.PJSUA_CALL_MEDIA_NONE: "none", pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
+                pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",
+                pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
+                pj.PJSUA_CALL_MEDIA_ERROR: "error"}
+
+
 class PhoneCall(pj.Call):
     """One call leg plus the media the phone attaches to it: a looping tone
     it plays, a WAV recording of what it hears."""
@@ -90,8 +96,21 @@ class PhoneCall(pj.Call):
     def onCallMediaState(self, prm):
         ci = self.getInfo()  # keep ci alive while iterating ci.media
         for mi in ci.media:
-            if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+            if mi.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            if self.media_reported:
+                self.ua.emit(ev="media_state", call=self.name,
+                             status=MEDIA_STATUS.get(mi.status, str(mi.status)))
+            if mi.status in (pj.PJSUA_CALL_MEDIA_ACTIVE, pj.PJSUA_CALL_MEDIA_REMOTE_HOLD,
+                             pj.PJSUA_CALL_MEDIA_LOCAL_HOLD):
+                # A re-INVITE may rebuild the stream (a new conference
+                # slot): the tone and the recorder are connected again.
                 self.attach_media(self.getAudioMedia(mi.index))
+
+    @guarded
+    def onCallTransferStatus(self, prm):
+        self.ua.emit(ev="xfer_status", call=self.name, code=int(prm.statusCode),
+                     reason=prm.reason, final=bool(prm.finalNotify))
 
     def attach_media(self, am: pj.AudioMedia) -> None:
         if self.tone:

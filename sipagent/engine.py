@@ -17,6 +17,7 @@ from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup
 from sipagent.sip import message as sip_message
 from sipagent.queue.runtime import AgentLine, QueueRuntime
+from sipagent.queue.transfer import agent_skill
 from sipagent.sip.endpoint import SipEndpoint
 from sipagent.fax.metrics import FaxMetrics
 from sipagent.calls.flow_library import FlowLibrary, FlowLoadError
@@ -147,7 +148,8 @@ class Engine:
             {n: AgentLine(n, a.uri, a.auto_login, a.wrap_up) for n, a in self.config.agents.items()},
             settings=dict(self.config.queues), account_provider=lambda: self.account,
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
-            track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog)
+            track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog,
+            transfer=self.config.transfer, monitor=self.config.monitor)
         self.queues.start()
         self.call_services = CallServices(
             prompts=self.prompts, queues=self.queues, schedules=self.schedules,
@@ -391,5 +393,7 @@ class Engine:
 
     @staticmethod
     def _agent_config(agent_id: str, a) -> AgentConfig:
-        return AgentConfig(agent_id=agent_id, queues=dict(a.queues), skills=dict(a.skills),
+        # Every agent has a skill of its own: a transfer to the agent requires it.
+        skills = {**a.skills, agent_skill(agent_id): 1}
+        return AgentConfig(agent_id=agent_id, queues=dict(a.queues), skills=skills,
                            wrap_up=a.wrap_up, weight=a.weight)

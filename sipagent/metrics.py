@@ -73,6 +73,17 @@ class EngineMetrics:
                                     ["queue"], registry=r)
         self.wrap_up_seconds = Counter("sipacd_queue_wrap_up_seconds",
                                        "Time agents spent in wrap-up", ["queue"], registry=r)
+        # Call operations (sipagent/queue/operations.py).  Hold is part of
+        # talk time; these say how much of it was hold.
+        self.holds = Counter("sipacd_queue_holds", "Times a connected caller was put on hold",
+                             ["queue"], registry=r)
+        self.hold_seconds = Counter("sipacd_queue_hold_seconds",
+                                    "Time connected callers spent on hold", ["queue"], registry=r)
+        self.transfers = Counter("sipacd_transfers", "Transfers by mode, target kind and result",
+                                 ["kind", "target", "result"], registry=r)
+        self.monitor_sessions = Counter("sipacd_monitor_sessions",
+                                        "Supervisor monitor sessions by starting mode", ["mode"],
+                                        registry=r)
         self.agent_seconds = Counter("sipacd_queue_agent_seconds",
                                      "Agent time by state (sampled each second), for occupancy",
                                      ["queue", "state"], registry=r)

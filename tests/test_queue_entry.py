@@ -188,7 +188,14 @@ def _imports(path: Path) -> set[str]:
 
 def test_queue_modules_import_one_way():
     assert _imports(QUEUE_DIR / "callback.py") <= {"sipagent.queue.entry", "sipagent.queue.stats"}
-    assert _imports(QUEUE_DIR / "entry.py") <= {"sipagent.queue.hold"}  # types only
+    assert _imports(QUEUE_DIR / "entry.py") <= {"sipagent.queue.hold",  # types only
+                                                "sipagent.queue.conversation",
+                                                "sipagent.queue.transfer"}
+    assert _imports(QUEUE_DIR / "operations.py") <= {
+        "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.stats",
+        "sipagent.queue.transfer"}
+    for name in ("conversation.py", "transfer.py"):
+        assert _imports(QUEUE_DIR / name) == set()
     assert _imports(QUEUE_DIR / "agents.py") <= {"sipagent.queue.entry"}
     for name in ("hold.py", "stats.py"):
         assert _imports(QUEUE_DIR / name) == set()

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
+from sipagent.api.calls import add_call_routes
 from sipagent.api.request_input import JsonBody, iso_time, read_body
 from sipagent.config.values import matching
 
@@ -66,8 +67,8 @@ class CallbackRequest(JsonBody):
 
 
 class _Caller:
-    def __init__(self, role: str, agent: str | None):
-        self.role, self.agent = role, agent
+    def __init__(self, role: str, agent: str | None, name: str = "", phone: str | None = None):
+        self.role, self.agent, self.name, self.phone = role, agent, name, phone
 
 
 def _authenticate(config, request: web.Request, roles: set[str]) -> _Caller:
@@ -75,11 +76,11 @@ def _authenticate(config, request: web.Request, roles: set[str]) -> _Caller:
     if not given.startswith("Bearer "):
         raise web.HTTPUnauthorized(text="bearer token required\n")
     secret = given[7:].encode()
-    for tok in config.http.tokens.values():
+    for name, tok in config.http.tokens.items():
         if hmac.compare_digest(secret, tok.token.encode()):
             if tok.role not in roles:
                 raise web.HTTPForbidden(text=f"role {tok.role!r} may not do this\n")
-            return _Caller(tok.role, tok.agent)
+            return _Caller(tok.role, tok.agent, name, tok.phone)
     raise web.HTTPUnauthorized(text="unknown token\n")
 
 
@@ -165,6 +166,8 @@ def build_app(engine) -> web.Application:
     app.router.add_post("/api/agents/{agent}/{command}", agent_command)
     app.router.add_get("/api/queues", list_queues)
     app.router.add_post("/api/callbacks", post_callback)
+    add_call_routes(app, lambda: engine.queues,
+                    lambda request, roles: _authenticate(config, request, roles))
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes
 

@@ -66,6 +66,7 @@ from sipagent.config.values import (
     uppercase,
 )
 from sipagent.config.fax import FaxSection, fax_problems
+from sipagent.config.operations import MonitorSection, TransferSection
 from sipagent.config.voicemail import MailboxSection, VoicemailSection, mailbox_problems
 
 DEFAULT_DATA_DIR = "./sipacd-data"
@@ -154,6 +155,8 @@ class HttpToken(Section):
     # Bearer tokens are random secrets, not passwords a human reuses.
     token: Annotated[str, Field(min_length=16)]
     agent: Name | None = None
+    # A supervisor's phone: where POST /api/calls/{id}/monitor rings.
+    phone: AgentUri | None = None
 
 
 class HttpSection(Section):
@@ -344,6 +347,8 @@ class Config(Section):
     voicemail: VoicemailSection = section()
     mailboxes: dict[str, MailboxSection] = {}
     fax: FaxSection = section()
+    transfer: TransferSection = section()
+    monitor: MonitorSection = section()
     log: LogSection = section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)

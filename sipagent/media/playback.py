@@ -71,14 +71,18 @@ class MusicOnHold:
         self._listeners = 0
 
     def start(self, leg: CallLeg) -> None:
-        if self._player is None:
-            self._player = pj.AudioMediaPlayer()
-            self._player.createPlayer(str(self.path), 0)  # 0 = loop
         try:
-            self._player.startTransmit(leg.audio())
+            self.audio().startTransmit(leg.audio())
             self._listeners += 1
         except Exception as exc:
             log.warning("music on hold failed to start", error=pj_error_text(exc), leg=leg.label)
+
+    def audio(self):
+        """The looping player, as a source a conversation's mix can connect."""
+        if self._player is None:
+            self._player = pj.AudioMediaPlayer()
+            self._player.createPlayer(str(self.path), 0)
+        return self._player
 
     def stop(self, leg: CallLeg) -> None:
         if self._player is None:

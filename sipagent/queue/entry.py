@@ -16,8 +16,9 @@ need to know.  Its states answer one question each place asks:
                 live call, and its outcome is counted when it ends.)
     TALKING     an agent answered.  For a callback: the agent is on the line
                 and the customer is being dialled, or talking.
-    OVER        the talk ended (either side hung up), or a callback customer
-                did not answer.  Final.
+    OVER        the talk ended (either side hung up, or the agent transferred
+                the caller on: ``transfer`` then says where), or a callback
+                customer did not answer.  Final.
     EXITED      left the line without an agent: the ACD's exit reasons
                 (timeout, full, empty), the exit key, or shutdown.  Final;
                 ``exit_reason`` says which.
@@ -38,7 +39,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
+    from sipagent.queue.conversation import Conversation
     from sipagent.queue.hold import CallerHold
+    from sipagent.queue.transfer import TransferOrder
     from sipagent.sip.leg import CallLeg
 
 
@@ -60,6 +63,7 @@ class EntryEvent(Enum):
     ABANDONED = "abandoned"                  # the caller hung up while waiting
     HUNG_UP = "hung_up"                      # caller, customer or agent ended the talk
     NO_ANSWER = "no_answer"                  # a callback customer did not answer
+    TRANSFERRED = "transferred"              # the agent handed the caller on (blind)
 
 
 S, E = EntryState, EntryEvent
@@ -80,6 +84,7 @@ TRANSITIONS: dict[EntryState, dict[EntryEvent, EntryState]] = {
     S.TALKING: {
         E.HUNG_UP: S.OVER,
         E.NO_ANSWER: S.OVER,
+        E.TRANSFERRED: S.OVER,
     },
     S.OVER: {
         # Race: the agent hung up while the customer was still ringing; the
@@ -131,6 +136,10 @@ class QueueEntry:
     agent_leg: CallLeg | None = None
     customer_leg: CallLeg | None = None   # callbacks: the customer dialled back
     answered_at: float | None = None
+    conversation: Conversation | None = None   # while TALKING: the legs and their audio
+    transfer: TransferOrder | None = None      # OVER by a transfer: where the caller goes
+    priority: int = 0
+    skills: Mapping[str, int] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _state: EntryState = field(default=EntryState.WAITING, init=False)
     _exit_reason: str | None = field(default=None, init=False)

@@ -19,8 +19,10 @@ from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.agents import (AgentLine, agent_rows, command_event, command_log_kind,
                                    queue_snapshot, wrap_up_of)  # AgentLine: for the engine
-from sipagent.queue.bridging import bridge_when_ready
+from sipagent.queue.bridging import MEDIA_WAIT, bridge_when_ready
 from sipagent.queue.callback import CallbackLine
+from sipagent.queue.conversation import Conversation, Move, media_of
+from sipagent.queue.operations import CallOperations
 from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers, exit_target
 from sipagent.queue.hold import CallerHold
 from sipagent.sip.leg import CallLeg, LegEnded, dial
@@ -41,8 +43,12 @@ class QueueRuntime:
     def __init__(self, queues: list[QueueConfig], agents: list[AgentConfig],
                  lines: dict[str, AgentLine], *, settings: dict, account_provider: Callable,
                  hold_music: Callable, prompts, metrics, track_leg: Callable,
-                 run_flow: Callable, eventlog=None):
+                 run_flow: Callable, eventlog=None, transfer=None, monitor=None):
         self.scheduler = Scheduler(queues, agents)
+        # Each agent's queues, lowest penalty first (a transfer to the agent
+        # joins one the agent serves).
+        self._agent_queues = {a.agent_id: sorted(a.queues, key=lambda q: a.queues[q])
+                              for a in agents}
         self.settings = settings            # queue name -> config section
         self.lines = lines
         self._account = account_provider
@@ -55,6 +61,7 @@ class QueueRuntime:
         self.entries: dict[str, QueueEntry] = {}
         self.offers: dict[tuple[str, str], CallLeg] = {}
         self.callbacks = CallbackLine(self)
+        self.operations = CallOperations(self, transfer, monitor)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
@@ -209,15 +216,26 @@ class QueueRuntime:
         """One side (``caller`` or ``agent``) hung up: the agent goes to wrap-up."""
         entry.advance(EntryEvent.HUNG_UP)
         entry.changed.set()
-        talk = self.now() - (entry.answered_at or self.now())
-        wrap_up = wrap_up_of(self.lines, entry.agent_id, self.settings[entry.queue].wrap_up)
-        self.stats.handled(entry.queue, time.time(), talk, wrap_up, entry.call_id,
-                           entry.agent_id, side)
+        self.agent_leaves(entry, side)
         if entry.agent_leg is not None:
             entry.agent_leg.end()
-        self.feed(ev.CallEnded(self.now(), entry.call_id))
         if entry.callback:
             self.callbacks.finished(entry)
+
+    def agent_leaves(self, entry: QueueEntry, side: str) -> None:
+        """The agent's part of the call is over (a hang-up, or ``side`` =
+        ``transfer``): its talk and hold are counted and it goes to wrap-up."""
+        conversation, entry.conversation = entry.conversation, None
+        hold = 0.0
+        if conversation is not None:
+            hold = conversation.hold_seconds()
+            conversation.move(Move.END, by=side)
+        talk = self.now() - (entry.answered_at or self.now())
+        wrap_up = wrap_up_of(self.lines, entry.agent_id, self.settings[entry.queue].wrap_up)
+        transfer = self.operations.transfer_row(entry.transfer) if side == "transfer" else None
+        self.stats.handled(entry.queue, time.time(), talk, wrap_up, entry.call_id,
+                           entry.agent_id, side, hold=hold, transfer=transfer)
+        self.feed(ev.CallEnded(self.now(), entry.call_id))
 
     def attempt_over(self, entry: QueueEntry) -> None:
         """A callback's customer did not answer: the agent on the line wraps up."""
@@ -232,6 +250,15 @@ class QueueRuntime:
         if offered:
             self.stats.offered(entry.queue, time.time(), entry.call_id)
         self.feed(ev.CallArrived(self.now(), entry.call_id, entry.queue, 0, (), True))
+
+    def hold_music(self, queue: str):
+        return self._hold_music(queue)
+
+    async def run_flow(self, call, spec: str) -> None:
+        await self._run_flow(call, spec)
+
+    def agent_queues(self, agent_id: str) -> list[str]:
+        return self._agent_queues.get(agent_id, [])
 
     def forget(self, entry: QueueEntry) -> None:
         """The entry is done with: the runtime no longer looks it up."""
@@ -256,9 +283,26 @@ class QueueRuntime:
         self.stats.answered(entry.queue, time.time(), wait, call_id, agent_id)
         entry.hold.stop()
         log.info("caller connected to agent", call_id=call_id, agent=agent_id, wait=round(wait, 3))
-        self.spawn(self.bridge_when_ready(entry.call.leg, leg, call_id))
+        self.spawn(self._converse(entry))
 
     bridge_when_ready = staticmethod(bridge_when_ready)   # for callback.QueueLine
+
+    async def _converse(self, entry: QueueEntry) -> None:
+        """Bridge caller and agent as a conversation, once both have media."""
+        caller, agent = entry.call.leg, entry.agent_leg
+        if not await media_of([caller, agent], MEDIA_WAIT):
+            for leg in (caller, agent):
+                if not leg.media_ready.is_set():
+                    log.error("leg has no media; ending it", call_id=entry.call_id,
+                              leg=leg.label)
+                    leg.end()
+            return
+        if entry.state is not EntryState.TALKING or entry.agent_leg is not agent:
+            return
+        entry.conversation = Conversation(
+            entry.call_id, caller, agent, entry.agent_id, music=self.hold_music(entry.queue),
+            clock=self.now, on_hold=self.operations.hold_changed)
+        entry.conversation.start()
 
     # -- the caller's side ---------------------------------------------------------
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
@@ -269,7 +313,8 @@ class QueueRuntime:
             raise RuntimeError(f"call {call.call_id} is already queued")
         s = self.settings[queue]
         entry = QueueEntry(call_id=call.call_id, queue=queue, entered=self.now(),
-                           caller=call.caller, called=call.called, data=dict(data), call=call)
+                           caller=call.caller, called=call.called, data=dict(data), call=call,
+                           priority=priority, skills=dict(skills))
         entry.hold = CallerHold(call.leg, s, moh=self._hold_music(queue), prompts=self._prompts,
                                 position=lambda: self._position(call.call_id),
                                 on_key=lambda key: self._key_pressed(entry, key),
@@ -296,6 +341,8 @@ class QueueRuntime:
             except CallerHangup:
                 pass
             return outcome
+        if entry.transfer is not None:
+            return await self.operations.carry(call, entry, outcome, depth)
         if outcome.result == "answered":
             return outcome
         return await self._follow_target(call, s, outcome, priority, skills, data, depth)

@@ -102,18 +102,55 @@ class QueueStats:
             self.log.call_record(call_id, queue=queue, wait=wait, outcome=reason)
 
     def handled(self, queue: str, t: float, talk: float, wrap_up: float, call_id: str,
-                agent: str, side: str) -> None:
-        """The talk is over (``side`` hung up first); wrap-up starts now."""
+                agent: str, side: str, *, hold: float = 0.0,
+                transfer: dict | None = None) -> None:
+        """The agent's talk is over (``side`` hung up first, or ``transfer``:
+        the agent handed the caller on, ``transfer`` says how and where);
+        wrap-up starts now.  ``talk`` is connected time, ``hold`` included
+        (KPI.md: AHT = talk + hold + wrap-up, hold being part of the call)."""
         self.metrics.talk_seconds.labels(queue).inc(talk)
         self.metrics.wrap_up_seconds.labels(queue).inc(wrap_up)
         self.metrics.handle_time.labels(queue).observe(talk + wrap_up)
         for tally in self._tallies(queue, t):
             tally.call_handled(talk, wrap_up)
         if self.log:
-            kind = "COMPLETE_CALLER" if side == "caller" else "COMPLETE_AGENT"
-            self.log.queue_event(t, queue, call_id, kind, agent=agent)
+            if transfer is not None:
+                self.log.queue_event(t, queue, call_id, "TRANSFER", agent=agent,
+                                     reason=transfer["mode"], data=transfer)
+            else:
+                kind = "COMPLETE_CALLER" if side == "caller" else "COMPLETE_AGENT"
+                self.log.queue_event(t, queue, call_id, kind, agent=agent,
+                                     data={"hold": round(hold, 3)} if hold else None)
             self.log.call_record(call_id, talk=talk, wrap_up=wrap_up, hangup_side=side)
         self.wrap_up_started(t, agent, queue, call_id, wrap_up)
+
+    def hold(self, queue: str, t: float, call_id: str, agent: str, held: bool,
+             seconds: float = 0.0) -> None:
+        """The caller was put on hold, or taken off it after ``seconds``."""
+        if held:
+            self.metrics.holds.labels(queue).inc()
+        else:
+            self.metrics.hold_seconds.labels(queue).inc(seconds)
+        if self.log:
+            self.log.queue_event(t, queue, call_id, "HOLD" if held else "UNHOLD", agent=agent,
+                                 wait=None if held else seconds)
+
+    def transfer_result(self, queue: str, t: float, call_id: str, agent: str, mode: str,
+                        target_kind: str, result: str) -> None:
+        """How a transfer ended: ``done`` (the target took the caller) or why not."""
+        self.metrics.transfers.labels(mode, target_kind, result).inc()
+        if self.log and result != "done":
+            self.log.queue_event(t, queue, call_id, "TRANSFER_FAILED", agent=agent,
+                                 reason=result)
+
+    def monitor(self, queue: str, t: float, call_id: str, agent: str, kind: str,
+                supervisor: str, mode: str | None, seconds: float | None = None) -> None:
+        """A supervisor's session on ``agent``'s call: MONITOR_START, _MODE, _END."""
+        if kind == "MONITOR_START":
+            self.metrics.monitor_sessions.labels(mode or "").inc()
+        if self.log:
+            self.log.queue_event(t, queue, call_id, kind, agent=agent, reason=mode,
+                                 wait=seconds, data={"supervisor": supervisor})
 
     def wrap_up_started(self, t: float, agent: str, queue: str, call_id: str,
                         wrap_up: float) -> None:

@@ -50,6 +50,12 @@ class CallLeg(pj.Call):
         self.log = log.bind(leg=label)
         self.media_policy: fax_media.JitterPolicy | None = None
         self._policy_call_id: int | None = None
+        # The far end holds the call (its re-INVITE said sendonly/inactive).
+        self.remote_hold = False
+        # Told (from the loop, never inside the callback) after every media
+        # change once media is up: a re-INVITE may rebuild the stream under
+        # a new conference slot, so whoever connected it connects it again.
+        self.media_listeners: list = []
 
     @classmethod
     def disown_all(cls) -> int:
@@ -115,8 +121,18 @@ class CallLeg(pj.Call):
             ci = self.getInfo()
             media = ci.media  # iterate a bound copy: a temporary's vector is freed
             for m in media:
-                if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                if m.type != pj.PJMEDIA_TYPE_AUDIO:
+                    continue
+                if m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                    self.remote_hold = False
                     self.media_ready.set()
+                elif m.status == pj.PJSUA_CALL_MEDIA_REMOTE_HOLD:
+                    self.remote_hold = True
+                    self.media_ready.set()
+            if self.media_listeners:
+                loop = asyncio.get_running_loop()
+                for listener in list(self.media_listeners):
+                    loop.call_soon(listener, self)
         except Exception:
             self.log.exception("onCallMediaState failed")
 

@@ -54,7 +54,7 @@ _TALKING = (
     "SELECT e.queue, e.call_id, e.agent, MAX(e.t) FROM event e"
     " WHERE e.kind IN ('CONNECT', 'CALLBACK_CONNECTED') AND e.agent IS NOT NULL AND e.t >= ?"
     " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id"
-    "   AND x.kind IN ('COMPLETE_CALLER', 'COMPLETE_AGENT', 'COMPLETE_SYSTEM')"
+    "   AND x.kind IN ('COMPLETE_CALLER', 'COMPLETE_AGENT', 'COMPLETE_SYSTEM', 'TRANSFER')"
     "   AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
     " GROUP BY e.call_id ORDER BY MAX(e.t)"
 )

@@ -27,9 +27,22 @@ Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
                         ``timeout``, ``full``, ``empty`` (no agents),
                         ``exit_key``, ``voicemail``, ``callback``,
                         ``shutdown``...; ``wait`` as for ABANDON.
-``TRANSFER``            ``agent`` transferred the connected call; ``data``
-                        says where.  A transfer into another queue is a new
-                        ENTER there (offered again, as in app_queue).
+``TRANSFER``            ``agent`` transferred the connected call (it ends the
+                        agent's talk, like COMPLETE_AGENT); ``reason``:
+                        ``blind`` or ``attended``; ``data``: ``mode``,
+                        ``from`` (the agent), ``to`` (the target),
+                        ``origin`` (``api`` or ``phone``).  A transfer into
+                        another queue is a new ENTER there (offered again,
+                        as in app_queue), with the same ``call_id``.
+``TRANSFER_FAILED``     the target of that transfer did not take the caller;
+                        ``reason``: ``busy``, ``no_answer``, ``failed``; the
+                        caller went to the fallback.
+``HOLD``, ``UNHOLD``    ``agent`` put the caller on hold / took it off;
+                        UNHOLD's ``wait`` is the seconds held.
+``MONITOR_START``       a supervisor (``data.supervisor``) joined ``agent``'s
+                        call; ``reason``: ``listen``, ``whisper`` or ``barge``.
+``MONITOR_MODE``        the supervisor switched to the mode in ``reason``.
+``MONITOR_END``         the session ended; ``wait``: its length in seconds.
 ``CALLBACK_REQUESTED``  the caller asked to be called back.  Informational:
                         the caller also leaves with EXIT ``callback``.
 ``CALLBACK_ATTEMPT``    the engine dials the customer back (``agent`` if one
@@ -111,13 +124,15 @@ log = structlog.get_logger("sipagent.store.eventlog")
 QUEUE_EVENT_KINDS = frozenset({
     "ENTER", "OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER", "COMPLETE_AGENT",
     "COMPLETE_SYSTEM", "ABANDON", "EXIT", "TRANSFER", "CALLBACK_REQUESTED", "CALLBACK_ATTEMPT",
-    "CALLBACK_NO_ANSWER", "CALLBACK_CONNECTED",
+    "CALLBACK_NO_ANSWER", "CALLBACK_CONNECTED", "TRANSFER_FAILED", "HOLD", "UNHOLD",
+    "MONITOR_START", "MONITOR_MODE", "MONITOR_END",
 })
 AGENT_EVENT_KINDS = frozenset({
     "LOGIN", "LOGOUT", "READY", "PAUSE", "UNPAUSE", "WRAPUP_START", "WRAPUP_END",
 })
 _NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
-                          "COMPLETE_AGENT", "COMPLETE_SYSTEM"})
+                          "COMPLETE_AGENT", "COMPLETE_SYSTEM", "TRANSFER", "HOLD", "UNHOLD",
+                          "MONITOR_START", "MONITOR_MODE", "MONITOR_END"})
 _NEEDS_REASON = frozenset({"EXIT", "COMPLETE_SYSTEM"})
 #: Seconds between heartbeats of a running engine (see the module doc).
 HEARTBEAT_INTERVAL = 2.0

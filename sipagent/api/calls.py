@@ -1,0 +1,117 @@
+"""The call-operations part of the HTTP API (JSON, bearer tokens).
+
+======  ===============================  ==============================================
+GET     /api/calls                       connected queue calls: queue, caller, agent,
+                                         phase (talking, held...), talk and hold time
+POST    /api/calls/{id}/hold             the caller hears the queue's music
+POST    /api/calls/{id}/resume           caller and agent talk again
+POST    /api/calls/{id}/transfer         ``{"target": "queue:sales"}`` (blind); targets:
+                                         ``queue:``, ``agent:``, ``flow:``, ``mailbox:``,
+                                         ``number:``, a ``sip:`` URI, or an extension
+POST    /api/calls/{id}/monitor          ``{"mode": "listen"}`` (``whisper``, ``barge``)
+                                         rings the supervisor token's ``phone`` (or
+                                         ``"phone": "sip:..."``); digits switch modes
+======  ===============================  ==============================================
+
+``admin`` and ``supervisor`` tokens may act on any call; an ``agent`` token
+only on its own calls, and never monitor.  400: a body or target the engine
+cannot use (the text says why); 404: no such connected call (or, for an
+agent, not its call); 409: the call cannot do that now (resume a call not
+on hold, monitor a call already monitored).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Callable
+
+from aiohttp import web
+from pydantic import Field
+
+from sipagent.api.request_input import JsonBody, read_body
+from sipagent.config.values import AgentUri
+from sipagent.queue.conversation import InvalidConversationMove
+from sipagent.queue.operations import NotConnected
+from sipagent.queue.transfer import BadTransferTarget
+
+Authenticate = Callable[[web.Request, set[str]], Any]
+ACTORS = {"admin", "supervisor", "agent"}
+SUPERVISORS = {"admin", "supervisor"}
+
+
+class TransferBody(JsonBody):
+    target: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class MonitorBody(JsonBody):
+    mode: Annotated[str, Field(pattern=r"^(listen|whisper|barge)$")] = "listen"
+    phone: AgentUri | None = None
+
+
+def add_call_routes(app: web.Application, runtime: Callable[[], Any],
+                    authenticate: Authenticate) -> None:
+    def operations():
+        queues = runtime()
+        if queues is None:
+            raise web.HTTPServiceUnavailable(text="the engine is not running\n")
+        return queues.operations
+
+    def own_call(request: web.Request, roles: set[str]):
+        who = authenticate(request, roles)
+        call_id = request.match_info["call"]
+        ops = operations()
+        try:
+            entry, _ = ops.talking(call_id)
+        except NotConnected as exc:
+            raise web.HTTPNotFound(text=f"{exc}\n") from None
+        if who.role == "agent" and entry.agent_id != who.agent:
+            raise web.HTTPNotFound(text=f"no call {call_id!r} of agent {who.agent!r}\n")
+        return who, ops, call_id
+
+    async def list_calls(request: web.Request) -> web.Response:
+        who = authenticate(request, ACTORS)
+        calls = operations().conversations()
+        if who.role == "agent":
+            calls = [c for c in calls if c["agent"] == who.agent]
+        return web.json_response({"calls": calls})
+
+    def hold_route(resume: bool):
+        async def route(request: web.Request) -> web.Response:
+            _, ops, call_id = own_call(request, ACTORS)
+            try:
+                phase = ops.hold(call_id, resume=resume)
+            except InvalidConversationMove as exc:
+                raise web.HTTPConflict(text=f"{exc}\n") from None
+            return web.json_response({"call_id": call_id, "phase": phase})
+        return route
+
+    async def transfer(request: web.Request) -> web.Response:
+        _, ops, call_id = own_call(request, ACTORS)
+        body = await read_body(request, TransferBody)
+        try:
+            target = ops.target(body.target)
+            order = ops.transfer(call_id, target, origin="api")
+        except BadTransferTarget as exc:
+            raise web.HTTPBadRequest(text=f"target: {exc}\n") from None
+        except NotConnected as exc:
+            raise web.HTTPConflict(text=f"{exc}\n") from None
+        return web.json_response({"call_id": call_id, "transfer": ops.transfer_row(order)},
+                                 status=202)
+
+    async def monitor(request: web.Request) -> web.Response:
+        who, ops, call_id = own_call(request, SUPERVISORS)
+        body = await read_body(request, MonitorBody)
+        phone = body.phone or who.phone
+        if phone is None:
+            raise web.HTTPBadRequest(text="phone: required (the token has no phone)\n")
+        try:
+            ops.monitor(call_id, ops.monitor_mode(body.mode), phone=phone,
+                        supervisor=who.name)
+        except NotConnected as exc:
+            raise web.HTTPConflict(text=f"{exc}\n") from None
+        return web.json_response({"call_id": call_id, "mode": body.mode, "phone": phone},
+                                 status=202)
+
+    app.router.add_get("/api/calls", list_calls)
+    app.router.add_post("/api/calls/{call}/hold", hold_route(False))
+    app.router.add_post("/api/calls/{call}/resume", hold_route(True))
+    app.router.add_post("/api/calls/{call}/transfer", transfer)
+    app.router.add_post("/api/calls/{call}/monitor", monitor)

@@ -1,0 +1,57 @@
+"""The ``[transfer]`` and ``[monitor]`` sections: call operations.
+
+::
+
+    [transfer]
+    number_uri = "sip:{number}@pbx.example.com"   # how a number is dialled out;
+                                                  # unset: numbers are refused
+    ring_timeout = 30          # seconds a blind transfer's target may ring
+    fallback = "queue:support" # where a caller goes whose target did not answer;
+                               # unset: back to the queue the call came from
+    mailbox_flow = "voicemail" # the flow a "mailbox:BOX" target runs
+    [transfer.extensions]      # what a phone's Refer-To user part means
+    "8000" = "queue:sales"
+    "8100" = "flow:survey"
+
+    [monitor]
+    ring_timeout = 30          # seconds the supervisor's phone may ring
+    [monitor.keys]             # digits the supervisor presses to switch modes
+    "1" = "listen"
+    "2" = "whisper"
+    "3" = "barge"
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from sipagent.config.values import FlowSpec, PositiveSeconds, Section, Target, check_dtmf_key
+
+DIAL_PATTERN = r"^sips?:.*\{number\}.*@"
+
+
+def _check_transfer_target(value: str) -> str:
+    kind, sep, rest = value.partition(":")
+    kinds = ("queue", "agent", "flow", "mailbox", "number", "sip", "sips")
+    if not sep or kind not in kinds or not rest:
+        raise ValueError(f"a transfer target is one of {', '.join(k + ':...' for k in kinds)}")
+    return value
+
+
+class TransferSection(Section):
+    number_uri: Annotated[str, Field(pattern=DIAL_PATTERN)] | None = None
+    ring_timeout: PositiveSeconds = 30.0
+    fallback: Target | None = None
+    mailbox_flow: FlowSpec = "voicemail"
+    extensions: dict[Annotated[str, Field(pattern=r"^[0-9A-Za-z*#+._-]{1,32}$")],
+                     Annotated[str, AfterValidator(_check_transfer_target)]] = {}
+
+
+MonitorMode = Literal["listen", "whisper", "barge"]
+
+
+class MonitorSection(Section):
+    ring_timeout: PositiveSeconds = 30.0
+    keys: dict[Annotated[str, AfterValidator(check_dtmf_key)], MonitorMode] = {
+        "1": "listen", "2": "whisper", "3": "barge"}

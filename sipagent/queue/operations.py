@@ -1,0 +1,277 @@
+"""What agents and supervisors do with a connected call: hold, transfer,
+monitor.  The HTTP API and the phones' own signalling (a REFER, a hold
+re-INVITE) both come here, so the accounting is the same whichever way an
+operation was asked for.
+
+This module knows the runtime only through ``OperationsLine`` below (it
+never imports runtime.py): runtime -> operations -> conversation, one way.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Mapping, Protocol
+
+import structlog
+
+from ivrflows.call import CallerHangup, QueueOutcome
+from sipagent.queue.conversation import Conversation, Monitor, Move
+from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry
+from sipagent.queue.stats import QueueStats
+from sipagent.queue.transfer import (BadTransferTarget, TransferOrder, TransferTarget,
+                                     agent_skill, dial_uri, parse_target, resolve_extension,
+                                     ring)
+from sipagent.sip.leg import CallLeg
+
+log = structlog.get_logger("sipagent.queue.operations")
+
+# A caller passed on more often than this in one call is sent to the apology:
+# two agents transferring a caller back and forth would otherwise never end.
+MAX_TRANSFERS = 10
+
+
+class OperationsLine(Protocol):
+    """What the operations need from the queue runtime, and nothing more."""
+    entries: dict[str, QueueEntry]
+    settings: Mapping[str, Any]
+    stats: QueueStats
+    lines: Mapping[str, Any]
+    track_leg: Callable[[CallLeg], None]
+
+    def now(self) -> float: ...
+    def dial_out(self, uri: str, *, label: str, headers: dict[str, str]) -> CallLeg: ...
+    def agent_leaves(self, entry: QueueEntry, side: str) -> None: ...
+    def agent_queues(self, agent_id: str) -> list[str]: ...
+    def hold_music(self, queue: str): ...
+    async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
+                      data: Mapping[str, str], depth: int = 0) -> QueueOutcome: ...
+    async def run_flow(self, call, spec: str) -> None: ...
+
+
+class NotConnected(LookupError):
+    """No connected conversation with that call id (a 404 or 409 to the API)."""
+
+
+class CallOperations:
+    def __init__(self, line: OperationsLine, transfer=None, monitor=None):
+        self.line = line
+        self.transfer_settings = transfer     # config [transfer] (None: defaults)
+        self.monitor_settings = monitor       # config [monitor]
+
+    # -- read-outs ------------------------------------------------------------------
+    def talking(self, call_id: str) -> tuple[QueueEntry, Conversation]:
+        entry = self.line.entries.get(call_id)
+        if entry is None:
+            raise NotConnected(f"no call {call_id!r} in a queue")
+        if entry.state is not EntryState.TALKING or entry.conversation is None:
+            raise NotConnected(f"call {call_id!r} is {entry.state.value}, not connected")
+        return entry, entry.conversation
+
+    def conversations(self) -> list[dict]:
+        now = self.line.now()
+        out = []
+        for e in self.line.entries.values():
+            c = e.conversation
+            if e.state is not EntryState.TALKING or c is None:
+                continue
+            out.append({"call_id": e.call_id, "queue": e.queue, "caller": e.caller,
+                        "agent": e.agent_id, "phase": c.phase.value,
+                        "talk_seconds": round(now - (e.answered_at or now), 3),
+                        "hold_seconds": round(c.hold_seconds(), 3),
+                        "monitor": c.monitor.value if c.monitor else None})
+        return out
+
+    # -- hold ----------------------------------------------------------------------------
+    def hold(self, call_id: str, *, resume: bool = False) -> str:
+        _, conversation = self.talking(call_id)
+        return conversation.move(Move.RESUME if resume else Move.HOLD, by="api").value
+
+    def hold_changed(self, conversation: Conversation, held: bool) -> None:
+        entry = self.line.entries.get(conversation.call_id)
+        if entry is None:
+            return
+        seconds = 0.0 if held else conversation.hold_total
+        self.line.stats.hold(entry.queue, time.time(), entry.call_id, conversation.agent_id,
+                             held, seconds)
+
+    # -- transfer --------------------------------------------------------------------------
+    def target(self, text: str) -> TransferTarget:
+        s = self.transfer_settings
+        return parse_target(text, queues=self.line.settings, agents=self.line.lines,
+                            number_uri=s and s.number_uri,
+                            extensions=s.extensions if s else {})
+
+    def phone_target(self, user: str) -> TransferTarget:
+        s = self.transfer_settings
+        return resolve_extension(user, queues=self.line.settings, agents=self.line.lines,
+                                 number_uri=s and s.number_uri,
+                                 extensions=s.extensions if s else {})
+
+    def transfer(self, call_id: str, target: TransferTarget, *, origin: str) -> TransferOrder:
+        """Blind transfer: the agent leaves now (wrap-up), the caller goes on
+        in its own task (``carry``)."""
+        entry, conversation = self.talking(call_id)
+        if target.kind == "agent" and target.value == entry.agent_id:
+            raise BadTransferTarget(f"the call is already with agent {target.value!r}")
+        order = TransferOrder(target, by=entry.agent_id, origin=origin, mode="blind",
+                              from_queue=entry.queue)
+        entry.transfer = order
+        entry.advance(EntryEvent.TRANSFERRED)
+        self.line.agent_leaves(entry, "transfer")
+        log.info("call transferred", call_id=call_id, agent=order.by, to=str(target),
+                 origin=origin)
+        entry.changed.set()
+        return order
+
+    def transfer_row(self, order: TransferOrder) -> dict:
+        return {"mode": order.mode, "from": order.by, "to": str(order.target),
+                "origin": order.origin}
+
+    async def carry(self, call, entry: QueueEntry, outcome: QueueOutcome,
+                    depth: int) -> QueueOutcome:
+        """The caller's side of a transfer, on the caller's own task."""
+        order = entry.transfer
+        target = order.target
+        line = self.line
+        if depth >= MAX_TRANSFERS:
+            log.warning("too many transfers; ending the call", call_id=entry.call_id)
+            await call.hangup()
+            return outcome
+        settings = self.transfer_settings
+        result, reached = "done", None
+        if target.kind in ("queue", "agent"):
+            self._result(order, entry, "done")
+            if target.kind == "queue":
+                return await line.enqueue(call, target.value, priority=entry.priority,
+                                          skills=entry.skills, data=entry.data, depth=depth + 1)
+            queue = self._queue_for_agent(target.value, entry.queue)
+            return await line.enqueue(call, queue, priority=entry.priority,
+                                      skills={agent_skill(target.value): 1},
+                                      data=entry.data, depth=depth + 1)
+        if target.kind in ("flow", "mailbox"):
+            self._result(order, entry, "done")
+            if target.kind == "mailbox":
+                call.vars["mailbox"] = target.value
+                await line.run_flow(call, settings.mailbox_flow if settings else "voicemail")
+            else:
+                await line.run_flow(call, target.value)
+            return outcome
+        uri = dial_uri(target, settings and settings.number_uri)
+        music = line.hold_music(entry.queue)
+        music.start(call.leg)
+        try:
+            reached, result = await ring(line, uri, call_id=entry.call_id, caller=entry.caller,
+                                         timeout=settings.ring_timeout if settings else 30.0)
+        finally:
+            music.stop(call.leg)
+        if call.leg.is_ended:
+            if reached is not None:
+                reached.end()
+            self._result(order, entry, "caller_gone")
+            raise CallerHangup(entry.call_id)
+        if reached is None:
+            self._result(order, entry, result)
+            return await self._fallback(call, entry, outcome, depth)
+        self._result(order, entry, "done")
+        if await line.bridge_when_ready(call.leg, reached, entry.call_id):
+            await asyncio.wait([reached.ended, call.leg.ended],
+                               return_when=asyncio.FIRST_COMPLETED)
+        reached.end()
+        call.leg.end()
+        return outcome
+
+    def _result(self, order: TransferOrder, entry: QueueEntry, result: str) -> None:
+        self.line.stats.transfer_result(order.from_queue, time.time(), entry.call_id, order.by,
+                                        order.mode, order.target.kind, result)
+
+    async def _fallback(self, call, entry: QueueEntry, outcome: QueueOutcome,
+                        depth: int) -> QueueOutcome:
+        settings = self.transfer_settings
+        spec = (settings and settings.fallback) or f"queue:{entry.queue}"
+        kind, _, arg = spec.partition(":")
+        log.info("transfer failed; caller to the fallback", call_id=entry.call_id,
+                 fallback=spec)
+        if kind == "queue":
+            # Back at the front: this caller has waited once already.
+            return await self.line.enqueue(call, arg, priority=entry.priority + 1,
+                                           skills=entry.skills, data=entry.data,
+                                           depth=depth + 1)
+        if kind == "flow":
+            await self.line.run_flow(call, arg)
+        else:
+            if arg:
+                await call.play(arg)
+            await call.hangup()
+        return outcome
+
+    def _queue_for_agent(self, agent_id: str, current: str) -> str:
+        queues = self.line.agent_queues(agent_id)
+        if current in queues or not queues:
+            return current
+        return queues[0]
+
+    # -- monitor ---------------------------------------------------------------------------
+    def monitor_mode(self, name: str) -> Monitor:
+        try:
+            return Monitor(name)
+        except ValueError:
+            raise ValueError(f"unknown mode {name!r}; one of "
+                             f"{', '.join(m.value for m in Monitor)}") from None
+
+    def monitor(self, call_id: str, mode: Monitor, *, phone: str, supervisor: str) -> None:
+        """Ring the supervisor's phone; once answered, it joins the call in
+        ``mode`` (keypad digits switch modes).  Raises at once if the call
+        is not connected or already monitored."""
+        entry, conversation = self.talking(call_id)
+        if conversation.supervisor is not None or conversation.monitoring:
+            raise NotConnected(f"call {call_id!r} is already monitored")
+        conversation.monitoring = True
+        leg = self.line.dial_out(phone, label=f"{call_id}~monitor",
+                                 headers={"X-Sipacd-Call-Id": call_id,
+                                          "X-Sipacd-Monitor": mode.value,
+                                          "X-Sipacd-Agent": entry.agent_id or ""})
+        self.line.track_leg(leg)
+        self.line.spawn(self._monitor_session(entry, conversation, leg, mode, supervisor))
+
+    async def _monitor_session(self, entry: QueueEntry, conversation: Conversation,
+                               leg: CallLeg, mode: Monitor, supervisor: str) -> None:
+        settings = self.monitor_settings
+        keys = settings.keys if settings else {"1": "listen", "2": "whisper", "3": "barge"}
+        timeout = settings.ring_timeout if settings else 30.0
+        over = asyncio.ensure_future(conversation.over.wait())
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(leg.confirmed), timeout)
+                await asyncio.wait_for(leg.media_ready.wait(), 5.0)
+            except Exception:
+                log.info("supervisor did not answer", call_id=entry.call_id)
+                return
+            if conversation.phase.value == "over":
+                return
+            started = self.line.now()
+            conversation.set_monitor(leg, mode)
+            stats = self.line.stats
+            stats.monitor(entry.queue, time.time(), entry.call_id, conversation.agent_id,
+                          "MONITOR_START", supervisor, mode.value)
+            while not leg.is_ended and not over.done():
+                digit = leg.take_digit()
+                if digit is None:
+                    waiter = asyncio.ensure_future(leg.digit_arrived.wait())
+                    await asyncio.wait([waiter, over, leg.ended],
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    continue
+                new = keys.get(digit)
+                if new is None or Monitor(new) is conversation.monitor:
+                    continue
+                conversation.set_monitor(leg, Monitor(new))
+                stats.monitor(entry.queue, time.time(), entry.call_id, conversation.agent_id,
+                              "MONITOR_MODE", supervisor, new)
+            stats.monitor(entry.queue, time.time(), entry.call_id, conversation.agent_id,
+                          "MONITOR_END", supervisor, conversation.monitor.value
+                          if conversation.monitor else None, self.line.now() - started)
+        finally:
+            over.cancel()
+            conversation.set_monitor(None, None)
+            conversation.monitoring = False
+            leg.end()
