@@ -1,0 +1,219 @@
+"""Call operations over real SIP on 127.0.0.1, judged by what each phone
+hears.  Every phone plays its own tone and records: the caller 440 Hz, the
+agents 1000 and 1500 Hz, the supervisor 2000 Hz, and the queue's music on
+hold is a 300 Hz tone, so a recording says who was heard when.
+
+* hold from the agent's phone (re-INVITE sendonly) and from the API: the
+  caller hears the music, not the agent; after each resume the two hear
+  each other again; hold rows and metrics agree;
+* blind transfer by the API into another queue: the first agent goes to
+  wrap-up at once, the caller hears the second agent; the log has the
+  TRANSFER row and the second CONNECT under the same call id;
+* blind transfer from the agent's phone (REFER);
+* monitor: listen (nobody hears the supervisor), whisper (only the agent),
+  barge (everyone), switched by the supervisor's keypad, and ended cleanly
+  when the caller hangs up.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+
+from engine_proc import Engine
+from simphones.tones import read_wav, tone_levels, write_tone
+from sipua import UA
+from test_queue_behaviour import TOKEN, api, agent_state, config, wait_until
+
+from sipagent.store.eventlog import event_log_path
+
+pytestmark = pytest.mark.sip
+
+CALLER, ALICE, BOB, BOSS, MUSIC = 440.0, 1000.0, 1500.0, 2000.0, 300.0
+
+
+def rows(engine, call_id: str | None = None) -> list[tuple]:
+    conn = sqlite3.connect(event_log_path(engine.workdir / "data").resolve().as_uri()
+                           + "?mode=ro", uri=True)
+    try:
+        sql = "SELECT kind, queue, agent, reason, wait, data FROM event"
+        if call_id:
+            return conn.execute(sql + " WHERE call_id = ? ORDER BY id", (call_id,)).fetchall()
+        return conn.execute(sql + " ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def level(path, freq: float, start: float, t0: float, t1: float) -> float:
+    """Median level of ``freq`` in the recording between monotonic t0 and t1."""
+    samples, rate = read_wav(path)
+    levels = tone_levels(samples, freq, rate)
+    return float(np.median(levels[int((t0 - start) * 100):int((t1 - start) * 100)]))
+
+
+def hears(path, start: float, t0: float, t1: float, *freqs: float) -> dict[float, bool]:
+    """Which of ``freqs`` are heard (clearly above the floor) between t0 and t1."""
+    return {f: level(path, f, start, t0, t1) > 0.05 for f in freqs}
+
+
+def setup(ports, workdir, prompts_dir, phones, **extra):
+    music = workdir / "music.wav"
+    write_tone(music, MUSIC, 2.0)
+    agents = {"alice": {"uri": phones.uri("alice"), "queues": ["support"]},
+              "bob": {"uri": phones.uri("bob"), "queues": ["sales"]}}
+    queues = {"support": {"moh": str(music), "wrap_up": 30},
+              "sales": {"moh": str(music), "wrap_up": 30}}
+    cfg = config(ports, workdir, prompts_dir, agents, queues, **extra)
+    tokens = cfg["http"]["tokens"]
+    tokens["boss"] = {**tokens["boss"], "phone": phones.uri("boss")}
+    return cfg
+
+
+def connect(caller, phones, engine, record) -> tuple[str, float, str]:
+    """Caller in, alice answers: (sip call id, recording start, alice's call)."""
+    caller.request("call", call="c1", to=engine.number("100"), tone=CALLER, record=record)
+    media = caller.wait_event({"ev": "media", "call": "c1"})
+    inc = phones.wait_event({"ev": "incoming", "user": "alice"})
+    phones.wait_state(inc["call"], "CONFIRMED")
+    call_id = inc["headers"]["X-Sipacd-Call-Id"]
+    wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"], 5, "the conversation")
+    return call_id, media["at"], inc["call"]
+
+
+def test_hold_from_the_phone_and_the_api(ports, workdir, prompts_dir):
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            marks = [time.monotonic()]
+            time.sleep(1.0)
+            phones.request("hold", call=alice)                      # the phone holds
+            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+                       == "held", 5, "held by the phone")
+            marks.append(time.monotonic())
+            time.sleep(1.5)
+            phones.request("unhold", call=alice)
+            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+                       == "talking", 5, "resumed by the phone")
+            marks.append(time.monotonic())
+            time.sleep(1.0)
+            assert api(engine, "POST", f"/api/calls/{call_id}/hold")[0] == 200
+            marks.append(time.monotonic())
+            time.sleep(1.5)
+            status, body = api(engine, "POST", f"/api/calls/{call_id}/hold")
+            assert status == 200 and body["phase"] == "held"        # holding twice is harmless
+            assert api(engine, "POST", f"/api/calls/{call_id}/resume")[0] == 200
+            marks.append(time.monotonic())
+            time.sleep(1.0)
+            marks.append(time.monotonic())
+            caller.request("hangup", call="c1")
+            caller.wait_event({"ev": "recorded", "call": "c1"})
+            wait_until(lambda: agent_state(engine, "alice") == "wrap_up", 5, "wrap-up")
+            heard = [hears(rec, start, a + 0.3, b - 0.1, ALICE, MUSIC)
+                     for a, b in zip(marks, marks[1:])]
+            assert heard == [{ALICE: True, MUSIC: False}, {ALICE: False, MUSIC: True},
+                             {ALICE: True, MUSIC: False}, {ALICE: False, MUSIC: True},
+                             {ALICE: True, MUSIC: False}], heard
+            log = rows(engine, call_id)
+            kinds = [r[0] for r in log]
+            assert kinds.count("HOLD") == 2 and kinds.count("UNHOLD") == 2, kinds
+            held = sum(r[4] for r in log if r[0] == "UNHOLD")
+            assert 2.5 < held < 5.0, held
+            assert engine.metric("sipacd_queue_holds_total", queue="support") == 2
+            assert abs(engine.metric("sipacd_queue_hold_seconds_total", queue="support")
+                       - held) < 0.01
+
+
+def test_blind_transfer_by_api_into_another_queue(ports, workdir, prompts_dir):
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            time.sleep(1.0)
+            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                       {"target": "queue:nowhere"})[0] == 400
+            assert api(engine, "POST", f"/api/calls/{call_id}/transfer", {"goal": "x"})[0] == 400
+            status, body = api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                               {"target": "queue:sales"})
+            assert status == 202, body
+            phones.wait_state(alice, "DISCONNECTED", timeout=5)
+            assert agent_state(engine, "alice") == "wrap_up"
+            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
+            confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
+            time.sleep(1.5)
+            caller.request("hangup", call="c1")
+            caller.wait_event({"ev": "recorded", "call": "c1"})
+            after = hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE)
+            assert after == {BOB: True, ALICE: False}, after
+            wait_until(lambda: agent_state(engine, "bob") == "wrap_up", 5, "bob's wrap-up")
+            log = [(k, q, a, r) for k, q, a, r, _, _ in rows(engine, call_id)]
+            assert ("TRANSFER", "support", "alice", "blind") in log
+            assert [r[:3] for r in log if r[0] in ("ENTER", "CONNECT")] == [
+                ("ENTER", "support", None), ("CONNECT", "support", "alice"),
+                ("ENTER", "sales", None), ("CONNECT", "sales", "bob")]
+            assert engine.metric("sipacd_transfers_total", kind="blind", target="queue",
+                                 result="done") == 1
+
+
+def test_monitor_listen_whisper_barge(ports, workdir, prompts_dir):
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE,
+                       record=str(workdir / "alice.wav"))
+        phones.request("auto_answer", user="boss", after=0.3, tone=BOSS,
+                       record=str(workdir / "boss.wav"))
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
+            status, body = api(engine, "POST", f"/api/calls/{call_id}/monitor",
+                               {"mode": "eavesdrop"})
+            assert status == 400, body
+            assert api(engine, "POST", f"/api/calls/{call_id}/monitor",
+                       {"mode": "listen"})[0] == 202
+            boss = phones.wait_event({"ev": "incoming", "user": "boss"})["call"]
+            boss_start = phones.wait_event({"ev": "media", "call": boss})["at"]
+            assert api(engine, "POST", f"/api/calls/{call_id}/monitor",
+                       {"mode": "listen"})[0] == 409            # one session at a time
+            marks = [time.monotonic() + 0.3]
+            time.sleep(1.5)
+            phones.request("dtmf", call=boss, digits="2")          # whisper
+            time.sleep(0.3)
+            marks.append(time.monotonic())
+            time.sleep(1.5)
+            phones.request("dtmf", call=boss, digits="3")          # barge
+            time.sleep(0.3)
+            marks.append(time.monotonic())
+            time.sleep(1.5)
+            marks.append(time.monotonic())
+            caller.request("hangup", call="c1")
+            phones.wait_state(boss, "DISCONNECTED", timeout=5)     # the session ends with the call
+            caller.wait_event({"ev": "recorded", "call": "c1"})
+            phones.wait_event({"ev": "recorded", "call": boss})
+            phones.wait_event({"ev": "recorded", "call": alice})
+            spans = list(zip(marks, marks[1:]))
+            by_caller = [hears(rec, start, a, b, BOSS)[BOSS] for a, b in spans]
+            by_agent = [hears(str(workdir / "alice.wav"), alice_start, a, b, BOSS)[BOSS]
+                        for a, b in spans]
+            by_boss = [hears(str(workdir / "boss.wav"), boss_start, a, b, CALLER, ALICE)
+                       for a, b in spans]
+            assert by_caller == [False, False, True], by_caller
+            assert by_agent == [False, True, True], by_agent
+            assert all(h == {CALLER: True, ALICE: True} for h in by_boss), by_boss
+            def monitor_rows():
+                return [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)
+                        if k.startswith("MONITOR")]
+            log = wait_until(lambda: len(monitor_rows()) == 4 and monitor_rows(), 3,
+                             "the session's rows")
+            assert log == [("MONITOR_START", "alice", "listen"),
+                           ("MONITOR_MODE", "alice", "whisper"),
+                           ("MONITOR_MODE", "alice", "barge"),
+                           ("MONITOR_END", "alice", "barge")], log
