@@ -54,7 +54,8 @@ _MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
                     "rtp_poller": ("pjproject",),
                     "drain": ("pjproject",),
                     "tiffpages": ("libtiff-4",),
-                    "request_guard": ("pjproject", "pjsip")}
+                    "request_guard": ("pjproject", "pjsip"),
+                    "refer": ("pjproject", "pjsip", "pjsip-ua")}
 
 
 def mediaport_extensions():
@@ -77,12 +78,15 @@ def mediaport_extensions():
                                    f"-Wl,-rpath,{libdir}", "-Wl,--disable-new-dtags"])
             # SIP-level modules (sipagent/sip/request_guard) add pjsip itself.
             flags["pjsip"] = ([], ["-lpjsip"])
+            # ... and REFER handling (sipagent/sip/refer) the event subscriptions.
+            flags["pjsip-ua"] = ([], ["-lpjsip-ua", "-lpjsip-simple"])
         except (LookupError, FileNotFoundError, IndexError) as e:
             flags["pjproject"] = f"pjproject at {prefix} is unusable: {e}"
     else:
         flags["pjproject"] = (f"no pjproject at {prefix} (run scripts/build-pjsua2 first, "
                               "or set PJPROJECT_PREFIX)")
     flags.setdefault("pjsip", flags["pjproject"])   # unusable for the same reason
+    flags.setdefault("pjsip-ua", flags["pjproject"])
     for lib in ("spandsp", "libtiff-4"):
         try:
             flags[lib] = (_pkg_config("--cflags", lib), _pkg_config("--libs", lib))

@@ -66,7 +66,8 @@ class Engine:
                                user_agent=config.sip.user_agent,
                                pjsip_level=config.log.pjsip_level,
                                concealment=not uses_fax(config),
-                               allow=config.trunk.allow, on_rejected=self._refused)
+                               allow=config.trunk.allow, on_rejected=self._refused,
+                               on_refer=self._refer)
         self.metrics.add_live_gauges(self._live)
         self.prompts = PromptLibrary(config.flows.prompts_dir, config.flows.language)
         self.flows = FlowLibrary(config.flows.dir, on_reload=self._flow_reloaded,
@@ -254,6 +255,12 @@ class Engine:
         task = loop.create_task(self._run_call(leg, route, called, caller, headers))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+
+    def _refer(self, handle: int, sip_call_id: str, refer_to: str) -> int:
+        """A phone's REFER (sipagent/sip/refer.pyx): the queue runtime's to take."""
+        if self.queues is None:
+            return 503
+        return self.queues.operations.phone_refer(handle, sip_call_id, refer_to)
 
     def _refused(self, reason: str, method: str, source: str) -> None:
         """The request guard refused a request (it has answered already)."""

@@ -159,7 +159,7 @@ def base_config(ports, workdir: Path, prompts_dir: Path, **sections) -> dict:
         "http": {"listen": "127.0.0.1", "port": ports()},
         "data": {"dir": str(workdir / "data")},
         "flows": {"prompts_dir": str(prompts_dir)},
-        "log": {"level": "info", "format": "json", "pjsip_level": 1},
+        "log": {"level": "info", "format": "json", "pjsip_level": int(os.environ.get("SIPACD_TEST_PJSIP_LEVEL", "1"))},
         "routes": [{"number": "100", "flow": "welcome", "queue": "support"}],
         "queues": {"support": {"strategy": "longest_idle", "ring_timeout": 10,
                                "service_levels": [20], "short_abandon": 5}},

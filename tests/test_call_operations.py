@@ -217,3 +217,54 @@ def test_monitor_listen_whisper_barge(ports, workdir, prompts_dir):
                            ("MONITOR_MODE", "alice", "whisper"),
                            ("MONITOR_MODE", "alice", "barge"),
                            ("MONITOR_END", "alice", "barge")], log
+
+
+def test_blind_transfer_from_the_phone_by_refer(ports, workdir, prompts_dir):
+    """The agent's phone sends REFER to the queue's name: the engine takes
+    it (202, NOTIFY 200), the phone hangs up, the caller reaches bob."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            time.sleep(0.5)
+            phones.request("xfer", call=alice, to=f"sip:sales@127.0.0.1:{engine.sip_port}")
+            status = phones.wait_event({"ev": "xfer_status", "call": alice, "final": True})
+            assert status["code"] == 200, status
+            phones.wait_state(alice, "DISCONNECTED", timeout=5)
+            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
+            confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
+            time.sleep(1.5)
+            caller.request("hangup", call="c1")
+            caller.wait_event({"ev": "recorded", "call": "c1"})
+            assert hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE) == {
+                BOB: True, ALICE: False}
+            wait_until(lambda: ("TRANSFER", "alice", "blind") in
+                       [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 3,
+                       "the TRANSFER row")
+            assert engine.metric("sipacd_transfers_total", kind="blind", target="queue",
+                                 result="done") == 1
+
+
+def test_refer_to_nowhere_and_from_a_caller_are_refused(ports, workdir, prompts_dir):
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            # No queue, agent or extension "nowhere", and numbers are not dialled out.
+            phones.request("xfer", call=alice, to=f"sip:nowhere@127.0.0.1:{engine.sip_port}")
+            status = phones.wait_event({"ev": "xfer_status", "call": alice})
+            assert status["code"] >= 400, status
+            # A caller cannot transfer itself anywhere.
+            caller.request("xfer", call="c1", to=f"sip:sales@127.0.0.1:{engine.sip_port}")
+            status = caller.wait_event({"ev": "xfer_status", "call": "c1"})
+            assert status["code"] >= 400, status
+            time.sleep(0.5)
+            calls = api(engine, "GET", "/api/calls")[1]["calls"]
+            assert [(c["call_id"], c["agent"], c["phase"]) for c in calls] == [
+                (call_id, "alice", "talking")]

@@ -22,6 +22,7 @@ from sipagent.queue.transfer import (BadTransferTarget, TransferOrder, TransferT
                                      agent_skill, dial_uri, parse_target, resolve_extension,
                                      ring)
 from sipagent.sip.leg import CallLeg
+from sipagent.sip.message import uri_user
 
 log = structlog.get_logger("sipagent.queue.operations")
 
@@ -57,6 +58,9 @@ class CallOperations:
         self.line = line
         self.transfer_settings = transfer     # config [transfer] (None: defaults)
         self.monitor_settings = monitor       # config [monitor]
+        # Connected entries by their agent leg's SIP Call-ID: a phone's REFER
+        # names its dialog, and so the call it transfers.
+        self.by_agent_call: dict[str, QueueEntry] = {}
 
     # -- read-outs ------------------------------------------------------------------
     def talking(self, call_id: str) -> tuple[QueueEntry, Conversation]:
@@ -122,6 +126,39 @@ class CallOperations:
                  origin=origin)
         entry.changed.set()
         return order
+
+    def phone_refer(self, handle: int, sip_call_id: str, refer_to: str) -> int:
+        """A REFER from a phone (sipagent/sip/refer.pyx): 202 if taken, else
+        the refusal.  Runs inside pjsua's poll: it only looks up and
+        schedules."""
+        entry = self.by_agent_call.get(sip_call_id)
+        if entry is None or entry.state is not EntryState.TALKING:
+            return 603           # not an agent's leg of a connected queue call
+        uri = refer_to.strip()
+        if uri.startswith("<"):
+            uri = uri[1:].split(">", 1)[0]
+        if "replaces=" in uri.lower():
+            return 501           # attended transfer from the phone: not yet
+        try:
+            target = self.phone_target(uri_user(uri))
+        except BadTransferTarget as exc:
+            log.info("REFER to an unknown target refused", call_id=entry.call_id,
+                     refer_to=refer_to, error=str(exc))
+            return 603
+        asyncio.get_running_loop().call_soon(self._phone_transfer, handle, entry.call_id, target)
+        return 202
+
+    def _phone_transfer(self, handle: int, call_id: str, target: TransferTarget) -> None:
+        from sipagent.sip import refer
+
+        try:
+            self.transfer(call_id, target, origin="phone")
+        except (NotConnected, BadTransferTarget) as exc:
+            log.info("phone transfer refused", call_id=call_id, error=str(exc))
+            refer.notify(handle, 603, "Declined")
+            return
+        # The caller is ours to carry on: to the phone, the transfer is done.
+        refer.notify(handle, 200, "OK")
 
     def transfer_row(self, order: TransferOrder) -> dict:
         return {"mode": order.mode, "from": order.by, "to": str(order.target),

@@ -227,6 +227,8 @@ class QueueRuntime:
         ``transfer``): its talk and hold are counted and it goes to wrap-up."""
         conversation, entry.conversation = entry.conversation, None
         hold = 0.0
+        if entry.agent_leg is not None:
+            self.operations.by_agent_call.pop(entry.agent_leg.sip_call_id, None)
         if conversation is not None:
             hold = conversation.hold_seconds()
             conversation.move(Move.END, by=side)
@@ -303,6 +305,7 @@ class QueueRuntime:
             entry.call_id, caller, agent, entry.agent_id, music=self.hold_music(entry.queue),
             clock=self.now, on_hold=self.operations.hold_changed)
         entry.conversation.start()
+        self.operations.by_agent_call[agent.sip_call_id] = entry
 
     # -- the caller's side ---------------------------------------------------------
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],

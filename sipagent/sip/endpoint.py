@@ -54,7 +54,8 @@ class SipEndpoint:
     def __init__(self, *, listen: str, port: int, transports=("udp",), codecs=("PCMU", "PCMA"),
                  user_agent: str = "sipacd", pjsip_level: int = 2, concealment: bool = True,
                  allow: Sequence[str] | None = None,
-                 on_rejected: Callable[[str, str, str], None] | None = None):
+                 on_rejected: Callable[[str, str, str], None] | None = None,
+                 on_refer: Callable[[int, str, str], int] | None = None):
         self.listen = listen
         self.port = port
         self.transports = tuple(transports)
@@ -69,6 +70,9 @@ class SipEndpoint:
         # on_rejected(reason, method, source) hears of each refusal.
         self.allow = None if allow is None else tuple(allow)
         self.on_rejected = on_rejected
+        # With on_refer, REFERs are the engine's (sipagent/sip/refer.pyx),
+        # not pjsua's own "dial the Refer-To address".
+        self.on_refer = on_refer
         self.ep = None
         self.transport_ids: dict[str, int] = {}
         self._log_writer = None
@@ -125,6 +129,10 @@ class SipEndpoint:
             from sipagent.sip import request_guard
 
             request_guard.install(self.allow, self.on_rejected)
+        if self.on_refer is not None:
+            from sipagent.sip import refer
+
+            refer.install(self.on_refer)
         ep.audDevManager().setNullDev()
         start_rtp_poller()
         # Every call's audio is read from answer on, listened to or not, so
@@ -181,6 +189,10 @@ class SipEndpoint:
             from sipagent.sip import request_guard
 
             request_guard.uninstall()
+        if self.on_refer is not None:
+            from sipagent.sip import refer
+
+            refer.uninstall()
         gc.collect()
         stop_rtp_poller()
         self.ep.libDestroy(1)  # PJSUA_DESTROY_NO_RX_MSG: 0.02 s instead of ~1 s

@@ -64,7 +64,7 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
         pj_str_t values[1]      # PJSIP_GENERIC_ARRAY_MAX_COUNT in C
 
     ctypedef struct pjsip_generic_string_hdr:
-        pass
+        pj_str_t hvalue
 
     pjsip_generic_string_hdr *pjsip_generic_string_hdr_create(
         pj_pool_t *pool, const pj_str_t *hname, const pj_str_t *hvalue)
@@ -86,6 +86,12 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
     ctypedef struct pjsip_to_hdr:
         pj_str_t tag
 
+    ctypedef struct pjsip_from_hdr:
+        pj_str_t tag
+
+    ctypedef struct pjsip_cid_hdr:
+        pj_str_t id
+
     ctypedef struct pjsip_clen_hdr:
         int len
 
@@ -104,6 +110,8 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
         pjsip_msg *msg
         pjsip_cseq_hdr *cseq
         pjsip_to_hdr *to
+        pjsip_from_hdr *from_ "from"
+        pjsip_cid_hdr *cid
         pjsip_clen_hdr *clen
 
     ctypedef struct pjsip_rx_data:
@@ -114,11 +122,18 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
     ctypedef struct pjsip_endpoint:
         pass
 
+    ctypedef struct pjsip_transaction:
+        pass
+
+    ctypedef struct pjsip_event:
+        pass
+
     ctypedef struct pjsip_module:
         pj_str_t name
         int id
         int priority
         pj_bool_t (*on_rx_request)(pjsip_rx_data *rdata) noexcept nogil
+        void (*on_tsx_state)(pjsip_transaction *tsx, pjsip_event *event) noexcept nogil
 
     pjsip_endpoint *pjsua_get_pjsip_endpt()
     pj_status_t pjsip_endpt_register_module(pjsip_endpoint *endpt, pjsip_module *module)
@@ -131,3 +146,43 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
     pj_status_t pjsip_endpt_respond_stateless(pjsip_endpoint *endpt, pjsip_rx_data *rdata,
                                               int st_code, const pj_str_t *st_text,
                                               const pjsip_hdr *hdr_list, const void *body)
+
+    void *pjsip_msg_find_hdr_by_names(const pjsip_msg *msg, const pj_str_t *name,
+                                      const pj_str_t *sname, const void *start)
+
+    # --- dialogs (sipagent/sip/refer.pyx) --------------------------------
+    ctypedef struct pjsip_dialog:
+        pass
+
+    ctypedef struct pjsip_tx_data:
+        pass
+
+    pjsip_dialog *pjsip_ua_find_dialog(const pj_str_t *call_id, const pj_str_t *local_tag,
+                                       const pj_str_t *remote_tag, pj_bool_t lock_dialog)
+    pjsip_dialog *pjsip_rdata_get_dlg(pjsip_rx_data *rdata)
+    pj_status_t pjsip_dlg_add_usage(pjsip_dialog *dlg, pjsip_module *module, void *mod_data)
+    pj_bool_t pjsip_dlg_has_usage(pjsip_dialog *dlg, pjsip_module *module)
+    void pjsip_dlg_dec_lock(pjsip_dialog *dlg)
+    pj_status_t pjsip_dlg_respond(pjsip_dialog *dlg, pjsip_rx_data *rdata, int st_code,
+                                  const pj_str_t *st_text, const pjsip_hdr *hdr_list,
+                                  const void *body)
+
+    # --- the implicit subscription of a REFER (RFC 3515) ------------------
+    ctypedef struct pjsip_evsub:
+        pass
+
+    ctypedef struct pjsip_evsub_user:
+        pass
+
+    ctypedef enum pjsip_evsub_state:
+        PJSIP_EVSUB_STATE_ACTIVE
+        PJSIP_EVSUB_STATE_TERMINATED
+
+    pj_status_t pjsip_xfer_create_uas(pjsip_dialog *dlg, const pjsip_evsub_user *user_cb,
+                                      pjsip_rx_data *rdata, pjsip_evsub **p_evsub)
+    pj_status_t pjsip_xfer_accept(pjsip_evsub *sub, pjsip_rx_data *rdata, int st_code,
+                                  const pjsip_hdr *hdr_list)
+    pj_status_t pjsip_xfer_notify(pjsip_evsub *sub, pjsip_evsub_state state, int xfer_st_code,
+                                  const pj_str_t *xfer_st_text, pjsip_tx_data **p_tdata)
+    pj_status_t pjsip_xfer_send_request(pjsip_evsub *sub, pjsip_tx_data *tdata)
+    pj_status_t pjsip_evsub_terminate(pjsip_evsub *sub, pj_bool_t notify)
