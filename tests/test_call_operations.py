@@ -16,8 +16,12 @@ hold is a 300 Hz tone, so a recording says who was heard when.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -135,7 +139,9 @@ def test_blind_transfer_by_api_into_another_queue(ports, workdir, prompts_dir):
         phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
         rec = str(workdir / "caller.wav")
         with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
+            t0 = datetime.now(timezone.utc)
             call_id, start, alice = connect(caller, phones, engine, rec)
+            assert api(engine, "POST", f"/api/calls/{call_id}/hold")[0] == 200
             time.sleep(1.0)
             assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
                        {"target": "queue:nowhere"})[0] == 400
@@ -161,6 +167,33 @@ def test_blind_transfer_by_api_into_another_queue(ports, workdir, prompts_dir):
                 ("ENTER", "sales", None), ("CONNECT", "sales", "bob")]
             assert engine.metric("sipacd_transfers_total", kind="blind", target="queue",
                                  result="done") == 1
+            # The transfer ended the hold: its time is counted once, in both.
+            metrics = {(name, q): engine.metric(name, queue=q) for q in ("support", "sales")
+                       for name in ("sipacd_queue_holds_total", "sipacd_queue_hold_seconds_total",
+                                    "sipacd_queue_talk_seconds_total")}
+            assert engine.stop() == 0           # flushes the log
+        report = report_rows(engine, t0)
+        assert report["support"]["transfers"] == 1 and report["sales"]["transfers"] == 0
+        for q in ("support", "sales"):
+            assert report[q]["handled"] == 1
+            assert report[q]["holds"] == metrics[("sipacd_queue_holds_total", q)]
+            assert report[q]["hold_seconds"] == pytest.approx(
+                metrics[("sipacd_queue_hold_seconds_total", q)], abs=0.01)
+        assert report["support"]["holds"] == 1 and report["support"]["hold_seconds"] > 0.9
+        # AHT = talk (hold included) + wrap-up; the wrap-up is still running
+        # at the report's end, so AHT here is at least the talk.
+        assert report["support"]["aht"] >= metrics[("sipacd_queue_talk_seconds_total",
+                                                     "support")] - 0.01
+
+
+def report_rows(engine, t0) -> dict[str, dict]:
+    t1 = datetime.now(timezone.utc)
+    res = subprocess.run([sys.executable, "-m", "sipagent", "report", "-c",
+                          str(engine.config_path), "--from", t0.isoformat(), "--to",
+                          t1.isoformat(), "--format", "json"],
+                         capture_output=True, text=True, timeout=60, cwd=engine.workdir)
+    assert res.returncode == 0, res.stderr
+    return {r["queue"]: r for r in json.loads(res.stdout)}
 
 
 def test_monitor_listen_whisper_barge(ports, workdir, prompts_dir):

@@ -177,7 +177,7 @@ def _flat(row: ReportRow, zone: tzinfo | None, reasons: list[str], thresholds: l
     for key in ("answer_rate", "abandon_rate", "abandon_rate_excluding_short", "asa",
                 "mean_abandon_wait", "handled", "aht", "occupancy", "agent_busy_seconds",
                 "agent_idle_seconds", "surveys", "satisfied", "satisfaction", "participation",
-                "closed_by_restart"):
+                "closed_by_restart", "transfers", "holds", "hold_seconds"):
         flat[key] = k[key]
     return {key: _finite(v) for key, v in flat.items()}
 
@@ -211,7 +211,8 @@ def write_table(rows: list[ReportRow], zone: tzinfo | None, out: TextIO) -> None
     header = ["start", "queue", "offered", "answ", "aband", "short", "exits"]
     for t in thresholds:
         header += [f"SL{t}:{a}" for a in _VARIANT_ABBREV.values()]
-    header += ["answer", "aband", "aband-xs", "ASA", "AHT", "occ", "sat", "part", "restart"]
+    header += ["answer", "aband", "aband-xs", "ASA", "AHT", "hold", "xfer", "occ", "sat", "part",
+               "restart"]
     lines = [header]
     for row in rows:
         k = row.kpis()
@@ -223,7 +224,8 @@ def write_table(rows: list[ReportRow], zone: tzinfo | None, out: TextIO) -> None
             line += [pct(levels.get(v)) for v in _VARIANT_ABBREV]
         line += [pct(k["answer_rate"]), pct(k["abandon_rate"]),
                  pct(k["abandon_rate_excluding_short"]), sec(k["asa"]), sec(k["aht"]),
-                 pct(k["occupancy"]), pct(k["satisfaction"]), pct(k["participation"]),
+                 f"{k['holds']}/{k['hold_seconds']:.0f}s" if k["holds"] else "-",
+                 str(k["transfers"]), pct(k["occupancy"]), pct(k["satisfaction"]), pct(k["participation"]),
                  str(k["closed_by_restart"])]
         lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -54,6 +54,7 @@ cdef extern from "pjsua-lib/pjsua.h" nogil:
         PJSIP_H_MAX_FORWARDS
         PJSIP_H_TO
         PJSIP_H_ALLOW
+        PJSIP_H_SUPPORTED
 
     ctypedef struct pjsip_hdr:
         pjsip_hdr *next

@@ -173,6 +173,21 @@ def drop(int handle) -> None:
         pjsip_evsub_terminate(sub, False)
 
 
+cdef _withdraw_replaces(pjsip_endpoint *endpt):
+    # Attended transfer from a phone (REFER with Replaces, INVITE with
+    # Replaces) is not served yet: do not claim it in Supported.
+    cdef pjsip_generic_array_hdr *cap = <pjsip_generic_array_hdr *>pjsip_endpt_get_capability(
+        endpt, PJSIP_H_SUPPORTED, NULL)
+    cdef unsigned i, kept = 0
+    if cap == NULL:
+        return
+    for i in range(cap.count):
+        if cap.values[i].ptr[:cap.values[i].slen] != b"replaces":
+            cap.values[kept] = cap.values[i]
+            kept += 1
+    cap.count = kept
+
+
 def install(on_refer) -> None:
     """Take REFERs from pjsua: after ``libStart``, on the polling thread.
     ``on_refer(handle, call_id, refer_to) -> int``: 202 or the refusal."""
@@ -193,6 +208,7 @@ def install(on_refer) -> None:
         raise RuntimeError("pjsip refused the REFER module")
     _endpt = endpt
     _on_refer = on_refer
+    _withdraw_replaces(endpt)
 
 
 def uninstall() -> None:

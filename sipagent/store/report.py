@@ -15,7 +15,8 @@ which is also the moment the runtime moves its Prometheus counter:
   connected one is left out of AHT (cut short, no wrap-up);
 * a handled call (AHT = talk + hold + wrap-up) when its wrap-up ends
   (WRAPUP_END, or READY / PAUSE / LOGOUT cutting it short), with the
-  wrap-up it really took; talk is CONNECT to COMPLETE_*, hold included;
+  wrap-up it really took; talk is CONNECT to COMPLETE_* (or to the agent's
+  TRANSFER), hold included;
 * a survey answer when it was given; participation divides by the
   interval's answered calls.
 
@@ -97,6 +98,9 @@ class ReportRow:
     surveys: int = 0
     satisfied: int = 0
     closed_by_restart: int = 0   # calls whose ending a restart wrote (see closeout)
+    transfers: int = 0           # connected calls an agent transferred on
+    holds: int = 0               # times a connected caller was put on hold
+    hold_time: float = 0.0       # seconds on hold (part of talk, so of AHT)
 
     @property
     def occupancy(self) -> float:
@@ -126,6 +130,9 @@ class ReportRow:
             "satisfaction": self.satisfaction,
             "participation": self.participation,
             "closed_by_restart": self.closed_by_restart,
+            "transfers": self.transfers,
+            "holds": self.holds,
+            "hold_seconds": self.hold_time,
         }
 
 
@@ -331,6 +338,12 @@ class _Replay:
                     tally.call_abandoned(wait)
                 elif kind == "EXIT":
                     tally.call_exited(reason or "unknown")
+                elif kind == "TRANSFER":
+                    out.transfers += 1
+                elif kind == "HOLD":
+                    out.holds += 1
+                elif kind == "UNHOLD":
+                    out.hold_time += wait or 0.0
                 if reason == RESTART and kind in ("EXIT", "COMPLETE_SYSTEM"):
                     out.closed_by_restart += 1
         if agent_name is None:
@@ -355,7 +368,7 @@ class _Replay:
                 a.call = None
                 if a.activity == "talk":
                     a.activity = None
-        elif kind in ("COMPLETE_CALLER", "COMPLETE_AGENT"):
+        elif kind in ("COMPLETE_CALLER", "COMPLETE_AGENT", "TRANSFER"):
             if a.call is not None and a.call[0] == call_id:
                 a.after_call = (a.call[1], max(0.0, t - a.call[2]))
                 a.call = None
