@@ -146,7 +146,8 @@ class Engine:
         self.queues = QueueRuntime(
             [self._queue_config(n, q) for n, q in self.config.queues.items()],
             [self._agent_config(n, a) for n, a in self.config.agents.items()],
-            {n: AgentLine(n, a.uri, a.auto_login, a.wrap_up) for n, a in self.config.agents.items()},
+            {n: AgentLine(n, a.uri, a.auto_login, a.wrap_up, a.talk_limit)
+             for n, a in self.config.agents.items()},
             settings=dict(self.config.queues), account_provider=lambda: self.account,
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog,

@@ -301,3 +301,33 @@ def test_refer_to_nowhere_and_from_a_caller_are_refused(ports, workdir, prompts_
             calls = api(engine, "GET", "/api/calls")[1]["calls"]
             assert [(c["call_id"], c["agent"], c["phase"]) for c in calls] == [
                 (call_id, "alice", "talking")]
+
+
+def test_talk_time_limit_beeps_to_the_agent_then_ends_the_call(ports, workdir, prompts_dir):
+    """talk_limit 3 s, warning 1.5 s: the agent (not the caller) hears the
+    1 kHz beep about 1.5 s in; at 3 s the engine ends the call."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=BOB,
+                       record=str(workdir / "alice.wav"))
+        rec = str(workdir / "caller.wav")
+        cfg = setup(ports, workdir, prompts_dir, phones)
+        cfg["queues"]["support"].update(talk_limit=3.0, talk_limit_warning=1.5)
+        with Engine(workdir, cfg) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
+            bridged = phones.events({"ev": "state", "call": alice, "state": "CONFIRMED"})[0]["at"]
+            ended = caller.wait_state("c1", "DISCONNECTED", timeout=8)["at"]
+            assert 2.7 < ended - bridged < 4.0, ended - bridged
+            phones.wait_state(alice, "DISCONNECTED", timeout=5)
+            caller.wait_event({"ev": "recorded", "call": "c1"})
+            phones.wait_event({"ev": "recorded", "call": alice})
+            beep = 1000.0
+            # The beep lasts 0.35 s from about 1.5 s after the bridge.
+            assert hears(str(workdir / "alice.wav"), alice_start, bridged + 1.55,
+                         bridged + 1.8, beep)[beep]
+            assert not hears(str(workdir / "alice.wav"), alice_start, bridged + 0.5,
+                             bridged + 1.3, beep)[beep]
+            assert not hears(rec, start, bridged + 1.4, bridged + 2.0, beep)[beep]
+            wait_until(lambda: engine.metric("sipacd_queue_talk_seconds_total",
+                                             queue="support") > 2.5, 3, "the talk counted")

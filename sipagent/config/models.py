@@ -298,6 +298,11 @@ class QueueSection(Section):
     ] = ()
     skill_any_after: Seconds = 0.0
     handle_time_hint: PositiveSeconds = 180.0
+    # Talk-time limit (0: none): the agent hears a beep talk_limit_warning
+    # seconds before it; at the limit the call ends, or goes to the target.
+    talk_limit: Seconds = 0.0
+    talk_limit_warning: Seconds = 10.0
+    talk_limit_target: Target | None = None
 
     @field_validator("service_levels")
     @classmethod
@@ -325,6 +330,8 @@ class AgentSection(Section):
     wrap_up: Seconds | None = None
     auto_login: bool = True
     weight: Annotated[int, Field(ge=1)] = 1
+    # Overrides the queues' talk_limit for this agent's calls (0: none).
+    talk_limit: Seconds | None = None
 
 
 class LogSection(Section):

@@ -16,6 +16,7 @@ class AgentLine:
     uri: str
     auto_login: bool = True
     wrap_up: float | None = None      # overrides the queue's
+    talk_limit: float | None = None   # overrides the queue's
 
 
 def wrap_up_of(lines: Mapping[str, AgentLine], agent_id: str | None, queue_wrap_up: float) -> float:

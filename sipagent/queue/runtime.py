@@ -306,6 +306,11 @@ class QueueRuntime:
             clock=self.now, on_hold=self.operations.hold_changed)
         entry.conversation.start()
         self.operations.by_agent_call[agent.sip_call_id] = entry
+        own = self.lines[entry.agent_id].talk_limit if entry.agent_id in self.lines else None
+        limit = self.settings[entry.queue].talk_limit if own is None else own
+        if limit > 0:
+            self.spawn(self.operations.talk_limit(entry, entry.conversation, limit,
+                                                  self._prompts.beep()))
 
     # -- the caller's side ---------------------------------------------------------
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
