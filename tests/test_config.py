@@ -154,6 +154,7 @@ def test_queue_defaults():
         "on_full": None, "on_empty": None, "callback_key": None, "callback_uri": None,
         "callback_attempts": 3, "callback_retry_delay": 60,
         "caller_headers": {}, "skill_relax": (), "skill_any_after": 0, "handle_time_hint": 180,
+        "talk_limit": 0, "talk_limit_warning": 10, "talk_limit_target": None,
     }
 
 
