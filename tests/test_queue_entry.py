@@ -242,7 +242,8 @@ class FakeLine:
     def __init__(self, attempts=2):
         self.settings = {"q": SimpleNamespace(callback_uri="sip:{number}@x",
                                               callback_attempts=attempts,
-                                              callback_retry_delay=0.0)}
+                                              callback_retry_delay=0.0,
+                                              callback_mode="agent_first")}
         self.done: list = []
         self.stats = SimpleNamespace(
             callback=lambda q, t, call_id, result, agent=None:
