@@ -13,7 +13,7 @@ import pytest
 from engine_proc import Engine
 from sipua import UA
 from test_callback_accounting import outcomes_of, press_callback_key
-from test_queue_behaviour import api, config, logged, wait_until
+from test_queue_behaviour import AGENT_TOKEN, api, config, logged, wait_until
 
 pytestmark = pytest.mark.sip
 
@@ -100,6 +100,7 @@ def test_api_callback_is_dialled_when_due(ports, workdir, prompts_dir):
             assert status == 202, body
             assert body["at"] == due.isoformat() and body["scheduled"] is True
             assert [j["callback"] for j in pending(engine)] == [body["callback"]]
+            assert api(engine, "GET", "/api/callbacks", token=AGENT_TOKEN)[0] == 403
             rung = alice.wait_event({"ev": "incoming"}, timeout=15)
             rung_at = time.time()
             assert rung["headers"]["X-Sipacd-Call-Id"] == body["callback"]

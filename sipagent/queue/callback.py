@@ -48,7 +48,7 @@ import structlog
 from acdcore import events as ev
 from ivrflows.call import CallerHangup
 from ivrflows.callback_slots import confirmation_text, offered_slots
-from sipagent.media.playback import play_prompt
+from sipagent.queue.customer_call import CalledBack
 from sipagent.queue.entry import CallbackJob, EntryEvent, EntryState, QueueEntry
 from sipagent.queue.stats import QueueStats
 from sipagent.sip.leg import CallLeg, LegEnded
@@ -382,7 +382,7 @@ class CallbackLine:
             return
         self.rt.stats.callback(record.queue, time.time(), record.call_id, "connected")
         self._done(record.call_id, "answered")
-        call = CalledBack(customer, record, self.prompts)
+        call = CalledBack(customer, record.call_id, record.number, self.prompts)
         try:
             await asyncio.wait([asyncio.ensure_future(customer.media_ready.wait()),
                                 customer.ended], timeout=MEDIA_TIMEOUT,
@@ -394,6 +394,8 @@ class CallbackLine:
                      result=outcome.result)
         except CallerHangup:
             log.info("caller-first customer hung up", call_id=record.call_id)
+        except Exception:   # e.g. an exit target the customer's call cannot follow
+            log.exception("caller-first callback failed", call_id=record.call_id)
         finally:
             customer.end()
 
@@ -421,29 +423,6 @@ class CallbackLine:
     def _keep(self, method: str, *args, **kw) -> None:
         if self.store is not None:
             self.store.later(method, *args, **kw)
-
-
-class CalledBack:
-    """The customer's answered leg as the queue runtime sees a live caller."""
-
-    def __init__(self, leg: CallLeg, record: CallbackRecord, prompts):
-        self.leg, self.call_id, self._prompts = leg, record.call_id, prompts
-        self.caller, self.called, self.headers = record.number, "", {}
-
-    async def play(self, *names: str, barge_in: bool = False) -> str | None:
-        for name in names:
-            if self.leg.is_ended:
-                raise CallerHangup(self.call_id)
-            path = await asyncio.to_thread(self._prompts.path, name)
-            await play_prompt(self.leg, path)
-        return None
-
-    async def say(self, text: str, **_) -> str | None:
-        path = await asyncio.to_thread(self._prompts.speech, text)
-        return await self.play(str(path))
-
-    async def hangup(self, cause: int = 200) -> None:
-        self.leg.end()
 
 
 def _iso(t: float) -> str:
