@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from engine_proc import Engine
+from simphones.tones import dominant_frequency
 from sipua import UA
 from test_callback_accounting import outcomes_of, press_callback_key
 from test_queue_behaviour import AGENT_TOKEN, api, config, logged, wait_until
@@ -162,7 +163,8 @@ def test_pending_callbacks_survive_a_restart(ports, workdir, prompts_dir):
 def test_caller_first_rings_the_customer_then_the_agent(ports, workdir, prompts_dir):
     with UA(ports(), log_dir=workdir, name="alice") as alice, \
             UA(ports(), log_dir=workdir, name="customer") as customer:
-        alice.request("auto_answer", user="*", after=0.2, code=200, tone=880)
+        alice.request("auto_answer", user="*", after=0.2, code=200, tone=880,
+                      record=str(workdir / "alice-{call}.wav"))
         customer.request("auto_answer", user="*", after=0.3, code=200, tone=440)
         agents, queues = setup(alice, customer, auto_login=True, callback_mode="caller_first")
         with Engine(workdir, config(ports, workdir, prompts_dir, agents, queues)) as engine:
@@ -177,8 +179,12 @@ def test_caller_first_rings_the_customer_then_the_agent(ports, workdir, prompts_
             assert rung["headers"]["X-Sipacd-Var-callback"] == "5550166"
             alice.wait_state(rung["call"], "CONFIRMED")
             assert engine.wait_metric("sipacd_queue_answered_total", 1, queue="support") == 1
+            time.sleep(1.5)                                 # the two talk
             customer.request("hangup", call=back["call"])
             alice.wait_state(rung["call"], "DISCONNECTED")
+            recorded = alice.wait_event({"ev": "recorded", "call": rung["call"]}, timeout=10)
+            # The agent heard the customer's 440 Hz: the two legs were bridged.
+            assert abs(dominant_frequency(recorded["path"]) - 440) < 10
             assert engine.stop() == 0
     db = events_db(workdir)
     call_id = body["callback"]
