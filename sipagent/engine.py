@@ -82,6 +82,7 @@ class Engine:
         self.inbound_limit = config.sip.max_calls - len(config.agents)
         self.inbound: set = set()
         self.eventlog = None
+        self.callback_store = None   # pending callbacks on disk, from start() to stop()
         self.watchdog = None
         self.schedules = dict(config.schedules)
         self.recordings_dir = config.data.dir / "recordings"
@@ -117,6 +118,7 @@ class Engine:
 
         from sipagent.fax.runtime import FaxRuntime
         from sipagent.store.eventlog import HEARTBEAT_INTERVAL, EventLog, event_log_path
+        from sipagent.store.callbacks import CallbackStore
         from sipagent.media.recording import clean_stray_recordings
         from sipagent.voicemail.runtime import VoicemailRuntime
 
@@ -153,6 +155,9 @@ class Engine:
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog,
             transfer=self.config.transfer, monitor=self.config.monitor)
         self.queues.start()
+        self.callback_store = await asyncio.to_thread(CallbackStore, self.config.data.dir)
+        pending = await asyncio.to_thread(self.callback_store.pending)
+        self.queues.callbacks.attach(self.callback_store, self.schedules, self.prompts, pending)
         self.call_services = CallServices(
             prompts=self.prompts, queues=self.queues, schedules=self.schedules,
             account=lambda: self.account, track_leg=self.track, run_flow=self.run_flow_spec,
@@ -203,6 +208,9 @@ class Engine:
             await voicemail.close()
         if fax is not None:
             await fax.close()
+        if self.callback_store is not None:   # after the queues: their last changes
+            await asyncio.to_thread(self.callback_store.close)
+            self.callback_store = None
         if self.eventlog is not None:
             await asyncio.to_thread(self.eventlog.close)
             self.eventlog = None

@@ -100,6 +100,7 @@ PLAIN_ROUTES = {
     ("GET", "/healthz"): "/healthz",
     ("GET", "/api/agents"): "/api/agents",
     ("GET", "/api/queues"): "/api/queues",
+    ("GET", "/api/callbacks"): "/api/callbacks",
     ("GET", "/api/voicemail"): "/api/voicemail",
     ("GET", "/api/voicemail/{box}"): "/api/voicemail/200",
     ("GET", "/api/voicemail/{box}/messages/{id}"): "/api/voicemail/200/messages/{message}",

@@ -152,7 +152,9 @@ def test_queue_defaults():
         "announce_position_only_down": True, "announce_ewt": True, "periodic_prompts": (),
         "periodic_every": 0, "exit_key": None, "exit_flow": None, "on_timeout": None,
         "on_full": None, "on_empty": None, "callback_key": None, "callback_uri": None,
-        "callback_attempts": 3, "callback_retry_delay": 60,
+        "callback_attempts": 3, "callback_retry_delay": 60, "callback_mode": "agent_first",
+        "callback_slots": 0, "callback_slot_minutes": 60, "callback_slot_lead": 15,
+        "callback_schedule": None,
         "caller_headers": {}, "skill_relax": (), "skill_any_after": 0, "handle_time_hint": 180,
         "talk_limit": 0, "talk_limit_warning": 10, "talk_limit_target": None,
     }

@@ -187,7 +187,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_queue_modules_import_one_way():
-    assert _imports(QUEUE_DIR / "callback.py") <= {"sipagent.queue.entry", "sipagent.queue.stats"}
+    assert _imports(QUEUE_DIR / "callback.py") <= {"sipagent.queue.entry", "sipagent.queue.stats",
+                                                   "sipagent.queue.customer_call"}
+    assert _imports(QUEUE_DIR / "customer_call.py") == set()
     assert _imports(QUEUE_DIR / "entry.py") <= {"sipagent.queue.hold",  # types only
                                                 "sipagent.queue.conversation",
                                                 "sipagent.queue.transfer"}
@@ -249,7 +251,8 @@ class FakeLine:
     def __init__(self, attempts=2):
         self.settings = {"q": SimpleNamespace(callback_uri="sip:{number}@x",
                                               callback_attempts=attempts,
-                                              callback_retry_delay=0.0)}
+                                              callback_retry_delay=0.0,
+                                              callback_mode="agent_first")}
         self.done: list = []
         self.stats = SimpleNamespace(
             callback=lambda q, t, call_id, result, agent=None:

@@ -9,7 +9,9 @@
 Bodies and query parameters are read by ``sipagent.api.request_input`` (a
 400 names the field).  An agent command the agent's state does not allow is
 a 409; a web callback's ``at`` is ISO 8601, at most
-``CALLBACK_PAST_TOLERANCE`` back and ``CALLBACK_HORIZON_DAYS`` ahead.
+``CALLBACK_PAST_TOLERANCE`` back and ``CALLBACK_HORIZON_DAYS`` ahead, and the
+answer gives its id and the time it is due (UTC).  ``GET /api/callbacks``
+lists the pending requests (scheduled, waiting in line, or being called).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ AGENT_COMMANDS = set(_COMMAND_INPUTS)
 _NUMBER = re.compile(r"\+?[0-9*#]{2,32}")
 # A web callback's time: a little in the past is clock skew between the web
 # form's server and ours (it is called at once); further back is a mistake,
-# and a date months ahead is one too (and would sit in memory until then).
+# and a date months ahead is one too.
 CALLBACK_PAST_TOLERANCE = 300.0
 CALLBACK_HORIZON_DAYS = 30
 
@@ -158,7 +160,13 @@ def build_app(engine) -> web.Application:
         if not config.queues[queue].callback_uri:
             raise web.HTTPBadRequest(text=f"queue: {queue!r} has no callback_uri configured\n")
         call_id = engine.queues.callbacks.request_web(body.number, queue, body.at)
-        return web.json_response({"callback": call_id, "queue": queue}, status=202)
+        job = engine.queues.callbacks.describe(call_id)
+        return web.json_response({"callback": call_id, "queue": queue, "at": job["at"],
+                                  "scheduled": job["scheduled"]}, status=202)
+
+    async def list_callbacks(request: web.Request) -> web.Response:
+        _authenticate(config, request, {"admin", "supervisor"})
+        return web.json_response({"callbacks": engine.queues.callbacks.pending()})
 
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
@@ -166,6 +174,7 @@ def build_app(engine) -> web.Application:
     app.router.add_post("/api/agents/{agent}/{command}", agent_command)
     app.router.add_get("/api/queues", list_queues)
     app.router.add_post("/api/callbacks", post_callback)
+    app.router.add_get("/api/callbacks", list_callbacks)
     add_call_routes(app, lambda: engine.queues,
                     lambda request, roles: _authenticate(config, request, roles))
     if engine.voicemail is not None:

@@ -288,6 +288,14 @@ class QueueSection(Section):
     callback_uri: Annotated[str, Field(pattern=r"^sips?:.*\{number\}.*@")] | None = None
     callback_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     callback_retry_delay: Seconds = 60.0
+    # Who is rung first when a callback's turn comes (sipagent/queue/callback.py).
+    callback_mode: Literal["agent_first", "caller_first"] = "agent_first"
+    # The time-slot menu after the callback key: how many slots (0: no menu),
+    # how long each, how far ahead the first, within which business hours.
+    callback_slots: Annotated[int, Field(ge=0, le=8)] = 0
+    callback_slot_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
+    callback_slot_lead: Annotated[int, Field(ge=0, le=1440)] = 15
+    callback_schedule: Name | None = None
     caller_headers: dict[HeaderName, HeaderName] = {}
     skill_relax: Annotated[
         tuple[
@@ -430,6 +438,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
                              "e.g. 'sip:{number}@pbx.example.com')"))
         if queue.callback_key and queue.callback_key == queue.exit_key:
             problems.append((("queues", name, "callback_key"), "same key as exit_key"))
+        problems += _callback_slot_problems(config, name, queue)
 
     uri_owner: dict[str, str] = {}
     for agent_id, agent in config.agents.items():
@@ -456,6 +465,23 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
         problems.append((("http", "port"),
                          f"{config.http.port} collides with sip.port on {config.http.listen}"))
     return problems
+
+
+def _callback_slot_problems(config: Config, name: str, queue: QueueSection) -> list:
+    where = ("queues", name)
+    schedules = ", ".join(config.schedules) or "none"
+    if queue.callback_schedule is not None and queue.callback_schedule not in config.schedules:
+        return [((*where, "callback_schedule"), f"unknown schedule {queue.callback_schedule!r} "
+                 f"(defined schedules: {schedules})")]
+    if not queue.callback_slots:
+        return []
+    if not queue.callback_key:
+        return [((*where, "callback_slots"), "needs callback_key (the slot menu follows "
+                 "the callback key)")]
+    if queue.callback_schedule is None:
+        return [((*where, "callback_schedule"), "required when callback_slots is set (slots "
+                 f"are offered only in its open hours; defined schedules: {schedules})")]
+    return []
 
 
 def _same_host(a: str, b: str) -> bool:

@@ -6,10 +6,18 @@ and optionally never upwards: a caller told "third" must not later hear
 "fifth" because a higher-priority call arrived), and periodic prompts.  The
 exit key and the callback key end the wait; what they lead to is the queue
 runtime's business, reported through ``on_key``.
+
+A queue that offers callback time slots (``callback_slots``) asks first,
+after the callback key: a spoken menu (1: as soon as possible, 2..: the
+slots, see ``callback_slots.py``), one key, ``CALLBACK_MENU_TIMEOUT``
+seconds after the menu to press it.  No key or a key that names no slot
+means as soon as possible.  The caller is still in line meanwhile: an agent
+who answers then simply gets the call.  The choice is ``callback_at``.
 """
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from typing import Callable
 
 import structlog
@@ -17,8 +25,11 @@ import structlog
 from sipagent.sip.leg import CallLeg
 from sipagent.media.playback import MusicOnHold, play_prompt
 from sipagent.media.prompts import PromptLibrary
+from ivrflows.callback_slots import chosen_slot, menu_text
 
 log = structlog.get_logger("sipagent.queue.hold")
+
+CALLBACK_MENU_TIMEOUT = 6.0
 
 
 def position_text(position: int, ewt: float | None) -> str:
@@ -37,7 +48,8 @@ def position_text(position: int, ewt: float | None) -> str:
 class CallerHold:
     def __init__(self, leg: CallLeg, settings, *, moh: MusicOnHold, prompts: PromptLibrary,
                  position: Callable[[], tuple[int | None, float | None]],
-                 on_key: Callable[[str], None], call_id: str):
+                 on_key: Callable[[str], None], call_id: str,
+                 callback_slots: Callable[[datetime], list[datetime]] | None = None):
         self.leg = leg
         self.settings = settings          # the queue's config section
         self.moh = moh
@@ -49,6 +61,8 @@ class CallerHold:
         self._moh_on = False
         self._last_position: int | None = None
         self.announced: list[str] = []    # what was said, for logs and tests
+        self.callback_slots = callback_slots
+        self.callback_at: datetime | None = None   # the slot chosen; None: as soon as possible
 
     def start(self) -> None:
         self._music(True)
@@ -82,6 +96,8 @@ class CallerHold:
             while not self.leg.is_ended:
                 key = self._pressed(keys)
                 if key:
+                    if key == "callback" and self.callback_slots is not None:
+                        await self._choose_callback_time()
                     self.on_key(key)
                     return
                 due = [t for t in (next_position, next_periodic) if t is not None]
@@ -114,6 +130,28 @@ class CallerHold:
             if digit in keys:
                 return keys[digit]
             # Other keys while waiting mean nothing; drop them.
+
+    async def _choose_callback_time(self) -> None:
+        now = datetime.now(timezone.utc)
+        slots = self.callback_slots(now)
+        if not slots:
+            return
+        self._music(False)
+        text = menu_text(slots, now)
+        self.announced.append(text)
+        self.log.info("callback time menu", slots=[s.isoformat() for s in slots])
+        path = await asyncio.to_thread(self.prompts.speech, text)
+        self.leg.digit_buffer.clear()
+        digit = await play_prompt(self.leg, path, barge_in=True)
+        if digit is None and not self.leg.is_ended:
+            try:
+                await asyncio.wait_for(self.leg.digit_arrived.wait(), CALLBACK_MENU_TIMEOUT)
+            except TimeoutError:
+                pass
+        digit = self.leg.take_digit()
+        self.callback_at = chosen_slot(digit, slots)
+        self.log.info("callback time chosen", key=digit,
+                      at=self.callback_at and self.callback_at.isoformat())
 
     async def _announce_position(self) -> None:
         position, ewt = self.position()

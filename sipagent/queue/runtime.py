@@ -79,6 +79,7 @@ class QueueRuntime:
         self.spawn(self._sample_agents())
 
     def stop(self) -> None:
+        self.callbacks.suspend()   # web callbacks in line stay pending, on disk
         # Callers we hang up for shutdown did not abandon; count them apart.
         for entry in self.entries.values():
             if entry.state is EntryState.WAITING:
@@ -326,7 +327,7 @@ class QueueRuntime:
         entry.hold = CallerHold(call.leg, s, moh=self._hold_music(queue), prompts=self._prompts,
                                 position=lambda: self._position(call.call_id),
                                 on_key=lambda key: self._key_pressed(entry, key),
-                                call_id=call.call_id)
+                                call_id=call.call_id, callback_slots=self.callbacks.slots(queue))
         self.entries[call.call_id] = entry
         self.stats.offered(queue, time.time(), call.call_id,
                            self.scheduler.waiting_count(queue) + 1)
@@ -344,7 +345,7 @@ class QueueRuntime:
                 self.entries.pop(call.call_id, None)
         if outcome.result == "callback":
             try:
-                await call.play("callback-confirm")
+                await self.callbacks.confirm(call, entry)
                 await call.hangup()
             except CallerHangup:
                 pass
