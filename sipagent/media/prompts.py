@@ -41,9 +41,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "agent-enter-pin": "Please enter your PIN, followed by hash.",
         "agent-enter-reason": "Please enter your pause reason code.",
         "agent-no-input": "Sorry, nothing was entered.",
-        "agent-login-incorrect": "Sorry, that agent number and PIN do not match.",
-        "agent-locked": "Keypad login is locked after too many wrong PINs. Please try again "
-                        "later.",
+        "agent-login-incorrect": "Wrong agent number or PIN.",
+        "agent-locked": "Locked after too many wrong PINs. Try again later.",
         "agent-not-now": "That cannot be done now.",
         "agent-pause-pending": "You will be paused when your call ends.",
         "agent-state-logged-out": "You are logged out.",
