@@ -12,16 +12,7 @@ from sipagent.media.prompts import CATALOGUE
 from sipagent.store.keypad_lockout import KeypadLockout
 from sipagent.store.pin import hash_pin, is_pin_hash
 
-BASE = """
-[queues.support]
-[agents.alice]
-uri = "sip:alice@127.0.0.1:5072"
-queues = ["support"]
-[[routes]]
-number = "100"
-flow = "welcome"
-queue = "support"
-"""
+from test_config import BASE      # one queue, alice, and route "100"
 
 
 def parse(text: str):
