@@ -2,17 +2,19 @@
 its PIN lockout store (a real SQLite file)."""
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
 
 from sipagent.calls.agent_keypad import command_allowed, feature_flow, state_prompt
+from sipagent.config.features import FeaturesSection
 from sipagent.config.load import ConfigError, parse_config
 from sipagent.media.prompts import CATALOGUE
 from sipagent.store.keypad_lockout import KeypadLockout
 from sipagent.store.pin import hash_pin, is_pin_hash
 
-from test_config import BASE      # one queue, alice, and route "100"
+from test_config import BASE, EXAMPLE      # BASE: one queue, alice, and route "100"
 
 
 def parse(text: str):
@@ -153,3 +155,10 @@ def test_unknown_agents_and_agents_without_pin_are_refused(tmp_path):
     assert store.check("carol", "4711", None) == "locked"
     assert store.locked_until("nobody") == 0.0
     store.close()
+
+
+def test_example_documents_every_keypad_key():
+    text = EXAMPLE.read_text()
+    keys = [k for k in FeaturesSection.model_fields if k != "pause_reasons"] + ["number", "pin"]
+    assert [k for k in keys if not re.search(rf"(?m)^#: {k} = ", text)] == []
+    assert "#: [features]" in text and "#: [features.pause_reasons]" in text
