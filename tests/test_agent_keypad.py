@@ -122,12 +122,14 @@ def test_wrong_pins_lock_the_keypad_login_across_a_restart(ports, workdir, promp
             UA(ports(), log_dir=workdir, name="desk") as desk:
         cfg = keypad_config(ports, workdir, prompts_dir, alice, auto_login=False)
         with Engine(workdir, cfg) as engine:
+            # The third wrong PIN locks: the call ends there.
             dial(desk, engine, "*71", "1001#1111#1001#2222#1001#3333#", "k1")
-            assert keypad_count(engine, "login", "wrong_pin") == 1
-            dial(desk, engine, "*71", f"1001#{PIN}#", "k2")      # right, but locked
             assert keypad_count(engine, "login", "locked") == 1
+            assert keypad_count(engine, "login", "wrong_pin") == 0
             assert agent_state(engine, "alice") == "logged_out"
         with Engine(workdir, cfg) as engine:
-            dial(alice, engine, "*71", f"{PIN}#", "k3", from_user="alice")
+            # The right PIN, after a restart, from alice's own phone: still locked.
+            dial(alice, engine, "*71", f"{PIN}#", "k2", from_user="alice")
             assert keypad_count(engine, "login", "locked") == 1
+            assert keypad_count(engine, "login", "ok") == 0
             assert agent_state(engine, "alice") == "logged_out"

@@ -126,7 +126,8 @@ PIN_HASH = hash_pin("4711", log2_n=4)
 def test_wrong_pins_lock_the_agent_and_the_lock_survives_reopening(tmp_path):
     clock = Clock()
     store = KeypadLockout(tmp_path, pin_attempts=3, lockout=60, clock=clock)
-    assert [store.check("alice", "1111", PIN_HASH) for _ in range(3)] == ["wrong"] * 3
+    assert [store.check("alice", "1111", PIN_HASH) for _ in range(3)] == ["wrong", "wrong",
+                                                                            "locked"]
     assert store.check("alice", "4711", PIN_HASH) == "locked"
     assert store.check("bob", "4711", PIN_HASH) == "ok"      # one agent's lock only
     store.close()
@@ -151,7 +152,7 @@ def test_a_right_pin_clears_the_wrong_ones(tmp_path):
 def test_unknown_agents_and_agents_without_pin_are_refused(tmp_path):
     store = KeypadLockout(tmp_path, pin_attempts=1, lockout=60, clock=Clock())
     assert store.check(None, "4711", None) == "wrong"
-    assert store.check("carol", "4711", None) == "wrong"
+    assert store.check("carol", "4711", None) == "locked"   # the one try allowed
     assert store.check("carol", "4711", None) == "locked"
     assert store.locked_until("nobody") == 0.0
     store.close()

@@ -178,3 +178,13 @@ def test_only_keypad_specs_are_served(keypad):
     assert k.serves("agent_keypad:login") and k.serves("agent_keypad:end_wrap_up")
     assert not k.serves("agent_keypad") and not k.serves("agent_keypad:transfer")
     assert not k.serves("welcome")
+
+
+def test_the_wrong_pin_that_locks_ends_the_call_and_the_right_one_waits(keypad):
+    k = keypad(pin_attempts=2)
+    call = ScriptedCall(["1001", "1111", "1001", "2222", "1001", PIN])
+    assert run(k, "login", call) == "logged_out"
+    assert call.heard == ["agent-login-incorrect", "agent-locked"]
+    assert call.keys == ["1001", PIN]          # not asked again
+    assert run(k, "login", ScriptedCall(["1001", PIN])) == "logged_out"
+    assert count(k, "login", "locked") == 2

@@ -42,7 +42,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "agent-enter-reason": "Please enter your pause reason code.",
         "agent-no-input": "Sorry, nothing was entered.",
         "agent-login-incorrect": "Wrong agent number or PIN.",
-        "agent-locked": "Locked after too many wrong PINs. Try again later.",
+        "agent-locked": "Locked: too many wrong PINs.",
         "agent-not-now": "That cannot be done now.",
         "agent-pause-pending": "You will be paused when your call ends.",
         "agent-state-logged-out": "You are logged out.",

@@ -40,7 +40,8 @@ class KeypadLockout:
 
     def check(self, agent_id: str | None, pin: str, pin_hash: str | None) -> PinCheck:
         """``wrong`` also for an unknown agent (``agent_id`` None) and as
-        slow; ``locked`` while a lockout lasts, before the PIN is looked at."""
+        slow; ``locked`` while a lockout lasts, before the PIN is looked at,
+        and for the wrong PIN that starts one (the caller need not try again)."""
         if agent_id is not None and self.locked_until(agent_id) > self._clock():
             return "locked"
         if verify_pin(pin, pin_hash):
@@ -56,6 +57,7 @@ class KeypadLockout:
                 if failures >= self.pin_attempts:
                     self.db.execute("UPDATE keypad_pin SET failures = 0, locked_until = ? "
                                     "WHERE agent = ?", (self._clock() + self.lockout, agent_id))
+                    return "locked"
         return "wrong"
 
     def locked_until(self, agent_id: str) -> float:
