@@ -20,6 +20,7 @@ from sipagent.queue.runtime import AgentLine, QueueRuntime
 from sipagent.queue.transfer import agent_skill
 from sipagent.sip.endpoint import SipEndpoint
 from sipagent.fax.metrics import FaxMetrics
+from sipagent.calls.agent_keypad import AgentKeypad
 from sipagent.calls.flow_library import FlowLibrary, FlowLoadError
 from sipagent.calls.services import CallServices
 from sipagent.sip.leg import CallLeg
@@ -75,6 +76,7 @@ class Engine:
         self.legs: set = set()
         self.account = None
         self.queues: QueueRuntime | None = None
+        self.keypad: AgentKeypad | None = None   # feature numbers, from start() to stop()
         self._calls: set[asyncio.Task] = set()
         self._moh: dict[str, object] = {}
         self._accepting = False
@@ -158,6 +160,8 @@ class Engine:
         self.callback_store = await asyncio.to_thread(CallbackStore, self.config.data.dir)
         pending = await asyncio.to_thread(self.callback_store.pending)
         self.queues.callbacks.attach(self.callback_store, self.schedules, self.prompts, pending)
+        self.keypad = AgentKeypad.open(self.config.data.dir, self.config.keypad_settings(),
+                                       self.queues, self.metrics)
         self.call_services = CallServices(
             prompts=self.prompts, queues=self.queues, schedules=self.schedules,
             account=lambda: self.account, track_leg=self.track, run_flow=self.run_flow_spec,
@@ -198,6 +202,9 @@ class Engine:
         await self.sip.pump(0.1)  # let recorders and players finish their last frames
         self.legs.clear()
         self.queues = None
+        if self.keypad is not None:
+            self.keypad.close()
+            self.keypad = None
         for moh in self._moh.values():
             moh.release()
         self._moh.clear()
@@ -320,6 +327,8 @@ class Engine:
                 self.eventlog.call_record(call_id, end=time.time())
 
     async def _run_flow(self, call, spec: str) -> None:
+        if self.keypad is not None and self.keypad.serves(spec):
+            return await self.keypad.run(call, spec)
         flow = self.flows.get(spec)
         await flow(call)
 

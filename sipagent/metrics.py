@@ -31,6 +31,11 @@ HANDLE_EDGES = (30, 60, 120, 180, 300, 600, 1200, 1800, 3600)
 SIP_REJECT_REASONS = ("forbidden", "capacity", "no_route", "no_media", "bad_request", "no_dialog",
                       "method_not_allowed", "not_implemented", "too_large")
 
+# Agents' keypad feature codes (sipagent/calls/agent_keypad.py): the
+# command dialled, and how it ended.  Agent ids are never labels.
+KEYPAD_COMMANDS = ("login", "logout", "pause", "ready", "end_wrap_up")
+KEYPAD_RESULTS = ("ok", "refused", "wrong_pin", "locked", "no_input", "hung_up")
+
 NOTIFY_CHANNELS = ("email", "webhook")
 NOTIFY_RESULTS = ("sent", "failed", "gave_up")
 
@@ -109,6 +114,12 @@ class EngineMetrics:
         self.flow_errors = Counter("sipacd_flow_errors", "Flows that raised", ["flow"], registry=r)
         self.flow_reloads = Counter("sipacd_flow_reloads", "Flow file reloads", ["result"],
                                     registry=r)
+        self.keypad_commands = Counter("sipacd_agent_keypad_commands",
+                                       "Agent commands dialled as feature numbers, by result",
+                                       ["command", "result"], registry=r)
+        for command in KEYPAD_COMMANDS:
+            for result in KEYPAD_RESULTS:
+                self.keypad_commands.labels(command, result)
 
     def add_live_gauges(self, read: Callable[[], dict]) -> None:
         """``read()`` returns {"active_calls", "capacity", "waiting": {queue: n},

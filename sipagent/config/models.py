@@ -65,9 +65,11 @@ from sipagent.config.values import (
     section,
     uppercase,
 )
+from sipagent.calls.agent_keypad import KeypadSettings, feature_flow
 from sipagent.config.fax import FaxSection, fax_problems
+from sipagent.config.features import AgentNumber, FeaturesSection, feature_problems
 from sipagent.config.operations import MonitorSection, TransferSection
-from sipagent.config.voicemail import MailboxSection, VoicemailSection, mailbox_problems
+from sipagent.config.voicemail import MailboxSection, PinHash, VoicemailSection, mailbox_problems
 
 DEFAULT_DATA_DIR = "./sipacd-data"
 
@@ -340,6 +342,10 @@ class AgentSection(Section):
     weight: Annotated[int, Field(ge=1)] = 1
     # Overrides the queues' talk_limit for this agent's calls (0: none).
     talk_limit: Seconds | None = None
+    # Keypad feature numbers ([features]): what the agent keys in to say who
+    # they are (unset: an all-digit agent id), and the PIN that proves it.
+    number: AgentNumber | None = None
+    pin: PinHash | None = None
 
 
 class LogSection(Section):
@@ -364,6 +370,8 @@ class Config(Section):
     fax: FaxSection = section()
     transfer: TransferSection = section()
     monitor: MonitorSection = section()
+    # Absent: no feature numbers (sipagent/config/features.py).
+    features: FeaturesSection | None = None
     log: LogSection = section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -393,6 +401,14 @@ class Config(Section):
 
     def model_post_init(self, _context: Any) -> None:
         self._exact_routes = {r.number: r for r in self.routes if r.match == "exact"}
+        if self.features is not None:   # a clash with a route is a problem reported above
+            for number, command in self.features.numbers().items():
+                self._exact_routes.setdefault(number, RouteEntry(number=number,
+                                                                 flow=feature_flow(command)))
+
+    def keypad_settings(self) -> KeypadSettings | None:
+        """The agents' keypad flow's settings; None without ``[features]``."""
+        return None if self.features is None else self.features.keypad(self.agents)
 
     def route_for(self, called: str) -> RouteEntry | None:
         """Exact numbers win over patterns; patterns are tried in file order."""
@@ -460,6 +476,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
 
     problems += mailbox_problems(config)
     problems += fax_problems(config)
+    problems += feature_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),

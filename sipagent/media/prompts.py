@@ -36,6 +36,21 @@ CATALOGUE: dict[str, dict[str, str]] = {
                             "back as soon as an agent is free. Goodbye.",
         "goodbye": "Thank you for calling. Goodbye.",
         "sorry-error": "We are sorry, something went wrong. Please try again later.",
+        # Agents' keypad feature numbers (sipagent/calls/agent_keypad.py).
+        "agent-enter-number": "Please enter your agent number, followed by hash.",
+        "agent-enter-pin": "Please enter your PIN, followed by hash.",
+        "agent-enter-reason": "Please enter your pause reason code.",
+        "agent-no-input": "Sorry, nothing was entered.",
+        "agent-login-incorrect": "Wrong agent number or PIN.",
+        "agent-locked": "Locked: too many wrong PINs.",
+        "agent-not-now": "That cannot be done now.",
+        "agent-pause-pending": "You will be paused when your call ends.",
+        "agent-state-logged-out": "You are logged out.",
+        "agent-state-available": "You are ready for calls.",
+        "agent-state-offered": "A call is ringing for you.",
+        "agent-state-busy": "You are on a call.",
+        "agent-state-wrap-up": "You are in wrap-up.",
+        "agent-state-paused": "You are paused.",
     },
 }
 
