@@ -28,7 +28,6 @@ import pytest
 from procs import stop_process
 from sipua import UA
 
-pytestmark = [pytest.mark.sip, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parent.parent
 CALLER_HZ, AGENT_HZ, AGENT2_HZ = 440.0, 1000.0, 1500.0
@@ -144,6 +143,7 @@ def silent_run(ch: np.ndarray, near: float) -> tuple[int, int]:
     return hits[0]
 
 
+@pytest.mark.sip
 def test_stereo_segments_caller_left_agent_right_pause_silent(ports, workdir):
     folder = workdir / "recordings"
     sip_port = ports()
@@ -203,6 +203,7 @@ def test_stereo_segments_caller_left_agent_right_pause_silent(ports, workdir):
     assert window_rms(one[:, 0])[talk_windows(len(one) // WINDOW, [paused])].min() > 1000
 
 
+@pytest.mark.sip
 def test_killed_recording_leaves_no_final_file_and_stray_is_cleaned(ports, workdir):
     from sipagent.media.recording import clean_stray_recordings
 
@@ -231,3 +232,37 @@ def test_killed_recording_leaves_no_final_file_and_stray_is_cleaned(ports, workd
     assert sorted(p.name for p in folder.iterdir()) == [".rec-conv1-1.tmp.wav"]
     assert clean_stray_recordings(folder) == 1
     assert list(folder.iterdir()) == []
+
+
+# --- without SIP ----------------------------------------------------------------
+
+def test_recording_id_and_phases_are_checked(tmp_path):
+    from sipagent.media.call_recording import ConversationRecording, RecordingPhaseError
+
+    for bad in ("", "../x", "a/b", "-x", "x" * 65):
+        with pytest.raises(ValueError, match="recording_id"):
+            ConversationRecording(tmp_path, bad)
+    rec = ConversationRecording(tmp_path, "c-1")
+    for action in (rec.pause, rec.resume, rec.stop_now):
+        with pytest.raises(RecordingPhaseError, match="while ready"):
+            action()
+    assert rec.phase == "ready" and list(tmp_path.iterdir()) == []
+
+
+def test_stereo_recorder_file_without_the_bridge(tmp_path):
+    from sipagent.mediaports.stereo_recorder import StereoRecorder, wav_header
+
+    path = tmp_path / ".rec-x.tmp.wav"
+    rec = StereoRecorder(path)
+    assert path.stat().st_size == 44
+    with pytest.raises(FileExistsError):
+        StereoRecorder(path)
+    rec.pause()
+    assert rec.paused and rec.seconds == 0.0
+    assert rec.finish() == 0.0
+    with pytest.raises(RuntimeError, match="closed"):
+        rec.finish()
+    assert read_stereo(path).shape == (0, 2)
+    head = wav_header(8000)
+    assert len(head) == 44 and head[40:44] == (32000).to_bytes(4, "little")
+    assert head[4:8] == (36 + 32000).to_bytes(4, "little")

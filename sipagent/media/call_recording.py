@@ -197,6 +197,7 @@ class ConversationRecording:
         self._move("start")
         self.folder.mkdir(parents=True, exist_ok=True)
         self._caller = caller_leg
+        self.log = self.log.bind(call=caller_leg.sip_call_id)
         try:
             self._current = self._open_segment(agent_leg, paused=False)
         except BaseException:
