@@ -24,11 +24,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for p in (REPO, REPO / "benchmarks"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
 
 import pjsua2 as pj  # noqa: E402
 
+# The B2BUA's account that hands over incoming calls as CallLegs.
+from jbuf_probe import Trunk  # noqa: E402
 from simphones.event_stdout import claim_stdout  # noqa: E402
 from sipagent.logs import configure_logging  # noqa: E402
 from sipagent.media.call_recording import ConversationRecording  # noqa: E402
@@ -41,18 +44,6 @@ OUT = None
 
 def emit(**ev) -> None:
     OUT.write(json.dumps(ev) + "\n")
-
-
-class Trunk(pj.Account):
-    def __init__(self):
-        super().__init__()
-        self.incoming: asyncio.Queue = asyncio.Queue()
-        self.legs: list[CallLeg] = []
-
-    def onIncomingCall(self, prm):
-        leg = CallLeg(self, prm.callId, label="caller")
-        self.legs.append(leg)
-        self.incoming.put_nowait(leg)
 
 
 async def answered(trunk: Trunk, uri: str, label: str) -> CallLeg:
@@ -108,7 +99,7 @@ async def main_async(args) -> None:
     ep = SipEndpoint(listen="127.0.0.1", port=args.sip_port, pjsip_level=1)
     ep.start()
     ep.start_polling()
-    trunk = Trunk()
+    trunk = Trunk(asyncio.get_running_loop())
     try:
         cfg = pj.AccountConfig()
         cfg.idUri = f"sip:probe@127.0.0.1:{args.sip_port}"
@@ -132,7 +123,7 @@ async def main_async(args) -> None:
 def main(argv=None) -> int:
     global OUT
     OUT = claim_stdout()
-    configure_logging("warning", "json")
+    configure_logging("info", "json")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sip-port", type=int, required=True)
     ap.add_argument("--folder", required=True)

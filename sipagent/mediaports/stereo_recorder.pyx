@@ -102,13 +102,6 @@ cdef void _close_tick(StereoTrack *t) noexcept nogil:
         _flush(t)
 
 
-cdef pj_status_t _tap_get_frame(pjmedia_port *port, pjmedia_frame *frame) noexcept nogil:
-    # Nothing listens to a tap.
-    frame.type = PJMEDIA_FRAME_TYPE_NONE
-    frame.size = 0
-    return PJ_SUCCESS
-
-
 cdef pj_status_t _tap_put_frame(pjmedia_port *port, pjmedia_frame *frame) noexcept nogil:
     cdef Tap *tap = <Tap *>port.port_data.pdata
     cdef StereoTrack *t = tap.track
@@ -154,7 +147,9 @@ cdef class _ChannelTap(MediaPort):
         return 0
 
     cdef int attach(self, int call_slot) except -1:
-        return self.attach_port(b"stereo-rec", b'S', b'R', _tap_get_frame, _tap_put_frame,
+        # No get_frame: nothing listens to a tap, so the bridge never reads
+        # it (and pjmedia_port_get_frame answers "no frame" for a NULL one).
+        return self.attach_port(b"stereo-rec", b'S', b'R', NULL, _tap_put_frame,
                                 call_slot, False)
 
 
