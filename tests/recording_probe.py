@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import gc
 import json
 import sys
 from pathlib import Path
@@ -114,8 +113,7 @@ async def main_async(args) -> None:
         CallLeg.disown_all()
         trunk.legs.clear()
         trunk.shutdown()
-        del trunk
-        gc.collect()
+        del trunk           # ep.destroy() collects it before libDestroy
         ep.destroy()
     emit(ev="done")
 
