@@ -266,3 +266,33 @@ def test_stereo_recorder_file_without_the_bridge(tmp_path):
     head = wav_header(8000)
     assert len(head) == 44 and head[40:44] == (32000).to_bytes(4, "little")
     assert head[4:8] == (36 + 32000).to_bytes(4, "little")
+
+
+def test_channels_meet_on_the_bridge_clock(tmp_path):
+    """The timeline logic, fed as the bridge would: a channel with no frame
+    in a tick is silent in it, a skipped tick is silence on both, pausing
+    writes silence and nothing shifts."""
+    from sipagent.mediaports.stereo_recorder import StereoRecorder
+
+    a = np.full(160, 1000, np.int16)
+    b = np.full(160, -2000, np.int16)
+    path = tmp_path / ".rec-t.tmp.wav"
+    rec = StereoRecorder(path)
+    rec.feed(0, 0, a)
+    rec.feed(1, 0, b)           # tick 0: both
+    rec.feed(1, 160, b)         # tick 1: right first, left only beats
+    rec.feed(0, 160, None)
+    rec.feed(0, 320, a)         # tick 2: left only; right never calls
+    rec.feed(1, 800, b)         # ticks 3, 4 skipped by the clock; tick 5: right only
+    rec.pause()
+    rec.feed(0, 960, a)         # tick 6: paused
+    rec.feed(1, 960, b)
+    rec.resume()
+    rec.feed(0, 1120, a)        # tick 7: both, the last (closed by finish)
+    rec.feed(1, 1120, b)
+    assert rec.seconds == pytest.approx(7 * 0.02)
+    assert rec.finish() == pytest.approx(8 * 0.02)
+    got = read_stereo(path).reshape(8, 160, 2)[:, 0, :]     # first sample of each tick
+    assert got.tolist() == [[1000, -2000], [0, -2000], [1000, 0], [0, 0], [0, 0],
+                            [0, -2000], [0, 0], [1000, -2000]]
+    assert (read_stereo(path).reshape(8, 160, 2) == got[:, None, :]).all()

@@ -48,8 +48,10 @@ cdef extern from *:
     """
     #include <pjmedia/frame.h>
     static inline unsigned long long sipacd_frame_ts(const pjmedia_frame *f) { return f->timestamp.u64; }
+    static inline void sipacd_set_frame_ts(pjmedia_frame *f, unsigned long long ts) { f->timestamp.u64 = ts; }
     """
     unsigned long long sipacd_frame_ts(const pjmedia_frame *f) nogil
+    void sipacd_set_frame_ts(pjmedia_frame *f, unsigned long long ts) nogil
 
 cdef enum:
     CHANNELS = 2
@@ -143,6 +145,7 @@ cdef class _ChannelTap(MediaPort):
             raise MemoryError()
         tap.track = track
         tap.channel = channel
+        tap.bridge.port.port_data.pdata = tap   # attach sets it too; feed() needs it before
         self.own(&tap.bridge, "StereoRecorder tap")
         return 0
 
@@ -206,6 +209,32 @@ cdef class StereoRecorder:
         """Take both taps off the bridge; from then on no callback runs."""
         self.left.detach()
         self.right.detach()
+
+    def feed(self, int channel, unsigned long long timestamp, samples=None):
+        """Hand channel 0 (left) or 1 (right) one frame stamped `timestamp`
+        (in samples) as the bridge would: 16-bit native-endian samples (a
+        buffer of int16, at most a frame's worth), or None for a heart-beat.
+        Only while detached (tests of the timeline, with no SIP)."""
+        cdef _ChannelTap tap
+        cdef pjmedia_frame frame
+        cdef const int16_t[::1] amp
+        self._live()
+        if channel not in (0, 1):
+            raise ValueError("channel must be 0 (left) or 1 (right)")
+        if self.left.slot is not None or self.right.slot is not None:
+            raise RuntimeError("StereoRecorder.feed: the taps are on the bridge")
+        tap = self.left if channel == 0 else self.right
+        memset(&frame, 0, sizeof(frame))
+        sipacd_set_frame_ts(&frame, timestamp)
+        frame.type = PJMEDIA_FRAME_TYPE_NONE
+        if samples is not None:
+            amp = samples
+            if amp.shape[0] > FRAME:
+                raise ValueError(f"a frame is at most {FRAME} samples")
+            frame.type = PJMEDIA_FRAME_TYPE_AUDIO
+            frame.buf = <void *>&amp[0] if amp.shape[0] else NULL
+            frame.size = 2 * amp.shape[0]
+        _tap_put_frame(&tap.bridge.port, &frame)
 
     cdef StereoTrack *_live(self) except NULL:
         if self.track == NULL:
