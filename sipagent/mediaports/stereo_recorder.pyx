@@ -188,10 +188,17 @@ cdef class StereoRecorder:
             os.close(fd)
             raise
         self.track.fd = fd
-        self.left = _ChannelTap()
-        self.right = _ChannelTap()
-        self.left.setup(self.track, 0)
-        self.right.setup(self.track, 1)
+        try:
+            self.left = _ChannelTap()
+            self.right = _ChannelTap()
+            self.left.setup(self.track, 0)
+            self.right.setup(self.track, 1)
+        except BaseException:
+            # Neither tap is on the bridge yet: nothing else can hold the track.
+            os.close(fd)
+            free(self.track)
+            self.track = NULL
+            raise
 
     def attach(self, int left_slot, int right_slot):
         """Start recording: `left_slot` (the caller's conference slot,
