@@ -53,6 +53,7 @@ _MEDIAPORT_NEEDS = {"fax": ("pjproject", "spandsp", "libtiff-4"),
                     "jitter": ("pjproject",),
                     "rtp_poller": ("pjproject",),
                     "drain": ("pjproject",),
+                    "stereo_recorder": ("pjproject",),
                     "tiffpages": ("libtiff-4",),
                     "request_guard": ("pjproject", "pjsip"),
                     "refer": ("pjproject", "pjsip", "pjsip-ua")}
