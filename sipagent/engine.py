@@ -85,6 +85,8 @@ class Engine:
         self.inbound: set = set()
         self.eventlog = None
         self.callback_store = None   # pending callbacks on disk, from start() to stop()
+        self.conversations = None    # conversation recordings (queue/recordings.py), ditto
+        self._sweeper: asyncio.Task | None = None
         self.watchdog = None
         self.schedules = dict(config.schedules)
         self.recordings_dir = config.data.dir / "recordings"
@@ -122,12 +124,17 @@ class Engine:
         from sipagent.store.eventlog import HEARTBEAT_INTERVAL, EventLog, event_log_path
         from sipagent.store.callbacks import CallbackStore
         from sipagent.media.recording import clean_stray_recordings
+        from sipagent.queue.recordings import Recordings
         from sipagent.voicemail.runtime import VoicemailRuntime
 
         self.config.data.dir.mkdir(parents=True, exist_ok=True)
         self.eventlog = EventLog(event_log_path(self.config.data.dir),
                                  heartbeat_interval=HEARTBEAT_INTERVAL)
         stray = clean_stray_recordings(self.recordings_dir)
+        rec = self.config.recording
+        self.conversations = Recordings(rec.dir or self.config.data.dir / "conversations",
+                                        retention_days=rec.retention_days)
+        stray += self.conversations.clean_strays()
         if stray:
             log.warning("removed half-written recordings of a previous run", count=stray)
         download_base = f"http://{self.config.http.listen}:{self.config.http.port}"
@@ -155,8 +162,11 @@ class Engine:
             settings=dict(self.config.queues), account_provider=lambda: self.account,
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog,
-            transfer=self.config.transfer, monitor=self.config.monitor)
+            transfer=self.config.transfer, monitor=self.config.monitor,
+            recordings=self.conversations)
         self.queues.start()
+        self._sweeper = asyncio.get_running_loop().create_task(
+            self.conversations.keep_sweeping())
         self.callback_store = await asyncio.to_thread(CallbackStore, self.config.data.dir)
         pending = await asyncio.to_thread(self.callback_store.pending)
         self.queues.callbacks.attach(self.callback_store, self.schedules, self.prompts, pending)
@@ -200,6 +210,9 @@ class Engine:
         if self.fax is not None and self.fax.dialer is not None:
             await self.fax.dialer.stop()
         await self.sip.pump(0.1)  # let recorders and players finish their last frames
+        if self.conversations is not None:
+            await self.conversations.settle()
+            await cancel_and_wait(self._sweeper)
         self.legs.clear()
         self.queues = None
         if self.keypad is not None:

@@ -86,6 +86,11 @@ class EngineMetrics:
                                     "Time connected callers spent on hold", ["queue"], registry=r)
         self.transfers = Counter("sipacd_transfers", "Transfers by mode, target kind and result",
                                  ["kind", "target", "result"], registry=r)
+        self.recordings = Counter("sipacd_recordings", "Conversation recordings started",
+                                  ["queue", "trigger"], registry=r)
+        self.recording_seconds = Counter("sipacd_recording_seconds",
+                                         "Seconds of conversation recorded", ["queue"],
+                                         registry=r)
         self.monitor_sessions = Counter("sipacd_monitor_sessions",
                                         "Supervisor monitor sessions by starting mode", ["mode"],
                                         registry=r)

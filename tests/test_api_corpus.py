@@ -125,6 +125,9 @@ PLAIN_ROUTES = {
     ("POST", "/api/calls/{call}/resume"): "/api/calls/x/resume",
     ("POST", "/api/calls/{call}/transfer"): "/api/calls/x/transfer",
     ("POST", "/api/calls/{call}/monitor"): "/api/calls/x/monitor",
+    ("POST", "/api/calls/{call}/recording"): "/api/calls/x/recording",
+    ("GET", "/api/recordings/{recording}"): "/api/recordings/x",
+    ("GET", "/api/recordings/{recording}/segments/{segment}"): "/api/recordings/x/segments/1",
 }
 
 # -- the corpus ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import pytest
 from engine_proc import Engine
 from simphones.tones import read_wav, tone_levels, write_tone
 from sipua import UA
-from test_queue_behaviour import TOKEN, api, agent_state, config, wait_until
+from test_queue_behaviour import api, agent_state, config, wait_until
 
 from sipagent.store.eventlog import event_log_path
 
@@ -331,3 +331,92 @@ def test_talk_time_limit_beeps_to_the_agent_then_ends_the_call(ports, workdir, p
             assert not hears(rec, start, bridged + 1.4, bridged + 2.0, beep)[beep]
             wait_until(lambda: engine.metric("sipacd_queue_talk_seconds_total",
                                              queue="support") > 2.5, 3, "the talk counted")
+
+
+def test_recording_follows_the_call_across_a_transfer(ports, workdir, prompts_dir):
+    """recording = 100 with a consent prompt: one recording id, a segment per
+    agent, the caller left and the agent right, a paused span silent."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
+        rec = str(workdir / "caller.wav")
+        cfg = setup(ports, workdir, prompts_dir, phones)
+        cfg["queues"]["support"].update(recording=100, recording_consent="recording-notice")
+        with Engine(workdir, cfg) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            time.sleep(1.0)
+            status, body = api(engine, "POST", f"/api/calls/{call_id}/recording",
+                               {"action": "pause"})
+            assert status == 200 and body["state"] == "paused", body
+            assert api(engine, "POST", f"/api/calls/{call_id}/recording",
+                       {"action": "pause"})[0] == 409           # paused already
+            assert api(engine, "POST", f"/api/calls/{call_id}/recording",
+                       {"action": "rewind"})[0] == 400
+            time.sleep(1.0)
+            assert api(engine, "POST", f"/api/calls/{call_id}/recording",
+                       {"action": "resume"})[0] == 200
+            time.sleep(1.0)
+            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                       {"target": "queue:sales"})[0] == 202
+            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+            phones.wait_state(inc["call"], "CONFIRMED")
+            time.sleep(1.5)
+            caller.request("hangup", call="c1")
+            caller.wait_state("c1", "DISCONNECTED")
+
+            def record():
+                starts = [json.loads(d) for k, _, _, _, _, d in rows(engine, call_id)
+                          if k == "RECORDING_START"]
+                if not starts:
+                    return None
+                status, meta = api(engine, "GET", f"/api/recordings/{starts[0]['recording']}")
+                return meta if status == 200 else None
+            meta = wait_until(record, 5, "the recording's record")
+            assert meta["call_id"] == call_id and meta["agents"] == ["alice", "bob"]
+            assert [s["agent"].split("->")[-1] for s in meta["segments"]] == ["alice", "bob"]
+            (paused,) = meta["segments"][0]["paused"]
+            assert 0.8 < paused["end"] - paused["start"] < 1.3, paused
+            kinds = [k for k, *_ in rows(engine, call_id) if k.startswith("RECORDING")]
+            assert kinds == ["RECORDING_START", "RECORDING_PAUSE", "RECORDING_RESUME",
+                             "RECORDING_STOP"], kinds
+            for n, agent_hz in ((1, ALICE), (2, BOB)):
+                path = workdir / f"segment{n}.wav"
+                url = f"/api/recordings/{meta['recording_id']}/segments/{n}"
+                path.write_bytes(fetch(engine, url))
+                check_stereo(path, agent_hz, meta["segments"][n - 1]["paused"])
+            assert api(engine, "GET", f"/api/recordings/{meta['recording_id']}/segments/3")[0] \
+                == 404
+            assert engine.metric("sipacd_recordings_total", queue="support",
+                                 trigger="policy") == 1
+
+
+def fetch(engine, path: str) -> bytes:
+    import urllib.request
+    from test_queue_behaviour import TOKEN
+    req = urllib.request.Request(f"http://127.0.0.1:{engine.http_port}{path}",
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.read()
+
+
+def check_stereo(path, agent_hz: float, paused: list[dict]) -> None:
+    """Left carries the caller's tone, right the agent's; paused spans are silent."""
+    import wave
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, 8000)
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).reshape(-1, 2)
+    left, right = frames[:, 0].astype(float) / 32768, frames[:, 1].astype(float) / 32768
+    quiet = np.zeros(len(frames), bool)
+    for span in paused:
+        quiet[int(span["start"] * 8000):int(span["end"] * 8000)] = True
+        inner = slice(int(span["start"] * 8000) + 400, int(span["end"] * 8000) - 400)
+        assert np.abs(frames[inner]).max() == 0, "a paused span has sound"
+    talk = ~quiet
+    talk[:4000] = False                       # the first half second: media settling
+    for channel, want, other in ((left, CALLER, agent_hz), (right, agent_hz, CALLER)):
+        # 100 ms windows: fine enough in frequency that one tone does not
+        # leak into the other's bin.
+        levels = tone_levels(channel[talk], want, 8000, frame_ms=100)
+        others = tone_levels(channel[talk], other, 8000, frame_ms=100)
+        assert np.median(levels) > 0.05 and np.median(others) < 0.02, (want, other)

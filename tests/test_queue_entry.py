@@ -195,8 +195,8 @@ def test_queue_modules_import_one_way():
                                                 "sipagent.queue.transfer"}
     assert _imports(QUEUE_DIR / "operations.py") <= {
         "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.stats",
-        "sipagent.queue.transfer"}
-    for name in ("conversation.py", "transfer.py"):
+        "sipagent.queue.transfer", "sipagent.queue.recordings"}
+    for name in ("conversation.py", "transfer.py", "recordings.py"):
         assert _imports(QUEUE_DIR / name) == set()
     assert _imports(QUEUE_DIR / "agents.py") <= {"sipagent.queue.entry"}
     for name in ("hold.py", "stats.py"):

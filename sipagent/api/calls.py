@@ -11,10 +11,17 @@ POST    /api/calls/{id}/transfer         ``{"target": "queue:sales"}`` (blind); 
 POST    /api/calls/{id}/monitor          ``{"mode": "listen"}`` (``whisper``, ``barge``)
                                          rings the supervisor token's ``phone`` (or
                                          ``"phone": "sip:..."``); digits switch modes
+POST    /api/calls/{id}/recording        ``{"action": "start"}`` (``pause``, ``resume``,
+                                         ``stop``): the call's recording, on demand
+GET     /api/recordings/{id}             a recording's record: call id, queue, agents,
+                                         segments (file, start, seconds, paused spans)
+GET     /api/recordings/{id}/segments/{n}  segment n (1, 2 ...) as a stereo WAV:
+                                         caller left, agent right
 ======  ===============================  ==============================================
 
 ``admin`` and ``supervisor`` tokens may act on any call; an ``agent`` token
-only on its own calls, and never monitor.  400: a body or target the engine
+only on its own calls, and never monitor; it reads only recordings of
+calls it took part in.  400: a body or target the engine
 cannot use (the text says why); 404: no such connected call (or, for an
 agent, not its call); 409: the call cannot do that now (resume a call not
 on hold, monitor a call already monitored).
@@ -30,6 +37,7 @@ from sipagent.api.request_input import JsonBody, read_body
 from sipagent.config.values import AgentUri
 from sipagent.queue.conversation import InvalidConversationMove
 from sipagent.queue.operations import NotConnected
+from sipagent.queue.recordings import RecordingRefused
 from sipagent.queue.transfer import BadTransferTarget
 
 Authenticate = Callable[[web.Request, set[str]], Any]
@@ -39,6 +47,10 @@ SUPERVISORS = {"admin", "supervisor"}
 
 class TransferBody(JsonBody):
     target: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class RecordingBody(JsonBody):
+    action: Annotated[str, Field(pattern=r"^(start|pause|resume|stop)$")]
 
 
 class MonitorBody(JsonBody):
@@ -110,7 +122,39 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
         return web.json_response({"call_id": call_id, "mode": body.mode, "phone": phone},
                                  status=202)
 
+    async def recording(request: web.Request) -> web.Response:
+        _, ops, call_id = own_call(request, ACTORS)
+        body = await read_body(request, RecordingBody)
+        try:
+            return web.json_response({"call_id": call_id, **ops.recording(call_id, body.action)})
+        except (RecordingRefused, NotConnected) as exc:
+            raise web.HTTPConflict(text=f"{exc}\n") from None
+
+    def readable_record(request: web.Request) -> dict:
+        who = authenticate(request, ACTORS)
+        recordings = operations().recordings
+        meta = recordings.record(request.match_info["recording"]) if recordings else None
+        if meta is None or (who.role == "agent" and who.agent not in meta["agents"]):
+            raise web.HTTPNotFound(text="no such recording\n")
+        return meta
+
+    async def get_recording(request: web.Request) -> web.Response:
+        return web.json_response(readable_record(request))
+
+    async def get_segment(request: web.Request) -> web.Response:
+        meta = readable_record(request)
+        number = request.match_info["segment"]
+        path = operations().recordings.audio_path(meta["recording_id"], int(number)) \
+            if number.isdigit() else None
+        if path is None:
+            raise web.HTTPNotFound(text=f"recording {meta['recording_id']} has no segment "
+                                        f"{number!r}\n")
+        return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
     app.router.add_get("/api/calls", list_calls)
+    app.router.add_post("/api/calls/{call}/recording", recording)
+    app.router.add_get("/api/recordings/{recording}", get_recording)
+    app.router.add_get("/api/recordings/{recording}/segments/{segment}", get_segment)
     app.router.add_post("/api/calls/{call}/hold", hold_route(False))
     app.router.add_post("/api/calls/{call}/resume", hold_route(True))
     app.router.add_post("/api/calls/{call}/transfer", transfer)

@@ -68,7 +68,7 @@ from sipagent.config.values import (
 from sipagent.calls.agent_keypad import KeypadSettings, feature_flow
 from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import AgentNumber, FeaturesSection, feature_problems
-from sipagent.config.operations import MonitorSection, TransferSection
+from sipagent.config.operations import MonitorSection, RecordingSection, TransferSection
 from sipagent.config.voicemail import MailboxSection, PinHash, VoicemailSection, mailbox_problems
 
 DEFAULT_DATA_DIR = "./sipacd-data"
@@ -313,6 +313,10 @@ class QueueSection(Section):
     talk_limit: Seconds = 0.0
     talk_limit_warning: Seconds = 10.0
     talk_limit_target: Target | None = None
+    # Percent of connected calls recorded (0: none, 100: all), and a prompt
+    # a caller to be recorded hears on joining (unset: none).
+    recording: Annotated[float, Field(ge=0, le=100)] = 0.0
+    recording_consent: NonEmptyStr | None = None
 
     @field_validator("service_levels")
     @classmethod
@@ -370,6 +374,7 @@ class Config(Section):
     fax: FaxSection = section()
     transfer: TransferSection = section()
     monitor: MonitorSection = section()
+    recording: RecordingSection = section()
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
     log: LogSection = section()

@@ -19,6 +19,10 @@
     "1" = "listen"
     "2" = "whisper"
     "3" = "barge"
+
+    [recording]                # conversations (a queue's recording = percent)
+    dir = "/var/lib/sipacd/conversations"   # unset: <data dir>/conversations
+    retention_days = 90        # 0: kept for ever
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from sipagent.config.values import FlowSpec, PositiveSeconds, Section, Target, check_dtmf_key
+from sipagent.config.values import (ConfigPath, FlowSpec, PositiveSeconds, Section, Target,
+                                    check_dtmf_key)
 
 DIAL_PATTERN = r"^sips?:.*\{number\}.*@"
 
@@ -46,6 +51,13 @@ class TransferSection(Section):
     mailbox_flow: FlowSpec = "voicemail"
     extensions: dict[Annotated[str, Field(pattern=r"^[0-9A-Za-z*#+._-]{1,32}$")],
                      Annotated[str, AfterValidator(_check_transfer_target)]] = {}
+
+
+class RecordingSection(Section):
+    # Where conversation recordings go; unset: "conversations" in the data dir.
+    dir: ConfigPath | None = None
+    # Records and audio older than this many days are deleted (0: kept).
+    retention_days: Annotated[float, Field(ge=0)] = 0.0
 
 
 MonitorMode = Literal["listen", "whisper", "barge"]

@@ -36,6 +36,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
                             "back as soon as an agent is free. Goodbye.",
         "goodbye": "Thank you for calling. Goodbye.",
         "sorry-error": "We are sorry, something went wrong. Please try again later.",
+        # A queue's recording_consent (sipagent/queue/recordings.py).
+        "recording-notice": "This call may be recorded for quality and training.",
         # Agents' keypad feature numbers (sipagent/calls/agent_keypad.py).
         "agent-enter-number": "Please enter your agent number, followed by hash.",
         "agent-enter-pin": "Please enter your PIN, followed by hash.",

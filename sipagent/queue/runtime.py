@@ -43,7 +43,8 @@ class QueueRuntime:
     def __init__(self, queues: list[QueueConfig], agents: list[AgentConfig],
                  lines: dict[str, AgentLine], *, settings: dict, account_provider: Callable,
                  hold_music: Callable, prompts, metrics, track_leg: Callable,
-                 run_flow: Callable, eventlog=None, transfer=None, monitor=None):
+                 run_flow: Callable, eventlog=None, transfer=None, monitor=None,
+                 recordings=None):
         self.scheduler = Scheduler(queues, agents)
         # Each agent's queues, lowest penalty first (a transfer to the agent
         # joins one the agent serves).
@@ -61,7 +62,7 @@ class QueueRuntime:
         self.entries: dict[str, QueueEntry] = {}
         self.offers: dict[tuple[str, str], CallLeg] = {}
         self.callbacks = CallbackLine(self)
-        self.operations = CallOperations(self, transfer, monitor)
+        self.operations = CallOperations(self, transfer, monitor, recordings)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
@@ -233,6 +234,7 @@ class QueueRuntime:
         if conversation is not None:
             hold = conversation.hold_seconds()
             conversation.move(Move.END, by=side)
+            self.operations.conversation_ended(entry, side)
         talk = self.now() - (entry.answered_at or self.now())
         wrap_up = wrap_up_of(self.lines, entry.agent_id, self.settings[entry.queue].wrap_up)
         transfer = self.operations.transfer_row(entry.transfer) if side == "transfer" else None
@@ -312,6 +314,7 @@ class QueueRuntime:
         if limit > 0:
             self.spawn(self.operations.talk_limit(entry, entry.conversation, limit,
                                                   self._prompts.beep()))
+        self.operations.conversation_started(entry)
 
     # -- the caller's side ---------------------------------------------------------
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
@@ -321,6 +324,7 @@ class QueueRuntime:
         if call.call_id in self.entries:
             raise RuntimeError(f"call {call.call_id} is already queued")
         s = self.settings[queue]
+        await self.operations.recording_consent(call, s)
         entry = QueueEntry(call_id=call.call_id, queue=queue, entered=self.now(),
                            caller=call.caller, called=call.called, data=dict(data), call=call,
                            priority=priority, skills=dict(skills))

@@ -143,6 +143,18 @@ class QueueStats:
             self.log.queue_event(t, queue, call_id, "TRANSFER_FAILED", agent=agent,
                                  reason=result)
 
+    def recording(self, queue: str, t: float, call_id: str, agent: str, kind: str,
+                  recording_id: str, trigger: str | None = None,
+                  seconds: float | None = None) -> None:
+        """RECORDING_START (``trigger``: policy or demand), _PAUSE, _RESUME, _STOP."""
+        if kind == "RECORDING_START":
+            self.metrics.recordings.labels(queue, trigger or "").inc()
+        elif kind == "RECORDING_STOP" and seconds:
+            self.metrics.recording_seconds.labels(queue).inc(seconds)
+        if self.log:
+            self.log.queue_event(t, queue, call_id, kind, agent=agent, reason=trigger,
+                                 wait=seconds, data={"recording": recording_id})
+
     def monitor(self, queue: str, t: float, call_id: str, agent: str, kind: str,
                 supervisor: str, mode: str | None, seconds: float | None = None) -> None:
         """A supervisor's session on ``agent``'s call: MONITOR_START, _MODE, _END."""

@@ -43,6 +43,11 @@ Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
                         call; ``reason``: ``listen``, ``whisper`` or ``barge``.
 ``MONITOR_MODE``        the supervisor switched to the mode in ``reason``.
 ``MONITOR_END``         the session ended; ``wait``: its length in seconds.
+``RECORDING_START``     the conversation is recorded (``data.recording``: the
+                        recording id; ``reason``: ``policy`` or ``demand``).
+``RECORDING_PAUSE``,    recording paused (silence in the file) / resumed.
+``RECORDING_RESUME``
+``RECORDING_STOP``      the recording's record was written; ``wait``: seconds.
 ``CALLBACK_REQUESTED``  the caller asked to be called back.  Informational:
                         the caller also leaves with EXIT ``callback``.
 ``CALLBACK_ATTEMPT``    the engine dials the customer back (``agent`` if one
@@ -125,14 +130,16 @@ QUEUE_EVENT_KINDS = frozenset({
     "ENTER", "OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER", "COMPLETE_AGENT",
     "COMPLETE_SYSTEM", "ABANDON", "EXIT", "TRANSFER", "CALLBACK_REQUESTED", "CALLBACK_ATTEMPT",
     "CALLBACK_NO_ANSWER", "CALLBACK_CONNECTED", "TRANSFER_FAILED", "HOLD", "UNHOLD",
-    "MONITOR_START", "MONITOR_MODE", "MONITOR_END",
+    "MONITOR_START", "MONITOR_MODE", "MONITOR_END", "RECORDING_START", "RECORDING_PAUSE",
+    "RECORDING_RESUME", "RECORDING_STOP",
 })
 AGENT_EVENT_KINDS = frozenset({
     "LOGIN", "LOGOUT", "READY", "PAUSE", "UNPAUSE", "WRAPUP_START", "WRAPUP_END",
 })
 _NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
                           "COMPLETE_AGENT", "COMPLETE_SYSTEM", "TRANSFER", "HOLD", "UNHOLD",
-                          "MONITOR_START", "MONITOR_MODE", "MONITOR_END"})
+                          "MONITOR_START", "MONITOR_MODE", "MONITOR_END", "RECORDING_START",
+                          "RECORDING_PAUSE", "RECORDING_RESUME", "RECORDING_STOP"})
 _NEEDS_REASON = frozenset({"EXIT", "COMPLETE_SYSTEM"})
 #: Seconds between heartbeats of a running engine (see the module doc).
 HEARTBEAT_INTERVAL = 2.0
