@@ -195,7 +195,12 @@ def test_queue_modules_import_one_way():
                                                 "sipagent.queue.transfer"}
     assert _imports(QUEUE_DIR / "operations.py") <= {
         "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.stats",
-        "sipagent.queue.transfer", "sipagent.queue.recordings"}
+        "sipagent.queue.transfer", "sipagent.queue.recordings", "sipagent.queue.bridging",
+        "sipagent.queue.monitoring", "sipagent.queue.talk_limit",
+        "sipagent.queue.recording_control"}
+    for name in ("monitoring.py", "talk_limit.py", "recording_control.py"):
+        assert _imports(QUEUE_DIR / name) <= {
+            "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.recordings"}
     for name in ("conversation.py", "transfer.py", "recordings.py"):
         assert _imports(QUEUE_DIR / name) == set()
     assert _imports(QUEUE_DIR / "agents.py") <= {"sipagent.queue.entry"}

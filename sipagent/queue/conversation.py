@@ -80,6 +80,10 @@ class InvalidConversationMove(RuntimeError):
     """The conversation's table has no such move in its phase."""
 
 
+class NotConnected(LookupError):
+    """No connected conversation with that call id (a 404 or 409 to the API)."""
+
+
 class Conversation:
     def __init__(self, call_id: str, caller: CallLeg, agent: CallLeg, agent_id: str, *,
                  music, clock: Callable[[], float],

@@ -15,10 +15,13 @@ from typing import Any, Callable, Mapping, Protocol
 import structlog
 
 from ivrflows.call import CallerHangup, QueueOutcome
-from sipagent.media.playback import play_prompt
-from sipagent.queue.conversation import Conversation, Monitor, Move
+from sipagent.queue.bridging import MEDIA_WAIT
+from sipagent.queue.conversation import Conversation, Move, NotConnected, media_of
 from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry
-from sipagent.queue.recordings import RecordingRefused, Recordings
+from sipagent.queue.monitoring import Monitoring
+from sipagent.queue.recording_control import RecordingControl
+from sipagent.queue.recordings import Recordings
+from sipagent.queue.talk_limit import TalkLimit
 from sipagent.queue.stats import QueueStats
 from sipagent.queue.transfer import (BadTransferTarget, TransferOrder, TransferTarget,
                                      agent_skill, dial_uri, parse_target, resolve_extension,
@@ -46,16 +49,16 @@ class OperationsLine(Protocol):
     def agent_leaves(self, entry: QueueEntry, side: str) -> None: ...
     def agent_queues(self, agent_id: str) -> list[str]: ...
     def hold_music(self, queue: str): ...
+    def beep(self): ...
+    def spawn(self, coro) -> asyncio.Task: ...
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
                       data: Mapping[str, str], depth: int = 0) -> QueueOutcome: ...
     async def run_flow(self, call, spec: str) -> None: ...
 
 
-class NotConnected(LookupError):
-    """No connected conversation with that call id (a 404 or 409 to the API)."""
 
 
-class CallOperations:
+class CallOperations(Monitoring, TalkLimit, RecordingControl):
     def __init__(self, line: OperationsLine, transfer=None, monitor=None,
                  recordings: Recordings | None = None):
         self.line = line
@@ -67,6 +70,31 @@ class CallOperations:
         # Connected entries by their agent leg's SIP Call-ID: a phone's REFER
         # names its dialog, and so the call it transfers.
         self.by_agent_call: dict[str, QueueEntry] = {}
+
+    # -- the conversation ------------------------------------------------------------
+    async def converse(self, entry: QueueEntry) -> None:
+        """Bridge caller and agent as a conversation, once both have media."""
+        line = self.line
+        caller, agent = entry.call.leg, entry.agent_leg
+        if not await media_of([caller, agent], MEDIA_WAIT):
+            for leg in (caller, agent):
+                if not leg.media_ready.is_set():
+                    log.error("leg has no media; ending it", call_id=entry.call_id,
+                              leg=leg.label)
+                    leg.end()
+            return
+        if entry.state is not EntryState.TALKING or entry.agent_leg is not agent:
+            return
+        entry.conversation = Conversation(
+            entry.call_id, caller, agent, entry.agent_id, music=line.hold_music(entry.queue),
+            clock=line.now, on_hold=self.hold_changed)
+        entry.conversation.start()
+        self.by_agent_call[agent.sip_call_id] = entry
+        own = line.lines[entry.agent_id].talk_limit if entry.agent_id in line.lines else None
+        limit = line.settings[entry.queue].talk_limit if own is None else own
+        if limit > 0:
+            line.spawn(self.talk_limit(entry, entry.conversation, limit, line.beep()))
+        self.conversation_started(entry)
 
     # -- read-outs ------------------------------------------------------------------
     def talking(self, call_id: str) -> tuple[QueueEntry, Conversation]:
@@ -252,151 +280,3 @@ class CallOperations:
         if current in queues or not queues:
             return current
         return queues[0]
-
-    # -- monitor ---------------------------------------------------------------------------
-    def monitor_mode(self, name: str) -> Monitor:
-        try:
-            return Monitor(name)
-        except ValueError:
-            raise ValueError(f"unknown mode {name!r}; one of "
-                             f"{', '.join(m.value for m in Monitor)}") from None
-
-    def monitor(self, call_id: str, mode: Monitor, *, phone: str, supervisor: str) -> None:
-        """Ring the supervisor's phone; once answered, it joins the call in
-        ``mode`` (keypad digits switch modes).  Raises at once if the call
-        is not connected or already monitored."""
-        entry, conversation = self.talking(call_id)
-        if conversation.supervisor is not None or conversation.monitoring:
-            raise NotConnected(f"call {call_id!r} is already monitored")
-        conversation.monitoring = True
-        leg = self.line.dial_out(phone, label=f"{call_id}~monitor",
-                                 headers={"X-Sipacd-Call-Id": call_id,
-                                          "X-Sipacd-Monitor": mode.value,
-                                          "X-Sipacd-Agent": entry.agent_id or ""})
-        self.line.track_leg(leg)
-        self.line.spawn(self._monitor_session(entry, conversation, leg, mode, supervisor))
-
-    async def _monitor_session(self, entry: QueueEntry, conversation: Conversation,
-                               leg: CallLeg, mode: Monitor, supervisor: str) -> None:
-        settings = self.monitor_settings
-        keys = settings.keys if settings else {"1": "listen", "2": "whisper", "3": "barge"}
-        timeout = settings.ring_timeout if settings else 30.0
-        over = asyncio.ensure_future(conversation.over.wait())
-        try:
-            try:
-                await asyncio.wait_for(asyncio.shield(leg.confirmed), timeout)
-                await asyncio.wait_for(leg.media_ready.wait(), 5.0)
-            except Exception:
-                log.info("supervisor did not answer", call_id=entry.call_id)
-                return
-            if conversation.phase.value == "over":
-                return
-            started = self.line.now()
-            conversation.set_monitor(leg, mode)
-            stats = self.line.stats
-            stats.monitor(entry.queue, time.time(), entry.call_id, conversation.agent_id,
-                          "MONITOR_START", supervisor, mode.value)
-            while not leg.is_ended and not over.done():
-                digit = leg.take_digit()
-                if digit is None:
-                    waiter = asyncio.ensure_future(leg.digit_arrived.wait())
-                    await asyncio.wait([waiter, over, leg.ended],
-                                       return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    continue
-                new = keys.get(digit)
-                if new is None or Monitor(new) is conversation.monitor:
-                    continue
-                conversation.set_monitor(leg, Monitor(new))
-                stats.monitor(entry.queue, time.time(), entry.call_id, conversation.agent_id,
-                              "MONITOR_MODE", supervisor, new)
-            stats.monitor(entry.queue, time.time(), entry.call_id, conversation.agent_id,
-                          "MONITOR_END", supervisor, conversation.monitor.value
-                          if conversation.monitor else None, self.line.now() - started)
-        finally:
-            over.cancel()
-            conversation.set_monitor(None, None)
-            conversation.monitoring = False
-            leg.end()
-
-    # -- talk-time limit ---------------------------------------------------------------------
-    async def talk_limit(self, entry: QueueEntry, conversation: Conversation, limit: float,
-                         beep) -> None:
-        """Beep to the agent (only) ``talk_limit_warning`` seconds before
-        ``limit``; at the limit, end the call or transfer it to the queue's
-        ``talk_limit_target``."""
-        settings = self.line.settings[entry.queue]
-        warning = min(settings.talk_limit_warning, limit)
-        over = conversation.over
-        for step, wait in enumerate((limit - warning, warning)):
-            try:
-                await asyncio.wait_for(over.wait(), wait)
-                return
-            except TimeoutError:
-                pass
-            if step == 0 and warning > 0 and not conversation.agent.is_ended:
-                self.line.spawn(play_prompt(conversation.agent, beep))
-        target = settings.talk_limit_target
-        log.info("talk-time limit reached", call_id=entry.call_id, limit=limit,
-                 target=target)
-        if target and not target.startswith("hangup"):
-            self.transfer(entry.call_id, self.target(target), origin="limit")
-            return
-        caller = conversation.caller
-        self.line.talk_over(entry, "system")
-        caller.end()
-
-    # -- recording ------------------------------------------------------------------------
-    async def recording_consent(self, call, settings) -> None:
-        """Decide, as the caller joins, whether this call is recorded; the
-        consent prompt (once per call) is heard before anyone answers."""
-        if self.recordings is None or call.vars.get("_recorded") is not None:
-            return
-        recorded = self.recordings.wanted(settings.recording)
-        call.vars["_recorded"] = "1" if recorded else ""
-        if recorded and settings.recording_consent:
-            await call.play(settings.recording_consent)
-
-    def conversation_started(self, entry: QueueEntry) -> None:
-        if self.recordings is None or entry.call is None:
-            return
-        conversation = entry.conversation
-        if entry.call_id in self.recordings.live:      # transferred here: the next segment
-            self.line.spawn(self.recordings.agent_changed(
-                entry.call_id, conversation.agent, entry.agent_id, entry.queue))
-        elif entry.call.vars.get("_recorded"):
-            self._start_recording(entry, "policy")
-
-    def conversation_ended(self, entry: QueueEntry, side: str) -> None:
-        # A transfer keeps recording: the next agent gets the next segment.
-        if self.recordings is not None and side != "transfer":
-            self.recordings.stop_soon(entry.call_id, entry.queue, entry.agent_id)
-
-    def _start_recording(self, entry: QueueEntry, trigger: str) -> str:
-        conversation = entry.conversation
-        try:
-            return self.recordings.start(entry.call_id, entry.queue, conversation.caller,
-                                         conversation.agent, entry.agent_id, trigger=trigger)
-        except RecordingRefused:
-            raise
-        except Exception as exc:
-            log.error("recording could not start", call_id=entry.call_id, error=str(exc))
-            raise RecordingRefused(f"recording could not start: {exc}") from None
-
-    def recording(self, call_id: str, action: str) -> dict:
-        """On demand (API): start, pause, resume or stop the call's recording."""
-        entry, _ = self.talking(call_id)
-        if self.recordings is None:
-            raise RecordingRefused("recording is not set up on this engine")
-        recordings = self.recordings
-        if action == "start":
-            rec_id = self._start_recording(entry, "demand")
-            return {"recording_id": rec_id, "state": "recording"}
-        if action == "stop":
-            if call_id not in recordings.live:
-                raise RecordingRefused(f"call {call_id!r} is not being recorded")
-            rec_id = recordings.live[call_id][1]["recording_id"]
-            recordings.stop_soon(call_id, entry.queue, entry.agent_id)
-            return {"recording_id": rec_id, "state": "stopped"}
-        state = recordings.pause(call_id, entry.queue, entry.agent_id, resume=action == "resume")
-        return {"recording_id": recordings.live[call_id][1]["recording_id"], "state": state}

@@ -19,9 +19,9 @@ from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.agents import (AgentLine, agent_rows, command_event, command_log_kind,
                                    queue_snapshot, wrap_up_of)  # AgentLine: for the engine
-from sipagent.queue.bridging import MEDIA_WAIT, bridge_when_ready
+from sipagent.queue.bridging import bridge_when_ready
 from sipagent.queue.callback import CallbackLine
-from sipagent.queue.conversation import Conversation, Move, media_of
+from sipagent.queue.conversation import Move
 from sipagent.queue.operations import CallOperations
 from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers, exit_target
 from sipagent.queue.hold import CallerHold
@@ -259,6 +259,9 @@ class QueueRuntime:
     def hold_music(self, queue: str):
         return self._hold_music(queue)
 
+    def beep(self):
+        return self._prompts.beep()
+
     async def run_flow(self, call, spec: str) -> None:
         await self._run_flow(call, spec)
 
@@ -288,33 +291,9 @@ class QueueRuntime:
         self.stats.answered(entry.queue, time.time(), wait, call_id, agent_id)
         entry.hold.stop()
         log.info("caller connected to agent", call_id=call_id, agent=agent_id, wait=round(wait, 3))
-        self.spawn(self._converse(entry))
+        self.spawn(self.operations.converse(entry))
 
     bridge_when_ready = staticmethod(bridge_when_ready)   # for callback.QueueLine
-
-    async def _converse(self, entry: QueueEntry) -> None:
-        """Bridge caller and agent as a conversation, once both have media."""
-        caller, agent = entry.call.leg, entry.agent_leg
-        if not await media_of([caller, agent], MEDIA_WAIT):
-            for leg in (caller, agent):
-                if not leg.media_ready.is_set():
-                    log.error("leg has no media; ending it", call_id=entry.call_id,
-                              leg=leg.label)
-                    leg.end()
-            return
-        if entry.state is not EntryState.TALKING or entry.agent_leg is not agent:
-            return
-        entry.conversation = Conversation(
-            entry.call_id, caller, agent, entry.agent_id, music=self.hold_music(entry.queue),
-            clock=self.now, on_hold=self.operations.hold_changed)
-        entry.conversation.start()
-        self.operations.by_agent_call[agent.sip_call_id] = entry
-        own = self.lines[entry.agent_id].talk_limit if entry.agent_id in self.lines else None
-        limit = self.settings[entry.queue].talk_limit if own is None else own
-        if limit > 0:
-            self.spawn(self.operations.talk_limit(entry, entry.conversation, limit,
-                                                  self._prompts.beep()))
-        self.operations.conversation_started(entry)
 
     # -- the caller's side ---------------------------------------------------------
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
