@@ -126,6 +126,10 @@ PLAIN_ROUTES = {
     ("POST", "/api/calls/{call}/transfer"): "/api/calls/x/transfer",
     ("POST", "/api/calls/{call}/monitor"): "/api/calls/x/monitor",
     ("POST", "/api/calls/{call}/recording"): "/api/calls/x/recording",
+    ("POST", "/api/calls/{call}/consult"): "/api/calls/x/consult",
+    ("POST", "/api/calls/{call}/consult/complete"): "/api/calls/x/consult/complete",
+    ("POST", "/api/calls/{call}/consult/cancel"): "/api/calls/x/consult/cancel",
+    ("POST", "/api/calls/{call}/conference"): "/api/calls/x/conference",
     ("GET", "/api/recordings/{recording}"): "/api/recordings/x",
     ("GET", "/api/recordings/{recording}/segments/{segment}"): "/api/recordings/x/segments/1",
 }

@@ -420,3 +420,113 @@ def check_stereo(path, agent_hz: float, paused: list[dict]) -> None:
         levels = tone_levels(channel[talk], want, 8000, frame_ms=100)
         others = tone_levels(channel[talk], other, 8000, frame_ms=100)
         assert np.median(levels) > 0.05 and np.median(others) < 0.02, (want, other)
+
+
+CAROL = 700.0
+
+
+def consult_setup(ports, workdir, prompts_dir, phones):
+    cfg = setup(ports, workdir, prompts_dir, phones)
+    cfg["transfer"] = {"number_uri": "sip:{number}@" + phones.uri("x").split("@", 1)[1],
+                       "ring_timeout": 3}
+    return cfg
+
+
+def test_attended_transfer_conference_then_the_agent_leaves(ports, workdir, prompts_dir):
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE,
+                       record=str(workdir / "alice.wav"))
+        phones.request("auto_answer", user="5550100", after=0.5, tone=CAROL,
+                       record=str(workdir / "carol.wav"))
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, consult_setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
+            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                       {"target": "queue:sales"})[0] == 400     # queues take a blind transfer
+            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                       {"target": "number:5550100"})[0] == 202
+            carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
+            carol_start = phones.wait_event({"ev": "media", "call": carol})["at"]
+            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+                       == "consulting", 5, "consulting")
+            marks = [time.monotonic()]
+            time.sleep(1.5)
+            assert api(engine, "POST", f"/api/calls/{call_id}/conference")[1]["phase"] \
+                == "conference"
+            marks.append(time.monotonic())
+            time.sleep(1.5)
+            phones.request("hangup", call=alice)                  # the agent leaves
+            phones.wait_state(alice, "DISCONNECTED")
+            marks.append(time.monotonic())
+            time.sleep(1.5)
+            marks.append(time.monotonic())
+            assert agent_state(engine, "alice") == "wrap_up"
+            caller.request("hangup", call="c1")
+            phones.wait_state(carol, "DISCONNECTED", timeout=5)   # the engine ends the other side
+            for ua, call in ((caller, "c1"), (phones, carol), (phones, alice)):
+                ua.wait_event({"ev": "recorded", "call": call})
+            consulting, conference, after = [(a + 0.4, b - 0.1) for a, b in
+                                             zip(marks, marks[1:])]
+            assert hears(rec, start, *consulting, MUSIC, ALICE, CAROL) == {
+                MUSIC: True, ALICE: False, CAROL: False}
+            assert hears(str(workdir / "carol.wav"), carol_start, *consulting, ALICE, CALLER) \
+                == {ALICE: True, CALLER: False}
+            assert hears(rec, start, *conference, ALICE, CAROL) == {ALICE: True, CAROL: True}
+            assert hears(str(workdir / "alice.wav"), alice_start, *conference, CALLER, CAROL) \
+                == {CALLER: True, CAROL: True}
+            assert hears(rec, start, *after, CAROL, ALICE, MUSIC) == {
+                CAROL: True, ALICE: False, MUSIC: False}
+            log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
+            assert ("TRANSFER", "alice", "conference") in log
+            assert engine.metric("sipacd_transfers_total", kind="conference", target="number",
+                                 result="done") == 1
+
+
+def test_attended_transfer_busy_cancel_and_complete(ports, workdir, prompts_dir):
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        phones.request("auto_answer", user="5550199", code=486)
+        phones.request("auto_answer", user="5550100", after=0.3, tone=CAROL)
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, consult_setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+
+            def phase():
+                return api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                       {"target": "number:5550199"})[0] == 202
+            wait_until(lambda: engine.metric("sipacd_transfers_total", kind="attended",
+                                             target="number", result="busy") == 1, 5, "busy")
+            wait_until(lambda: phase() == "talking", 3, "the caller back with the agent")
+            back = time.monotonic()
+            time.sleep(1.0)
+            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                       {"target": "number:5550100"})[0] == 202
+            carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
+            wait_until(lambda: phase() == "consulting", 5, "consulting")
+            assert api(engine, "POST", f"/api/calls/{call_id}/consult/cancel")[0] == 200
+            phones.wait_state(carol, "DISCONNECTED", timeout=5)
+            assert phase() == "talking"
+            assert api(engine, "POST", f"/api/calls/{call_id}/consult/complete")[0] == 409
+            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                       {"target": "number:5550100"})[0] == 202
+            carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
+            wait_until(lambda: phase() == "consulting", 5, "consulting again")
+            status, body = api(engine, "POST", f"/api/calls/{call_id}/consult/complete")
+            assert status == 200 and body["transfer"]["mode"] == "attended", body
+            phones.wait_state(alice, "DISCONNECTED", timeout=5)
+            handed = time.monotonic()
+            time.sleep(1.5)
+            caller.request("hangup", call="c1")
+            phones.wait_state(carol, "DISCONNECTED", timeout=5)
+            caller.wait_event({"ev": "recorded", "call": "c1"})
+            assert hears(rec, start, back + 0.3, back + 0.9, ALICE)[ALICE]
+            assert hears(rec, start, handed + 0.4, handed + 1.4, CAROL, ALICE) == {
+                CAROL: True, ALICE: False}
+            assert agent_state(engine, "alice") == "wrap_up"
+            log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
+            assert ("TRANSFER_FAILED", "alice", "busy") in log
+            assert ("TRANSFER", "alice", "attended") in log

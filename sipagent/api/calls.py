@@ -8,6 +8,12 @@ POST    /api/calls/{id}/resume           caller and agent talk again
 POST    /api/calls/{id}/transfer         ``{"target": "queue:sales"}`` (blind); targets:
                                          ``queue:``, ``agent:``, ``flow:``, ``mailbox:``,
                                          ``number:``, a ``sip:`` URI, or an extension
+POST    /api/calls/{id}/consult          ``{"target": "number:0301234"}``: attended
+                                         transfer; the caller holds, the target rings;
+                                         busy or no answer: the caller is back
+POST    /api/calls/{id}/consult/complete the agent leaves, caller and target talk
+POST    /api/calls/{id}/consult/cancel   the target is hung up, caller and agent talk
+POST    /api/calls/{id}/conference       caller, agent and consulted target together
 POST    /api/calls/{id}/monitor          ``{"mode": "listen"}`` (``whisper``, ``barge``)
                                          rings the supervisor token's ``phone`` (or
                                          ``"phone": "sip:..."``); digits switch modes
@@ -108,6 +114,33 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
         return web.json_response({"call_id": call_id, "transfer": ops.transfer_row(order)},
                                  status=202)
 
+    async def consult(request: web.Request) -> web.Response:
+        _, ops, call_id = own_call(request, ACTORS)
+        body = await read_body(request, TransferBody)
+        try:
+            ops.consult(call_id, ops.target(body.target))
+        except BadTransferTarget as exc:
+            raise web.HTTPBadRequest(text=f"target: {exc}\n") from None
+        except (NotConnected, InvalidConversationMove) as exc:
+            raise web.HTTPConflict(text=f"{exc}\n") from None
+        return web.json_response({"call_id": call_id, "phase": "consulting",
+                                  "target": body.target}, status=202)
+
+    def consult_step(step: str):
+        async def route(request: web.Request) -> web.Response:
+            _, ops, call_id = own_call(request, ACTORS)
+            try:
+                if step == "complete":
+                    order = ops.complete_consult(call_id, origin="api")
+                    return web.json_response({"call_id": call_id,
+                                              "transfer": ops.transfer_row(order)})
+                phase = ops.cancel_consult(call_id) if step == "cancel" \
+                    else ops.conference(call_id)
+            except (NotConnected, InvalidConversationMove) as exc:
+                raise web.HTTPConflict(text=f"{exc}\n") from None
+            return web.json_response({"call_id": call_id, "phase": phase})
+        return route
+
     async def monitor(request: web.Request) -> web.Response:
         who, ops, call_id = own_call(request, SUPERVISORS)
         body = await read_body(request, MonitorBody)
@@ -159,3 +192,7 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
     app.router.add_post("/api/calls/{call}/resume", hold_route(True))
     app.router.add_post("/api/calls/{call}/transfer", transfer)
     app.router.add_post("/api/calls/{call}/monitor", monitor)
+    app.router.add_post("/api/calls/{call}/consult", consult)
+    app.router.add_post("/api/calls/{call}/consult/complete", consult_step("complete"))
+    app.router.add_post("/api/calls/{call}/consult/cancel", consult_step("cancel"))
+    app.router.add_post("/api/calls/{call}/conference", consult_step("conference"))

@@ -94,6 +94,9 @@ class Conversation:
         self.agent_id = agent_id
         self.music = music                     # the queue's music on hold (a mix source)
         self.consulted: CallLeg | None = None
+        self.consulting = False                # a consulted party's phone is ringing
+        self.consulting_wanted = True          # False: cancelled while it rang
+        self.consult_target = None             # what the agent consults (a TransferTarget)
         self.supervisor: CallLeg | None = None
         self.monitor: Monitor | None = None
         self.monitoring = False                # a supervisor's phone rings or is on
@@ -165,11 +168,13 @@ class Conversation:
         leg.media_listeners.append(self._media_changed)
         self.move(Move.CONSULT)
 
-    def drop_consulted(self) -> None:
+    def drop_consulted(self, *, quietly: bool = False) -> None:
+        """The consulted party leaves the conversation; ``quietly``: it is
+        handed the caller (the conversation ends next), no move now."""
         leg, self.consulted = self.consulted, None
         if leg is not None and self._media_changed in leg.media_listeners:
             leg.media_listeners.remove(self._media_changed)
-        if self._phase in (Phase.CONSULTING, Phase.CONFERENCE):
+        if not quietly and self._phase in (Phase.CONSULTING, Phase.CONFERENCE):
             self.move(Move.CONSULT_ENDED)
 
     def set_monitor(self, leg: CallLeg | None, mode: Monitor | None) -> None:

@@ -18,6 +18,7 @@ from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.bridging import MEDIA_WAIT
 from sipagent.queue.conversation import Conversation, Move, NotConnected, media_of
 from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry
+from sipagent.queue.consultation import Consultation
 from sipagent.queue.monitoring import Monitoring
 from sipagent.queue.recording_control import RecordingControl
 from sipagent.queue.recordings import Recordings
@@ -58,7 +59,7 @@ class OperationsLine(Protocol):
 
 
 
-class CallOperations(Monitoring, TalkLimit, RecordingControl):
+class CallOperations(Consultation, Monitoring, TalkLimit, RecordingControl):
     def __init__(self, line: OperationsLine, transfer=None, monitor=None,
                  recordings: Recordings | None = None):
         self.line = line
@@ -209,7 +210,10 @@ class CallOperations(Monitoring, TalkLimit, RecordingControl):
             await call.hangup()
             return outcome
         settings = self.transfer_settings
-        result, reached = "done", None
+        result, reached = "done", order.reached
+        if reached is not None:          # attended: the target answered already
+            self._result(order, entry, "done")
+            return await self._talk_on(call, entry, reached, outcome)
         if target.kind in ("queue", "agent"):
             self._result(order, entry, "done")
             if target.kind == "queue":
@@ -244,7 +248,15 @@ class CallOperations(Monitoring, TalkLimit, RecordingControl):
             self._result(order, entry, result)
             return await self._fallback(call, entry, outcome, depth)
         self._result(order, entry, "done")
-        if await line.bridge_when_ready(call.leg, reached, entry.call_id):
+        return await self._talk_on(call, entry, reached, outcome)
+
+    async def _talk_on(self, call, entry: QueueEntry, reached: CallLeg,
+                       outcome: QueueOutcome) -> QueueOutcome:
+        """The caller and a party outside the queue talk until either hangs up."""
+        if self.recordings is not None:
+            await self.recordings.agent_changed(entry.call_id, reached, str(entry.transfer.target),
+                                                entry.queue)
+        if await self.line.bridge_when_ready(call.leg, reached, entry.call_id):
             await asyncio.wait([reached.ended, call.leg.ended],
                                return_when=asyncio.FIRST_COMPLETED)
         reached.end()

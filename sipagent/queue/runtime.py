@@ -207,7 +207,8 @@ class QueueRuntime:
         await leg.ended
         entry = self.entries.get(call_id)
         if entry is not None and entry.agent_leg is leg and entry.state is EntryState.TALKING:
-            self.talk_over(entry, "agent")
+            if not self.operations.agent_left(entry):
+                self.talk_over(entry, "agent")
 
     # -- what the callback code (and the runtime itself) does to an entry -----------
     def dial_out(self, uri: str, *, label: str, headers: dict[str, str]) -> CallLeg:
@@ -233,6 +234,8 @@ class QueueRuntime:
             self.operations.by_agent_call.pop(entry.agent_leg.sip_call_id, None)
         if conversation is not None:
             hold = conversation.hold_seconds()
+            if conversation.consulted is not None:       # the call ended mid-consultation
+                conversation.consulted.end()
             conversation.move(Move.END, by=side)
             self.operations.conversation_ended(entry, side)
         talk = self.now() - (entry.answered_at or self.now())

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import structlog
 
@@ -57,8 +57,9 @@ class TransferOrder:
     target: TransferTarget
     by: str                      # the agent who transferred
     origin: str                  # "api" or "phone"
-    mode: str = "blind"          # "blind" or "attended"
+    mode: str = "blind"          # "blind", "attended" or "conference"
     from_queue: str = ""
+    reached: Any = None          # attended: the consulted party's leg, answered already
 
 
 def parse_target(text: str, *, queues: Mapping, agents: Mapping, number_uri: str | None,
