@@ -274,6 +274,13 @@ class Engine:
             loop.call_soon(leg.end, 503, {"Retry-After": str(self.config.sip.retry_after)})
             return
         route = self.config.route_for(called)
+        consulting = self.queues.operations.consulting_agent(caller) if self.queues else None
+        if consulting is not None and not (route and self._feature(route.flow)):
+            # The agent's own phone, on a queue call, dials out: a consultation.
+            task = loop.create_task(self.queues.operations.phone_consult(consulting, leg, called))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+            return
         if route is None:
             self.rejections.rejected("no_route", src, "no route for the called number",
                                      called=called, caller=caller)
@@ -338,6 +345,10 @@ class Engine:
             self.metrics.calls.labels("inbound").inc()
             if self.eventlog is not None:
                 self.eventlog.call_record(call_id, end=time.time())
+
+    def _feature(self, spec: str) -> bool:
+        """Whether a route's flow is a built-in feature (agents' keypad)."""
+        return self.keypad is not None and self.keypad.serves(spec)
 
     async def _run_flow(self, call, spec: str) -> None:
         if self.keypad is not None and self.keypad.serves(spec):

@@ -530,3 +530,39 @@ def test_attended_transfer_busy_cancel_and_complete(ports, workdir, prompts_dir)
             log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
             assert ("TRANSFER_FAILED", "alice", "busy") in log
             assert ("TRANSFER", "alice", "attended") in log
+
+
+def test_attended_transfer_from_the_phone_with_replaces(ports, workdir, prompts_dir):
+    """The agent's phone holds the caller, calls the target through the
+    engine, then REFERs the caller with Replaces naming that consultation."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        phones.request("auto_answer", user="5550100", after=0.3, tone=CAROL)
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, consult_setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            phones.request("hold", call=alice)
+            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+                       == "held", 5, "held by the phone")
+            phones.request("call", call="consult", from_user="alice", tone=ALICE,
+                           to=f"sip:5550100@127.0.0.1:{engine.sip_port}")
+            carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
+            phones.wait_state("consult", "CONFIRMED", timeout=10)
+            time.sleep(0.5)
+            phones.request("xfer_replaces", call=alice, other="consult")
+            status = phones.wait_event({"ev": "xfer_status", "call": alice, "final": True})
+            assert status["code"] == 200, status
+            phones.wait_state("consult", "DISCONNECTED", timeout=5)
+            phones.wait_state(alice, "DISCONNECTED", timeout=5)
+            handed = time.monotonic()
+            time.sleep(1.5)
+            caller.request("hangup", call="c1")
+            phones.wait_state(carol, "DISCONNECTED", timeout=5)
+            caller.wait_event({"ev": "recorded", "call": "c1"})
+            assert hears(rec, start, handed + 0.3, handed + 1.4, CAROL, ALICE, MUSIC) == {
+                CAROL: True, ALICE: False, MUSIC: False}
+            assert agent_state(engine, "alice") == "wrap_up"
+            wait_until(lambda: ("TRANSFER", "alice", "attended") in
+                       [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 3,
+                       "the TRANSFER row")

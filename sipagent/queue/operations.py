@@ -17,9 +17,10 @@ import structlog
 from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.bridging import MEDIA_WAIT
 from sipagent.queue.conversation import Conversation, Move, NotConnected, media_of
-from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry
+from sipagent.queue.entry import EntryEvent, EntryState, InvalidEntryTransition, QueueEntry
 from sipagent.queue.consultation import Consultation
 from sipagent.queue.monitoring import Monitoring
+from sipagent.queue.phone_consult import PhoneConsult, PhoneConsultation
 from sipagent.queue.recording_control import RecordingControl
 from sipagent.queue.recordings import Recordings
 from sipagent.queue.talk_limit import TalkLimit
@@ -59,7 +60,7 @@ class OperationsLine(Protocol):
 
 
 
-class CallOperations(Consultation, Monitoring, TalkLimit, RecordingControl):
+class CallOperations(Consultation, PhoneConsult, Monitoring, TalkLimit, RecordingControl):
     def __init__(self, line: OperationsLine, transfer=None, monitor=None,
                  recordings: Recordings | None = None):
         self.line = line
@@ -71,6 +72,10 @@ class CallOperations(Consultation, Monitoring, TalkLimit, RecordingControl):
         # Connected entries by their agent leg's SIP Call-ID: a phone's REFER
         # names its dialog, and so the call it transfers.
         self.by_agent_call: dict[str, QueueEntry] = {}
+        # Consultations placed from agents' phones, by that call's SIP Call-ID
+        # (what a REFER's Replaces names); and agents by their phone's user.
+        self.phone_consults: dict[str, PhoneConsultation] = {}
+        self._phone_users: dict[str, str] | None = None
 
     # -- the conversation ------------------------------------------------------------
     async def converse(self, entry: QueueEntry) -> None:
@@ -173,7 +178,11 @@ class CallOperations(Consultation, Monitoring, TalkLimit, RecordingControl):
         if uri.startswith("<"):
             uri = uri[1:].split(">", 1)[0]
         if "replaces=" in uri.lower():
-            return 501           # attended transfer from the phone: not yet
+            consultation = self.replaces_consultation(entry, uri)
+            if consultation is None:
+                return 603       # names no consultation of this call
+            asyncio.get_running_loop().call_soon(self._phone_hand_over, handle, consultation)
+            return 202
         try:
             target = self.phone_target(uri_user(uri))
         except BadTransferTarget as exc:
@@ -193,6 +202,18 @@ class CallOperations(Consultation, Monitoring, TalkLimit, RecordingControl):
             refer.notify(handle, 603, "Declined")
             return
         # The caller is ours to carry on: to the phone, the transfer is done.
+        refer.notify(handle, 200, "OK")
+
+    def _phone_hand_over(self, handle: int, consultation: PhoneConsultation) -> None:
+        from sipagent.sip import refer
+
+        try:
+            self.hand_over(consultation)
+        except (NotConnected, InvalidEntryTransition) as exc:
+            log.info("phone hand-over refused", call_id=consultation.entry.call_id,
+                     error=str(exc))
+            refer.notify(handle, 603, "Declined")
+            return
         refer.notify(handle, 200, "OK")
 
     def transfer_row(self, order: TransferOrder) -> dict:

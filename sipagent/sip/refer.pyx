@@ -174,8 +174,9 @@ def drop(int handle) -> None:
 
 
 cdef _withdraw_replaces(pjsip_endpoint *endpt):
-    # Attended transfer from a phone (REFER with Replaces, INVITE with
-    # Replaces) is not served yet: do not claim it in Supported.
+    # An INVITE with a Replaces header (RFC 3891) is not served: do not
+    # claim it in Supported.  (A REFER whose Refer-To carries Replaces is:
+    # it names a consultation through the engine, sipagent/queue/phone_consult.py.)
     cdef pjsip_generic_array_hdr *cap = <pjsip_generic_array_hdr *>pjsip_endpt_get_capability(
         endpt, PJSIP_H_SUPPORTED, NULL)
     cdef unsigned i, kept = 0
