@@ -197,7 +197,11 @@ def test_queue_modules_import_one_way():
         "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.stats",
         "sipagent.queue.transfer", "sipagent.queue.recordings", "sipagent.queue.bridging",
         "sipagent.queue.monitoring", "sipagent.queue.talk_limit",
-        "sipagent.queue.recording_control"}
+        "sipagent.queue.recording_control", "sipagent.queue.consultation",
+        "sipagent.queue.phone_consult"}
+    for name in ("consultation.py", "phone_consult.py"):
+        assert _imports(QUEUE_DIR / name) <= {
+            "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.transfer"}
     for name in ("monitoring.py", "talk_limit.py", "recording_control.py"):
         assert _imports(QUEUE_DIR / name) <= {
             "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.recordings"}
