@@ -163,7 +163,7 @@ class Engine:
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog,
             transfer=self.config.transfer, monitor=self.config.monitor,
-            recordings=self.conversations)
+            recordings=self.conversations, call_keys=self.config.call_keys)
         self.queues.start()
         self._sweeper = asyncio.get_running_loop().create_task(
             self.conversations.keep_sweeping())

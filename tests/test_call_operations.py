@@ -566,3 +566,35 @@ def test_attended_transfer_from_the_phone_with_replaces(ports, workdir, prompts_
             wait_until(lambda: ("TRANSFER", "alice", "attended") in
                        [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 3,
                        "the TRANSFER row")
+
+
+def test_call_keys_on_the_agents_phone(ports, workdir, prompts_dir):
+    """*1 pauses the recording, ## 700 # transfers blind to extension 700
+    (queue sales); the caller never receives the agent's keys."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
+        rec = str(workdir / "caller.wav")
+        cfg = setup(ports, workdir, prompts_dir, phones)
+        cfg["queues"]["support"]["recording"] = 100
+        cfg["transfer"] = {"extensions": {"700": "queue:sales"}}
+        with Engine(workdir, cfg) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            time.sleep(0.5)
+            phones.request("dtmf", call=alice, digits="*1")
+            wait_until(lambda: "RECORDING_PAUSE" in [k for k, *_ in rows(engine, call_id)], 5,
+                       "the recording paused by *1")
+            phones.request("dtmf", call=alice, digits="##700#")
+            inc = phones.wait_event({"ev": "incoming", "user": "bob"}, timeout=15)
+            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
+            phones.wait_state(alice, "DISCONNECTED", timeout=5)
+            phones.wait_state(inc["call"], "CONFIRMED")
+            time.sleep(0.5)
+            caller.request("hangup", call="c1")
+            caller.wait_state("c1", "DISCONNECTED")
+            assert caller.events({"ev": "dtmf"}) == []
+            log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
+            assert ("TRANSFER", "alice", "blind") in log
+            wait_until(lambda: any(r[0] == "RECORDING_STOP" for r in rows(engine, call_id)), 5,
+                       "the recording's end")

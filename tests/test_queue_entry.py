@@ -198,7 +198,10 @@ def test_queue_modules_import_one_way():
         "sipagent.queue.transfer", "sipagent.queue.recordings", "sipagent.queue.bridging",
         "sipagent.queue.monitoring", "sipagent.queue.talk_limit",
         "sipagent.queue.recording_control", "sipagent.queue.consultation",
-        "sipagent.queue.phone_consult"}
+        "sipagent.queue.phone_consult", "sipagent.queue.call_keys"}
+    assert _imports(QUEUE_DIR / "call_keys.py") <= {
+        "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.recordings",
+        "sipagent.queue.transfer"}
     for name in ("consultation.py", "phone_consult.py"):
         assert _imports(QUEUE_DIR / name) <= {
             "sipagent.queue.conversation", "sipagent.queue.entry", "sipagent.queue.transfer"}

@@ -68,7 +68,8 @@ from sipagent.config.values import (
 from sipagent.calls.agent_keypad import KeypadSettings, feature_flow
 from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import AgentNumber, FeaturesSection, feature_problems
-from sipagent.config.operations import MonitorSection, RecordingSection, TransferSection
+from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
+                                        TransferSection)
 from sipagent.config.voicemail import MailboxSection, PinHash, VoicemailSection, mailbox_problems
 
 DEFAULT_DATA_DIR = "./sipacd-data"
@@ -375,6 +376,7 @@ class Config(Section):
     transfer: TransferSection = section()
     monitor: MonitorSection = section()
     recording: RecordingSection = section()
+    call_keys: CallKeysSection = section()
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
     log: LogSection = section()

@@ -20,6 +20,14 @@
     "2" = "whisper"
     "3" = "barge"
 
+    [call_keys]                # keys the agent presses during a call (agent leg only)
+    blind_transfer = "##"      # then the target and # ("" : off)
+    attended_transfer = "*2"   # then the target and #: a consultation
+    conference = "*3"          # merge the consultation into a conference
+    cancel_consult = "*0"      # back to the caller
+    recording_pause = "*1"     # pause, or resume, the call's recording
+    target_timeout = 8
+
     [recording]                # conversations (a queue's recording = percent)
     dir = "/var/lib/sipacd/conversations"   # unset: <data dir>/conversations
     retention_days = 90        # 0: kept for ever
@@ -67,3 +75,26 @@ class MonitorSection(Section):
     ring_timeout: PositiveSeconds = 30.0
     keys: dict[Annotated[str, AfterValidator(check_dtmf_key)], MonitorMode] = {
         "1": "listen", "2": "whisper", "3": "barge"}
+
+
+def _check_key_sequence(value: str) -> str:
+    if value == "":
+        return value              # "": this key is off
+    if not 1 <= len(value) <= 4 or any(c not in "0123456789*#ABCD" for c in value):
+        raise ValueError("a key sequence is 1 to 4 of 0-9 * # A-D")
+    return value
+
+
+KeySequence = Annotated[str, AfterValidator(_check_key_sequence)]
+
+
+class CallKeysSection(Section):
+    """Keys the agent presses during a connected call.  They are read from
+    the agent's leg only (RFC 2833 or SIP INFO), never passed to the caller."""
+    blind_transfer: KeySequence = "##"
+    attended_transfer: KeySequence = "*2"
+    conference: KeySequence = "*3"
+    cancel_consult: KeySequence = "*0"
+    recording_pause: KeySequence = "*1"   # pauses, or resumes, the recording
+    # Seconds to key in a transfer target (ended by #) after the code.
+    target_timeout: PositiveSeconds = 8.0

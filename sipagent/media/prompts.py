@@ -36,6 +36,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
                             "back as soon as an agent is free. Goodbye.",
         "goodbye": "Thank you for calling. Goodbye.",
         "sorry-error": "We are sorry, something went wrong. Please try again later.",
+        # To the agent after a transfer key (sipagent/queue/call_keys.py).
+        "transfer-target": "Transfer to which number? Finish with hash.",
         # A queue's recording_consent (sipagent/queue/recordings.py).
         "recording-notice": "This call may be recorded for quality and training.",
         # Agents' keypad feature numbers (sipagent/calls/agent_keypad.py).

@@ -18,6 +18,7 @@ from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.bridging import MEDIA_WAIT
 from sipagent.queue.conversation import Conversation, Move, NotConnected, media_of
 from sipagent.queue.entry import EntryEvent, EntryState, InvalidEntryTransition, QueueEntry
+from sipagent.queue.call_keys import CallKeys
 from sipagent.queue.consultation import Consultation
 from sipagent.queue.monitoring import Monitoring
 from sipagent.queue.phone_consult import PhoneConsult, PhoneConsultation
@@ -52,6 +53,7 @@ class OperationsLine(Protocol):
     def agent_queues(self, agent_id: str) -> list[str]: ...
     def hold_music(self, queue: str): ...
     def beep(self): ...
+    def prompt(self, name: str): ...
     def spawn(self, coro) -> asyncio.Task: ...
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
                       data: Mapping[str, str], depth: int = 0) -> QueueOutcome: ...
@@ -60,10 +62,12 @@ class OperationsLine(Protocol):
 
 
 
-class CallOperations(Consultation, PhoneConsult, Monitoring, TalkLimit, RecordingControl):
+class CallOperations(Consultation, PhoneConsult, CallKeys, Monitoring, TalkLimit,
+                     RecordingControl):
     def __init__(self, line: OperationsLine, transfer=None, monitor=None,
-                 recordings: Recordings | None = None):
+                 recordings: Recordings | None = None, call_keys=None):
         self.line = line
+        self.call_keys = call_keys            # config [call_keys] (None: no keys)
         self.recordings = recordings
         if recordings is not None:
             recordings.stats = line.stats
@@ -101,6 +105,7 @@ class CallOperations(Consultation, PhoneConsult, Monitoring, TalkLimit, Recordin
         if limit > 0:
             line.spawn(self.talk_limit(entry, entry.conversation, limit, line.beep()))
         self.conversation_started(entry)
+        line.spawn(self.listen_to_agent_keys(entry, entry.conversation))
 
     # -- read-outs ------------------------------------------------------------------
     def talking(self, call_id: str) -> tuple[QueueEntry, Conversation]:

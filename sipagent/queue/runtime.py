@@ -44,7 +44,7 @@ class QueueRuntime:
                  lines: dict[str, AgentLine], *, settings: dict, account_provider: Callable,
                  hold_music: Callable, prompts, metrics, track_leg: Callable,
                  run_flow: Callable, eventlog=None, transfer=None, monitor=None,
-                 recordings=None):
+                 recordings=None, call_keys=None):
         self.scheduler = Scheduler(queues, agents)
         # Each agent's queues, lowest penalty first (a transfer to the agent
         # joins one the agent serves).
@@ -62,7 +62,7 @@ class QueueRuntime:
         self.entries: dict[str, QueueEntry] = {}
         self.offers: dict[tuple[str, str], CallLeg] = {}
         self.callbacks = CallbackLine(self)
-        self.operations = CallOperations(self, transfer, monitor, recordings)
+        self.operations = CallOperations(self, transfer, monitor, recordings, call_keys)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
@@ -264,6 +264,10 @@ class QueueRuntime:
 
     def beep(self):
         return self._prompts.beep()
+
+    def prompt(self, name: str):
+        """A catalogue prompt's file (rendered at start, so no synthesis here)."""
+        return self._prompts.path(name, self._prompts.language)
 
     async def run_flow(self, call, spec: str) -> None:
         await self._run_flow(call, spec)
