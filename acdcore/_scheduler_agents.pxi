@@ -97,7 +97,7 @@ cdef int _outbound(Scheduler self, object agent_id) except -1:
     return 0
 
 
-cdef int _outbound_ended(Scheduler self, object agent_id) except -1:
+cdef int _outbound_ended(Scheduler self, object agent_id, bint talked) except -1:
     cdef int a = self._agent(agent_id)
     cdef AgentRec* ag = &self.agents[a]
     if ag.outbound != OUT_ON_CALL:
@@ -106,10 +106,12 @@ cdef int _outbound_ended(Scheduler self, object agent_id) except -1:
             return 0
         raise AcdError(f"agent {agent_id!r} is not on an outbound call")
     ag.outbound = OUT_NONE
-    ag.idle_since = self.now
-    cdef double wrap = ag.wrap_up
-    if wrap < 0:
-        wrap = self.queues[ag.mems[0].queue].wrap_up if ag.n_mem else 0.0
+    cdef double wrap = 0.0
+    if talked:
+        ag.idle_since = self.now
+        wrap = ag.wrap_up
+        if wrap < 0:
+            wrap = self.queues[ag.mems[0].queue].wrap_up if ag.n_mem else 0.0
     _set_agent(self, a, A_CALL_END)
     if wrap > 0:
         ag.wrap_stamp = self._next_stamp()

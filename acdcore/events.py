@@ -108,9 +108,12 @@ class AgentOutbound:
 
 @dataclass(frozen=True, slots=True)
 class OutboundEnded:
-    """The agent's outbound call is over (or never got through): wrap-up."""
+    """The agent's outbound call is over: wrap-up, as after a queue call.
+    ``wrap_up=False``: the agent never got on the call (its own phone did
+    not answer), so it is back at once -- a pending pause applies."""
     t: float
     agent_id: str
+    wrap_up: bool = True
 
 
 @dataclass(frozen=True, slots=True)

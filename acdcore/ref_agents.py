@@ -91,7 +91,7 @@ class AgentRules:
             a.pause_pending = a.pause_reason
         a.outbound = OUT_ON_CALL
 
-    def _outbound_ended(self, agent_id) -> None:
+    def _outbound_ended(self, agent_id, talked: bool) -> None:
         a = self._agent(agent_id)
         if a.outbound != OUT_ON_CALL:
             if a.outbound == OUT_DROPPED:
@@ -99,10 +99,12 @@ class AgentRules:
                 return
             raise AcdError(f"agent {agent_id!r} is not on an outbound call")
         a.outbound = OUT_NONE
-        a.idle_since = self._now
-        wrap = a.cfg.wrap_up
-        if wrap is None:
-            wrap = a.memberships[0][0].cfg.wrap_up if a.memberships else 0.0
+        wrap = 0.0
+        if talked:
+            a.idle_since = self._now
+            wrap = a.cfg.wrap_up
+            if wrap is None:
+                wrap = a.memberships[0][0].cfg.wrap_up if a.memberships else 0.0
         self._set_agent(a, A_CALL_END)
         if wrap > 0:
             a.wrap_stamp = self._next_stamp()

@@ -43,6 +43,10 @@ Outbound calls (click-to-call)
     order), else none.  While on the call the agent counts as serving its
     queues (BUSY is a serving state).  An outbound call adds no handle-time
     sample and no talk time (those describe the queues' own calls).
+    ``OutboundEnded(wrap_up=False)``: the agent never got on the call (its
+    phone did not answer); it goes through WRAP_UP at once, so it is back
+    where it was (a paused agent to PAUSED), except that an agent that
+    dialled during wrap-up comes back AVAILABLE.
 
 Races are resolved *before* the tables are consulted (see reference.py), so
 the tables stay strict.  Both engines import the integer codes from here;

@@ -69,6 +69,7 @@ from sipagent.calls.agent_keypad import KeypadSettings, feature_flow
 from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import AgentNumber, FeaturesSection, feature_problems
 from sipagent.config.operations import MonitorSection, TransferSection
+from sipagent.config.outbound import OutboundSection, outbound_problems
 from sipagent.config.voicemail import MailboxSection, PinHash, VoicemailSection, mailbox_problems
 
 DEFAULT_DATA_DIR = "./sipacd-data"
@@ -370,6 +371,7 @@ class Config(Section):
     fax: FaxSection = section()
     transfer: TransferSection = section()
     monitor: MonitorSection = section()
+    outbound: OutboundSection = section()
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
     log: LogSection = section()
@@ -477,6 +479,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += mailbox_problems(config)
     problems += fax_problems(config)
     problems += feature_problems(config)
+    problems += outbound_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),

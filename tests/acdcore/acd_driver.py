@@ -120,7 +120,8 @@ class Driver:
         if kind == 16:
             # Mostly the end of a real outbound call, sometimes a bogus one.
             if self.dialling and j % 4:
-                return OutboundEnded(t, self.dialling[i % len(self.dialling)])
+                return OutboundEnded(t, self.dialling[i % len(self.dialling)],
+                                     wrap_up=j % 3 != 0)
             return OutboundEnded(t, ag)
         return Tick(t)
 

@@ -128,3 +128,15 @@ def test_wrap_up_done_ends_it_early(centre):
     c(OutboundEnded(2, "a0"))
     c(CallArrived(3, "c1", "q"))
     assert c(WrapUpDone(4, "a0")) == [Offer("c1", "a0")]
+
+
+def test_agent_never_on_the_call_is_back_at_once(centre):
+    c = centre(n_agents=2, wrap_up=30.0)
+    c(AgentPaused(1, "a1", "training"))
+    c(AgentOutbound(2, "a0"))
+    c(AgentOutbound(2, "a1"))
+    c(CallArrived(3, "c1", "q"))
+    assert c(OutboundEnded(4, "a0", wrap_up=False)) == [Offer("c1", "a0")]
+    assert c(OutboundEnded(4, "a1", wrap_up=False)) == []
+    assert c.s.agent_state("a1") == "paused"
+    assert c.s.agent_pause_reason("a1") == "training"
