@@ -33,14 +33,14 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from sipagent.config.values import (ConfigProblems, Name, PositiveSeconds, Section, TokenRole,
-                                    as_tuple)
+                                    as_tuple, matching)
 from sipagent.queue.restrictions import Restrictions, Rule
 
 DIAL_PATTERN = r"^sips?:.*\{number\}.*@"
-_CALLER_ID = r"^\+?[0-9A-Za-z*#._-]{1,32}$"
+_CALLER_ID = re.compile(r"\+?[0-9A-Za-z*#._-]{1,32}")
 # A display name goes between double quotes in From: no quote, backslash or
 # control character can break out of them.
-_CALLER_NAME = r'^[^"\\\x00-\x1f\x7f]{1,64}$'
+_CALLER_NAME = re.compile(r'[^"\\\x00-\x1f\x7f]{1,64}')
 
 
 def _check_pattern(value: str) -> str:
@@ -75,8 +75,12 @@ class ApplySection(Section):
 
 class OutboundSection(Section):
     uri: Annotated[str, Field(pattern=DIAL_PATTERN)] | None = None
-    caller_id: Annotated[str, Field(pattern=_CALLER_ID)] | None = None
-    caller_name: Annotated[str, Field(pattern=_CALLER_NAME)] | None = None
+    caller_id: Annotated[str, AfterValidator(matching(
+        _CALLER_ID, "bad caller id {!r}: a SIP user part (digits, an optional leading +, "
+        "letters, '*#._-'), at most 32 characters"))] | None = None
+    caller_name: Annotated[str, AfterValidator(matching(
+        _CALLER_NAME, "bad display name {!r}: 1 to 64 characters, no double quote, "
+        "backslash or control character"))] | None = None
     ring_timeout: PositiveSeconds = 30.0
     agent_ring_timeout: PositiveSeconds = 20.0
     restrictions: dict[Name, RuleSection] = {}

@@ -85,7 +85,7 @@ class Refused(RuntimeError):
 class NotFree(RuntimeError):
     def __init__(self, agent_id: str, state: str):
         super().__init__(f"agent {agent_id!r} cannot dial while {state}")
-        self.state = state
+        self.agent_state = state
 
 
 @dataclass
