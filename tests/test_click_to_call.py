@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from engine_proc import Engine
-from simphones.tones import read_wav, tone_levels
+from simphones.tones import read_wav, tone_levels, write_tone
 from sipua import UA
 from test_queue_behaviour import AGENT_TOKEN, agent_state, api, config, wait_until
 
@@ -30,14 +30,16 @@ from sipagent.store.eventlog import event_log_path
 
 pytestmark = pytest.mark.sip
 
-ALICE, CUSTOMER, CALLER = 1000.0, 1800.0, 440.0
+ALICE, CUSTOMER, CALLER, MUSIC = 1000.0, 1800.0, 440.0, 300.0
 CALLER_ID = "+4930123456"
 NUMBER = "0301234567"
 
 
 def setup(ports, workdir, prompts_dir, phones, trunk_port: int, **outbound):
     agents = {"alice": {"uri": phones.uri("alice"), "queues": ["support"]}}
-    queues = {"support": {"wrap_up": 3}}
+    music = workdir / "music.wav"
+    write_tone(music, MUSIC, 2.0)
+    queues = {"support": {"wrap_up": 3, "moh": str(music)}}
     cfg = config(ports, workdir, prompts_dir, agents, queues)
     cfg["outbound"] = {"uri": f"sip:{{number}}@127.0.0.1:{trunk_port}",
                        "caller_id": CALLER_ID, "caller_name": "ACME Support",
@@ -64,12 +66,11 @@ def agent_rows(engine, call_id: str) -> list[tuple]:
                  " ORDER BY id", call_id)
 
 
-def heard(path: str, freq: float) -> float:
-    """Median level of ``freq`` over the middle of a recording."""
+def heard(path: str, freq: float, start: float, t0: float, t1: float) -> float:
+    """Median level of ``freq`` in the recording between monotonic t0 and t1."""
     samples, rate = read_wav(path)
     levels = tone_levels(samples, freq, rate)
-    n = len(levels)
-    return float(np.median(levels[n // 4: 3 * n // 4]))
+    return float(np.median(levels[int((t0 - start) * 100):int((t1 - start) * 100)]))
 
 
 def outbound_metric(engine, result: str) -> float:
@@ -96,7 +97,7 @@ def test_agent_first_then_the_number_with_the_caller_id(ports, workdir, prompts_
             phones.wait_state(ring["call"], "CONFIRMED")
             out = trunk.wait_event({"ev": "incoming", "user": NUMBER})
             assert out["from_user"] == CALLER_ID and '"ACME Support"' in out["from"], out
-            trunk.wait_state(out["call"], "CONFIRMED")
+            start = trunk.wait_event({"ev": "media", "call": out["call"]})["at"]
             agents = api(engine, "GET", "/api/agents")[1]["agents"]
             assert agents[0]["state"] == "busy"
             assert agents[0]["call"]["call_id"] == call_id
@@ -112,14 +113,28 @@ def test_agent_first_then_the_number_with_the_caller_id(ports, workdir, prompts_
                        ["stage"] == "talking", 5, "talking")
             status, text = api(engine, "POST", "/api/agents/alice/dial", {"number": NUMBER})
             assert status == 409 and "busy" in text, (status, text)
+            # Hold from the agent's phone: the customer hears the queue's music.
+            marks = [time.monotonic()]
+            phones.request("hold", call=ring["call"])
+            time.sleep(2.0)
+            marks.append(time.monotonic())
+            phones.request("unhold", call=ring["call"])
+            time.sleep(2.0)
+            marks.append(time.monotonic())
 
             trunk.request("hangup", call=out["call"])
             trunk.wait_event({"ev": "recorded", "call": out["call"]})
             phones.wait_state(ring["call"], "DISCONNECTED")
             rec = phones.wait_event({"ev": "recorded", "call": ring["call"]})
             wait_until(lambda: agent_state(engine, "alice") == "wrap_up", 5, "wrap-up")
-            assert heard(str(workdir / "customer.wav"), ALICE) > 0.05
-            assert heard(rec["path"], CUSTOMER) > 0.05
+            customer = str(workdir / "customer.wav")
+            spans = [(start + 0.5, marks[0]), (marks[0] + 0.5, marks[1]),
+                     (marks[1] + 0.5, marks[2])]
+            levels = [(heard(customer, ALICE, start, a, b) > 0.05,
+                       heard(customer, MUSIC, start, a, b) > 0.05) for a, b in spans]
+            assert levels == [(True, False), (False, True), (True, False)], levels
+            agent_start = phones.events({"ev": "media", "call": ring["call"]})[0]["at"]
+            assert heard(rec["path"], CUSTOMER, agent_start, start + 0.5, marks[0]) > 0.05
             # After the wrap-up (3 s) the waiting caller is offered to alice.
             second = phones.wait_event(lambda e: e.get("ev") == "incoming"
                                        and e["call"] != ring["call"], timeout=8)
