@@ -105,6 +105,10 @@ class AgentRules:
             wrap = a.cfg.wrap_up
             if wrap is None:
                 wrap = a.memberships[0][0].cfg.wrap_up if a.memberships else 0.0
+        self._start_wrap(a, wrap)
+
+    def _start_wrap(self, a: Agent, wrap: float) -> None:
+        """The agent's call (queue or outbound) ended: ``wrap`` seconds of wrap-up."""
         self._set_agent(a, A_CALL_END)
         if wrap > 0:
             a.wrap_stamp = self._next_stamp()
