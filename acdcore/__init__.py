@@ -17,6 +17,7 @@ from .errors import AcdError, InvalidTransition, UnknownAgent, UnknownCall, Unkn
 from .events import (AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentReady,
                      CallAbandoned, CallArrived, CallbackRequested, CallEnded,
                      CallWithdrawn, OfferAnswered, OfferRejected, Tick, WrapUpDone)
+from .events import AgentOutbound, OutboundEnded
 from .model import AgentConfig, QueueConfig, Strategy
 from .reference import ReferenceScheduler
 from .scheduler import COMPILED, Scheduler
@@ -28,4 +29,5 @@ __all__ = [
     "Connect", "InvalidTransition", "Offer", "OfferAnswered", "OfferRejected",
     "OfferTimedOut", "QueueConfig", "ReferenceScheduler", "Scheduler", "Strategy",
     "Tick", "UnknownAgent", "UnknownCall", "UnknownQueue", "WrapUpDone", "WrapUpEnded",
+    "AgentOutbound", "OutboundEnded",
 ]

@@ -37,6 +37,7 @@ cdef struct AgentRec:
     double weight
     long long tried_mark     # == Scheduler.tried_mark: failed the call being dispatched
     double wrap_up           # < 0: use the queue's
+    int outbound             # OUT_NONE / OUT_ON_CALL / OUT_DROPPED (ref_parts.py)
     int n_mem
     Membership* mems
     int n_lanes

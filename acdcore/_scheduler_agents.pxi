@@ -41,9 +41,11 @@ cdef int _logout(Scheduler self, object agent_id) except -1:
     self.pause_pending[a] = None
     if ag.state == OFFERED:
         return _drop_offer(self, a, A_LOGOUT, "agent_logged_out")
-    if ag.state == BUSY:
+    if ag.state == BUSY and ag.call >= 0:
         self.calls[ag.call].agent = -1
         ag.call = -1
+    if ag.outbound == OUT_ON_CALL:
+        ag.outbound = OUT_DROPPED
     _set_agent(self, a, A_LOGOUT)
     return 0
 
@@ -82,6 +84,40 @@ cdef int _wrap_done(Scheduler self, object agent_id) except -1:
     if self.agents[a].state == WRAP_UP:
         return _end_wrap(self, a)
     _set_agent(self, a, A_WRAP_DONE)
+    return 0
+
+
+cdef int _outbound(Scheduler self, object agent_id) except -1:
+    cdef int a = self._agent(agent_id)
+    cdef int old = self.agents[a].state
+    _set_agent(self, a, A_OUTBOUND)
+    if old == PAUSED:
+        self.pause_pending[a] = self.pause_reason[a]
+    self.agents[a].outbound = OUT_ON_CALL
+    return 0
+
+
+cdef int _outbound_ended(Scheduler self, object agent_id, bint talked) except -1:
+    cdef int a = self._agent(agent_id)
+    cdef AgentRec* ag = &self.agents[a]
+    if ag.outbound != OUT_ON_CALL:
+        if ag.outbound == OUT_DROPPED:
+            ag.outbound = OUT_NONE
+            return 0
+        raise AcdError(f"agent {agent_id!r} is not on an outbound call")
+    ag.outbound = OUT_NONE
+    cdef double wrap = 0.0
+    if talked:
+        ag.idle_since = self.now
+        wrap = ag.wrap_up
+        if wrap < 0:
+            wrap = self.queues[ag.mems[0].queue].wrap_up if ag.n_mem else 0.0
+    _set_agent(self, a, A_CALL_END)
+    if wrap > 0:
+        ag.wrap_stamp = self._next_stamp()
+        _push_after(self, _fifo_for(self, wrap), wrap, T_WRAP, a, ag.wrap_stamp)
+    else:
+        _end_wrap(self, a)
     return 0
 
 

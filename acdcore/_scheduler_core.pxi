@@ -202,6 +202,7 @@ cdef class Scheduler:
         ag.tried_mark = 0
         ag.weight = cfg.weight
         ag.wrap_up = -1.0 if cfg.wrap_up is None else cfg.wrap_up
+        ag.outbound = OUT_NONE
         ag.n_mem = 0
         ag.mems = <Membership*>malloc(max(1, len(cfg.queues)) * sizeof(Membership))
         ag.n_lanes = 0

@@ -72,6 +72,10 @@ cdef int _event(Scheduler self, int code, object ev, object call_id, object agen
             _wrap_done(self, agent_id)
         elif code == EV_CALLBACK_REQUESTED:
             _callback(self, ev.call_id if ev is not None else call_id)
+        elif code == EV_AGENT_OUTBOUND:
+            _outbound(self, agent_id)
+        elif code == EV_OUTBOUND_ENDED:
+            _outbound_ended(self, agent_id, ev.wrap_up if ev is not None else True)
         else:
             raise AcdError(f"unknown event code {code}")
     return 0

@@ -89,6 +89,8 @@ cdef int _check_invariants(Scheduler self) except -1:
         if ag.state == OFFERED:
             cr = &self.calls[ag.call]
             assert cr.state == C_OFFERED and a in _offers_of(self, ag.call)
+        elif ag.outbound == OUT_ON_CALL:
+            assert ag.state == BUSY and ag.call == -1, (self.agent_ids[a], ag.state)
         elif ag.state == BUSY:
             cr = &self.calls[ag.call]
             assert cr.state == C_TALKING and cr.agent == a

@@ -99,6 +99,24 @@ class WrapUpDone:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentOutbound:
+    """The agent starts an outbound call (click-to-call): from the moment its
+    phone is rung it takes no offers (states.py, "Outbound calls")."""
+    t: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEnded:
+    """The agent's outbound call is over: wrap-up, as after a queue call.
+    ``wrap_up=False``: the agent never got on the call (its own phone did
+    not answer), so it is back at once -- a pending pause applies."""
+    t: float
+    agent_id: str
+    wrap_up: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     t: float
 
@@ -116,6 +134,10 @@ EV_CALL_ENDED = 9
 EV_WRAP_UP_DONE = 10
 EV_TICK = 11
 EV_CALLBACK_REQUESTED = 12
+# Outbound calls take 20 and up: codes are dispatched by value, never index a
+# table, so gaps cost nothing and leave 13-19 to other new events.
+EV_AGENT_OUTBOUND = 20
+EV_OUTBOUND_ENDED = 21
 
 EVENT_CODES = {
     CallArrived: EV_CALL_ARRIVED,
@@ -131,4 +153,6 @@ EVENT_CODES = {
     WrapUpDone: EV_WRAP_UP_DONE,
     Tick: EV_TICK,
     CallbackRequested: EV_CALLBACK_REQUESTED,
+    AgentOutbound: EV_AGENT_OUTBOUND,
+    OutboundEnded: EV_OUTBOUND_ENDED,
 }

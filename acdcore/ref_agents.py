@@ -1,12 +1,14 @@
 """Agent-side events of the reference scheduler (a mixin of
-ReferenceScheduler): login/logout, pause/ready, wrap-up end, and draining
-queues that became empty."""
+ReferenceScheduler): login/logout, pause/ready, wrap-up end, outbound calls
+(states.py, "Outbound calls"), and draining queues that became empty."""
 from __future__ import annotations
 
 from .actions import CancelOffer
-from .ref_parts import Agent
-from .states import (AVAILABLE, BUSY, C_WAITING, OFFERED, PAUSED, WRAP_UP, A_LOGIN,
-                     A_LOGOUT, A_PAUSE, A_READY, A_WRAP_DONE)
+from .errors import AcdError
+from .ref_matching import T_WRAP
+from .ref_parts import OUT_DROPPED, OUT_NONE, OUT_ON_CALL, Agent
+from .states import (AVAILABLE, BUSY, C_WAITING, OFFERED, PAUSED, WRAP_UP, A_CALL_END,
+                     A_LOGIN, A_LOGOUT, A_OUTBOUND, A_PAUSE, A_READY, A_WRAP_DONE)
 
 
 class AgentRules:
@@ -43,9 +45,11 @@ class AgentRules:
         if a.state == OFFERED:
             self._drop_offer(a, A_LOGOUT, "agent_logged_out")
             return
-        if a.state == BUSY:
+        if a.state == BUSY and a.call is not None:
             a.call.agent = None
             a.call = None
+        if a.outbound == OUT_ON_CALL:
+            a.outbound = OUT_DROPPED
         self._set_agent(a, A_LOGOUT)
 
     def _pause(self, agent_id, reason: str) -> None:
@@ -78,6 +82,39 @@ class AgentRules:
             self._end_wrap(a)
         else:
             self._set_agent(a, A_WRAP_DONE)
+
+    def _outbound(self, agent_id) -> None:
+        a = self._agent(agent_id)
+        old = a.state
+        self._set_agent(a, A_OUTBOUND)  # offered, busy, logged out: InvalidTransition
+        if old == PAUSED:
+            a.pause_pending = a.pause_reason
+        a.outbound = OUT_ON_CALL
+
+    def _outbound_ended(self, agent_id, talked: bool) -> None:
+        a = self._agent(agent_id)
+        if a.outbound != OUT_ON_CALL:
+            if a.outbound == OUT_DROPPED:
+                a.outbound = OUT_NONE
+                return
+            raise AcdError(f"agent {agent_id!r} is not on an outbound call")
+        a.outbound = OUT_NONE
+        wrap = 0.0
+        if talked:
+            a.idle_since = self._now
+            wrap = a.cfg.wrap_up
+            if wrap is None:
+                wrap = a.memberships[0][0].cfg.wrap_up if a.memberships else 0.0
+        self._start_wrap(a, wrap)
+
+    def _start_wrap(self, a: Agent, wrap: float) -> None:
+        """The agent's call (queue or outbound) ended: ``wrap`` seconds of wrap-up."""
+        self._set_agent(a, A_CALL_END)
+        if wrap > 0:
+            a.wrap_stamp = self._next_stamp()
+            self._push_timer(self._now + wrap, T_WRAP, a, a.wrap_stamp)
+        else:
+            self._end_wrap(a)
 
     def _drain_empty(self) -> None:
         while self._empty:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from .actions import (AgentAutoPaused, CallExited, CancelOffer, Connect, OfferTimedOut)
 from .errors import AcdError
-from .ref_matching import T_MAXWAIT, T_READY, T_RELAX, T_WRAP
+from .ref_matching import T_MAXWAIT, T_READY, T_RELAX
 from .ref_parts import Call
 from .skills import ANY, normalize, relaxed
 from .states import (C_ANSWER, C_CALLBACK, C_END, C_EXIT, C_OFFERED, C_RELAX, C_WAITING,
-                     OFFERED, A_ANSWER, A_AUTOPAUSE, A_CALL_END, A_CANCEL, A_DECLINE,
+                     OFFERED, A_ANSWER, A_AUTOPAUSE, A_CANCEL, A_DECLINE,
                      call_next)
 
 
@@ -178,9 +178,4 @@ class CallRules:
         a.call = None
         wrap = a.cfg.wrap_up if a.cfg.wrap_up is not None else q.cfg.wrap_up
         q.add_handle_sample(talk + wrap)
-        self._set_agent(a, A_CALL_END)
-        if wrap > 0:
-            a.wrap_stamp = self._next_stamp()
-            self._push_timer(self._now + wrap, T_WRAP, a, a.wrap_stamp)
-        else:
-            self._end_wrap(a)
+        self._start_wrap(a, wrap)

@@ -7,12 +7,16 @@ from .skills import eligible, relax_moments, score
 from .states import (AVAILABLE, BUSY, C_OFFERED, C_TALKING, C_WAITING, OFFERED,
                      SERVING_STATES)
 
+# Agent.outbound: no outbound call, on one, or logged out during one (its
+# OutboundEnded is then expected and ignored, as CallEnded after a logout).
+OUT_NONE, OUT_ON_CALL, OUT_DROPPED = range(3)
+
 
 class Agent:
     __slots__ = ("cfg", "serial", "state", "call", "free", "free_stamp", "ready_stamp",
                  "wrap_stamp", "pause_reason", "pause_pending", "no_answers", "calls",
                  "talk", "idle_since", "memberships", "lanes", "last_cancel",
-                 "last_cancel_reason")
+                 "last_cancel_reason", "outbound")
 
     def __init__(self, cfg, serial: int):
         self.cfg = cfg
@@ -33,6 +37,7 @@ class Agent:
         self.lanes: list = []         # (lane, penalty, member index)
         self.last_cancel = None
         self.last_cancel_reason = None
+        self.outbound = OUT_NONE
 
     def score(self, req) -> int:
         return score(self.cfg.skills, req)
@@ -109,6 +114,8 @@ def check_invariants(s) -> None:
             c = a.call
             assert c is not None and c.state == C_OFFERED and a in c.offers
             assert s._calls.get(c.id) is c
+        elif a.outbound == OUT_ON_CALL:
+            assert a.state == BUSY and a.call is None, (a.cfg.agent_id, a.state)
         elif a.state == BUSY:
             assert a.call is not None and a.call.state == C_TALKING and a.call.agent is a
         else:

@@ -181,6 +181,10 @@ class ReferenceScheduler(CallRules, AgentRules, Matching):
             self._wrap_done(agent_id)
         elif code == E.EV_CALLBACK_REQUESTED:
             self._callback(call_id)
+        elif code == E.EV_AGENT_OUTBOUND:
+            self._outbound(agent_id)
+        elif code == E.EV_OUTBOUND_ENDED:
+            self._outbound_ended(agent_id, ev.wrap_up if ev is not None else True)
         elif code != E.EV_TICK:
             raise AcdError(f"unknown event code {code}")
 

@@ -15,8 +15,10 @@ Agent states
                 a reject delay is running.
     OFFERED     ringing with exactly one call (ring-all rings several agents,
                 each with the same call).
-    BUSY        talking.  A pause requested now is remembered ("pending") and
-                applied when the call and its wrap-up are over.
+    BUSY        talking: a queue call, or an outbound call the agent placed
+                (click-to-call, ``outbound`` input).  A pause requested now is
+                remembered ("pending") and applied when the call and its
+                wrap-up are over.
     WRAP_UP     after-call work; ends by timer, WrapUpDone, or AgentReady.
     PAUSED      logged in, not taking calls (reason kept beside the state).
 
@@ -26,6 +28,25 @@ Caller states
                 the queue (position, max_len).
     TALKING     connected; left the queue, kept until CallEnded.
     GONE        removed (connected call ended, abandoned, withdrawn, exited).
+
+Outbound calls (click-to-call)
+    The runtime tells the core when an agent starts placing a call
+    (``AgentOutbound``: from the moment its phone is rung) and when that call
+    is over (``OutboundEnded``).  The agent is BUSY in between, so it gets no
+    offers; afterwards it goes to WRAP_UP as after a queue call.  Who may dial:
+    AVAILABLE, WRAP_UP (calling the customer back during after-call work) and
+    PAUSED agents -- dialling out while paused is normal in call centres; the
+    pause reason becomes the pending pause, so the agent returns to PAUSED
+    (after its wrap-up), not to AVAILABLE.  OFFERED, BUSY and LOGGED_OUT
+    agents cannot (InvalidTransition; the API answers 409).  The wrap-up time
+    is the agent's own ``wrap_up`` if set, else its first queue's (config
+    order), else none.  While on the call the agent counts as serving its
+    queues (BUSY is a serving state).  An outbound call adds no handle-time
+    sample and no talk time (those describe the queues' own calls).
+    ``OutboundEnded(wrap_up=False)``: the agent never got on the call (its
+    phone did not answer); it goes through WRAP_UP at once, so it is back
+    where it was (a paused agent to PAUSED), except that an agent that
+    dialled during wrap-up comes back AVAILABLE.
 
 Races are resolved *before* the tables are consulted (see reference.py), so
 the tables stay strict.  Both engines import the integer codes from here;
@@ -41,9 +62,10 @@ AGENT_STATE_NAMES = ("logged_out", "available", "offered", "busy", "wrap_up", "p
 
 # agent inputs
 A_LOGIN, A_LOGOUT, A_READY, A_PAUSE, A_OFFER, A_ANSWER, A_DECLINE, A_CANCEL, \
-    A_CALL_END, A_WRAP_DONE, A_AUTOPAUSE = range(11)
+    A_CALL_END, A_WRAP_DONE, A_AUTOPAUSE, A_OUTBOUND = range(12)
 AGENT_INPUT_NAMES = ("login", "logout", "ready", "pause", "offer", "answer",
-                     "decline", "cancel", "call_end", "wrap_done", "autopause")
+                     "decline", "cancel", "call_end", "wrap_done", "autopause",
+                     "outbound")
 
 AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
     LOGGED_OUT: {
@@ -56,6 +78,7 @@ AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
         A_OFFER: OFFERED,
         A_WRAP_DONE: AVAILABLE,    # race: agent pressed "done" as the timer ran out
         A_AUTOPAUSE: PAUSED,
+        A_OUTBOUND: BUSY,          # click-to-call
     },
     OFFERED: {
         A_LOGOUT: LOGGED_OUT,      # the offer is cancelled
@@ -70,7 +93,7 @@ AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
         A_LOGOUT: LOGGED_OUT,      # the call goes on without an agent record
         A_READY: BUSY,             # clears a pending pause
         A_PAUSE: BUSY,             # pending pause
-        A_CALL_END: WRAP_UP,
+        A_CALL_END: WRAP_UP,       # a queue call or an outbound call ended
         A_WRAP_DONE: BUSY,         # race, as for OFFERED
     },
     WRAP_UP: {
@@ -78,12 +101,14 @@ AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
         A_READY: AVAILABLE,
         A_PAUSE: PAUSED,
         A_WRAP_DONE: AVAILABLE,
+        A_OUTBOUND: BUSY,          # calling back during after-call work
     },
     PAUSED: {
         A_LOGOUT: LOGGED_OUT,
         A_READY: AVAILABLE,
         A_PAUSE: PAUSED,           # new reason
         A_WRAP_DONE: PAUSED,       # race, as for AVAILABLE
+        A_OUTBOUND: BUSY,          # the pause reason becomes the pending pause
     },
 }
 

@@ -113,8 +113,11 @@ async def account_menu(call: Call) -> object:
 
 async def read_caller_number(call: Call) -> object:
     await call.play("caller-number-is")
-    # speech.digits reads "+4930..." key by key, not as one huge number.
-    await call.say(speech.digits(call.caller or "0", call.language))
+    # speech.digits reads "+4930..." key by key, not as one huge number.  A
+    # caller id is not always a number ("anonymous", a SIP user name): only
+    # its keys are read, and a number with none is said to be withheld.
+    keys = "".join(ch for ch in call.caller or "" if ch in "+0123456789*#")
+    await call.say(speech.digits(keys, call.language) if keys else "withheld")
     return await account_menu(call)
 
 

@@ -164,6 +164,8 @@ class Engine:
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog,
             transfer=self.config.transfer, monitor=self.config.monitor,
             recordings=self.conversations, call_keys=self.config.call_keys)
+        self.queues.outbound.configure(self.config.outbound, self.config.sip,
+                                       self.config.trunk.registration)
         self.queues.start()
         self._sweeper = asyncio.get_running_loop().create_task(
             self.conversations.keep_sweeping())

@@ -91,6 +91,10 @@ class EngineMetrics:
         self.recording_seconds = Counter("sipacd_recording_seconds",
                                          "Seconds of conversation recorded", ["queue"],
                                          registry=r)
+        # Click-to-call (sipagent/queue/outbound.py): answered, busy, no_answer,
+        # failed, agent_no_answer, refused (by a call restriction).
+        self.outbound_calls = Counter("sipacd_outbound_calls",
+                                      "Click-to-call calls by result", ["result"], registry=r)
         self.monitor_sessions = Counter("sipacd_monitor_sessions",
                                         "Supervisor monitor sessions by starting mode", ["mode"],
                                         registry=r)

@@ -45,6 +45,10 @@ CONFIG = textwrap.dedent("""
     role = "callback"
     token = "web-token-0123456789"
 
+    [outbound]
+    uri = "sip:{number}@127.0.0.1:9"
+    caller_id = "+4930123456"
+
     [queues.support]
     callback_uri = "sip:{number}@127.0.0.1:9"
     [queues.sales]

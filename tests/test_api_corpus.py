@@ -47,6 +47,9 @@ SOON = (datetime.now(timezone.utc) + timedelta(minutes=10)).isoformat()
 JSON_ROUTES = {
     ("POST", "/api/agents/{agent}/{command}"): JsonRoute(
         "/api/agents/alice/pause", {"reason": "lunch"}, {"reason": "text"}),
+    ("POST", "/api/agents/{agent}/dial"): JsonRoute(
+        "/api/agents/alice/dial", {"number": "0301234567"}, {"number": "text"},
+        required=("number",)),
     ("POST", "/api/callbacks"): JsonRoute(
         "/api/callbacks", {"number": "+15550199", "queue": "support", "at": SOON},
         {"number": "text", "queue": "text", "at": "text?"}, required=("number", "queue")),

@@ -44,7 +44,7 @@ from sipagent.config.values import AgentUri
 from sipagent.queue.conversation import InvalidConversationMove
 from sipagent.queue.operations import NotConnected
 from sipagent.queue.recordings import RecordingRefused
-from sipagent.queue.transfer import BadTransferTarget
+from sipagent.queue.transfer import BadTransferTarget, CallRestricted
 
 Authenticate = Callable[[web.Request, set[str]], Any]
 ACTORS = {"admin", "supervisor", "agent"}
@@ -107,6 +107,8 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
         try:
             target = ops.target(body.target)
             order = ops.transfer(call_id, target, origin="api")
+        except CallRestricted as exc:
+            raise web.HTTPForbidden(text=f"target: {exc}\n") from None
         except BadTransferTarget as exc:
             raise web.HTTPBadRequest(text=f"target: {exc}\n") from None
         except NotConnected as exc:
@@ -119,6 +121,8 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
         body = await read_body(request, TransferBody)
         try:
             ops.consult(call_id, ops.target(body.target))
+        except CallRestricted as exc:
+            raise web.HTTPForbidden(text=f"target: {exc}\n") from None
         except BadTransferTarget as exc:
             raise web.HTTPBadRequest(text=f"target: {exc}\n") from None
         except (NotConnected, InvalidConversationMove) as exc:

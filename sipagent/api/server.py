@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
 from sipagent.api.calls import add_call_routes
+from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.request_input import JsonBody, iso_time, read_body
 from sipagent.config.values import matching
 
@@ -168,6 +169,7 @@ def build_app(engine) -> web.Application:
         _authenticate(config, request, {"admin", "supervisor"})
         return web.json_response({"callbacks": engine.queues.callbacks.pending()})
 
+    add_outbound_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/agents", list_agents)

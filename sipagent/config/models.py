@@ -70,6 +70,7 @@ from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import AgentNumber, FeaturesSection, feature_problems
 from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
                                         TransferSection)
+from sipagent.config.outbound import OutboundSection, outbound_problems
 from sipagent.config.voicemail import MailboxSection, PinHash, VoicemailSection, mailbox_problems
 
 DEFAULT_DATA_DIR = "./sipacd-data"
@@ -377,6 +378,7 @@ class Config(Section):
     monitor: MonitorSection = section()
     recording: RecordingSection = section()
     call_keys: CallKeysSection = section()
+    outbound: OutboundSection = section()
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
     log: LogSection = section()
@@ -484,6 +486,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += mailbox_problems(config)
     problems += fax_problems(config)
     problems += feature_problems(config)
+    problems += outbound_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),

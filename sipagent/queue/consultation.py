@@ -38,6 +38,7 @@ CONSULTED_MEDIA_WAIT = 5.0
 class Consultation:
     def consult(self, call_id: str, target: TransferTarget) -> None:
         entry, conversation = self.talking(call_id)
+        self.check_restrictions(entry, target)
         settings = self.transfer_settings
         uri = dial_uri(target, settings and settings.number_uri)
         if uri is None:

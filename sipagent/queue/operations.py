@@ -26,7 +26,7 @@ from sipagent.queue.recording_control import RecordingControl
 from sipagent.queue.recordings import Recordings
 from sipagent.queue.talk_limit import TalkLimit
 from sipagent.queue.stats import QueueStats
-from sipagent.queue.transfer import (BadTransferTarget, TransferOrder, TransferTarget,
+from sipagent.queue.transfer import (BadTransferTarget, CallRestricted, TransferOrder, TransferTarget,
                                      agent_skill, dial_uri, parse_target, resolve_extension,
                                      ring)
 from sipagent.sip.leg import CallLeg
@@ -162,6 +162,7 @@ class CallOperations(Consultation, PhoneConsult, CallKeys, Monitoring, TalkLimit
         entry, conversation = self.talking(call_id)
         if target.kind == "agent" and target.value == entry.agent_id:
             raise BadTransferTarget(f"the call is already with agent {target.value!r}")
+        self.check_restrictions(entry, target)
         order = TransferOrder(target, by=entry.agent_id, origin=origin, mode="blind",
                               from_queue=entry.queue)
         entry.transfer = order
@@ -171,6 +172,16 @@ class CallOperations(Consultation, PhoneConsult, CallKeys, Monitoring, TalkLimit
                  origin=origin)
         entry.changed.set()
         return order
+
+    def check_restrictions(self, entry: QueueEntry, target: TransferTarget) -> None:
+        """A number an agent sends a caller to obeys the agent's call
+        restrictions, as its own click-to-call would (sipagent/queue/restrictions.py)."""
+        outbound = getattr(self.line, "outbound", None)
+        if target.kind != "number" or outbound is None or outbound.restrictions is None:
+            return
+        rule = outbound.check_number(entry.agent_id, "agent", target.value)
+        if rule:
+            raise CallRestricted(f"number {target.value} refused by call restriction {rule!r}")
 
     def phone_refer(self, handle: int, sip_call_id: str, refer_to: str) -> int:
         """A REFER from a phone (sipagent/sip/refer.pyx): 202 if taken, else

@@ -23,6 +23,7 @@ from sipagent.queue.bridging import bridge_when_ready
 from sipagent.queue.callback import CallbackLine
 from sipagent.queue.conversation import Move
 from sipagent.queue.operations import CallOperations
+from sipagent.queue.outbound import OutboundDesk
 from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers, exit_target
 from sipagent.queue.hold import CallerHold
 from sipagent.sip.leg import CallLeg, LegEnded, dial
@@ -63,6 +64,9 @@ class QueueRuntime:
         self.offers: dict[tuple[str, str], CallLeg] = {}
         self.callbacks = CallbackLine(self)
         self.operations = CallOperations(self, transfer, monitor, recordings, call_keys)
+        # Click-to-call; configured by add_outbound_routes (sipagent/api/outbound.py).
+        self.outbound = OutboundDesk(self, account_provider,
+                                     {a.agent_id: list(a.queues) for a in agents}, eventlog)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
@@ -95,6 +99,7 @@ class QueueRuntime:
         for leg in self.offers.values():
             leg.end()
         self.callbacks.stop()
+        self.outbound.stop()
 
     def now(self) -> float:
         return self._loop.time()
@@ -432,8 +437,12 @@ class QueueRuntime:
                  after=self.scheduler.agent_state(agent_id))
 
     def agents(self) -> list[dict]:
-        return agent_rows(self.lines, self.scheduler,
+        rows = agent_rows(self.lines, self.scheduler,
                           (e for e in self.entries.values() if e.state is EntryState.TALKING))
+        outbound = self.outbound.rows()
+        for row in rows:
+            row["call"] = row["call"] or outbound.get(row["agent"])
+        return rows
 
     def snapshot(self) -> dict:
         return queue_snapshot(self.scheduler, self.settings, self.now())

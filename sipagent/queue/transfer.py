@@ -43,6 +43,10 @@ class BadTransferTarget(ValueError):
     """The target names nothing the engine can reach (a 400 to the API)."""
 
 
+class CallRestricted(BadTransferTarget):
+    """A call restriction refuses the number (a 403 to the API, naming the rule)."""
+
+
 @dataclass(frozen=True)
 class TransferTarget:
     kind: str        # one of TARGET_KINDS

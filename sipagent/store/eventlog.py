@@ -78,6 +78,18 @@ WRAPUP_START when an agent's call ends and WRAPUP_END when the wrap-up is
 over, both at once for a zero wrap-up: a handled call counts (AHT) when
 its wrap-up ends.
 
+``OUTBOUND_START`` (``call_id``) the agent's phone starts ringing for a
+click-to-call (``sipagent/queue/outbound.py``): from here the agent takes
+no queue calls.  ``OUTBOUND_END`` (``call_id``; ``reason``: ``answered``,
+``busy``, ``no_answer``, ``failed`` or ``agent_no_answer``) the call is
+over; unless the agent never answered its own phone (``agent_no_answer``,
+or ``failed`` before it answered) WRAPUP_START and WRAPUP_END follow as
+after a queue call, with the same ``call_id`` and the ``queue`` whose
+wrap-up time applied (none when the agent's own did).  Its call record has
+no queue, ``caller`` = the caller id sent, ``called`` = the number, and
+``outcome`` ``outbound`` (answered) or ``outbound_<reason>``: the
+direction is in the outcome.
+
 Why a writer thread
 -------------------
 A commit costs little in WAL with synchronous=NORMAL, but a checkpoint
@@ -135,6 +147,7 @@ QUEUE_EVENT_KINDS = frozenset({
 })
 AGENT_EVENT_KINDS = frozenset({
     "LOGIN", "LOGOUT", "READY", "PAUSE", "UNPAUSE", "WRAPUP_START", "WRAPUP_END",
+    "OUTBOUND_START", "OUTBOUND_END",
 })
 _NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
                           "COMPLETE_AGENT", "COMPLETE_SYSTEM", "TRANSFER", "HOLD", "UNHOLD",
@@ -262,7 +275,8 @@ class EventLog:
         """Create or complete the call's record (CDR); fields left None keep their value.
 
         ``outcome``: ``answered``, ``abandoned``, the EXIT reason (``timeout``,
-        ``voicemail``...) or ``ivr`` for a call that never queued;
+        ``voicemail``...), ``ivr`` for a call that never queued, or
+        ``outbound``/``outbound_<result>`` for a click-to-call;
         ``hangup_side``: ``caller``, ``agent`` or ``system``.  Times are wall
         clock; ``wait``, ``talk`` and ``wrap_up`` are durations in seconds.
         """

@@ -374,6 +374,10 @@ class _Replay:
                 a.call = None
                 if a.activity == "talk":
                     a.activity = None
+        elif kind == "OUTBOUND_START":
+            a.activity = "outbound"        # busy (occupancy), as the live metrics count it
+        elif kind == "OUTBOUND_END" and a.activity == "outbound":
+            a.activity = None
         elif kind == "WRAPUP_START":
             a.activity, a.wrap_from = "wrapup", t
         elif kind == "LOGIN":

@@ -11,8 +11,9 @@ from acdcore import (AcdError, AgentConfig, AgentLoggedIn, AgentLoggedOut, Agent
                      AgentReady, CallAbandoned, CallArrived, CallbackRequested, CallEnded,
                      CallWithdrawn, CancelOffer, Connect, Offer, OfferAnswered,
                      OfferRejected, OfferTimedOut, QueueConfig, Tick, WrapUpDone)
+from acdcore import AgentOutbound, OutboundEnded
 
-N_OPS = 15
+N_OPS = 17
 SKILL_SETS = [(), (("fr", 1),), (("fr", 3),), (("billing", 2), ("fr", 1)), (("de", 5),)]
 AGENT_SKILLS = [{}, {"fr": 1}, {"fr": 3, "billing": 2}, {"de": 5}, {"fr": 5, "de": 1}]
 
@@ -74,6 +75,7 @@ class Driver:
         self.offers: list[tuple[str, str]] = []
         self.cancelled: list[tuple[str, str]] = []
         self.talking: list[str] = []
+        self.dialling: list = []       # agents on an outbound call
 
     def event(self, op):
         kind, i, j, dt = op
@@ -113,6 +115,14 @@ class Driver:
             return OfferAnswered(t, c, a) if j % 2 else OfferRejected(t, c, a)
         if kind == 14:
             return OfferAnswered(t, alias(call_id(i, self.ids), j, self.ids), ag)  # mostly invalid
+        if kind == 15:
+            return AgentOutbound(t, ag)       # invalid while offered, busy or logged out
+        if kind == 16:
+            # Mostly the end of a real outbound call, sometimes a bogus one.
+            if self.dialling and j % 4:
+                return OutboundEnded(t, self.dialling[i % len(self.dialling)],
+                                     wrap_up=j % 3 != 0)
+            return OutboundEnded(t, ag)
         return Tick(t)
 
     def observe(self, actions):
@@ -128,7 +138,11 @@ class Driver:
             elif isinstance(act, Connect):
                 self.offers.remove((act.call_id, act.agent_id))
                 self.talking.append(act.call_id)
-    def after_event(self, ev, actions):
+    def after_event(self, ev, actions, failed=False):
+        if isinstance(ev, AgentOutbound) and not failed:
+            self.dialling.append(ev.agent_id)
+        if isinstance(ev, OutboundEnded) and ev.agent_id in self.dialling:
+            self.dialling.remove(ev.agent_id)
         if isinstance(ev, OfferRejected) and (ev.call_id, ev.agent_id) in self.offers:
             self.offers.remove((ev.call_id, ev.agent_id))
         if isinstance(ev, CallEnded) and ev.call_id in self.talking:
@@ -161,14 +175,16 @@ def run(scheduler_factory, strategies, n_agents, variant, ops, seed=0, check=Tru
 
 
 def _step(s, d, ev, queues, check, transcript):
+    failed = False
     try:
         actions = s.handle(ev)
         outcome = [(type(a).__name__,) + tuple(a) for a in actions]
     except AcdError as exc:
+        failed = True
         actions = list(getattr(exc, "actions", []))
         outcome = ("error", type(exc).__name__,
                    [(type(a).__name__,) + tuple(a) for a in actions])
-    d.after_event(ev, actions)
+    d.after_event(ev, actions, failed)
     if check:
         s.check_invariants()
     snapshot = (s.next_deadline(),

@@ -23,7 +23,8 @@ from acdcore import ReferenceScheduler, Strategy  # noqa: E402
 from acdcore.scheduler import COMPILED, Scheduler  # noqa: E402
 
 # Arrivals, answers and call ends dominate, as in a real centre.
-OP_KINDS = st.sampled_from([0, 0, 0, 1, 1, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+OP_KINDS = st.sampled_from([0, 0, 0, 1, 1, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                            15, 16, 16])
 OPS = st.lists(st.tuples(OP_KINDS, st.integers(0, 19), st.integers(0, 19), st.integers(0, 11)),
                min_size=5, max_size=200)
 CONFIG = st.tuples(st.lists(st.sampled_from(list(Strategy)), min_size=1, max_size=3),
@@ -38,7 +39,7 @@ HUNT_CONFIG = st.tuples(st.lists(st.sampled_from(list(Strategy)), min_size=1, ma
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
-assert N_OPS == 15  # the driver understands kinds 0..14
+assert N_OPS == 17  # the driver understands kinds 0..16
 
 
 def outcomes(transcript):
@@ -47,8 +48,10 @@ def outcomes(transcript):
 
 def check_world_rules(transcript, n_agents):
     """Rules visible from outside: ids in actions are known; one connect per
-    call; an agent rings with at most one call at a time."""
-    from acdcore import CallArrived
+    call; an agent rings with at most one call at a time; an agent on an
+    outbound call is offered nothing."""
+    from acdcore import AgentLoggedOut, AgentOutbound, CallArrived, OutboundEnded
+    dialling = set()
     known_calls = set()
     agents = {f"a{k}" for k in range(n_agents)}
     connected = set()
@@ -56,6 +59,10 @@ def check_world_rules(transcript, n_agents):
     for ev, out, _ in transcript[:-1]:
         if isinstance(ev, CallArrived):
             known_calls.add(ev.call_id)
+        if isinstance(ev, AgentOutbound) and not (out and out[0] == "error"):
+            dialling.add(ev.agent_id)
+        elif isinstance(ev, (OutboundEnded, AgentLoggedOut)):
+            dialling.discard(ev.agent_id)
         if out and out[0] == "error":
             out = out[2]
         elif type(ev).__name__ == "OfferRejected" and ringing.get(ev.agent_id) == ev.call_id:
@@ -67,6 +74,7 @@ def check_world_rules(transcript, n_agents):
             if kind in ("Offer", "CancelOffer", "Connect", "OfferTimedOut"):
                 assert fields[1] in agents, act
             if kind == "Offer":
+                assert fields[1] not in dialling, (act, "agent is on an outbound call")
                 # never two calls at one agent (a re-offer of the same call after
                 # a reject is fine: the reject itself has no action to observe)
                 assert ringing.get(fields[1], fields[0]) == fields[0], (act, ringing)
@@ -183,7 +191,7 @@ def test_int_id_table_grows_and_deletes():
 def test_many_seeded_runs_match():
     """Plain seeded random runs beside hypothesis: broad, cheap, reproducible."""
     import random
-    kinds = [0, 0, 0, 1, 1, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    kinds = [0, 0, 0, 1, 1, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16]
     for it in range(150):
         r = random.Random(it)
         strategies = [r.choice(list(Strategy)) for _ in range(r.randint(1, 3))]
@@ -202,7 +210,7 @@ def test_long_random_run_matches():
     Fenwick window rebuilds are exercised too."""
     import random
     r = random.Random(1234)
-    kinds = [0, 0, 0, 0, 1, 1, 1, 1, 2, 3, 3, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13]
+    kinds = [0, 0, 0, 0, 1, 1, 1, 1, 2, 3, 3, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16]
     ops = [(r.choice(kinds), r.randrange(20), r.randrange(20), r.randrange(6))
            for _ in range(4000)]
     strategies = [Strategy.RING_ALL, Strategy.SKILLS, Strategy.WEIGHTED_RANDOM]
