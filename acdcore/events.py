@@ -99,6 +99,15 @@ class WrapUpDone:
 
 
 @dataclass(frozen=True, slots=True)
+class CallPickedUp:
+    """``agent_id`` takes the ringing call (states.py, "Pickup"); refused
+    with ``PickupRefused`` unless the call is ringing in one of its queues."""
+    t: float
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     t: float
 
@@ -116,6 +125,7 @@ EV_CALL_ENDED = 9
 EV_WRAP_UP_DONE = 10
 EV_TICK = 11
 EV_CALLBACK_REQUESTED = 12
+EV_CALL_PICKED_UP = 13
 
 EVENT_CODES = {
     CallArrived: EV_CALL_ARRIVED,
@@ -131,4 +141,5 @@ EVENT_CODES = {
     WrapUpDone: EV_WRAP_UP_DONE,
     Tick: EV_TICK,
     CallbackRequested: EV_CALLBACK_REQUESTED,
+    CallPickedUp: EV_CALL_PICKED_UP,
 }
