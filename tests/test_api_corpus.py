@@ -125,6 +125,7 @@ PLAIN_ROUTES = {
     ("POST", "/api/calls/{call}/resume"): "/api/calls/x/resume",
     ("POST", "/api/calls/{call}/transfer"): "/api/calls/x/transfer",
     ("POST", "/api/calls/{call}/monitor"): "/api/calls/x/monitor",
+    ("POST", "/api/calls/{call}/pickup"): "/api/calls/x/pickup",   # nothing rings
 }
 
 # -- the corpus ------------------------------------------------------------------------

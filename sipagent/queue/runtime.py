@@ -15,6 +15,7 @@ import structlog
 
 from acdcore import actions as act
 from acdcore import events as ev
+from acdcore.errors import AcdError
 from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.agents import (AgentLine, agent_rows, command_event, command_log_kind,
@@ -25,6 +26,7 @@ from sipagent.queue.conversation import Conversation, Move, media_of
 from sipagent.queue.operations import CallOperations
 from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers, exit_target
 from sipagent.queue.hold import CallerHold
+from sipagent.queue.pickup import CallPickup
 from sipagent.sip.leg import CallLeg, LegEnded, dial
 from sipagent.queue.stats import QueueStats
 
@@ -62,6 +64,7 @@ class QueueRuntime:
         self.offers: dict[tuple[str, str], CallLeg] = {}
         self.callbacks = CallbackLine(self)
         self.operations = CallOperations(self, transfer, monitor)
+        self.pickup = CallPickup(self)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
@@ -107,12 +110,34 @@ class QueueRuntime:
             log.exception("acd core rejected an event", acd_event=repr(event))
             # Timers that fired before the bad event still happened.
             actions = getattr(exc, "actions", None) or []
+        self._act(actions)
+
+    def _act(self, actions) -> None:
         for action in actions:
             try:
                 self._perform(action)
             except Exception:
                 log.exception("acd action failed", action=repr(action))
         self._wake.set()
+
+    def pick_up(self, call_id: str, agent_id: str, leg: CallLeg) -> AcdError | None:
+        """``agent_id`` takes the ringing ``call_id`` on its answered ``leg``
+        (pickup.py).  The core's Connect then finds the leg where an answered
+        offer's would be.  Returns the core's refusal (nothing changed), or None."""
+        key = (call_id, agent_id)
+        if key in self.offers:
+            return AcdError(f"agent {agent_id!r} is being offered the call: answer it")
+        self.offers[key] = leg
+        self._feed_started = time.perf_counter()
+        try:
+            actions, refusal = self.scheduler.handle(
+                ev.CallPickedUp(self.now(), call_id, agent_id)), None
+        except AcdError as exc:
+            actions, refusal = exc.actions, exc
+            if self.offers.get(key) is leg:
+                del self.offers[key]
+        self._act(actions)
+        return refusal
 
     async def _timers(self) -> None:
         while True:
