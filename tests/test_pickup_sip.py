@@ -257,3 +257,25 @@ def test_nothing_to_pick_up(ports, workdir, prompts_dir):
             no_agent_stuck(engine)
             assert states(engine) == {"alice": "available", "bob": "available",
                                       "carol": "available"}
+
+
+def test_api_pickup_answered_too_late_hangs_up_the_agent(ports, workdir, prompts_dir):
+    """The caller is gone by the time bob answers: his leg is hung up, and
+    the ACD has nobody busy."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", code=None)
+        phones.request("auto_answer", user="bob", after=2.0, tone=BOB)
+        with Engine(workdir, pickup_config(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, alice_call, _ = ring_alice(caller, phones, engine, str(workdir / "c.wav"))
+            assert api(engine, "POST", f"/api/calls/{call_id}/pickup", {"agent": "bob"})[0] == 202
+            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+            caller.request("hangup", call="c1")
+            phones.wait_state(alice_call, "DISCONNECTED")
+            phones.wait_state(inc["call"], "CONFIRMED")
+            phones.wait_state(inc["call"], "DISCONNECTED", timeout=5)    # the engine hung up
+            assert engine.wait_metric("sipacd_pickups_total", 1, result="nothing") == 1
+            assert pickups(engine, "picked_up") == 0
+            no_agent_stuck(engine)
+            assert states(engine) == {"alice": "available", "bob": "available",
+                                      "carol": "available"}
