@@ -326,11 +326,19 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cid = self.call_ids[c]
     self.out.append(_act2(Connect, cid, self.agent_ids[a]))
     if others:
-        for x in others:
-            _set_agent(self, x, A_CANCEL)
-            _tombstone(self, x, c, "answered_elsewhere")
-            self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], "answered_elsewhere"))
-        _release(self, others)
+        _cancel_others(self, c, others, "answered_elsewhere")
+    return 0
+
+
+cdef int _cancel_others(Scheduler self, int c, list others, str reason) except -1:
+    """Another agent took ``c``: the rest stop ringing and are free again."""
+    cid = self.call_ids[c]
+    cdef int x
+    for x in others:
+        _set_agent(self, x, A_CANCEL)
+        _tombstone(self, x, c, reason)
+        self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], reason))
+    _release(self, others)
     return 0
 
 
@@ -366,12 +374,7 @@ cdef int _picked_up(Scheduler self, object call_id, object agent_id) except -1:
     _leave_queue(self, c)
     cid = self.call_ids[c]
     self.out.append(_act2(Connect, cid, self.agent_ids[a]))
-    cdef int x
-    for x in others:
-        _set_agent(self, x, A_CANCEL)
-        _tombstone(self, x, c, "picked_up")
-        self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], "picked_up"))
-    _release(self, others)
+    _cancel_others(self, c, others, "picked_up")
     return 0
 
 

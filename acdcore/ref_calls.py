@@ -114,11 +114,7 @@ class CallRules:
         c.offers = []
         self._leave_queue(c)
         self._out.append(Connect(c.id, a.cfg.agent_id))
-        for x in others:
-            self._set_agent(x, A_CANCEL)
-            self._tombstone(x, c, "answered_elsewhere")
-            self._out.append(CancelOffer(c.id, x.cfg.agent_id, "answered_elsewhere"))
-        self._release(others)
+        self._cancel_others(c, others, "answered_elsewhere")
 
     def _picked_up(self, call_id, agent_id) -> None:
         a = self._agent(agent_id)
@@ -142,10 +138,14 @@ class CallRules:
         c.answered_at = self._now
         self._leave_queue(c)
         self._out.append(Connect(c.id, a.cfg.agent_id))
+        self._cancel_others(c, others, "picked_up")
+
+    def _cancel_others(self, c: Call, others: list, reason: str) -> None:
+        """Another agent took ``c``: the rest stop ringing and are free again."""
         for x in others:
             self._set_agent(x, A_CANCEL)
-            self._tombstone(x, c, "picked_up")
-            self._out.append(CancelOffer(c.id, x.cfg.agent_id, "picked_up"))
+            self._tombstone(x, c, reason)
+            self._out.append(CancelOffer(c.id, x.cfg.agent_id, reason))
         self._release(others)
 
     def _rejected(self, call_id, agent_id) -> None:

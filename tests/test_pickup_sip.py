@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -29,6 +30,15 @@ CALLER, BOB, CAROL = 440.0, 1500.0, 2000.0
 # A regex route for the directed pickup dialled in one go (examples/sipacd.toml).
 DIRECTED_ROUTE = {"number": r"^\*\*[0-9]+$", "match": "regex",
                   "flow": "agent_keypad:directed_pickup"}
+
+
+@contextmanager
+def phones_and_caller(ports, workdir):
+    """The agents' phones (alice's rings forever) and a caller."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", code=None)
+        yield phones, caller
 
 
 def pickup_config(ports, workdir, prompts_dir, phones: UA):
@@ -135,9 +145,7 @@ def test_group_pickup_from_the_agents_phone(ports, workdir, prompts_dir):
 
 
 def test_directed_pickup_dialled_in_one_go_and_keyed_in(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", code=None)
+    with phones_and_caller(ports, workdir) as (phones, caller):
         rec, carol_rec = str(workdir / "caller.wav"), str(workdir / "carol.wav")
         with Engine(workdir, pickup_config(ports, workdir, prompts_dir, phones)) as engine:
             # Nobody rings at bob: **1002 finds nothing, and alice rings on.
@@ -175,9 +183,7 @@ def test_directed_pickup_dialled_in_one_go_and_keyed_in(ports, workdir, prompts_
 
 
 def test_pickup_by_the_api_rings_the_agent_first(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", code=None)
+    with phones_and_caller(ports, workdir) as (phones, caller):
         bob_rec = str(workdir / "bob-{call}.wav")
         phones.request("auto_answer", user="bob", after=0.5, tone=BOB, record=bob_rec)
         rec = str(workdir / "caller.wav")
@@ -210,9 +216,7 @@ def test_pickup_by_the_api_rings_the_agent_first(ports, workdir, prompts_dir):
 
 
 def test_two_pickups_at_once_exactly_one_wins(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", code=None)
+    with phones_and_caller(ports, workdir) as (phones, caller):
         rec = str(workdir / "caller.wav")
         recs = {"bob": str(workdir / "bob.wav"), "carol": str(workdir / "carol.wav")}
         with Engine(workdir, pickup_config(ports, workdir, prompts_dir, phones)) as engine:
@@ -262,9 +266,7 @@ def test_nothing_to_pick_up(ports, workdir, prompts_dir):
 def test_api_pickup_answered_too_late_hangs_up_the_agent(ports, workdir, prompts_dir):
     """The caller is gone by the time bob answers: his leg is hung up, and
     the ACD has nobody busy."""
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", code=None)
+    with phones_and_caller(ports, workdir) as (phones, caller):
         phones.request("auto_answer", user="bob", after=2.0, tone=BOB)
         with Engine(workdir, pickup_config(ports, workdir, prompts_dir, phones)) as engine:
             call_id, alice_call, _ = ring_alice(caller, phones, engine, str(workdir / "c.wav"))

@@ -80,6 +80,16 @@ def check_world_rules(transcript, n_agents):
                 connected.add(fields[0])
 
 
+def engines_agree(config, ops):
+    strategies, n_agents, variant, seed = config
+    ref = run(ReferenceScheduler, strategies, n_agents, variant, ops, seed=seed)
+    fast = run(Scheduler, strategies, n_agents, variant, ops, seed=seed)
+    for i, (a, b) in enumerate(zip(ref, fast)):
+        assert a == b, f"diverged at step {i}: {a[0]!r}\nreference {a[1:]}\ncython    {b[1:]}"
+    assert len(ref) == len(fast)
+    check_world_rules(fast, n_agents)
+
+
 @SETTINGS
 @given(CONFIG, OPS)
 def test_reference_keeps_invariants(config, ops):
@@ -92,13 +102,7 @@ def test_reference_keeps_invariants(config, ops):
 @SETTINGS
 @given(CONFIG, OPS)
 def test_cython_matches_reference(config, ops):
-    strategies, n_agents, variant, seed = config
-    ref = run(ReferenceScheduler, strategies, n_agents, variant, ops, seed=seed)
-    fast = run(Scheduler, strategies, n_agents, variant, ops, seed=seed)
-    for i, (a, b) in enumerate(zip(ref, fast)):
-        assert a == b, f"diverged at step {i}: {a[0]!r}\nreference {a[1:]}\ncython    {b[1:]}"
-    assert len(ref) == len(fast)
-    check_world_rules(fast, n_agents)
+    engines_agree(config, ops)
 
 
 @SETTINGS
@@ -258,13 +262,7 @@ PICKUP_KINDS = [0, 0, 0, 0, 1, 2, 3, 3, 6, 6, 7, 8, 9, 10, 11, 13, 15, 15, 15, 1
                                   st.integers(0, 19), st.integers(0, 4)),
                         min_size=5, max_size=200))
 def test_cython_matches_reference_on_pickup_heavy_runs(config, ops):
-    strategies, n_agents, variant, seed = config
-    ref = run(ReferenceScheduler, strategies, n_agents, variant, ops, seed=seed)
-    fast = run(Scheduler, strategies, n_agents, variant, ops, seed=seed)
-    for i, (a, b) in enumerate(zip(ref, fast)):
-        assert a == b, f"diverged at step {i}: {a[0]!r}\nreference {a[1:]}\ncython    {b[1:]}"
-    assert len(ref) == len(fast)
-    check_world_rules(fast, n_agents)
+    engines_agree(config, ops)
 
 
 def test_generated_runs_reach_pickups_both_ways():
