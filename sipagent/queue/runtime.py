@@ -64,11 +64,11 @@ class QueueRuntime:
         self.offers: dict[tuple[str, str], CallLeg] = {}
         self.callbacks = CallbackLine(self)
         self.operations = CallOperations(self, transfer, monitor)
-        self.pickup = CallPickup(self)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
         self._feed_started = 0.0
+        self.pickup = CallPickup(self)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
