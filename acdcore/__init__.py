@@ -13,10 +13,11 @@ Where things are (scheduler part):
 """
 from .actions import (AgentAutoPaused, CallExited, CancelOffer, Connect, Offer,
                       OfferTimedOut, WrapUpEnded)
-from .errors import AcdError, InvalidTransition, UnknownAgent, UnknownCall, UnknownQueue
+from .errors import (AcdError, InvalidTransition, PickupRefused, UnknownAgent, UnknownCall,
+                     UnknownQueue)
 from .events import (AgentLoggedIn, AgentLoggedOut, AgentPaused, AgentReady,
                      CallAbandoned, CallArrived, CallbackRequested, CallEnded,
-                     CallWithdrawn, OfferAnswered, OfferRejected, Tick, WrapUpDone)
+                     CallPickedUp, CallWithdrawn, OfferAnswered, OfferRejected, Tick, WrapUpDone)
 from .events import AgentOutbound, OutboundEnded
 from .model import AgentConfig, QueueConfig, Strategy
 from .reference import ReferenceScheduler
@@ -25,9 +26,9 @@ from .scheduler import COMPILED, Scheduler
 __all__ = [
     "AcdError", "AgentAutoPaused", "AgentConfig", "AgentLoggedIn", "AgentLoggedOut",
     "AgentPaused", "AgentReady", "COMPILED", "CallAbandoned", "CallArrived",
-    "CallEnded", "CallExited", "CallWithdrawn", "CallbackRequested", "CancelOffer",
+    "CallEnded", "CallExited", "CallPickedUp", "CallWithdrawn", "CallbackRequested", "CancelOffer",
     "Connect", "InvalidTransition", "Offer", "OfferAnswered", "OfferRejected",
-    "OfferTimedOut", "QueueConfig", "ReferenceScheduler", "Scheduler", "Strategy",
+    "OfferTimedOut", "PickupRefused", "QueueConfig", "ReferenceScheduler", "Scheduler", "Strategy",
     "Tick", "UnknownAgent", "UnknownCall", "UnknownQueue", "WrapUpDone", "WrapUpEnded",
     "AgentOutbound", "OutboundEnded",
 ]

@@ -41,7 +41,7 @@ from acdcore import events as E
 from acdcore import states as S
 from acdcore.actions import (AgentAutoPaused, CallExited, CancelOffer, Connect, Offer,
                              OfferTimedOut, WrapUpEnded)
-from acdcore.errors import AcdError, UnknownAgent, UnknownCall, UnknownQueue
+from acdcore.errors import AcdError, PickupRefused, UnknownAgent, UnknownCall, UnknownQueue
 from acdcore.ewt import expected_wait, mean_handle
 from acdcore.model import STRATEGY_CODES, Strategy
 from acdcore.skills import ANY, eligible, normalize, relax_moments, relaxed, score
@@ -103,7 +103,8 @@ cdef enum:
     A_WRAP_DONE = 9
     A_AUTOPAUSE = 10
     A_OUTBOUND = 11
-    N_A_INPUTS = 12
+    A_PICKUP = 12
+    N_A_INPUTS = 13
     C_WAITING = 0
     C_OFFERED = 1
     C_TALKING = 2
@@ -117,7 +118,8 @@ cdef enum:
     C_END = 6
     C_RELAX = 7
     C_CALLBACK = 8
-    N_C_INPUTS = 9
+    C_PICKUP = 9
+    N_C_INPUTS = 10
     T_RING = 0
     T_MAXWAIT = 1
     T_WRAP = 2
@@ -142,9 +144,13 @@ cdef enum:
     OUT_NONE = 0
     OUT_ON_CALL = 1
     OUT_DROPPED = 2
+    EV_CALL_PICKED_UP = 13
 
 assert (S.LOGGED_OUT, S.AVAILABLE, S.OFFERED, S.BUSY, S.WRAP_UP, S.PAUSED) == tuple(range(6))
 assert (S.A_AUTOPAUSE, S.C_CALLBACK, S.C_GONE) == (A_AUTOPAUSE, C_CALLBACK, C_GONE)
+assert (S.A_PICKUP, S.C_PICKUP, len(S.AGENT_INPUT_NAMES), len(S.CALL_INPUT_NAMES)) == \
+    (A_PICKUP, C_PICKUP, N_A_INPUTS, N_C_INPUTS)
+assert E.EV_CALL_PICKED_UP == EV_CALL_PICKED_UP
 assert (E.EV_CALL_ARRIVED, E.EV_OFFER_ANSWERED, E.EV_TICK, E.EV_CALLBACK_REQUESTED) == \
     (EV_CALL_ARRIVED, EV_OFFER_ANSWERED, EV_TICK, EV_CALLBACK_REQUESTED)
 assert (S.A_OUTBOUND, len(S.AGENT_INPUT_NAMES)) == (A_OUTBOUND, N_A_INPUTS)

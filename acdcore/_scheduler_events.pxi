@@ -57,6 +57,11 @@ cdef int _event(Scheduler self, int code, object ev, object call_id, object agen
         _rejected(self, call_id, agent_id)
     elif code == EV_TICK:
         pass
+    elif code == EV_CALL_PICKED_UP:
+        if ev is not None:
+            call_id = ev.call_id
+            agent_id = ev.agent_id
+        _picked_up(self, call_id, agent_id)
     else:
         if ev is not None and code != EV_CALLBACK_REQUESTED:
             agent_id = ev.agent_id
@@ -325,11 +330,55 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cid = self.call_ids[c]
     self.out.append(_act2(Connect, cid, self.agent_ids[a]))
     if others:
-        for x in others:
-            _set_agent(self, x, A_CANCEL)
-            _tombstone(self, x, c, "answered_elsewhere")
-            self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], "answered_elsewhere"))
-        _release(self, others)
+        _cancel_others(self, c, others, "answered_elsewhere")
+    return 0
+
+
+cdef int _cancel_others(Scheduler self, int c, list others, str reason) except -1:
+    """Another agent took ``c``: the rest stop ringing and are free again."""
+    cid = self.call_ids[c]
+    cdef int x
+    for x in others:
+        _set_agent(self, x, A_CANCEL)
+        _tombstone(self, x, c, reason)
+        self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], reason))
+    _release(self, others)
+    return 0
+
+
+cdef int _picked_up(Scheduler self, object call_id, object agent_id) except -1:
+    cdef int a = self._agent(agent_id)
+    cdef int c = _call_get(self, call_id)
+    if c < 0 or self.calls[c].state != C_OFFERED:
+        raise PickupRefused(f"call {call_id!r} is not ringing")
+    cdef AgentRec* ag = &self.agents[a]
+    cdef CallRec* cr = &self.calls[c]
+    cdef int m
+    cdef bint member = False
+    for m in range(ag.n_mem):
+        if ag.mems[m].queue == cr.queue:
+            member = True
+            break
+    if not member:
+        raise PickupRefused(
+            f"agent {agent_id!r} does not serve queue {self.queue_names[cr.queue]!r}")
+    agent_next(ag.state, A_PICKUP)   # refuse before anything changes
+    pending = self.pause_reason[a] if ag.state == PAUSED else None
+    cr.state = call_next(cr.state, C_PICKUP)
+    _kill_ring_timer(self, cr)
+    cdef list others = _take_offers(self, c)
+    _set_agent(self, a, A_PICKUP)
+    if pending is not None:
+        self.pause_pending[a] = pending
+    ag.no_answers = 0
+    ag.calls += 1
+    ag.call = c
+    cr.agent = a
+    cr.answered_at = self.now
+    _leave_queue(self, c)
+    cid = self.call_ids[c]
+    self.out.append(_act2(Connect, cid, self.agent_ids[a]))
+    _cancel_others(self, c, others, "picked_up")
     return 0
 
 

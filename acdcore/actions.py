@@ -6,7 +6,8 @@ are equal only if they have the same type *and* the same fields, so
 
 CancelOffer reasons: ``answered_elsewhere`` (ring-all loser), ``caller_gone``
 (abandon or callback request while ringing), ``withdrawn``,
-``agent_logged_out``, ``agent_paused``; a late answer to an offer that
+``agent_logged_out``, ``agent_paused``, ``picked_up`` (another agent took
+the ringing call: CallPickedUp); a late answer to an offer that
 already timed out is cancelled with ``timeout``.
 CallExited reasons: ``timeout``, ``full``, ``empty``.
 """

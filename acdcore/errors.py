@@ -33,3 +33,9 @@ class UnknownQueue(AcdError, KeyError):
 
 class InvalidTransition(AcdError):
     """The agent or caller state table has no entry for this input."""
+
+
+class PickupRefused(AcdError):
+    """Nothing to pick up: the call is not ringing (answered, gone, only
+    waiting, unknown) or the picking agent does not serve its queue.  The
+    scheduler is unchanged; a runtime tells the agent "nothing to pick up"."""

@@ -117,6 +117,15 @@ class OutboundEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class CallPickedUp:
+    """``agent_id`` takes the ringing call (states.py, "Pickup"); refused
+    with ``PickupRefused`` unless the call is ringing in one of its queues."""
+    t: float
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     t: float
 
@@ -138,6 +147,7 @@ EV_CALLBACK_REQUESTED = 12
 # table, so gaps cost nothing and leave 13-19 to other new events.
 EV_AGENT_OUTBOUND = 20
 EV_OUTBOUND_ENDED = 21
+EV_CALL_PICKED_UP = 13
 
 EVENT_CODES = {
     CallArrived: EV_CALL_ARRIVED,
@@ -155,4 +165,5 @@ EVENT_CODES = {
     CallbackRequested: EV_CALLBACK_REQUESTED,
     AgentOutbound: EV_AGENT_OUTBOUND,
     OutboundEnded: EV_OUTBOUND_ENDED,
+    CallPickedUp: EV_CALL_PICKED_UP,
 }

@@ -4,13 +4,13 @@ abandon/withdraw, callback requests, call end."""
 from __future__ import annotations
 
 from .actions import (AgentAutoPaused, CallExited, CancelOffer, Connect, OfferTimedOut)
-from .errors import AcdError
+from .errors import AcdError, PickupRefused
 from .ref_matching import T_MAXWAIT, T_READY, T_RELAX
 from .ref_parts import Call
 from .skills import ANY, normalize, relaxed
-from .states import (C_ANSWER, C_CALLBACK, C_END, C_EXIT, C_OFFERED, C_RELAX, C_WAITING,
-                     OFFERED, A_ANSWER, A_AUTOPAUSE, A_CANCEL, A_DECLINE,
-                     call_next)
+from .states import (C_ANSWER, C_CALLBACK, C_END, C_EXIT, C_OFFERED, C_PICKUP, C_RELAX,
+                     C_WAITING, OFFERED, PAUSED, A_ANSWER, A_AUTOPAUSE, A_CANCEL,
+                     A_DECLINE, A_PICKUP, agent_next, call_next)
 
 
 class CallRules:
@@ -114,10 +114,38 @@ class CallRules:
         c.offers = []
         self._leave_queue(c)
         self._out.append(Connect(c.id, a.cfg.agent_id))
+        self._cancel_others(c, others, "answered_elsewhere")
+
+    def _picked_up(self, call_id, agent_id) -> None:
+        a = self._agent(agent_id)
+        c = self._calls.get(call_id)
+        if c is None or c.state != C_OFFERED:
+            raise PickupRefused(f"call {call_id!r} is not ringing")
+        if not any(q is c.queue for q, _, _ in a.memberships):
+            raise PickupRefused(f"agent {agent_id!r} does not serve queue {c.queue.cfg.name!r}")
+        agent_next(a.state, A_PICKUP)   # refuse before anything changes
+        pending = a.pause_reason if a.state == PAUSED else None
+        c.state = call_next(c.state, C_PICKUP)
+        others = c.offers
+        c.offers = []
+        self._set_agent(a, A_PICKUP)
+        if pending is not None:
+            a.pause_pending = pending
+        a.no_answers = 0
+        a.calls += 1
+        a.call = c
+        c.agent = a
+        c.answered_at = self._now
+        self._leave_queue(c)
+        self._out.append(Connect(c.id, a.cfg.agent_id))
+        self._cancel_others(c, others, "picked_up")
+
+    def _cancel_others(self, c: Call, others: list, reason: str) -> None:
+        """Another agent took ``c``: the rest stop ringing and are free again."""
         for x in others:
             self._set_agent(x, A_CANCEL)
-            self._tombstone(x, c, "answered_elsewhere")
-            self._out.append(CancelOffer(c.id, x.cfg.agent_id, "answered_elsewhere"))
+            self._tombstone(x, c, reason)
+            self._out.append(CancelOffer(c.id, x.cfg.agent_id, reason))
         self._release(others)
 
     def _rejected(self, call_id, agent_id) -> None:

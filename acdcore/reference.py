@@ -34,6 +34,10 @@ tests in tests/acdcore enforce it.  Rules in one place:
   elsewhere, timeout, agent logged out) yields ``CancelOffer`` again with the
   original reason (each agent remembers its last cancelled offer); a late
   reject is ignored.  Anything else unknown raises ``AcdError``.
+* Pickup: an agent serving the call's queue takes a *ringing* call (any
+  other is refused with ``PickupRefused``, nothing changed); ``Connect`` to
+  it, then ``CancelOffer(..., "picked_up")`` to every ringing agent, who are
+  released as ring-all losers are.  See states.py, "Pickup".
 * Time: timers due at or before an event fire first; an event older than the
   clock is handled "now".
 
@@ -185,6 +189,8 @@ class ReferenceScheduler(CallRules, AgentRules, Matching):
             self._outbound(agent_id)
         elif code == E.EV_OUTBOUND_ENDED:
             self._outbound_ended(agent_id, ev.wrap_up if ev is not None else True)
+        elif code == E.EV_CALL_PICKED_UP:
+            self._picked_up(call_id, agent_id)
         elif code != E.EV_TICK:
             raise AcdError(f"unknown event code {code}")
 

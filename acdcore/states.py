@@ -47,6 +47,20 @@ Outbound calls (click-to-call)
     phone did not answer); it goes through WRAP_UP at once, so it is back
     where it was (a paused agent to PAUSED), except that an agent that
     dialled during wrap-up comes back AVAILABLE.
+Pickup (``CallPickedUp``)
+    An agent takes a call that is ringing someone else.  Only an OFFERED
+    caller can be picked up (it goes to TALKING with the picking agent, and
+    every offer of it is cancelled with ``picked_up``); anything else -- the
+    call was answered, is gone, or is only waiting -- is refused with
+    ``PickupRefused`` before any state changes, which is what makes the
+    second of two simultaneous pickups lose cleanly.  The picking agent must
+    be a member of the call's queue (skills are not checked: a person chose
+    the call) and goes to BUSY from AVAILABLE, WRAP_UP (the wrap-up is cut
+    short) or PAUSED.  A paused agent picking up on purpose is the common
+    PBX case; the pause is kept as pending and returns after the call and
+    its wrap-up, as a pause requested during a call does.  LOGGED_OUT,
+    OFFERED (answer your own ringing call instead) and BUSY have no entry:
+    the table raises ``InvalidTransition``.
 
 Races are resolved *before* the tables are consulted (see reference.py), so
 the tables stay strict.  Both engines import the integer codes from here;
@@ -62,10 +76,10 @@ AGENT_STATE_NAMES = ("logged_out", "available", "offered", "busy", "wrap_up", "p
 
 # agent inputs
 A_LOGIN, A_LOGOUT, A_READY, A_PAUSE, A_OFFER, A_ANSWER, A_DECLINE, A_CANCEL, \
-    A_CALL_END, A_WRAP_DONE, A_AUTOPAUSE, A_OUTBOUND = range(12)
+    A_CALL_END, A_WRAP_DONE, A_AUTOPAUSE, A_OUTBOUND, A_PICKUP = range(13)
 AGENT_INPUT_NAMES = ("login", "logout", "ready", "pause", "offer", "answer",
                      "decline", "cancel", "call_end", "wrap_done", "autopause",
-                     "outbound")
+                     "outbound", "pickup")
 
 AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
     LOGGED_OUT: {
@@ -79,6 +93,7 @@ AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
         A_WRAP_DONE: AVAILABLE,    # race: agent pressed "done" as the timer ran out
         A_AUTOPAUSE: PAUSED,
         A_OUTBOUND: BUSY,          # click-to-call
+        A_PICKUP: BUSY,
     },
     OFFERED: {
         A_LOGOUT: LOGGED_OUT,      # the offer is cancelled
@@ -102,6 +117,7 @@ AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
         A_PAUSE: PAUSED,
         A_WRAP_DONE: AVAILABLE,
         A_OUTBOUND: BUSY,          # calling back during after-call work
+        A_PICKUP: BUSY,            # wrap-up is cut short by the agent's own choice
     },
     PAUSED: {
         A_LOGOUT: LOGGED_OUT,
@@ -109,6 +125,7 @@ AGENT_TRANSITIONS: dict[int, dict[int, int]] = {
         A_PAUSE: PAUSED,           # new reason
         A_WRAP_DONE: PAUSED,       # race, as for AVAILABLE
         A_OUTBOUND: BUSY,          # the pause reason becomes the pending pause
+        A_PICKUP: BUSY,            # the pause comes back after the call (pending)
     },
 }
 
@@ -118,9 +135,9 @@ CALL_STATE_NAMES = ("waiting", "offered", "talking", "gone")
 
 # caller inputs
 C_OFFER, C_LOST, C_ANSWER, C_ABANDON, C_WITHDRAW, C_EXIT, C_END, C_RELAX, \
-    C_CALLBACK = range(9)
+    C_CALLBACK, C_PICKUP = range(10)
 CALL_INPUT_NAMES = ("offer", "lost", "answer", "abandon", "withdraw", "exit",
-                    "end", "relax", "callback")
+                    "end", "relax", "callback", "pickup")
 
 CALL_TRANSITIONS: dict[int, dict[int, int]] = {
     C_WAITING: {
@@ -133,6 +150,7 @@ CALL_TRANSITIONS: dict[int, dict[int, int]] = {
     },
     C_OFFERED: {
         C_ANSWER: C_TALKING,
+        C_PICKUP: C_TALKING,       # another agent picked the ringing call up
         C_LOST: C_WAITING,         # every offer was rejected, timed out or cancelled
         C_RELAX: C_OFFERED,        # applies when the call is back to waiting
         C_CALLBACK: C_OFFERED,     # the offers are then cancelled (LOST)

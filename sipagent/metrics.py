@@ -36,6 +36,9 @@ SIP_REJECT_REASONS = ("forbidden", "capacity", "no_route", "no_media", "bad_requ
 KEYPAD_COMMANDS = ("login", "logout", "pause", "ready", "end_wrap_up")
 KEYPAD_RESULTS = ("ok", "refused", "wrong_pin", "locked", "no_input", "hung_up")
 
+# Call pickups (sipagent/queue/pickup.py), by result; never agent ids.
+PICKUP_RESULTS = ("picked_up", "nothing", "refused", "no_answer")
+
 NOTIFY_CHANNELS = ("email", "webhook")
 NOTIFY_RESULTS = ("sent", "failed", "gave_up")
 
@@ -129,6 +132,10 @@ class EngineMetrics:
         for command in KEYPAD_COMMANDS:
             for result in KEYPAD_RESULTS:
                 self.keypad_commands.labels(command, result)
+        self.pickups = Counter("sipacd_pickups", "Ringing queue calls agents tried to pick up, "
+                               "by result", ["result"], registry=r)
+        for result in PICKUP_RESULTS:
+            self.pickups.labels(result)
 
     def add_live_gauges(self, read: Callable[[], dict]) -> None:
         """``read()`` returns {"active_calls", "capacity", "waiting": {queue: n},

@@ -124,6 +124,7 @@ PLAIN_ROUTES = {
     # No call is connected here: each answers 404 before reading its body
     # (test_call_operations.py sends them bad bodies with a call connected).
     ("GET", "/api/calls"): "/api/calls",
+    ("POST", "/api/calls/{call}/pickup"): "/api/calls/x/pickup",   # nothing rings
     ("POST", "/api/calls/{call}/hold"): "/api/calls/x/hold",
     ("POST", "/api/calls/{call}/resume"): "/api/calls/x/resume",
     ("POST", "/api/calls/{call}/transfer"): "/api/calls/x/transfer",

@@ -28,6 +28,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
 from sipagent.api.calls import add_call_routes
 from sipagent.api.outbound import add_outbound_routes
+from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.request_input import JsonBody, iso_time, read_body
 from sipagent.config.values import matching
 
@@ -179,6 +180,8 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/api/callbacks", list_callbacks)
     add_call_routes(app, lambda: engine.queues,
                     lambda request, roles: _authenticate(config, request, roles))
+    add_pickup_routes(app, lambda: engine.queues,
+                      lambda request, roles: _authenticate(config, request, roles))
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
 from ivrflows.call import CallerHangup
+from sipagent.calls.pickup_flow import PICKUP_COMMANDS, PhonePickup
 from sipagent.metrics import KEYPAD_COMMANDS
 from sipagent.sip.message import uri_user
 from sipagent.store.keypad_lockout import KeypadLockout
@@ -84,6 +85,7 @@ class KeypadSettings:
     lockout: float = 900.0
     own_phone_without_pin: bool = True
     digit_timeout: float = 8.0
+    directed_pickup: str = "**"      # the number before the ringing agent's (pickup_flow.py)
 
 
 class AgentKeypad:
@@ -97,6 +99,10 @@ class AgentKeypad:
         # A user part two agents share names neither: they are asked who they are.
         self._by_phone = {user: agents[0] for user, agents in users.items()
                           if user and len(agents) == 1}
+        # Pickup shares who-is-calling: the agent whose phone it is.
+        self.pickup = PhonePickup(self._by_phone, self._by_number, queues,
+                                  directed_prefix=settings.directed_pickup,
+                                  digit_timeout=settings.digit_timeout)
 
     @classmethod
     def open(cls, data_dir: Path, settings: KeypadSettings | None, queues: QueueRuntime,
@@ -113,11 +119,14 @@ class AgentKeypad:
 
     def serves(self, spec: str) -> bool:
         module, _, command = spec.partition(":")
-        return module == FLOW_MODULE and command in KEYPAD_COMMANDS
+        return module == FLOW_MODULE and (command in KEYPAD_COMMANDS
+                                          or command in PICKUP_COMMANDS)
 
     # -- the call ------------------------------------------------------------------------
     async def run(self, call, spec: str) -> None:
         command = spec.partition(":")[2]
+        if command in PICKUP_COMMANDS:
+            return await self.pickup.run(call, command)
         try:
             await call.answer()
             agent, result = await self._identify(call, command)

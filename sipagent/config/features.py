@@ -8,6 +8,8 @@
     pause = "*73"
     ready = "*74"
     end_wrap_up = "*75"
+    pickup = "*8"                 # the oldest call ringing in one of the agent's queues
+    directed_pickup = "**"        # then the ringing agent's number (or dial **1002)
     pin_attempts = 3              # wrong PINs in a row before...
     lockout = 900                 # ...the agent's keypad login is locked (seconds)
     own_phone_without_pin = true  # logout/pause/ready/done from the agent's phone
@@ -22,7 +24,8 @@
     pin = "4711"                  # hashed at load; or a "scrypt$..." hash
 
 Without a ``[features]`` table there are no feature numbers.  Each number
-becomes an exact route to the built-in flow (``sipagent/calls/agent_keypad.py``):
+becomes an exact route to the built-in flow (``sipagent/calls/agent_keypad.py``;
+the pickups: ``sipagent/calls/pickup_flow.py``):
 it must not be another route's number, and like any exact number it wins over
 regex routes.
 """
@@ -34,9 +37,11 @@ from typing import Annotated, Any, Mapping
 from pydantic import AfterValidator, Field, model_validator
 
 from sipagent.calls.agent_keypad import KeypadAgent, KeypadSettings
+from sipagent.calls.pickup_flow import PICKUP_COMMANDS
 from sipagent.config.values import ConfigProblems, PositiveSeconds, Section, matching
 from sipagent.metrics import KEYPAD_COMMANDS
 
+FEATURE_COMMANDS = KEYPAD_COMMANDS + PICKUP_COMMANDS
 _FEATURE_NUMBER = re.compile(r"[0-9*#+]{1,32}")
 _AGENT_NUMBER = re.compile(r"[0-9]{1,12}")
 _check_reason_key = matching(re.compile(r"[0-9]"), "bad reason code {!r}: one key, 0-9")
@@ -53,6 +58,10 @@ class FeaturesSection(Section):
     pause: FeatureNumber = "*73"
     ready: FeatureNumber = "*74"
     end_wrap_up: FeatureNumber = "*75"
+    # Call pickup from the agent's own phone (no PIN): the oldest call ringing
+    # in the agent's queues, or ``directed_pickup`` + the ringing agent's number.
+    pickup: FeatureNumber = "*8"
+    directed_pickup: FeatureNumber = "**"
     # Reasons show in /api/agents and in the event log's PAUSE rows; the
     # API allows 64 characters for one, and so does the file.
     pause_reasons: dict[Annotated[str, AfterValidator(_check_reason_key)],
@@ -66,7 +75,7 @@ class FeaturesSection(Section):
     def _distinct_numbers(self) -> FeaturesSection:
         first: dict[str, str] = {}
         problems = []
-        for command in KEYPAD_COMMANDS:
+        for command in FEATURE_COMMANDS:
             number = getattr(self, command)
             if number in first:
                 problems.append(((command,), f"{number!r} is also features.{first[number]}"))
@@ -77,7 +86,7 @@ class FeaturesSection(Section):
 
     def numbers(self) -> dict[str, str]:
         """Feature number -> the agent command it runs."""
-        return {getattr(self, command): command for command in KEYPAD_COMMANDS}
+        return {getattr(self, command): command for command in FEATURE_COMMANDS}
 
     def keypad(self, agents: Mapping[str, Any]) -> KeypadSettings:
         """What the keypad flow needs, as it takes it."""

@@ -424,6 +424,12 @@ class Config(Section):
         route = self._exact_routes.get(called)
         if route is not None:
             return route
+        if self.features is not None and self.features.directed_pickup:
+            # "**1002": a directed pickup dialled in one go.
+            prefix = self.features.directed_pickup
+            if called.startswith(prefix) and called[len(prefix):].isdigit() \
+                    and prefix in self._exact_routes:
+                return self._exact_routes[prefix]
         return next((r for r in self.routes if r.match == "regex" and r.matches(called)), None)
 
 

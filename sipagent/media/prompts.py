@@ -55,6 +55,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "agent-state-busy": "You are on a call.",
         "agent-state-wrap-up": "You are in wrap-up.",
         "agent-state-paused": "You are paused.",
+        # Call pickup from the phone (sipagent/calls/pickup_flow.py).
+        "pickup-nothing": "Nothing to pick up.",
+        "pickup-not-allowed": "You cannot pick up that call.",
+        "pickup-enter-number": "Please enter the ringing agent's number, followed by hash.",
     },
 }
 

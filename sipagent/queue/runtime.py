@@ -15,6 +15,7 @@ import structlog
 
 from acdcore import actions as act
 from acdcore import events as ev
+from acdcore.errors import AcdError
 from acdcore.model import AgentConfig, QueueConfig
 from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.agents import (AgentLine, agent_rows, command_event, command_log_kind,
@@ -26,6 +27,7 @@ from sipagent.queue.operations import CallOperations
 from sipagent.queue.outbound import OutboundDesk
 from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers, exit_target
 from sipagent.queue.hold import CallerHold
+from sipagent.queue.pickup import CallPickup
 from sipagent.sip.leg import CallLeg, LegEnded, dial
 from sipagent.queue.stats import QueueStats
 
@@ -71,6 +73,7 @@ class QueueRuntime:
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
         self._feed_started = 0.0
+        self.pickup = CallPickup(self)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -113,12 +116,34 @@ class QueueRuntime:
             log.exception("acd core rejected an event", acd_event=repr(event))
             # Timers that fired before the bad event still happened.
             actions = getattr(exc, "actions", None) or []
+        self._act(actions)
+
+    def _act(self, actions) -> None:
         for action in actions:
             try:
                 self._perform(action)
             except Exception:
                 log.exception("acd action failed", action=repr(action))
         self._wake.set()
+
+    def pick_up(self, call_id: str, agent_id: str, leg: CallLeg) -> AcdError | None:
+        """``agent_id`` takes the ringing ``call_id`` on its answered ``leg``
+        (pickup.py).  The core's Connect then finds the leg where an answered
+        offer's would be.  Returns the core's refusal (nothing changed), or None."""
+        key = (call_id, agent_id)
+        if key in self.offers:
+            return AcdError(f"agent {agent_id!r} is being offered the call: answer it")
+        self.offers[key] = leg
+        self._feed_started = time.perf_counter()
+        try:
+            actions, refusal = self.scheduler.handle(
+                ev.CallPickedUp(self.now(), call_id, agent_id)), None
+        except AcdError as exc:
+            actions, refusal = exc.actions, exc
+            if self.offers.get(key) is leg:
+                del self.offers[key]
+        self._act(actions)
+        return refusal
 
     async def _timers(self) -> None:
         while True:
@@ -211,7 +236,13 @@ class QueueRuntime:
         self.feed(ev.OfferAnswered(self.now(), call_id, agent_id))
         await leg.ended
         entry = self.entries.get(call_id)
-        if entry is not None and entry.agent_leg is leg and entry.state is EntryState.TALKING:
+        if entry is not None:
+            self.agent_hung_up(entry, leg)
+
+    def agent_hung_up(self, entry: QueueEntry, leg: CallLeg) -> None:
+        """The agent's phone hung up: the talk is over, unless the agent was
+        consulting (then the caller stays with the consulted party)."""
+        if entry.agent_leg is leg and entry.state is EntryState.TALKING:
             if not self.operations.agent_left(entry):
                 self.talk_over(entry, "agent")
 

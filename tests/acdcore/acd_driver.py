@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from acdcore import (AcdError, AgentConfig, AgentLoggedIn, AgentLoggedOut, AgentPaused,
                      AgentReady, CallAbandoned, CallArrived, CallbackRequested, CallEnded,
+                     CallPickedUp,
                      CallWithdrawn, CancelOffer, Connect, Offer, OfferAnswered,
                      OfferRejected, OfferTimedOut, QueueConfig, Tick, WrapUpDone)
 from acdcore import AgentOutbound, OutboundEnded
 
-N_OPS = 17
+N_OPS = 18
 SKILL_SETS = [(), (("fr", 1),), (("fr", 3),), (("billing", 2), ("fr", 1)), (("de", 5),)]
 AGENT_SKILLS = [{}, {"fr": 1}, {"fr": 3, "billing": 2}, {"de": 5}, {"fr": 5, "de": 1}]
 
@@ -123,6 +124,15 @@ class Driver:
                 return OutboundEnded(t, self.dialling[i % len(self.dialling)],
                                      wrap_up=j % 3 != 0)
             return OutboundEnded(t, ag)
+        if kind == 17:
+            # Mostly a ringing call, by any agent (its state decides); else any
+            # call at all (answered, gone, waiting: refused).
+            if self.offers and j % 8:
+                return CallPickedUp(t, self.offers[i % len(self.offers)][0],
+                                    self.agents[(i + j) % len(self.agents)])
+            if self.calls:
+                return CallPickedUp(t, alias(self.calls[-1 - (j % min(len(self.calls), 4))],
+                                             j, self.ids), ag)
         return Tick(t)
 
     def observe(self, actions):
@@ -136,7 +146,8 @@ class Driver:
                 self.cancelled.append(pair)
                 del self.cancelled[:-8]
             elif isinstance(act, Connect):
-                self.offers.remove((act.call_id, act.agent_id))
+                if (act.call_id, act.agent_id) in self.offers:   # not so for a pickup
+                    self.offers.remove((act.call_id, act.agent_id))
                 self.talking.append(act.call_id)
     def after_event(self, ev, actions, failed=False):
         if isinstance(ev, AgentOutbound) and not failed:

@@ -55,3 +55,14 @@ def test_splitmix64_reference_vector():
         0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
     u = SplitMix64(42).uniform()
     assert 0.0 <= u < 1.0
+
+
+def test_who_may_pick_up_a_call():
+    # Idle, in wrap-up or paused (the pause returns after the call); never
+    # while logged out, ringing or talking.  Only a ringing caller is taken.
+    pickers = [s for s in range(6) if S.A_PICKUP in S.AGENT_TRANSITIONS[s]]
+    assert pickers == [S.AVAILABLE, S.WRAP_UP, S.PAUSED]
+    assert {S.AGENT_TRANSITIONS[s][S.A_PICKUP] for s in pickers} == {S.BUSY}
+    taken = [s for s in range(4) if S.C_PICKUP in S.CALL_TRANSITIONS[s]]
+    assert taken == [S.C_OFFERED]
+    assert S.CALL_TRANSITIONS[S.C_OFFERED][S.C_PICKUP] == S.C_TALKING
