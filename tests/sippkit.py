@@ -57,6 +57,16 @@ class Sipp:
             rows = list(csv.reader(f, delimiter=";"))
         return dict(zip(rows[0], rows[-1]))
 
+    def failing(self) -> bool:
+        """Exited with an error, or a call already counted as failed (the
+        statistics file is rewritten every second): no use waiting on."""
+        if self.proc.poll() not in (None, 0):
+            return True
+        try:
+            return self.stats().get("FailedCall(C)", "0") != "0"
+        except (OSError, IndexError):
+            return False
+
     def report(self) -> str:
         """What went wrong, for an assertion message."""
         parts = [f"sipp {self.name}: exit {self.proc.returncode}"]
