@@ -23,6 +23,7 @@ class CalledBack:
     def __init__(self, leg: CallLeg, call_id: str, number: str, prompts):
         self.leg, self.call_id, self._prompts = leg, call_id, prompts
         self.caller, self.called, self.headers = number, "", {}
+        self.vars: dict[str, str] = {}      # as a flow's call has (recording, transfers)
 
     async def play(self, *names: str, barge_in: bool = False) -> str | None:
         for name in names:
