@@ -211,6 +211,8 @@ def test_queue_modules_import_one_way():
     for name in ("conversation.py", "transfer.py", "recordings.py"):
         assert _imports(QUEUE_DIR / name) == set()
     assert _imports(QUEUE_DIR / "agents.py") <= {"sipagent.queue.entry"}
+    assert _imports(QUEUE_DIR / "caller_side.py") <= {"sipagent.queue.entry",
+                                                      "sipagent.queue.hold"}
     for name in ("hold.py", "stats.py"):
         assert _imports(QUEUE_DIR / name) == set()
 

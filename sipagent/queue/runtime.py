@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable, Mapping
+from typing import Callable
 
 import structlog
 
@@ -17,16 +17,15 @@ from acdcore import actions as act
 from acdcore import events as ev
 from acdcore.errors import AcdError
 from acdcore.model import AgentConfig, QueueConfig
-from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.agents import (AgentLine, agent_rows, command_event, command_log_kind,
                                    queue_snapshot, wrap_up_of)  # AgentLine: for the engine
 from sipagent.queue.bridging import bridge_when_ready
 from sipagent.queue.callback import CallbackLine
+from sipagent.queue.caller_side import CallerSide
 from sipagent.queue.conversation import Move
 from sipagent.queue.operations import CallOperations
 from sipagent.queue.outbound import OutboundDesk
-from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers, exit_target
-from sipagent.queue.hold import CallerHold
+from sipagent.queue.entry import EntryEvent, EntryState, QueueEntry, agent_headers
 from sipagent.queue.pickup import CallPickup
 from sipagent.sip.leg import CallLeg, LegEnded, dial
 from sipagent.queue.stats import QueueStats
@@ -42,7 +41,7 @@ log = structlog.get_logger("sipagent.queue.runtime")
 BUSY_CODES = {486, 600}
 
 
-class QueueRuntime:
+class QueueRuntime(CallerSide):
     def __init__(self, queues: list[QueueConfig], agents: list[AgentConfig],
                  lines: dict[str, AgentLine], *, settings: dict, account_provider: Callable,
                  hold_music: Callable, prompts, metrics, track_leg: Callable,
@@ -337,122 +336,6 @@ class QueueRuntime:
         self.spawn(self.operations.converse(entry))
 
     bridge_when_ready = staticmethod(bridge_when_ready)   # for callback.QueueLine
-
-    # -- the caller's side ---------------------------------------------------------
-    async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
-                      data: Mapping[str, str], depth: int = 0) -> QueueOutcome:
-        if queue not in self.settings:
-            raise ValueError(f"no queue named {queue!r}")
-        if call.call_id in self.entries:
-            raise RuntimeError(f"call {call.call_id} is already queued")
-        s = self.settings[queue]
-        await self.operations.recording_consent(call, s)
-        entry = QueueEntry(call_id=call.call_id, queue=queue, entered=self.now(),
-                           caller=call.caller, called=call.called, data=dict(data), call=call,
-                           priority=priority, skills=dict(skills))
-        entry.hold = CallerHold(call.leg, s, moh=self._hold_music(queue), prompts=self._prompts,
-                                position=lambda: self._position(call.call_id),
-                                on_key=lambda key: self._key_pressed(entry, key),
-                                call_id=call.call_id, callback_slots=self.callbacks.slots(queue))
-        self.entries[call.call_id] = entry
-        self.stats.offered(queue, time.time(), call.call_id,
-                           self.scheduler.waiting_count(queue) + 1)
-        entry.hold.start()
-        log.info("caller queued", call_id=call.call_id, queue=queue, priority=priority)
-        self.feed(ev.CallArrived(entry.entered, call.call_id, queue, priority,
-                                 tuple(sorted(skills.items()))))
-        try:
-            outcome = await self._wait(entry)
-        finally:
-            entry.hold.stop()
-            if entry.agent_leg is not None and entry.callback is None:
-                entry.agent_leg.end()
-            if entry.callback is None:
-                self.entries.pop(call.call_id, None)
-        if outcome.result == "callback":
-            try:
-                await self.callbacks.confirm(call, entry)
-                await call.hangup()
-            except CallerHangup:
-                pass
-            return outcome
-        if entry.transfer is not None:
-            return await self.operations.carry(call, entry, outcome, depth)
-        if outcome.result == "answered":
-            return outcome
-        return await self._follow_target(call, s, outcome, priority, skills, data, depth)
-
-    async def _wait(self, entry: QueueEntry) -> QueueOutcome:
-        call = entry.call
-        while True:
-            state, waited = entry.state, self.now() - entry.entered
-            if entry.callback is not None and state is not EntryState.EXITED:
-                # Handed over to a callback: whatever the entry does next (wait,
-                # ring an agent, dial the customer) no longer concerns this call.
-                return QueueOutcome("callback", entry.queue, waited, data=entry.data)
-            if call.leg.is_ended:
-                self._caller_gone(entry)  # abandons if waiting, ends the talk if talking
-                raise CallerHangup(call.call_id)
-            if state is EntryState.EXITED:
-                return QueueOutcome(entry.exit_reason, entry.queue, waited, data=entry.data)
-            if state is EntryState.OVER:
-                return QueueOutcome("answered", entry.queue, entry.answered_at - entry.entered,
-                                    agent=entry.agent_id, data=entry.data)
-            entry.changed.clear()
-            waiter = asyncio.ensure_future(entry.changed.wait())
-            try:
-                await asyncio.wait([waiter, call.leg.ended], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-
-    async def _follow_target(self, call, s, outcome: QueueOutcome, priority, skills, data,
-                             depth: int) -> QueueOutcome:
-        target = exit_target(s, outcome.result)
-        if not target:
-            return outcome
-        kind, _, arg = target.partition(":")
-        log.info("queue exit target", call_id=call.call_id, reason=outcome.result, target=target)
-        if kind == "queue" and depth < 5:
-            return await self.enqueue(call, arg, priority=priority, skills=skills, data=data,
-                                      depth=depth + 1)
-        if kind == "flow":
-            await self._run_flow(call, arg)
-        elif kind == "hangup":
-            if arg:
-                await call.play(arg)
-            await call.hangup()
-        return outcome
-
-    def _key_pressed(self, entry: QueueEntry, key: str) -> None:
-        if entry.state is not EntryState.WAITING:
-            return
-        log.info("caller pressed a queue key", call_id=entry.call_id, key=key)
-        if key == "exit_key":
-            entry.advance(EntryEvent.EXIT_KEY)
-            self.stats.exited(entry.queue, time.time(), entry.exit_reason, entry.call_id,
-                              self.now() - entry.entered)
-            self.feed(ev.CallWithdrawn(self.now(), entry.call_id, "exit_key"))
-        elif key == "callback":
-            self.callbacks.requested_in_queue(entry)
-        entry.changed.set()
-
-    def _caller_gone(self, entry: QueueEntry) -> None:
-        if entry.state is EntryState.WAITING:
-            entry.advance(EntryEvent.ABANDONED)
-            wait = self.now() - entry.entered
-            position, _ = self._position(entry.call_id)
-            self.stats.abandoned(entry.queue, time.time(), wait, entry.call_id, position)
-            log.info("caller abandoned", call_id=entry.call_id, queue=entry.queue,
-                     wait=round(wait, 3))
-            self.feed(ev.CallAbandoned(self.now(), entry.call_id))
-        elif entry.state is EntryState.TALKING:
-            self.talk_over(entry, "caller")
-
-    def _position(self, call_id: str) -> tuple[int | None, float | None]:
-        try:
-            return self.scheduler.queue_position(call_id), self.scheduler.ewt(call_id)
-        except Exception:
-            return None, None
 
     # -- agent control (HTTP API) and read-outs: see agents.py ---------------------
     def agent_command(self, agent_id: str, command: str, reason: str = "") -> None:
