@@ -91,16 +91,6 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
             calls = [c for c in calls if c["agent"] == who.agent]
         return web.json_response({"calls": calls})
 
-    def hold_route(resume: bool):
-        async def route(request: web.Request) -> web.Response:
-            _, ops, call_id = own_call(request, ACTORS)
-            try:
-                phase = ops.hold(call_id, resume=resume)
-            except InvalidConversationMove as exc:
-                raise web.HTTPConflict(text=f"{exc}\n") from None
-            return web.json_response({"call_id": call_id, "phase": phase})
-        return route
-
     async def transfer(request: web.Request) -> web.Response:
         _, ops, call_id = own_call(request, ACTORS)
         body = await read_body(request, TransferBody)
@@ -130,16 +120,20 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
         return web.json_response({"call_id": call_id, "phase": "consulting",
                                   "target": body.target}, status=202)
 
-    def consult_step(step: str):
+    def step(name: str):
+        """A move of the conversation that takes no body: hold, resume, the
+        consultation's complete and cancel, conference."""
         async def route(request: web.Request) -> web.Response:
             _, ops, call_id = own_call(request, ACTORS)
             try:
-                if step == "complete":
+                if name == "complete":
                     order = ops.complete_consult(call_id, origin="api")
                     return web.json_response({"call_id": call_id,
                                               "transfer": ops.transfer_row(order)})
-                phase = ops.cancel_consult(call_id) if step == "cancel" \
-                    else ops.conference(call_id)
+                phase = {"hold": lambda: ops.hold(call_id),
+                         "resume": lambda: ops.hold(call_id, resume=True),
+                         "cancel": lambda: ops.cancel_consult(call_id),
+                         "conference": lambda: ops.conference(call_id)}[name]()
             except (NotConnected, InvalidConversationMove) as exc:
                 raise web.HTTPConflict(text=f"{exc}\n") from None
             return web.json_response({"call_id": call_id, "phase": phase})
@@ -192,11 +186,11 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
     app.router.add_post("/api/calls/{call}/recording", recording)
     app.router.add_get("/api/recordings/{recording}", get_recording)
     app.router.add_get("/api/recordings/{recording}/segments/{segment}", get_segment)
-    app.router.add_post("/api/calls/{call}/hold", hold_route(False))
-    app.router.add_post("/api/calls/{call}/resume", hold_route(True))
+    app.router.add_post("/api/calls/{call}/hold", step("hold"))
+    app.router.add_post("/api/calls/{call}/resume", step("resume"))
     app.router.add_post("/api/calls/{call}/transfer", transfer)
     app.router.add_post("/api/calls/{call}/monitor", monitor)
     app.router.add_post("/api/calls/{call}/consult", consult)
-    app.router.add_post("/api/calls/{call}/consult/complete", consult_step("complete"))
-    app.router.add_post("/api/calls/{call}/consult/cancel", consult_step("cancel"))
-    app.router.add_post("/api/calls/{call}/conference", consult_step("conference"))
+    app.router.add_post("/api/calls/{call}/consult/complete", step("complete"))
+    app.router.add_post("/api/calls/{call}/consult/cancel", step("cancel"))
+    app.router.add_post("/api/calls/{call}/conference", step("conference"))
