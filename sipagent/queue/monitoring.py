@@ -57,10 +57,14 @@ class Monitoring:
         is not connected, outside ``person``'s queues (OutOfScope) or
         already monitored."""
         entry, conversation = self._claim(call_id, person)
-        leg = self.line.dial_out(phone, label=f"{call_id}~monitor",
-                                 headers={"X-Sipacd-Call-Id": call_id,
-                                          "X-Sipacd-Monitor": mode.value,
-                                          "X-Sipacd-Agent": entry.agent_id or ""})
+        try:
+            leg = self.line.dial_out(phone, label=f"{call_id}~monitor",
+                                     headers={"X-Sipacd-Call-Id": call_id,
+                                              "X-Sipacd-Monitor": mode.value,
+                                              "X-Sipacd-Agent": entry.agent_id or ""})
+        except Exception:
+            conversation.monitoring = False     # nothing rang: the call may be monitored
+            raise
         self.line.track_leg(leg)
         self.line.spawn(self.monitor_session(entry, conversation, leg, mode, supervisor,
                                              via="api"))
