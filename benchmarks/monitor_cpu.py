@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
-import os
-import signal
 import statistics
 import sys
 import time
@@ -47,16 +44,9 @@ for p in (REPO, REPO / "tests", REPO / "benchmarks"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-import pjsua2 as pj  # noqa: E402
-
-from capacity_ua import port_layout, ports_needed, raise_fd_limit  # noqa: E402
-from pjsua2_capacity import UasChild  # noqa: E402
-from portlocks import PortAllocator  # noqa: E402
-from recording_cpu import cpu_percent, grow_to  # noqa: E402
+from recording_cpu import against_answerer, b2bua, cpu_percent, grow_to  # noqa: E402
 from simphones.event_stdout import claim_stdout  # noqa: E402
-from sipagent.logs import configure_logging  # noqa: E402
 from sipagent.queue.conversation import Conversation, Monitor  # noqa: E402
-from sipagent.sip.endpoint import SipEndpoint  # noqa: E402
 from sipagent.sip.leg import CallLeg  # noqa: E402
 
 STAGES = ("without", "legs", "listen", "barge")
@@ -99,22 +89,9 @@ async def measure(args, acc, uri: str, conversations: list[Conversation]) -> dic
 
 
 async def run(args, layout: dict) -> list[dict]:
-    ep = SipEndpoint(listen="127.0.0.1", port=layout["uac_sip"], pjsip_level=1)
-    ep.start()
-    ep.start_polling()
-    acc = pj.Account()
-    legs: list[CallLeg] = []
     conversations: list[Conversation] = []
     results = []
-    try:
-        cfg = pj.AccountConfig()
-        cfg.idUri = f"sip:bench@127.0.0.1:{layout['uac_sip']}"
-        cfg.sipConfig.transportId = ep.transport_ids["udp"]
-        cfg.mediaConfig.transportConfig.port = layout["uac_rtp"]
-        cfg.mediaConfig.transportConfig.portRange = layout["rtp_span"]
-        cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
-        acc.create(cfg)
-        uri = f"sip:agent@127.0.0.1:{layout['uas_sip']}"
+    async with b2bua(layout) as (acc, uri, legs):
         for pairs in sorted(args.pairs):
             await grow_to(acc, legs, 2 * pairs, uri)
             for i in range(len(conversations), pairs):
@@ -126,17 +103,7 @@ async def run(args, layout: dict) -> list[dict]:
             res = await measure(args, acc, uri, conversations)
             sys.stderr.write(f"monitor_cpu: {json.dumps(res)}\n")
             results.append(res)
-        for leg in legs:
-            leg.end()
-        await ep.pump(1.0)
-    finally:
         conversations.clear()
-        CallLeg.disown_all()
-        legs.clear()
-        acc.shutdown()
-        del acc
-        gc.collect()
-        ep.destroy()
     return results
 
 
@@ -166,30 +133,12 @@ def main(argv=None) -> int:
     if args.window <= 0 or args.rounds < 1:
         ap.error("--window must be > 0 and --rounds >= 1")
     out = claim_stdout()
-    configure_logging("warning", "json")
-    legs = 3 * max(args.pairs)
-    raise_fd_limit(4 * legs + 256)
-    signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
-    signal.alarm(int(args.timeout))
-    alloc = PortAllocator()
-    child = None
-    try:
-        # Supervisor legs are dialled anew each round: room for two rounds'
-        # worth while the last one's ports are released.
-        base = alloc.block(ports_needed(legs + max(args.pairs)))
-        layout = port_layout(base, legs + max(args.pairs))
-        child = UasChild(argparse.Namespace(port_base=base, calls=legs + max(args.pairs),
-                                            timeout=args.timeout, log_level=1))
-        ready = child.read_line(20)
-        if not ready or not ready.get("ready"):
-            sys.stderr.write(f"monitor_cpu: the answering process did not start: {ready}\n")
-            return 2
-        results = asyncio.run(run(args, layout))
-    finally:
-        if child is not None:
-            child.stop()
-        alloc.release_all()
-        signal.alarm(0)
+    # Supervisor legs are dialled anew each round: room for one more round's
+    # worth while the last one's calls are released.
+    results = against_answerer("monitor_cpu", 3 * max(args.pairs) + max(args.pairs),
+                               args.timeout, lambda layout: run(args, layout))
+    if results is None:
+        return 2
     out.write((json.dumps(results, indent=1) if args.json else table(results)) + "\n")
     return 0
 

@@ -3,31 +3,20 @@ name one, the monitor feature number and the queue scope rule."""
 from __future__ import annotations
 
 import re
-import textwrap
 
 import pytest
 
 from sipagent.calls.supervisor_keypad import MONITOR_FLOW
-from sipagent.config.load import ConfigError, parse_config
 from sipagent.config.supervisors import SupervisorSection
 from sipagent.media.prompts import CATALOGUE
 from sipagent.queue.supervisors import OutOfScope, Supervisor
 from sipagent.store.pin import is_pin_hash, verify_pin
 
-from test_config import BASE, EXAMPLE      # BASE: queue support, alice, and route "100"
+from test_agent_keypad_config import parse, problems   # on test_config's BASE: queue
+from test_config import EXAMPLE                          # support, alice, route "100"
 
 SAM = '[queues.sales]\n[supervisors.sam]\nphone = "sip:sam@h"\nnumber = "900"\npin = "4242"\n'
 TOKEN = '[http.tokens.console]\nrole = "supervisor"\ntoken = "0123456789abcdef0123"\n'
-
-
-def parse(text: str):
-    return parse_config(textwrap.dedent(BASE + text), source="test.toml")
-
-
-def problems(text: str) -> dict[str, str]:
-    with pytest.raises(ConfigError) as info:
-        parse(text)
-    return {p.key: str(p) for p in info.value.problems}
 
 
 def test_no_supervisors_and_no_features():
