@@ -9,7 +9,7 @@ import pytest
 from sipagent.calls.supervisor_keypad import MONITOR_FLOW
 from sipagent.config.supervisors import SupervisorSection
 from sipagent.media.prompts import CATALOGUE
-from sipagent.queue.supervisors import OutOfScope, Supervisor
+from sipagent.queue.monitoring import OutOfScope, Supervisor
 from sipagent.store.pin import is_pin_hash, verify_pin
 
 from test_agent_keypad_config import parse, problems   # on test_config's BASE: queue

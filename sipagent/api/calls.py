@@ -40,7 +40,7 @@ from sipagent.config.values import AgentUri
 from sipagent.queue.conversation import InvalidConversationMove
 from sipagent.queue.operations import NotConnected
 from sipagent.queue.recordings import RecordingRefused
-from sipagent.queue.supervisors import OutOfScope
+from sipagent.queue.monitoring import OutOfScope
 from sipagent.queue.transfer import BadTransferTarget
 
 Authenticate = Callable[[web.Request, set[str]], Any]

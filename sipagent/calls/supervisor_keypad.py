@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from ivrflows.call import CallerHangup
 from sipagent.queue.conversation import Monitor, NotConnected
-from sipagent.queue.supervisors import OutOfScope, Supervisor
+from sipagent.queue.monitoring import OutOfScope, Supervisor
 from sipagent.sip.message import uri_user
 
 if TYPE_CHECKING:

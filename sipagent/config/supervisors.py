@@ -27,7 +27,7 @@ from sipagent.calls.supervisor_keypad import SupervisorKeypadSettings
 from sipagent.config.features import AgentNumber, agent_number
 from sipagent.config.values import AgentUri, Name, Section, as_tuple
 from sipagent.config.voicemail import PinHash
-from sipagent.queue.supervisors import Supervisor, SupervisorDirectory
+from sipagent.queue.monitoring import Supervisor, SupervisorDirectory
 
 SUPERVISOR_ROLES = ("supervisor", "admin")
 

@@ -14,24 +14,55 @@ log: MONITOR_START/MODE/END rows carry the agent, the supervisor's id and
 how the session came (``data.via``), the END row its length.  Hanging up
 ends the session; so does the monitored call's end, which hangs up the
 supervisor's leg.  A supervisor limited to some queues
-(``[supervisors.<id>] queues``) is refused the others' calls before
-anything rings.
+(``[supervisors.<id>] queues``, :class:`Supervisor` below) is refused the
+others' calls before anything rings.
 """
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import structlog
 
 from sipagent.queue.conversation import Conversation, Monitor, NotConnected
 from sipagent.queue.entry import QueueEntry
-from sipagent.queue.supervisors import Supervisor, SupervisorDirectory
 from sipagent.sip.leg import CallLeg
 
 log = structlog.get_logger("sipagent.queue.monitoring")
 
 DEFAULT_KEYS = {"1": "listen", "2": "whisper", "3": "barge"}
+
+
+# -- who supervises: built from [supervisors.<id>] (sipagent/config/supervisors.py);
+# the scope is checked here, so the API and the phone keypad refuse the same calls.
+class OutOfScope(PermissionError):
+    """The supervisor may not monitor this queue's calls (403 to the API)."""
+
+
+@dataclass(frozen=True)
+class Supervisor:
+    supervisor_id: str
+    phone: str | None = None          # where an API session rings
+    number: str | None = None         # what they key in from another phone
+    pin_hash: str | None = None       # None: no keypad identification from another phone
+    queues: frozenset[str] | None = None   # None: every queue
+
+    def check_scope(self, queue: str) -> None:
+        if self.queues is not None and queue not in self.queues:
+            raise OutOfScope(f"queue {queue!r} is outside supervisor {self.supervisor_id!r}'s "
+                             f"queues ({', '.join(sorted(self.queues)) or 'none'})")
+
+
+@dataclass(frozen=True)
+class SupervisorDirectory:
+    people: Mapping[str, Supervisor] = field(default_factory=dict)
+    tokens: Mapping[str, str] = field(default_factory=dict)   # API token name -> supervisor id
+
+    def for_token(self, token_name: str) -> Supervisor | None:
+        sid = self.tokens.get(token_name)
+        return None if sid is None else self.people[sid]
 
 
 class Monitoring:
