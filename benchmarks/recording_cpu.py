@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -113,13 +114,17 @@ async def measure(args, legs: list[CallLeg], pairs: int, folder: Path) -> dict:
             "recorded_s_median": round(secs, 2)}
 
 
-async def run(args, layout: dict, folder: Path) -> list[dict]:
+@contextlib.asynccontextmanager
+async def b2bua(layout: dict):
+    """This process as the B2BUA: the engine's SipEndpoint and an account
+    whose RTP ports are the layout's; yields (account, the answerer's URI,
+    the list to keep every leg in).  Every leg is hung up and released, and
+    the library destroyed, on the way out."""
     ep = SipEndpoint(listen="127.0.0.1", port=layout["uac_sip"], pjsip_level=1)
     ep.start()
     ep.start_polling()
     acc = pj.Account()
     legs: list[CallLeg] = []
-    results = []
     try:
         cfg = pj.AccountConfig()
         cfg.idUri = f"sip:bench@127.0.0.1:{layout['uac_sip']}"
@@ -128,16 +133,7 @@ async def run(args, layout: dict, folder: Path) -> list[dict]:
         cfg.mediaConfig.transportConfig.portRange = layout["rtp_span"]
         cfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
         acc.create(cfg)
-        uri = f"sip:agent@127.0.0.1:{layout['uas_sip']}"
-        for pairs in sorted(args.pairs):
-            bridged = len(legs) // 2
-            await grow_to(acc, legs, 2 * pairs, uri)
-            for i in range(bridged, pairs):
-                bridge(legs[2 * i], legs[2 * i + 1])
-            await asyncio.sleep(1.0)   # let the new calls' start-up settle
-            res = await measure(args, legs, pairs, folder)
-            sys.stderr.write(f"recording_cpu: {json.dumps(res)}\n")
-            results.append(res)
+        yield acc, f"sip:agent@127.0.0.1:{layout['uas_sip']}", legs
         for leg in legs:
             leg.end()
         await ep.pump(1.0)
@@ -148,6 +144,20 @@ async def run(args, layout: dict, folder: Path) -> list[dict]:
         del acc
         gc.collect()
         ep.destroy()
+
+
+async def run(args, layout: dict, folder: Path) -> list[dict]:
+    results = []
+    async with b2bua(layout) as (acc, uri, legs):
+        for pairs in sorted(args.pairs):
+            bridged = len(legs) // 2
+            await grow_to(acc, legs, 2 * pairs, uri)
+            for i in range(bridged, pairs):
+                bridge(legs[2 * i], legs[2 * i + 1])
+            await asyncio.sleep(1.0)   # let the new calls' start-up settle
+            res = await measure(args, legs, pairs, folder)
+            sys.stderr.write(f"recording_cpu: {json.dumps(res)}\n")
+            results.append(res)
     return results
 
 
@@ -175,32 +185,45 @@ def main(argv=None) -> int:
     if args.window <= 0 or args.rounds < 1:
         ap.error("--window must be > 0 and --rounds >= 1")
     out = claim_stdout()
+    folder = Path(tempfile.mkdtemp(prefix="sipacd-reccpu-"))
+    try:
+        results = against_answerer("recording_cpu", 2 * max(args.pairs), args.timeout,
+                                   lambda layout: run(args, layout, folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if results is None:
+        return 2
+    out.write((json.dumps(results, indent=1) if args.json else table(results)) + "\n")
+    return 0
+
+
+def against_answerer(name: str, legs: int, timeout: float, body) -> list[dict] | None:
+    """Run ``body(layout)`` (a coroutine) in this process against one
+    answering process for ``legs`` calls, ports from tests/portlocks.py,
+    the whole bounded by SIGALRM at ``timeout``; None if the answering
+    process did not start.  Call ``claim_stdout`` first: pjsua's prints
+    must not mix with the result."""
     configure_logging("warning", "json")
-    legs = 2 * max(args.pairs)
     raise_fd_limit(4 * legs + 256)
     signal.signal(signal.SIGALRM, lambda *_: os._exit(3))
-    signal.alarm(int(args.timeout))
+    signal.alarm(int(timeout))
     alloc = PortAllocator()
-    folder = Path(tempfile.mkdtemp(prefix="sipacd-reccpu-"))
     child = None
     try:
         base = alloc.block(ports_needed(legs))
         layout = port_layout(base, legs)
-        child = UasChild(argparse.Namespace(port_base=base, calls=legs, timeout=args.timeout,
+        child = UasChild(argparse.Namespace(port_base=base, calls=legs, timeout=timeout,
                                             log_level=1))
         ready = child.read_line(20)
         if not ready or not ready.get("ready"):
-            sys.stderr.write(f"recording_cpu: the answering process did not start: {ready}\n")
-            return 2
-        results = asyncio.run(run(args, layout, folder))
+            sys.stderr.write(f"{name}: the answering process did not start: {ready}\n")
+            return None
+        return asyncio.run(body(layout))
     finally:
         if child is not None:
             child.stop()
         alloc.release_all()
-        shutil.rmtree(folder, ignore_errors=True)
         signal.alarm(0)
-    out.write((json.dumps(results, indent=1) if args.json else table(results)) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

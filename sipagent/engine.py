@@ -21,6 +21,7 @@ from sipagent.queue.transfer import agent_skill
 from sipagent.sip.endpoint import SipEndpoint
 from sipagent.fax.metrics import FaxMetrics
 from sipagent.calls.agent_keypad import AgentKeypad
+from sipagent.calls.supervisor_keypad import SupervisorKeypad
 from sipagent.calls.flow_library import FlowLibrary, FlowLoadError
 from sipagent.calls.services import CallServices
 from sipagent.sip.leg import CallLeg
@@ -77,6 +78,7 @@ class Engine:
         self.account = None
         self.queues: QueueRuntime | None = None
         self.keypad: AgentKeypad | None = None   # feature numbers, from start() to stop()
+        self.supervisor_keypad: SupervisorKeypad | None = None   # ditto, the monitor number
         self._calls: set[asyncio.Task] = set()
         self._moh: dict[str, object] = {}
         self._accepting = False
@@ -174,6 +176,10 @@ class Engine:
         self.queues.callbacks.attach(self.callback_store, self.schedules, self.prompts, pending)
         self.keypad = AgentKeypad.open(self.config.data.dir, self.config.keypad_settings(),
                                        self.queues, self.metrics)
+        self.queues.operations.supervisors = self.config.supervisor_directory()
+        if self.keypad is not None:      # same [features] table, same PIN lockout store
+            self.supervisor_keypad = SupervisorKeypad(self.config.supervisor_keypad_settings(),
+                                                      self.queues.operations, self.keypad.lockout)
         self.call_services = CallServices(
             prompts=self.prompts, queues=self.queues, schedules=self.schedules,
             account=lambda: self.account, track_leg=self.track, run_flow=self.run_flow_spec,
@@ -217,6 +223,7 @@ class Engine:
             await cancel_and_wait(self._sweeper)
         self.legs.clear()
         self.queues = None
+        self.supervisor_keypad = None
         if self.keypad is not None:
             self.keypad.close()
             self.keypad = None
@@ -349,12 +356,16 @@ class Engine:
                 self.eventlog.call_record(call_id, end=time.time())
 
     def _feature(self, spec: str) -> bool:
-        """Whether a route's flow is a built-in feature (agents' keypad)."""
-        return self.keypad is not None and self.keypad.serves(spec)
+        """Whether a route's flow is a built-in feature (agents' and
+        supervisors' keypad numbers): never a consultation from an agent's phone."""
+        return (self.keypad is not None and self.keypad.serves(spec)) or \
+            (self.supervisor_keypad is not None and self.supervisor_keypad.serves(spec))
 
     async def _run_flow(self, call, spec: str) -> None:
         if self.keypad is not None and self.keypad.serves(spec):
             return await self.keypad.run(call, spec)
+        if self.supervisor_keypad is not None and self.supervisor_keypad.serves(spec):
+            return await self.supervisor_keypad.run(call, spec)
         flow = self.flows.get(spec)
         await flow(call)
 

@@ -15,8 +15,9 @@ POST    /api/calls/{id}/consult/complete the agent leaves, caller and target tal
 POST    /api/calls/{id}/consult/cancel   the target is hung up, caller and agent talk
 POST    /api/calls/{id}/conference       caller, agent and consulted target together
 POST    /api/calls/{id}/monitor          ``{"mode": "listen"}`` (``whisper``, ``barge``)
-                                         rings the supervisor token's ``phone`` (or
-                                         ``"phone": "sip:..."``); digits switch modes
+                                         rings the supervisor's ``phone`` (the token's
+                                         ``[supervisors.<id>]``, else the token's own,
+                                         or ``"phone": "sip:..."``); digits switch modes
 POST    /api/calls/{id}/recording        ``{"action": "start"}`` (``pause``, ``resume``,
                                          ``stop``): the call's recording, on demand
 GET     /api/recordings/{id}             a recording's record: call id, queue, agents,
@@ -30,7 +31,8 @@ only on its own calls, and never monitor; it reads only recordings of
 calls it took part in.  400: a body or target the engine
 cannot use (the text says why); 404: no such connected call (or, for an
 agent, not its call); 409: the call cannot do that now (resume a call not
-on hold, monitor a call already monitored).
+on hold, monitor a call already monitored); 403 also for a token naming a
+supervisor whose ``queues`` do not include the call's queue.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from sipagent.config.values import AgentUri
 from sipagent.queue.conversation import InvalidConversationMove
 from sipagent.queue.operations import NotConnected
 from sipagent.queue.recordings import RecordingRefused
+from sipagent.queue.monitoring import OutOfScope
 from sipagent.queue.transfer import BadTransferTarget, CallRestricted
 
 Authenticate = Callable[[web.Request, set[str]], Any]
@@ -142,12 +145,15 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
     async def monitor(request: web.Request) -> web.Response:
         who, ops, call_id = own_call(request, SUPERVISORS)
         body = await read_body(request, MonitorBody)
-        phone = body.phone or who.phone
+        person = ops.supervisors.for_token(who.name)
+        phone = body.phone or (person and person.phone) or who.phone
         if phone is None:
             raise web.HTTPBadRequest(text="phone: required (the token has no phone)\n")
         try:
             ops.monitor(call_id, ops.monitor_mode(body.mode), phone=phone,
-                        supervisor=who.name)
+                        supervisor=person.supervisor_id if person else who.name, person=person)
+        except OutOfScope as exc:
+            raise web.HTTPForbidden(text=f"{exc}\n") from None
         except NotConnected as exc:
             raise web.HTTPConflict(text=f"{exc}\n") from None
         return web.json_response({"call_id": call_id, "mode": body.mode, "phone": phone},

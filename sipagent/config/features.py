@@ -10,6 +10,7 @@
     end_wrap_up = "*75"
     pickup = "*8"                 # the oldest call ringing in one of the agent's queues
     directed_pickup = "**"        # then the ringing agent's number (or dial **1002)
+    monitor = "*77"               # supervisors: agent number, then listen (1/2/3 switch)
     pin_attempts = 3              # wrong PINs in a row before...
     lockout = 900                 # ...the agent's keypad login is locked (seconds)
     own_phone_without_pin = true  # logout/pause/ready/done from the agent's phone
@@ -36,8 +37,9 @@ from typing import Annotated, Any, Mapping
 
 from pydantic import AfterValidator, Field, model_validator
 
-from sipagent.calls.agent_keypad import KeypadAgent, KeypadSettings
+from sipagent.calls.agent_keypad import KeypadAgent, KeypadSettings, feature_flow
 from sipagent.calls.pickup_flow import PICKUP_COMMANDS
+from sipagent.calls.supervisor_keypad import MONITOR_FLOW
 from sipagent.config.values import ConfigProblems, PositiveSeconds, Section, matching
 from sipagent.metrics import KEYPAD_COMMANDS
 
@@ -62,6 +64,8 @@ class FeaturesSection(Section):
     # in the agent's queues, or ``directed_pickup`` + the ringing agent's number.
     pickup: FeatureNumber = "*8"
     directed_pickup: FeatureNumber = "**"
+    # Supervisors monitor an agent's call (sipagent/calls/supervisor_keypad.py).
+    monitor: FeatureNumber = "*77"
     # Reasons show in /api/agents and in the event log's PAUSE rows; the
     # API allows 64 characters for one, and so does the file.
     pause_reasons: dict[Annotated[str, AfterValidator(_check_reason_key)],
@@ -75,7 +79,7 @@ class FeaturesSection(Section):
     def _distinct_numbers(self) -> FeaturesSection:
         first: dict[str, str] = {}
         problems = []
-        for command in FEATURE_COMMANDS:
+        for command in (*FEATURE_COMMANDS, "monitor"):
             number = getattr(self, command)
             if number in first:
                 problems.append(((command,), f"{number!r} is also features.{first[number]}"))
@@ -87,6 +91,13 @@ class FeaturesSection(Section):
     def numbers(self) -> dict[str, str]:
         """Feature number -> the agent command it runs."""
         return {getattr(self, command): command for command in FEATURE_COMMANDS}
+
+    def flows(self) -> dict[str, tuple[str, str]]:
+        """Feature number -> (its key here, the built-in flow spec it runs)."""
+        out = {number: (command, feature_flow(command))
+               for number, command in self.numbers().items()}
+        out[self.monitor] = ("monitor", MONITOR_FLOW)
+        return out
 
     def keypad(self, agents: Mapping[str, Any]) -> KeypadSettings:
         """What the keypad flow needs, as it takes it."""
@@ -112,7 +123,7 @@ def feature_problems(config) -> list[tuple[tuple[str | int, ...], str]]:
     if config.features is not None:
         routes = {r.number: i for i, r in reversed(list(enumerate(config.routes)))
                   if r.match == "exact"}
-        for number, command in config.features.numbers().items():
+        for number, (command, _) in config.features.flows().items():
             if number in routes:
                 problems.append((("features", command),
                                  f"{number!r} is also the number of routes[{routes[number]}]"))

@@ -65,12 +65,14 @@ from sipagent.config.values import (
     section,
     uppercase,
 )
-from sipagent.calls.agent_keypad import KeypadSettings, feature_flow
+from sipagent.calls.agent_keypad import KeypadSettings
 from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import AgentNumber, FeaturesSection, feature_problems
 from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
                                         TransferSection)
 from sipagent.config.outbound import OutboundSection, outbound_problems
+from sipagent.config.supervisors import (SupervisorSection, supervisor_directory,
+                                         supervisor_keypad_settings, supervisor_problems)
 from sipagent.config.voicemail import MailboxSection, PinHash, VoicemailSection, mailbox_problems
 
 DEFAULT_DATA_DIR = "./sipacd-data"
@@ -161,6 +163,8 @@ class HttpToken(Section):
     agent: Name | None = None
     # A supervisor's phone: where POST /api/calls/{id}/monitor rings.
     phone: AgentUri | None = None
+    # The [supervisors.<id>] this token acts as: its phone, queues and id.
+    supervisor: Name | None = None
 
 
 class HttpSection(Section):
@@ -381,6 +385,7 @@ class Config(Section):
     outbound: OutboundSection = section()
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
+    supervisors: dict[Name, SupervisorSection] = {}    # sipagent/config/supervisors.py
     log: LogSection = section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -411,13 +416,19 @@ class Config(Section):
     def model_post_init(self, _context: Any) -> None:
         self._exact_routes = {r.number: r for r in self.routes if r.match == "exact"}
         if self.features is not None:   # a clash with a route is a problem reported above
-            for number, command in self.features.numbers().items():
-                self._exact_routes.setdefault(number, RouteEntry(number=number,
-                                                                 flow=feature_flow(command)))
+            for number, (_, flow) in self.features.flows().items():
+                self._exact_routes.setdefault(number, RouteEntry(number=number, flow=flow))
 
     def keypad_settings(self) -> KeypadSettings | None:
         """The agents' keypad flow's settings; None without ``[features]``."""
         return None if self.features is None else self.features.keypad(self.agents)
+
+    def supervisor_directory(self):
+        return supervisor_directory(self)
+
+    def supervisor_keypad_settings(self):
+        """The monitor feature flow's settings; None without ``[features]``."""
+        return supervisor_keypad_settings(self)
 
     def route_for(self, called: str) -> RouteEntry | None:
         """Exact numbers win over patterns; patterns are tried in file order."""
@@ -493,6 +504,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += fax_problems(config)
     problems += feature_problems(config)
     problems += outbound_problems(config)
+    problems += supervisor_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),

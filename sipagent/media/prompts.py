@@ -59,6 +59,13 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "pickup-nothing": "Nothing to pick up.",
         "pickup-not-allowed": "You cannot pick up that call.",
         "pickup-enter-number": "Please enter the ringing agent's number, followed by hash.",
+        # Supervisors' monitor feature number (sipagent/calls/supervisor_keypad.py).
+        "supervisor-enter-number": "Please enter your supervisor number, followed by hash.",
+        "supervisor-enter-agent": "Please enter the agent's number, followed by hash.",
+        "supervisor-login-incorrect": "Wrong supervisor number or PIN.",
+        "supervisor-agent-not-on-call": "The agent is not on a call.",
+        "supervisor-not-your-queue": "You may not monitor calls of this queue.",
+        "supervisor-cannot-monitor": "That call cannot be monitored now.",
     },
 }
 

@@ -156,13 +156,16 @@ class QueueStats:
                                  wait=seconds, data={"recording": recording_id})
 
     def monitor(self, queue: str, t: float, call_id: str, agent: str, kind: str,
-                supervisor: str, mode: str | None, seconds: float | None = None) -> None:
-        """A supervisor's session on ``agent``'s call: MONITOR_START, _MODE, _END."""
+                supervisor: str, mode: str | None, seconds: float | None = None, *,
+                via: str | None = None) -> None:
+        """A supervisor's session on ``agent``'s call: MONITOR_START, _MODE, _END
+        (``via``: how it came, "api" or "keypad")."""
         if kind == "MONITOR_START":
             self.metrics.monitor_sessions.labels(mode or "").inc()
         if self.log:
             self.log.queue_event(t, queue, call_id, kind, agent=agent, reason=mode,
-                                 wait=seconds, data={"supervisor": supervisor})
+                                 wait=seconds,
+                                 data={"supervisor": supervisor, **({"via": via} if via else {})})
 
     def wrap_up_started(self, t: float, agent: str, queue: str, call_id: str,
                         wrap_up: float) -> None:
