@@ -598,3 +598,29 @@ def test_call_keys_on_the_agents_phone(ports, workdir, prompts_dir):
             assert ("TRANSFER", "alice", "blind") in log
             wait_until(lambda: any(r[0] == "RECORDING_STOP" for r in rows(engine, call_id)), 5,
                        "the recording's end")
+
+
+def test_transfer_priority_puts_a_transferred_caller_first(ports, workdir, prompts_dir):
+    """sales has transfer_priority 10: a caller transferred there is taken
+    before one who was already waiting (FIFO would take the other)."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
+        cfg = setup(ports, workdir, prompts_dir, phones)
+        cfg["queues"]["sales"]["transfer_priority"] = 10
+        cfg["routes"].append({"number": "200", "flow": "queue_now", "queue": "sales"})
+        with Engine(workdir, cfg) as engine:
+            assert api(engine, "POST", "/api/agents/bob/pause", {"reason": "test"})[0] == 200
+            caller.request("call", call="early", to=engine.number("200"))
+            caller.wait_state("early", "CONFIRMED")
+            time.sleep(0.5)                            # "early" waits in sales
+            call_id, start, alice = connect(caller, phones, engine, str(workdir / "c.wav"))
+            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                       {"target": "queue:sales"})[0] == 202
+            wait_until(lambda: engine.metric("sipacd_queue_offered_total", queue="sales") == 2,
+                       5, "both callers in sales")
+            assert api(engine, "POST", "/api/agents/bob/ready")[0] == 200
+            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
+            caller.request("hangup_all")

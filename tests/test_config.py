@@ -157,7 +157,7 @@ def test_queue_defaults():
         "callback_schedule": None,
         "caller_headers": {}, "skill_relax": (), "skill_any_after": 0, "handle_time_hint": 180,
         "talk_limit": 0, "talk_limit_warning": 10, "talk_limit_target": None,
-        "recording": 0, "recording_consent": None,
+        "recording": 0, "recording_consent": None, "transfer_priority": None,
     }
 
 

@@ -323,6 +323,9 @@ class QueueSection(Section):
     # a caller to be recorded hears on joining (unset: none).
     recording: Annotated[float, Field(ge=0, le=100)] = 0.0
     recording_consent: NonEmptyStr | None = None
+    # The priority a call transferred into this queue gets; unset: it keeps
+    # its own (a high one puts transferred callers ahead of new ones).
+    transfer_priority: int | None = None
 
     @field_validator("service_levels")
     @classmethod

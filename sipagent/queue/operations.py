@@ -254,12 +254,14 @@ class CallOperations(Consultation, PhoneConsult, CallKeys, Monitoring, TalkLimit
         if target.kind in ("queue", "agent"):
             self._result(order, entry, "done")
             if target.kind == "queue":
-                return await line.enqueue(call, target.value, priority=entry.priority,
-                                          skills=entry.skills, data=entry.data, depth=depth + 1)
-            queue = self._queue_for_agent(target.value, entry.queue)
-            return await line.enqueue(call, queue, priority=entry.priority,
-                                      skills={agent_skill(target.value): 1},
-                                      data=entry.data, depth=depth + 1)
+                queue, skills = target.value, entry.skills
+            else:
+                queue = self._queue_for_agent(target.value, entry.queue)
+                skills = {agent_skill(target.value): 1}
+            given = line.settings[queue].transfer_priority
+            return await line.enqueue(call, queue,
+                                      priority=entry.priority if given is None else given,
+                                      skills=skills, data=entry.data, depth=depth + 1)
         if target.kind in ("flow", "mailbox"):
             self._result(order, entry, "done")
             if target.kind == "mailbox":
