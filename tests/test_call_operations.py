@@ -377,7 +377,10 @@ def test_recording_follows_the_call_across_a_transfer(ports, workdir, prompts_di
             assert [s["agent"].split("->")[-1] for s in meta["segments"]] == ["alice", "bob"]
             (paused,) = meta["segments"][0]["paused"]
             assert 0.8 < paused["end"] - paused["start"] < 1.3, paused
-            kinds = [k for k, *_ in rows(engine, call_id) if k.startswith("RECORDING")]
+            # The row follows the record (written first) through the log's writer.
+            kinds = wait_until(lambda: (k := [k for k, *_ in rows(engine, call_id)
+                                              if k.startswith("RECORDING")])[-1:]
+                               == ["RECORDING_STOP"] and k, 3, "the RECORDING_STOP row")
             assert kinds == ["RECORDING_START", "RECORDING_PAUSE", "RECORDING_RESUME",
                              "RECORDING_STOP"], kinds
             for n, agent_hz in ((1, ALICE), (2, BOB)):
