@@ -34,7 +34,10 @@ class RecordingControl:
             self.line.spawn(self.recordings.agent_changed(
                 entry.call_id, conversation.agent, entry.agent_id, entry.queue))
         elif entry.call.vars.get("_recorded"):
-            self._start_recording(entry, "policy")
+            try:
+                self._start_recording(entry, "policy")
+            except RecordingRefused as exc:     # the call goes on unrecorded
+                log.error("recording by policy failed", call_id=entry.call_id, error=str(exc))
 
     def conversation_ended(self, entry: QueueEntry, side: str) -> None:
         # A transfer keeps recording: the next agent gets the next segment.
