@@ -627,3 +627,34 @@ def test_transfer_priority_puts_a_transferred_caller_first(ports, workdir, promp
             inc = phones.wait_event({"ev": "incoming", "user": "bob"})
             assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
             caller.request("hangup_all")
+
+
+def test_blind_transfer_to_a_busy_number_falls_back_then_to_a_flow(ports, workdir, prompts_dir):
+    """A busy number sends the caller back into its queue (no dead line);
+    then a transfer to a flow runs it on the same call."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        phones.request("auto_answer", user="5550199", code=486)
+        cfg = consult_setup(ports, workdir, prompts_dir, phones)
+        cfg["queues"]["support"]["wrap_up"] = 0
+        with Engine(workdir, cfg) as engine:
+            call_id, start, alice = connect(caller, phones, engine, str(workdir / "c.wav"))
+            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                       {"target": "number:5550199"})[0] == 202
+            phones.wait_state(alice, "DISCONNECTED", timeout=5)
+            again = phones.wait_event({"ev": "incoming", "user": "alice"}, timeout=10)
+            assert again["headers"]["X-Sipacd-Call-Id"] == call_id
+            phones.wait_state(again["call"], "CONFIRMED")
+            assert engine.metric("sipacd_transfers_total", kind="blind", target="number",
+                                 result="busy") == 1
+            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"], 5, "connected again")
+            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                       {"target": "flow:goodbye_flow"})[0] == 202
+            caller.wait_state("c1", "DISCONNECTED", timeout=15)     # the flow says goodbye
+            log = [(k, q, a, r) for k, q, a, r, _, _ in rows(engine, call_id)]
+            assert ("TRANSFER_FAILED", "support", "alice", "busy") in log
+            assert [r for r in log if r[0] in ("ENTER", "CONNECT")] == [
+                ("ENTER", "support", None, None), ("CONNECT", "support", "alice", None)] * 2
+            assert engine.metric("sipacd_transfers_total", kind="blind", target="flow",
+                                 result="done") == 1

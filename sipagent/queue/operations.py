@@ -1,7 +1,9 @@
-"""What agents and supervisors do with a connected call: hold, transfer,
-monitor.  The HTTP API and the phones' own signalling (a REFER, a hold
-re-INVITE) both come here, so the accounting is the same whichever way an
-operation was asked for.
+"""What agents and supervisors do with a connected call.  This file: the
+conversation's start, hold, blind transfer and carrying the caller on; the
+mixins (one file each) add consultation, the phone's own consultation,
+call keys, monitoring, talk limits and recording control.  The HTTP API,
+the phones' signalling (a REFER, a hold re-INVITE) and keys all come here,
+so the accounting is the same whichever way an operation was asked for.
 
 This module knows the runtime only through ``OperationsLine`` below (it
 never imports runtime.py): runtime -> operations -> conversation, one way.
@@ -17,18 +19,18 @@ import structlog
 from ivrflows.call import CallerHangup, QueueOutcome
 from sipagent.queue.bridging import MEDIA_WAIT
 from sipagent.queue.conversation import Conversation, Move, NotConnected, media_of
-from sipagent.queue.entry import EntryEvent, EntryState, InvalidEntryTransition, QueueEntry
 from sipagent.queue.call_keys import CallKeys
 from sipagent.queue.consultation import Consultation
+from sipagent.queue.entry import EntryEvent, EntryState, InvalidEntryTransition, QueueEntry
 from sipagent.queue.monitoring import Monitoring
 from sipagent.queue.phone_consult import PhoneConsult, PhoneConsultation
 from sipagent.queue.recording_control import RecordingControl
 from sipagent.queue.recordings import Recordings
-from sipagent.queue.talk_limit import TalkLimit
 from sipagent.queue.stats import QueueStats
-from sipagent.queue.transfer import (BadTransferTarget, CallRestricted, TransferOrder, TransferTarget,
-                                     agent_skill, dial_uri, parse_target, resolve_extension,
-                                     ring)
+from sipagent.queue.talk_limit import TalkLimit
+from sipagent.queue.transfer import (BadTransferTarget, CallRestricted, TransferOrder,
+                                     TransferTarget, agent_skill, dial_uri, parse_target,
+                                     resolve_extension, ring)
 from sipagent.sip.leg import CallLeg
 from sipagent.sip.message import uri_user
 
@@ -58,8 +60,6 @@ class OperationsLine(Protocol):
     async def enqueue(self, call, queue: str, *, priority: int, skills: Mapping[str, int],
                       data: Mapping[str, str], depth: int = 0) -> QueueOutcome: ...
     async def run_flow(self, call, spec: str) -> None: ...
-
-
 
 
 class CallOperations(Consultation, PhoneConsult, CallKeys, Monitoring, TalkLimit,
