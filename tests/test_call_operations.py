@@ -21,7 +21,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -75,6 +77,35 @@ def setup(ports, workdir, prompts_dir, phones, **extra):
     return cfg
 
 
+class Scene(NamedTuple):
+    phones: UA           # the agents' (and other parties') phones, one process
+    caller: UA
+    engine: Engine
+    call_id: str         # the connected call
+    start: float         # when the caller's recording began (monotonic)
+    alice: str           # alice's call on her phone
+    rec: str             # the caller's recording
+
+
+@contextmanager
+def scene(ports, workdir, prompts_dir, answers: dict[str, dict], *, consult: bool = False,
+          configure=None):
+    """Phones answering as ``answers`` says (user -> auto_answer options,
+    after 0.3 s unless given), an engine (``configure(cfg)`` may change its
+    config first) and the caller connected to alice."""
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        for user, rule in answers.items():
+            phones.request("auto_answer", user=user, **{"after": 0.3, **rule})
+        cfg = (consult_setup if consult else setup)(ports, workdir, prompts_dir, phones)
+        if configure is not None:
+            configure(cfg)
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, cfg) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            yield Scene(phones, caller, engine, call_id, start, alice, rec)
+
+
 def connect(caller, phones, engine, record) -> tuple[str, float, str]:
     """Caller in, alice answers: (sip call id, recording start, alice's call)."""
     caller.request("call", call="c1", to=engine.number("100"), tone=CALLER, record=record)
@@ -87,91 +118,84 @@ def connect(caller, phones, engine, record) -> tuple[str, float, str]:
 
 
 def test_hold_from_the_phone_and_the_api(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            marks = [time.monotonic()]
-            time.sleep(1.0)
-            phones.request("hold", call=alice)                      # the phone holds
-            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
-                       == "held", 5, "held by the phone")
-            marks.append(time.monotonic())
-            time.sleep(1.5)
-            phones.request("unhold", call=alice)
-            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
-                       == "talking", 5, "resumed by the phone")
-            marks.append(time.monotonic())
-            time.sleep(1.0)
-            assert api(engine, "POST", f"/api/calls/{call_id}/hold")[0] == 200
-            marks.append(time.monotonic())
-            time.sleep(1.5)
-            status, body = api(engine, "POST", f"/api/calls/{call_id}/hold")
-            assert status == 200 and body["phase"] == "held"        # holding twice is harmless
-            assert api(engine, "POST", f"/api/calls/{call_id}/resume")[0] == 200
-            marks.append(time.monotonic())
-            time.sleep(1.0)
-            marks.append(time.monotonic())
-            caller.request("hangup", call="c1")
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            wait_until(lambda: agent_state(engine, "alice") == "wrap_up", 5, "wrap-up")
-            heard = [hears(rec, start, a + 0.3, b - 0.1, ALICE, MUSIC)
-                     for a, b in zip(marks, marks[1:])]
-            assert heard == [{ALICE: True, MUSIC: False}, {ALICE: False, MUSIC: True},
-                             {ALICE: True, MUSIC: False}, {ALICE: False, MUSIC: True},
-                             {ALICE: True, MUSIC: False}], heard
-            log = rows(engine, call_id)
-            kinds = [r[0] for r in log]
-            assert kinds.count("HOLD") == 2 and kinds.count("UNHOLD") == 2, kinds
-            held = sum(r[4] for r in log if r[0] == "UNHOLD")
-            assert 2.5 < held < 5.0, held
-            assert engine.metric("sipacd_queue_holds_total", queue="support") == 2
-            assert abs(engine.metric("sipacd_queue_hold_seconds_total", queue="support")
-                       - held) < 0.01
+    answers = {"alice": dict(tone=ALICE)}
+    with scene(ports, workdir, prompts_dir, answers) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        marks = [time.monotonic()]
+        time.sleep(1.0)
+        phones.request("hold", call=alice)                      # the phone holds
+        wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+                   == "held", 5, "held by the phone")
+        marks.append(time.monotonic())
+        time.sleep(1.5)
+        phones.request("unhold", call=alice)
+        wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+                   == "talking", 5, "resumed by the phone")
+        marks.append(time.monotonic())
+        time.sleep(1.0)
+        assert api(engine, "POST", f"/api/calls/{call_id}/hold")[0] == 200
+        marks.append(time.monotonic())
+        time.sleep(1.5)
+        status, body = api(engine, "POST", f"/api/calls/{call_id}/hold")
+        assert status == 200 and body["phase"] == "held"        # holding twice is harmless
+        assert api(engine, "POST", f"/api/calls/{call_id}/resume")[0] == 200
+        marks.append(time.monotonic())
+        time.sleep(1.0)
+        marks.append(time.monotonic())
+        caller.request("hangup", call="c1")
+        caller.wait_event({"ev": "recorded", "call": "c1"})
+        wait_until(lambda: agent_state(engine, "alice") == "wrap_up", 5, "wrap-up")
+        heard = [hears(rec, start, a + 0.3, b - 0.1, ALICE, MUSIC)
+                 for a, b in zip(marks, marks[1:])]
+        assert heard == [{ALICE: True, MUSIC: False}, {ALICE: False, MUSIC: True},
+                         {ALICE: True, MUSIC: False}, {ALICE: False, MUSIC: True},
+                         {ALICE: True, MUSIC: False}], heard
+        log = rows(engine, call_id)
+        kinds = [r[0] for r in log]
+        assert kinds.count("HOLD") == 2 and kinds.count("UNHOLD") == 2, kinds
+        held = sum(r[4] for r in log if r[0] == "UNHOLD")
+        assert 2.5 < held < 5.0, held
+        assert engine.metric("sipacd_queue_holds_total", queue="support") == 2
+        assert abs(engine.metric("sipacd_queue_hold_seconds_total", queue="support")
+                   - held) < 0.01
 
 
 def test_blind_transfer_by_api_into_another_queue(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            t0 = datetime.now(timezone.utc)
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            assert api(engine, "POST", f"/api/calls/{call_id}/hold")[0] == 200
-            time.sleep(1.0)
-            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
-                       {"target": "queue:nowhere"})[0] == 400
-            assert api(engine, "POST", f"/api/calls/{call_id}/transfer", {"goal": "x"})[0] == 400
-            status, body = api(engine, "POST", f"/api/calls/{call_id}/transfer",
-                               {"target": "queue:sales"})
-            assert status == 202, body
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            assert agent_state(engine, "alice") == "wrap_up"
-            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
-            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
-            confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
-            time.sleep(1.5)
-            caller.request("hangup", call="c1")
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            after = hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE)
-            assert after == {BOB: True, ALICE: False}, after
-            wait_until(lambda: agent_state(engine, "bob") == "wrap_up", 5, "bob's wrap-up")
-            log = [(k, q, a, r) for k, q, a, r, _, _ in rows(engine, call_id)]
-            assert ("TRANSFER", "support", "alice", "blind") in log
-            assert [r[:3] for r in log if r[0] in ("ENTER", "CONNECT")] == [
-                ("ENTER", "support", None), ("CONNECT", "support", "alice"),
-                ("ENTER", "sales", None), ("CONNECT", "sales", "bob")]
-            assert engine.metric("sipacd_transfers_total", kind="blind", target="queue",
-                                 result="done") == 1
-            # The transfer ended the hold: its time is counted once, in both.
-            metrics = {(name, q): engine.metric(name, queue=q) for q in ("support", "sales")
-                       for name in ("sipacd_queue_holds_total", "sipacd_queue_hold_seconds_total",
-                                    "sipacd_queue_talk_seconds_total")}
-            assert engine.stop() == 0           # flushes the log
+    t0 = datetime.now(timezone.utc)
+    answers = {"alice": dict(tone=ALICE), "bob": dict(tone=BOB)}
+    with scene(ports, workdir, prompts_dir, answers) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        assert api(engine, "POST", f"/api/calls/{call_id}/hold")[0] == 200
+        time.sleep(1.0)
+        assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                   {"target": "queue:nowhere"})[0] == 400
+        assert api(engine, "POST", f"/api/calls/{call_id}/transfer", {"goal": "x"})[0] == 400
+        status, body = api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                           {"target": "queue:sales"})
+        assert status == 202, body
+        phones.wait_state(alice, "DISCONNECTED", timeout=5)
+        assert agent_state(engine, "alice") == "wrap_up"
+        inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+        assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
+        confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
+        time.sleep(1.5)
+        caller.request("hangup", call="c1")
+        caller.wait_event({"ev": "recorded", "call": "c1"})
+        after = hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE)
+        assert after == {BOB: True, ALICE: False}, after
+        wait_until(lambda: agent_state(engine, "bob") == "wrap_up", 5, "bob's wrap-up")
+        log = [(k, q, a, r) for k, q, a, r, _, _ in rows(engine, call_id)]
+        assert ("TRANSFER", "support", "alice", "blind") in log
+        assert [r[:3] for r in log if r[0] in ("ENTER", "CONNECT")] == [
+            ("ENTER", "support", None), ("CONNECT", "support", "alice"),
+            ("ENTER", "sales", None), ("CONNECT", "sales", "bob")]
+        assert engine.metric("sipacd_transfers_total", kind="blind", target="queue",
+                             result="done") == 1
+        # The transfer ended the hold: its time is counted once, in both.
+        metrics = {(name, q): engine.metric(name, queue=q) for q in ("support", "sales")
+                   for name in ("sipacd_queue_holds_total", "sipacd_queue_hold_seconds_total",
+                                "sipacd_queue_talk_seconds_total")}
+        assert engine.stop() == 0           # flushes the log
         report = report_rows(engine, t0)
         assert report["support"]["transfers"] == 1 and report["sales"]["transfers"] == 0
         for q in ("support", "sales"):
@@ -197,201 +221,185 @@ def report_rows(engine, t0) -> dict[str, dict]:
 
 
 def test_monitor_listen_whisper_barge(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE,
-                       record=str(workdir / "alice.wav"))
-        phones.request("auto_answer", user="boss", after=0.3, tone=BOSS,
-                       record=str(workdir / "boss.wav"))
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
-            status, body = api(engine, "POST", f"/api/calls/{call_id}/monitor",
-                               {"mode": "eavesdrop"})
-            assert status == 400, body
-            assert api(engine, "POST", f"/api/calls/{call_id}/monitor",
-                       {"mode": "listen"})[0] == 202
-            boss = phones.wait_event({"ev": "incoming", "user": "boss"})["call"]
-            boss_start = phones.wait_event({"ev": "media", "call": boss})["at"]
-            assert api(engine, "POST", f"/api/calls/{call_id}/monitor",
-                       {"mode": "listen"})[0] == 409            # one session at a time
-            marks = [time.monotonic() + 0.3]
-            time.sleep(1.5)
-            phones.request("dtmf", call=boss, digits="2")          # whisper
-            time.sleep(0.3)
-            marks.append(time.monotonic())
-            time.sleep(1.5)
-            phones.request("dtmf", call=boss, digits="3")          # barge
-            time.sleep(0.3)
-            marks.append(time.monotonic())
-            time.sleep(1.5)
-            marks.append(time.monotonic())
-            caller.request("hangup", call="c1")
-            phones.wait_state(boss, "DISCONNECTED", timeout=5)     # the session ends with the call
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            phones.wait_event({"ev": "recorded", "call": boss})
-            phones.wait_event({"ev": "recorded", "call": alice})
-            spans = list(zip(marks, marks[1:]))
-            by_caller = [hears(rec, start, a, b, BOSS)[BOSS] for a, b in spans]
-            by_agent = [hears(str(workdir / "alice.wav"), alice_start, a, b, BOSS)[BOSS]
-                        for a, b in spans]
-            by_boss = [hears(str(workdir / "boss.wav"), boss_start, a, b, CALLER, ALICE)
-                       for a, b in spans]
-            assert by_caller == [False, False, True], by_caller
-            assert by_agent == [False, True, True], by_agent
-            assert all(h == {CALLER: True, ALICE: True} for h in by_boss), by_boss
-            def monitor_rows():
-                return [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)
-                        if k.startswith("MONITOR")]
-            log = wait_until(lambda: len(monitor_rows()) == 4 and monitor_rows(), 3,
-                             "the session's rows")
-            assert log == [("MONITOR_START", "alice", "listen"),
-                           ("MONITOR_MODE", "alice", "whisper"),
-                           ("MONITOR_MODE", "alice", "barge"),
-                           ("MONITOR_END", "alice", "barge")], log
+    answers = {"alice": dict(tone=ALICE, record=str(workdir / "alice.wav")),
+               "boss": dict(tone=BOSS, record=str(workdir / "boss.wav"))}
+    with scene(ports, workdir, prompts_dir, answers) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
+        status, body = api(engine, "POST", f"/api/calls/{call_id}/monitor",
+                           {"mode": "eavesdrop"})
+        assert status == 400, body
+        assert api(engine, "POST", f"/api/calls/{call_id}/monitor",
+                   {"mode": "listen"})[0] == 202
+        boss = phones.wait_event({"ev": "incoming", "user": "boss"})["call"]
+        boss_start = phones.wait_event({"ev": "media", "call": boss})["at"]
+        assert api(engine, "POST", f"/api/calls/{call_id}/monitor",
+                   {"mode": "listen"})[0] == 409            # one session at a time
+        marks = [time.monotonic() + 0.3]
+        time.sleep(1.5)
+        phones.request("dtmf", call=boss, digits="2")          # whisper
+        time.sleep(0.3)
+        marks.append(time.monotonic())
+        time.sleep(1.5)
+        phones.request("dtmf", call=boss, digits="3")          # barge
+        time.sleep(0.3)
+        marks.append(time.monotonic())
+        time.sleep(1.5)
+        marks.append(time.monotonic())
+        caller.request("hangup", call="c1")
+        phones.wait_state(boss, "DISCONNECTED", timeout=5)     # the session ends with the call
+        caller.wait_event({"ev": "recorded", "call": "c1"})
+        phones.wait_event({"ev": "recorded", "call": boss})
+        phones.wait_event({"ev": "recorded", "call": alice})
+        spans = list(zip(marks, marks[1:]))
+        by_caller = [hears(rec, start, a, b, BOSS)[BOSS] for a, b in spans]
+        by_agent = [hears(str(workdir / "alice.wav"), alice_start, a, b, BOSS)[BOSS]
+                    for a, b in spans]
+        by_boss = [hears(str(workdir / "boss.wav"), boss_start, a, b, CALLER, ALICE)
+                   for a, b in spans]
+        assert by_caller == [False, False, True], by_caller
+        assert by_agent == [False, True, True], by_agent
+        assert all(h == {CALLER: True, ALICE: True} for h in by_boss), by_boss
+        def monitor_rows():
+            return [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)
+                    if k.startswith("MONITOR")]
+        log = wait_until(lambda: len(monitor_rows()) == 4 and monitor_rows(), 3,
+                         "the session's rows")
+        assert log == [("MONITOR_START", "alice", "listen"),
+                       ("MONITOR_MODE", "alice", "whisper"),
+                       ("MONITOR_MODE", "alice", "barge"),
+                       ("MONITOR_END", "alice", "barge")], log
 
 
 def test_blind_transfer_from_the_phone_by_refer(ports, workdir, prompts_dir):
     """The agent's phone sends REFER to the queue's name: the engine takes
     it (202, NOTIFY 200), the phone hangs up, the caller reaches bob."""
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            time.sleep(0.5)
-            phones.request("xfer", call=alice, to=f"sip:sales@127.0.0.1:{engine.sip_port}")
-            status = phones.wait_event({"ev": "xfer_status", "call": alice, "final": True})
-            assert status["code"] == 200, status
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
-            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
-            confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
-            time.sleep(1.5)
-            caller.request("hangup", call="c1")
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            assert hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE) == {
-                BOB: True, ALICE: False}
-            wait_until(lambda: ("TRANSFER", "alice", "blind") in
-                       [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 3,
-                       "the TRANSFER row")
-            assert engine.metric("sipacd_transfers_total", kind="blind", target="queue",
-                                 result="done") == 1
+    answers = {"alice": dict(tone=ALICE),
+               "bob": dict(tone=BOB)}
+    with scene(ports, workdir, prompts_dir, answers) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        time.sleep(0.5)
+        phones.request("xfer", call=alice, to=f"sip:sales@127.0.0.1:{engine.sip_port}")
+        status = phones.wait_event({"ev": "xfer_status", "call": alice, "final": True})
+        assert status["code"] == 200, status
+        phones.wait_state(alice, "DISCONNECTED", timeout=5)
+        inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+        assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
+        confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
+        time.sleep(1.5)
+        caller.request("hangup", call="c1")
+        caller.wait_event({"ev": "recorded", "call": "c1"})
+        assert hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE) == {
+            BOB: True, ALICE: False}
+        wait_until(lambda: ("TRANSFER", "alice", "blind") in
+                   [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 3,
+                   "the TRANSFER row")
+        assert engine.metric("sipacd_transfers_total", kind="blind", target="queue",
+                             result="done") == 1
 
 
 def test_refer_to_nowhere_and_from_a_caller_are_refused(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            # No queue, agent or extension "nowhere", and numbers are not dialled out.
-            phones.request("xfer", call=alice, to=f"sip:nowhere@127.0.0.1:{engine.sip_port}")
-            status = phones.wait_event({"ev": "xfer_status", "call": alice})
-            assert status["code"] >= 400, status
-            # A caller cannot transfer itself anywhere.
-            caller.request("xfer", call="c1", to=f"sip:sales@127.0.0.1:{engine.sip_port}")
-            status = caller.wait_event({"ev": "xfer_status", "call": "c1"})
-            assert status["code"] >= 400, status
-            time.sleep(0.5)
-            calls = api(engine, "GET", "/api/calls")[1]["calls"]
-            assert [(c["call_id"], c["agent"], c["phase"]) for c in calls] == [
-                (call_id, "alice", "talking")]
+    answers = {"alice": dict(tone=ALICE)}
+    with scene(ports, workdir, prompts_dir, answers) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        # No queue, agent or extension "nowhere", and numbers are not dialled out.
+        phones.request("xfer", call=alice, to=f"sip:nowhere@127.0.0.1:{engine.sip_port}")
+        status = phones.wait_event({"ev": "xfer_status", "call": alice})
+        assert status["code"] >= 400, status
+        # A caller cannot transfer itself anywhere.
+        caller.request("xfer", call="c1", to=f"sip:sales@127.0.0.1:{engine.sip_port}")
+        status = caller.wait_event({"ev": "xfer_status", "call": "c1"})
+        assert status["code"] >= 400, status
+        time.sleep(0.5)
+        calls = api(engine, "GET", "/api/calls")[1]["calls"]
+        assert [(c["call_id"], c["agent"], c["phase"]) for c in calls] == [
+            (call_id, "alice", "talking")]
 
 
 def test_talk_time_limit_beeps_to_the_agent_then_ends_the_call(ports, workdir, prompts_dir):
     """talk_limit 3 s, warning 1.5 s: the agent (not the caller) hears the
     1 kHz beep about 1.5 s in; at 3 s the engine ends the call."""
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=BOB,
-                       record=str(workdir / "alice.wav"))
-        rec = str(workdir / "caller.wav")
-        cfg = setup(ports, workdir, prompts_dir, phones)
+    def configure(cfg):
         cfg["queues"]["support"].update(talk_limit=3.0, talk_limit_warning=1.5)
-        with Engine(workdir, cfg) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
-            bridged = phones.events({"ev": "state", "call": alice, "state": "CONFIRMED"})[0]["at"]
-            ended = caller.wait_state("c1", "DISCONNECTED", timeout=8)["at"]
-            assert 2.7 < ended - bridged < 4.0, ended - bridged
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            phones.wait_event({"ev": "recorded", "call": alice})
-            beep = 1000.0
-            # The beep lasts 0.35 s from about 1.5 s after the bridge.
-            assert hears(str(workdir / "alice.wav"), alice_start, bridged + 1.55,
-                         bridged + 1.8, beep)[beep]
-            assert not hears(str(workdir / "alice.wav"), alice_start, bridged + 0.5,
-                             bridged + 1.3, beep)[beep]
-            assert not hears(rec, start, bridged + 1.4, bridged + 2.0, beep)[beep]
-            wait_until(lambda: engine.metric("sipacd_queue_talk_seconds_total",
-                                             queue="support") > 2.5, 3, "the talk counted")
+
+    answers = {"alice": dict(tone=BOB, record=str(workdir / "alice.wav"))}
+    with scene(ports, workdir, prompts_dir, answers, configure=configure) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
+        bridged = phones.events({"ev": "state", "call": alice, "state": "CONFIRMED"})[0]["at"]
+        ended = caller.wait_state("c1", "DISCONNECTED", timeout=8)["at"]
+        assert 2.7 < ended - bridged < 4.0, ended - bridged
+        phones.wait_state(alice, "DISCONNECTED", timeout=5)
+        caller.wait_event({"ev": "recorded", "call": "c1"})
+        phones.wait_event({"ev": "recorded", "call": alice})
+        beep = 1000.0
+        # The beep lasts 0.35 s from about 1.5 s after the bridge.
+        assert hears(str(workdir / "alice.wav"), alice_start, bridged + 1.55,
+                     bridged + 1.8, beep)[beep]
+        assert not hears(str(workdir / "alice.wav"), alice_start, bridged + 0.5,
+                         bridged + 1.3, beep)[beep]
+        assert not hears(rec, start, bridged + 1.4, bridged + 2.0, beep)[beep]
+        wait_until(lambda: engine.metric("sipacd_queue_talk_seconds_total",
+                                         queue="support") > 2.5, 3, "the talk counted")
 
 
 def test_recording_follows_the_call_across_a_transfer(ports, workdir, prompts_dir):
     """recording = 100 with a consent prompt: one recording id, a segment per
     agent, the caller left and the agent right, a paused span silent."""
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
-        rec = str(workdir / "caller.wav")
-        cfg = setup(ports, workdir, prompts_dir, phones)
+    def configure(cfg):
         cfg["queues"]["support"].update(recording=100, recording_consent="recording-notice")
-        with Engine(workdir, cfg) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            time.sleep(1.0)
-            status, body = api(engine, "POST", f"/api/calls/{call_id}/recording",
-                               {"action": "pause"})
-            assert status == 200 and body["state"] == "paused", body
-            assert api(engine, "POST", f"/api/calls/{call_id}/recording",
-                       {"action": "pause"})[0] == 409           # paused already
-            assert api(engine, "POST", f"/api/calls/{call_id}/recording",
-                       {"action": "rewind"})[0] == 400
-            time.sleep(1.0)
-            assert api(engine, "POST", f"/api/calls/{call_id}/recording",
-                       {"action": "resume"})[0] == 200
-            time.sleep(1.0)
-            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
-                       {"target": "queue:sales"})[0] == 202
-            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
-            phones.wait_state(inc["call"], "CONFIRMED")
-            time.sleep(1.5)
-            caller.request("hangup", call="c1")
-            caller.wait_state("c1", "DISCONNECTED")
 
-            def record():
-                starts = [json.loads(d) for k, _, _, _, _, d in rows(engine, call_id)
-                          if k == "RECORDING_START"]
-                if not starts:
-                    return None
-                status, meta = api(engine, "GET", f"/api/recordings/{starts[0]['recording']}")
-                return meta if status == 200 else None
-            meta = wait_until(record, 5, "the recording's record")
-            assert meta["call_id"] == call_id and meta["agents"] == ["alice", "bob"]
-            assert [s["agent"].split("->")[-1] for s in meta["segments"]] == ["alice", "bob"]
-            (paused,) = meta["segments"][0]["paused"]
-            assert 0.8 < paused["end"] - paused["start"] < 1.3, paused
-            # The row follows the record (written first) through the log's writer.
-            kinds = wait_until(lambda: (k := [k for k, *_ in rows(engine, call_id)
-                                              if k.startswith("RECORDING")])[-1:]
-                               == ["RECORDING_STOP"] and k, 3, "the RECORDING_STOP row")
-            assert kinds == ["RECORDING_START", "RECORDING_PAUSE", "RECORDING_RESUME",
-                             "RECORDING_STOP"], kinds
-            for n, agent_hz in ((1, ALICE), (2, BOB)):
-                path = workdir / f"segment{n}.wav"
-                url = f"/api/recordings/{meta['recording_id']}/segments/{n}"
-                path.write_bytes(fetch(engine, url))
-                check_stereo(path, agent_hz, meta["segments"][n - 1]["paused"])
-            assert api(engine, "GET", f"/api/recordings/{meta['recording_id']}/segments/3")[0] \
-                == 404
-            assert engine.metric("sipacd_recordings_total", queue="support",
-                                 trigger="policy") == 1
+    answers = {"alice": dict(tone=ALICE),
+               "bob": dict(tone=BOB)}
+    with scene(ports, workdir, prompts_dir, answers, configure=configure) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        time.sleep(1.0)
+        status, body = api(engine, "POST", f"/api/calls/{call_id}/recording",
+                           {"action": "pause"})
+        assert status == 200 and body["state"] == "paused", body
+        assert api(engine, "POST", f"/api/calls/{call_id}/recording",
+                   {"action": "pause"})[0] == 409           # paused already
+        assert api(engine, "POST", f"/api/calls/{call_id}/recording",
+                   {"action": "rewind"})[0] == 400
+        time.sleep(1.0)
+        assert api(engine, "POST", f"/api/calls/{call_id}/recording",
+                   {"action": "resume"})[0] == 200
+        time.sleep(1.0)
+        assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                   {"target": "queue:sales"})[0] == 202
+        inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+        phones.wait_state(inc["call"], "CONFIRMED")
+        time.sleep(1.5)
+        caller.request("hangup", call="c1")
+        caller.wait_state("c1", "DISCONNECTED")
+
+        def record():
+            starts = [json.loads(d) for k, _, _, _, _, d in rows(engine, call_id)
+                      if k == "RECORDING_START"]
+            if not starts:
+                return None
+            status, meta = api(engine, "GET", f"/api/recordings/{starts[0]['recording']}")
+            return meta if status == 200 else None
+        meta = wait_until(record, 5, "the recording's record")
+        assert meta["call_id"] == call_id and meta["agents"] == ["alice", "bob"]
+        assert [s["agent"].split("->")[-1] for s in meta["segments"]] == ["alice", "bob"]
+        (paused,) = meta["segments"][0]["paused"]
+        assert 0.8 < paused["end"] - paused["start"] < 1.3, paused
+        # The row follows the record (written first) through the log's writer.
+        kinds = wait_until(lambda: (k := [k for k, *_ in rows(engine, call_id)
+                                          if k.startswith("RECORDING")])[-1:]
+                           == ["RECORDING_STOP"] and k, 3, "the RECORDING_STOP row")
+        assert kinds == ["RECORDING_START", "RECORDING_PAUSE", "RECORDING_RESUME",
+                         "RECORDING_STOP"], kinds
+        for n, agent_hz in ((1, ALICE), (2, BOB)):
+            path = workdir / f"segment{n}.wav"
+            url = f"/api/recordings/{meta['recording_id']}/segments/{n}"
+            path.write_bytes(fetch(engine, url))
+            check_stereo(path, agent_hz, meta["segments"][n - 1]["paused"])
+        assert api(engine, "GET", f"/api/recordings/{meta['recording_id']}/segments/3")[0] \
+            == 404
+        assert engine.metric("sipacd_recordings_total", queue="support",
+                             trigger="policy") == 1
 
 
 def fetch(engine, path: str) -> bytes:
@@ -436,171 +444,158 @@ def consult_setup(ports, workdir, prompts_dir, phones):
 
 
 def test_attended_transfer_conference_then_the_agent_leaves(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE,
-                       record=str(workdir / "alice.wav"))
-        phones.request("auto_answer", user="5550100", after=0.5, tone=CAROL,
-                       record=str(workdir / "carol.wav"))
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, consult_setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
-            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
-                       {"target": "queue:sales"})[0] == 400     # queues take a blind transfer
-            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
-                       {"target": "number:5550100"})[0] == 202
-            carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
-            carol_start = phones.wait_event({"ev": "media", "call": carol})["at"]
-            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
-                       == "consulting", 5, "consulting")
-            marks = [time.monotonic()]
-            time.sleep(1.5)
-            assert api(engine, "POST", f"/api/calls/{call_id}/conference")[1]["phase"] \
-                == "conference"
-            marks.append(time.monotonic())
-            time.sleep(1.5)
-            phones.request("hangup", call=alice)                  # the agent leaves
-            phones.wait_state(alice, "DISCONNECTED")
-            marks.append(time.monotonic())
-            time.sleep(1.5)
-            marks.append(time.monotonic())
-            assert agent_state(engine, "alice") == "wrap_up"
-            caller.request("hangup", call="c1")
-            phones.wait_state(carol, "DISCONNECTED", timeout=5)   # the engine ends the other side
-            for ua, call in ((caller, "c1"), (phones, carol), (phones, alice)):
-                ua.wait_event({"ev": "recorded", "call": call})
-            consulting, conference, after = [(a + 0.4, b - 0.1) for a, b in
-                                             zip(marks, marks[1:])]
-            assert hears(rec, start, *consulting, MUSIC, ALICE, CAROL) == {
-                MUSIC: True, ALICE: False, CAROL: False}
-            assert hears(str(workdir / "carol.wav"), carol_start, *consulting, ALICE, CALLER) \
-                == {ALICE: True, CALLER: False}
-            assert hears(rec, start, *conference, ALICE, CAROL) == {ALICE: True, CAROL: True}
-            assert hears(str(workdir / "alice.wav"), alice_start, *conference, CALLER, CAROL) \
-                == {CALLER: True, CAROL: True}
-            assert hears(rec, start, *after, CAROL, ALICE, MUSIC) == {
-                CAROL: True, ALICE: False, MUSIC: False}
-            log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
-            assert ("TRANSFER", "alice", "conference") in log
-            assert engine.metric("sipacd_transfers_total", kind="conference", target="number",
-                                 result="done") == 1
+    answers = {"alice": dict(tone=ALICE, record=str(workdir / "alice.wav")),
+               "5550100": dict(after=0.5, tone=CAROL, record=str(workdir / "carol.wav"))}
+    with scene(ports, workdir, prompts_dir, answers, consult=True) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        alice_start = phones.wait_event({"ev": "media", "call": alice})["at"]
+        assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                   {"target": "queue:sales"})[0] == 400     # queues take a blind transfer
+        assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                   {"target": "number:5550100"})[0] == 202
+        carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
+        carol_start = phones.wait_event({"ev": "media", "call": carol})["at"]
+        wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+                   == "consulting", 5, "consulting")
+        marks = [time.monotonic()]
+        time.sleep(1.5)
+        assert api(engine, "POST", f"/api/calls/{call_id}/conference")[1]["phase"] \
+            == "conference"
+        marks.append(time.monotonic())
+        time.sleep(1.5)
+        phones.request("hangup", call=alice)                  # the agent leaves
+        phones.wait_state(alice, "DISCONNECTED")
+        marks.append(time.monotonic())
+        time.sleep(1.5)
+        marks.append(time.monotonic())
+        assert agent_state(engine, "alice") == "wrap_up"
+        caller.request("hangup", call="c1")
+        phones.wait_state(carol, "DISCONNECTED", timeout=5)   # the engine ends the other side
+        for ua, call in ((caller, "c1"), (phones, carol), (phones, alice)):
+            ua.wait_event({"ev": "recorded", "call": call})
+        consulting, conference, after = [(a + 0.4, b - 0.1) for a, b in
+                                         zip(marks, marks[1:])]
+        assert hears(rec, start, *consulting, MUSIC, ALICE, CAROL) == {
+            MUSIC: True, ALICE: False, CAROL: False}
+        assert hears(str(workdir / "carol.wav"), carol_start, *consulting, ALICE, CALLER) \
+            == {ALICE: True, CALLER: False}
+        assert hears(rec, start, *conference, ALICE, CAROL) == {ALICE: True, CAROL: True}
+        assert hears(str(workdir / "alice.wav"), alice_start, *conference, CALLER, CAROL) \
+            == {CALLER: True, CAROL: True}
+        assert hears(rec, start, *after, CAROL, ALICE, MUSIC) == {
+            CAROL: True, ALICE: False, MUSIC: False}
+        log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
+        assert ("TRANSFER", "alice", "conference") in log
+        assert engine.metric("sipacd_transfers_total", kind="conference", target="number",
+                             result="done") == 1
 
 
 def test_attended_transfer_busy_cancel_and_complete(ports, workdir, prompts_dir):
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="5550199", code=486)
-        phones.request("auto_answer", user="5550100", after=0.3, tone=CAROL)
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, consult_setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
+    answers = {"alice": dict(tone=ALICE),
+               "5550199": dict(code=486),
+               "5550100": dict(tone=CAROL)}
+    with scene(ports, workdir, prompts_dir, answers, consult=True) as \
+            (phones, caller, engine, call_id, start, alice, rec):
 
-            def phase():
-                return api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
-            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
-                       {"target": "number:5550199"})[0] == 202
-            wait_until(lambda: engine.metric("sipacd_transfers_total", kind="attended",
-                                             target="number", result="busy") == 1, 5, "busy")
-            wait_until(lambda: phase() == "talking", 3, "the caller back with the agent")
-            back = time.monotonic()
-            time.sleep(1.0)
-            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
-                       {"target": "number:5550100"})[0] == 202
-            carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
-            wait_until(lambda: phase() == "consulting", 5, "consulting")
-            assert api(engine, "POST", f"/api/calls/{call_id}/consult/cancel")[0] == 200
-            phones.wait_state(carol, "DISCONNECTED", timeout=5)
-            assert phase() == "talking"
-            assert api(engine, "POST", f"/api/calls/{call_id}/consult/complete")[0] == 409
-            assert api(engine, "POST", f"/api/calls/{call_id}/consult",
-                       {"target": "number:5550100"})[0] == 202
-            carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
-            wait_until(lambda: phase() == "consulting", 5, "consulting again")
-            status, body = api(engine, "POST", f"/api/calls/{call_id}/consult/complete")
-            assert status == 200 and body["transfer"]["mode"] == "attended", body
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            handed = time.monotonic()
-            time.sleep(1.5)
-            caller.request("hangup", call="c1")
-            phones.wait_state(carol, "DISCONNECTED", timeout=5)
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            assert hears(rec, start, back + 0.3, back + 0.9, ALICE)[ALICE]
-            assert hears(rec, start, handed + 0.4, handed + 1.4, CAROL, ALICE) == {
-                CAROL: True, ALICE: False}
-            assert agent_state(engine, "alice") == "wrap_up"
-            log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
-            assert ("TRANSFER_FAILED", "alice", "busy") in log
-            assert ("TRANSFER", "alice", "attended") in log
+        def phase():
+            return api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+        assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                   {"target": "number:5550199"})[0] == 202
+        wait_until(lambda: engine.metric("sipacd_transfers_total", kind="attended",
+                                         target="number", result="busy") == 1, 5, "busy")
+        wait_until(lambda: phase() == "talking", 3, "the caller back with the agent")
+        back = time.monotonic()
+        time.sleep(1.0)
+        assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                   {"target": "number:5550100"})[0] == 202
+        carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
+        wait_until(lambda: phase() == "consulting", 5, "consulting")
+        assert api(engine, "POST", f"/api/calls/{call_id}/consult/cancel")[0] == 200
+        phones.wait_state(carol, "DISCONNECTED", timeout=5)
+        assert phase() == "talking"
+        assert api(engine, "POST", f"/api/calls/{call_id}/consult/complete")[0] == 409
+        assert api(engine, "POST", f"/api/calls/{call_id}/consult",
+                   {"target": "number:5550100"})[0] == 202
+        carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
+        wait_until(lambda: phase() == "consulting", 5, "consulting again")
+        status, body = api(engine, "POST", f"/api/calls/{call_id}/consult/complete")
+        assert status == 200 and body["transfer"]["mode"] == "attended", body
+        phones.wait_state(alice, "DISCONNECTED", timeout=5)
+        handed = time.monotonic()
+        time.sleep(1.5)
+        caller.request("hangup", call="c1")
+        phones.wait_state(carol, "DISCONNECTED", timeout=5)
+        caller.wait_event({"ev": "recorded", "call": "c1"})
+        assert hears(rec, start, back + 0.3, back + 0.9, ALICE)[ALICE]
+        assert hears(rec, start, handed + 0.4, handed + 1.4, CAROL, ALICE) == {
+            CAROL: True, ALICE: False}
+        assert agent_state(engine, "alice") == "wrap_up"
+        log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
+        assert ("TRANSFER_FAILED", "alice", "busy") in log
+        assert ("TRANSFER", "alice", "attended") in log
 
 
 def test_attended_transfer_from_the_phone_with_replaces(ports, workdir, prompts_dir):
     """The agent's phone holds the caller, calls the target through the
     engine, then REFERs the caller with Replaces naming that consultation."""
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="5550100", after=0.3, tone=CAROL)
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, consult_setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            phones.request("hold", call=alice)
-            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
-                       == "held", 5, "held by the phone")
-            phones.request("call", call="consult", from_user="alice", tone=ALICE,
-                           to=f"sip:5550100@127.0.0.1:{engine.sip_port}")
-            carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
-            phones.wait_state("consult", "CONFIRMED", timeout=10)
-            time.sleep(0.5)
-            phones.request("xfer_replaces", call=alice, other="consult")
-            status = phones.wait_event({"ev": "xfer_status", "call": alice, "final": True})
-            assert status["code"] == 200, status
-            phones.wait_state("consult", "DISCONNECTED", timeout=5)
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            handed = time.monotonic()
-            time.sleep(1.5)
-            caller.request("hangup", call="c1")
-            phones.wait_state(carol, "DISCONNECTED", timeout=5)
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            assert hears(rec, start, handed + 0.3, handed + 1.4, CAROL, ALICE, MUSIC) == {
-                CAROL: True, ALICE: False, MUSIC: False}
-            assert agent_state(engine, "alice") == "wrap_up"
-            wait_until(lambda: ("TRANSFER", "alice", "attended") in
-                       [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 3,
-                       "the TRANSFER row")
+    answers = {"alice": dict(tone=ALICE),
+               "5550100": dict(tone=CAROL)}
+    with scene(ports, workdir, prompts_dir, answers, consult=True) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        phones.request("hold", call=alice)
+        wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"]
+                   == "held", 5, "held by the phone")
+        phones.request("call", call="consult", from_user="alice", tone=ALICE,
+                       to=f"sip:5550100@127.0.0.1:{engine.sip_port}")
+        carol = phones.wait_event({"ev": "incoming", "user": "5550100"})["call"]
+        phones.wait_state("consult", "CONFIRMED", timeout=10)
+        time.sleep(0.5)
+        phones.request("xfer_replaces", call=alice, other="consult")
+        status = phones.wait_event({"ev": "xfer_status", "call": alice, "final": True})
+        assert status["code"] == 200, status
+        phones.wait_state("consult", "DISCONNECTED", timeout=5)
+        phones.wait_state(alice, "DISCONNECTED", timeout=5)
+        handed = time.monotonic()
+        time.sleep(1.5)
+        caller.request("hangup", call="c1")
+        phones.wait_state(carol, "DISCONNECTED", timeout=5)
+        caller.wait_event({"ev": "recorded", "call": "c1"})
+        assert hears(rec, start, handed + 0.3, handed + 1.4, CAROL, ALICE, MUSIC) == {
+            CAROL: True, ALICE: False, MUSIC: False}
+        assert agent_state(engine, "alice") == "wrap_up"
+        wait_until(lambda: ("TRANSFER", "alice", "attended") in
+                   [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 3,
+                   "the TRANSFER row")
 
 
 def test_call_keys_on_the_agents_phone(ports, workdir, prompts_dir):
     """*1 pauses the recording, ## 700 # transfers blind to extension 700
     (queue sales); the caller never receives the agent's keys."""
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
-        rec = str(workdir / "caller.wav")
-        cfg = setup(ports, workdir, prompts_dir, phones)
+    def configure(cfg):
         cfg["queues"]["support"]["recording"] = 100
         cfg["transfer"] = {"extensions": {"700": "queue:sales"}}
-        with Engine(workdir, cfg) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            time.sleep(0.5)
-            phones.request("dtmf", call=alice, digits="*1")
-            wait_until(lambda: "RECORDING_PAUSE" in [k for k, *_ in rows(engine, call_id)], 5,
-                       "the recording paused by *1")
-            phones.request("dtmf", call=alice, digits="##700#")
-            inc = phones.wait_event({"ev": "incoming", "user": "bob"}, timeout=15)
-            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            phones.wait_state(inc["call"], "CONFIRMED")
-            time.sleep(0.5)
-            caller.request("hangup", call="c1")
-            caller.wait_state("c1", "DISCONNECTED")
-            assert caller.events({"ev": "dtmf"}) == []
-            log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
-            assert ("TRANSFER", "alice", "blind") in log
-            wait_until(lambda: any(r[0] == "RECORDING_STOP" for r in rows(engine, call_id)), 5,
-                       "the recording's end")
+
+    answers = {"alice": dict(tone=ALICE),
+               "bob": dict(tone=BOB)}
+    with scene(ports, workdir, prompts_dir, answers, configure=configure) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        time.sleep(0.5)
+        phones.request("dtmf", call=alice, digits="*1")
+        wait_until(lambda: "RECORDING_PAUSE" in [k for k, *_ in rows(engine, call_id)], 5,
+                   "the recording paused by *1")
+        phones.request("dtmf", call=alice, digits="##700#")
+        inc = phones.wait_event({"ev": "incoming", "user": "bob"}, timeout=15)
+        assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
+        phones.wait_state(alice, "DISCONNECTED", timeout=5)
+        phones.wait_state(inc["call"], "CONFIRMED")
+        time.sleep(0.5)
+        caller.request("hangup", call="c1")
+        caller.wait_state("c1", "DISCONNECTED")
+        assert caller.events({"ev": "dtmf"}) == []
+        log = [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)]
+        assert ("TRANSFER", "alice", "blind") in log
+        wait_until(lambda: any(r[0] == "RECORDING_STOP" for r in rows(engine, call_id)), 5,
+                   "the recording's end")
 
 
 def test_transfer_priority_puts_a_transferred_caller_first(ports, workdir, prompts_dir):
@@ -632,29 +627,27 @@ def test_transfer_priority_puts_a_transferred_caller_first(ports, workdir, promp
 def test_blind_transfer_to_a_busy_number_falls_back_then_to_a_flow(ports, workdir, prompts_dir):
     """A busy number sends the caller back into its queue (no dead line);
     then a transfer to a flow runs it on the same call."""
-    with UA(ports(), log_dir=workdir, name="agents") as phones, \
-            UA(ports(), log_dir=workdir, name="caller") as caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="5550199", code=486)
-        cfg = consult_setup(ports, workdir, prompts_dir, phones)
+    def configure(cfg):
         cfg["queues"]["support"]["wrap_up"] = 0
-        with Engine(workdir, cfg) as engine:
-            call_id, start, alice = connect(caller, phones, engine, str(workdir / "c.wav"))
-            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
-                       {"target": "number:5550199"})[0] == 202
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            again = phones.wait_event({"ev": "incoming", "user": "alice"}, timeout=10)
-            assert again["headers"]["X-Sipacd-Call-Id"] == call_id
-            phones.wait_state(again["call"], "CONFIRMED")
-            assert engine.metric("sipacd_transfers_total", kind="blind", target="number",
-                                 result="busy") == 1
-            wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"], 5, "connected again")
-            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
-                       {"target": "flow:goodbye_flow"})[0] == 202
-            caller.wait_state("c1", "DISCONNECTED", timeout=15)     # the flow says goodbye
-            log = [(k, q, a, r) for k, q, a, r, _, _ in rows(engine, call_id)]
-            assert ("TRANSFER_FAILED", "support", "alice", "busy") in log
-            assert [r for r in log if r[0] in ("ENTER", "CONNECT")] == [
-                ("ENTER", "support", None, None), ("CONNECT", "support", "alice", None)] * 2
-            assert engine.metric("sipacd_transfers_total", kind="blind", target="flow",
-                                 result="done") == 1
+
+    answers = {"alice": dict(tone=ALICE), "5550199": dict(code=486)}
+    with scene(ports, workdir, prompts_dir, answers, consult=True, configure=configure) as \
+            (phones, caller, engine, call_id, start, alice, rec):
+        assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                   {"target": "number:5550199"})[0] == 202
+        phones.wait_state(alice, "DISCONNECTED", timeout=5)
+        again = phones.wait_event({"ev": "incoming", "user": "alice"}, timeout=10)
+        assert again["headers"]["X-Sipacd-Call-Id"] == call_id
+        phones.wait_state(again["call"], "CONFIRMED")
+        assert engine.metric("sipacd_transfers_total", kind="blind", target="number",
+                             result="busy") == 1
+        wait_until(lambda: api(engine, "GET", "/api/calls")[1]["calls"], 5, "connected again")
+        assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
+                   {"target": "flow:goodbye_flow"})[0] == 202
+        caller.wait_state("c1", "DISCONNECTED", timeout=15)     # the flow says goodbye
+        log = [(k, q, a, r) for k, q, a, r, _, _ in rows(engine, call_id)]
+        assert ("TRANSFER_FAILED", "support", "alice", "busy") in log
+        assert [r for r in log if r[0] in ("ENTER", "CONNECT")] == [
+            ("ENTER", "support", None, None), ("CONNECT", "support", "alice", None)] * 2
+        assert engine.metric("sipacd_transfers_total", kind="blind", target="flow",
+                             result="done") == 1
