@@ -106,6 +106,19 @@ def scene(ports, workdir, prompts_dir, answers: dict[str, dict], *, consult: boo
             yield Scene(phones, caller, engine, call_id, start, alice, rec)
 
 
+def caller_reaches_bob(phones, caller, call_id: str, rec: str, start: float) -> None:
+    """After a transfer to sales: bob's phone rings with the same call id,
+    answers, and the caller hears bob (not alice); then the caller hangs up."""
+    inc = phones.wait_event({"ev": "incoming", "user": "bob"})
+    assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
+    confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
+    time.sleep(1.5)
+    caller.request("hangup", call="c1")
+    caller.wait_event({"ev": "recorded", "call": "c1"})
+    after = hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE)
+    assert after == {BOB: True, ALICE: False}, after
+
+
 def connect(caller, phones, engine, record) -> tuple[str, float, str]:
     """Caller in, alice answers: (sip call id, recording start, alice's call)."""
     caller.request("call", call="c1", to=engine.number("100"), tone=CALLER, record=record)
@@ -175,14 +188,7 @@ def test_blind_transfer_by_api_into_another_queue(ports, workdir, prompts_dir):
         assert status == 202, body
         phones.wait_state(alice, "DISCONNECTED", timeout=5)
         assert agent_state(engine, "alice") == "wrap_up"
-        inc = phones.wait_event({"ev": "incoming", "user": "bob"})
-        assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
-        confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
-        time.sleep(1.5)
-        caller.request("hangup", call="c1")
-        caller.wait_event({"ev": "recorded", "call": "c1"})
-        after = hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE)
-        assert after == {BOB: True, ALICE: False}, after
+        caller_reaches_bob(phones, caller, call_id, rec, start)
         wait_until(lambda: agent_state(engine, "bob") == "wrap_up", 5, "bob's wrap-up")
         log = [(k, q, a, r) for k, q, a, r, _, _ in rows(engine, call_id)]
         assert ("TRANSFER", "support", "alice", "blind") in log
@@ -283,14 +289,7 @@ def test_blind_transfer_from_the_phone_by_refer(ports, workdir, prompts_dir):
         status = phones.wait_event({"ev": "xfer_status", "call": alice, "final": True})
         assert status["code"] == 200, status
         phones.wait_state(alice, "DISCONNECTED", timeout=5)
-        inc = phones.wait_event({"ev": "incoming", "user": "bob"})
-        assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
-        confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
-        time.sleep(1.5)
-        caller.request("hangup", call="c1")
-        caller.wait_event({"ev": "recorded", "call": "c1"})
-        assert hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE) == {
-            BOB: True, ALICE: False}
+        caller_reaches_bob(phones, caller, call_id, rec, start)
         wait_until(lambda: ("TRANSFER", "alice", "blind") in
                    [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 3,
                    "the TRANSFER row")
