@@ -100,7 +100,9 @@ class SipCall(VoicemailVerbs, FaxVerbs):
                                          min_digits=min_digits, valid=valid,
                                          invalid_prompt=invalid_prompt,
                                          no_input_prompt=no_input_prompt)
-        self.log.info("digits gathered", digits=digits)
+        # Only how many: a gather may be a PIN or a card number, which the
+        # log must never hold (a flow logs the choices it wants logged).
+        self.log.info("digits gathered", count=len(digits))
         return digits
 
     async def _collect(self, max_digits: int, timeout: float, inter_digit: float,
