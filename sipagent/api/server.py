@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
 from sipagent.api.calls import add_call_routes
+from sipagent.api.debug import add_debug_routes
 from sipagent.api.request_input import JsonBody, iso_time, read_body
 from sipagent.config.values import matching
 
@@ -177,6 +178,7 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/api/callbacks", list_callbacks)
     add_call_routes(app, lambda: engine.queues,
                     lambda request, roles: _authenticate(config, request, roles))
+    add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes
 
