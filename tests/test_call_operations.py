@@ -130,6 +130,7 @@ def test_hold_from_the_phone_and_the_api(ports, workdir, prompts_dir):
             assert engine.metric("sipacd_queue_holds_total", queue="support") == 2
             assert abs(engine.metric("sipacd_queue_hold_seconds_total", queue="support")
                        - held) < 0.01
+            engine.assert_settled()
 
 
 def test_blind_transfer_by_api_into_another_queue(ports, workdir, prompts_dir):
@@ -171,6 +172,7 @@ def test_blind_transfer_by_api_into_another_queue(ports, workdir, prompts_dir):
             metrics = {(name, q): engine.metric(name, queue=q) for q in ("support", "sales")
                        for name in ("sipacd_queue_holds_total", "sipacd_queue_hold_seconds_total",
                                     "sipacd_queue_talk_seconds_total")}
+            engine.assert_settled()
             assert engine.stop() == 0           # flushes the log
         report = report_rows(engine, t0)
         assert report["support"]["transfers"] == 1 and report["sales"]["transfers"] == 0
@@ -250,6 +252,7 @@ def test_monitor_listen_whisper_barge(ports, workdir, prompts_dir):
                            ("MONITOR_MODE", "alice", "whisper"),
                            ("MONITOR_MODE", "alice", "barge"),
                            ("MONITOR_END", "alice", "barge")], log
+            engine.assert_settled()
 
 
 def test_blind_transfer_from_the_phone_by_refer(ports, workdir, prompts_dir):
@@ -280,6 +283,7 @@ def test_blind_transfer_from_the_phone_by_refer(ports, workdir, prompts_dir):
                        "the TRANSFER row")
             assert engine.metric("sipacd_transfers_total", kind="blind", target="queue",
                                  result="done") == 1
+            engine.assert_settled()
 
 
 def test_refer_to_nowhere_and_from_a_caller_are_refused(ports, workdir, prompts_dir):
@@ -301,6 +305,8 @@ def test_refer_to_nowhere_and_from_a_caller_are_refused(ports, workdir, prompts_
             calls = api(engine, "GET", "/api/calls")[1]["calls"]
             assert [(c["call_id"], c["agent"], c["phase"]) for c in calls] == [
                 (call_id, "alice", "talking")]
+            caller.request("hangup", call="c1")
+            engine.assert_settled()
 
 
 def test_talk_time_limit_beeps_to_the_agent_then_ends_the_call(ports, workdir, prompts_dir):
@@ -331,6 +337,7 @@ def test_talk_time_limit_beeps_to_the_agent_then_ends_the_call(ports, workdir, p
             assert not hears(rec, start, bridged + 1.4, bridged + 2.0, beep)[beep]
             wait_until(lambda: engine.metric("sipacd_queue_talk_seconds_total",
                                              queue="support") > 2.5, 3, "the talk counted")
+            engine.assert_settled()
 
 
 def test_recording_follows_the_call_across_a_transfer(ports, workdir, prompts_dir):
@@ -389,6 +396,7 @@ def test_recording_follows_the_call_across_a_transfer(ports, workdir, prompts_di
                 == 404
             assert engine.metric("sipacd_recordings_total", queue="support",
                                  trigger="policy") == 1
+            engine.assert_settled()
 
 
 def fetch(engine, path: str) -> bytes:
