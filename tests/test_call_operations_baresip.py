@@ -15,7 +15,8 @@ import pytest
 import baresip as baresip_mod
 from engine_proc import Engine
 from sipua import UA
-from test_call_operations import ALICE, BOB, hears, rows, setup
+from test_call_operations import ALICE, BOB, rows, setup
+from test_call_races import Scene, caller_hears_bob
 from test_queue_behaviour import wait_until
 
 pytestmark = [pytest.mark.sip, pytest.mark.skipif(
@@ -44,14 +45,7 @@ def test_baresip_agent_transfers_the_caller_to_another_queue(ports, workdir, pro
             time.sleep(1.0)
             alice.transfer(f"sip:sales@127.0.0.1:{engine.sip_port}")
             alice.wait_event("CALL_CLOSED", 10)      # baresip hangs up after the NOTIFY
-            inc = phones.wait_event({"ev": "incoming", "user": "bob"}, timeout=15)
-            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
-            confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
-            time.sleep(1.5)
-            caller.request("hangup", call="c1")
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            assert hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE) == {
-                BOB: True, ALICE: False}
+            caller_hears_bob(Scene(phones, caller, engine, call_id, start, "", rec))
             wait_until(lambda: ("TRANSFER", "alice", "blind") in
                        [(k, a, r) for k, _, a, r, _, _ in rows(engine, call_id)], 5,
                        "the TRANSFER row")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -51,6 +53,8 @@ def test_the_checker_finds_a_stray_offer_and_an_idle_engine_is_clean(tmp_path, p
         engine.queues.offers[("x", "alice")] = _Leg()        # rings with no call in line
         out["stray"] = await read()
         out["stray quiet"] = await read("?quiet=1")
+        engine.queues.offers[("y", "alice")] = engine.queues.offers[("x", "alice")]
+        out["twice"] = await read()
         engine.queues.offers.clear()
         out["agent token"] = (await client.get("/api/debug/invariants", headers={
             "Authorization": "Bearer alice-token-0123456789"})).status
@@ -68,6 +72,9 @@ def test_the_checker_finds_a_stray_offer_and_an_idle_engine_is_clean(tmp_path, p
         "offer of x to alice rings for a call no longer in line"], stray
     _, quiet = out["stray quiet"]
     assert "offers still ringing: [('x', 'alice')]" in quiet["problems"], quiet
+    _, twice = out["twice"]
+    assert ("leg x->alice is in 2 places: offer of x to alice, offer of y to alice"
+            in twice["problems"]), twice
     assert (out["agent token"], out["bad flag"]) == (403, 400)
 
 
@@ -127,9 +134,43 @@ def kinds(engine, call_id: str) -> list[tuple[str, str | None, str | None]]:
     return [(k, q, a) for k, q, a, _, _, _ in rows(engine, call_id)]
 
 
-def phones_and_caller(ports, workdir):
-    return UA(ports(), log_dir=workdir, name="agents"), UA(ports(), log_dir=workdir,
-                                                            name="caller")
+@dataclass
+class Scene:
+    phones: UA
+    caller: UA
+    engine: Engine
+    call_id: str
+    start: float          # the caller's recording starts (monotonic)
+    alice: str            # alice's call on the agents' phone
+    rec: str              # the caller's recording
+
+
+@contextmanager
+def connected(ports, workdir, prompts_dir, **answers):
+    """The caller talking to alice; ``answers``: the other phones' auto_answer
+    (user -> its arguments); bob answers after 0.3 s unless told otherwise."""
+    answers = {"bob": {"after": 0.3, "tone": BOB}, **answers}
+    with UA(ports(), log_dir=workdir, name="agents") as phones, \
+            UA(ports(), log_dir=workdir, name="caller") as caller:
+        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
+        for user, how in answers.items():
+            phones.request("auto_answer", user=user, **how)
+        rec = str(workdir / "caller.wav")
+        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
+            call_id, start, alice = connect(caller, phones, engine, rec)
+            yield Scene(phones, caller, engine, call_id, start, alice, rec)
+
+
+def caller_hears_bob(s: Scene) -> None:
+    """bob's phone rings with the call and answers; the caller hears bob, not alice."""
+    inc = s.phones.wait_event({"ev": "incoming", "user": "bob"}, timeout=15)
+    assert inc["headers"]["X-Sipacd-Call-Id"] == s.call_id
+    confirmed = s.phones.wait_state(inc["call"], "CONFIRMED")["at"]
+    time.sleep(1.5)
+    s.caller.request("hangup", call="c1")
+    s.caller.wait_event({"ev": "recorded", "call": "c1"})
+    assert hears(s.rec, s.start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE) == {
+        BOB: True, ALICE: False}
 
 
 # -- the races --------------------------------------------------------------------------
@@ -137,63 +178,49 @@ def phones_and_caller(ports, workdir):
 @sip
 def test_caller_hangs_up_during_a_blind_transfer(ports, workdir, prompts_dir):
     """Right after the API transfer, while bob's phone still rings."""
-    phones, caller = phones_and_caller(ports, workdir)
-    with phones, caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="bob", after=3.0, tone=BOB)
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, _, alice = connect(caller, phones, engine, str(workdir / "c.wav"))
-            status, body = api(engine, "POST", f"/api/calls/{call_id}/transfer",
-                               {"target": "queue:sales"})
-            assert status == 202, body
-            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
-            caller.request("hangup", call="c1")
-            phones.wait_state(inc["call"], "DISCONNECTED", timeout=5)   # cancelled, unanswered
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            settled(engine)
-            log = wait_until(lambda: ("ABANDON", "sales", None) in kinds(engine, call_id)
-                             and kinds(engine, call_id), 5, "the abandon in sales")
-            assert ("TRANSFER", "support", "alice") in log, log
-            assert ("CONNECT", "sales", "bob") not in log, log
+    with connected(ports, workdir, prompts_dir, bob=dict(after=3.0, tone=BOB)) as s:
+        status, body = api(s.engine, "POST", f"/api/calls/{s.call_id}/transfer",
+                           {"target": "queue:sales"})
+        assert status == 202, body
+        bob = s.phones.wait_event({"ev": "incoming", "user": "bob"})["call"]
+        s.caller.request("hangup", call="c1")
+        s.phones.wait_state(bob, "DISCONNECTED", timeout=5)       # cancelled, unanswered
+        s.phones.wait_state(s.alice, "DISCONNECTED", timeout=5)
+        settled(s.engine)
+        log = wait_until(lambda: ("ABANDON", "sales", None) in kinds(s.engine, s.call_id)
+                         and kinds(s.engine, s.call_id), 5, "the abandon in sales")
+        assert ("TRANSFER", "support", "alice") in log, log
+        assert ("CONNECT", "sales", "bob") not in log, log
 
 
 @sip
 def test_caller_hangs_up_while_a_supervisor_listens(ports, workdir, prompts_dir):
-    phones, caller = phones_and_caller(ports, workdir)
-    with phones, caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="boss", after=0.3, tone=2000.0)
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, _, alice = connect(caller, phones, engine, str(workdir / "c.wav"))
-            assert api(engine, "POST", f"/api/calls/{call_id}/monitor",
-                       {"mode": "listen"})[0] == 202
-            boss = phones.wait_event({"ev": "incoming", "user": "boss"})["call"]
-            phones.wait_event({"ev": "media", "call": boss})
-            wait_until(lambda: ("MONITOR_START", "support", "alice") in kinds(engine, call_id),
-                       5, "the session")
-            caller.request("hangup", call="c1")
-            phones.wait_state(boss, "DISCONNECTED", timeout=5)
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            settled(engine)
-            wait_until(lambda: ("MONITOR_END", "support", "alice") in kinds(engine, call_id),
-                       5, "the session's end")
+    with connected(ports, workdir, prompts_dir, boss=dict(after=0.3, tone=2000.0)) as s:
+        assert api(s.engine, "POST", f"/api/calls/{s.call_id}/monitor",
+                   {"mode": "listen"})[0] == 202
+        boss = s.phones.wait_event({"ev": "incoming", "user": "boss"})["call"]
+        s.phones.wait_event({"ev": "media", "call": boss})
+        wait_until(lambda: ("MONITOR_START", "support", "alice") in kinds(s.engine, s.call_id),
+                   5, "the session")
+        s.caller.request("hangup", call="c1")
+        s.phones.wait_state(boss, "DISCONNECTED", timeout=5)
+        s.phones.wait_state(s.alice, "DISCONNECTED", timeout=5)
+        settled(s.engine)
+        wait_until(lambda: ("MONITOR_END", "support", "alice") in kinds(s.engine, s.call_id),
+                   5, "the session's end")
 
 
 @sip
 def test_caller_hangs_up_while_on_hold(ports, workdir, prompts_dir):
-    phones, caller = phones_and_caller(ports, workdir)
-    with phones, caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, _, alice = connect(caller, phones, engine, str(workdir / "c.wav"))
-            assert api(engine, "POST", f"/api/calls/{call_id}/hold")[0] == 200
-            time.sleep(0.5)
-            caller.request("hangup", call="c1")
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            settled(engine)
-            log = wait_until(lambda: ("UNHOLD", "support", "alice") in kinds(engine, call_id)
-                             and kinds(engine, call_id), 5, "the hold's end")
-            assert [k for k, _, _ in log if k in ("HOLD", "UNHOLD")] == ["HOLD", "UNHOLD"], log
+    with connected(ports, workdir, prompts_dir) as s:
+        assert api(s.engine, "POST", f"/api/calls/{s.call_id}/hold")[0] == 200
+        time.sleep(0.5)
+        s.caller.request("hangup", call="c1")
+        s.phones.wait_state(s.alice, "DISCONNECTED", timeout=5)
+        settled(s.engine)
+        log = wait_until(lambda: ("UNHOLD", "support", "alice") in kinds(s.engine, s.call_id)
+                         and kinds(s.engine, s.call_id), 5, "the hold's end")
+        assert [k for k, _, _ in log if k in ("HOLD", "UNHOLD")] == ["HOLD", "UNHOLD"], log
 
 
 @sip
@@ -202,116 +229,89 @@ def test_caller_hangs_up_while_on_hold(ports, workdir, prompts_dir):
 def test_transfer_target_answers_as_the_caller_hangs_up(ports, workdir, prompts_dir,
                                                         answer_first):
     """bob's phone rings until the test answers it; the caller's BYE and
-    bob's 200 OK leave within ``answer_first`` of each other, either order."""
-    phones, caller = phones_and_caller(ports, workdir)
-    with phones, caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="bob", code=None, tone=BOB)
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, _, alice = connect(caller, phones, engine, str(workdir / "c.wav"))
-            assert api(engine, "POST", f"/api/calls/{call_id}/transfer",
-                       {"target": "queue:sales"})[0] == 202
-            bob = phones.wait_event({"ev": "incoming", "user": "bob"})["call"]
-            time.sleep(0.3)
-            first = [lambda: phones.send("answer", call=bob),
-                     lambda: caller.send("hangup", call="c1")]
-            for send in first if answer_first >= 0 else first[::-1]:
-                send()
-                time.sleep(abs(answer_first))
-            caller.wait_state("c1", "DISCONNECTED", timeout=5)
-            phones.wait_state(bob, "DISCONNECTED", timeout=8)
-            settled(engine)
-            log = kinds(engine, call_id)
-            sales = [k for k, q, _ in log if q == "sales" and k in (*OUTCOMES, *ENDINGS)]
-            assert sales in (["ABANDON"], ["CONNECT", "COMPLETE_CALLER"],
-                             ["CONNECT", "COMPLETE_AGENT"]), log
+    bob's 200 OK leave within ``answer_first`` of each other, either order.
+    Either the caller abandoned sales, or bob was connected and the call
+    completed: never both, never neither."""
+    with connected(ports, workdir, prompts_dir, bob=dict(code=None, tone=BOB)) as s:
+        assert api(s.engine, "POST", f"/api/calls/{s.call_id}/transfer",
+                   {"target": "queue:sales"})[0] == 202
+        bob = s.phones.wait_event({"ev": "incoming", "user": "bob"})["call"]
+        time.sleep(0.3)
+        moves = [lambda: s.phones.send("answer", call=bob),
+                 lambda: s.caller.send("hangup", call="c1")]
+        for move in moves if answer_first >= 0 else moves[::-1]:
+            move()
+            time.sleep(abs(answer_first))
+        s.caller.wait_state("c1", "DISCONNECTED", timeout=5)
+        s.phones.wait_state(bob, "DISCONNECTED", timeout=8)
+        settled(s.engine)
+        log = kinds(s.engine, s.call_id)
+        sales = [k for k, q, _ in log if q == "sales" and k in (*OUTCOMES, *ENDINGS)]
+        assert sales in (["ABANDON"], ["CONNECT", "COMPLETE_CALLER"],
+                         ["CONNECT", "COMPLETE_AGENT"]), log
 
 
 @sip
 def test_agent_phone_refers_and_hangs_up_at_once(ports, workdir, prompts_dir):
     """The REFER is taken (202) before the BYE arrives: the caller goes on to bob."""
-    phones, caller = phones_and_caller(ports, workdir)
-    with phones, caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            time.sleep(0.5)
-            phones.send("xfer", call=alice, to=f"sip:sales@127.0.0.1:{engine.sip_port}")
-            phones.send("hangup", call=alice)
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
-            assert inc["headers"]["X-Sipacd-Call-Id"] == call_id
-            confirmed = phones.wait_state(inc["call"], "CONFIRMED")["at"]
-            time.sleep(1.5)
-            caller.request("hangup", call="c1")
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            assert hears(rec, start, confirmed + 0.3, confirmed + 1.4, BOB, ALICE) == {
-                BOB: True, ALICE: False}
-            settled(engine)
-            log = kinds(engine, call_id)
-            assert ("TRANSFER", "support", "alice") in log and \
-                ("CONNECT", "sales", "bob") in log, log
+    with connected(ports, workdir, prompts_dir) as s:
+        time.sleep(0.5)
+        s.phones.send("xfer", call=s.alice, to=f"sip:sales@127.0.0.1:{s.engine.sip_port}")
+        s.phones.send("hangup", call=s.alice)
+        s.phones.wait_state(s.alice, "DISCONNECTED", timeout=5)
+        caller_hears_bob(s)
+        settled(s.engine)
+        log = kinds(s.engine, s.call_id)
+        assert ("TRANSFER", "support", "alice") in log and \
+            ("CONNECT", "sales", "bob") in log, log
 
 
 @sip
 def test_two_transfers_of_one_call_at_the_same_moment(ports, workdir, prompts_dir):
-    phones, caller = phones_and_caller(ports, workdir)
-    with phones, caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        phones.request("auto_answer", user="bob", after=0.3, tone=BOB)
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, _, alice = connect(caller, phones, engine, str(workdir / "c.wav"))
-            go = threading.Barrier(2)
-            answers: list[int] = []
+    """Exactly one is taken (202); the other finds the call no longer
+    connected (404, or 409 if it got past the lookup)."""
+    with connected(ports, workdir, prompts_dir) as s:
+        go = threading.Barrier(2)
+        answers: list[int] = []
 
-            def transfer(target):
-                go.wait()
-                answers.append(api(engine, "POST", f"/api/calls/{call_id}/transfer",
-                                   {"target": target})[0])
-            threads = [threading.Thread(target=transfer, args=(t,))
-                       for t in ("queue:sales", "agent:bob")]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(10)
-            assert sorted(answers)[0] == 202 and sorted(answers)[1] in (404, 409), answers
-            inc = phones.wait_event({"ev": "incoming", "user": "bob"})
-            phones.wait_state(inc["call"], "CONFIRMED")
-            time.sleep(0.5)
-            assert len(phones.events({"ev": "incoming", "user": "bob"})) == 1
-            caller.request("hangup", call="c1")
-            settled(engine)
-            log = kinds(engine, call_id)
-            assert [k for k, _, _ in log].count("TRANSFER") == 1, log
+        def transfer(target):
+            go.wait()
+            answers.append(api(s.engine, "POST", f"/api/calls/{s.call_id}/transfer",
+                               {"target": target})[0])
+        threads = [threading.Thread(target=transfer, args=(t,))
+                   for t in ("queue:sales", "agent:bob")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert sorted(answers)[0] == 202 and sorted(answers)[1] in (404, 409), answers
+        caller_hears_bob(s)
+        assert len(s.phones.events({"ev": "incoming", "user": "bob"})) == 1
+        settled(s.engine)
+        log = kinds(s.engine, s.call_id)
+        assert [k for k, _, _ in log].count("TRANSFER") == 1, log
 
 
 @sip
 def test_hold_and_resume_ten_in_a_row(ports, workdir, prompts_dir):
     """Ten requests as fast as the API answers, alternating: each is taken,
     the last (resume) gives the caller the agent back, and the hold rows pair up."""
-    phones, caller = phones_and_caller(ports, workdir)
-    with phones, caller:
-        phones.request("auto_answer", user="alice", after=0.3, tone=ALICE)
-        rec = str(workdir / "caller.wav")
-        with Engine(workdir, setup(ports, workdir, prompts_dir, phones)) as engine:
-            call_id, start, alice = connect(caller, phones, engine, rec)
-            time.sleep(0.5)
-            phases = [api(engine, "POST", f"/api/calls/{call_id}/{verb}")
-                      for verb in ("hold", "resume") * 5]
-            assert [(s, b["phase"]) for s, b in phases] == [
-                (200, "held"), (200, "talking")] * 5, phases
-            t0 = time.monotonic()
-            time.sleep(1.5)
-            caller.request("hangup", call="c1")
-            phones.wait_state(alice, "DISCONNECTED", timeout=5)
-            caller.wait_event({"ev": "recorded", "call": "c1"})
-            assert hears(rec, start, t0 + 0.3, t0 + 1.4, ALICE, MUSIC) == {
-                ALICE: True, MUSIC: False}
-            settled(engine)
+    with connected(ports, workdir, prompts_dir) as s:
+        time.sleep(0.5)
+        phases = [api(s.engine, "POST", f"/api/calls/{s.call_id}/{verb}")
+                  for verb in ("hold", "resume") * 5]
+        assert [(status, body["phase"]) for status, body in phases] == [
+            (200, "held"), (200, "talking")] * 5, phases
+        t0 = time.monotonic()
+        time.sleep(1.5)
+        s.caller.request("hangup", call="c1")
+        s.phones.wait_state(s.alice, "DISCONNECTED", timeout=5)
+        s.caller.wait_event({"ev": "recorded", "call": "c1"})
+        assert hears(s.rec, s.start, t0 + 0.3, t0 + 1.4, ALICE, MUSIC) == {
+            ALICE: True, MUSIC: False}
+        settled(s.engine)
 
-            def holds():
-                return [k for k, _, _ in kinds(engine, call_id) if k in ("HOLD", "UNHOLD")]
-            wait_until(lambda: len(holds()) >= 10, 5, "ten hold rows")
-            assert holds() == ["HOLD", "UNHOLD"] * 5, holds()
+        def holds():
+            return [k for k, _, _ in kinds(s.engine, s.call_id) if k in ("HOLD", "UNHOLD")]
+        wait_until(lambda: len(holds()) >= 10, 5, "ten hold rows")
+        assert holds() == ["HOLD", "UNHOLD"] * 5, holds()

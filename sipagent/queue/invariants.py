@@ -43,6 +43,7 @@ def problems(runtime: Any, legs: Collection, *, quiet: bool = False) -> list[str
     out += _agents(runtime)
     out += _entries(runtime)
     out += _offers(runtime, legs)
+    out += _one_place_per_leg(runtime)
     out += _transfers_by_phone(runtime)
     if quiet:
         out += _idle(runtime, legs)
@@ -181,6 +182,27 @@ def _offers(runtime, legs: Collection) -> list[str]:
         if leg not in legs and not leg.is_ended:
             out.append(f"offer leg {leg.label} is not among the engine's legs")
     return out
+
+
+def _one_place_per_leg(runtime) -> list[str]:
+    """A leg rings one offer, or is one entry's caller or agent, never two."""
+    places: dict[int, list[str]] = {}
+    labels: dict[int, str] = {}
+
+    def put(leg, place: str) -> None:
+        if leg is not None:
+            places.setdefault(id(leg), []).append(place)
+            labels[id(leg)] = getattr(leg, "label", "?")
+    for (call_id, agent_id), leg in runtime.offers.items():
+        put(leg, f"offer of {call_id} to {agent_id}")
+    for entry in runtime.entries.values():
+        if entry.state in FINAL:
+            continue
+        put(getattr(entry.call, "leg", None), f"caller of {entry.call_id}")
+        if entry.state is EntryState.TALKING:
+            put(entry.agent_leg, f"agent of {entry.call_id}")
+    return [f"leg {labels[key]} is in {len(where)} places: {', '.join(where)}"
+            for key, where in places.items() if len(where) > 1]
 
 
 def _transfers_by_phone(runtime) -> list[str]:
