@@ -9,7 +9,9 @@ the core's agent and caller states, and the runtime's entries, ringing
 offer legs and conversations.  A bug in how one follows the other shows up
 as a stuck agent ("busy" with no call, "offered" with nothing ringing) or a
 caller in two places.  :func:`problems` compares the views and says, in a
-sentence each, where they disagree; it never raises.
+sentence each, where they disagree; it never raises.  An agent is busy with
+exactly one call: a talking queue entry (a callback's included) or its own
+click-to-call; one logged out mid-call may still be on it.
 
 Some moves take a few loop steps (a hung-up leg is noticed on the caller's
 task; a finished entry leaves ``entries`` when its task resumes), so a
@@ -86,25 +88,35 @@ def _scheduler(runtime) -> list[str]:
     return []
 
 
-def _talking_by_agent(runtime) -> dict[str, list]:
-    by_agent: dict[str, list] = {}
+def _outbound_calls(runtime) -> dict:
+    """Agent id -> its click-to-call (the runtime's ``outbound`` desk, when it
+    has one): the other thing that makes an agent busy."""
+    desk = getattr(runtime, "outbound", None)
+    return dict(getattr(desk, "calls", None) or {})
+
+
+def _calls_by_agent(runtime) -> dict[str, list[str]]:
+    """Agent id -> the calls it is on: talking queue entries, and its click-to-call."""
+    by_agent: dict[str, list[str]] = {}
     for entry in runtime.entries.values():
         if entry.state is EntryState.TALKING and entry.agent_id is not None:
-            by_agent.setdefault(entry.agent_id, []).append(entry)
+            by_agent.setdefault(entry.agent_id, []).append(entry.call_id)
+    for agent_id in _outbound_calls(runtime):
+        by_agent.setdefault(agent_id, []).append(f"outbound:{agent_id}")
     return by_agent
 
 
 def _agents(runtime) -> list[str]:
     out = []
-    talking = _talking_by_agent(runtime)
+    on_calls = _calls_by_agent(runtime)
     ringing = Counter(agent for _, agent in runtime.offers)
     for agent_id in runtime.lines:
         state = _state(runtime, agent_id)
-        calls = [e.call_id for e in talking.get(agent_id, [])]
+        calls = on_calls.get(agent_id, [])
         if state.startswith("unknown"):
             out.append(f"agent {agent_id}: {state} to the ACD core")
         elif state == "busy" and len(calls) != 1:
-            out.append(f"agent {agent_id} is busy with {len(calls)} talking calls {calls}")
+            out.append(f"agent {agent_id} is busy with {len(calls)} calls {calls}")
         elif state not in ("busy", "logged_out") and calls:
             # logged_out: an agent may log out mid-call; the call goes on.
             out.append(f"agent {agent_id} is {state} but talking on {calls}")
@@ -230,6 +242,8 @@ def _idle(runtime, legs: Collection) -> list[str]:
         out.append(f"entries still in line: {sorted(runtime.entries)}")
     if runtime.offers:
         out.append(f"offers still ringing: {sorted(runtime.offers)}")
+    if _outbound_calls(runtime):
+        out.append(f"click-to-calls still on: {sorted(_outbound_calls(runtime))}")
     if runtime.operations.by_agent_call:
         out.append(f"REFER lookup not empty: {sorted(runtime.operations.by_agent_call)}")
     recordings = runtime.operations.recordings
