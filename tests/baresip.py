@@ -49,7 +49,8 @@ class Baresip:
     # sip_port: UDP and TCP, and baresip takes sip_port + 1 for TLS, so
     # allocate it with `ports.block(2)`.
     def __init__(self, cfg_dir: str | os.PathLike, sip_port: int, ctrl_port: int, *,
-                 user: str = "baresip", tone: float = 600.0, lifetime: float = 60.0):
+                 user: str = "baresip", tone: float = 600.0, lifetime: float = 60.0,
+                 auto_answer: bool = False):
         if ctrl_port == sip_port + 1:
             # baresip also listens for SIP over TLS on sip_port + 1.
             raise ValueError("ctrl_port must not be sip_port + 1 (baresip's SIP/TLS port)")
@@ -60,6 +61,8 @@ class Baresip:
         self.user = user
         self.tone = tone
         self.lifetime = lifetime
+        # As an agent's phone: answer every incoming call at once.
+        self.auto_answer = auto_answer
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
         self.events: list[dict] = []
@@ -98,7 +101,8 @@ module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:{self.ctrl_port}
 snd_path		{self.dir}
 """)
-        (self.dir / "accounts").write_text(f"<sip:{self.user}@127.0.0.1>;regint=0\n")
+        answer = ";answermode=auto" if self.auto_answer else ""
+        (self.dir / "accounts").write_text(f"<sip:{self.user}@127.0.0.1>;regint=0{answer}\n")
 
     # --- lifetime --------------------------------------------------------------
     def start(self, dial_uri: str | None = None, timeout: float = 10.0) -> None:
@@ -258,6 +262,11 @@ snd_path		{self.dir}
 
     def hangup(self) -> None:
         self.command("hangup")
+
+    def transfer(self, uri: str) -> dict:
+        """Blind transfer of the current call: a REFER to ``uri`` (menu's
+        ``transfer`` command); baresip hangs up once the NOTIFY says 200."""
+        return self.command("transfer", uri)
 
     # --- results -----------------------------------------------------------------
     def received_wav(self, timeout: float = 5.0) -> Path:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Sequence
@@ -62,16 +64,24 @@ def _is_aot(v) -> bool:
 
 class Engine:
     """The engine on `config` (a dict, written as ``workdir/sipacd.toml``);
-    `command_prefix` runs it under another program (a debugger, say)."""
+    `command_prefix` runs it under another program (a debugger, say).
+
+    Leaving the ``with`` block checks the runtime's invariants
+    (``GET /api/debug/invariants``) before stopping the engine, and fails
+    the test with what is broken.  A test that breaks the engine on purpose
+    sets ``check_invariants = False``; one that killed it is not checked
+    (a dead engine answers nothing).  ``assert_settled`` is the stricter
+    check of an idle engine, for a test that hung up every phone."""
 
     def __init__(self, workdir: Path, config: dict, *, start_timeout: float = 30.0,
-                 command_prefix: Sequence[str] = ()):
+                 command_prefix: Sequence[str] = (), check_invariants: bool = True):
         self.workdir = Path(workdir)
         self.config = config
         self.sip_port = config["sip"]["port"]
         self.http_port = config["http"]["port"]
+        self.check_invariants = check_invariants
         self.config_path = self.workdir / "sipacd.toml"
-        self.config_path.write_text(render_toml(config))
+        self.config_path.write_text(render_toml(self._with_debug_token(config)))
         self.log_path = self.workdir / "engine.log"
         self._log = open(self.log_path, "ab")
         env = dict(os.environ)
@@ -149,8 +159,73 @@ class Engine:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, exc_type, *exc):
+        # A test already failing keeps its own error; a dead engine answers nothing.
+        check = self.check_invariants and exc_type is None and self.proc.poll() is None
+        try:
+            problems = self.lasting_problems() if check else []
+        finally:
+            self.stop()
+        if problems:
+            raise AssertionError("the runtime's invariants do not hold when the test ends:\n  "
+                                 + "\n  ".join(problems))
+
+    # -- the runtime's invariants (sipagent/queue/invariants.py) ----------------
+    def _with_debug_token(self, config: dict) -> dict:
+        """The config as written: with a supervisor token for the invariants
+        endpoint when the test configured no admin or supervisor token."""
+        tokens = config["http"].get("tokens", {})
+        mine = next((t["token"] for t in tokens.values()
+                     if t.get("role") in ("admin", "supervisor")), None)
+        if mine is not None:
+            self._debug_token = mine
+            return config
+        self._debug_token = secrets.token_hex(16)
+        http = {**config["http"], "tokens": {
+            **tokens, "invariants-check": {"role": "supervisor", "token": self._debug_token}}}
+        return {**config, "http": http}
+
+    def invariants(self, quiet: bool = False) -> dict:
+        """The endpoint's answer: ``problems`` and what the runtime holds."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}/api/debug/invariants{'?quiet=1' if quiet else ''}",
+            headers={"Authorization": f"Bearer {self._debug_token}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def lasting_problems(self, reads: int = 3, pause: float = 0.5) -> list[str]:
+        """Broken invariants that are still broken ``reads`` times in a row
+        (a single read may catch a hang-up half-way through its loop steps)."""
+        problems: list[str] = []
+        for n in range(reads):
+            try:
+                problems = self.invariants()["problems"]
+            except urllib.error.HTTPError as exc:
+                if exc.code == 503:          # the engine is stopping
+                    return []
+                return [f"invariants endpoint: HTTP {exc.code} {exc.read()[:200]!r}"]
+            except OSError as exc:
+                problems = [f"invariants endpoint unreachable: {exc}"]
+            if not problems:
+                return []
+            if n + 1 < reads:
+                time.sleep(pause)
+        return problems
+
+    def assert_settled(self, timeout: float = 5.0) -> dict:
+        """Every phone hung up: within ``timeout`` the engine holds no leg,
+        entry, offer, conversation or live recording, and no agent is busy
+        or ringing (sipagent/queue/invariants.py, ``quiet``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.invariants(quiet=True)
+            if not answer["problems"]:
+                return answer
+            if time.monotonic() > deadline:
+                raise AssertionError("the engine did not settle within "
+                                     f"{timeout:g} s:\n  " + "\n  ".join(answer["problems"])
+                                     + f"\n{self.log_tail(20)}")
+            time.sleep(0.2)
 
 
 def base_config(ports, workdir: Path, prompts_dir: Path, **sections) -> dict:

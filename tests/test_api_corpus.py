@@ -88,6 +88,7 @@ QUERY_ROUTES = {
         "/api/fax/documents/5", {"title": "text", "pin": "text"}, method="POST"),
     ("PUT", "/api/fax/documents/{number}"): QueryRoute(
         "/api/fax/documents/1", {"title": "text"}, method="PUT"),
+    ("GET", "/api/debug/invariants"): QueryRoute("/api/debug/invariants", {"quiet": "flag"}),
 }
 
 FILE_ROUTES = {

@@ -104,6 +104,10 @@ def scene(ports, workdir, prompts_dir, answers: dict[str, dict], *, consult: boo
         with Engine(workdir, cfg) as engine:
             call_id, start, alice = connect(caller, phones, engine, rec)
             yield Scene(phones, caller, engine, call_id, start, alice, rec)
+            # Once the test hung its calls up: no leg, entry, offer or
+            # recording left over, and no agent busy or ringing.
+            if engine.proc.poll() is None:
+                engine.assert_settled()
 
 
 def caller_reaches_bob(phones, caller, call_id: str, rec: str, start: float) -> None:
@@ -313,6 +317,8 @@ def test_refer_to_nowhere_and_from_a_caller_are_refused(ports, workdir, prompts_
         calls = api(engine, "GET", "/api/calls")[1]["calls"]
         assert [(c["call_id"], c["agent"], c["phase"]) for c in calls] == [
             (call_id, "alice", "talking")]
+        caller.request("hangup", call="c1")
+        caller.wait_state("c1", "DISCONNECTED")
 
 
 def test_talk_time_limit_beeps_to_the_agent_then_ends_the_call(ports, workdir, prompts_dir):

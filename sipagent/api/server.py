@@ -29,6 +29,7 @@ from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIO
 from sipagent.api.calls import add_call_routes
 from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.pickup import add_pickup_routes
+from sipagent.api.debug import add_debug_routes
 from sipagent.api.request_input import JsonBody, iso_time, read_body
 from sipagent.config.values import matching
 
@@ -182,6 +183,7 @@ def build_app(engine) -> web.Application:
                     lambda request, roles: _authenticate(config, request, roles))
     add_pickup_routes(app, lambda: engine.queues,
                       lambda request, roles: _authenticate(config, request, roles))
+    add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes
 
