@@ -37,6 +37,20 @@ def twins_cfg(workdir, name: str, master: int, slave: int):
     return str(path)
 
 
+def lost_teardown_race(consult: Sipp) -> bool:
+    """The engine ends both of the phone's dialogs at once.  If the agent
+    line's SIPp ends its scenario first, its twin (the consultation line)
+    aborts as its peer goes away ("One of the twin instances has ended",
+    SIGABRT), even though it received the engine's BYE for the consultation
+    dialog: SIPp's teardown race between its own two processes, not the
+    engine's.  Anything else stays a failure."""
+    messages = consult.messages_path.read_text(errors="replace") \
+        if consult.messages_path.is_file() else ""
+    errors = consult.errors_path.read_text(errors="replace") \
+        if consult.errors_path.is_file() else ""
+    return "One of the twin instances has ended" in errors and "\nBYE sip:" in messages
+
+
 def test_sipp_attended_transfer_with_replaces(ports, workdir, prompts_dir):
     music = workdir / "music.wav"
     write_tone(music, MUSIC, 2.0)
@@ -74,8 +88,11 @@ def test_sipp_attended_transfer_with_replaces(ports, workdir, prompts_dir):
                     assert agent_state(engine, "alice") == "wrap_up", \
                         f"{agent.report()}\n{consult.report()}"
                     codes = (agent.wait(20), consult.wait(20))
+                    finished = [agent, consult]
+                    if codes == (0, -6) and lost_teardown_race(consult):
+                        codes, finished = (0, 0), [agent]
                     assert codes == (0, 0), f"{agent.report()}\n{consult.report()}"
-                    for sipp in (agent, consult):
+                    for sipp in finished:
                         stats = sipp.stats()
                         assert (stats["SuccessfulCall(C)"], stats["FailedCall(C)"]) \
                             == ("1", "0"), sipp.report()
