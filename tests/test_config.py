@@ -425,6 +425,6 @@ def test_strategies_match_the_acd_core():
     model = pytest.importorskip("acdcore.model")
     from typing import get_args
 
-    from sipagent.config.models import Strategy
+    from sipagent.config.values import Strategy
 
     assert set(get_args(Strategy)) == {s.value for s in model.Strategy}
