@@ -123,6 +123,17 @@ def caller_reaches_bob(phones, caller, call_id: str, rec: str, start: float) -> 
     assert after == {BOB: True, ALICE: False}, after
 
 
+def talk_then_hang_up(phones, caller, target: str) -> float:
+    """The caller talks to ``target`` for 1.5 s, then hangs up; the engine
+    ends the target's call too.  Returns when the talk began (monotonic)."""
+    began = time.monotonic()
+    time.sleep(1.5)
+    caller.request("hangup", call="c1")
+    phones.wait_state(target, "DISCONNECTED", timeout=5)
+    caller.wait_event({"ev": "recorded", "call": "c1"})
+    return began
+
+
 def connect(caller, phones, engine, record) -> tuple[str, float, str]:
     """Caller in, alice answers: (sip call id, recording start, alice's call)."""
     caller.request("call", call="c1", to=engine.number("100"), tone=CALLER, record=record)
@@ -526,11 +537,7 @@ def test_attended_transfer_busy_cancel_and_complete(ports, workdir, prompts_dir)
         status, body = api(engine, "POST", f"/api/calls/{call_id}/consult/complete")
         assert status == 200 and body["transfer"]["mode"] == "attended", body
         phones.wait_state(alice, "DISCONNECTED", timeout=5)
-        handed = time.monotonic()
-        time.sleep(1.5)
-        caller.request("hangup", call="c1")
-        phones.wait_state(carol, "DISCONNECTED", timeout=5)
-        caller.wait_event({"ev": "recorded", "call": "c1"})
+        handed = talk_then_hang_up(phones, caller, carol)
         assert hears(rec, start, back + 0.3, back + 0.9, ALICE)[ALICE]
         assert hears(rec, start, handed + 0.4, handed + 1.4, CAROL, ALICE) == {
             CAROL: True, ALICE: False}
@@ -560,11 +567,7 @@ def test_attended_transfer_from_the_phone_with_replaces(ports, workdir, prompts_
         assert status["code"] == 200, status
         phones.wait_state("consult", "DISCONNECTED", timeout=5)
         phones.wait_state(alice, "DISCONNECTED", timeout=5)
-        handed = time.monotonic()
-        time.sleep(1.5)
-        caller.request("hangup", call="c1")
-        phones.wait_state(carol, "DISCONNECTED", timeout=5)
-        caller.wait_event({"ev": "recorded", "call": "c1"})
+        handed = talk_then_hang_up(phones, caller, carol)
         assert hears(rec, start, handed + 0.3, handed + 1.4, CAROL, ALICE, MUSIC) == {
             CAROL: True, ALICE: False, MUSIC: False}
         assert agent_state(engine, "alice") == "wrap_up"
