@@ -134,5 +134,5 @@ def test_a_version_1_file_is_upgraded(tmp_path):
     with EventLog(path) as el:
         assert el.last_alive is None
         assert el.close_dangling().records == 3
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(2,)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
     assert rows(path, "SELECT COUNT(*) FROM event WHERE kind = 'ENTER'") == [(2,)]

@@ -84,6 +84,26 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         'CREATE INDEX call_record_open ON call_record (call_id) WHERE "end" IS NULL',
         "PRAGMA user_version = 2",
     ),
+    (
+        # The public event stream (``event_stream``): what SSE clients and
+        # webhooks are sent, each with its sequence id, written before it is sent.
+        """CREATE TABLE stream_event (
+            seq     INTEGER PRIMARY KEY,   -- the public sequence id (SSE id)
+            t       REAL NOT NULL,
+            type    TEXT NOT NULL,         -- resource.verb
+            node    TEXT NOT NULL,
+            call_id TEXT,
+            queue   TEXT,
+            agent   TEXT,
+            body    TEXT NOT NULL          -- the whole event, JSON
+        )""",
+        "CREATE INDEX stream_event_call ON stream_event (call_id)",
+        # What the agent desktop adds to a call's record at wrap-up.
+        "ALTER TABLE call_record ADD COLUMN disposition TEXT",
+        "ALTER TABLE call_record ADD COLUMN disposition_note TEXT",
+        "ALTER TABLE call_record ADD COLUMN caller_name TEXT",
+        "PRAGMA user_version = 3",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
