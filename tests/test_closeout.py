@@ -128,6 +128,9 @@ def test_a_version_1_file_is_upgraded(tmp_path):
     path = tmp_path / "events.sqlite3"
     crashed_run(path, beat=None)
     with sqlite3.connect(path) as conn:      # make it the file an older sipacd wrote
+        conn.execute("DROP TABLE stream_event")
+        for column in ("disposition", "disposition_note", "caller_name"):
+            conn.execute(f"ALTER TABLE call_record DROP COLUMN {column}")
         conn.execute("DROP INDEX call_record_open")
         conn.execute("DROP TABLE heartbeat")
         conn.execute("PRAGMA user_version = 1")
