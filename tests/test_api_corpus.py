@@ -102,6 +102,8 @@ FILE_ROUTES = {
 PLAIN_ROUTES = {
     ("GET", "/metrics"): "/metrics",
     ("GET", "/healthz"): "/healthz",
+    ("GET", "/"): "/",                                          # the console (no token)
+    ("GET", "/console/{path}"): "/console/app.js",
     ("GET", "/api/agents"): "/api/agents",
     ("GET", "/api/queues"): "/api/queues",
     ("GET", "/api/callbacks"): "/api/callbacks",

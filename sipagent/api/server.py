@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
 from sipagent.api.calls import add_call_routes
+from sipagent.api.console import add_console_routes
 from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.debug import add_debug_routes
@@ -184,6 +185,7 @@ def build_app(engine) -> web.Application:
     add_pickup_routes(app, lambda: engine.queues,
                       lambda request, roles: _authenticate(config, request, roles))
     add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))
+    add_console_routes(app)
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes
 

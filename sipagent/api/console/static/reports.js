@@ -1,0 +1,160 @@
+// Reports: interval KPIs (table and SVG charts of service level and abandon
+// rate), the agent table, CSV exports, and the staffing what-if: that day's
+// real arrivals replayed through the ACD's simulator with N agents.
+// The print stylesheet (console.css, @media print) leaves tables and charts.
+
+import {get, optional, post, withQuery} from "./api.js";
+import {autoTable, duration, el, number, percent} from "./dom.js";
+import {ratioChart} from "./charts.js";
+
+function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+// An interval's start as a label: "14:15" (or the date for daily rows).
+function label(start, interval) {
+  const d = typeof start === "number" ? new Date(start * 1000) : new Date(start);
+  if (Number.isNaN(d.getTime())) return String(start);
+  if (interval === "1d") return d.toLocaleDateString();
+  return d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+}
+
+function slKeys(rows, field = "service_level") {
+  const keys = new Set();
+  for (const r of rows) for (const k of Object.keys(r[field] || {})) keys.add(k);
+  return [...keys].sort();
+}
+
+function field(labelText, input) {
+  return el("label", {class: "field"}, el("span", {}, labelText), input);
+}
+
+function queueSelect(id, queues, withAll) {
+  return el("select", {id, name: "queue"},
+    withAll ? el("option", {value: ""}, "all queues") : null,
+    queues.map((q) => el("option", {value: q}, q)));
+}
+
+const SECONDS = new Set(["asa", "aht", "talk", "talk_seconds", "pause", "pause_seconds",
+                         "hold_seconds", "wrap_up_seconds", "logged_in_seconds"]);
+const RATIOS = new Set(["abandon_rate", "occupancy", "sl", "answer_rate"]);
+
+function cell(key, value) {
+  if (typeof value === "number" && SECONDS.has(key)) return duration(value);
+  if (typeof value === "number" && RATIOS.has(key)) return percent(value);
+  if (value && typeof value === "object") {
+    return Object.entries(value).map(([k, v]) => `${k} ${typeof v === "number" && v <= 1 ? percent(v) : v}`).join(", ");
+  }
+  return value === null || value === undefined ? "–" : String(value);
+}
+
+export function mount(view, params, {say}) {
+  const from = el("input", {type: "date", id: "report-from", value: today(), required: true});
+  const to = el("input", {type: "date", id: "report-to", value: today(), required: true});
+  const interval = el("select", {id: "report-interval"},
+    ["15m", "1h", "1d"].map((v) => el("option", {value: v}, v)));
+  const queueBox = el("span", {});
+  const form = el("form", {class: "filters no-print", id: "report-form"},
+    field("From", from), field("To", to), field("Interval", interval), queueBox,
+    el("button", {type: "submit"}, "Show"),
+    el("button", {type: "button", onclick: () => window.print()}, "Print"));
+  const out = el("div", {id: "report"});
+
+  const wDate = el("input", {type: "date", id: "whatif-date", value: today(), required: true});
+  const wAgents = el("input", {type: "number", id: "whatif-agents", min: 1, max: 500, value: 3, required: true});
+  const wInterval = el("select", {id: "whatif-interval"}, ["15m", "1h"].map((v) => el("option", {value: v}, v)));
+  const wQueueBox = el("span", {});
+  const whatifForm = el("form", {class: "filters no-print", id: "whatif-form"},
+    field("Day", wDate), wQueueBox, field("Agents", wAgents), field("Interval", wInterval),
+    el("button", {type: "submit"}, "Predict"));
+  const whatifOut = el("div", {id: "whatif"});
+
+  view.replaceChildren(el("h1", {}, "Reports"), form, out,
+    el("section", {class: "panel", id: "whatif-panel"}, el("h2", {}, "Staffing what-if"),
+       el("p", {class: "sub no-print"}, "The day's real arrivals and handle times, replayed with N agents."),
+       whatifForm, whatifOut));
+
+  let queues = [];
+  (async () => {
+    try {
+      const board = await optional("/api/wallboard");
+      queues = Object.keys((board || await get("/api/queues")).queues || {}).sort();
+    } catch (e) {
+      if (e.status !== 401) say(`Queues: ${e.message}`, "error");
+    }
+    queueBox.replaceChildren(field("Queue", queueSelect("report-queue", queues, true)));
+    wQueueBox.replaceChildren(field("Queue", queueSelect("whatif-queue", queues, false)));
+  })();
+
+  async function show() {
+    const q = {from: from.value, to: to.value, interval: interval.value,
+               queue: view.querySelector("#report-queue")?.value || ""};
+    const agentQ = {from: q.from, to: q.to, queue: q.queue};
+    out.replaceChildren(el("p", {class: "msg"}, "Loading…"));
+    try {
+      const [kpis, agents] = await Promise.all([
+        get(withQuery("/api/reports/intervals", q)), get(withQuery("/api/reports/agents", agentQ))]);
+      const rows = kpis.intervals || [];
+      const keys = slKeys(rows);
+      const labels = rows.map((r) => label(r.start, q.interval) + (q.queue ? "" : ` ${r.queue ?? ""}`));
+      const table = el("table", {class: "intervals", id: "interval-table"},
+        el("thead", {}, el("tr", {}, ["Start", "Queue", "Offered", "Answered", "Abandoned", "Abandon %",
+          ...keys.map((k) => `SL ${k}`), "ASA", "AHT"].map((h) => el("th", {scope: "col"}, h)))),
+        el("tbody", {}, rows.map((r) => el("tr", {},
+          el("td", {}, label(r.start, q.interval)), el("td", {}, r.queue ?? "all"),
+          el("td", {class: "num"}, number(r.offered)), el("td", {class: "num"}, number(r.answered)),
+          el("td", {class: "num"}, number(r.abandoned)), el("td", {class: "num"}, percent(r.abandon_rate)),
+          keys.map((k) => el("td", {class: "num"}, percent((r.service_level || {})[k]))),
+          el("td", {class: "num"}, duration(r.asa)), el("td", {class: "num"}, duration(r.aht))))));
+      const charts = el("div", {class: "charts"},
+        ratioChart({title: "Service level per interval", id: "chart-sl", labels,
+                    series: keys.map((k) => ({name: `SL ${k}`, values: rows.map((r) => (r.service_level || {})[k] ?? null)}))}),
+        ratioChart({title: "Abandon rate per interval", id: "chart-abandon", labels,
+                    series: [{name: "abandoned", values: rows.map((r) => r.abandon_rate ?? null)}]}));
+      const agentRows = agents.agents || [];
+      out.replaceChildren(
+        el("section", {class: "panel"}, el("h2", {}, "Interval KPIs"),
+          el("p", {class: "no-print"}, el("a", {href: withQuery("/api/reports/intervals", {...q, format: "csv"}),
+                                                download: "", id: "csv-intervals"}, "Export CSV")),
+          rows.length ? [charts, table] : el("p", {class: "msg"}, "No calls in this period.")),
+        el("section", {class: "panel"}, el("h2", {}, "Agents"),
+          el("p", {class: "no-print"}, el("a", {href: withQuery("/api/reports/agents", {...agentQ, format: "csv"}),
+                                                download: "", id: "csv-agents"}, "Export CSV")),
+          agentRows.length ? autoTable(agentRows, ["agent", "name", "handled"], cell, {class: "agent-report", id: "agent-table"})
+            : el("p", {class: "msg"}, "No agent activity in this period.")));
+    } catch (e) {
+      out.replaceChildren(el("p", {class: "msg error", role: "alert"}, `Report: ${e.message}`));
+    }
+  }
+
+  async function whatif() {
+    const body = {date: wDate.value, queue: view.querySelector("#whatif-queue")?.value || "",
+                  agents: Number(wAgents.value), interval: wInterval.value};
+    whatifOut.replaceChildren(el("p", {class: "msg"}, "Simulating…"));
+    try {
+      const answer = await post("/api/reports/whatif", body);
+      const rows = answer.intervals || [];
+      const labels = rows.map((r) => label(r.start, body.interval));
+      whatifOut.replaceChildren(
+        ratioChart({title: `Service level: actual vs ${body.agents} agents`, id: "chart-whatif", labels,
+                    series: [{name: "actual", values: rows.map((r) => r.actual?.sl ?? null)},
+                             {name: `predicted (${body.agents} agents)`, values: rows.map((r) => r.predicted?.sl ?? null)}]}),
+        el("table", {class: "whatif", id: "whatif-table"},
+          el("thead", {}, el("tr", {}, ["Start", "Offered", "SL actual", "SL predicted", "Abandon actual",
+            "Abandon predicted"].map((h) => el("th", {scope: "col"}, h)))),
+          el("tbody", {}, rows.map((r) => el("tr", {},
+            el("td", {}, labels[rows.indexOf(r)]), el("td", {class: "num"}, number(r.actual?.offered)),
+            el("td", {class: "num"}, percent(r.actual?.sl)), el("td", {class: "num"}, percent(r.predicted?.sl)),
+            el("td", {class: "num"}, percent(r.actual?.abandon_rate)),
+            el("td", {class: "num"}, percent(r.predicted?.abandon_rate)))))));
+    } catch (e) {
+      whatifOut.replaceChildren(el("p", {class: "msg error", role: "alert"}, `What-if: ${e.message}`));
+    }
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); show(); });
+  whatifForm.addEventListener("submit", (e) => { e.preventDefault(); whatif(); });
+  show();
+  return () => {};
+}
