@@ -16,7 +16,7 @@ export function ratioChart({title, labels, series, id}) {
   const grid = [0, 0.25, 0.5, 0.75, 1].map((v) => svg("g", {class: "grid"},
     svg("line", {x1: PAD.left, x2: WIDTH - PAD.right, y1: y(v), y2: y(v)}),
     svg("text", {x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end"}, `${v * 100}%`)));
-  const every = Math.max(1, Math.ceil(n / 12));
+  const every = Math.max(1, Math.ceil(n / 8));
   const ticks = labels.map((label, i) => (i % every ? null
     : svg("text", {x: x(i), y: HEIGHT - 8, "text-anchor": "middle", class: "tick"}, label)));
   const lines = series.map((s, k) => {

@@ -15,7 +15,7 @@ function fill(node, attrs, children) {
       node[key] = value;   // properties such as .value, .checked, .disabled
     } else node.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }

@@ -17,7 +17,28 @@ function label(start, interval) {
   const d = typeof start === "number" ? new Date(start * 1000) : new Date(start);
   if (Number.isNaN(d.getTime())) return String(start);
   if (interval === "1d") return d.toLocaleDateString();
-  return d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+  return d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+}
+
+// Chart series: one per SL variant for one queue; with several queues, one
+// per queue (of the first variant).  Points are the distinct interval starts.
+function chartData(rows, keys, interval) {
+  const starts = [...new Set(rows.map((r) => String(r.start)))];
+  const queues = [...new Set(rows.map((r) => r.queue ?? ""))];
+  const at = new Map(rows.map((r) => [`${r.start}|${r.queue ?? ""}`, r]));
+  const pick = (queue, f) => starts.map((s) => {
+    const r = at.get(`${s}|${queue}`);
+    return r ? f(r) : null;
+  });
+  const labels = starts.map((s) => label(Number.isNaN(Number(s)) ? s : Number(s), interval));
+  if (queues.length === 1) {
+    return {labels,
+            sl: keys.map((k) => ({name: `SL ${k}`, values: pick(queues[0], (r) => (r.service_level || {})[k] ?? null)})),
+            abandon: [{name: "abandon rate", values: pick(queues[0], (r) => r.abandon_rate ?? null)}]};
+  }
+  return {labels,
+          sl: queues.map((q) => ({name: `${q} SL ${keys[0] ?? ""}`, values: pick(q, (r) => (r.service_level || {})[keys[0]] ?? null)})),
+          abandon: queues.map((q) => ({name: `${q} abandon`, values: pick(q, (r) => r.abandon_rate ?? null)}))};
 }
 
 function slKeys(rows, field = "service_level") {
@@ -97,7 +118,7 @@ export function mount(view, params, {say}) {
         get(withQuery("/api/reports/intervals", q)), get(withQuery("/api/reports/agents", agentQ))]);
       const rows = kpis.intervals || [];
       const keys = slKeys(rows);
-      const labels = rows.map((r) => label(r.start, q.interval) + (q.queue ? "" : ` ${r.queue ?? ""}`));
+      const chart = chartData(rows, keys, q.interval);
       const table = el("table", {class: "intervals", id: "interval-table"},
         el("thead", {}, el("tr", {}, ["Start", "Queue", "Offered", "Answered", "Abandoned", "Abandon %",
           ...keys.map((k) => `SL ${k}`), "ASA", "AHT"].map((h) => el("th", {scope: "col"}, h)))),
@@ -108,10 +129,8 @@ export function mount(view, params, {say}) {
           keys.map((k) => el("td", {class: "num"}, percent((r.service_level || {})[k]))),
           el("td", {class: "num"}, duration(r.asa)), el("td", {class: "num"}, duration(r.aht))))));
       const charts = el("div", {class: "charts"},
-        ratioChart({title: "Service level per interval", id: "chart-sl", labels,
-                    series: keys.map((k) => ({name: `SL ${k}`, values: rows.map((r) => (r.service_level || {})[k] ?? null)}))}),
-        ratioChart({title: "Abandon rate per interval", id: "chart-abandon", labels,
-                    series: [{name: "abandoned", values: rows.map((r) => r.abandon_rate ?? null)}]}));
+        ratioChart({title: "Service level per interval", id: "chart-sl", labels: chart.labels, series: chart.sl}),
+        ratioChart({title: "Abandon rate per interval", id: "chart-abandon", labels: chart.labels, series: chart.abandon}));
       const agentRows = agents.agents || [];
       out.replaceChildren(
         el("section", {class: "panel"}, el("h2", {}, "Interval KPIs"),
