@@ -102,6 +102,7 @@ FILE_ROUTES = {
 PLAIN_ROUTES = {
     ("GET", "/metrics"): "/metrics",
     ("GET", "/healthz"): "/healthz",
+    ("GET", "/api/openapi.json"): "/api/openapi.json",
     ("GET", "/"): "/",                                          # the console (no token)
     ("GET", "/console/{path}"): "/console/app.js",
     ("GET", "/api/agents"): "/api/agents",
