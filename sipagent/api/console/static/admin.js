@@ -54,13 +54,13 @@ export function mount(view, params, {say}) {
   // -- the agent form: empty to add, filled to edit ----------------------------
   const f = {
     agent: input("agent-id", {required: true, pattern: "[A-Za-z0-9_.\\-]+", maxlength: 64}),
-    name: input("agent-name", {maxlength: 128}),
+    name: input("agent-name", {maxlength: 80}),
     uri: input("agent-uri", {required: true, placeholder: "sip:alice@pbx.example"}),
     queues: input("agent-queues", {placeholder: "support:0, sales:5"}),
     skills: input("agent-skills", {placeholder: "english:3"}),
     wrap_up: input("agent-wrap-up", {type: "number", min: 0, max: 3600, placeholder: "queue default"}),
     pin: input("agent-pin", {type: "password", autocomplete: "new-password", inputmode: "numeric"}),
-    password: input("agent-password", {type: "password", autocomplete: "new-password"}),
+    password: input("agent-password", {type: "password", autocomplete: "new-password", minlength: 8}),
     role: el("select", {id: "agent-role"}, ["agent", "supervisor", "admin"].map((r) => el("option", {value: r}, r))),
   };
   let editing = null;
@@ -85,7 +85,7 @@ export function mount(view, params, {say}) {
     f.wrap_up.value = row?.wrap_up ?? "";
     f.pin.value = "";
     f.password.value = "";
-    f.role.value = row?.role || "agent";
+    f.role.value = (row && logins[row.agent]?.role) || "agent";
     cancel.hidden = !row;
   }
   cancel.addEventListener("click", () => fill(null));
@@ -94,14 +94,18 @@ export function mount(view, params, {say}) {
     event.preventDefault();
     let body;
     try {
-      body = {agent: f.agent.value.trim(), name: f.name.value.trim(), uri: f.uri.value.trim(),
-              queues: parsePairs(f.queues.value, "queues"), skills: parsePairs(f.skills.value, "skills"),
-              role: f.role.value};
+      body = {agent: f.agent.value.trim(), uri: f.uri.value.trim(),
+              queues: parsePairs(f.queues.value, "queues"), skills: parsePairs(f.skills.value, "skills")};
     } catch (e) {
       say(e.message, "error");
       return;
     }
+    if (f.name.value.trim()) body.name = f.name.value.trim();
+    else if (editing) body.name = null;
     if (f.wrap_up.value !== "") body.wrap_up = Number(f.wrap_up.value);
+    else if (editing) body.wrap_up = null;
+    // The login role matters with a password (a login named after the agent).
+    if (f.password.value || logins[body.agent]) body.role = f.role.value;
     if (f.pin.value) body.pin = f.pin.value;
     if (f.password.value) body.password = f.password.value;
     try {
@@ -129,7 +133,7 @@ export function mount(view, params, {say}) {
   // -- users who are not agents (supervisors, admins) ---------------------------
   const u = {
     user: input("user-name", {required: true, maxlength: 64, autocomplete: "off"}),
-    password: input("user-password", {type: "password", autocomplete: "new-password"}),
+    password: input("user-password", {type: "password", autocomplete: "new-password", minlength: 8}),
     role: el("select", {id: "user-role"}, ["supervisor", "admin"].map((r) => el("option", {value: r}, r))),
     queues: input("user-queues", {placeholder: "all queues"}),
   };
@@ -138,6 +142,7 @@ export function mount(view, params, {say}) {
     field("Queues", u.queues, "a supervisor's queues, comma-separated; empty: all"),
     el("div", {class: "buttons"}, el("button", {type: "submit", id: "user-save"}, "Save")));
   let users = [];
+  let logins = {};        // agent id -> its console login (a user row)
   userForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = u.user.value.trim();
@@ -171,13 +176,14 @@ export function mount(view, params, {say}) {
     el("section", {class: "panel"}, el("h2", {}, "Audit log"), audit));
 
   function renderAgents(rows) {
-    const head = ["Agent", "Name", "Phone", "Queues", "Skills", "Role", ""];
+    const head = ["Agent", "Name", "Phone", "Queues", "Skills", "Login", ""];
     agentList.replaceChildren(el("table", {class: "admin-agents"},
       el("thead", {}, el("tr", {}, head.map((h) => el("th", {scope: "col"}, h)))),
       el("tbody", {}, rows.map((row) => el("tr", {dataset: {agent: row.agent}},
         el("td", {}, el("strong", {}, row.agent)), el("td", {}, row.name || "–"),
         el("td", {class: "mono"}, row.uri || "–"), el("td", {}, pairs(row.queues) || "–"),
-        el("td", {}, pairs(row.skills) || "–"), el("td", {}, row.role || "agent"),
+        el("td", {}, pairs(row.skills) || "–"),
+        el("td", {}, logins[row.agent] ? logins[row.agent].role : "no login"),
         el("td", {}, el("div", {class: "actions"},
           el("button", {type: "button", class: "edit", onclick: () => fill(row)}, "Edit"),
           confirmButton("Remove", () => removeAgent(row.agent)))))))));
@@ -185,6 +191,7 @@ export function mount(view, params, {say}) {
 
   function renderUsers(rows) {
     users = rows;
+    logins = Object.fromEntries(rows.filter((u) => u.agent).map((u) => [u.agent, u]));
     userList.replaceChildren(rows.length ? el("table", {class: "admin-users"},
       el("thead", {}, el("tr", {}, ["User", "Role", "Agent", "Queues", ""].map((h) => el("th", {scope: "col"}, h)))),
       el("tbody", {}, rows.map((row) => {
@@ -201,7 +208,7 @@ export function mount(view, params, {say}) {
       el("thead", {}, el("tr", {}, ["When", "Who", "What", "Before", "After"].map((h) => el("th", {scope: "col"}, h)))),
       el("tbody", {}, rows.map((row) => el("tr", {},
         el("td", {}, typeof row.t === "number" ? dateTime(row.t) : compact(row.t ?? row.time)),
-        el("td", {}, compact(row.who ?? row.by)), el("td", {}, compact(row.what ?? row.action)),
+        el("td", {}, compact(row.who)), el("td", {}, `${row.action ?? ""} ${row.target ?? ""}`.trim() || "–"),
         el("td", {class: "mono small"}, compact(row.before)),
         el("td", {class: "mono small"}, compact(row.after))))))
       : el("p", {class: "msg"}, "Nothing changed yet."));
@@ -211,9 +218,9 @@ export function mount(view, params, {say}) {
     try {
       const [agents, userAnswer, auditAnswer] = await Promise.all([
         get("/api/admin/agents"), optional("/api/admin/users"), optional("/api/admin/audit")]);
-      renderAgents(agents.agents || []);
       renderUsers(userAnswer ? (userAnswer.users || []) : []);
-      renderAudit(auditAnswer ? (auditAnswer.audit || auditAnswer.entries || []) : []);
+      renderAgents(agents.agents || []);
+      renderAudit(auditAnswer ? (auditAnswer.audit || []) : []);
     } catch (e) {
       if (e.status !== 401) say(`Admin: ${e.message}`, "error");
     }

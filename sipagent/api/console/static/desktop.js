@@ -8,11 +8,9 @@ import {autoTable, compact, dateTime, duration, el, now} from "./dom.js";
 import * as live from "./live.js";
 import {reasonList, stateName} from "./agents.js";
 
-// /api/me: the user, and for an agent its row (flat or under "agent_row").
+// /api/me: the user, and for an agent its row (as in GET /api/agents).
 function agentRow(me) {
-  if (me.agent_row) return me.agent_row;
-  if (me.agent && typeof me.agent === "object") return me.agent;
-  return me;
+  return me.row || {};
 }
 
 function dl(pairs) {
@@ -113,9 +111,11 @@ export function mount(view, params, {session, say}) {
       wrapBox.hidden = true;
       return;
     }
+    // The engine's codes when it tells them ([desktop] dispositions), else typed.
     const code = dispositions.length
       ? el("select", {id: "disposition-code", required: true}, dispositions.map((d) => el("option", {value: d}, d)))
-      : el("input", {id: "disposition-code", required: true, maxlength: 64, placeholder: "code"});
+      : el("input", {id: "disposition-code", required: true, maxlength: 40, placeholder: "code",
+                     pattern: "[A-Za-z0-9_.\\-]{1,40}"});
     const note = el("textarea", {id: "disposition-note", rows: 2, maxlength: 1000});
     const form = el("form", {id: "disposition-form", class: "grid-form"},
       el("label", {class: "field"}, el("span", {}, "Disposition"), code),

@@ -111,7 +111,7 @@ export function mount(view, params, {say}) {
   async function show() {
     const q = {from: from.value, to: to.value, interval: interval.value,
                queue: view.querySelector("#report-queue")?.value || ""};
-    const agentQ = {from: q.from, to: q.to, queue: q.queue};
+    const agentQ = {from: q.from, to: q.to, queue: q.queue, interval: "1d"};
     out.replaceChildren(el("p", {class: "msg"}, "Loading…"));
     try {
       const [kpis, agents] = await Promise.all([

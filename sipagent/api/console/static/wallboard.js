@@ -121,6 +121,9 @@ export function mount(view, params, {go, say}) {
           figure("longest wait", duration(q.longest_wait), "", {dataset: {longest: name}}),
           figure("EWT", duration(q.ewt))),
         agentsLine(q.agents),
+        q.talking !== undefined ? el("p", {class: `calls-line ${q.long_calls ? "warn" : ""}`},
+          `${q.talking} on call · longest call ${duration(q.longest_call)}`,
+          q.long_calls ? ` · ${q.long_calls} over ${duration(t.long_call)}` : "") : null,
         kpiTable(q, keys, t));
     }));
     if (!names.length) board.replaceChildren(el("p", {class: "msg"}, "No queues configured."));
