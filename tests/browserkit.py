@@ -33,7 +33,9 @@ from selenium import webdriver                                      # noqa: E402
 from selenium.common.exceptions import TimeoutException             # noqa: E402
 from selenium.webdriver.chrome.service import Service               # noqa: E402
 from selenium.webdriver.common.by import By                         # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait             # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait     # noqa: E402
+
+__all__ = ["Browser", "Select", "browser_problem"]
 
 # Quiet, offline, deterministic: no first-run UI, no fetches of its own.
 CHROMIUM_ARGS = [
