@@ -13,10 +13,14 @@ chromedriver and the browsers it started is stopped by PID, with timeouts.
     with Browser(ports(), tmp_path / "browser") as b:
         b.open(f"http://127.0.0.1:{port}/")
         b.shot("login")           # tmp_path/browser/shots/login.png
+
+With SIPACD_CONSOLE_SHOTS=<dir> set, each screenshot is also copied there
+(pytest removes old tmp dirs; this keeps a run's pictures, e.g. for docs/).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -174,6 +178,10 @@ class Browser:
         path = self.shots / f"{name}.png"
         self.driver.save_screenshot(str(path))
         print(f"screenshot: {path}")
+        keep = os.environ.get("SIPACD_CONSOLE_SHOTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(keep) / path.name)
         return path
 
     def console(self) -> list[dict]:

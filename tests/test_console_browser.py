@@ -216,6 +216,14 @@ def test_supervisor_sees_live_changes_and_adds_an_agent(ports, workdir, prompts_
             assert browser.find_all("#chart-sl path.line")
             csv = browser.find("#csv-intervals").get_attribute("href")
             assert "format=csv" in csv
+            # The what-if replays today's call with 2 agents.
+            agents = browser.find("#whatif-agents")
+            agents.clear()
+            agents.send_keys("2")
+            browser.find('#whatif-form button[type="submit"]').click()
+            summary = browser.wait_css("#whatif-summary", timeout=10)
+            assert summary.text.startswith("1 calls that day"), summary.text
+            assert browser.find_all("#whatif-table tbody tr")
             browser.shot("reports")
             # The print stylesheet leaves the navigation and the forms out.
             browser.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})

@@ -198,7 +198,7 @@ export function mount(view, params, {say}) {
         const name = row.user ?? row.username;
         return el("tr", {dataset: {user: name}},
           el("td", {}, name), el("td", {}, row.role), el("td", {}, row.agent || "–"),
-          el("td", {}, row.queues ? pairs(row.queues) : "all"),
+          el("td", {}, row.role !== "supervisor" ? "–" : row.queues ? pairs(row.queues) : "all"),
           el("td", {}, row.agent ? "" : confirmButton("Remove", () => removeUser(name))));
       }))) : el("p", {class: "msg"}, "No users besides the agents."));
   }

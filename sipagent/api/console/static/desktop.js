@@ -103,7 +103,7 @@ export function mount(view, params, {session, say}) {
       history.length ? autoTable(history, ["start", "queue", "agent", "outcome", "disposition"], (k, v) =>
         (typeof v === "number" && (k === "start" || k === "t" || k === "ended")) ? dateTime(v) : compact(v),
         {class: "history", id: "pop-history"}) : el("p", {class: "sub"}, "no earlier calls"),
-      phase === "connected" ? callControls(pop.call_id, call) : null);
+      ...(phase === "connected" ? [callControls(pop.call_id, call)] : []));
   }
 
   function renderWrapUp() {

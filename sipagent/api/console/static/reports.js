@@ -12,12 +12,20 @@ function today() {
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 }
 
+// The engine's [console] timezone: reports speak of its days and hours.
+let timeZone;
+
 // An interval's start as a label: "14:15" (or the date for daily rows).
 function label(start, interval) {
   const d = typeof start === "number" ? new Date(start * 1000) : new Date(start);
   if (Number.isNaN(d.getTime())) return String(start);
-  if (interval === "1d") return d.toLocaleDateString();
-  return d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+  try {
+    if (interval === "1d") return d.toLocaleDateString([], {timeZone});
+    return d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone});
+  } catch {
+    timeZone = undefined;      // a zone this browser does not know: its own
+    return label(start, interval);
+  }
 }
 
 // Chart series: one per SL variant for one queue; with several queues, one
@@ -33,12 +41,18 @@ function chartData(rows, keys, interval) {
   const labels = starts.map((s) => label(Number.isNaN(Number(s)) ? s : Number(s), interval));
   if (queues.length === 1) {
     return {labels,
-            sl: keys.map((k) => ({name: `SL ${k}`, values: pick(queues[0], (r) => (r.service_level || {})[k] ?? null)})),
+            sl: keys.map((k) => ({name: slLabel(k), values: pick(queues[0], (r) => (r.service_level || {})[k] ?? null)})),
             abandon: [{name: "abandon rate", values: pick(queues[0], (r) => r.abandon_rate ?? null)}]};
   }
   return {labels,
-          sl: queues.map((q) => ({name: `${q} SL ${keys[0] ?? ""}`, values: pick(q, (r) => (r.service_level || {})[keys[0]] ?? null)})),
+          sl: queues.map((q) => ({name: `${q} ${keys[0] ? slLabel(keys[0]) : "SL"}`, values: pick(q, (r) => (r.service_level || {})[keys[0]] ?? null)})),
           abandon: queues.map((q) => ({name: `${q} abandon`, values: pick(q, (r) => r.abandon_rate ?? null)}))};
+}
+
+// "answered:20" -> "SL 20 s (answered)"
+function slLabel(key) {
+  const [variant, threshold] = key.split(":");
+  return `SL ${threshold} s${variant ? ` (${variant.replaceAll("_", " ")})` : ""}`;
 }
 
 function slKeys(rows, field = "service_level") {
@@ -100,6 +114,7 @@ export function mount(view, params, {say}) {
   (async () => {
     try {
       const board = await optional("/api/wallboard");
+      timeZone = board?.timezone;
       queues = Object.keys((board || await get("/api/queues")).queues || {}).sort();
     } catch (e) {
       if (e.status !== 401) say(`Queues: ${e.message}`, "error");
@@ -119,10 +134,12 @@ export function mount(view, params, {say}) {
       const rows = kpis.intervals || [];
       const keys = slKeys(rows);
       const chart = chartData(rows, keys, q.interval);
+      // The table lists intervals with calls; the charts show the whole span.
+      const busy = rows.filter((r) => r.offered || r.answered || r.abandoned);
       const table = el("table", {class: "intervals", id: "interval-table"},
         el("thead", {}, el("tr", {}, ["Start", "Queue", "Offered", "Answered", "Abandoned", "Abandon %",
-          ...keys.map((k) => `SL ${k}`), "ASA", "AHT"].map((h) => el("th", {scope: "col"}, h)))),
-        el("tbody", {}, rows.map((r) => el("tr", {},
+          ...keys.map(slLabel), "ASA", "AHT"].map((h) => el("th", {scope: "col"}, h)))),
+        el("tbody", {}, busy.map((r) => el("tr", {},
           el("td", {}, label(r.start, q.interval)), el("td", {}, r.queue ?? "all"),
           el("td", {class: "num"}, number(r.offered)), el("td", {class: "num"}, number(r.answered)),
           el("td", {class: "num"}, number(r.abandoned)), el("td", {class: "num"}, percent(r.abandon_rate)),
@@ -136,7 +153,9 @@ export function mount(view, params, {say}) {
         el("section", {class: "panel"}, el("h2", {}, "Interval KPIs"),
           el("p", {class: "no-print"}, el("a", {href: withQuery("/api/reports/intervals", {...q, format: "csv"}),
                                                 download: "", id: "csv-intervals"}, "Export CSV")),
-          rows.length ? [charts, table] : el("p", {class: "msg"}, "No calls in this period.")),
+          busy.length ? [charts, table, rows.length > busy.length
+            ? el("p", {class: "sub"}, `${rows.length - busy.length} intervals without calls not listed.`) : null]
+            : el("p", {class: "msg"}, "No calls in this period.")),
         el("section", {class: "panel"}, el("h2", {}, "Agents"),
           el("p", {class: "no-print"}, el("a", {href: withQuery("/api/reports/agents", {...agentQ, format: "csv"}),
                                                 download: "", id: "csv-agents"}, "Export CSV")),
@@ -155,15 +174,20 @@ export function mount(view, params, {say}) {
       const answer = await post("/api/reports/whatif", body);
       const rows = answer.intervals || [];
       const labels = rows.map((r) => label(r.start, body.interval));
+      const total = answer.total || {};
       whatifOut.replaceChildren(
+        el("p", {class: "sub", id: "whatif-summary"},
+          `${answer.calls ?? "?"} calls that day; SL ${percent(total.actual?.sl)} actual, `
+          + `${percent(total.predicted?.sl)} predicted with ${body.agents} agents; abandoned `
+          + `${percent(total.actual?.abandon_rate)} actual, ${percent(total.predicted?.abandon_rate)} predicted.`),
         ratioChart({title: `Service level: actual vs ${body.agents} agents`, id: "chart-whatif", labels,
                     series: [{name: "actual", values: rows.map((r) => r.actual?.sl ?? null)},
                              {name: `predicted (${body.agents} agents)`, values: rows.map((r) => r.predicted?.sl ?? null)}]}),
         el("table", {class: "whatif", id: "whatif-table"},
           el("thead", {}, el("tr", {}, ["Start", "Offered", "SL actual", "SL predicted", "Abandon actual",
             "Abandon predicted"].map((h) => el("th", {scope: "col"}, h)))),
-          el("tbody", {}, rows.map((r) => el("tr", {},
-            el("td", {}, labels[rows.indexOf(r)]), el("td", {class: "num"}, number(r.actual?.offered)),
+          el("tbody", {}, rows.map((r, i) => el("tr", {},
+            el("td", {}, labels[i]), el("td", {class: "num"}, number(r.actual?.offered)),
             el("td", {class: "num"}, percent(r.actual?.sl)), el("td", {class: "num"}, percent(r.predicted?.sl)),
             el("td", {class: "num"}, percent(r.actual?.abandon_rate)),
             el("td", {class: "num"}, percent(r.predicted?.abandon_rate)))))));
