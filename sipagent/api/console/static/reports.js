@@ -4,7 +4,7 @@
 // The print stylesheet (console.css, @media print) leaves tables and charts.
 
 import {get, optional, post, withQuery} from "./api.js";
-import {autoTable, duration, el, number, percent} from "./dom.js";
+import {duration, el, number, percent, table} from "./dom.js";
 import {ratioChart} from "./charts.js";
 
 function today() {
@@ -71,17 +71,23 @@ function queueSelect(id, queues, withAll) {
     queues.map((q) => el("option", {value: q}, q)));
 }
 
-const SECONDS = new Set(["asa", "aht", "talk", "talk_seconds", "pause", "pause_seconds",
-                         "hold_seconds", "wrap_up_seconds", "logged_in_seconds"]);
-const RATIOS = new Set(["abandon_rate", "occupancy", "sl", "answer_rate"]);
+function pauses(byReason) {
+  const parts = Object.entries(byReason || {}).filter(([, v]) => v > 0);
+  return parts.length ? parts.map(([k, v]) => `${k || "no reason"} ${duration(v)}`).join(", ") : "–";
+}
 
-function cell(key, value) {
-  if (typeof value === "number" && SECONDS.has(key)) return duration(value);
-  if (typeof value === "number" && RATIOS.has(key)) return percent(value);
-  if (value && typeof value === "object") {
-    return Object.entries(value).map(([k, v]) => `${k} ${typeof v === "number" && v <= 1 ? percent(v) : v}`).join(", ");
-  }
-  return value === null || value === undefined ? "–" : String(value);
+// Per agent (and day): what it did and how busy it was.
+function agentTable(rows) {
+  const columns = [
+    ["Day", (r) => label(r.start ?? r.start_epoch, "1d")], ["Agent", (r) => r.agent],
+    ["Handled", (r) => number(r.handled), "num"], ["Offers", (r) => number(r.offers), "num"],
+    ["Missed", (r) => number(r.missed), "num"], ["Talk", (r) => duration(r.talk_seconds), "num"],
+    ["Wrap-up", (r) => duration(r.wrap_up_seconds), "num"], ["AHT", (r) => duration(r.aht), "num"],
+    ["Logged in", (r) => duration(r.logged_in_seconds), "num"], ["Idle", (r) => duration(r.idle_seconds), "num"],
+    ["Paused", (r) => duration(r.pause_seconds), "num"], ["Pauses", (r) => pauses(r.pause_by_reason)],
+    ["Occupancy", (r) => percent(r.occupancy), "num"],
+  ];
+  return table(columns, rows, {class: "agent-report", id: "agent-table"});
 }
 
 export function mount(view, params, {say}) {
@@ -159,7 +165,7 @@ export function mount(view, params, {say}) {
         el("section", {class: "panel"}, el("h2", {}, "Agents"),
           el("p", {class: "no-print"}, el("a", {href: withQuery("/api/reports/agents", {...agentQ, format: "csv"}),
                                                 download: "", id: "csv-agents"}, "Export CSV")),
-          agentRows.length ? autoTable(agentRows, ["agent", "name", "handled"], cell, {class: "agent-report", id: "agent-table"})
+          agentRows.length ? agentTable(agentRows, q.interval)
             : el("p", {class: "msg"}, "No agent activity in this period.")));
     } catch (e) {
       out.replaceChildren(el("p", {class: "msg error", role: "alert"}, `Report: ${e.message}`));
