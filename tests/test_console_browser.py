@@ -211,6 +211,9 @@ def test_supervisor_sees_live_changes_and_adds_an_agent(ports, workdir, prompts_
 
             caller.request("hangup", call="c1")
             phones.wait_state(ring["call"], "DISCONNECTED", timeout=5)
+            # The page's own buttons: alice is made ready again.
+            browser.find('#agents tr[data-agent="alice"] button.ready').click()
+            browser.wait_css('#agents tr[data-agent="alice"][data-state="available"]', timeout=2)
             browser.open(url(engine, "/#/reports"))
             browser.wait_css("#interval-table", timeout=10)
             assert browser.find_all("#chart-sl path.line")
@@ -268,8 +271,14 @@ def test_agent_desktop_screen_pop_and_disposition(ports, workdir, prompts_dir, t
 
             phones.wait_state(ring["call"], "CONFIRMED")
             browser.wait_css("#screen-pop .pop.connected", timeout=3)
-            browser.wait_css("#call-controls #call-hold")
+            # Hold and resume from the desktop: the caller hears the music.
+            browser.wait_css("#call-controls #call-hold").click()
+            browser.wait_css("#call-controls #call-resume", timeout=2)
+            assert api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"] == "held"
             browser.shot("desktop-on-call")
+            browser.find("#call-resume").click()
+            browser.wait_css("#call-controls #call-hold", timeout=2)
+            assert api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"] == "talking"
             caller.request("hangup", call="c1")
             phones.wait_state(ring["call"], "DISCONNECTED", timeout=5)
             browser.wait(lambda b: text_of(b, "#my-state-name") == "wrap-up", 3, "wrap-up")
