@@ -58,6 +58,7 @@ from sipagent.config.values import (
     uppercase,
 )
 from sipagent.calls.agent_keypad import KeypadSettings
+from sipagent.config.console import ConsoleSection
 from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import FeaturesSection, feature_problems
 from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
@@ -282,6 +283,7 @@ class Config(Section):
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
     supervisors: dict[Name, SupervisorSection] = {}    # sipagent/config/supervisors.py
+    console: ConsoleSection = section()                # sipagent/config/console.py
     log: LogSection = section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
