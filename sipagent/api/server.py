@@ -30,7 +30,9 @@ from sipagent.api.calls import add_call_routes
 from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.debug import add_debug_routes
+from sipagent.api.reports import add_report_routes
 from sipagent.api.request_input import JsonBody, iso_time, read_body
+from sipagent.api.wallboard import add_wallboard_routes
 from sipagent.config.values import matching
 
 # Each command is an input of the ACD's agent state machine, which refuses
@@ -184,6 +186,8 @@ def build_app(engine) -> web.Application:
     add_pickup_routes(app, lambda: engine.queues,
                       lambda request, roles: _authenticate(config, request, roles))
     add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))
+    add_wallboard_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
+    add_report_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes
 
