@@ -32,7 +32,8 @@ class DayShape:
 def arrivals(shape: DayShape, rng) -> np.ndarray:
     """A morning and an afternoon peak inside opening hours."""
     a, b = shape.open_hours
-    hours = np.concatenate([rng.normal(10.5, 1.2, shape.calls * 2), rng.normal(15.0, 1.3, shape.calls * 2)])
+    hours = np.concatenate([rng.normal(10.5, 1.2, shape.calls * 2),
+                            rng.normal(15.0, 1.3, shape.calls * 2)])
     hours = hours[(hours >= a) & (hours < b)]
     hours = rng.choice(hours, shape.calls, replace=False)
     return np.sort(shape.t0 + hours * 3600.0)

@@ -32,7 +32,8 @@ def test_the_example_documents_it():
     ('[console.thresholds]\nabandon_warn = 1.5', "console.thresholds.abandon_warn", "<= 1"),
     ('[console.thresholds]\nwaiting_warn = 20', "console.thresholds",
      "waiting_warn (20) is above waiting_alarm (10)"),
-    ('[console.thresholds]\nsl_warn = 0.5', "console.thresholds", "sl_warn (0.5) is below sl_alarm"),
+    ('[console.thresholds]\nsl_warn = 0.5', "console.thresholds",
+     "sl_warn (0.5) is below sl_alarm"),
     ('[console.thresholds]\nlong_call = 0', "console.thresholds.long_call", "must be > 0"),
     ('[console]\ncolour = "red"', "console.colour", ""),
 ])

@@ -97,7 +97,8 @@ def add_wallboard_routes(app: web.Application, runtime: Callable[[], Any], confi
             kpis = figures["queues"].get(q, {})
             out[q] = {**live[q]}
             for span in ("today", "last_15m"):
-                out[q][span] = {**kpis.get(span, {}), "callbacks_pending": live[q]["callbacks_pending"]}
+                out[q][span] = {**kpis.get(span, {}),
+                                "callbacks_pending": live[q]["callbacks_pending"]}
         return web.json_response({
             "timezone": console.timezone, "day_start": figures["day_start"],
             "day_end": figures["day_end"], "now": clock(),

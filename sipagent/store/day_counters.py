@@ -122,7 +122,8 @@ class _DayReplay(KpiReplay):
         k = math.floor(t / BIN)
         out = self.bins.get((queue, k))
         if out is None:
-            out = ReportRow(queue, k * BIN, (k + 1) * BIN, _Tee(self.day[queue], self._tally(queue)))
+            tee = _Tee(self.day[queue], self._tally(queue))
+            out = ReportRow(queue, k * BIN, (k + 1) * BIN, tee)
             self.bins[(queue, k)] = out
         return out
 

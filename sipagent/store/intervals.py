@@ -32,7 +32,8 @@ __all__ = ["INTERVALS", "MAX_DAYS", "MAX_EVENTS", "ReportLimit", "Span", "span_o
 
 INTERVALS = {"15m": 900.0, "1h": 3600.0, "1d": 86400.0}
 MAX_DAYS = {"15m": 31, "1h": 92, "1d": 366}
-#: About 40 s of replay on a slow core; a busy centre logs ~10 events a call.
+#: About 7 s of replay (benchmarks/console_reports.py: ~3.3 us an event); a busy
+#: centre logs 5 to 10 events a call.
 MAX_EVENTS = 2_000_000
 _COUNT_SQL = "SELECT COUNT(*) FROM event WHERE t >= ? AND t < ?"
 _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
