@@ -199,6 +199,7 @@ def test_wallboard_route_in_kolkata_and_scoped(tmp_path, ports):
     assert support["agents"]["paused"] == {"lunch": 1}
     assert support["agents"]["available"] == 0
     assert support["waiting"] == 0 and support["callbacks_pending"] == 0
+    assert (support["talking"], support["long_calls"], support["longest_call"]) == (0, 0, 0.0)
     today, recent = support["today"], support["last_15m"]
     assert (today["offered"], today["answered"], today["abandoned"]) == (2, 1, 1)
     assert (recent["offered"], recent["answered"], recent["abandoned"]) == (1, 1, 0)

@@ -2,7 +2,8 @@
 
 Per queue, the live figures (waiting callers, the longest current wait,
 the EWT a new caller would hear, agents by state and paused agents by
-reason, pending callbacks) from the queue runtime, and the KPIs of today
+reason, pending callbacks, connected calls and how many have gone on past
+``[console.thresholds] long_call``) from the queue runtime, and the KPIs of today
 and of the last 15 minutes (``sipagent.store.day_counters``: the report's
 replay of the event log, so the same numbers ``sipacd report`` gives for
 the span each figure names in ``from`` / ``to``).  "Today" starts at
@@ -43,9 +44,14 @@ def visible_queues(who: Any, queues) -> list[str]:
     return [q for q in queues if scope is None or q in scope]
 
 
-def live_figures(runtime, queues: list[str]) -> dict[str, dict[str, Any]]:
-    """What the runtime knows now, per queue."""
+def live_figures(runtime, queues: list[str], long_call: float) -> dict[str, dict[str, Any]]:
+    """What the runtime knows now, per queue; ``long_calls``: connected calls
+    longer than ``long_call`` seconds."""
     snap = runtime.snapshot()
+    talking: dict[str, list[float]] = {q: [] for q in queues}
+    for call in runtime.operations.conversations():
+        if call["queue"] in talking:
+            talking[call["queue"]].append(call["talk_seconds"])
     paused: dict[str, Counter] = {q: Counter() for q in queues}
     for row in runtime.agents():
         if row["state"] != "paused":
@@ -63,7 +69,9 @@ def live_figures(runtime, queues: list[str]) -> dict[str, dict[str, Any]]:
         out[q] = {"waiting": snap["waiting"].get(q, 0),
                   "longest_wait": _finite(snap["oldest_wait"].get(q, 0.0)),
                   "ewt": _finite(snap["ewt"].get(q)), "agents": agents,
-                  "callbacks_pending": callbacks.get(q, 0)}
+                  "callbacks_pending": callbacks.get(q, 0), "talking": len(talking[q]),
+                  "longest_call": max(talking[q], default=0.0),
+                  "long_calls": sum(1 for s in talking[q] if s >= long_call)}
     return out
 
 
@@ -87,7 +95,7 @@ def add_wallboard_routes(app: web.Application, runtime: Callable[[], Any], confi
         if rt is None or rt.stats.log is None:
             raise web.HTTPServiceUnavailable(text="the engine is not running\n")
         queues = visible_queues(who, config.queues)
-        live = live_figures(rt, queues)
+        live = live_figures(rt, queues, console.thresholds.long_call)
         # The log's writer commits every half second; the event that made the
         # console ask should be in the figures.
         await asyncio.to_thread(rt.stats.log.flush, FLUSH_TIMEOUT)
