@@ -110,6 +110,7 @@ FILE_ROUTES = {
 PLAIN_ROUTES = {
     ("GET", "/metrics"): "/metrics",
     ("GET", "/healthz"): "/healthz",
+    ("GET", "/api/openapi.json"): "/api/openapi.json",
     ("GET", "/api/agents"): "/api/agents",
     ("GET", "/api/queues"): "/api/queues",
     ("GET", "/api/wallboard"): "/api/wallboard",
