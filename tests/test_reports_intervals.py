@@ -177,7 +177,8 @@ BAD = [
     ("/api/reports/intervals?from=2026-11-23&to=2026-11-23&interval=5m", "interval:"),
     ("/api/reports/intervals?from=2026-11-23&to=2026-11-23&format=xml", "format:"),
     ("/api/reports/intervals?from=2026-11-23&to=2026-11-23&queue=nope", "queue: unknown"),
-    ("/api/reports/agents?from=2026-11-23&to=2026-11-23&bogus=1", "bogus:"),
+    ("/api/reports/agents?from=2026-11-23&to=2026-11-23&bogus=1",
+     "bogus: not a parameter here (known: from, to, interval, queue, format)"),
     ("/api/reports/agents?from=2025-01-01&to=2026-11-23&interval=1d", "to: at most 366"),
 ]
 BAD_WHATIF = [

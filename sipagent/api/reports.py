@@ -31,7 +31,7 @@ from datetime import date
 from typing import Annotated, Any, Callable, Literal
 
 from aiohttp import web
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, create_model
 
 from sipagent.api.request_input import JsonBody, QueryParameters, read_body, read_query
 from sipagent.store.intervals import (ReportLimit, agent_rows, check_size, interval_rows,
@@ -56,12 +56,15 @@ def _date(value: Any) -> date:
 Day = Annotated[date, BeforeValidator(_date)]
 
 
-class ReportQuery(QueryParameters):
-    from_: Day = Field(alias="from")
-    to: Day
-    interval: Literal["15m", "1h", "1d"] = "1h"
-    queue: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    format: Literal["json", "csv"] = "json"
+# Built with create_model because one parameter is the keyword "from": the
+# field has the parameter's own name, so errors and the list of known
+# parameters name it as the client wrote it.
+ReportQuery = create_model(
+    "ReportQuery", __base__=QueryParameters, __doc__="The report routes' query parameters.",
+    **{"from": (Day, ...), "to": (Day, ...),
+       "interval": (Literal["15m", "1h", "1d"], "1h"),
+       "queue": (Annotated[str, Field(min_length=1, max_length=64)] | None, None),
+       "format": (Literal["json", "csv"], "json")})
 
 
 class WhatIfBody(JsonBody):
@@ -93,9 +96,9 @@ def add_report_routes(app: web.Application, runtime: Callable[[], Any], config,
                 raise web.HTTPForbidden(text=f"queue: {queue!r} is not one of your queues\n")
         return queue, allowed
 
-    def span(q: ReportQuery):
+    def span(q):
         try:
-            return span_of(q.from_, q.to, q.interval, zone)
+            return span_of(getattr(q, "from"), q.to, q.interval, zone)
         except ReportLimit as exc:
             raise web.HTTPBadRequest(text=f"{exc}\n") from None
 
@@ -105,14 +108,14 @@ def add_report_routes(app: web.Application, runtime: Callable[[], Any], config,
                 {q: [a for a, agent in config.agents.items() if q in agent.queues]
                  for q in config.queues})
 
-    def answer(rows: list[dict], q: ReportQuery, kind: str) -> web.Response:
+    def answer(rows: list[dict], q, kind: str) -> web.Response:
+        first, last = getattr(q, "from").isoformat(), q.to.isoformat()
         if q.format == "csv":
-            name = f"{kind}-{q.from_.isoformat()}-{q.to.isoformat()}-{q.interval}.csv"
+            name = f"{kind}-{first}-{last}-{q.interval}.csv"
             return web.Response(text=to_csv(rows), content_type="text/csv", charset="utf-8",
                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
         return web.json_response({kind: rows, "timezone": config.console.timezone,
-                                  "from": q.from_.isoformat(), "to": q.to.isoformat(),
-                                  "interval": q.interval})
+                                  "from": first, "to": last, "interval": q.interval})
 
     async def run(job):
         try:
