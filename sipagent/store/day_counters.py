@@ -179,14 +179,17 @@ class DayCounters:
     # -- reading the log ---------------------------------------------------------
     def _catch_up(self, conn, now: float) -> None:
         if self._day is None:
+            self._last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM event").fetchone()[0]
             self._day = self._open_day(conn, now)
             return
+        if now >= self._day.t_to:
+            # The new day starts from the rows already read; the tail then
+            # goes to both days, each counting what falls inside it.
+            self._previous = self._day
+            self._day = self._open_day(conn, now)
         self._feed_tail(conn)
         if self._previous is not None and now >= self._previous.t_to + RECENT_BINS * BIN:
             self._previous = None
-        if now >= self._day.t_to:
-            self._previous = self._day
-            self._day = self._open_day(conn, now)
 
     def _feed_tail(self, conn) -> None:
         rows = conn.execute(_TAIL_SQL, (self._last_id,)).fetchall()
@@ -199,8 +202,9 @@ class DayCounters:
             self.rows_read += len(rows)
 
     def _open_day(self, conn, now: float) -> _DayReplay:
+        """The day holding ``now``, replayed from the log's rows up to the last one read."""
         start, end = local_day(now, self.zone)
-        last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM event").fetchone()[0]
+        last_id = self._last_id
         agents, seed = agent_seed(conn, start)
         day = _DayReplay([start], end, list(self.thresholds), self.thresholds,
                          self.short_abandon, {}, agents)
@@ -213,5 +217,4 @@ class DayCounters:
         for r in rows:
             day.event(r)
         self.rows_read += len(rows)
-        self._last_id = max(self._last_id, last_id)
         return day
