@@ -125,7 +125,8 @@ def test_day_counters_restart_at_local_midnight(tmp_path):
     assert before["queues"]["sales"]["today"]["offered"] == 3
     assert before["queues"]["sales"]["last_15m"]["offered"] == 2
 
-    with EventLog(db) as log:
+    with EventLog(db) as log:    # read after midnight, one of them still yesterday's
+        log.queue_event(local(2026, 11, 23, 23, 59, 30.0), "sales", "last", "ENTER")
         call(log, local(2026, 11, 24, 0, 1), "early")
     clock[0] = local(2026, 11, 24, 0, 3)
     after = counters.figures()
@@ -133,7 +134,7 @@ def test_day_counters_restart_at_local_midnight(tmp_path):
     assert after["queues"]["sales"]["today"]["offered"] == 1
     assert after["queues"]["sales"]["today"]["answered"] == 1
     # The last 15 minutes reach back over midnight: 23:49 .. 00:03.
-    assert after["queues"]["sales"]["last_15m"]["offered"] == 3
+    assert after["queues"]["sales"]["last_15m"]["offered"] == 4
     same_as_report(db, after["queues"]["sales"]["last_15m"], "sales")
 
     clock[0] = local(2026, 11, 24, 0, 30)
