@@ -205,3 +205,23 @@ def test_bad_parameters_are_400_naming_the_parameter(tmp_path, ports):
     for (status, text), (what, words) in zip(answers, [*BAD, *BAD_WHATIF]):
         assert status == 400, (what, status, text)
         assert text.startswith(words), (what, text)
+
+
+def test_requests_over_the_size_limits_are_400(tmp_path, ports, monkeypatch):
+    import sipagent.store.intervals as intervals
+    import sipagent.store.whatif as whatif_store
+    monkeypatch.setattr(intervals, "MAX_EVENTS", 3)
+    monkeypatch.setattr(whatif_store, "MAX_CALLS", 1)
+
+    async def scenario(client, engine):
+        write_support_day(engine.queues.stats.log)
+        r = await client.get("/api/reports/intervals?from=2026-11-23&to=2026-11-23",
+                             headers=ADMIN)
+        w = await client.post("/api/reports/whatif", headers=ADMIN, json={
+            "date": "2026-11-23", "queue": "support", "agents": 2})
+        return r.status, await r.text(), w.status, await w.text()
+
+    status, text, w_status, w_text = serve(tmp_path, ports, scenario)
+    assert (status, w_status) == (400, 400)
+    assert text.startswith("to: the span holds 10 events, more than the 3")
+    assert w_text.startswith("date: queue 'support' has 2 calls that day, more than the 1")

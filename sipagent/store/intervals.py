@@ -90,8 +90,10 @@ def span_of(day_from: date, day_to: date, interval: str, zone: ZoneInfo) -> Span
     return Span(starts[0], _midnight(day_to + timedelta(days=1), zone), starts, zone)
 
 
-def check_size(db: str | Path, span: Span, max_events: int = MAX_EVENTS) -> int:
-    """The number of logged events in the span; ReportLimit over ``max_events``."""
+def check_size(db: str | Path, span: Span, max_events: int | None = None) -> int:
+    """The number of logged events in the span; ReportLimit over ``max_events``
+    (default ``MAX_EVENTS``)."""
+    max_events = MAX_EVENTS if max_events is None else max_events
     conn = read_only(db)
     try:
         n = conn.execute(_COUNT_SQL, (span.t_from, span.t_to)).fetchone()[0]

@@ -47,7 +47,8 @@ _SYSTEM_EXITS = {"timeout", "full", "empty", "shutdown", "engine_restart"}
 
 
 def read_day(db: str | Path, queue: str, t_from: float, t_to: float, *,
-             max_wait: float = 0.0, max_calls: int = MAX_CALLS) -> DayCalls:
+             max_wait: float = 0.0, max_calls: int | None = None) -> DayCalls:
+    max_calls = MAX_CALLS if max_calls is None else max_calls
     conn = read_only(db)
     try:
         n = conn.execute(_COUNT, (t_from, t_to, queue)).fetchone()[0]
@@ -121,7 +122,7 @@ def _wrap_ups(calls: list[dict[str, Any]], agent_rows: Sequence[tuple]) -> None:
 def whatif(db: str | Path, span: Span, queue: str, agents: int, *, seed: int = 0,
            thresholds: tuple[float, ...] = (20.0,), short_abandon: float = 5.0,
            max_wait: float = 0.0, strategy: str = "longest_idle",
-           max_calls: int = MAX_CALLS) -> dict[str, Any]:
+           max_calls: int | None = None) -> dict[str, Any]:
     """The what-if's answer: per interval of ``span`` (one day), the actual
     and the predicted SL (offered variant at the queue's first threshold)
     and abandon rate, and the day's totals."""
