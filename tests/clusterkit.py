@@ -133,9 +133,11 @@ class Postgres:
 class Kamailio:
     """Kamailio on ``deploy/kamailio/kamailio.cfg`` with a generated
     ``kamailio-local.cfg``: listening on 127.0.0.1:``port``, dispatching to
-    ``engines`` (their SIP ports on 127.0.0.1)."""
+    ``engines`` (their SIP ports on 127.0.0.1); with ``database`` (a
+    PostgreSQL DSN) a partition's numbers go to its lease holder."""
 
-    def __init__(self, workdir: Path, port: int, engines: list[int]):
+    def __init__(self, workdir: Path, port: int, engines: list[int], *,
+                 database: str | None = None):
         self.port = port
         self.dir = Path(workdir) / f"kamailio-{port}"
         self.dir.mkdir(parents=True)
@@ -144,7 +146,10 @@ class Kamailio:
         dispatcher.write_text("".join(f"1 sip:127.0.0.1:{p}\n" for p in engines))
         (self.dir / "kamailio-local.cfg").write_text(
             f'#!substdef "!SIPACD_LISTEN!udp:127.0.0.1:{port}!g"\n'
-            f'#!substdef "!SIPACD_DISPATCHER_LIST!{dispatcher}!g"\n')
+            f'#!substdef "!SIPACD_DISPATCHER_LIST!{dispatcher}!g"\n'
+            + ("" if database is None else
+               '#!define WITH_OWNERS\n'
+               f'#!substdef "!SIPACD_DB_URL!{database.replace("postgresql://", "postgres://")}!g"\n'))
         self.log_path = self.dir / "kamailio.log"
         self._log = open(self.log_path, "ab")
         run = self.dir / "run"

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 
 from clusterkit import Kamailio, Postgres
 from engine_proc import Engine
+from sipagent.store.leases import LeaseTable
 from sipua import UA
 from test_queue_behaviour import config
 
@@ -83,3 +85,49 @@ def test_kamailio_spreads_calls_over_engines_and_reaches_registered_phones(
                 phones.wait_state(inc["call"], "CONFIRMED")
                 caller.request("hangup", call=f"c{n}")
                 caller.wait_state(f"c{n}", "DISCONNECTED")
+
+
+def test_a_partitions_numbers_go_to_its_lease_holder(ports, workdir, prompts_dir):
+    k_port = ports()
+    (workdir / "a").mkdir()
+    (workdir / "b").mkdir()
+    cfg_a = engine_config(ports, workdir, prompts_dir, "a", k_port, "alice")
+    cfg_b = engine_config(ports, workdir, prompts_dir, "b", k_port, "bob")
+    with Postgres(ports()) as pg:
+        conn = psycopg.connect(pg.dsn, autocommit=True)
+        leases = LeaseTable(conn)
+        conn.execute("CREATE TABLE partition_number (number TEXT PRIMARY KEY, "
+                     "partition TEXT NOT NULL)")
+        conn.execute("INSERT INTO partition_number VALUES ('100', 'p1')")
+        with UA(ports(), log_dir=workdir, name="agents") as phones, \
+                UA(ports(), log_dir=workdir, name="caller") as caller, \
+                Kamailio(workdir, k_port, [cfg_a["sip"]["port"], cfg_b["sip"]["port"]],
+                         database=pg.dsn) as kam, \
+                Engine(workdir / "a", cfg_a), Engine(workdir / "b", cfg_b):
+            for agent in ("alice", "bob"):
+                phones.request("auto_answer", user=agent, after=0.2, code=200, tone=1000)
+                phones.request("register", user=agent, registrar=f"sip:{kam.uri_base}")
+                phones.wait_event({"ev": "registered", "user": agent, "code": 200})
+            time.sleep(2.5)
+            calls = iter(range(100))
+
+            def who_answers() -> str:
+                n = next(calls)
+                caller.request("call", call=f"c{n}", to=kam.aor("100"))
+                caller.wait_state(f"c{n}", "CONFIRMED", timeout=15)
+                inc = phones.wait_event({"ev": "incoming", "call": f"in{n + 1}"}, timeout=15)
+                phones.wait_state(inc["call"], "CONFIRMED")
+                caller.request("hangup", call=f"c{n}")
+                phones.wait_state(inc["call"], "DISCONNECTED")
+                return inc["user"]
+
+            lease = leases.hold("p1", "node-b", f"sip:127.0.0.1:{cfg_b['sip']['port']}", ttl=60)
+            assert [who_answers() for _ in range(3)] == ["bob"] * 3
+            # The lease changes hands: the calls follow it.
+            leases.release(lease)
+            leases.hold("p1", "node-a", f"sip:127.0.0.1:{cfg_a['sip']['port']}", ttl=60)
+            assert [who_answers() for _ in range(3)] == ["alice"] * 3
+            # A number of no partition, or a partition nobody holds: round robin.
+            conn.execute("UPDATE partition_lease SET expires = now() - interval '1 second'")
+            assert sorted(who_answers() for _ in range(2)) == ["alice", "bob"]
+        conn.close()
