@@ -65,6 +65,7 @@ from sipagent.config.operations import (CallKeysSection, MonitorSection, Recordi
                                         TransferSection)
 from sipagent.config.outbound import OutboundSection, outbound_problems
 from sipagent.config.queues import AgentSection, QueueSection
+from sipagent.config.cluster import ClusterSection, cluster_problems
 from sipagent.config.supervisors import (SupervisorSection, supervisor_directory,
                                          supervisor_keypad_settings, supervisor_problems)
 from sipagent.config.voicemail import MailboxSection, VoicemailSection, mailbox_problems
@@ -284,6 +285,8 @@ class Config(Section):
     features: FeaturesSection | None = None
     supervisors: dict[Name, SupervisorSection] = {}    # sipagent/config/supervisors.py
     console: ConsoleSection = section()                # sipagent/config/console.py
+    # Absent: one engine on its own (sipagent/config/cluster.py).
+    cluster: ClusterSection | None = None
     log: LogSection = section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -403,6 +406,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += feature_problems(config)
     problems += outbound_problems(config)
     problems += supervisor_problems(config)
+    problems += cluster_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),
