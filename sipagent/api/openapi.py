@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from sipagent.api import calls, debug, fax, outbound, pickup, voicemail
+from sipagent.api import calls, debug, fax, outbound, pickup, reports, voicemail
 from sipagent.api.agent_bodies import AgentCommand, CallbackRequest
 
 __all__ = ["Operation", "OPERATIONS", "document", "add_openapi_route"]
@@ -93,6 +93,16 @@ OPERATIONS: tuple[Operation, ...] = _ops(
     Operation("GET", "/api/recordings/{recording}", "A recording's record and segments", ALL),
     Operation("GET", "/api/recordings/{recording}/segments/{segment}", "A segment as stereo "
               "WAV (caller left, agent right)", ALL, produces="audio/wav"),
+    # wallboard and reports (sipagent/api/wallboard.py, reports.py)
+    Operation("GET", "/api/wallboard", "Per queue: waiting, longest wait, EWT, agents by "
+              "state, and the KPIs of today and the last 15 minutes"),
+    Operation("GET", "/api/reports/intervals", "KPIs per queue and 15m/1h/1d interval of "
+              "local days (JSON, or CSV with format=csv)", query=reports.ReportQuery,
+              produces="application/json"),
+    Operation("GET", "/api/reports/agents", "Per agent and interval: handled, talk, AHT, "
+              "pause time, occupancy (JSON, or CSV with format=csv)", query=reports.ReportQuery),
+    Operation("POST", "/api/reports/whatif", "A logged day replayed with N agents: predicted "
+              "SL and abandon rate per interval beside the actual", body=reports.WhatIfBody),
     Operation("GET", "/api/debug/invariants", "Every agent in one state, every call in one "
               "place: the engine's own check", query=debug.InvariantsQuery),
     # voicemail

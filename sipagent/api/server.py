@@ -30,7 +30,9 @@ from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.debug import add_debug_routes
 from sipagent.api.openapi import add_openapi_route
 from sipagent.api.agent_bodies import AgentCommand, CallbackRequest
+from sipagent.api.reports import add_report_routes
 from sipagent.api.request_input import read_body
+from sipagent.api.wallboard import add_wallboard_routes
 
 # Each command is an input of the ACD's agent state machine, which refuses
 # one its table has no entry for (pause while logged out, say): that is a 409.
@@ -151,6 +153,8 @@ def build_app(engine) -> web.Application:
                       lambda request, roles: _authenticate(config, request, roles))
     add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))
     add_openapi_route(app)
+    add_wallboard_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
+    add_report_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
     add_console_routes(app)
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes
