@@ -96,6 +96,7 @@ def test_login_policy_csrf_and_logout(ports, workdir, prompts_dir, tmp_path):
         browser.open(url(engine))
         browser.wait_css("#login-form")
         assert browser.js("return location.hash") == "#/login"
+        assert not browser.find("#top").is_displayed()         # no navigation before login
         # Nothing inline the policy would have to block, one script, same origin.
         assert browser.js("return document.querySelectorAll("
                           "'script:not([src]), style, [style]').length") == 0
