@@ -111,3 +111,13 @@ def test_the_built_package_holds_every_console_file(tmp_path):
     built = out / "sipagent" / "api" / "console" / "static"
     want = sorted(p.name for p in STATIC.iterdir() if p.is_file())
     assert sorted(p.name for p in built.iterdir()) == want
+
+
+def test_an_unchanged_file_is_not_sent_again(tmp_path, ports):
+    """no-cache means "ask first": the browser's If-Modified-Since gets a 304."""
+    async def scenario(client, engine):
+        first = await client.get("/console/app.js")
+        again = await client.get("/console/app.js", headers={
+            "If-Modified-Since": first.headers["Last-Modified"]})
+        return first.status, again.status, await again.read()
+    assert serve(tmp_path, ports, scenario) == (200, 304, b"")

@@ -49,14 +49,14 @@ export function mount(view, params, {session, say}) {
                                 "aria-label": "pause reason"});
     const buttons = [];
     const state = row?.state;
-    if (state === "logged_out") buttons.push(el("button", {type: "button", id: "my-login", onclick: () => act(`${base}/login`, {}, "log in")}, "Log in"));
+    if (state === "logged_out") buttons.push(el("button", {type: "button", id: "my-login", onclick: () => act(`${base}/login`, {}, "log in")}, "Log in to the queues"));
     if (state === "paused") buttons.push(el("button", {type: "button", id: "my-ready", class: "ready", onclick: () => act(`${base}/ready`, {}, "ready")}, "Ready"));
     if (state && state !== "paused" && state !== "logged_out") {
       buttons.push(reason, el("button", {type: "button", id: "my-pause", class: "pause",
         onclick: () => act(`${base}/pause`, {reason: reason.value.trim()}, "pause")}, "Pause"));
     }
     if (state === "wrap_up") buttons.push(el("button", {type: "button", id: "my-end-wrap-up", onclick: () => act(`${base}/end_wrap_up`, {}, "end wrap-up")}, "End wrap-up"));
-    if (state && state !== "logged_out") buttons.push(el("button", {type: "button", id: "my-logout", class: "logout", onclick: () => act(`${base}/logout`, {}, "log out")}, "Log out"));
+    if (state && state !== "logged_out") buttons.push(el("button", {type: "button", id: "my-logout", class: "logout", onclick: () => act(`${base}/logout`, {}, "log out")}, "Log out of the queues"));
     stateBox.replaceChildren(
       el("div", {class: "my-state"},
         el("span", {class: `badge big state-${state}`, id: "my-state-name"}, stateName(state)),
