@@ -26,6 +26,7 @@ const view = document.getElementById("view");
 const top = document.getElementById("top");
 const status = document.getElementById("status");
 let cleanup = null;
+let routing = 0;          // the latest route(); an older one that wakes up stops
 
 function home() {
   return session.role === "agent" ? "desktop" : "wallboard";
@@ -74,14 +75,18 @@ async function route() {
   status.textContent = "";
   document.body.classList.remove("big");
   const {name, params} = parseHash();
+  const mine = ++routing;
   let loggedIn = false;
   try {
     loggedIn = await knownSession();
   } catch (e) {
-    view.replaceChildren(el("p", {class: "msg error", role: "alert"},
-                            `The engine did not answer: ${e.message}`));
+    if (mine === routing) {
+      view.replaceChildren(el("p", {class: "msg error", role: "alert"},
+                              `The engine did not answer: ${e.message}`));
+    }
     return;
   }
+  if (mine !== routing) return;       // the hash changed meanwhile: that route mounts
   if (!loggedIn) {
     live.stop();
     top.hidden = true;
