@@ -26,6 +26,8 @@ stderr = pjsip's and our log):
          manual answer/reject of a ringing incoming call (no rule matched)
     {"cmd":"call","call":"c1","to":"sip:..","from_user":"caller1",
      "tone":440,"record":"/p.wav","headers":{"X-Foo":"1"},"hangup_after":null}
+         "from_name": "Ann" adds a display name to the From header (an
+         account of its own per user and name)
     {"cmd":"dtmf","call":"c1","digits":"1#","method":"rfc2833"|"info"}
     {"cmd":"hangup","call":"c1","code":603}   (code optional)
     {"cmd":"hold","call":"c1"}       re-INVITE with a=sendonly
@@ -111,8 +113,13 @@ class Phone(UAProcess):
         self.lib.use_codecs("PCMU/8000/1", "PCMA/8000/1")
         self.default_account = self._create_account("ua", default=True)
 
-    def _create_account(self, user: str, default: bool = False) -> PhoneAccount:
+    def _create_account(self, user: str, default: bool = False,
+                        display: str | None = None) -> PhoneAccount:
         cfg = self.lib.account_config(user, self.rtp_port)
+        if display is not None:
+            # A SIP quoted-string: backslash and double quote escaped.
+            quoted = display.replace("\\", "\\\\").replace('"', '\\"')
+            cfg.idUri = f'"{quoted}" <{cfg.idUri}>'
         acc = PhoneAccount(self, user)
         try:
             acc.create(cfg, default)
@@ -123,7 +130,14 @@ class Phone(UAProcess):
                                f"(have {len(self.accounts) + 1}): {e.info()}") from None
         return acc
 
-    def account(self, user: str | None) -> PhoneAccount:
+    def account(self, user: str | None, display: str | None = None) -> PhoneAccount:
+        if display is not None:
+            key = f"{user or 'ua'}\x00{display}"
+            if key not in self.accounts:
+                if len(self.accounts) + 1 >= MAX_ACCOUNTS:
+                    raise RuntimeError(f"account limit: {MAX_ACCOUNTS} per process")
+                self.accounts[key] = self._create_account(user or "ua", display=display)
+            return self.accounts[key]
         if not user or user == "*":
             return self.default_account
         if user not in self.accounts:
@@ -284,10 +298,10 @@ class Phone(UAProcess):
     def cmd_call(self, call: str, to: str, from_user: str | None = None,
                  tone: float | None = None, record: str | None = None,
                  headers: dict[str, str] | None = None,
-                 hangup_after: float | None = None) -> None:
+                 hangup_after: float | None = None, from_name: str | None = None) -> None:
         if call in self.calls:
             raise ValueError(f"call {call!r} already exists")
-        c = PhoneCall(self, self.account(from_user), call)
+        c = PhoneCall(self, self.account(from_user, from_name), call)
         c.tone, c.record, c.hangup_after = tone, record, hangup_after
         op = pj.CallOpParam(True)
         for k, v in (headers or {}).items():

@@ -11,8 +11,8 @@ project's simulated phones:
   page is rung with that waiting caller at once (no restart); the calls
   page shows the connected call; the reports page its interval;
 * the agent desktop: while the agent's phone rings, the screen pop shows
-  the caller's IVR choice and the flow's data, where a ``<script>`` is
-  shown as text and never runs; a disposition saved in the page is in the
+  the caller's IVR choice, display name and the flow's data, where a
+  ``<script>`` (in the name and in the data) is shown as text and never runs; a disposition saved in the page is in the
   call's record in SQLite.
 
 Screenshots of every page go to the test's tmp dir (``.../browser/shots/``;
@@ -40,8 +40,10 @@ POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-sr
           "connect-src 'self'; frame-ancestors 'none'")
 TOKEN = "supervisor-token-0123456789"        # test_queue_behaviour's supervisor token
 PASSWORDS = {"ops": "ops-password-1", "boss": "boss-password-1", "alice": "alice-password-1"}
-# The flow's data carries markup: the desktop must show it as text.
+# The flow's data and the caller's display name carry markup: the desktop
+# must show both as text.
 SCRIPT = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+CALLER_NAME = "<script>window.pwned = 3</script>Eve"
 CHOOSE_THEN_QUEUE = (
     "async def flow(call):\n"
     "    await call.answer()\n"
@@ -253,7 +255,7 @@ def test_agent_desktop_screen_pop_and_disposition(ports, workdir, prompts_dir, t
             assert browser.js("return location.hash") == "#/desktop"
             assert browser.find("#my-state-name").text == "available"
 
-            caller.request("call", call="c1", to=engine.number("100"))
+            caller.request("call", call="c1", to=engine.number("100"), from_name=CALLER_NAME)
             caller.wait_event({"ev": "media", "call": "c1"})
             caller.request("dtmf", call="c1", digits="2")
             ring = phones.wait_event({"ev": "incoming", "user": "alice"}, timeout=10)
@@ -262,11 +264,12 @@ def test_agent_desktop_screen_pop_and_disposition(ports, workdir, prompts_dir, t
             pop = browser.wait_css("#screen-pop .pop.ringing", timeout=2.0)
             assert not phones.events({"ev": "state", "call": ring["call"], "state": "CONFIRMED"})
             assert "2" in browser.find("#pop-ivr").text
+            assert browser.find("#pop-name").text == CALLER_NAME
             data = browser.find("#pop-data").text
             assert SCRIPT in data, data          # shown as text ...
             assert browser.js("return window.pwned") is None      # ... and never run
-            assert browser.js("return document.querySelectorAll('#screen-pop script, "
-                              "#screen-pop img').length") == 0
+            assert browser.js("return document.querySelectorAll('main script, "
+                              "main img').length") == 0
             assert pop.is_displayed()
             browser.shot("desktop-ringing")
 
