@@ -4,7 +4,7 @@
 // resume, transfer, recording), and wrap-up with a disposition code.
 
 import {enc, get, post} from "./api.js";
-import {autoTable, compact, dateTime, duration, el, now} from "./dom.js";
+import {compact, dateTime, duration, el, now, table} from "./dom.js";
 import * as live from "./live.js";
 import {reasonList, stateName} from "./agents.js";
 
@@ -100,9 +100,12 @@ export function mount(view, params, {session, say}) {
       data.length ? el("dl", {class: "facts", id: "pop-data"}, data.map(([k, v]) => [el("dt", {}, k), el("dd", {}, compact(v))]))
         : el("p", {class: "sub"}, "none"),
       el("h3", {}, "This caller's recent calls"),
-      history.length ? autoTable(history, ["start", "queue", "agent", "outcome", "disposition"], (k, v) =>
-        (typeof v === "number" && (k === "start" || k === "t" || k === "ended")) ? dateTime(v) : compact(v),
-        {class: "history", id: "pop-history"}) : el("p", {class: "sub"}, "no earlier calls"),
+      history.length ? table([
+        ["When", (r) => dateTime(r.start)], ["Queue", (r) => r.queue], ["Agent", (r) => r.agent],
+        ["Outcome", (r) => r.outcome], ["Wait", (r) => duration(r.wait), "num"],
+        ["Talk", (r) => duration(r.talk), "num"], ["Disposition", (r) => r.disposition],
+        ["Note", (r) => r.disposition_note]], history, {class: "history", id: "pop-history"})
+        : el("p", {class: "sub"}, "no earlier calls"),
       ...(phase === "connected" ? [callControls(pop.call_id, call)] : []));
   }
 

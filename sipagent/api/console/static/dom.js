@@ -89,16 +89,3 @@ export function compact(value) {
 export function now() {
   return Date.now() / 1000;
 }
-
-// A table of rows whose keys are not all known here: `first` in that order,
-// then any other keys alphabetically; `show(key, value)` may format a cell.
-export function autoTable(rows, first = [], show = (key, value) => compact(value), attrs = {}) {
-  const keys = new Set();
-  for (const row of rows) for (const key of Object.keys(row)) keys.add(key);
-  const columns = [...first.filter((k) => keys.has(k)),
-                   ...[...keys].filter((k) => !first.includes(k)).sort()];
-  return el("table", attrs,
-    el("thead", {}, el("tr", {}, columns.map((c) => el("th", {scope: "col"}, c.replaceAll("_", " "))))),
-    el("tbody", {}, rows.map((row) => el("tr", {},
-      columns.map((c) => el("td", {class: typeof row[c] === "number" ? "num" : ""}, show(c, row[c])))))));
-}
