@@ -26,7 +26,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
+from sipagent.api.admin import add_admin_routes
+from sipagent.api.auth import Authenticator, Caller, add_auth_routes
 from sipagent.api.calls import add_call_routes
+from sipagent.api.desktop import add_desktop_routes
 from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.debug import add_debug_routes
@@ -71,22 +74,13 @@ class CallbackRequest(JsonBody):
     at: Annotated[float, BeforeValidator(_callback_time)] | None = None
 
 
-class _Caller:
-    def __init__(self, role: str, agent: str | None, name: str = "", phone: str | None = None):
-        self.role, self.agent, self.name, self.phone = role, agent, name, phone
+AUTH = web.AppKey("auth", Authenticator)
 
 
-def _authenticate(config, request: web.Request, roles: set[str]) -> _Caller:
-    given = request.headers.get("Authorization", "")
-    if not given.startswith("Bearer "):
-        raise web.HTTPUnauthorized(text="bearer token required\n")
-    secret = given[7:].encode()
-    for name, tok in config.http.tokens.items():
-        if hmac.compare_digest(secret, tok.token.encode()):
-            if tok.role not in roles:
-                raise web.HTTPForbidden(text=f"role {tok.role!r} may not do this\n")
-            return _Caller(tok.role, tok.agent, name, tok.phone)
-    raise web.HTTPUnauthorized(text="unknown token\n")
+def _authenticate(config, request: web.Request, roles: set[str]) -> Caller:
+    """The app's :class:`~sipagent.api.auth.Authenticator` (bearer token or
+    session cookie); kept under this name for route modules written against it."""
+    return request.app[AUTH](request, roles)
 
 
 def _allowed(command: str, state: str) -> bool:
@@ -101,6 +95,7 @@ def _finite(value):
 def build_app(engine) -> web.Application:
     app = web.Application()
     config = engine.config
+    auth = app[AUTH] = Authenticator(config, lambda: getattr(engine, "people", None))
     metrics_token = config.http.metrics_token
 
     async def metrics(request: web.Request) -> web.Response:
@@ -181,6 +176,9 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/api/callbacks", list_callbacks)
     add_call_routes(app, lambda: engine.queues,
                     lambda request, roles: _authenticate(config, request, roles))
+    add_auth_routes(app, auth)
+    add_admin_routes(app, engine, auth)
+    add_desktop_routes(app, engine, auth)
     add_pickup_routes(app, lambda: engine.queues,
                       lambda request, roles: _authenticate(config, request, roles))
     add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))
