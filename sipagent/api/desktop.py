@@ -38,7 +38,7 @@ from pydantic import Field
 from sipagent.api.auth import Authenticator, Caller
 from sipagent.api.request_input import JsonBody, read_body
 from sipagent.queue.entry import EntryState
-from sipagent.store.eventlog import event_log_path, read_only
+from sipagent.store.eventlog import read_only
 
 PEOPLE = {"admin", "supervisor", "agent"}
 SUPERVISORS = {"admin", "supervisor"}
@@ -79,10 +79,11 @@ def add_desktop_routes(app: web.Application, engine, auth: Authenticator) -> Non
     def cdr_rows(sql: str, args: tuple) -> list[dict]:
         """Call records (blocking: run in a thread); none before the first call."""
         log = getattr(engine, "eventlog", None)
-        if log is not None:
-            log.flush(timeout=2.0)
+        if log is None:
+            return []
+        log.flush(timeout=2.0)
         try:
-            conn = read_only(event_log_path(config.data.dir))
+            conn = read_only(log.path)
         except (FileNotFoundError, sqlite3.Error):
             return []
         try:
