@@ -194,3 +194,14 @@ def test_users_crud(tmp_path, port_allocator):
         assert audit == [("user.removed", "tim"), ("user.updated", "tim"),
                          ("user.updated", "tim"), ("user.added", "tim")]
     run(tmp_path, port_allocator, scenario)
+
+
+def test_an_agent_login_cannot_take_another_users_name(tmp_path, port_allocator):
+    async def scenario(client, engine):
+        r = await client.post("/api/admin/agents", headers=ADMIN,
+                              json={"agent": "sam", "uri": "sip:sam@127.0.0.1:9",
+                                    "password": "sam-agent-password"})
+        assert r.status == 409 and "user 'sam' exists" in await r.text()
+        assert "sam" not in engine.queues.lines                  # nothing half done
+        assert engine.people.user("sam").role == "supervisor"
+    run(tmp_path, port_allocator, scenario)

@@ -114,14 +114,20 @@ def add_admin_routes(app: web.Application, engine, auth: Authenticator) -> None:
         # scrypt costs tens of milliseconds: not on the loop.
         return None if body.pin is None else await asyncio.to_thread(hash_pin, body.pin)
 
+    def login_conflict(people, body: AgentBody, agent_id: str) -> None:
+        """Checked before the agent changes: a login for it would take a
+        user name someone else has."""
+        old = people.user(agent_id)
+        if body.model_fields_set & {"password", "role"} and old is not None \
+                and old.agent != agent_id:
+            raise web.HTTPConflict(text=f"user {agent_id!r} exists and is not this agent's\n")
+
     async def agent_login(people, body: AgentBody, agent_id: str, by: str) -> None:
         """The agent's console login (a user named after it), when asked for."""
         given = body.model_fields_set
         if not given & {"password", "role"}:
             return
         old = people.user(agent_id)
-        if old is not None and old.agent != agent_id:
-            raise web.HTTPConflict(text=f"user {agent_id!r} exists and is not this agent's\n")
         if old is None and body.password is None:
             return      # a role alone, for a login that does not exist
         password_hash = old.password_hash if old else None
@@ -158,6 +164,7 @@ def add_admin_routes(app: web.Application, engine, auth: Authenticator) -> None:
         if body.agent is None:
             raise web.HTTPBadRequest(text="agent: required\n")
         spec = spec_from(body, None, body.agent, await pin_hash_of(body))
+        login_conflict(people, body, body.agent)
         by = who_of(who)
         try:
             admin.add(spec, who=by)
@@ -180,6 +187,7 @@ def add_admin_routes(app: web.Application, engine, auth: Authenticator) -> None:
                                           "add a new one)\n")
         try:
             spec = spec_from(body, admin.get(agent_id), agent_id, await pin_hash_of(body))
+            login_conflict(people, body, agent_id)
             admin.update(spec, who=who_of(who))
         except UnknownAgent:
             raise web.HTTPNotFound(text=f"unknown agent {agent_id!r}\n") from None

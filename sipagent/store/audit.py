@@ -17,8 +17,8 @@ from sipagent.store.database import Database
 def record(db: Database, t: float, who: str, action: str, target: str,
            before: Any = None, after: Any = None) -> None:
     """One row, inside the caller's ``db.transaction()``."""
-    db.execute("INSERT INTO audit (t, who, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)",
-               (t, who, action, target, _json(before), _json(after)))
+    db.execute("INSERT INTO audit (t, who, action, target, before, after)"
+               " VALUES (?, ?, ?, ?, ?, ?)", (t, who, action, target, _json(before), _json(after)))
 
 
 def audit_rows(db: Database, *, limit: int = 100, before_id: int | None = None,
