@@ -198,3 +198,28 @@ def test_bad_people_config_names_the_key(text, problem):
         parse_config(BASE + text)
     assert problem in str(err.value)
     assert "hunter2" not in str(err.value)
+
+
+def test_sipacd_passwd_prints_a_hash_never_the_password(monkeypatch, capsys):
+    import io
+
+    from sipagent.cli.main import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert main(["passwd", "--stdin"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("scrypt$") and verify_pin("a-long-password", out)
+    assert "a-long-password" not in out
+    parse_config(BASE + f'[users.x]\nrole = "admin"\npassword_hash = "{out}"\n')
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["passwd", "--stdin"]) == 2
+    assert "at least 8" in capsys.readouterr().err
+
+
+def test_the_demo_config_has_its_demo_login(tmp_path):
+    from sipagent.config.load import load_default_config
+
+    config = load_default_config(base_dir=tmp_path)
+    demo = config.users["demo"]
+    assert demo.role == "admin" and verify_pin("demo", demo.password_hash)
+    assert config.desktop.dispositions
