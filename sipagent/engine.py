@@ -16,7 +16,8 @@ import structlog
 from acdcore.model import QueueConfig
 from ivrflows.call import CallerHangup
 from sipagent.sip import message as sip_message
-from sipagent.queue.agent_admin import AgentAdmin, acd_config, agent_line, spec_of
+from sipagent.queue.agent_admin import (AgentAdmin, acd_config, agent_line, fit_to_queues,
+                                        spec_of)
 from sipagent.queue.runtime import QueueRuntime
 from sipagent.sip.endpoint import SipEndpoint
 from sipagent.fax.metrics import FaxMetrics
@@ -279,7 +280,9 @@ class Engine:
                                   lockout_failures=auth.lockout_failures,
                                   lockout_seconds=auth.lockout_seconds)
         self.people.seed_users(users_from(self.config.users))
-        return self.people.agents.seed({n: spec_of(n, a) for n, a in self.config.agents.items()})
+        agents = self.people.agents.seed({n: spec_of(n, a)
+                                          for n, a in self.config.agents.items()})
+        return fit_to_queues(agents, self.config.queues)
 
     # -- admission ----------------------------------------------------------------
     def _incoming(self, leg, rdata) -> None:

@@ -205,3 +205,11 @@ def test_an_agent_login_cannot_take_another_users_name(tmp_path, port_allocator)
         assert "sam" not in engine.queues.lines                  # nothing half done
         assert engine.people.user("sam").role == "supervisor"
     run(tmp_path, port_allocator, scenario)
+
+
+def test_a_stored_agent_keeps_only_queues_the_config_still_has():
+    from sipagent.queue.agent_admin import fit_to_queues
+    from sipagent.store.agent_book import AgentSpec
+
+    specs = {"z": AgentSpec("z", "sip:z@h", queues={"support": 0, "gone": 1})}
+    assert fit_to_queues(specs, {"support": None})["z"].queues == {"support": 0}

@@ -1,6 +1,7 @@
 """Over real SIP on 127.0.0.1: an agent added through the admin API while the
 engine runs gets the next queue call (no restart), and while its phone
-rings the screen pop shows the caller's IVR choice and the flow's data."""
+rings the screen pop shows the caller's IVR choice and the flow's data; the
+agent is still there after a restart."""
 from __future__ import annotations
 
 import time
@@ -51,9 +52,17 @@ def test_an_agent_added_at_run_time_gets_the_next_call(ports, workdir, prompts_d
             wait_until(lambda: api(engine, "GET", "/api/calls", token=ADMIN_TOKEN)[1]["calls"],
                        5, "the conversation")
             time.sleep(0.3)
+            status, agents = api(engine, "GET", "/api/agents", token=ADMIN_TOKEN)
+            zed = next(a for a in agents["agents"] if a["agent"] == "zed")
+            assert zed["state"] == "busy" and zed["call"]["call_id"] == call_id, zed
+            assert zed["call"]["talk_seconds"] > 0 and zed["call"]["on_hold"] is False
             caller.request("hangup", call="c1")
             phones.wait_state(ring["call"], "DISCONNECTED", timeout=5)
             engine.assert_settled()
             status, agents = api(engine, "GET", "/api/agents", token=ADMIN_TOKEN)
             zed = next(a for a in agents["agents"] if a["agent"] == "zed")
             assert zed["handled_today"] == 1 and zed["missed_today"] == 0
+        # Kept in people.sqlite3: after a restart on the same file zed is back, logged in.
+        with Engine(workdir, cfg) as engine:
+            status, agents = api(engine, "GET", "/api/agents", token=ADMIN_TOKEN)
+            assert [(a["agent"], a["state"]) for a in agents["agents"]] == [("zed", "available")]

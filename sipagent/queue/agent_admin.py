@@ -66,6 +66,21 @@ def spec_of(agent_id: str, section) -> AgentSpec:
                      section.talk_limit, section.number, section.pin)
 
 
+def fit_to_queues(specs: dict[str, AgentSpec], queues) -> dict[str, AgentSpec]:
+    """The stored agents as the running config allows: a queue the file no
+    longer has is left out of an agent's queues (with a warning), rather
+    than stopping the start."""
+    out = {}
+    for agent_id, spec in specs.items():
+        gone = [q for q in spec.queues if q not in queues]
+        if gone:
+            log.warning("stored agent names queues the config does not have; left out",
+                        agent=agent_id, queues=gone)
+            spec = spec.with_(queues={q: p for q, p in spec.queues.items() if q in queues})
+        out[agent_id] = spec
+    return out
+
+
 def _acd_part(spec: AgentSpec) -> tuple:
     return dict(spec.queues), dict(spec.skills), spec.weight, spec.wrap_up
 

@@ -58,7 +58,7 @@ def agent_rows(lines: Mapping[str, AgentLine], scheduler, talking: Iterable[Queu
                "call": None if e is None else {
                    "call_id": e.call_id, "queue": e.queue, "caller": e.caller,
                    "talk_seconds": round(now - (e.answered_at or now), 3),
-                   "on_hold": bool(e.conversation and e.conversation.caller_held())}}
+                   "on_hold": bool(e.conversation and e.conversation.caller_held)}}
         offered = rung.get(agent_id)
         row["ringing"] = None if offered is None else {
             "call_id": offered.call_id, "queue": offered.queue, "caller": offered.caller}
