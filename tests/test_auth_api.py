@@ -163,3 +163,18 @@ def test_malformed_login_bodies_are_400(tmp_path, port_allocator):
         r = await client.get("/api/agents", headers={"Cookie": f"{COOKIE}={'x' * 5000}"})
         assert r.status == 401
     run(tmp_path, port_allocator, scenario)
+
+
+def test_a_scoped_supervisor_lists_only_its_queues_agents(tmp_path, port_allocator):
+    async def scenario(client, engine):
+        await client.post("/api/admin/agents", headers=ADMIN,
+                          json={"agent": "bob", "uri": "sip:bob@127.0.0.1:9",
+                                "queues": {"sales": 0}})
+        sam = await log_in(client, "sam")                       # queues = ["sales"]
+        assert sam.answer["queues"] == ["sales"]
+        agents = await sam.json("GET", "/api/agents")
+        assert [a["agent"] for a in agents["agents"]] == ["bob"]
+        ann = await log_in(client, "ann")
+        agents = await ann.json("GET", "/api/agents")
+        assert [a["agent"] for a in agents["agents"]] == ["alice", "bob"]
+    run(tmp_path, port_allocator, scenario)

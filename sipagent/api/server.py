@@ -115,6 +115,9 @@ def build_app(engine) -> web.Application:
         agents = engine.queues.agents()
         if who.role == "agent":
             agents = [a for a in agents if a["agent"] == who.agent]
+        elif who.queues is not None:       # a scoped supervisor: its queues' agents
+            agents = [a for a in agents
+                      if who.queues.intersection(engine.queues.agent_queues(a["agent"]))]
         return web.json_response({"agents": agents})
 
     async def agent_command(request: web.Request) -> web.Response:
