@@ -15,6 +15,7 @@ from apikit import serve
 from portlocks import Ports
 from sipagent.api.desktop import display_name
 from sipagent.queue.entry import EntryEvent, QueueEntry
+from test_admin_api import Stream
 from test_auth_api import log_in
 
 SCRIPT = "<script>alert('x')</script>"
@@ -68,10 +69,14 @@ def test_disposition_goes_into_the_call_record(tmp_path, port_allocator):
                         queue="support", agent="bob", outcome="answered")
         log.call_record("c3", start=time.time() - 30, caller="+15550102", called="100",
                         queue="sales", agent="alice", outcome="answered")
+        engine.events = Stream()
         alice = await log_in(client, "alice")
         body = {"code": "sale", "note": f"wants {SCRIPT} & more"}
         answer = await alice.json("POST", "/api/calls/c1/disposition", json=body)
         assert (answer["code"], answer["agent"]) == ("sale", "alice")
+        assert engine.events.published == [("wrapup.disposition", {
+            "call_id": "c1", "queue": "support", "agent": "alice", "code": "sale",
+            "note": body["note"], "user": "alice"})]
         row = cdr(engine, "c1")
         assert (row["disposition"], row["disposition_note"]) == ("sale", body["note"])
         assert row["outcome"] == "answered" and row["agent"] == "alice"   # the rest kept
