@@ -58,6 +58,7 @@ from sipagent.config.values import (
     uppercase,
 )
 from sipagent.calls.agent_keypad import KeypadSettings
+from sipagent.config.console import ConsoleSection
 from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import FeaturesSection, feature_problems
 from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
@@ -65,6 +66,7 @@ from sipagent.config.operations import (CallKeysSection, MonitorSection, Recordi
 from sipagent.config.outbound import OutboundSection, outbound_problems
 from sipagent.config.people import AuthSection, DesktopSection, UserSection, people_problems
 from sipagent.config.queues import AgentSection, QueueSection
+from sipagent.config.cluster import ClusterSection, cluster_problems
 from sipagent.config.supervisors import (SupervisorSection, supervisor_directory,
                                          supervisor_keypad_settings, supervisor_problems)
 from sipagent.config.voicemail import MailboxSection, VoicemailSection, mailbox_problems
@@ -283,6 +285,9 @@ class Config(Section):
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
     supervisors: dict[Name, SupervisorSection] = {}    # sipagent/config/supervisors.py
+    console: ConsoleSection = section()                # sipagent/config/console.py
+    # Absent: one engine on its own (sipagent/config/cluster.py).
+    cluster: ClusterSection | None = None
     # Console logins and the agent desktop: sipagent/config/people.py.
     auth: AuthSection = section()
     users: dict[Name, UserSection] = {}
@@ -406,6 +411,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += feature_problems(config)
     problems += outbound_problems(config)
     problems += supervisor_problems(config)
+    problems += cluster_problems(config)
     problems += people_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
