@@ -180,12 +180,9 @@ class Engine:
         self.callback_store = await asyncio.to_thread(CallbackStore, self.config.data.dir)
         pending = await asyncio.to_thread(self.callback_store.pending)
         self.queues.callbacks.attach(self.callback_store, self.schedules, self.prompts, pending)
-        self.keypad = AgentKeypad.open(self.config.data.dir, self.config.keypad_settings(),
-                                       self.queues, self.metrics)
         self.queues.operations.supervisors = self.config.supervisor_directory()
-        if self.keypad is not None:      # same [features] table, same PIN lockout store
-            self.supervisor_keypad = SupervisorKeypad(self.config.supervisor_keypad_settings(),
-                                                      self.queues.operations, self.keypad.lockout)
+        self._keypads(agents)
+        self.agent_admin.on_change = self._keypads    # numbers and PINs of admin changes
         self.call_services = CallServices(
             prompts=self.prompts, queues=self.queues, schedules=self.schedules,
             account=lambda: self.account, track_leg=self.track, run_flow=self.run_flow_spec,
@@ -268,6 +265,20 @@ class Engine:
         """Legs callers may use: all but one per agent (agents change at run time)."""
         agents = len(self.queues.lines) if self.queues else len(self.config.agents)
         return self.capacity - agents
+
+    def _keypads(self, agents: dict) -> None:
+        """The feature numbers' flows, for the running agents (at start, and
+        again after each admin change: a new agent's number and PIN work at once)."""
+        settings = self.config.keypad_settings(agents)
+        if settings is None:
+            return
+        if self.keypad is None:
+            self.keypad = AgentKeypad.open(self.config.data.dir, settings, self.queues,
+                                           self.metrics)
+        else:     # the same PIN lockout store
+            self.keypad = AgentKeypad(settings, self.queues, self.keypad.lockout, self.metrics)
+        self.supervisor_keypad = SupervisorKeypad(self.config.supervisor_keypad_settings(agents),
+                                                  self.queues.operations, self.keypad.lockout)
 
     def _open_people(self) -> dict:
         """The people store, seeded with the file's users and agents; the

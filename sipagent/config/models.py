@@ -325,16 +325,18 @@ class Config(Section):
             for number, (_, flow) in self.features.flows().items():
                 self._exact_routes.setdefault(number, RouteEntry(number=number, flow=flow))
 
-    def keypad_settings(self) -> KeypadSettings | None:
-        """The agents' keypad flow's settings; None without ``[features]``."""
-        return None if self.features is None else self.features.keypad(self.agents)
+    def keypad_settings(self, agents=None) -> KeypadSettings | None:
+        """The agents' keypad flow's settings; None without ``[features]``.
+        ``agents``: the running ones (file and admin API), else the file's."""
+        return None if self.features is None else \
+            self.features.keypad(self.agents if agents is None else agents)
 
     def supervisor_directory(self):
         return supervisor_directory(self)
 
-    def supervisor_keypad_settings(self):
+    def supervisor_keypad_settings(self, agents=None):
         """The monitor feature flow's settings; None without ``[features]``."""
-        return supervisor_keypad_settings(self)
+        return supervisor_keypad_settings(self, agents)
 
     def route_for(self, called: str) -> RouteEntry | None:
         """Exact numbers win over patterns; patterns are tried in file order."""

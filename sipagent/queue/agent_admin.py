@@ -22,6 +22,7 @@ An ACD change of a logged-in agent logs it out and in again (reason
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import structlog
 
@@ -91,6 +92,8 @@ class AgentAdmin:
         self.book = book              # store.agent_book.AgentBook
         self.events = events          # the event stream, or None (not published)
         self.max_agents = max_agents  # legs kept free: one per agent
+        # Called with the running agents after each change (the engine's keypads).
+        self.on_change: Callable[[dict[str, AgentSpec]], None] | None = None
 
     # -- read-outs ---------------------------------------------------------------------
     def rows(self) -> list[dict]:
@@ -119,6 +122,7 @@ class AgentAdmin:
         if spec.auto_login:
             self._login(spec.agent)
         self.book.put(spec, who=who, action="agent.added", before=None)
+        self._changed()
         self._publish("agent.added", spec.agent, who, None, spec)
         log.info("agent added", agent=spec.agent, by=who, queues=dict(spec.queues))
         return spec
@@ -142,6 +146,7 @@ class AgentAdmin:
         rt.lines[spec.agent] = agent_line(spec)
         rt.serve_queues(spec.agent, dict(spec.queues))
         self.book.put(spec, who=who, action="agent.updated", before=before)
+        self._changed()
         self._publish("agent.updated", spec.agent, who, before, spec)
         log.info("agent changed", agent=spec.agent, by=who)
         return spec
@@ -157,6 +162,7 @@ class AgentAdmin:
             del rt.lines[agent_id]
             rt.serve_queues(agent_id, None)
         self.book.remove(agent_id, who=who, before=before)
+        self._changed()
         self._publish("agent.removed", agent_id, who, before, None)
         log.info("agent removed", agent=agent_id, by=who)
         return before
@@ -184,6 +190,13 @@ class AgentAdmin:
     def _logout(self, agent_id: str, reason: str) -> None:
         # The LOGOUT row closes the agent's logged-in time in the event log.
         self.runtime.agent_command(agent_id, "logout", reason)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(self.book.specs())
+            except Exception:     # the change stands; its keypad numbers wait for a restart
+                log.exception("keypad settings not renewed after an agent change")
 
     def _publish(self, kind: str, agent_id: str, who: str, before: AgentSpec | None,
                  after: AgentSpec | None) -> None:

@@ -49,6 +49,11 @@ class AgentSpec:
         out["pin"] = out.pop("pin_hash") is not None
         return out
 
+    @property
+    def pin(self) -> str | None:
+        """The PIN hash, under the name the keypad settings read (config/features.py)."""
+        return self.pin_hash
+
     def with_(self, **changes) -> AgentSpec:
         return replace(self, **changes)
 
