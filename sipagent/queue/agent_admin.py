@@ -10,7 +10,8 @@ Each change applies at once, without a restart, and in this order:
 3. the agent's record in ``people.sqlite3`` and its audit row, in one
    transaction (``store.agent_book``, which also says how the config
    file's agents and the database combine);
-4. ``agent.added|updated|removed`` on the event stream, when there is one.
+4. ``agent.added|updated|removed`` on the event stream, when there is one;
+5. ``on_change`` (the engine renews the keypad's agent numbers and PINs).
 
 An agent who is being rung, on a call or in wrap-up (``AgentBusy``, a 409)
 is neither removed nor changed in what the ACD knows (queues, skills,
