@@ -145,6 +145,13 @@ def test_admin_refusals(tmp_path, port_allocator):
         code, _ = await status("POST", "/api/admin/agents", {"agent": "alice", "uri": "sip:a@h"})
         assert code == 409
         code, _ = await status("POST", "/api/admin/agents",
+                               {"agent": "y", "uri": "sip:y@h", "number": "3001"})
+        assert code == 201
+        code, text = await status("POST", "/api/admin/agents",
+                                  {"agent": "x", "uri": "sip:x@h", "number": "3001"})
+        assert code == 400 and "keypad number '3001' belongs to agent 'y'" in text
+        await status("DELETE", "/api/admin/agents/y")
+        code, _ = await status("POST", "/api/admin/agents",
                                {"agent": "x", "uri": "sip:x@h", "pin": "12"})
         assert code == 400
         code, _ = await status("POST", "/api/admin/agents",
@@ -156,7 +163,7 @@ def test_admin_refusals(tmp_path, port_allocator):
         assert (await status("DELETE", "/api/admin/agents/nobody"))[0] == 404
         # Nothing of the refused requests reached the runtime or the audit trail.
         assert list(engine.queues.lines) == ["alice"]
-        assert engine.people.audit() == []
+        assert [a["action"] for a in engine.people.audit()] == ["agent.removed", "agent.added"]
     run(tmp_path, port_allocator, scenario)
 
 

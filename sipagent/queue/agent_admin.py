@@ -177,6 +177,11 @@ class AgentAdmin:
         for other, line in self.runtime.lines.items():
             if other != spec.agent and line.uri.lower() == spec.uri.lower():
                 raise ValueError(f"uri: same URI as agent {other!r}: {spec.uri!r}")
+        if spec.number is not None:
+            for other, stored in self.book.specs().items():
+                if other != spec.agent and stored.number == spec.number:
+                    raise ValueError(f"number: keypad number {spec.number!r} belongs to "
+                                     f"agent {other!r}")
 
     def _not_engaged(self, agent_id: str, what: str) -> None:
         rt = self.runtime
