@@ -64,6 +64,7 @@ from sipagent.config.features import FeaturesSection, feature_problems
 from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
                                         TransferSection)
 from sipagent.config.outbound import OutboundSection, outbound_problems
+from sipagent.config.people import AuthSection, DesktopSection, UserSection, people_problems
 from sipagent.config.queues import AgentSection, QueueSection
 from sipagent.config.cluster import ClusterSection, cluster_problems
 from sipagent.config.supervisors import (SupervisorSection, supervisor_directory,
@@ -287,6 +288,10 @@ class Config(Section):
     console: ConsoleSection = section()                # sipagent/config/console.py
     # Absent: one engine on its own (sipagent/config/cluster.py).
     cluster: ClusterSection | None = None
+    # Console logins and the agent desktop: sipagent/config/people.py.
+    auth: AuthSection = section()
+    users: dict[Name, UserSection] = {}
+    desktop: DesktopSection = section()
     log: LogSection = section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -320,16 +325,18 @@ class Config(Section):
             for number, (_, flow) in self.features.flows().items():
                 self._exact_routes.setdefault(number, RouteEntry(number=number, flow=flow))
 
-    def keypad_settings(self) -> KeypadSettings | None:
-        """The agents' keypad flow's settings; None without ``[features]``."""
-        return None if self.features is None else self.features.keypad(self.agents)
+    def keypad_settings(self, agents=None) -> KeypadSettings | None:
+        """The agents' keypad flow's settings; None without ``[features]``.
+        ``agents``: the running ones (file and admin API), else the file's."""
+        return None if self.features is None else \
+            self.features.keypad(self.agents if agents is None else agents)
 
     def supervisor_directory(self):
         return supervisor_directory(self)
 
-    def supervisor_keypad_settings(self):
+    def supervisor_keypad_settings(self, agents=None):
         """The monitor feature flow's settings; None without ``[features]``."""
-        return supervisor_keypad_settings(self)
+        return supervisor_keypad_settings(self, agents)
 
     def route_for(self, called: str) -> RouteEntry | None:
         """Exact numbers win over patterns; patterns are tried in file order."""
@@ -407,6 +414,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += outbound_problems(config)
     problems += supervisor_problems(config)
     problems += cluster_problems(config)
+    problems += people_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),
