@@ -32,6 +32,7 @@ from sipua import UA
 from test_queue_behaviour import api, config, wait_until
 
 from sipagent.store.eventlog import event_log_path
+from sipagent.store.pin import hash_secret
 
 pytestmark = [pytest.mark.sip,
               pytest.mark.skipif(browser_problem() is not None, reason=str(browser_problem()))]
@@ -52,7 +53,6 @@ CHOOSE_THEN_QUEUE = (
 
 
 def console_config(ports, workdir, prompts_dir, agents: dict, **queue) -> dict:
-    from sipagent.store.pin import hash_secret      # (the people branch's)
     cfg = config(ports, workdir, prompts_dir, agents, {"support": {"ring_timeout": 10, **queue}})
     cfg["users"] = {
         "ops": {"role": "admin", "password_hash": hash_secret(PASSWORDS["ops"], log2_n=10)},
