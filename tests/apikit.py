@@ -22,6 +22,7 @@ from sipagent.fax.store import FaxStore
 from sipagent.metrics import EngineMetrics
 from sipagent.queue.agents import AgentLine
 from sipagent.queue.runtime import QueueRuntime
+from sipagent.store.event_stream import EventStream
 from sipagent.store.eventlog import EventLog, event_log_path
 from sipagent.store.pin import hash_pin
 from sipagent.voicemail.store import Mailbox, VoicemailStore
@@ -83,6 +84,8 @@ class EngineApp:
         self.capacity = self.config.sip.max_calls
         eventlog = EventLog(event_log_path(data))
         self._closing.callback(eventlog.close)
+        self.events = EventStream(eventlog, node="apikit")    # GET /api/events...
+        self._closing.callback(self.events.close)
         cfg = self.config
         self.queues = QueueRuntime(
             [QueueConfig(name=name) for name in cfg.queues],

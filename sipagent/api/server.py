@@ -30,6 +30,7 @@ from sipagent.api.calls import add_call_routes
 from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.debug import add_debug_routes
+from sipagent.api.events import add_event_routes
 from sipagent.api.request_input import JsonBody, iso_time, read_body
 from sipagent.config.values import matching
 
@@ -184,6 +185,7 @@ def build_app(engine) -> web.Application:
     add_pickup_routes(app, lambda: engine.queues,
                       lambda request, roles: _authenticate(config, request, roles))
     add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))
+    add_event_routes(app, lambda: getattr(engine, "events", None), lambda request, roles: _authenticate(config, request, roles), known_queues=lambda: config.queues, queues_of=getattr(engine, "agent_queues", lambda agent: ()), heartbeat=config.events.heartbeat, client_buffer=config.events.client_buffer)  # noqa: E501
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes
 

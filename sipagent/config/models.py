@@ -63,6 +63,7 @@ from sipagent.config.features import FeaturesSection, feature_problems
 from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
                                         TransferSection)
 from sipagent.config.outbound import OutboundSection, outbound_problems
+from sipagent.config.events import EventsSection, events_problems
 from sipagent.config.queues import AgentSection, QueueSection
 from sipagent.config.supervisors import (SupervisorSection, supervisor_directory,
                                          supervisor_keypad_settings, supervisor_problems)
@@ -282,6 +283,7 @@ class Config(Section):
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
     supervisors: dict[Name, SupervisorSection] = {}    # sipagent/config/supervisors.py
+    events: EventsSection = section()                  # sipagent/config/events.py
     log: LogSection = section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -401,6 +403,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += feature_problems(config)
     problems += outbound_problems(config)
     problems += supervisor_problems(config)
+    problems += events_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),
