@@ -9,7 +9,8 @@ would have seen had it stayed.
   (an agent's state, say) passes when its agent serves one of them
   (``queues_of``, asked at send time);
 - ``agents``: the event is about the agent, or about a call the agent was
-  offered or connected to (as of that event; ``StreamItem.audience``);
+  offered or connected to (as of that event; ``StreamItem.audience``),
+  except another agent's own ``agent.*`` and ``wrapup.*`` events;
 - the caller's scope narrows further by the same two rules: an agent-role
   caller is ``agents = {itself}``, a supervisor scoped to queues is
   ``queues = its queues``.
@@ -26,6 +27,8 @@ from sipagent.store.public_events import EVENT_TYPES
 __all__ = ["StreamItem", "EventFilter", "BadFilter", "parse_types"]
 
 _PATTERN = re.compile(r"[a-z_]+\.(\*|[a-z_]+)")
+# About one agent: never shown to another for sharing a call with it.
+_PERSONAL = ("agent.", "wrapup.")
 _RESOURCES = frozenset(t.split(".")[0] for t in EVENT_TYPES)
 
 
@@ -111,7 +114,8 @@ class EventFilter:
             elif item.agent is None or not self.queues.intersection(self.queues_of(item.agent)):
                 return False
         if self.agents is not None and item.agent not in self.agents:
-            if item.call_id is None or not self.agents.intersection(audience(item)):
+            if item.call_id is None or item.type.startswith(_PERSONAL) \
+                    or not self.agents.intersection(audience(item)):
                 return False
         return True
 
