@@ -51,6 +51,7 @@ class Clients:
     def __init__(self, n: int, port: int, token: str):
         self.n, self.port, self.token = n, port, token
         self.latencies: list[float] = []
+        self.arrivals: list[float] = []
         self.bytes = 0
         self.ended = 0          # streams the engine closed (a client fell behind)
         self.connected = 0
@@ -99,6 +100,7 @@ class Clients:
                 tail = data[cut + 2:]
                 for m in STARTED.finditer(data, 0, cut):
                     self.latencies.append(now - float(m.group(1)))
+                    self.arrivals.append(now)
         self.ended += 1
 
 
@@ -123,19 +125,31 @@ def run(args) -> dict:
         clients = Clients(args.clients, engine.http_port, token)
         clients.start()
         say(f"phase 2: {clients.connected} clients, {args.seconds:g} s")
+        mine0 = time.process_time()
         with_clients = phase(engine, args.seconds)
+        client_cpu = 100 * (time.process_time() - mine0) / args.seconds
         received = len(clients.latencies)
         clients.stop()
         say(f"phase 3: no client, {args.seconds:g} s")
         after = phase(engine, args.seconds)
         offered = engine.metrics()
     lat = np.array(clients.latencies) * 1000
+    # Seconds of phase 2 in which some client saw an event later than 250 ms:
+    # spread thin (queueing) or in bursts (a stall somewhere)?
+    at = np.array(clients.arrivals)
+    slow = {}
+    if len(at):
+        for sec, ms in zip((at - at[0]).astype(int), lat):
+            if ms > 250:
+                slow[int(sec)] = max(slow.get(int(sec), 0.0), round(float(ms)))
     return {
         "rate": args.rate, "clients": args.clients, "connected": clients.connected,
         "seconds_per_phase": args.seconds,
         "engine_cpu_pct": {"without_1": round(before, 1), "with_clients": round(with_clients, 1),
                            "without_2": round(after, 1)},
         "cpu_added_pct_of_a_core": round(with_clients - (before + after) / 2, 1),
+        "client_process_cpu_pct": round(client_cpu, 1),
+        "seconds_with_an_event_over_250ms": slow,
         "call_started_received": received,
         "streams_closed_by_engine": clients.ended,
         "mbytes_to_clients": round(clients.bytes / 1e6, 1),

@@ -166,8 +166,9 @@ def add_event_routes(app: web.Application, stream: Callable[[], Any], auth: Auth
         unsubscribe = s.subscribe(client.push)     # first: nothing committed from now is missed
         clients.add(client)
         try:
-            if last is None:
-                last = s.committed_seq
+            # A Last-Event-ID beyond the file's end (a file restored from an
+            # older backup) would hold back every new event: start at the end.
+            last = s.committed_seq if last is None else min(last, s.committed_seq)
             response = web.StreamResponse(headers={
                 "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no"})

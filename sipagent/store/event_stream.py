@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -59,6 +60,7 @@ _CALL_AGENTS = ("SELECT DISTINCT agent FROM stream_event WHERE call_id = ? AND s
 _LAST_STATES = ("SELECT agent, body FROM stream_event WHERE type = 'agent.state_changed'"
                 " AND seq > ? ORDER BY seq")
 _LOOK_BACK = 200_000
+_TYPE = re.compile(r"[a-z_]+\.[a-z_]+")
 _AUDIENCE_TYPES = ("offer.created", "bridge.started")
 
 Subscriber = Callable[[list[StreamItem] | None], None]
@@ -119,6 +121,8 @@ class EventStream:
                 agent: str | None = None, offer_id: str | None = None, t: float | None = None,
                 **fields: Any) -> int:
         """Number, store and (once committed) send one event; returns its seq."""
+        if not isinstance(type, str) or not _TYPE.fullmatch(type):
+            raise ValueError(f"event type must be resource.verb, got {type!r}")
         clash = ENVELOPE_KEYS.intersection(fields)
         if clash:
             raise ValueError(f"event fields may not be envelope keys: {sorted(clash)}")
