@@ -14,6 +14,9 @@ stderr = pjsip's and our log):
   commands (an optional "id" is echoed in {"ev":"ok","id":..} or
   {"ev":"error","id":..,"msg":..}):
     {"cmd":"account","user":"alice"}
+    {"cmd":"register","user":"alice","registrar":"sip:127.0.0.1:5060","expires":300}
+         an account sip:alice@<registrar> registered there (its contact:
+         this phone); answers come as {"ev":"registered",...,"code":200}
     {"cmd":"auto_answer","user":"alice"|"*","after":0.5,"code":200,
      "tone":880,"record":"/x.wav","hangup_after":null}
          code 200 answers (183 = early media); 4xx-6xx rejects; null never
@@ -44,6 +47,7 @@ stderr = pjsip's and our log):
          (T: time.monotonic(), one clock for all processes of the machine)
     {"ev":"dtmf","call":"c1","digit":"1"}
     {"ev":"recorded","call":"c1","path":"/p.wav","seconds":2.3}
+    {"ev":"registered","user":"alice","code":200,"active":true,"expires":300}
     {"ev":"media_state","call":"c1","status":"active"|"local_hold"|
      "remote_hold"|"none"|"error"}   every media change after the first
     {"ev":"xfer_status","call":"c1","code":200,"reason":"OK","final":true}
@@ -245,6 +249,22 @@ class Phone(UAProcess):
 
     def cmd_account(self, user: str) -> None:
         self.account(user)
+
+    def cmd_register(self, user: str, registrar: str, expires: int = 300) -> None:
+        """Register ``user`` at ``registrar`` (``sip:host:port``): its
+        address of record is ``sip:user@host:port``, its contact this phone."""
+        if user in self.accounts:
+            raise RuntimeError(f"user {user!r} already has an account")
+        if len(self.accounts) + 1 >= MAX_ACCOUNTS:
+            raise RuntimeError(f"account limit: {MAX_ACCOUNTS} per process incl. the default")
+        cfg = self.lib.account_config(user, self.rtp_port)
+        cfg.idUri = f"sip:{user}@{registrar.removeprefix('sip:')}"
+        cfg.regConfig.registrarUri = registrar
+        cfg.regConfig.timeoutSec = int(expires)
+        cfg.regConfig.retryIntervalSec = 1
+        acc = PhoneAccount(self, user)
+        acc.create(cfg, False)
+        self.accounts[user] = acc
 
     def cmd_auto_answer(self, user: str = "*", after: float = 0.0, code: int | None = 200,
                         tone: float | None = None, record: str | None = None,

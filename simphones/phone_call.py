@@ -45,6 +45,14 @@ class PhoneAccount(Account):
         super().__init__(ua)
         self.user = user
 
+    @guarded
+    def onRegState(self, prm):
+        # A registration at a registrar (Kamailio in the cluster tests):
+        # every answer is reported, so a test can wait for the 200.
+        info = self.getInfo()
+        self.owner.emit(ev="registered", user=self.user, code=prm.code,
+                        active=info.regIsActive, expires=info.regExpiresSec)
+
 
 MEDIA_STATUS = {pj.PJSUA_CALL_MEDIA_NONE: "none", pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
                 pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",

@@ -137,7 +137,7 @@ class Engine:
         self.eventlog = EventLog(event_log_path(self.config.data.dir),
                                  heartbeat_interval=HEARTBEAT_INTERVAL)
         # Before the close-out below: what it closes is published too.
-        self.events = EventStream(self.eventlog, node=self.config.events.node_id)
+        self.events = EventStream(self.eventlog, node=self.config.event_node)
         stray = clean_stray_recordings(self.recordings_dir)
         rec = self.config.recording
         self.conversations = Recordings(rec.dir or self.config.data.dir / "conversations",

@@ -73,6 +73,9 @@ JSON_ROUTES = {
         "/api/fax/jobs", {"number": "0301234", "documents": ["1"], "pins": {"1": "4711"}},
         {"number": "text", "documents": "texts", "pins": "texts by key?"},
         required=("number", "documents")),
+    ("POST", "/api/reports/whatif"): JsonRoute(
+        "/api/reports/whatif", {"date": "2026-11-23", "queue": "support", "agents": 3},
+        {"date": "text", "queue": "text", "agents": "count"}, required=("date", "queue", "agents")),
 }
 
 QUERY_ROUTES = {
@@ -92,6 +95,11 @@ QUERY_ROUTES = {
     ("PUT", "/api/fax/documents/{number}"): QueryRoute(
         "/api/fax/documents/1", {"title": "text"}, method="PUT"),
     ("GET", "/api/debug/invariants"): QueryRoute("/api/debug/invariants", {"quiet": "flag"}),
+    # from and to are required: any one parameter alone is refused.
+    ("GET", "/api/reports/intervals"): QueryRoute("/api/reports/intervals", dict.fromkeys(
+        ("from", "to", "interval", "queue", "format"), "choice")),
+    ("GET", "/api/reports/agents"): QueryRoute("/api/reports/agents", dict.fromkeys(
+        ("from", "to", "interval", "queue", "format"), "choice")),
 }
 
 FILE_ROUTES = {
@@ -105,8 +113,10 @@ FILE_ROUTES = {
 PLAIN_ROUTES = {
     ("GET", "/metrics"): "/metrics",
     ("GET", "/healthz"): "/healthz",
+    ("GET", "/api/openapi.json"): "/api/openapi.json",
     ("GET", "/api/agents"): "/api/agents",
     ("GET", "/api/queues"): "/api/queues",
+    ("GET", "/api/wallboard"): "/api/wallboard",
     ("GET", "/api/callbacks"): "/api/callbacks",
     # A stream (it never ends when accepted); here only refusals are sent.
     ("GET", "/api/events"): "/api/events",

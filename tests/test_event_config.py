@@ -18,7 +18,7 @@ def test_defaults_and_a_webhook():
     sub = config.events.webhooks[0].subscription()
     assert (config.events.node_id, sub.name, sub.types, sub.queues) == (
         "acd-1", "http://127.0.0.1:9/h", frozenset({"call.*"}), frozenset({"support"}))
-    assert parse("").events.heartbeat == 15.0 and parse("").events.node_id
+    assert parse("").events.heartbeat == 15.0 and parse("").event_node
 
 
 @pytest.mark.parametrize("text, where, words", [

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
      "sipagent.loop_watchdog"),
     ("sipagent.sip",),
     ("sipagent.media",),
-    ("sipagent.queue", "sipagent.voicemail", "sipagent.fax"),
+    ("sipagent.queue", "sipagent.voicemail", "sipagent.fax", "sipagent.cluster"),
     ("sipagent.calls",),
     ("sipagent.engine",),
     ("sipagent.config",),

@@ -9,7 +9,7 @@
 Bodies and query parameters are read by ``sipagent.api.request_input`` (a
 400 names the field).  An agent command the agent's state does not allow is
 a 409; a web callback's ``at`` is ISO 8601, at most
-``CALLBACK_PAST_TOLERANCE`` back and ``CALLBACK_HORIZON_DAYS`` ahead, and the
+``agent_bodies.CALLBACK_PAST_TOLERANCE`` back and ``CALLBACK_HORIZON_DAYS`` ahead, and the
 answer gives its id and the time it is due (UTC).  ``GET /api/callbacks``
 lists the pending requests (scheduled, waiting in line, or being called).
 """
@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import hmac
 import math
-import re
 import time
-from typing import Annotated
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AfterValidator, BeforeValidator, Field
 
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
 from sipagent.api.calls import add_call_routes
@@ -31,47 +28,17 @@ from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.debug import add_debug_routes
 from sipagent.api.events import add_event_routes
-from sipagent.api.request_input import JsonBody, iso_time, read_body
-from sipagent.config.values import matching
+from sipagent.api.openapi import add_openapi_route
+from sipagent.api.agent_bodies import AgentCommand, CallbackRequest
+from sipagent.api.reports import add_report_routes
+from sipagent.api.request_input import read_body
+from sipagent.api.wallboard import add_wallboard_routes
 
 # Each command is an input of the ACD's agent state machine, which refuses
 # one its table has no entry for (pause while logged out, say): that is a 409.
 _COMMAND_INPUTS = {"login": "login", "logout": "logout", "ready": "ready", "pause": "pause",
                    "end_wrap_up": "wrap_done"}
 AGENT_COMMANDS = set(_COMMAND_INPUTS)
-_NUMBER = re.compile(r"\+?[0-9*#]{2,32}")
-# A web callback's time: a little in the past is clock skew between the web
-# form's server and ours (it is called at once); further back is a mistake,
-# and a date months ahead is one too.
-CALLBACK_PAST_TOLERANCE = 300.0
-CALLBACK_HORIZON_DAYS = 30
-
-
-def _callback_time(value) -> float:
-    at = iso_time(value)
-    now = time.time()
-    if at < now - CALLBACK_PAST_TOLERANCE:
-        raise ValueError(f"in the past (more than {CALLBACK_PAST_TOLERANCE / 60:g} minutes ago)")
-    if at > now + CALLBACK_HORIZON_DAYS * 86400:
-        raise ValueError(f"more than {CALLBACK_HORIZON_DAYS} days ahead, the limit for a "
-                         "scheduled callback")
-    return at
-
-
-class AgentCommand(JsonBody):
-    """The body of ``POST /api/agents/{agent}/{command}`` (may be empty)."""
-    reason: Annotated[str, Field(max_length=64)] = ""
-
-
-class CallbackRequest(JsonBody):
-    """``POST /api/callbacks``: who to call back, for which queue, and when
-    (``at``, ISO 8601; absent: as soon as an agent is free)."""
-    number: Annotated[str, AfterValidator(matching(
-        _NUMBER, "digits (optionally a leading +) required"))]
-    queue: str
-    at: Annotated[float, BeforeValidator(_callback_time)] | None = None
-
-
 class _Caller:
     def __init__(self, role: str, agent: str | None, name: str = "", phone: str | None = None):
         self.role, self.agent, self.name, self.phone = role, agent, name, phone
@@ -185,6 +152,9 @@ def build_app(engine) -> web.Application:
     add_pickup_routes(app, lambda: engine.queues,
                       lambda request, roles: _authenticate(config, request, roles))
     add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))
+    add_openapi_route(app)
+    add_wallboard_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
+    add_report_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
     add_event_routes(app, lambda: getattr(engine, "events", None), lambda request, roles: _authenticate(config, request, roles), known_queues=lambda: config.queues, queues_of=getattr(engine, "agent_queues", lambda agent: ()), heartbeat=config.events.heartbeat, client_buffer=config.events.client_buffer)  # noqa: E501
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes

@@ -3,7 +3,8 @@
 ::
 
     [events]
-    node_id = "acd-1"          # the envelope's "node"; default: the host name
+    node_id = "acd-1"          # the envelope's "node"; default: [cluster] node_id,
+                               # else the host name
     heartbeat = 15             # seconds between SSE heartbeats
     client_buffer = 10000      # events an SSE client may lag behind before it is
                                # disconnected (it reconnects with Last-Event-ID)
@@ -85,13 +86,23 @@ class WebhookSection(Section):
 
 
 class EventsSection(Section):
-    node_id: Annotated[str, AfterValidator(_check_node)] = Field(default_factory=_default_node)
+    node_id: Annotated[str, AfterValidator(_check_node)] | None = None   # see event_node
     heartbeat: PositiveSeconds = 15.0
     client_buffer: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
     webhook_timeout: PositiveSeconds = 10.0
     retry_base: PositiveSeconds = 1.0
     retry_max: PositiveSeconds = 300.0
     webhooks: Annotated[tuple[WebhookSection, ...], BeforeValidator(as_tuple)] = ()
+
+
+def event_node(config) -> str:
+    """The node id every event carries: ``[events] node_id``, else the
+    cluster's node id (one name per engine in leases and events), else the
+    host name."""
+    if config.events.node_id:
+        return config.events.node_id
+    cluster = getattr(config, "cluster", None)
+    return cluster.node_id if cluster is not None else _default_node()
 
 
 def events_problems(config) -> list[tuple[tuple[str | int, ...], str]]:

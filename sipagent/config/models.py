@@ -58,13 +58,15 @@ from sipagent.config.values import (
     uppercase,
 )
 from sipagent.calls.agent_keypad import KeypadSettings
+from sipagent.config.console import ConsoleSection
 from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import FeaturesSection, feature_problems
 from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
                                         TransferSection)
 from sipagent.config.outbound import OutboundSection, outbound_problems
-from sipagent.config.events import EventsSection, events_problems
+from sipagent.config.events import EventsSection, event_node, events_problems
 from sipagent.config.queues import AgentSection, QueueSection
+from sipagent.config.cluster import ClusterSection, cluster_problems
 from sipagent.config.supervisors import (SupervisorSection, supervisor_directory,
                                          supervisor_keypad_settings, supervisor_problems)
 from sipagent.config.voicemail import MailboxSection, VoicemailSection, mailbox_problems
@@ -283,6 +285,9 @@ class Config(Section):
     # Absent: no feature numbers (sipagent/config/features.py).
     features: FeaturesSection | None = None
     supervisors: dict[Name, SupervisorSection] = {}    # sipagent/config/supervisors.py
+    console: ConsoleSection = section()                # sipagent/config/console.py
+    # Absent: one engine on its own (sipagent/config/cluster.py).
+    cluster: ClusterSection | None = None
     events: EventsSection = section()                  # sipagent/config/events.py
     log: LogSection = section()
 
@@ -316,6 +321,11 @@ class Config(Section):
         if self.features is not None:   # a clash with a route is a problem reported above
             for number, (_, flow) in self.features.flows().items():
                 self._exact_routes.setdefault(number, RouteEntry(number=number, flow=flow))
+
+    @property
+    def event_node(self) -> str:
+        """The events' node: [events] node_id, else [cluster] node_id, else the host name."""
+        return event_node(self)
 
     def keypad_settings(self) -> KeypadSettings | None:
         """The agents' keypad flow's settings; None without ``[features]``."""
@@ -403,6 +413,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += feature_problems(config)
     problems += outbound_problems(config)
     problems += supervisor_problems(config)
+    problems += cluster_problems(config)
     problems += events_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):

@@ -44,7 +44,7 @@ from acdcore.kpi import OccupancyMeter, QueueTally
 from sipagent.store.eventlog import AGENT_EVENT_KINDS, RESTART, read_only
 
 __all__ = ["ReportRow", "report", "interval_starts", "SATISFIED_SHARE", "DEFAULT_THRESHOLDS",
-           "DEFAULT_SHORT_ABANDON"]
+           "DEFAULT_SHORT_ABANDON", "KpiReplay", "agent_seed", "EVENT_COLUMNS"]
 
 DEFAULT_THRESHOLDS = (20.0,)
 DEFAULT_SHORT_ABANDON = 5.0
@@ -52,7 +52,8 @@ DEFAULT_SHORT_ABANDON = 5.0
 #: of 1..5 (the usual top-two box), 8..10 of 1..10, 2 of a yes/no 1..2.
 SATISFIED_SHARE = 0.8
 
-_COLUMNS = "id, t, kind, queue, call_id, agent, wait, position, reason"
+EVENT_COLUMNS = "id, t, kind, queue, call_id, agent, wait, position, reason"   # a replay row
+_COLUMNS = EVENT_COLUMNS
 _WINDOW_SQL = f"SELECT {_COLUMNS} FROM event WHERE t >= ? AND t < ? ORDER BY t, id"
 # An agent's state at t_from is rebuilt from its events since an anchor: its
 # last LOGIN, LOGOUT or WRAPUP_END before t_from, where nothing of a call is
@@ -140,7 +141,8 @@ def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = 
            interval: float | None = None,
            thresholds: Sequence[float] | Mapping[str, Sequence[float]] = DEFAULT_THRESHOLDS,
            short_abandon: float | Mapping[str, float] = DEFAULT_SHORT_ABANDON,
-           members: Mapping[str, Iterable[str]] | None = None) -> list[ReportRow]:
+           members: Mapping[str, Iterable[str]] | None = None,
+           observer: Any = None) -> list[ReportRow]:
     """KPI rows per queue per interval of ``[t_from, t_to)`` (epoch seconds).
 
     ``interval`` in seconds cuts the period into steps from ``t_from`` (the
@@ -156,7 +158,7 @@ def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = 
     starts = interval_starts(t_from, t_to, interval)
     conn = read_only(db_path)
     try:
-        agents, seed = _seed(conn, t_from)
+        agents, seed = agent_seed(conn, t_from)
         window = conn.execute(_WINDOW_SQL, (t_from, t_to)).fetchall()
         surveys = conn.execute(_SURVEY_SQL, (t_from, t_to)).fetchall()
         served = (conn.execute(_MEMBERSHIP_SQL, (t_from - _MEMBERSHIP_LOOKBACK, t_to)).fetchall()
@@ -177,8 +179,8 @@ def report(db_path: str | Path, t_from: float, t_to: float, queue: str | None = 
             if isinstance(config, Mapping):
                 named.update(config)
         queues = sorted(named)
-    replay = _Replay(starts, t_to, queues, thresholds, short_abandon,
-                     _membership(served, queues), agents)
+    replay = KpiReplay(starts, t_to, queues, thresholds, short_abandon,
+                       _membership(served, queues), agents, observer=observer)
     for row in seed:
         replay.event(row)
     replay.open_window()
@@ -210,7 +212,7 @@ def interval_starts(t_from: float, t_to: float,
     return [t_from + k * step for k in range(n)]
 
 
-def _seed(conn, t_from: float) -> tuple[dict[str, _Agent], list[tuple]]:
+def agent_seed(conn, t_from: float) -> tuple[dict[str, _Agent], list[tuple]]:
     """Each agent's state at its anchor, and its events from there to t_from."""
     agents: dict[str, _Agent] = {}
     rows: list[tuple] = []
@@ -221,7 +223,7 @@ def _seed(conn, t_from: float) -> tuple[dict[str, _Agent], list[tuple]]:
         t, row_id = anchor
         flag = conn.execute(_FLAGS_SQL, (name, t, t, row_id)).fetchone()
         kind = flag[0] if flag else "LOGOUT"
-        agents[name] = _Agent(logged_in=kind != "LOGOUT", paused=kind == "PAUSE")
+        agents[name] = _Agent(logged_in=kind != "LOGOUT", paused=kind == "PAUSE", name=name)
         rows += conn.execute(_SINCE_SQL, (name, t, t, row_id, t_from)).fetchall()
     rows.sort(key=lambda r: (r[1], r[0]))
     return agents, rows
@@ -249,6 +251,7 @@ class _Agent:
     call: tuple[str, str, float] | None = None       # (call_id, queue, connected at)
     after_call: tuple[str, float] | None = None      # (queue, talk) of the call just ended
     wrap_from: float | None = None
+    name: str = ""
 
     @property
     def category(self) -> str | None:
@@ -256,9 +259,21 @@ class _Agent:
             return "busy"
         return "idle" if self.logged_in and not self.paused else None
 
+    @property
+    def time_state(self) -> str | None:
+        """Where the agent's time goes: busy, idle, paused, or None (logged out)."""
+        category = self.category
+        return "paused" if category is None and self.logged_in else category
+
 
 @dataclass
-class _Replay:
+class KpiReplay:
+    """Counts the log's rows, fed in time order, into ``rows`` per queue and
+    interval.  ``observer``, when given, gets ``agent_event(name, time_state,
+    kind, queue, reason, t)`` after each of an agent's events inside the
+    window (kind None at ``t_from``: the state then) and ``handled(name,
+    queue, talk, wrap_up, t)`` when its handled call counts: what an
+    agent report needs, from the same replay."""
     starts: list[float]        # interval starts: t_from first, ascending
     t_to: float
     queues: list[str]
@@ -269,6 +284,7 @@ class _Replay:
     rows: dict[tuple[str, int], ReportRow] = field(default_factory=dict)
     meters: dict[str, OccupancyMeter] = field(default_factory=dict)
     live: bool = False
+    observer: Any = None
 
     def __post_init__(self) -> None:
         self.t_from = self.starts[0]
@@ -294,6 +310,8 @@ class _Replay:
             self._done[q] = (0.0, 0.0)
         for name, agent in self.agents.items():
             self._move(name, None, agent.category, self.t_from)
+            if self.observer is not None:
+                self.observer.agent_event(name, agent.time_state, None, None, None, self.t_from)
         self.live = True
 
     def close_window(self) -> None:
@@ -348,11 +366,14 @@ class _Replay:
                     out.closed_by_restart += 1
         if agent_name is None:
             return
-        agent = self.agents.setdefault(agent_name, _Agent())
+        agent = self.agents.get(agent_name) or self.agents.setdefault(agent_name,
+                                                                      _Agent(name=agent_name))
         before = agent.category
         self._agent_event(agent, kind, queue, call_id, t)
         if self.live:
             self._move(agent_name, before, agent.category, t)
+            if self.observer is not None and self.t_from <= t < self.t_to:
+                self.observer.agent_event(agent_name, agent.time_state, kind, queue, reason, t)
 
     def _agent_event(self, a: _Agent, kind: str, queue: str | None, call_id: str | None,
                      t: float) -> None:
@@ -410,3 +431,5 @@ class _Replay:
             out = self.row(queue, t) if self.live else None
             if out is not None:
                 out.tally.call_handled(talk, wrap)
+                if self.observer is not None:
+                    self.observer.handled(a.name, queue, talk, wrap, t)

@@ -1,0 +1,1 @@
+"""Several engines as one call center: partition ownership (see ownership.py)."""

@@ -1,0 +1,91 @@
+"""The ``[cluster]`` table: this engine as one node of several.
+
+::
+
+    [cluster]
+    node_id = "node-a"                      # unique per engine
+    database = "postgresql://sipacd:secret@10.0.0.5/sipacd"
+    sip_uri = "sip:10.0.0.11:5070"          # how Kamailio reaches this node
+                                            # (default: sip:<sip.listen>:<sip.port>)
+    lease_seconds = 6                       # a dead node's partitions move after this
+
+    [cluster.partitions]
+    front = ["support", "sales"]            # every queue an agent serves
+    back  = ["billing"]                     # lies in one partition
+
+Without ``[cluster]`` the engine is the embedded single process it always
+was.  A partition's queues run on whichever node holds its lease
+(sipagent/store/leases.py); Kamailio sends a partition's numbers there
+(deploy/kamailio/kamailio.cfg).
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from sipagent.config.values import Name, NonEmptyStr, Section, as_tuple
+
+# The lease is renewed three times per lease time; below 3 s a busy
+# database or a GC pause could make a live node lose its partitions.
+MIN_LEASE_SECONDS = 3.0
+
+
+def _node_uri(value: str) -> str:
+    if not re.fullmatch(r"sips?:([^@\s]+@)?[A-Za-z0-9.\-\[\]:]+(;[^\s]*)?", value):
+        raise ValueError(f"not a SIP URI of a host: {value!r} (expected sip:host[:port])")
+    return value
+
+
+def _postgres_dsn(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a PostgreSQL URL (postgresql://user:password@host/db)")
+    return value
+
+
+class ClusterSection(Section):
+    node_id: Name
+    database: Annotated[NonEmptyStr, AfterValidator(_postgres_dsn)]
+    sip_uri: Annotated[str, AfterValidator(_node_uri)] | None = None
+    lease_seconds: Annotated[float, Field(ge=MIN_LEASE_SECONDS, le=300)] = 6.0
+    partitions: dict[Name, Annotated[tuple[Name, ...], BeforeValidator(as_tuple)]]
+
+    def partition_of(self) -> dict[str, str]:
+        """queue -> its partition."""
+        return {q: p for p, queues in self.partitions.items() for q in queues}
+
+
+def cluster_problems(config) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every queue in exactly one partition; every agent's queues in one."""
+    cluster = config.cluster
+    if cluster is None:
+        return []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if not cluster.partitions:
+        problems.append((("cluster", "partitions"), "at least one partition is required"))
+    seen: dict[str, str] = {}
+    known = ", ".join(config.queues) or "none"
+    for name, queues in cluster.partitions.items():
+        if not queues:
+            problems.append((("cluster", "partitions", name), "a partition needs a queue"))
+        for i, queue in enumerate(queues):
+            where = ("cluster", "partitions", name, i)
+            if queue not in config.queues:
+                problems.append((where, f"unknown queue {queue!r} (defined queues: {known})"))
+            elif queue in seen:
+                problems.append((where, f"queue {queue!r} is already in partition "
+                                        f"{seen[queue]!r}"))
+            else:
+                seen[queue] = name
+    for queue in config.queues:
+        if queue not in seen and cluster.partitions:
+            problems.append((("cluster", "partitions"), f"queue {queue!r} is in no partition"))
+    for agent_id, agent in config.agents.items():
+        parts = sorted({seen[q] for q in agent.queues if q in seen})
+        if len(parts) > 1:
+            # Two owners could then offer the agent two calls at once.
+            problems.append((("agents", agent_id, "queues"),
+                             f"the agent's queues span partitions {', '.join(parts)}; "
+                             "every queue an agent serves must be in one partition"))
+    return problems
