@@ -16,7 +16,8 @@ before it is in the file.  A client with no Last-Event-ID starts at the
 current end of the stream.
 
 A slow client cannot grow memory without bound: its buffer holds at most
-``client_buffer`` events; past that the stream is closed and the client
+``client_buffer`` events; past that the connection is closed (also when the
+handler waits on a client that stopped reading) and the client
 (EventSource reconnects by itself) resumes from its Last-Event-ID, from
 the file.  A heartbeat (``event: heartbeat``, ``data: {"last_seq": n}``, no
 id) goes out every ``heartbeat`` seconds.
@@ -64,8 +65,9 @@ class HistoryQuery(QueryParameters):
 class _Client:
     """One SSE connection's live buffer (bounded)."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, abort: Callable[[], None]):
         self.limit = limit
+        self.abort = abort      # drops the connection: the handler may be stuck in a write
         self.batches: deque[list[StreamItem]] = deque()
         self.size = 0
         self.wake = asyncio.Event()
@@ -81,6 +83,7 @@ class _Client:
             if self.size > self.limit:
                 self.overflow = True
                 self.batches.clear()
+                self.abort()
         self.wake.set()
 
 
@@ -162,7 +165,7 @@ def add_event_routes(app: web.Application, stream: Callable[[], Any], auth: Auth
         if last is None:
             last = _seq(q.last_event_id, "last_event_id")
         s = running()
-        client = _Client(client_buffer)
+        client = _Client(client_buffer, lambda: request.transport and request.transport.abort())
         unsubscribe = s.subscribe(client.push)     # first: nothing committed from now is missed
         clients.add(client)
         try:

@@ -183,6 +183,10 @@ class EventStream:
             subscriber(None)
         return lambda: self._subscribers.discard(subscriber)
 
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
     def close(self) -> None:
         """No more events: subscribers are told (after what is queued)."""
         self._closed = True
