@@ -23,7 +23,9 @@ slow drift of the load.  Latency: for every ``call.started`` a client
 receives, its arrival (wall clock) minus the event's ``t``, which the
 engine stamps when the INVITE has been admitted and routed (the call
 record's start): so INVITE -> commit -> SSE -> client.  p50/p99 over all
-clients.  A client only scans the bytes for ``call.started`` (a regex on
+clients; and split per event into the first client's latency (the
+engine's part) and the spread to the last client (fan-out to 100 sockets
+and the client process).  A client only scans the bytes for ``call.started`` (a regex on
 each chunk), so the client process stays light; it still shares the two
 cores with the engine and the fleet, so its scheduling delay is in the
 figure.  The machine is shared: quote the run, compare runs side by side.
@@ -42,7 +44,7 @@ import numpy as np
 import loadkit  # benchmarks/loadkit.py: the engine, the fleet; puts the repo on sys.path
 from loadkit import Params
 
-STARTED = re.compile(rb'"type":"call\.started","t":([0-9.]+)')
+STARTED = re.compile(rb'"seq":([0-9]+),"type":"call\.started","t":([0-9.]+)')
 
 
 class Clients:
@@ -52,6 +54,7 @@ class Clients:
         self.n, self.port, self.token = n, port, token
         self.latencies: list[float] = []
         self.arrivals: list[float] = []
+        self.seqs: list[int] = []
         self.bytes = 0
         self.ended = 0          # streams the engine closed (a client fell behind)
         self.connected = 0
@@ -99,8 +102,9 @@ class Clients:
                     continue
                 tail = data[cut + 2:]
                 for m in STARTED.finditer(data, 0, cut):
-                    self.latencies.append(now - float(m.group(1)))
+                    self.latencies.append(now - float(m.group(2)))
                     self.arrivals.append(now)
+                    self.seqs.append(int(m.group(1)))
         self.ended += 1
 
 
@@ -134,6 +138,16 @@ def run(args) -> dict:
         after = phase(engine, args.seconds)
         offered = engine.metrics()
     lat = np.array(clients.latencies) * 1000
+    # Per event: the first client's latency (the engine's part: INVITE ->
+    # commit -> first write) and the spread to the last client (fan-out and
+    # the clients' own scheduling).
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for seq, ms in zip(clients.seqs, lat):
+        first[seq] = min(first.get(seq, ms), ms)
+        last[seq] = max(last.get(seq, ms), ms)
+    firsts = np.array(list(first.values()))
+    spreads = np.array([last[k] - first[k] for k in first])
     # Seconds of phase 2 in which some client saw an event later than 250 ms:
     # spread thin (queueing) or in bursts (a stall somewhere)?
     at = np.array(clients.arrivals)
@@ -151,6 +165,12 @@ def run(args) -> dict:
         "client_process_cpu_pct": round(client_cpu, 1),
         "seconds_with_an_event_over_250ms": slow,
         "call_started_received": received,
+        "first_client_latency_ms": {"p50": round(float(np.percentile(firsts, 50)), 1),
+                                    "p99": round(float(np.percentile(firsts, 99)), 1)}
+        if len(firsts) else None,
+        "spread_first_to_last_client_ms": {"p50": round(float(np.percentile(spreads, 50)), 1),
+                                           "p99": round(float(np.percentile(spreads, 99)), 1)}
+        if len(spreads) else None,
         "streams_closed_by_engine": clients.ended,
         "mbytes_to_clients": round(clients.bytes / 1e6, 1),
         "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1),
