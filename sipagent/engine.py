@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from acdcore.model import AgentConfig, QueueConfig
+from acdcore.model import QueueConfig
 from ivrflows.call import CallerHangup
 from sipagent.sip import message as sip_message
-from sipagent.queue.runtime import AgentLine, QueueRuntime
-from sipagent.queue.transfer import agent_skill
+from sipagent.queue.agent_admin import (AgentAdmin, acd_config, agent_line, fit_to_queues,
+                                        spec_of)
+from sipagent.queue.runtime import QueueRuntime
 from sipagent.sip.endpoint import SipEndpoint
 from sipagent.fax.metrics import FaxMetrics
 from sipagent.calls.agent_keypad import AgentKeypad
@@ -80,10 +81,12 @@ class Engine:
         self.keypad: AgentKeypad | None = None   # feature numbers, from start() to stop()
         self.supervisor_keypad: SupervisorKeypad | None = None   # ditto, the monitor number
         self._calls: set[asyncio.Task] = set()
+        self.live_calls: dict[str, object] = {}   # call id -> SipCall, while its flow runs
         self._moh: dict[str, object] = {}
         self._accepting = False
         self.capacity = config.sip.max_calls
-        self.inbound_limit = config.sip.max_calls - len(config.agents)
+        self.people = None           # console users, sessions, agent records: start() to stop()
+        self.agent_admin = None      # run-time agent changes (queue/agent_admin.py), ditto
         self.inbound: set = set()
         self.eventlog = None
         self.events = None           # the public event stream (store/event_stream.py), ditto
@@ -162,11 +165,11 @@ class Engine:
             log.info("prompts rendered", count=made, dir=str(self.prompts.dir))
         self.sip.start()
         self.account = TrunkAccount.open(self.sip, self.config, self._incoming)
+        agents = await asyncio.to_thread(self._open_people)
         self.queues = QueueRuntime(
             [self._queue_config(n, q) for n, q in self.config.queues.items()],
-            [self._agent_config(n, a) for n, a in self.config.agents.items()],
-            {n: AgentLine(n, a.uri, a.auto_login, a.wrap_up, a.talk_limit)
-             for n, a in self.config.agents.items()},
+            [acd_config(a) for a in agents.values()],
+            {n: agent_line(a) for n, a in agents.items()},
             settings=dict(self.config.queues), account_provider=lambda: self.account,
             hold_music=self._hold_music, prompts=self.prompts, metrics=self.metrics,
             track_leg=self.track, run_flow=self.run_flow_spec, eventlog=self.eventlog,
@@ -181,17 +184,17 @@ class Engine:
             queues_of=self.agent_queues, timeout=ec.webhook_timeout, retry_base=ec.retry_base,
             retry_max=ec.retry_max)
         await self._webhooks.start()
+        self.agent_admin = AgentAdmin(self.queues, self.people.agents,
+                                      events=getattr(self, "events", None),
+                                      max_agents=self.capacity - 1)
         self._sweeper = asyncio.get_running_loop().create_task(
             self.conversations.keep_sweeping())
         self.callback_store = await asyncio.to_thread(CallbackStore, self.config.data.dir)
         pending = await asyncio.to_thread(self.callback_store.pending)
         self.queues.callbacks.attach(self.callback_store, self.schedules, self.prompts, pending)
-        self.keypad = AgentKeypad.open(self.config.data.dir, self.config.keypad_settings(),
-                                       self.queues, self.metrics)
         self.queues.operations.supervisors = self.config.supervisor_directory()
-        if self.keypad is not None:      # same [features] table, same PIN lockout store
-            self.supervisor_keypad = SupervisorKeypad(self.config.supervisor_keypad_settings(),
-                                                      self.queues.operations, self.keypad.lockout)
+        self._keypads(agents)
+        self.agent_admin.on_change = self._keypads    # numbers and PINs of admin changes
         self.call_services = CallServices(
             prompts=self.prompts, queues=self.queues, schedules=self.schedules,
             account=lambda: self.account, track_leg=self.track, run_flow=self.run_flow_spec,
@@ -252,6 +255,10 @@ class Engine:
         if self.callback_store is not None:   # after the queues: their last changes
             await asyncio.to_thread(self.callback_store.close)
             self.callback_store = None
+        self.agent_admin = None
+        if self.people is not None:
+            await asyncio.to_thread(self.people.close)
+            self.people = None
         if self._webhooks is not None:
             await self._webhooks.stop()
             self._webhooks = None
@@ -269,6 +276,41 @@ class Engine:
         self.sip.destroy()
         self.rejections.close()
         log.info("engine stopped")
+
+    @property
+    def inbound_limit(self) -> int:
+        """Legs callers may use: all but one per agent (agents change at run time)."""
+        agents = len(self.queues.lines) if self.queues else len(self.config.agents)
+        return self.capacity - agents
+
+    def _keypads(self, agents: dict) -> None:
+        """The feature numbers' flows, for the running agents (at start, and
+        again after each admin change: a new agent's number and PIN work at once)."""
+        settings = self.config.keypad_settings(agents)
+        if settings is None:
+            return
+        if self.keypad is None:
+            self.keypad = AgentKeypad.open(self.config.data.dir, settings, self.queues,
+                                           self.metrics)
+        else:     # the same PIN lockout store
+            self.keypad = AgentKeypad(settings, self.queues, self.keypad.lockout, self.metrics)
+        self.supervisor_keypad = SupervisorKeypad(self.config.supervisor_keypad_settings(agents),
+                                                  self.queues.operations, self.keypad.lockout)
+
+    def _open_people(self) -> dict:
+        """The people store, seeded with the file's users and agents; the
+        agents to run (sipagent/store/agent_book.py: file and database)."""
+        from sipagent.store.people import PeopleStore, people_path, users_from
+
+        auth = self.config.auth
+        self.people = PeopleStore(people_path(self.config.data.dir),
+                                  session_ttl=auth.session_ttl,
+                                  lockout_failures=auth.lockout_failures,
+                                  lockout_seconds=auth.lockout_seconds)
+        self.people.seed_users(users_from(self.config.users))
+        agents = self.people.agents.seed({n: spec_of(n, a)
+                                          for n, a in self.config.agents.items()})
+        return fit_to_queues(agents, self.config.queues)
 
     # -- admission ----------------------------------------------------------------
     def _incoming(self, leg, rdata) -> None:
@@ -350,6 +392,7 @@ class Engine:
             call.language = route.language
         clog.info("call routed", called=called, caller=caller, flow=route.flow)
         self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called)
+        self.live_calls[call_id] = call
         try:
             if route.fax_detect:
                 await self._run_flow_hearing_fax(call, route, clog)
@@ -367,6 +410,8 @@ class Engine:
                 clog.exception("flow raised", flow=route.flow)
             await self._fallback(call, route, clog)
         finally:
+            if self.live_calls.get(call_id) is call:
+                del self.live_calls[call_id]
             leg.end(None if call.answered else 480)
             self.metrics.calls.labels("inbound").inc()
             if self.eventlog is not None:
@@ -474,10 +519,3 @@ class Engine:
                            reject_delay=q.reject_delay, skill_relax=q.skill_relax,
                            skill_any_after=q.skill_any_after,
                            handle_time_hint=q.handle_time_hint)
-
-    @staticmethod
-    def _agent_config(agent_id: str, a) -> AgentConfig:
-        # Every agent has a skill of its own: a transfer to the agent requires it.
-        skills = {**a.skills, agent_skill(agent_id): 1}
-        return AgentConfig(agent_id=agent_id, queues=dict(a.queues), skills=skills,
-                           wrap_up=a.wrap_up, weight=a.weight)

@@ -20,16 +20,21 @@ from sipagent.api.server import build_app
 from sipagent.config.load import parse_config
 from sipagent.fax.store import FaxStore
 from sipagent.metrics import EngineMetrics
+from sipagent.queue.agent_admin import AgentAdmin, spec_of
 from sipagent.queue.agents import AgentLine
 from sipagent.queue.runtime import QueueRuntime
 from sipagent.store.event_stream import EventStream
 from sipagent.store.eventlog import EventLog, event_log_path
-from sipagent.store.pin import hash_pin
+from sipagent.store.people import PeopleStore, people_path, users_from
+from sipagent.store.pin import hash_pin, hash_secret
 from sipagent.voicemail.store import Mailbox, VoicemailStore
 
 ADMIN = {"Authorization": "Bearer admin-token-0123456789"}
 SUPERVISOR = {"Authorization": "Bearer boss-token-0123456789"}
 CALLBACK = {"Authorization": "Bearer web-token-0123456789"}
+# Console users (sipagent/config/people.py): a cheap scrypt cost keeps tests quick.
+PASSWORDS = {"ann": "ann-password-1", "sam": "sam-password-1", "alice": "alice-password-1"}
+HASHES = {name: hash_secret(pw, log2_n=10) for name, pw in PASSWORDS.items()}
 
 CONFIG = textwrap.dedent("""
     [http.tokens.ops]
@@ -58,7 +63,24 @@ CONFIG = textwrap.dedent("""
     uri = "sip:alice@127.0.0.1:9"
     queues = ["support"]
     auto_login = false
+
+    [users.ann]
+    role = "admin"
+    password_hash = "{ann}"
+    [users.sam]
+    role = "supervisor"
+    password_hash = "{sam}"
+    queues = ["sales"]
+    [users.alice]
+    role = "agent"
+    agent = "alice"
+    password_hash = "{alice}"
+
+    [desktop]
+    dispositions = ["sale", "no_sale"]
 """)
+for _name, _hash in HASHES.items():
+    CONFIG = CONFIG.replace("{%s}" % _name, _hash)
 
 
 def wav(seconds: float, rate: int = 8000) -> bytes:
@@ -75,17 +97,24 @@ class EngineApp:
     """What ``build_app`` reads of the engine.  Built inside a running loop
     (the queue runtime takes it); :meth:`close` releases everything."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, config: str = CONFIG):
         self._closing = ExitStack()
         data = tmp / "data"
-        self.config = parse_config(CONFIG, source="apikit.toml", base_dir=tmp)
+        self.config = parse_config(config, source="apikit.toml", base_dir=tmp)
         self.metrics = EngineMetrics()
         self.legs: set = set()
         self.capacity = self.config.sip.max_calls
-        eventlog = EventLog(event_log_path(data))
+        self.eventlog = eventlog = EventLog(event_log_path(data))
         self._closing.callback(eventlog.close)
         self.events = EventStream(eventlog, node="apikit")    # GET /api/events...
         self._closing.callback(self.events.close)
+        self.live_calls: dict = {}
+        self.people = PeopleStore(people_path(data), session_ttl=self.config.auth.session_ttl,
+                                  lockout_failures=self.config.auth.lockout_failures,
+                                  lockout_seconds=self.config.auth.lockout_seconds)
+        self._closing.callback(self.people.close)
+        self.people.seed_users(users_from(self.config.users))
+        self.people.agents.seed({n: spec_of(n, a) for n, a in self.config.agents.items()})
         cfg = self.config
         self.queues = QueueRuntime(
             [QueueConfig(name=name) for name in cfg.queues],
@@ -97,6 +126,8 @@ class EngineApp:
             run_flow=lambda call, spec: None, eventlog=eventlog)
         self.queues.start()
         self._closing.callback(self.queues.stop)
+        self.agent_admin = AgentAdmin(self.queues, self.people.agents,
+                                      max_agents=self.capacity - 1)
         self.voicemail = VoicemailStore(data, {"200": Mailbox(
             "200", owner="agent:alice", pin_hash=hash_pin("1234"), min_length=1.0)})
         self._closing.callback(self.voicemail.close)
@@ -112,11 +143,11 @@ class EngineApp:
         self._closing.close()
 
 
-def serve(tmp: Path, ports, scenario):
-    """``await scenario(client, engine)`` against the app on a fresh engine;
-    its result."""
+def serve(tmp: Path, ports, scenario, config: str = CONFIG):
+    """``await scenario(client, engine)`` against the app on a fresh engine
+    (on ``config``, TOML text); its result."""
     async def go():
-        engine = EngineApp(tmp)
+        engine = EngineApp(tmp, config)
         try:
             async with TestClient(TestServer(build_app(engine), host="127.0.0.1",
                                              port=ports())) as client:

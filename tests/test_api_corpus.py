@@ -69,6 +69,23 @@ JSON_ROUTES = {
     ("PUT", "/api/fax/documents/{number}/pin"): JsonRoute(
         "/api/fax/documents/1/pin", {"pin": "4711"}, {"pin": "text?"}, required=("pin",),
         method="PUT"),
+    ("POST", "/api/login"): JsonRoute(
+        "/api/login", {"username": "ann", "password": "ann-password-1"},
+        {"username": "text", "password": "text"}, required=("username", "password")),
+    ("POST", "/api/admin/agents"): JsonRoute(
+        "/api/admin/agents", {"agent": "zed", "uri": "sip:zed@127.0.0.1:9", "name": "Zed",
+                              "queues": {"support": 0}, "wrap_up": 5, "weight": 2},
+        {"agent": "text?", "uri": "text?", "name": "text?", "wrap_up": "number?",
+         "weight": "number?"}),
+    ("PUT", "/api/admin/agents/{agent}"): JsonRoute(
+        "/api/admin/agents/alice", {"name": "Alice", "uri": "sip:alice@127.0.0.1:9"},
+        {"name": "text?", "uri": "text?"},
+        method="PUT"),
+    ("POST", "/api/admin/users"): JsonRoute(
+        "/api/admin/users", {"user": "tim", "role": "supervisor", "password": "tim-password"},
+        {"user": "text?", "role": "text?", "password": "text?"}),
+    ("PUT", "/api/admin/users/{user}"): JsonRoute(
+        "/api/admin/users/sam", {"role": "supervisor"}, {"role": "text?"}, method="PUT"),
     ("POST", "/api/fax/jobs"): JsonRoute(
         "/api/fax/jobs", {"number": "0301234", "documents": ["1"], "pins": {"1": "4711"}},
         {"number": "text", "documents": "texts", "pins": "texts by key?"},
@@ -95,6 +112,9 @@ QUERY_ROUTES = {
     ("PUT", "/api/fax/documents/{number}"): QueryRoute(
         "/api/fax/documents/1", {"title": "text"}, method="PUT"),
     ("GET", "/api/debug/invariants"): QueryRoute("/api/debug/invariants", {"quiet": "flag"}),
+    ("GET", "/api/admin/audit"): QueryRoute("/api/admin/audit", {"limit": "count",
+                                                                 "before": "capped count",
+                                                                 "target": "text"}),
     # from and to are required: any one parameter alone is refused.
     ("GET", "/api/reports/intervals"): QueryRoute("/api/reports/intervals", dict.fromkeys(
         ("from", "to", "interval", "queue", "format"), "choice")),
@@ -151,6 +171,18 @@ PLAIN_ROUTES = {
     ("POST", "/api/calls/{call}/consult/cancel"): "/api/calls/x/consult/cancel",
     ("POST", "/api/calls/{call}/conference"): "/api/calls/x/conference",
     ("GET", "/api/recordings/{recording}"): "/api/recordings/x",
+    ("POST", "/api/calls/{call}/disposition"): "/api/calls/x/disposition",
+    ("GET", "/api/calls/{call}/pop"): "/api/calls/x/pop",
+    ("GET", "/api/channels"): "/api/channels",
+    ("GET", "/api/me"): "/api/me",
+    ("GET", "/api/session"): "/api/session",
+    ("POST", "/api/logout"): "/api/logout",
+    ("GET", "/api/admin/agents"): "/api/admin/agents",
+    ("GET", "/api/admin/agents/{agent}"): "/api/admin/agents/alice",
+    ("DELETE", "/api/admin/agents/{agent}"): "/api/admin/agents/nobody",
+    ("GET", "/api/admin/users"): "/api/admin/users",
+    ("GET", "/api/admin/users/{user}"): "/api/admin/users/ann",
+    ("DELETE", "/api/admin/users/{user}"): "/api/admin/users/nobody",
     ("GET", "/api/recordings/{recording}/segments/{segment}"): "/api/recordings/x/segments/1",
 }
 

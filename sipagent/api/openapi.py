@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from sipagent.api import calls, debug, events, fax, outbound, pickup, reports, voicemail
+from sipagent.api import (admin, auth, calls, debug, desktop, events, fax, outbound, pickup,
+                          reports, voicemail)
 from sipagent.api.agent_bodies import AgentCommand, CallbackRequest
 
 __all__ = ["Operation", "OPERATIONS", "document", "add_openapi_route"]
@@ -108,6 +109,34 @@ OPERATIONS: tuple[Operation, ...] = _ops(
     Operation("GET", "/api/events/history", "Stored events after a sequence id, oldest first",
               ALL, query=events.HistoryQuery),
     # voicemail
+    # people: logins, the agent desktop, live channels, admin (api/auth, desktop, admin)
+    Operation("POST", "/api/login", "Log in: the session cookie and its CSRF token; 429 "
+              "while locked out", (), body=auth.LoginBody),
+    Operation("POST", "/api/logout", "End the cookie's session", ALL),
+    Operation("GET", "/api/session", "The logged-in user and the CSRF token", ()),
+    Operation("GET", "/api/me", "Who is asking; an agent's own row", ALL),
+    Operation("GET", "/api/calls/{call}/pop", "Screen pop: caller, display name, IVR "
+              "choices, flow data, the caller's past calls", ALL),
+    Operation("POST", "/api/calls/{call}/disposition", "The after-call code and note, into "
+              "the call record", ALL, body=desktop.DispositionBody),
+    Operation("GET", "/api/channels", "Every live leg: in a flow, waiting, ringing, "
+              "connected, click-to-call", ALL),
+    Operation("GET", "/api/admin/agents", "Agents as configured, with their live rows", ADMIN),
+    Operation("POST", "/api/admin/agents", "Add an agent at run time", ADMIN,
+              body=admin.AgentBody, ok=201),
+    Operation("GET", "/api/admin/agents/{agent}", "An agent as configured", ADMIN),
+    Operation("PUT", "/api/admin/agents/{agent}", "Change an agent (409 while engaged)", ADMIN,
+              body=admin.AgentBody),
+    Operation("DELETE", "/api/admin/agents/{agent}", "Log an agent out and remove it", ADMIN),
+    Operation("GET", "/api/admin/users", "Console users", ADMIN),
+    Operation("POST", "/api/admin/users", "Add a console user", ADMIN, body=admin.UserBody,
+              ok=201),
+    Operation("GET", "/api/admin/users/{user}", "A console user", ADMIN),
+    Operation("PUT", "/api/admin/users/{user}", "Change a user's role, password, scope", ADMIN,
+              body=admin.UserBody),
+    Operation("DELETE", "/api/admin/users/{user}", "Remove a user (its sessions end)", ADMIN),
+    Operation("GET", "/api/admin/audit", "Who changed what, before and after, when", ADMIN,
+              query=admin.AuditQuery),
     Operation("GET", "/api/voicemail", "Mailboxes", ALL),
     Operation("GET", "/api/voicemail/{box}", "A mailbox's settings and counts", ALL),
     Operation("PATCH", "/api/voicemail/{box}", "Change a mailbox's settings", ALL,

@@ -23,7 +23,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from acdcore.states import AGENT_INPUT_NAMES, AGENT_STATE_NAMES, AGENT_TRANSITIONS
+from sipagent.api.admin import add_admin_routes
+from sipagent.api.auth import Authenticator, Caller, add_auth_routes
 from sipagent.api.calls import add_call_routes
+from sipagent.api.desktop import add_desktop_routes
 from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.debug import add_debug_routes
@@ -39,22 +42,15 @@ from sipagent.api.wallboard import add_wallboard_routes
 _COMMAND_INPUTS = {"login": "login", "logout": "logout", "ready": "ready", "pause": "pause",
                    "end_wrap_up": "wrap_done"}
 AGENT_COMMANDS = set(_COMMAND_INPUTS)
-class _Caller:
-    def __init__(self, role: str, agent: str | None, name: str = "", phone: str | None = None):
-        self.role, self.agent, self.name, self.phone = role, agent, name, phone
 
 
-def _authenticate(config, request: web.Request, roles: set[str]) -> _Caller:
-    given = request.headers.get("Authorization", "")
-    if not given.startswith("Bearer "):
-        raise web.HTTPUnauthorized(text="bearer token required\n")
-    secret = given[7:].encode()
-    for name, tok in config.http.tokens.items():
-        if hmac.compare_digest(secret, tok.token.encode()):
-            if tok.role not in roles:
-                raise web.HTTPForbidden(text=f"role {tok.role!r} may not do this\n")
-            return _Caller(tok.role, tok.agent, name, tok.phone)
-    raise web.HTTPUnauthorized(text="unknown token\n")
+AUTH = web.AppKey("auth", Authenticator)
+
+
+def _authenticate(config, request: web.Request, roles: set[str]) -> Caller:
+    """The app's :class:`~sipagent.api.auth.Authenticator` (bearer token or
+    session cookie); kept under this name for route modules written against it."""
+    return request.app[AUTH](request, roles)
 
 
 def _allowed(command: str, state: str) -> bool:
@@ -69,6 +65,7 @@ def _finite(value):
 def build_app(engine) -> web.Application:
     app = web.Application()
     config = engine.config
+    auth = app[AUTH] = Authenticator(config, lambda: getattr(engine, "people", None))
     metrics_token = config.http.metrics_token
 
     async def metrics(request: web.Request) -> web.Response:
@@ -88,6 +85,9 @@ def build_app(engine) -> web.Application:
         agents = engine.queues.agents()
         if who.role == "agent":
             agents = [a for a in agents if a["agent"] == who.agent]
+        elif who.queues is not None:       # a scoped supervisor: its queues' agents
+            agents = [a for a in agents
+                      if who.queues.intersection(engine.queues.agent_queues(a["agent"]))]
         return web.json_response({"agents": agents})
 
     async def agent_command(request: web.Request) -> web.Response:
@@ -149,6 +149,9 @@ def build_app(engine) -> web.Application:
     app.router.add_get("/api/callbacks", list_callbacks)
     add_call_routes(app, lambda: engine.queues,
                     lambda request, roles: _authenticate(config, request, roles))
+    add_auth_routes(app, auth)
+    add_admin_routes(app, engine, auth)
+    add_desktop_routes(app, engine, auth)
     add_pickup_routes(app, lambda: engine.queues,
                       lambda request, roles: _authenticate(config, request, roles))
     add_debug_routes(app, engine, lambda request, roles: _authenticate(config, request, roles))

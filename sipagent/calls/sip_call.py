@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Mapping
 
@@ -38,6 +39,10 @@ class SipCall(VoicemailVerbs, FaxVerbs):
         self._route = route
         self._last_queue: str | None = None
         self._released = False      # hung up or transferred by the flow itself
+        # For the agent's screen pop and the live channels list (api/desktop.py):
+        self.flow = getattr(route, "flow", None)
+        self.started = time.time()
+        self.ivr: list[dict] = []   # the caller's menu choices: {"prompt", "digits"}
 
     def _alive(self) -> None:
         if self.leg.is_ended or self._released:
@@ -103,6 +108,10 @@ class SipCall(VoicemailVerbs, FaxVerbs):
         # Only how many: a gather may be a PIN or a card number, which the
         # log must never hold (a flow logs the choices it wants logged).
         self.log.info("digits gathered", count=len(digits))
+        if digits and (valid is not None or max_digits == 1):
+            # A choice among keys, never free entry (a PIN, a card number).
+            self.ivr.append({"prompt": prompt if prompt is None or isinstance(prompt, str)
+                             else ",".join(prompt), "digits": digits})
         return digits
 
     async def _collect(self, max_digits: int, timeout: float, inter_digit: float,

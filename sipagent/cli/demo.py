@@ -87,6 +87,9 @@ async def _demo(config, seconds: float, rate: float) -> int:
     metrics_url = f"http://{config.http.listen}:{config.http.port}/metrics"
     print(f"sipacd demo: engine on sip:100@{config.sip.listen}:{config.sip.port}, "
           f"metrics at {metrics_url}, data in {config.data.dir}; Ctrl-C stops", flush=True)
+    if "demo" in config.users:
+        print(f"sipacd demo: console at http://{config.http.listen}:{config.http.port}/ "
+              f"(log in as demo, password demo)", flush=True)
 
     def on_event(who: str, ev: dict) -> None:
         kind = ev.get("ev")

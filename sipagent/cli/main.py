@@ -20,6 +20,8 @@ def _passthrough(name: str):
         from sipagent.cli.flows import main
     elif name == "fax":
         from sipagent.cli.fax import main
+    elif name == "passwd":
+        from sipagent.cli.passwd import main
     else:
         return None
     return main
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (("erlang", "staffing: agents needed for a service level"),
                        ("report", "KPIs per queue and interval from the event log"),
                        ("flows", "check flow files, or simulate a flow with the test kit"),
-                       ("fax", "fax documents, two-call jobs and the fax log")):
+                       ("fax", "fax documents, two-call jobs and the fax log"),
+                       ("passwd", "a console password's hash for [users.<name>]")):
         passthrough = sub.add_parser(name, help=text, add_help=False)
         passthrough.add_argument("args", nargs=argparse.REMAINDER)
 

@@ -64,6 +64,7 @@ from sipagent.config.features import FeaturesSection, feature_problems
 from sipagent.config.operations import (CallKeysSection, MonitorSection, RecordingSection,
                                         TransferSection)
 from sipagent.config.outbound import OutboundSection, outbound_problems
+from sipagent.config.people import AuthSection, DesktopSection, UserSection, people_problems
 from sipagent.config.events import EventsSection, event_node, events_problems
 from sipagent.config.queues import AgentSection, QueueSection
 from sipagent.config.cluster import ClusterSection, cluster_problems
@@ -288,6 +289,10 @@ class Config(Section):
     console: ConsoleSection = section()                # sipagent/config/console.py
     # Absent: one engine on its own (sipagent/config/cluster.py).
     cluster: ClusterSection | None = None
+    # Console logins and the agent desktop: sipagent/config/people.py.
+    auth: AuthSection = section()
+    users: dict[Name, UserSection] = {}
+    desktop: DesktopSection = section()
     events: EventsSection = section()                  # sipagent/config/events.py
     log: LogSection = section()
 
@@ -327,16 +332,18 @@ class Config(Section):
         """The events' node: [events] node_id, else [cluster] node_id, else the host name."""
         return event_node(self)
 
-    def keypad_settings(self) -> KeypadSettings | None:
-        """The agents' keypad flow's settings; None without ``[features]``."""
-        return None if self.features is None else self.features.keypad(self.agents)
+    def keypad_settings(self, agents=None) -> KeypadSettings | None:
+        """The agents' keypad flow's settings; None without ``[features]``.
+        ``agents``: the running ones (file and admin API), else the file's."""
+        return None if self.features is None else \
+            self.features.keypad(self.agents if agents is None else agents)
 
     def supervisor_directory(self):
         return supervisor_directory(self)
 
-    def supervisor_keypad_settings(self):
+    def supervisor_keypad_settings(self, agents=None):
         """The monitor feature flow's settings; None without ``[features]``."""
-        return supervisor_keypad_settings(self)
+        return supervisor_keypad_settings(self, agents)
 
     def route_for(self, called: str) -> RouteEntry | None:
         """Exact numbers win over patterns; patterns are tried in file order."""
@@ -414,6 +421,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += outbound_problems(config)
     problems += supervisor_problems(config)
     problems += cluster_problems(config)
+    problems += people_problems(config)
     problems += events_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):

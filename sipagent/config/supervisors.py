@@ -52,12 +52,13 @@ def supervisor_directory(config) -> SupervisorDirectory:
                 if tok.supervisor is not None})
 
 
-def supervisor_keypad_settings(config) -> SupervisorKeypadSettings | None:
-    """What the monitor feature flow needs; None without ``[features]``."""
+def supervisor_keypad_settings(config, agents=None) -> SupervisorKeypadSettings | None:
+    """What the monitor feature flow needs; None without ``[features]``.
+    ``agents``: the running ones (file and admin API), else the file's."""
     if config.features is None:
         return None
     numbers = {}
-    for agent_id, agent in config.agents.items():
+    for agent_id, agent in (config.agents if agents is None else agents).items():
         number = agent_number(agent_id, agent)
         if number is not None:
             numbers[number] = agent_id

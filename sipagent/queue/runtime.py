@@ -17,8 +17,9 @@ from acdcore import actions as act
 from acdcore import events as ev
 from acdcore.errors import AcdError
 from acdcore.model import AgentConfig, QueueConfig
-from sipagent.queue.agents import (AgentLine, agent_rows, command_event, command_log_kind,
-                                   queue_snapshot, wrap_up_of)  # AgentLine: for the engine
+from sipagent.queue.agents import (AgentLine, AgentTimes, agent_rows, command_event,
+                                   command_log_kind, queue_snapshot,
+                                   wrap_up_of)  # AgentLine: for the engine
 from sipagent.queue.bridging import bridge_when_ready
 from sipagent.queue.callback import CallbackLine
 from sipagent.queue.caller_side import CallerSide
@@ -66,8 +67,9 @@ class QueueRuntime(CallerSide):
         self.callbacks = CallbackLine(self)
         self.operations = CallOperations(self, transfer, monitor, recordings, call_keys)
         # Click-to-call; configured by add_outbound_routes (sipagent/api/outbound.py).
-        self.outbound = OutboundDesk(self, account_provider,
-                                     {a.agent_id: list(a.queues) for a in agents}, eventlog)
+        self._queue_order = {a.agent_id: list(a.queues) for a in agents}
+        self.outbound = OutboundDesk(self, account_provider, self._queue_order, eventlog)
+        self.agent_times = AgentTimes()      # since / login / today's counts, for agent rows
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
@@ -123,7 +125,12 @@ class QueueRuntime(CallerSide):
                 self._perform(action)
             except Exception:
                 log.exception("acd action failed", action=repr(action))
+            self._seen(getattr(action, "agent_id", None))
         self._wake.set()
+
+    def _seen(self, agent_id: str | None) -> None:
+        if agent_id in self.lines:
+            self.agent_times.seen(agent_id, self.scheduler.agent_state(agent_id), time.time())
 
     def pick_up(self, call_id: str, agent_id: str, leg: CallLeg) -> AcdError | None:
         """``agent_id`` takes the ringing ``call_id`` on its answered ``leg``
@@ -157,6 +164,8 @@ class QueueRuntime(CallerSide):
     async def _sample_agents(self) -> None:
         while True:
             self.stats.sample_agents(time.time(), self.snapshot()["agents"])
+            for agent_id in self.lines:     # states the ACD changed on its own
+                self._seen(agent_id)
             await asyncio.sleep(1.0)
 
     def _perform(self, a) -> None:
@@ -168,6 +177,7 @@ class QueueRuntime(CallerSide):
             entry = self.entries.get(a.call_id)
             if entry:
                 self.stats.offer_lost(entry.queue, time.time(), a.call_id, a.agent_id, reason)
+            self.agent_times.offer_lost(a.agent_id, reason, time.time())
             log.info("offer withdrawn", call_id=a.call_id, agent=a.agent_id, reason=reason)
             if leg is not None:
                 leg.end()
@@ -224,6 +234,7 @@ class QueueRuntime(CallerSide):
                 if entry:
                     self.stats.offer_lost(entry.queue, time.time(), call_id, agent_id,
                                           "busy" if ended.code in BUSY_CODES else "rejected")
+                self.agent_times.offer_lost(agent_id, "rejected", time.time())
                 log.info("agent did not take the call", call_id=call_id, agent=agent_id,
                          code=ended.code)
                 self.feed(ev.OfferRejected(self.now(), call_id, agent_id,
@@ -310,6 +321,18 @@ class QueueRuntime(CallerSide):
     def agent_queues(self, agent_id: str) -> list[str]:
         return self._agent_queues.get(agent_id, [])
 
+    def serve_queues(self, agent_id: str, queues: dict[str, int] | None) -> None:
+        """An agent added, changed (``queues``: queue -> penalty) or removed
+        (None) at run time, by ``agent_admin``: the queues a transfer to it
+        joins and its click-to-call's queue follow."""
+        if queues is None:
+            self._agent_queues.pop(agent_id, None)
+            self._queue_order.pop(agent_id, None)
+            self.agent_times.forget(agent_id)
+        else:
+            self._agent_queues[agent_id] = sorted(queues, key=lambda q: queues[q])
+            self._queue_order[agent_id] = list(queues)
+
     def forget(self, entry: QueueEntry) -> None:
         """The entry is done with: the runtime no longer looks it up."""
         self.entries.pop(entry.call_id, None)
@@ -331,6 +354,7 @@ class QueueRuntime(CallerSide):
             self.callbacks.agent_ready(entry, leg)
             return
         self.stats.answered(entry.queue, time.time(), wait, call_id, agent_id)
+        self.agent_times.handled(agent_id, time.time())
         entry.hold.stop()
         log.info("caller connected to agent", call_id=call_id, agent=agent_id, wait=round(wait, 3))
         self.spawn(self.operations.converse(entry))
@@ -347,12 +371,16 @@ class QueueRuntime(CallerSide):
         if kind:  # before the feed: a LOGIN may be followed at once by an OFFER
             self.stats.agent(time.time(), agent_id, kind, reason or None)
         self.feed(event)
+        self._seen(agent_id)
         log.info("agent control", agent=agent_id, command=command, before=before,
                  after=self.scheduler.agent_state(agent_id))
 
     def agents(self) -> list[dict]:
         rows = agent_rows(self.lines, self.scheduler,
-                          (e for e in self.entries.values() if e.state is EntryState.TALKING))
+                          (e for e in self.entries.values() if e.state is EntryState.TALKING),
+                          ringing=((agent, self.entries[call]) for call, agent in self.offers
+                                   if call in self.entries),
+                          times=self.agent_times, t_wall=time.time(), now=self.now())
         outbound = self.outbound.rows()
         for row in rows:
             row["call"] = row["call"] or outbound.get(row["agent"])

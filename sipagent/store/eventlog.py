@@ -188,6 +188,9 @@ _UPSERT_CALL = (
     ' wrap_up = COALESCE(excluded.wrap_up, wrap_up),'
     ' hangup_side = COALESCE(excluded.hangup_side, hangup_side), updated = excluded.updated'
 )
+# The agent desktop's after-call code; the record exists from the call's start.
+_SET_DISPOSITION = ('UPDATE call_record SET disposition = ?, disposition_note = ?, updated = ?'
+                    ' WHERE call_id = ?')
 _INSERT_SURVEY = ("INSERT INTO survey_answer (t, call_id, queue, score, scale)"
                   " VALUES (?, ?, ?, ?, ?)")
 
@@ -316,6 +319,14 @@ class EventLog:
                                 "end": row[3], "caller": caller, "called": called,
                                 "queue": queue, "agent": agent, "outcome": outcome,
                                 "wait": row[9], "hangup_side": hangup_side, "t": row[13]})
+
+    def disposition(self, call_id: str, code: str, note: str | None = None, *,
+                    t_wall: float | None = None) -> None:
+        """The agent's disposition of the call (``[desktop] dispositions``) and
+        its note, on the call's record; a later one replaces it."""
+        self._queue(_SET_DISPOSITION, (_req_str("code", code), _opt_str("note", note),
+                                       time.time() if t_wall is None else _time(t_wall),
+                                       _req_str("call_id", call_id)))
 
     def survey_answer(self, call_id: str, score: int, scale: int, *, t_wall: float | None = None,
                       queue: str | None = None) -> None:

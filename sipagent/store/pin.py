@@ -38,8 +38,14 @@ def check_pin_format(pin: str) -> str:
 
 def hash_pin(pin: str, *, log2_n: int = LOG2_N) -> str:
     check_pin_format(pin)
+    return hash_secret(pin, log2_n=log2_n)
+
+
+def hash_secret(secret: str, *, log2_n: int = LOG2_N) -> str:
+    """A salted scrypt hash of any secret (a console password); checked by
+    :func:`verify_pin`, which takes any text."""
     salt = os.urandom(16)
-    key = _derive(pin, salt, log2_n, R, P)
+    key = _derive(secret, salt, log2_n, R, P)
     return "$".join(["scrypt", str(log2_n), str(R), str(P),
                      base64.b64encode(salt).decode(), base64.b64encode(key).decode()])
 
