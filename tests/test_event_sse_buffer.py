@@ -1,11 +1,13 @@
-"""A client that stops reading: the engine drops it once its buffer is
-full (bounded memory), and a reconnect with Last-Event-ID misses nothing."""
+"""SSE beyond the happy path, in process on a real SQLite file: a client that
+stops reading is dropped once its buffer is full (bounded memory) and a
+reconnect with Last-Event-ID misses nothing; a supervisor scoped to queues
+gets only those queues."""
 from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from sipagent.api.events import add_event_routes
@@ -82,6 +84,43 @@ def test_a_client_that_stops_reading_is_dropped_and_resumes_without_loss(tmp_pat
         finally:
             if writer is not None:
                 writer.close()        # a failed check must not leave the server waiting on it
+            await server.close()
+            await asyncio.to_thread(log.close)
+            stream.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_supervisor_scoped_to_queues_gets_only_those_queues(tmp_path, ports):
+    scoped = SimpleNamespace(role="supervisor", agent=None, queues=frozenset({"sales"}))
+    serving = {"bob": ["sales"], "alice": ["support"]}
+
+    async def scenario():
+        log = EventLog(event_log_path(tmp_path))
+        stream = EventStream(log, node="n")
+        app = web.Application()
+        add_event_routes(app, lambda: stream, lambda request, roles: scoped,
+                         known_queues=lambda: ("sales", "support"),
+                         queues_of=lambda agent: serving.get(agent, ()))
+        server = TestServer(app, host="127.0.0.1", port=ports())
+        await server.start_server()
+        try:
+            for queue in ("support", "sales"):
+                stream.publish("queue.joined", call_id=f"c-{queue}", queue=queue, position=1,
+                               priority=None)
+            for agent in ("alice", "bob"):
+                stream.publish("agent.state_changed", agent=agent, previous="available",
+                               current="paused", reason="lunch")
+            log.flush()
+            async with ClientSession() as http:
+                base = f"http://127.0.0.1:{server.port}/api/events/history"
+                async with http.get(base) as r:
+                    got = [(e["type"], e["queue"], e["agent"]) for e in (await r.json())["events"]]
+                async with http.get(base + "?queue=support") as r:
+                    refused = r.status
+            assert got == [("queue.joined", "sales", None), ("agent.state_changed", None, "bob")]
+            assert refused == 403
+        finally:
             await server.close()
             await asyncio.to_thread(log.close)
             stream.close()
