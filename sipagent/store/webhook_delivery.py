@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +158,14 @@ class WebhookDeliverer:
             await asyncio.to_thread(self._save, d)
         while True:
             d.wake.clear()
-            items, last, _end = await asyncio.to_thread(
-                self.stream.read_matching, d.cursor, d.filter, audience, limit=CHUNK)
+            try:
+                items, last, _end = await asyncio.to_thread(
+                    self.stream.read_matching, d.cursor, d.filter, audience, limit=CHUNK)
+            except sqlite3.Error as exc:     # the file is busy or failing: try again shortly
+                log.error("webhook events not read, will retry", webhook=d.sub.name,
+                          error=str(exc))
+                await asyncio.sleep(self.retry_base)
+                continue
             for item in items:
                 await self._deliver(d, item)
                 d.cursor = item.seq
