@@ -213,5 +213,9 @@ class WebhookDeliverer:
     def _save(self, d: _Delivery) -> None:
         if self._db is None:
             return
-        self._db.write(_SAVE, (d.sub.name, d.cursor, time.time(), d.attempts, d.last_error))
+        try:
+            self._db.write(_SAVE, (d.sub.name, d.cursor, time.time(), d.attempts, d.last_error))
+        except sqlite3.Error as exc:     # kept in memory; saved at the next chance
+            log.error("webhook cursor not saved", webhook=d.sub.name, error=str(exc))
+            return
         d.saved = d.cursor
