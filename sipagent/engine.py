@@ -89,6 +89,8 @@ class Engine:
         self.agent_admin = None      # run-time agent changes (queue/agent_admin.py), ditto
         self.inbound: set = set()
         self.eventlog = None
+        self.events = None           # the public event stream (store/event_stream.py), ditto
+        self._webhooks = None        # its webhook deliverer, ditto
         self.callback_store = None   # pending callbacks on disk, from start() to stop()
         self.conversations = None    # conversation recordings (queue/recordings.py), ditto
         self._sweeper: asyncio.Task | None = None
@@ -127,6 +129,8 @@ class Engine:
 
         from sipagent.fax.runtime import FaxRuntime
         from sipagent.store.eventlog import HEARTBEAT_INTERVAL, EventLog, event_log_path
+        from sipagent.store.event_stream import EventStream
+        from sipagent.store.webhook_delivery import WebhookDeliverer
         from sipagent.store.callbacks import CallbackStore
         from sipagent.media.recording import clean_stray_recordings
         from sipagent.queue.recordings import Recordings
@@ -135,6 +139,8 @@ class Engine:
         self.config.data.dir.mkdir(parents=True, exist_ok=True)
         self.eventlog = EventLog(event_log_path(self.config.data.dir),
                                  heartbeat_interval=HEARTBEAT_INTERVAL)
+        # Before the close-out below: what it closes is published too.
+        self.events = EventStream(self.eventlog, node=self.config.event_node)
         stray = clean_stray_recordings(self.recordings_dir)
         rec = self.config.recording
         self.conversations = Recordings(rec.dir or self.config.data.dir / "conversations",
@@ -172,6 +178,12 @@ class Engine:
         self.queues.outbound.configure(self.config.outbound, self.config.sip,
                                        self.config.trunk.registration)
         self.queues.start()
+        ec = self.config.events
+        self._webhooks = WebhookDeliverer(
+            self.events, self.config.data.dir, [w.subscription() for w in ec.webhooks],
+            queues_of=self.agent_queues, timeout=ec.webhook_timeout, retry_base=ec.retry_base,
+            retry_max=ec.retry_max)
+        await self._webhooks.start()
         self.agent_admin = AgentAdmin(self.queues, self.people.agents,
                                       events=getattr(self, "events", None),
                                       max_agents=self.capacity - 1)
@@ -247,9 +259,14 @@ class Engine:
         if self.people is not None:
             await asyncio.to_thread(self.people.close)
             self.people = None
+        if self._webhooks is not None:
+            await self._webhooks.stop()
+            self._webhooks = None
         if self.eventlog is not None:
             await asyncio.to_thread(self.eventlog.close)
             self.eventlog = None
+        if self.events is not None:      # after the log's last commit reached it
+            self.events.close()
         # A Call destroyed after libDestroy aborts the process (pjlib assertion).
         # Legs still referenced now (seen when a flow was cut short by shutdown)
         # are disowned: their C++ objects are left to process exit.
@@ -484,6 +501,11 @@ class Engine:
         windows = list(self.queues.stats.window_gauges(time.time())) if self.queues else []
         return {"active_calls": len(self.legs), "capacity": self.capacity, "windows": windows,
                 **snap}
+
+    def agent_queues(self, agent_id: str) -> list[str]:
+        """The queues an agent serves (for event filters; any thread)."""
+        queues = self.queues
+        return queues.agent_queues(agent_id) if queues is not None else []
 
     def _flow_reloaded(self, spec: str, ok: bool) -> None:
         self.metrics.flow_reloads.labels("ok" if ok else "failed").inc()

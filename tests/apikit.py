@@ -23,6 +23,7 @@ from sipagent.metrics import EngineMetrics
 from sipagent.queue.agent_admin import AgentAdmin, spec_of
 from sipagent.queue.agents import AgentLine
 from sipagent.queue.runtime import QueueRuntime
+from sipagent.store.event_stream import EventStream
 from sipagent.store.eventlog import EventLog, event_log_path
 from sipagent.store.people import PeopleStore, people_path, users_from
 from sipagent.store.pin import hash_pin, hash_secret
@@ -105,6 +106,8 @@ class EngineApp:
         self.capacity = self.config.sip.max_calls
         self.eventlog = eventlog = EventLog(event_log_path(data))
         self._closing.callback(eventlog.close)
+        self.events = EventStream(eventlog, node="apikit")    # GET /api/events...
+        self._closing.callback(self.events.close)
         self.live_calls: dict = {}
         self.people = PeopleStore(people_path(data), session_ttl=self.config.auth.session_ttl,
                                   lockout_failures=self.config.auth.lockout_failures,

@@ -104,6 +104,9 @@ QUERY_ROUTES = {
                                                            "limit": "count"}),
     ("GET", "/api/fax/log"): QueryRoute("/api/fax/log", {"direction": "choice or blank",
                                                          "limit": "count"}),
+    ("GET", "/api/events/history"): QueryRoute(
+        "/api/events/history", {"queue": "text", "agent": "text", "type": "text",
+                                "after": "text", "limit": "count"}),
     ("POST", "/api/fax/documents/{number}"): QueryRoute(
         "/api/fax/documents/5", {"title": "text", "pin": "text"}, method="POST"),
     ("PUT", "/api/fax/documents/{number}"): QueryRoute(
@@ -137,6 +140,8 @@ PLAIN_ROUTES = {
     ("GET", "/api/queues"): "/api/queues",
     ("GET", "/api/wallboard"): "/api/wallboard",
     ("GET", "/api/callbacks"): "/api/callbacks",
+    # A stream (it never ends when accepted); here only refusals are sent.
+    ("GET", "/api/events"): "/api/events",
     ("GET", "/api/voicemail"): "/api/voicemail",
     ("GET", "/api/voicemail/{box}"): "/api/voicemail/200",
     ("GET", "/api/voicemail/{box}/messages/{id}"): "/api/voicemail/200/messages/{message}",

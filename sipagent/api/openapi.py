@@ -21,8 +21,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from sipagent.api import (admin, auth, calls, debug, desktop, fax, outbound, pickup, reports,
-                          voicemail)
+from sipagent.api import (admin, auth, calls, debug, desktop, events, fax, outbound, pickup,
+                          reports, voicemail)
 from sipagent.api.agent_bodies import AgentCommand, CallbackRequest
 
 __all__ = ["Operation", "OPERATIONS", "document", "add_openapi_route"]
@@ -106,6 +106,12 @@ OPERATIONS: tuple[Operation, ...] = _ops(
               "SL and abandon rate per interval beside the actual", body=reports.WhatIfBody),
     Operation("GET", "/api/debug/invariants", "Every agent in one state, every call in one "
               "place: the engine's own check", query=debug.InvariantsQuery),
+    # the public event stream (sipagent/api/events.py, docs/events.md)
+    Operation("GET", "/api/events", "Server-Sent Events: every event the filters pass; resume "
+              "after the Last-Event-ID header (or last_event_id)", ALL, query=events.EventsQuery,
+              produces="text/event-stream"),
+    Operation("GET", "/api/events/history", "Stored events after a sequence id, oldest first",
+              ALL, query=events.HistoryQuery),
     # voicemail
     # people: logins, the agent desktop, live channels, admin (api/auth, desktop, admin)
     Operation("POST", "/api/login", "Log in: the session cookie and its CSRF token; 429 "

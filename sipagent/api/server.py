@@ -31,6 +31,7 @@ from sipagent.api.desktop import add_desktop_routes
 from sipagent.api.outbound import add_outbound_routes
 from sipagent.api.pickup import add_pickup_routes
 from sipagent.api.debug import add_debug_routes
+from sipagent.api.events import add_event_routes
 from sipagent.api.openapi import add_openapi_route
 from sipagent.api.agent_bodies import AgentCommand, CallbackRequest
 from sipagent.api.reports import add_report_routes
@@ -158,6 +159,7 @@ def build_app(engine) -> web.Application:
     add_openapi_route(app)
     add_wallboard_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
     add_report_routes(app, lambda: engine.queues, config, lambda r, roles: _authenticate(config, r, roles))
+    add_event_routes(app, lambda: getattr(engine, "events", None), lambda request, roles: _authenticate(config, request, roles), known_queues=lambda: config.queues, queues_of=getattr(engine, "agent_queues", lambda agent: ()), heartbeat=config.events.heartbeat, client_buffer=config.events.client_buffer)  # noqa: E501
     add_console_routes(app)
     if engine.voicemail is not None:
         from sipagent.api.voicemail import add_voicemail_routes

@@ -65,6 +65,7 @@ from sipagent.config.operations import (CallKeysSection, MonitorSection, Recordi
                                         TransferSection)
 from sipagent.config.outbound import OutboundSection, outbound_problems
 from sipagent.config.people import AuthSection, DesktopSection, UserSection, people_problems
+from sipagent.config.events import EventsSection, event_node, events_problems
 from sipagent.config.queues import AgentSection, QueueSection
 from sipagent.config.cluster import ClusterSection, cluster_problems
 from sipagent.config.supervisors import (SupervisorSection, supervisor_directory,
@@ -292,6 +293,7 @@ class Config(Section):
     auth: AuthSection = section()
     users: dict[Name, UserSection] = {}
     desktop: DesktopSection = section()
+    events: EventsSection = section()                  # sipagent/config/events.py
     log: LogSection = section()
 
     _exact_routes: dict[str, RouteEntry] = PrivateAttr(default_factory=dict)
@@ -324,6 +326,11 @@ class Config(Section):
         if self.features is not None:   # a clash with a route is a problem reported above
             for number, (_, flow) in self.features.flows().items():
                 self._exact_routes.setdefault(number, RouteEntry(number=number, flow=flow))
+
+    @property
+    def event_node(self) -> str:
+        """The events' node: [events] node_id, else [cluster] node_id, else the host name."""
+        return event_node(self)
 
     def keypad_settings(self, agents=None) -> KeypadSettings | None:
         """The agents' keypad flow's settings; None without ``[features]``.
@@ -415,6 +422,7 @@ def _broken_references(config: Config) -> list[tuple[tuple[str | int, ...], str]
     problems += supervisor_problems(config)
     problems += cluster_problems(config)
     problems += people_problems(config)
+    problems += events_problems(config)
 
     if config.http.port == config.sip.port and _same_host(config.http.listen, config.sip.listen):
         problems.append((("http", "port"),

@@ -101,6 +101,16 @@ last half second, never part of a batch: SQLite commits a transaction
 whole or not at all.  Only plain values cross the thread (``data`` is
 serialised to JSON before it is queued), never an object of the caller.
 
+The public event stream rides on this log
+------------------------------------------
+``on_fact`` (when set) sees every fact as it is logged, in the logging
+thread: ``("queue"|"agent"|"call", fields)``, the one hook the public
+vocabulary is translated from (``event_stream``, ``public_events``).
+``append(sql, row, urgent=True)`` queues a stream row; the writer then
+waits at most ``urgent_delay`` (not ``flush_interval``) before it commits,
+and calls ``on_commit`` with the urgent rows of each committed batch, in
+order, from the writer thread: written first, sent second.
+
 The heartbeat
 -------------
 With ``heartbeat_interval`` set (the engine sets ``HEARTBEAT_INTERVAL``),
@@ -119,7 +129,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -236,6 +246,11 @@ class EventLog:
         self._written = 0           # rows ever committed (or dropped): flush() waits on it
         self._closing = False
         self._flush_wanted = False
+        self.on_fact: Callable[[str, dict], None] | None = None   # see the module doc
+        self.on_commit: Callable[[list[tuple]], None] | None = None
+        self.urgent_delay = 0.05
+        self._urgent_sql: set[str] = set()
+        self._urgent_at: float | None = None     # monotonic time of the oldest urgent row
         self._cond = threading.Condition()
         self._writer = threading.Thread(target=self._write_loop, name="eventlog-writer",
                                         daemon=True)
@@ -259,6 +274,10 @@ class EventLog:
                None if data is None else json.dumps(dict(data), default=str,
                                                      ensure_ascii=False))
         self._queue(_INSERT_EVENT, row)
+        if self.on_fact is not None:
+            self._tell("queue", {"kind": kind, "t": row[0], "queue": queue, "call_id": call_id,
+                                 "agent": agent, "wait": row[5], "position": row[6],
+                                 "reason": reason, "data": dict(data or {})})
 
     def agent_event(self, t_wall: float, agent: str, kind: str, queue: str | None = None,
                     reason: str | None = None, call_id: str | None = None) -> None:
@@ -267,6 +286,9 @@ class EventLog:
         row = (_time(t_wall), kind, _opt_str("queue", queue), _opt_str("call_id", call_id),
                _req_str("agent", agent), None, None, _opt_str("reason", reason), None)
         self._queue(_INSERT_EVENT, row)
+        if self.on_fact is not None:
+            self._tell("agent", {"kind": kind, "t": row[0], "agent": agent, "queue": queue,
+                                 "reason": reason, "call_id": call_id})
 
     def call_record(self, call_id: str, *, start: float | None = None, answer: float | None = None,
                     end: float | None = None, caller: str | None = None,
@@ -292,6 +314,11 @@ class EventLog:
                _opt_str("hangup_side", hangup_side),
                time.time() if t_wall is None else _time(t_wall))
         self._queue(_UPSERT_CALL, row)
+        if self.on_fact is not None:
+            self._tell("call", {"call_id": call_id, "start": row[1], "answer": row[2],
+                                "end": row[3], "caller": caller, "called": called,
+                                "queue": queue, "agent": agent, "outcome": outcome,
+                                "wait": row[9], "hangup_side": hangup_side, "t": row[13]})
 
     def disposition(self, call_id: str, code: str, note: str | None = None, *,
                     t_wall: float | None = None) -> None:
@@ -310,6 +337,28 @@ class EventLog:
         row = (time.time() if t_wall is None else _time(t_wall), _req_str("call_id", call_id),
                _opt_str("queue", queue), score, scale)
         self._queue(_INSERT_SURVEY, row)
+
+    def append(self, sql: str, row: tuple, *, urgent: bool = False) -> None:
+        """Queue a row for another table of this file (the public event
+        stream's); ``urgent``: commit within ``urgent_delay`` and pass it to
+        ``on_commit`` once committed (module doc)."""
+        if not urgent:
+            self._queue(sql, row)
+            return
+        with self._cond:
+            self._urgent_sql.add(sql)
+            wake = self._urgent_at is None
+            if wake:
+                self._urgent_at = time.monotonic()
+            self._queue(sql, row)
+            if wake:
+                self._cond.notify_all()
+
+    def _tell(self, source: str, fact: dict) -> None:
+        try:
+            self.on_fact(source, fact)
+        except Exception:   # the fact is logged; its public event must not undo that
+            log.exception("public event not derived", source=source, kind=fact.get("kind"))
 
     def close_dangling(self, reason: str = RESTART) -> ClosedOut:
         """After a crash: end what the previous run left open (``closeout``).
@@ -365,13 +414,27 @@ class EventLog:
     def _write_loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closing or self._flush_wanted
-                                    or len(self._pending) >= self.flush_rows,
+                due = lambda: (self._closing or self._flush_wanted  # noqa: E731
+                               or len(self._pending) >= self.flush_rows)
+                self._cond.wait_for(lambda: due() or self._urgent_at is not None,
                                     self.flush_interval)
+                if self._urgent_at is not None:   # gather the burst, briefly
+                    self._cond.wait_for(due, self._urgent_at + self.urgent_delay
+                                        - time.monotonic())
+                self._urgent_at = None
                 batch, self._pending = self._pending, []
                 self._flush_wanted = False
                 closing = self._closing
             retry = self._commit(batch) if batch else []
+            if self.on_commit is not None and self._urgent_sql and len(retry) < len(batch):
+                # _commit's retry is always a tail of the batch
+                committed = [row for sql, row in batch[:len(batch) - len(retry)]
+                             if sql in self._urgent_sql]
+                if committed:
+                    try:
+                        self.on_commit(committed)
+                    except Exception:
+                        log.exception("committed stream rows not passed on")
             with self._cond:
                 self._written += len(batch) - len(retry)
                 self._pending[:0] = retry
