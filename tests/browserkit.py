@@ -34,7 +34,8 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 os.environ["SE_OFFLINE"] = "true"
 
 from selenium import webdriver                                      # noqa: E402
-from selenium.common.exceptions import TimeoutException             # noqa: E402
+from selenium.common.exceptions import (StaleElementReferenceException,  # noqa: E402
+                                        TimeoutException)
 from selenium.webdriver.chrome.service import Service               # noqa: E402
 from selenium.webdriver.common.by import By                         # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait     # noqa: E402
@@ -145,7 +146,10 @@ class Browser:
         """predicate(browser) until truthy; its value.  On time-out the
         error names ``what`` and a screenshot of the moment is kept."""
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
+            # The pages re-render on every event: an element found a moment
+            # ago may be gone (stale); the next poll finds its successor.
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(
                 lambda _: predicate(self))
         except TimeoutException:
             path = self.shot(f"timeout-{int(time.time() * 1000)}")
@@ -170,6 +174,17 @@ class Browser:
                     pass
             return None
         return self.wait(has, timeout, f"{text!r} in {css!r}")
+
+    def text(self, css: str) -> str:
+        """The text of the first element matching ``css`` ("" if none), read
+        again if the page replaced the element while it was read."""
+        for _ in range(5):
+            found = self.find_all(css)
+            try:
+                return found[0].text if found else ""
+            except StaleElementReferenceException:
+                continue
+        return ""
 
     def js(self, script: str, *args):
         return self.driver.execute_script(script, *args)

@@ -84,11 +84,6 @@ def blocked(browser) -> list[str]:
             or ("Uncaught" in e["message"] and e["level"] == "SEVERE")]
 
 
-def text_of(browser, css: str) -> str:
-    found = browser.find_all(css)
-    return found[0].text if found else ""
-
-
 def test_login_policy_csrf_and_logout(ports, workdir, prompts_dir, tmp_path):
     cfg = console_config(ports, workdir, prompts_dir, {"alice": {"uri": "sip:alice@127.0.0.1:9",
                                                                  "queues": ["support"]}})
@@ -168,18 +163,18 @@ def test_supervisor_sees_live_changes_and_adds_an_agent(ports, workdir, prompts_
             # A caller queued over SIP is on the wallboard within a second.
             browser.find('a[href="#/wallboard"]').click()
             browser.wait_css('#wallboard [data-waiting="support"]')
-            assert text_of(browser, '[data-waiting="support"] .value') == "0"
+            assert browser.text('[data-waiting="support"] .value') == "0"
             caller.request("call", call="c1", to=engine.number("100"))
             caller.wait_state("c1", "CONFIRMED")
             wait_until(lambda: api(engine, "GET", "/api/queues")[1]["queues"]["support"]
                        ["waiting"] == 1, 5, "the caller waiting")
             t0 = time.monotonic()
-            browser.wait(lambda b: text_of(b, '[data-waiting="support"] .value') == "1",
+            browser.wait(lambda b: b.text('[data-waiting="support"] .value') == "1",
                          1.0, "the waiting caller on the wallboard")
             print(f"queued caller on the wallboard after {time.monotonic() - t0:.3f} s")
             # The longest wait ticks on the page by itself.
-            first = text_of(browser, '[data-longest="support"] .value')
-            browser.wait(lambda b: text_of(b, '[data-longest="support"] .value') != first,
+            first = browser.text('[data-longest="support"] .value')
+            browser.wait(lambda b: b.text('[data-longest="support"] .value') != first,
                          2.5, "the longest wait ticking")
             browser.shot("wallboard")
             browser.find("#big-screen").click()
@@ -285,7 +280,7 @@ def test_agent_desktop_screen_pop_and_disposition(ports, workdir, prompts_dir, t
             assert api(engine, "GET", "/api/calls")[1]["calls"][0]["phase"] == "talking"
             caller.request("hangup", call="c1")
             phones.wait_state(ring["call"], "DISCONNECTED", timeout=5)
-            browser.wait(lambda b: text_of(b, "#my-state-name") == "wrap-up", 3, "wrap-up")
+            browser.wait(lambda b: b.text("#my-state-name") == "wrap-up", 3, "wrap-up")
             code = browser.wait_css("#disposition-code")
             if code.tag_name == "select":
                 Select(code).select_by_value("sale")
