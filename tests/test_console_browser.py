@@ -4,7 +4,8 @@ project's simulated phones:
 
 * the login page under the strict Content-Security-Policy (nothing inline,
   nothing blocked); a wrong password is refused; a POST without the CSRF
-  token is refused (403) while the page's own requests carry it; logout;
+  token is refused (403) while the page's own requests carry it; logout
+  ends the session; a session gone under an open page leads back to login;
 * a supervisor's view: an agent's pause shows on the agents page, a caller
   queued over SIP on the wallboard, each within a second and without a
   reload (the page follows the event stream); an agent added in the admin
@@ -128,14 +129,25 @@ def test_login_policy_csrf_and_logout(ports, workdir, prompts_dir, tmp_path):
         assert status == 200
         assert api(engine, "GET", "/api/agents")[1]["agents"][0]["state"] == "paused"
 
+        # Logout ends the session on the engine, not just in this browser.
+        session = browser.driver.get_cookie("sipacd_session")["value"]
         browser.find("#logout").click()
         browser.wait_css("#login-form")
         assert browser.js("return sessionStorage.getItem('sipacd.csrf')") is None
         with pytest.raises(urllib.error.HTTPError) as refused:
-            cookie = browser.driver.get_cookie("sipacd_session")
             urllib.request.urlopen(urllib.request.Request(url(engine, "/api/session"), headers={
-                "Cookie": f"sipacd_session={cookie['value'] if cookie else 'none'}"}), timeout=5)
+                "Cookie": f"sipacd_session={session}"}), timeout=5)
         assert refused.value.code == 401
+
+        # A session that ends under an open page (a 401 anywhere): back to login.
+        log_in(browser, engine, "boss")
+        browser.wait_css("#wallboard .queue-card")
+        assert "boss (supervisor)" in browser.find("#who").text
+        assert browser.find_all('a[href="#/admin"]') == []          # admins only
+        browser.driver.delete_cookie("sipacd_session")
+        browser.find('a[href="#/agents"]').click()
+        browser.wait_css("#login-form")
+        assert browser.js("return location.hash") == "#/login"
         assert blocked(browser) == []
 
 
