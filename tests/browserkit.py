@@ -43,6 +43,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait     # noqa: E402
 __all__ = ["Browser", "Select", "browser_problem"]
 
 # Quiet, offline, deterministic: no first-run UI, no fetches of its own.
+# --no-sandbox: test machines run as root, where Chromium's sandbox refuses
+# to start; the browser only ever loads the engine's own pages on 127.0.0.1.
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
     "--window-size=1280,900", "--no-first-run", "--no-default-browser-check",
