@@ -391,7 +391,8 @@ class Engine:
         if route.language:
             call.language = route.language
         clog.info("call routed", called=called, caller=caller, flow=route.flow)
-        self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called)
+        self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called,
+                                  caller_name=sip_message.display_name(headers) or None)
         self.live_calls[call_id] = call
         try:
             if route.fax_detect:
