@@ -90,6 +90,7 @@ class Engine:
         self.inbound: set = set()
         self.eventlog = None
         self.events = None           # the public event stream (store/event_stream.py), ditto
+        self.cluster = None          # this node's leases, with [cluster] (cluster/node.py), ditto
         self._webhooks = None        # its webhook deliverer, ditto
         self.callback_store = None   # pending callbacks on disk, from start() to stop()
         self.conversations = None    # conversation recordings (queue/recordings.py), ditto
@@ -177,7 +178,8 @@ class Engine:
             recordings=self.conversations, call_keys=self.config.call_keys)
         self.queues.outbound.configure(self.config.outbound, self.config.sip,
                                        self.config.trunk.registration)
-        self.queues.start()
+        # A node of several logs agents in as their partitions come to it.
+        self.queues.start(log_in=self.config.cluster is None)
         ec = self.config.events
         self._webhooks = WebhookDeliverer(
             self.events, self.config.data.dir, [w.subscription() for w in ec.webhooks],
@@ -203,6 +205,14 @@ class Engine:
             fax=self.fax)
         if self.fax.dialer is not None:
             self.fax.dialer.start()
+        if self.config.cluster is not None:
+            from sipagent.cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(
+                **self.config.cluster.node_settings(self.config, agents),
+                log_in=self.queues.go_on_duty,
+                log_out=lambda agent_id: self.queues.go_off_duty(agent_id, "partition_moved"))
+            await self.cluster.start()
         self.sip.start_polling()
         self.watchdog = LoopWatchdog(self.config.flows.dir,
                                      on_stall=self.metrics.loop_stalls.inc)
@@ -220,6 +230,9 @@ class Engine:
         if self.watchdog is not None:
             self.watchdog.stop()
         log.info("engine stopping", live_legs=len(self.legs))
+        if self.cluster is not None:     # hand the partitions over before the calls end
+            await self.cluster.stop()
+            self.cluster = None
         for leg in list(self.legs):
             leg.end()
         if self.queues:
@@ -391,7 +404,8 @@ class Engine:
         if route.language:
             call.language = route.language
         clog.info("call routed", called=called, caller=caller, flow=route.flow)
-        self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called)
+        self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called,
+                                  caller_name=sip_message.display_name(headers) or None)
         self.live_calls[call_id] = call
         try:
             if route.fax_detect:

@@ -129,6 +129,7 @@ def test_a_version_1_file_is_upgraded(tmp_path):
     crashed_run(path, beat=None)
     with sqlite3.connect(path) as conn:      # make it the file an older sipacd wrote
         conn.execute("DROP TABLE stream_event")
+        conn.execute("DROP INDEX call_record_caller")
         for column in ("disposition", "disposition_note", "caller_name"):
             conn.execute(f"ALTER TABLE call_record DROP COLUMN {column}")
         conn.execute("DROP INDEX call_record_open")
@@ -137,5 +138,5 @@ def test_a_version_1_file_is_upgraded(tmp_path):
     with EventLog(path) as el:
         assert el.last_alive is None
         assert el.close_dangling().records == 3
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
     assert rows(path, "SELECT COUNT(*) FROM event WHERE kind = 'ENTER'") == [(2,)]

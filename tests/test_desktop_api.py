@@ -13,7 +13,6 @@ from types import SimpleNamespace
 
 from apikit import serve
 from portlocks import Ports
-from sipagent.api.desktop import display_name
 from sipagent.queue.entry import EntryEvent, QueueEntry
 from test_admin_api import Stream
 from test_auth_api import log_in
@@ -50,14 +49,6 @@ def live_caller(engine, call_id: str, *, queue="support", agent=None, talking=Fa
 
 def run(tmp_path, port_allocator, scenario):
     return serve(tmp_path, Ports(port_allocator), scenario)
-
-
-def test_display_name_of_from_headers():
-    assert display_name('"Ann \\"A\\" Lee" <sip:1@h>') == 'Ann "A" Lee'
-    assert display_name("Bob <sip:2@h>;tag=x") == "Bob"
-    assert display_name("<sip:3@h>") is None
-    assert display_name("sip:4@h") is None
-    assert display_name(f'"{SCRIPT}" <sip:5@h>') == SCRIPT
 
 
 def test_disposition_goes_into_the_call_record(tmp_path, port_allocator):

@@ -19,7 +19,8 @@ from ivrflows import voicemail, voicemail_retrieval
 from ivrflows.kit.fakecall import FakeCall
 from ivrflows.testing import DEFAULT_START, VirtualLoop, hangup, speak
 from sipagent.api.voicemail import add_voicemail_routes
-from sipagent.voicemail.verbs import VoicemailVerbs, caller_name
+from sipagent.sip.message import display_name
+from sipagent.voicemail.verbs import VoicemailVerbs
 from sipagent.store.pin import hash_pin
 from sipagent.voicemail.store import Mailbox, VoicemailStore
 
@@ -249,6 +250,7 @@ def test_a_caller_hanging_up_while_recording_keeps_the_message(store, tmp_path):
 @pytest.mark.parametrize("header, name", [
     ('"Ann Caller" <sip:1@x>;tag=1', "Ann Caller"), ("Bob <sip:2@x>", "Bob"),
     ("<sip:3@x>", ""), ("sip:4@x", ""), ('"Q \\"Z\\"" <sip:5@x>', 'Q "Z"'),
+    ('"<script>alert(1)</script>" <sip:6@x>', "<script>alert(1)</script>"),
 ])
 def test_caller_name_from_the_from_header(header, name):
-    assert caller_name({"From": header}) == name
+    assert display_name({"From": header}) == name

@@ -27,7 +27,6 @@ console inserts text, never markup.
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 import time
 from typing import Annotated
@@ -38,34 +37,18 @@ from pydantic import Field
 from sipagent.api.auth import Authenticator, Caller
 from sipagent.api.request_input import JsonBody, read_body
 from sipagent.queue.entry import EntryState
+from sipagent.sip.message import display_name
 from sipagent.store.eventlog import read_only
 
 PEOPLE = {"admin", "supervisor", "agent"}
 SUPERVISORS = {"admin", "supervisor"}
-_CDR_COLUMNS = ("call_id", "start", "end", "caller", "called", "queue", "agent", "outcome",
-                "wait", "talk", "disposition", "disposition_note")
-_QUOTED = re.compile(r'\s*"((?:[^"\\]|\\.)*)"\s*<')
-_BARE = re.compile(r"\s*([^<\"]*?)\s*<")
+_CDR_COLUMNS = ("call_id", "start", "end", "caller", "caller_name", "called", "queue", "agent",
+                "outcome", "wait", "talk", "disposition", "disposition_note")
 
 
 class DispositionBody(JsonBody):
     code: Annotated[str, Field(min_length=1, max_length=40)]
     note: Annotated[str, Field(max_length=2000)] = ""
-
-
-def display_name(from_header: str | None) -> str | None:
-    """The display name of a From header (``"Ann" <sip:..>`` or ``Ann <sip:..>``)."""
-    if not from_header:
-        return None
-    m = _QUOTED.match(from_header)
-    if m:
-        return re.sub(r"\\(.)", r"\1", m[1]) or None
-    m = _BARE.match(from_header)
-    return (m[1] or None) if m else None
-
-
-def _from_header(headers) -> str | None:
-    return next((v for k, v in (headers or {}).items() if k.lower() in ("from", "f")), None)
 
 
 def add_desktop_routes(app: web.Application, engine, auth: Authenticator) -> None:
@@ -122,7 +105,7 @@ def add_desktop_routes(app: web.Application, engine, auth: Authenticator) -> Non
                 raise web.HTTPNotFound(text=f"no call {call_id!r} for you\n")
             call = entry.call
             out = {"call_id": call_id, "caller": entry.caller, "called": entry.called,
-                   "caller_name": display_name(_from_header(getattr(call, "headers", None))),
+                   "caller_name": display_name(getattr(call, "headers", None)) or None,
                    "queue": entry.queue, "agent": entry.agent_id,
                    "ivr": [dict(step) for step in getattr(call, "ivr", ())],
                    "data": dict(entry.data), "live": True}
@@ -131,7 +114,7 @@ def add_desktop_routes(app: web.Application, engine, auth: Authenticator) -> Non
             if record is None or not may_see(who, record["queue"], {record["agent"]}):
                 raise web.HTTPNotFound(text=f"no call {call_id!r} for you\n")
             out = {"call_id": call_id, "caller": record["caller"], "called": record["called"],
-                   "caller_name": None, "queue": record["queue"], "agent": record["agent"],
+                   "caller_name": record["caller_name"], "queue": record["queue"], "agent": record["agent"],
                    "ivr": [], "data": {}, "live": False}
         limit = config.desktop.history_limit
         out["history"] = [] if not out["caller"] or not limit else await asyncio.to_thread(

@@ -55,6 +55,24 @@ class ClusterSection(Section):
         """queue -> its partition."""
         return {q: p for p, queues in self.partitions.items() for q in queues}
 
+    def node_settings(self, config, agents) -> dict:
+        """What ``sipagent.cluster.node.ClusterNode`` takes: plain values.
+        ``agents``: the running agents' specs (file and admin database), of
+        which those that log in by themselves follow their partition."""
+        where = self.partition_of()
+        partition_agents: dict[str, list[str]] = {p: [] for p in self.partitions}
+        for agent_id, spec in agents.items():
+            parts = {where[q] for q in spec.queues if q in where}
+            if spec.auto_login and len(parts) == 1:
+                partition_agents[parts.pop()].append(agent_id)
+        numbers = {r.number: where[r.queue] for r in config.routes
+                   if r.queue in where and r.match == "exact"}
+        sip = config.sip
+        return {"node_id": self.node_id, "database": self.database,
+                "sip_uri": self.sip_uri or f"sip:{sip.listen}:{sip.port}",
+                "lease_seconds": self.lease_seconds, "partition_agents": partition_agents,
+                "numbers": numbers}
+
 
 def cluster_problems(config) -> list[tuple[tuple[str | int, ...], str]]:
     """Every queue in exactly one partition; every agent's queues in one."""

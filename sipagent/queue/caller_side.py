@@ -39,7 +39,7 @@ class CallerSide:
                                 call_id=call.call_id, callback_slots=self.callbacks.slots(queue))
         self.entries[call.call_id] = entry
         self.stats.offered(queue, time.time(), call.call_id,
-                           self.scheduler.waiting_count(queue) + 1)
+                           self.scheduler.waiting_count(queue) + 1, priority)
         entry.hold.start()
         log.info("caller queued", call_id=call.call_id, queue=queue, priority=priority)
         self.feed(ev.CallArrived(entry.entered, call.call_id, queue, priority,

@@ -77,15 +77,29 @@ class QueueRuntime(CallerSide):
         self.pickup = CallPickup(self)
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self) -> None:
-        now = self.now()
+    def start(self, *, log_in: bool = True) -> None:
+        """``log_in``: the agents that log in by themselves do so now (a
+        node of several logs in only the agents of the partitions it holds,
+        see sipagent/cluster/node.py)."""
         for line in self.lines.values():
-            if line.auto_login:
-                self.stats.agent(time.time(), line.agent_id, "LOGIN")
-                self.feed(ev.AgentLoggedIn(now, line.agent_id))
-                self.feed(ev.AgentReady(now, line.agent_id))
+            if log_in and line.auto_login:
+                self.go_on_duty(line.agent_id)
         self.spawn(self._timers())
         self.spawn(self._sample_agents())
+
+    def go_on_duty(self, agent_id: str) -> None:
+        """A logged-out agent that logs in by itself becomes available."""
+        if self.scheduler.agent_state(agent_id) != "logged_out":
+            return
+        now = self.now()
+        self.stats.agent(time.time(), agent_id, "LOGIN")
+        self.feed(ev.AgentLoggedIn(now, agent_id))
+        self.feed(ev.AgentReady(now, agent_id))
+
+    def go_off_duty(self, agent_id: str, reason: str) -> None:
+        """The agent logs out (a call it is on goes on to its end)."""
+        if agent_id in self.lines and self.scheduler.agent_state(agent_id) != "logged_out":
+            self.agent_command(agent_id, "logout", reason)
 
     def stop(self) -> None:
         self.callbacks.suspend()   # web callbacks in line stay pending, on disk

@@ -63,12 +63,14 @@ class QueueStats:
     def _tallies(self, queue: str, t: float):
         return [w.at(t) for w in self.windows[queue].values()]
 
-    def offered(self, queue: str, t: float, call_id: str, position: int | None = None) -> None:
+    def offered(self, queue: str, t: float, call_id: str, position: int | None = None,
+                priority: int = 0) -> None:
         self.metrics.offered.labels(queue).inc()
         for tally in self._tallies(queue, t):
             tally.call_offered()
         if self.log:
-            self.log.queue_event(t, queue, call_id, "ENTER", position=position)
+            self.log.queue_event(t, queue, call_id, "ENTER", position=position,
+                                 data={"priority": priority})
 
     def answered(self, queue: str, t: float, wait: float, call_id: str, agent: str) -> None:
         self.metrics.answered.labels(queue).inc()

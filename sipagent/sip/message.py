@@ -8,6 +8,9 @@ import re
 _HEADER = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`|~-]+)[ \t]*:[ \t]*(.*)$")
 _REQUEST_LINE = re.compile(r"^[A-Z]+\s+(\S+)\s+SIP/2\.0", re.I)
 _USER = re.compile(r"sips?:([^@;>:]+)@", re.I)
+# A name-addr's display name: quoted ("Ann \"A\" Lee" <sip:..>) or bare (Ann <sip:..>).
+_DISPLAY_NAME = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^<"]*?))\s*<')
+DISPLAY_NAME_MAX = 80
 
 
 def headers(whole_msg: str) -> dict[str, str]:
@@ -20,6 +23,17 @@ def headers(whole_msg: str) -> dict[str, str]:
         if m:
             out.setdefault(m.group(1), m.group(2).strip())
     return out
+
+
+def display_name(headers: dict[str, str] | None) -> str:
+    """The display name of a request's From header ('' if none), unquoted
+    and cut to ``DISPLAY_NAME_MAX`` characters: it is caller-supplied text."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() in ("from", "f")), "")
+    m = _DISPLAY_NAME.match(value)
+    if not m:
+        return ""
+    name = m.group(1) if m.group(1) is not None else (m.group(2) or "")
+    return re.sub(r"\\(.)", r"\1", name).strip()[:DISPLAY_NAME_MAX]
 
 
 def uri_user(uri: str) -> str:

@@ -9,7 +9,8 @@ Event kinds
 Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
 
 ``ENTER``               the call entered ``queue`` (counts as offered).
-                        ``position``: its place on entry, 1 = head.
+                        ``position``: its place on entry, 1 = head;
+                        ``data.priority``: its priority there.
 ``OFFER``               ``agent``'s phone starts ringing with the call.
 ``RINGNOANSWER``        the offer to ``agent`` ended unanswered; ``reason``:
                         ``ring_timeout``, ``rejected``, ``busy``, or a cancel
@@ -177,8 +178,8 @@ _INSERT_EVENT = ("INSERT INTO event (t, kind, queue, call_id, agent, wait, posit
 # stored value, so each moment of a call fills in what it knows.
 _UPSERT_CALL = (
     'INSERT INTO call_record (call_id, start, answer, "end", caller, called, queue, agent,'
-    ' outcome, wait, talk, wrap_up, hangup_side, updated)'
-    ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+    ' outcome, wait, talk, wrap_up, hangup_side, caller_name, updated)'
+    ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
     ' ON CONFLICT (call_id) DO UPDATE SET'
     ' start = COALESCE(excluded.start, start), answer = COALESCE(excluded.answer, answer),'
     ' "end" = COALESCE(excluded."end", "end"), caller = COALESCE(excluded.caller, caller),'
@@ -186,7 +187,8 @@ _UPSERT_CALL = (
     ' agent = COALESCE(excluded.agent, agent), outcome = COALESCE(excluded.outcome, outcome),'
     ' wait = COALESCE(excluded.wait, wait), talk = COALESCE(excluded.talk, talk),'
     ' wrap_up = COALESCE(excluded.wrap_up, wrap_up),'
-    ' hangup_side = COALESCE(excluded.hangup_side, hangup_side), updated = excluded.updated'
+    ' hangup_side = COALESCE(excluded.hangup_side, hangup_side),'
+    ' caller_name = COALESCE(excluded.caller_name, caller_name), updated = excluded.updated'
 )
 # The agent desktop's after-call code; the record exists from the call's start.
 _SET_DISPOSITION = ('UPDATE call_record SET disposition = ?, disposition_note = ?, updated = ?'
@@ -296,14 +298,15 @@ class EventLog:
                     agent: str | None = None, outcome: str | None = None,
                     wait: float | None = None, talk: float | None = None,
                     wrap_up: float | None = None, hangup_side: str | None = None,
-                    t_wall: float | None = None) -> None:
+                    caller_name: str | None = None, t_wall: float | None = None) -> None:
         """Create or complete the call's record (CDR); fields left None keep their value.
 
         ``outcome``: ``answered``, ``abandoned``, the EXIT reason (``timeout``,
         ``voicemail``...), ``ivr`` for a call that never queued, or
         ``outbound``/``outbound_<result>`` for a click-to-call;
-        ``hangup_side``: ``caller``, ``agent`` or ``system``.  Times are wall
-        clock; ``wait``, ``talk`` and ``wrap_up`` are durations in seconds.
+        ``hangup_side``: ``caller``, ``agent`` or ``system``; ``caller_name``:
+        the From display name (caller-supplied text).  Times are wall clock;
+        ``wait``, ``talk`` and ``wrap_up`` are durations in seconds.
         """
         row = (_req_str("call_id", call_id), _opt_float("start", start),
                _opt_float("answer", answer), _opt_float("end", end),
@@ -311,14 +314,15 @@ class EventLog:
                _opt_str("queue", queue), _opt_str("agent", agent),
                _opt_str("outcome", outcome), _opt_float("wait", wait),
                _opt_float("talk", talk), _opt_float("wrap_up", wrap_up),
-               _opt_str("hangup_side", hangup_side),
+               _opt_str("hangup_side", hangup_side), _opt_str("caller_name", caller_name),
                time.time() if t_wall is None else _time(t_wall))
         self._queue(_UPSERT_CALL, row)
         if self.on_fact is not None:
             self._tell("call", {"call_id": call_id, "start": row[1], "answer": row[2],
                                 "end": row[3], "caller": caller, "called": called,
                                 "queue": queue, "agent": agent, "outcome": outcome,
-                                "wait": row[9], "hangup_side": hangup_side, "t": row[13]})
+                                "wait": row[9], "hangup_side": hangup_side,
+                                "caller_name": caller_name, "t": row[14]})
 
     def disposition(self, call_id: str, code: str, note: str | None = None, *,
                     t_wall: float | None = None) -> None:

@@ -104,6 +104,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE call_record ADD COLUMN caller_name TEXT",
         "PRAGMA user_version = 3",
     ),
+    (
+        # The agent desktop's screen pop lists the caller's recent calls.
+        "CREATE INDEX call_record_caller ON call_record (caller, start)",
+        "PRAGMA user_version = 4",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -16,23 +16,11 @@ Needs from the class it is mixed into: ``_services`` (a
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 from ivrflows.call import (GreetingKind, LoginResult, MailboxFull, MarkAs, MessageTooShort,
                            Recording, VoicemailBox, VoicemailFolder, VoicemailMessage)
-
-_DISPLAY_NAME = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^<"]*?))\s*<')
-
-
-def caller_name(headers) -> str:
-    """The display name of the INVITE's From header ('' if none)."""
-    value = headers.get("From") or headers.get("f") or ""
-    m = _DISPLAY_NAME.match(value)
-    if not m:
-        return ""
-    name = (m.group(1) if m.group(1) is not None else m.group(2) or "").replace('\\"', '"')
-    return name.strip()[:80]
+from sipagent.sip.message import display_name
 
 
 class VoicemailVerbs:
@@ -61,7 +49,7 @@ class VoicemailVerbs:
         try:
             message_id = await self._vm_run(
                 store.deposit, mailbox, recording.path, self.caller, self.called,
-                caller_name=caller_name(self.headers), urgent=urgent)
+                caller_name=display_name(self.headers), urgent=urgent)
         except (MailboxFull, MessageTooShort) as exc:
             # Refused: the recording has nowhere to go.
             Path(recording.path).unlink(missing_ok=True)

@@ -1,0 +1,102 @@
+"""This engine as one node of several: its connection to the shared
+PostgreSQL database, its numbers in Kamailio's routing table, its leases,
+and which agents it runs.
+
+The engine hands in plain values and two callables (it owns the queue
+runtime, which this layer does not import):
+
+- ``log_in(agent_id)`` when a partition comes to this node: the
+  partition's agents that log in by themselves go on duty here;
+- ``log_out(agent_id)`` when it leaves: they go off duty here, so no
+  agent is ever offered calls by two nodes at once.
+
+Kamailio (deploy/kamailio/kamailio.cfg) routes a number to the holder of
+its partition's lease by joining ``partition_number`` with
+``partition_lease``; :meth:`ClusterNode.start` publishes this node's
+numbers there (the route numbers of the config whose queue is in a
+partition).  Nodes run the same configuration, so they publish the same
+rows.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, Mapping
+
+import structlog
+
+from sipagent.cluster.ownership import Ownership
+from sipagent.store.leases import LeaseTable
+
+log = structlog.get_logger("sipagent.cluster.node")
+
+__all__ = ["ClusterNode", "NUMBERS_SCHEMA"]
+
+NUMBERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS partition_number (
+    number    TEXT PRIMARY KEY,
+    partition TEXT NOT NULL
+)
+"""
+_PUBLISH = ("INSERT INTO partition_number (number, partition) VALUES (%s, %s) "
+            "ON CONFLICT (number) DO UPDATE SET partition = excluded.partition")
+
+
+class ClusterNode:
+    def __init__(self, *, node_id: str, database: str, sip_uri: str, lease_seconds: float,
+                 partition_agents: Mapping[str, list[str]], numbers: Mapping[str, str],
+                 log_in: Callable[[str], None], log_out: Callable[[str], None]):
+        self.node_id, self.sip_uri = node_id, sip_uri
+        self._database = database
+        self._lease_seconds = lease_seconds
+        self._partition_agents = {p: list(a) for p, a in partition_agents.items()}
+        self._numbers = dict(numbers)
+        self._log_in, self._log_out = log_in, log_out
+        self._conn = None
+        self.ownership: Ownership | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._conn = await asyncio.to_thread(self._connect)
+        leases = await asyncio.to_thread(LeaseTable, self._conn)
+        self.ownership = Ownership(leases, self.node_id, self.sip_uri,
+                                   self._partition_agents, self._lease_seconds,
+                                   on_gain=self._gained, on_loss=self._lost)
+        # The first round before the engine takes calls: a node alone (or the
+        # first up) runs its partitions from its first call on.
+        await self.ownership.round()
+        self._task = asyncio.get_running_loop().create_task(self.ownership.run())
+        log.info("cluster node started", node=self.node_id, sip_uri=self.sip_uri,
+                 partitions=sorted(self.ownership.held))
+
+    def _connect(self):
+        import psycopg
+
+        conn = psycopg.connect(self._database, autocommit=True, connect_timeout=5)
+        with conn.cursor() as cur:
+            cur.execute(NUMBERS_SCHEMA)
+            for number, partition in self._numbers.items():
+                cur.execute(_PUBLISH, (number, partition))
+        return conn
+
+    def owns(self, partition: str) -> bool:
+        return self.ownership is not None and self.ownership.owns(partition)
+
+    def _gained(self, partition: str) -> None:
+        for agent_id in self._partition_agents.get(partition, ()):
+            self._log_in(agent_id)
+
+    def _lost(self, partition: str) -> None:
+        for agent_id in self._partition_agents.get(partition, ()):
+            self._log_out(agent_id)
+
+    async def stop(self) -> None:
+        """Hand every lease back (another node takes over at once) and disconnect."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.ownership is not None:
+            await self.ownership.release_all()
+        if self._conn is not None:
+            await asyncio.to_thread(self._conn.close)
+            self._conn = None

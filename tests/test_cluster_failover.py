@@ -1,0 +1,138 @@
+"""Two engines as one call center: Kamailio in front, PostgreSQL holding
+the partition leases (the cluster issue's ownership and failover).
+
+Both nodes run the same configuration: queue ``support`` in partition
+``p1``, agents alice and bob.  Only the lease holder logs the agents in,
+and Kamailio sends the partition's number to it.  Then ``kill -9`` of the
+holder: the other node takes the lease over and answers the next call;
+the killed node, started again, takes nothing back and closes out at its
+start the calls it had live.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+
+import psycopg
+import pytest
+
+from clusterkit import Kamailio, Postgres
+from engine_proc import Engine
+from sipagent.store.eventlog import event_log_path
+from sipagent.store.leases import LeaseTable
+from sipua import UA
+from test_queue_behaviour import agent_state, config
+
+pytestmark = [pytest.mark.sip, pytest.mark.cluster]
+
+LEASE = 4.0
+
+
+def node_config(ports, workdir, prompts_dir, name, k_port, dsn):
+    cfg = config(ports, workdir / name, prompts_dir,
+                 {a: {"uri": f"sip:{a}@127.0.0.1:{k_port}", "queues": ["support"]}
+                  for a in ("alice", "bob")}, {"support": {"ring_timeout": 5}})
+    cfg["cluster"] = {"node_id": name, "database": dsn, "lease_seconds": LEASE,
+                      "partitions": {"p1": ["support"]}}
+    return cfg
+
+
+def rows(cfg, sql, args=()):
+    path = event_log_path(cfg["data"]["dir"])
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def busy_spans(cfg) -> list[tuple[str, float, float]]:
+    """(agent, from, to) of every offer and talk in one node's log: from the
+    OFFER to its RINGNOANSWER, or to the end of the talk."""
+    out, open_ = [], {}
+    for t, kind, agent, call_id in rows(
+            cfg, "SELECT t, kind, agent, call_id FROM event WHERE agent IS NOT NULL "
+                 "AND kind IN ('OFFER', 'RINGNOANSWER', 'COMPLETE_CALLER', 'COMPLETE_AGENT', "
+                 "'COMPLETE_SYSTEM', 'TRANSFER') ORDER BY id"):
+        if kind == "OFFER":
+            open_[(agent, call_id)] = t
+        elif (agent, call_id) in open_:
+            out.append((agent, open_.pop((agent, call_id)), t))
+    return out + [(agent, t, float("inf")) for (agent, _), t in open_.items()]
+
+
+def test_the_partition_moves_to_the_surviving_node_and_stays(ports, workdir, prompts_dir):
+    k_port = ports()
+    for name in ("a", "b"):
+        (workdir / name).mkdir()
+    with Postgres(ports()) as pg:
+        cfg_a = node_config(ports, workdir, prompts_dir, "a", k_port, pg.dsn)
+        cfg_b = node_config(ports, workdir, prompts_dir, "b", k_port, pg.dsn)
+        leases = LeaseTable(psycopg.connect(pg.dsn, autocommit=True))
+        with UA(ports(), log_dir=workdir, name="agents") as phones, \
+                UA(ports(), log_dir=workdir, name="caller") as caller, \
+                Kamailio(workdir, k_port, [cfg_a["sip"]["port"], cfg_b["sip"]["port"]],
+                         database=pg.dsn) as kam:
+            for agent in ("alice", "bob"):
+                phones.request("auto_answer", user=agent, after=0.2, code=200, tone=1000)
+                phones.request("register", user=agent, registrar=f"sip:{kam.uri_base}")
+                phones.wait_event({"ev": "registered", "user": agent, "code": 200})
+            engine_a = Engine(workdir / "a", cfg_a, check_invariants=False)
+            engine_b = None
+            try:
+                assert leases.holder("p1").node == "a"
+                engine_b = Engine(workdir / "b", cfg_b)
+                time.sleep(2.0)            # the dispatcher's probes see both
+                # The holder runs the partition: the call is answered on a.
+                caller.request("call", call="c1", to=kam.aor("100"))
+                caller.wait_state("c1", "CONFIRMED")
+                talk = phones.wait_event({"ev": "incoming", "call": "in1"}, timeout=15)
+                phones.wait_state(talk["call"], "CONFIRMED")
+                assert engine_a.metric("sipacd_queue_answered_total", queue="support") == 1
+                assert engine_b.metric("sipacd_queue_offered_total", queue="support") == 0
+                # b has the agents configured, but not on duty.
+                states = {a: agent_state(engine_b, a) for a in ("alice", "bob")}
+                assert states == {"alice": "logged_out", "bob": "logged_out"}, states
+
+                time.sleep(1.0)
+                os.kill(engine_a.proc.pid, signal.SIGKILL)
+                killed = time.monotonic()
+                engine_a.proc.wait(10)
+                caller.request("call", call="c2", to=kam.aor("100"))
+                caller.wait_state("c2", "CONFIRMED", timeout=20)
+                inc = phones.wait_event({"ev": "incoming", "call": "in2"}, timeout=20)
+                answered = phones.wait_state(inc["call"], "CONFIRMED")["at"]
+                failover = answered - killed
+                print(f"kill -9 to the next call answered by an agent: {failover:.2f} s")
+                assert failover <= 15.0
+                assert leases.holder("p1").node == "b"
+                assert engine_b.metric("sipacd_queue_answered_total", queue="support") == 1
+
+                # a comes back: it takes nothing back, and closes out what died with it.
+                engine_a = Engine(workdir / "a", cfg_a)
+                time.sleep(2 * LEASE)
+                assert leases.holder("p1").node == "b"
+                states = {a: agent_state(engine_a, a) for a in ("alice", "bob")}
+                assert states == {"alice": "logged_out", "bob": "logged_out"}, states
+                closed = rows(cfg_a, "SELECT kind, reason FROM event WHERE kind = "
+                                     "'COMPLETE_SYSTEM'")
+                assert closed == [("COMPLETE_SYSTEM", "engine_restart")], closed
+                open_records = rows(cfg_a, 'SELECT call_id FROM call_record WHERE "end" IS NULL')
+                assert open_records == []
+                caller.request("hangup", call="c1")
+                caller.request("hangup", call="c2")
+                phones.wait_state(inc["call"], "DISCONNECTED")
+            finally:
+                for engine in (engine_b, engine_a):
+                    if engine is not None:
+                        engine.stop()
+        # No agent was ever offered calls by the two nodes at once.
+        spans = {"a": busy_spans(cfg_a), "b": busy_spans(cfg_b)}
+        for agent in ("alice", "bob"):
+            on_a = [(s, e) for who, s, e in spans["a"] if who == agent]
+            on_b = [(s, e) for who, s, e in spans["b"] if who == agent]
+            for s1, e1 in on_a:
+                for s2, e2 in on_b:
+                    assert e1 <= s2 or e2 <= s1, (agent, (s1, e1), (s2, e2))
