@@ -52,6 +52,15 @@ def ports(port_allocator) -> Ports:
     return Ports(port_allocator)
 
 
+@pytest.fixture(scope="module")
+def postgres(port_allocator):
+    """A PostgreSQL server of the module's own (tests/clusterkit.py)."""
+    from clusterkit import Postgres
+
+    with Postgres(Ports(port_allocator)()) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def prompts_dir(tmp_path_factory) -> Path:
     """One rendered prompt set for the session: espeak-ng once, not per test."""

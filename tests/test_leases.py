@@ -9,33 +9,21 @@ import time
 import psycopg
 import pytest
 
-from clusterkit import Postgres
-from portlocks import PortAllocator, Ports
 from sipagent.store.leases import LeaseTable
 
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(scope="module")
-def pg():
-    alloc = PortAllocator()
-    try:
-        with Postgres(Ports(alloc)()) as server:
-            yield server
-    finally:
-        alloc.release_all()
-
-
 @pytest.fixture
-def table(pg, request):
+def table(postgres):
     conns = []
 
     def connect():
-        conn = psycopg.connect(pg.dsn, autocommit=True)
+        conn = psycopg.connect(postgres.dsn, autocommit=True)
         conns.append(conn)
         return LeaseTable(conn)
 
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS partition_lease")
     yield connect
     for conn in conns:

@@ -9,8 +9,6 @@ import asyncio
 import psycopg
 import pytest
 
-from clusterkit import Postgres
-from portlocks import PortAllocator, Ports
 from sipagent.cluster.ownership import Ownership
 from sipagent.store.leases import LeaseTable
 
@@ -19,19 +17,9 @@ pytestmark = pytest.mark.cluster
 LEASE = 3.0
 
 
-@pytest.fixture(scope="module")
-def pg():
-    alloc = PortAllocator()
-    try:
-        with Postgres(Ports(alloc)()) as server:
-            yield server
-    finally:
-        alloc.release_all()
-
-
 class Node:
-    def __init__(self, pg, name: str, partitions=("p1", "p2")):
-        self.conn = psycopg.connect(pg.dsn, autocommit=True)
+    def __init__(self, postgres, name: str, partitions=("p1", "p2")):
+        self.conn = psycopg.connect(postgres.dsn, autocommit=True)
         self.changes: list[tuple[str, str]] = []
         self.own = Ownership(LeaseTable(self.conn), name, f"sip:{name}", partitions, LEASE,
                              on_gain=lambda p: self.changes.append(("gain", p)),
@@ -60,12 +48,12 @@ async def until(predicate, timeout: float, what: str) -> float:
     return loop.time() - start
 
 
-def test_partitions_move_when_a_node_dies_and_stay_when_it_returns(pg):
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+def test_partitions_move_when_a_node_dies_and_stay_when_it_returns(postgres):
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS partition_lease")
 
     async def scenario():
-        a, b = Node(pg, "node-a"), Node(pg, "node-b")
+        a, b = Node(postgres, "node-a"), Node(postgres, "node-b")
         a.start()
         await until(lambda: a.own.held.keys() == {"p1", "p2"}, 5, "node-a takes both")
         b.start()
@@ -76,7 +64,7 @@ def test_partitions_move_when_a_node_dies_and_stay_when_it_returns(pg):
                            "node-b takes over")
         assert took <= LEASE + b.own.interval + 0.5, took
         # node-a comes back (a fresh process): it waits, it takes nothing.
-        a2 = Node(pg, "node-a")
+        a2 = Node(postgres, "node-a")
         a2.start()
         await asyncio.sleep(2 * LEASE)
         assert a2.own.held == {} and b.own.held.keys() == {"p1", "p2"}
@@ -97,12 +85,12 @@ def test_partitions_move_when_a_node_dies_and_stay_when_it_returns(pg):
     assert sorted(a2) == [("gain", "p1"), ("gain", "p2")]
 
 
-def test_a_node_whose_renewals_stall_gives_up_before_another_can_take_over(pg):
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+def test_a_node_whose_renewals_stall_gives_up_before_another_can_take_over(postgres):
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS partition_lease")
 
     async def scenario():
-        a, b = Node(pg, "node-a", ("p1",)), Node(pg, "node-b", ("p1",))
+        a, b = Node(postgres, "node-a", ("p1",)), Node(postgres, "node-b", ("p1",))
         a.start()
         await until(lambda: a.own.owns("p1"), 5, "node-a takes p1")
         # The database stops answering node-a (its connection is gone).
@@ -112,7 +100,7 @@ def test_a_node_whose_renewals_stall_gives_up_before_another_can_take_over(pg):
         # could have been running p1 yet.
         still_live = LeaseTable(b.conn).holder("p1").live
         b.start()
-        taken = await until(lambda: b.own.owns("p1"), 3 * LEASE, "node-b takes p1")
+        await until(lambda: b.own.owns("p1"), 3 * LEASE, "node-b takes p1")
         await a.crash()
         await b.crash()
         b.close()

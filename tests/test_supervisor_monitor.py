@@ -140,6 +140,10 @@ def test_queue_scope_refusals_and_a_token_naming_a_supervisor(ports, workdir, pr
             status, body = api(engine, "POST", f"/api/calls/{call_id}/monitor",
                                {"mode": "listen"}, token=SAM_TOKEN)
             assert status == 403 and "'support'" in body and "'sam'" in body, (status, body)
+            # The live calls sam sees are its queues' only; ann sees every queue's.
+            assert api(engine, "GET", "/api/calls", token=SAM_TOKEN)[1]["calls"] == []
+            assert [c["call_id"] for c in api(engine, "GET", "/api/calls",
+                                              token=ANN_TOKEN)[1]["calls"]] == [call_id]
             # From sam's own phone: no number or PIN, just the agent's number.
             rec = str(workdir / "sam.wav")
             start = dial_monitor(sup, engine, "s1", "1001#", "sam", rec)

@@ -92,6 +92,9 @@ def add_call_routes(app: web.Application, runtime: Callable[[], Any],
         calls = operations().conversations()
         if who.role == "agent":
             calls = [c for c in calls if c["agent"] == who.agent]
+        scope = getattr(who, "queues", None)      # a supervisor scoped to some queues
+        if who.role == "supervisor" and scope is not None:
+            calls = [c for c in calls if c["queue"] in scope]
         return web.json_response({"calls": calls})
 
     async def transfer(request: web.Request) -> web.Response:
