@@ -184,10 +184,14 @@ def test_supervisor_sees_live_changes_and_adds_an_agent(ports, workdir, prompts_
             browser.wait(lambda b: b.text('[data-waiting="support"] .value') == "1",
                          1.0, "the waiting caller on the wallboard")
             print(f"queued caller on the wallboard after {time.monotonic() - t0:.3f} s")
-            # The longest wait ticks on the page by itself.
+            # The longest wait ticks on the page by itself: no request for it.
+            fetches = ("return performance.getEntriesByType('resource')"
+                       ".filter(e => e.name.includes('/api/wallboard')).length")
+            before = browser.js(fetches)
             first = browser.text('[data-longest="support"] .value')
             browser.wait(lambda b: b.text('[data-longest="support"] .value') != first,
                          2.5, "the longest wait ticking")
+            assert browser.js(fetches) == before
             browser.shot("wallboard")
             browser.find("#big-screen").click()
             browser.wait(lambda b: b.js("return document.body.classList.contains('big')"),
