@@ -40,7 +40,6 @@ pytestmark = [pytest.mark.sip,
 
 POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
           "connect-src 'self'; frame-ancestors 'none'")
-TOKEN = "supervisor-token-0123456789"        # test_queue_behaviour's supervisor token
 PASSWORDS = {"ops": "ops-password-1", "boss": "boss-password-1", "alice": "alice-password-1"}
 # The flow's data and the caller's display name carry markup: the desktop
 # must show both as text.
