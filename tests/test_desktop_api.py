@@ -166,6 +166,7 @@ def test_agent_rows_and_channels(tmp_path, port_allocator):
         assert [(c["kind"], c["call_id"]) for c in mine] == [("ringing", "r1")]
         me = await alice_session.json("GET", "/api/me")
         assert me["row"]["ringing"]["call_id"] == "r1"
+        assert me["dispositions"] == ["sale", "no_sale"]     # the desktop's choices
         sam = await log_in(client, "sam")                      # sales only: nothing live
         assert (await sam.json("GET", "/api/channels"))["channels"] == []
         for call_id in ("w1", "r1", "t1"):

@@ -92,7 +92,8 @@ def add_desktop_routes(app: web.Application, engine, auth: Authenticator) -> Non
             row = next((r for r in engine.queues.agents() if r["agent"] == who.agent), None)
         return web.json_response({"user": who.name, "role": who.role, "agent": who.agent,
                                   "queues": None if who.queues is None else sorted(who.queues),
-                                  "via": "session" if who.session else "token", "row": row})
+                                  "via": "session" if who.session else "token", "row": row,
+                                  "dispositions": list(config.desktop.dispositions)})
 
     async def pop(request: web.Request) -> web.Response:
         who = auth(request, PEOPLE)
