@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -225,3 +225,18 @@ def test_requests_over_the_size_limits_are_400(tmp_path, ports, monkeypatch):
     assert (status, w_status) == (400, 400)
     assert text.startswith("to: the span holds 10 events, more than the 3")
     assert w_text.startswith("date: queue 'support' has 2 calls that day, more than the 1")
+
+
+def test_agent_time_today_stops_at_now(tmp_path):
+    from sipagent.store.eventlog import EventLog, event_log_path
+    import time as clock
+
+    now = clock.time()
+    path = event_log_path(tmp_path)
+    with EventLog(path) as el:
+        el.agent_event(now - 30, "fresh", "LOGIN")
+    today = datetime.fromtimestamp(now, UTC).date()
+    rows = [r for r in agent_rows(path, span_of(today, today, "1d", UTC))
+            if r["agent"] == "fresh"]
+    logged_in = sum(r["logged_in_seconds"] for r in rows)
+    assert 29 <= logged_in <= 30 + (clock.time() - now) + 1, rows

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -202,7 +203,9 @@ def agent_rows(db: str | Path, span: Span, queue: str | None = None, *,
     a call.  With ``queue``: the calls of that queue and the agents serving
     it (``members``, else those the log shows in it); state times are the
     agent's whole time, whatever queue its calls came from."""
-    times = AgentTimes(span.starts, span.t_to, queue)
+    # A span reaching into the future (today) counts states up to now, not
+    # to the end of the day: an agent logged in seconds ago was idle seconds.
+    times = AgentTimes(span.starts, min(span.t_to, time.time()), queue)
     report(db, span.t_from, span.t_to, queue=queue, interval=span.starts[1:],
            members=members, observer=times)
     times.close()
