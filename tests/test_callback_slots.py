@@ -18,7 +18,8 @@ from ivrflows.schedule import from_dict
 from sipagent.config.load import ConfigError, parse_config
 from sipagent.queue.callback import CallbackLine
 from sipagent.queue.entry import EntryState, QueueEntry
-from sipagent.store.callbacks import CallbackRecord, CallbackSchemaTooNew, CallbackStore
+from sipagent.store.callbacks import CallbackRecord, CallbackStore
+from sipagent.store.migrations import SchemaTooNew
 
 BERLIN = ZoneInfo("Europe/Berlin")
 OFFICE = from_dict({"timezone": "Europe/Berlin",
@@ -165,7 +166,7 @@ def test_store_keeps_pending_rows_across_reopening(tmp_path):
     db.execute("PRAGMA user_version = 99")
     db.commit()
     db.close()
-    with pytest.raises(CallbackSchemaTooNew, match="newer"):
+    with pytest.raises(SchemaTooNew, match="newer"):
         CallbackStore(tmp_path)
 
 

@@ -42,9 +42,10 @@ from sipagent.fax.records import (DOCUMENT_NUMBER, FAX_NUMBER, JOB_STATES,
                                   DocumentExists, DocumentRejected, FaxAccessDenied,
                                   FaxDocument, FaxJob, FaxRecord, FaxStoreError, JobBusy,
                                   NoSuchDocument, NoSuchFax, NoSuchJob, check_id)
-from sipagent.store.database import Database
+from sipagent.store.backends import open_database
+from sipagent.store.database import StorePlace, as_place
 from sipagent.store.files import publish
-from sipagent.store.outbox import Outbox
+from sipagent.store.outbox import SCHEMA as OUTBOX_SCHEMA, Outbox
 from sipagent.store.pin import check_pin_format, hash_pin, verify_pin
 
 # The store's records and errors are imported from here by its users.
@@ -76,18 +77,22 @@ CREATE TABLE IF NOT EXISTS job (
     created REAL NOT NULL, updated REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS job_due ON job (state, next_attempt);
 """
+#: The schema's versions (``sipagent/store/migrations.py``); the outbox is
+#: part of the first.
+MIGRATIONS = ((SCHEMA, OUTBOX_SCHEMA),)
 _DOC = "number, title, pages, pin_hash, file, size, added, updated"
 _FAX = ("id, direction, ok, status, status_text, pages, bit_rate, resolution, ecm, "
         "remote_ident, seconds, call_id, remote, documents, job_id, tiff, pdf, started, ended")
 
 
 class FaxStore(FaxJobBook):
-    def __init__(self, data_dir: Path | str, *, max_pages: int = 50, paper: str = "a4",
+    def __init__(self, data_dir: StorePlace | Path | str, *, max_pages: int = 50, paper: str = "a4",
                  clock: Callable[[], float] = time.time, pin_attempts: int = 5,
                  lockout: float = 900.0):
         if paper not in PAPER_SIZES:
             raise ValueError(f"paper: one of {', '.join(PAPER_SIZES)}, not {paper!r}")
-        data_dir = Path(data_dir)
+        place = as_place(data_dir)
+        data_dir = Path(place.dir)
         self.root = (data_dir / "fax").resolve()
         self.documents_dir = self.root / "documents"
         self.received_dir = self.root / "received"
@@ -97,7 +102,7 @@ class FaxStore(FaxJobBook):
         self.max_pages, self.paper, self._clock = max_pages, paper, clock
         self.pin_attempts, self.lockout = pin_attempts, lockout
         self._folder_lock = open(self.root / "store.lock", "a+b")
-        self.db = Database(data_dir / DB_FILE, SCHEMA, timeout=30.0)
+        self.db = open_database(place, DB_FILE, "fax", MIGRATIONS, timeout=30.0)
         self.outbox = Outbox(self.db, clock)
         self.jobs_resumed = self.strays_removed = 0
         with self.db.lock:

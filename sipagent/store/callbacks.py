@@ -9,8 +9,9 @@ shutdown counts its queue outcome (``counted``), and finally it is ``done``
 with the ``result`` that was logged in the event log in the same step.
 At start the engine reads the rows not done and carries on with them.
 
-The schema version is SQLite's ``user_version`` (its own file, so the
-version is this table's alone); a file written by a newer sipacd is refused.
+The schema is versioned (``MIGRATIONS``, ``sipagent/store/migrations.py``);
+a database written by a newer sipacd is refused.  With ``[data] database``
+the table lives in PostgreSQL instead (``sipagent/store/postgres.py``).
 
 Writes are small and ordered: :meth:`CallbackStore.later` queues them on one
 worker thread (never the event loop; one thread, so a request's rows change
@@ -26,14 +27,14 @@ from pathlib import Path
 
 import structlog
 
-from sipagent.store.database import Database
+from sipagent.store.backends import open_database
+from sipagent.store.database import StorePlace, as_place
 
-__all__ = ["CallbackStore", "CallbackRecord", "DB_FILE", "SCHEMA_VERSION", "CallbackSchemaTooNew"]
+__all__ = ["CallbackStore", "CallbackRecord", "DB_FILE", "MIGRATIONS"]
 
 log = structlog.get_logger("sipagent.store.callbacks")
 
 DB_FILE = "callbacks.sqlite3"
-SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS callback (
     call_id  TEXT PRIMARY KEY,
@@ -51,10 +52,8 @@ CREATE TABLE IF NOT EXISTS callback (
     updated  REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS callback_pending ON callback (due) WHERE status = 'pending';
 """
-
-
-class CallbackSchemaTooNew(RuntimeError):
-    """The file was written by a newer sipacd."""
+#: The schema's versions (``sipagent/store/migrations.py``).
+MIGRATIONS = (SCHEMA,)
 
 
 @dataclass
@@ -77,19 +76,9 @@ _COLUMNS = tuple(f.name for f in fields(CallbackRecord))
 
 
 class CallbackStore:
-    def __init__(self, data_dir: Path | str):
-        path = Path(data_dir) / DB_FILE
-        self.db = Database(path, "", timeout=30.0)
-        with self.db.transaction():
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise CallbackSchemaTooNew(f"{path}: callback schema {version} is newer than "
-                                           f"this sipacd understands ({SCHEMA_VERSION})")
-            if version < SCHEMA_VERSION:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    def __init__(self, data_dir: StorePlace | Path | str):
+        self.db = open_database(as_place(data_dir), DB_FILE, "callbacks", MIGRATIONS,
+                                timeout=30.0)
         self._writer = concurrent.futures.ThreadPoolExecutor(1, "callback-store")
         self._closed = False
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Callable, Literal
 
-from sipagent.store.database import Database
+from sipagent.store.backends import open_database
+from sipagent.store.database import StorePlace, as_place
 from sipagent.store.pin import verify_pin
 
 DB_FILE = "agent_keypad.sqlite3"
@@ -29,11 +30,11 @@ PinCheck = Literal["ok", "wrong", "locked"]
 
 
 class KeypadLockout:
-    def __init__(self, data_dir: Path | str, *, pin_attempts: int = 3, lockout: float = 900.0,
+    def __init__(self, data_dir: StorePlace | Path | str, *, pin_attempts: int = 3, lockout: float = 900.0,
                  clock: Callable[[], float] = time.time):
         self.pin_attempts, self.lockout = pin_attempts, lockout
         self._clock = clock
-        self.db = Database(Path(data_dir) / DB_FILE, SCHEMA)
+        self.db = open_database(as_place(data_dir), DB_FILE, "agent_keypad", [SCHEMA])
 
     def close(self) -> None:
         self.db.close()

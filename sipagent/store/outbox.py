@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from sipagent.store.database import Database
 
+#: Part of the first migration of each store that keeps an outbox.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, box TEXT NOT NULL,
@@ -43,8 +44,6 @@ class Notification:
 class Outbox:
     def __init__(self, db: Database, clock: Callable[[], float]):
         self._db, self._clock = db, clock
-        with db.lock:
-            db.connection.executescript(SCHEMA)
 
     def queue(self, item_id: str, scope: str, emails: Iterable[str],
               webhook: str | None) -> None:

@@ -39,7 +39,8 @@ from typing import Callable, Iterable, Mapping
 
 from sipagent.store.agent_book import AgentBook
 from sipagent.store.audit import audit_rows, record
-from sipagent.store.database import Database
+from sipagent.store.backends import open_database
+from sipagent.store.database import StorePlace
 from sipagent.store.pin import verify_pin
 
 PEOPLE_FILE = "people.sqlite3"
@@ -87,7 +88,6 @@ CREATE TABLE IF NOT EXISTS audit (
     after TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_t ON audit (t);
-PRAGMA user_version = 1;
 """
 
 
@@ -129,11 +129,13 @@ class LoginResult:
 
 
 class PeopleStore:
-    def __init__(self, path: Path | str, *, session_ttl: float = 8 * 3600,
+    def __init__(self, path: StorePlace | Path | str, *, session_ttl: float = 8 * 3600,
                  lockout_failures: int = 5, lockout_seconds: float = 300.0,
                  clock: Callable[[], float] = time.time):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = Database(path, SCHEMA)
+        # A place (the engine's), or the path of a SQLite file (tools, tests).
+        place = path if isinstance(path, StorePlace) else StorePlace(Path(path).parent)
+        file = PEOPLE_FILE if isinstance(path, StorePlace) else Path(path).name
+        self.db = open_database(place, file, "people", [SCHEMA])
         self.session_ttl = float(session_ttl)
         self.lockout_failures = int(lockout_failures)
         self.lockout_seconds = float(lockout_seconds)

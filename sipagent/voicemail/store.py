@@ -42,9 +42,10 @@ from typing import Callable, Iterable, Mapping
 
 from ivrflows.call import (GREETING_KINDS, LoginResult, MailboxFull, MessageTooShort,
                            VoicemailBox, VoicemailMessage)
-from sipagent.store.database import Database
+from sipagent.store.backends import open_database
+from sipagent.store.database import StorePlace, as_place
 from sipagent.store.files import publish, read_wav_8k, wav_seconds, write_wav_atomic
-from sipagent.store.outbox import Outbox
+from sipagent.store.outbox import SCHEMA as OUTBOX_SCHEMA, Outbox
 from sipagent.store.pin import check_pin_format, hash_pin, verify_pin
 
 DB_FILE = "voicemail.sqlite3"
@@ -67,6 +68,9 @@ CREATE TABLE IF NOT EXISTS mailbox (
     failures INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0,
     settings TEXT NOT NULL DEFAULT '{}');
 """
+#: The schema's versions (``sipagent/store/migrations.py``); the outbox is
+#: part of the first.
+MIGRATIONS = ((SCHEMA, OUTBOX_SCHEMA),)
 
 
 class UnknownMailbox(LookupError):
@@ -102,17 +106,18 @@ class Mailbox:
 
 
 class VoicemailStore:
-    def __init__(self, data_dir: Path | str, boxes: Mapping[str, Mailbox], *,
+    def __init__(self, data_dir: StorePlace | Path | str, boxes: Mapping[str, Mailbox], *,
                  pin_attempts: int = 3, lockout: float = 900.0,
                  events: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.time):
-        self.root = (Path(data_dir) / "voicemail").resolve()
+        place = as_place(data_dir)
+        self.root = (Path(place.dir) / "voicemail").resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._config = {n: b for n, b in boxes.items() if _BOX.fullmatch(n)}
         self.pin_attempts, self.lockout = pin_attempts, lockout
         self._event = events or (lambda kind: None)
         self._clock = clock
-        self.db = Database(Path(data_dir) / DB_FILE, SCHEMA)
+        self.db = open_database(place, DB_FILE, "voicemail", MIGRATIONS)
         self.outbox = Outbox(self.db, clock)
         self._sync_boxes()
         self.strays_removed = self.clean_strays()
@@ -126,7 +131,8 @@ class VoicemailStore:
         (by phone or API): a restart must not undo an owner's new PIN."""
         with self.db.transaction():
             for number, box in self._config.items():
-                self.db.execute("INSERT OR IGNORE INTO mailbox (box) VALUES (?)", (number,))
+                self.db.execute("INSERT INTO mailbox (box) VALUES (?)"
+                                " ON CONFLICT (box) DO NOTHING", (number,))
                 if box.pin_hash:
                     self.db.execute("UPDATE mailbox SET pin_hash = ? WHERE box = ? AND "
                                     "(pin_origin = 'config' OR pin_hash IS NULL)",
