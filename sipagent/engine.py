@@ -129,7 +129,7 @@ class Engine:
         from sipagent.sip.account import TrunkAccount
 
         from sipagent.fax.runtime import FaxRuntime
-        from sipagent.store.eventlog import HEARTBEAT_INTERVAL, EventLog, event_log_path
+        from sipagent.store.eventlog import HEARTBEAT_INTERVAL, EventLog
         from sipagent.store.event_stream import EventStream
         from sipagent.store.webhook_delivery import WebhookDeliverer
         from sipagent.store.callbacks import CallbackStore
@@ -138,8 +138,9 @@ class Engine:
         from sipagent.voicemail.runtime import VoicemailRuntime
 
         self.config.data.dir.mkdir(parents=True, exist_ok=True)
-        self.eventlog = EventLog(event_log_path(self.config.data.dir),
-                                 heartbeat_interval=HEARTBEAT_INTERVAL)
+        place = self.config.data.place
+        self.eventlog = EventLog(place, heartbeat_interval=HEARTBEAT_INTERVAL,
+                                 node=self.config.event_node)
         # Before the close-out below: what it closes is published too.
         self.events = EventStream(self.eventlog, node=self.config.event_node)
         stray = clean_stray_recordings(self.recordings_dir)
@@ -152,10 +153,10 @@ class Engine:
         download_base = f"http://{self.config.http.listen}:{self.config.http.port}"
         vm = self.config.voicemail
         self._voicemail = await VoicemailRuntime.open(
-            self.config.data.dir, vm, vm.mailboxes(self.config.mailboxes),
+            place, vm, vm.mailboxes(self.config.mailboxes),
             self.voicemail_metrics, download_base=download_base)
         self._fax = await FaxRuntime.open(
-            self.config.data.dir, self.config.fax, vm, self.fax_metrics,
+            place, self.config.fax, vm, self.fax_metrics,
             download_base=download_base, account=lambda: self.account, track_leg=self.track,
             schedules=self.schedules)
         # Calls, records and logins a crash left open are closed (engine_restart)
@@ -191,7 +192,7 @@ class Engine:
                                       max_agents=self.capacity - 1)
         self._sweeper = asyncio.get_running_loop().create_task(
             self.conversations.keep_sweeping())
-        self.callback_store = await asyncio.to_thread(CallbackStore, self.config.data.dir)
+        self.callback_store = await asyncio.to_thread(CallbackStore, self.config.data.place)
         pending = await asyncio.to_thread(self.callback_store.pending)
         self.queues.callbacks.attach(self.callback_store, self.schedules, self.prompts, pending)
         self.queues.operations.supervisors = self.config.supervisor_directory()
@@ -303,7 +304,7 @@ class Engine:
         if settings is None:
             return
         if self.keypad is None:
-            self.keypad = AgentKeypad.open(self.config.data.dir, settings, self.queues,
+            self.keypad = AgentKeypad.open(self.config.data.place, settings, self.queues,
                                            self.metrics)
         else:     # the same PIN lockout store
             self.keypad = AgentKeypad(settings, self.queues, self.keypad.lockout, self.metrics)
@@ -313,10 +314,10 @@ class Engine:
     def _open_people(self) -> dict:
         """The people store, seeded with the file's users and agents; the
         agents to run (sipagent/store/agent_book.py: file and database)."""
-        from sipagent.store.people import PeopleStore, people_path, users_from
+        from sipagent.store.people import PeopleStore, users_from
 
         auth = self.config.auth
-        self.people = PeopleStore(people_path(self.config.data.dir),
+        self.people = PeopleStore(self.config.data.place,
                                   session_ttl=auth.session_ttl,
                                   lockout_failures=auth.lockout_failures,
                                   lockout_seconds=auth.lockout_seconds)

@@ -101,6 +101,12 @@ class Postgres:
     def dsn(self) -> str:
         return f"postgresql://{self.USER}:{self.password}@127.0.0.1:{self.port}/{self.USER}"
 
+    def new_database(self) -> str:
+        """A fresh, empty database of its own on this server; its URL."""
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        self.psql(f"CREATE DATABASE {name} OWNER {self.USER}", database="postgres")
+        return self.dsn.rsplit("/", 1)[0] + "/" + name
+
     def psql(self, sql: str, *, database: str | None = None) -> str:
         """Run ``sql`` with psql over TCP; its output (tuples only)."""
         env = dict(os.environ, PGPASSWORD=self.password)

@@ -112,11 +112,11 @@ def test_the_heartbeat_is_stamped_while_running(tmp_path):
     el = EventLog(path, flush_interval=0.02, heartbeat_interval=0.05)
     try:
         deadline = time.monotonic() + 5
-        while not rows(path, "SELECT t FROM heartbeat") and time.monotonic() < deadline:
+        while not rows(path, "SELECT t FROM node_heartbeat") and time.monotonic() < deadline:
             time.sleep(0.02)
-        [(first,)] = rows(path, "SELECT t FROM heartbeat")
+        [(first,)] = rows(path, "SELECT t FROM node_heartbeat")
         time.sleep(0.3)
-        [(later,)] = rows(path, "SELECT t FROM heartbeat")
+        [(later,)] = rows(path, "SELECT t FROM node_heartbeat")
         assert later > first and time.time() - later < 0.5
     finally:
         el.close()
@@ -134,9 +134,12 @@ def test_a_version_1_file_is_upgraded(tmp_path):
             conn.execute(f"ALTER TABLE call_record DROP COLUMN {column}")
         conn.execute("DROP INDEX call_record_open")
         conn.execute("DROP TABLE heartbeat")
+        conn.execute("DROP TABLE node_heartbeat")
+        for table in ("event", "call_record"):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN node")
         conn.execute("PRAGMA user_version = 1")
     with EventLog(path) as el:
         assert el.last_alive is None
         assert el.close_dangling().records == 3
-    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(5,)]
     assert rows(path, "SELECT COUNT(*) FROM event WHERE kind = 'ENTER'") == [(2,)]

@@ -11,7 +11,8 @@ from sipagent.config.cluster import ClusterSection
 from test_agent_keypad_config import parse, problems   # queue support, agent alice
 from test_config import EXAMPLE
 
-NODE = ('[cluster]\nnode_id = "a"\ndatabase = "postgresql://u:p@127.0.0.1/db"\n')
+NODE = ('[data]\ndatabase = "postgresql://u:p@127.0.0.1/db"\n'
+        '[cluster]\nnode_id = "a"\n')
 
 
 def test_no_cluster_table_is_one_engine_alone():
@@ -40,7 +41,17 @@ BAD = [
     (NODE + 'lease_seconds = 1\n[cluster.partitions]\na = ["support"]',
      "cluster.lease_seconds", ["must be >= 3"]),
     (NODE, "cluster.partitions", ["required"]),
+    ('[cluster]\nnode_id = "a"\n[cluster.partitions]\na = ["support"]', "data.database",
+     ["a cluster keeps its stores in PostgreSQL"]),
+    ('[data]\ndatabase = "/var/lib/x.db"', "data.database", ["must be a PostgreSQL URL"]),
 ]
+
+
+def test_leases_default_to_the_stores_database():
+    config = parse(NODE + '[cluster.partitions]\nfront = ["support"]\n')
+    assert config.cluster.database is None
+    assert config.cluster.node_settings(config, {})["database"] == config.data.database
+    assert config.data.place.database == "postgresql://u:p@127.0.0.1/db"
 
 
 @pytest.mark.parametrize("extra, key, words", BAD, ids=[b[1] + ":" + b[2][0] for b in BAD])

@@ -121,7 +121,8 @@ def test_hostile_strings_are_stored_verbatim(tmp_path, s):
                       " FROM call_record") == [(s,) * 7]
     assert rows(path, "SELECT call_id, queue FROM survey_answer") == [(s, s)]
     tables = {r[0] for r in rows(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"event", "call_record", "survey_answer", "heartbeat", "stream_event"}
+    assert tables == {"event", "call_record", "survey_answer", "heartbeat", "stream_event",
+                      "node_heartbeat"}
 
 
 @pytest.mark.parametrize("call", [

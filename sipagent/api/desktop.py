@@ -66,7 +66,7 @@ def add_desktop_routes(app: web.Application, engine, auth: Authenticator) -> Non
             return []
         log.flush(timeout=2.0)
         try:
-            conn = read_only(log.path)
+            conn = read_only(log.source)
         except (FileNotFoundError, sqlite3.Error):
             return []
         try:

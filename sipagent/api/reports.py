@@ -83,7 +83,7 @@ def add_report_routes(app: web.Application, runtime: Callable[[], Any], config,
         rt = runtime()
         if rt is None or rt.stats.log is None:
             raise web.HTTPServiceUnavailable(text="the engine is not running\n")
-        return rt.stats.log.path
+        return rt.stats.log.source
 
     def scoped_queue(who, queue: str | None) -> tuple[str | None, list[str]]:
         """The queue asked for (checked), and the queues the caller may read."""

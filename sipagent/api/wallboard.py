@@ -84,7 +84,7 @@ def add_wallboard_routes(app: web.Application, runtime: Callable[[], Any], confi
     def day_counters(rt) -> DayCounters:
         if not counters:
             counters.append(DayCounters(
-                rt.stats.log.path, console.zone,
+                rt.stats.log.source, console.zone,
                 {q: (tuple(s.service_levels), s.short_abandon) for q, s in config.queues.items()},
                 clock=clock))
         return counters[0]

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sipacd report", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("-c", "--config", help="TOML config: its data dir, queues and thresholds")
-    source.add_argument("--db", help="the event log file itself")
+    source.add_argument("--db", help="the event log itself: its file, or the PostgreSQL URL"
+                                     " of [data] database")
     parser.add_argument("--from", dest="t_from", required=True, help="start, ISO 8601")
     parser.add_argument("--to", dest="t_to", required=True, help="end (exclusive), ISO 8601")
     parser.add_argument("--queue", help="only this queue")
@@ -117,12 +118,12 @@ def _sources(args: argparse.Namespace) -> dict[str, Any]:
     members = None
     if args.config:
         from sipagent.config.load import ConfigError, load_config
-        from sipagent.store.eventlog import event_log_path
+        from sipagent.store.eventlog import source_of
         try:
             config = load_config(args.config)
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        db = event_log_path(config.data.dir)
+        db = source_of(config.data.place)
         thresholds = {name: q.service_levels for name, q in config.queues.items()}
         short = {name: q.short_abandon for name, q in config.queues.items()}
         members = {name: [a for a, agent in config.agents.items() if name in agent.queues]

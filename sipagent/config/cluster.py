@@ -25,7 +25,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from sipagent.config.values import Name, NonEmptyStr, Section, as_tuple
+from sipagent.config.values import Name, NonEmptyStr, PostgresUrl, Section, as_tuple
 
 # The lease is renewed three times per lease time; below 3 s a busy
 # database or a GC pause could make a live node lose its partitions.
@@ -38,15 +38,10 @@ def _node_uri(value: str) -> str:
     return value
 
 
-def _postgres_dsn(value: str) -> str:
-    if not value.startswith(("postgresql://", "postgres://")):
-        raise ValueError("must be a PostgreSQL URL (postgresql://user:password@host/db)")
-    return value
-
-
 class ClusterSection(Section):
     node_id: Name
-    database: Annotated[NonEmptyStr, AfterValidator(_postgres_dsn)]
+    # The leases' database; by default the stores' ([data] database).
+    database: PostgresUrl | None = None
     sip_uri: Annotated[str, AfterValidator(_node_uri)] | None = None
     lease_seconds: Annotated[float, Field(ge=MIN_LEASE_SECONDS, le=300)] = 6.0
     partitions: dict[Name, Annotated[tuple[Name, ...], BeforeValidator(as_tuple)]]
@@ -68,7 +63,7 @@ class ClusterSection(Section):
         numbers = {r.number: where[r.queue] for r in config.routes
                    if r.queue in where and r.match == "exact"}
         sip = config.sip
-        return {"node_id": self.node_id, "database": self.database,
+        return {"node_id": self.node_id, "database": self.database or config.data.database,
                 "sip_uri": self.sip_uri or f"sip:{sip.listen}:{sip.port}",
                 "lease_seconds": self.lease_seconds, "partition_agents": partition_agents,
                 "numbers": numbers}
@@ -80,6 +75,11 @@ def cluster_problems(config) -> list[tuple[tuple[str | int, ...], str]]:
     if cluster is None:
         return []
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    if config.data.database is None:
+        # Without the shared store each node would keep its own event log,
+        # users and callbacks: not one call center.
+        problems.append((("data", "database"), "a cluster keeps its stores in PostgreSQL: "
+                                               "set it to the nodes' shared database"))
     if not cluster.partitions:
         problems.append((("cluster", "partitions"), "at least one partition is required"))
     seen: dict[str, str] = {}

@@ -46,6 +46,7 @@ from sipagent.config.values import (
     Name,
     NonEmptyStr,
     Port,
+    PostgresUrl,
     RtpPorts,
     ServerUri,
     TokenRole,
@@ -58,6 +59,7 @@ from sipagent.config.values import (
     uppercase,
 )
 from sipagent.calls.agent_keypad import KeypadSettings
+from sipagent.store.database import StorePlace
 from sipagent.config.console import ConsoleSection
 from sipagent.config.fax import FaxSection, fax_problems
 from sipagent.config.features import FeaturesSection, feature_problems
@@ -172,7 +174,15 @@ class HttpSection(Section):
 
 
 class DataSection(Section):
+    """Where the stores live: files in ``dir``; their tables in SQLite files
+    there too, or in one PostgreSQL ``database`` (shared by a cluster's
+    nodes: sipagent/store/postgres.py)."""
     dir: ConfigPath = Field(default=DEFAULT_DATA_DIR, validate_default=True)
+    database: PostgresUrl | None = None
+
+    @property
+    def place(self) -> StorePlace:
+        return StorePlace(self.dir, self.database)
 
 
 def _shipped_flows_dir() -> Path | None:

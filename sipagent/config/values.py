@@ -15,6 +15,8 @@ from typing import Annotated, Any, Callable, Literal, NamedTuple
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       ValidationInfo, field_validator)
 
+from sipagent.store.database import is_postgres_url
+
 class ConfigProblems(ValueError):
     """Problems found by our own validators, each under a key path.
 
@@ -294,3 +296,12 @@ class NotifySettings(Section):
         if (info.data.get("smtp_user") is None) != (value is None):
             raise ValueError("smtp_user and smtp_password go together")
         return value
+
+
+def _postgres_url(value: str) -> str:
+    if not is_postgres_url(value):
+        raise ValueError("must be a PostgreSQL URL (postgresql://user:password@host/db)")
+    return value
+
+
+PostgresUrl = Annotated[NonEmptyStr, AfterValidator(_postgres_url)]

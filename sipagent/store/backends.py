@@ -9,9 +9,9 @@ from typing import Sequence
 from sipagent.store.database import (Database, SqliteDatabase, StorePlace, as_place,
                                      is_postgres_url)
 from sipagent.store.migrations import migrate
-from sipagent.store.postgres import PostgresDatabase
+from sipagent.store.postgres import Listener, PostgresDatabase
 
-__all__ = ["open_database", "open_reader"]
+__all__ = ["open_database", "open_reader", "open_listener"]
 
 
 def open_database(where: StorePlace | Path | str, file: str, store: str,
@@ -40,3 +40,9 @@ def open_reader(source: Path | str, store: str, *, timeout: float = 5.0) -> Data
     if is_postgres_url(source):
         return PostgresDatabase(str(source), store=store, timeout=timeout, read_only=True)
     return SqliteDatabase(source, timeout=timeout, read_only=True)
+
+
+def open_listener(source: Path | str, channel: str) -> Listener | None:
+    """Notifications of ``channel`` from the PostgreSQL database ``source``;
+    None for a SQLite file (one process: its writer tells its readers)."""
+    return Listener(str(source), channel) if is_postgres_url(source) else None

@@ -21,11 +21,19 @@ What is written, all at that moment ``t``, with ``reason`` (``engine_restart``):
   ``hangup_side`` = ``system``, and the best known ``talk`` and ``wait``.
 
 It must run once at start, before the new run logs any call or login.
+
+On a log several nodes share (PostgreSQL) it ends one ``node``'s calls,
+agents and records only: those that node started (its ENTER, CONNECT,
+LOGIN, its records), whoever logged their endings, at that node's last
+moment known alive.  The node itself runs it at its restart; the node that
+takes its partitions over runs it first (``reason`` ``node_lost``) if the
+dead node's heartbeat has stopped.  Whichever runs second finds nothing
+left open.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import structlog
 
@@ -40,9 +48,13 @@ RESTART = "engine_restart"
 
 # A caller waits minutes, not days: older events are not looked at.
 _HORIZON = 86400.0
-_LAST_T = "SELECT MAX(t) FROM event"
+#: What a node that takes over a dead node's partitions closes out with.
+NODE_LOST = "node_lost"
+
+# {node} becomes a filter on the node that wrote a row, or nothing (one writer).
+_LAST_T = "SELECT MAX(t) FROM event e WHERE TRUE {node}"
 _WAITING = (
-    "SELECT e.queue, e.call_id, e.t FROM event e WHERE e.kind = 'ENTER' AND e.t >= ?"
+    "SELECT e.queue, e.call_id, e.t FROM event e WHERE e.kind = 'ENTER' AND e.t >= ? {node}"
     " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id AND x.queue = e.queue"
     "   AND x.kind IN ('CONNECT', 'ABANDON', 'EXIT')"
     "   AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
@@ -51,27 +63,29 @@ _WAITING = (
 # A talk starts at CONNECT, or at CALLBACK_CONNECTED for a callback whose
 # outcome was counted when the caller pressed the key (no CONNECT then).
 _TALKING = (
-    "SELECT e.queue, e.call_id, e.agent, MAX(e.t) FROM event e"
-    " WHERE e.kind IN ('CONNECT', 'CALLBACK_CONNECTED') AND e.agent IS NOT NULL AND e.t >= ?"
+    "SELECT e.queue, e.call_id, e.agent, e.t FROM event e"
+    " WHERE e.kind IN ('CONNECT', 'CALLBACK_CONNECTED') AND e.agent IS NOT NULL AND e.t >= ? {node}"
     " AND NOT EXISTS (SELECT 1 FROM event x WHERE x.call_id = e.call_id"
     "   AND x.kind IN ('COMPLETE_CALLER', 'COMPLETE_AGENT', 'COMPLETE_SYSTEM', 'TRANSFER')"
     "   AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
-    " GROUP BY e.call_id ORDER BY MAX(e.t)"
+    " ORDER BY e.t, e.id"
 )
 _LOGGED_IN = (
-    "SELECT i.agent FROM (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGIN'"
-    "                     GROUP BY agent) i"
+    "SELECT i.agent FROM (SELECT e.agent, MAX(e.t) AS t FROM event e WHERE e.kind = 'LOGIN'"
+    "                     {node} GROUP BY e.agent) i"
     " LEFT JOIN (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGOUT' GROUP BY agent) o"
     " ON o.agent = i.agent WHERE o.t IS NULL OR o.t < i.t ORDER BY i.agent"
 )
-_OPEN_RECORDS = ('SELECT call_id, answer, talk, updated FROM call_record WHERE "end" IS NULL'
-                 ' ORDER BY call_id')
-_LAST_ALIVE = "SELECT t FROM heartbeat WHERE id = 1"
+_OPEN_RECORDS = ('SELECT call_id, answer, talk, updated FROM call_record e WHERE "end" IS NULL'
+                 ' {node} ORDER BY call_id')
+_LAST_ALIVE = "SELECT t FROM node_heartbeat WHERE node = ?"
+# Before schema 5 one writer stamped one row.
+_LAST_ALIVE_ONE_WRITER = "SELECT t FROM heartbeat WHERE id = 1"
 
 
 class LogWriter(Protocol):
     """What the close-out needs of ``EventLog`` (which imports this module)."""
-    path: Path
+    source: Path | str
 
     def flush(self, timeout: float | None = ...) -> bool: ...
     def queue_event(self, t_wall: float, queue: str, call_id: str, kind: str,
@@ -88,27 +102,41 @@ class ClosedOut(NamedTuple):
     records: int = 0       # call records given an end
 
 
-def last_alive(conn) -> float | None:
-    """The previous run's last heartbeat, or None (never written, or an old file)."""
-    row = conn.execute(_LAST_ALIVE).fetchone()
+def last_alive(conn, node: str) -> float | None:
+    """``node``'s last heartbeat in the log, or None (never written)."""
+    row = conn.execute(_LAST_ALIVE, (node,)).fetchone()
+    if row is None and conn.dialect == "sqlite":
+        row = conn.execute(_LAST_ALIVE_ONE_WRITER).fetchone()
     return None if row is None else row[0]
 
 
-def close_out(eventlog: LogWriter, reason: str = RESTART,
-              alive: float | None = None) -> ClosedOut:
+def _by_node(sql: str, node: str | None) -> tuple[str, tuple]:
+    if node is None:
+        return sql.format(node=""), ()
+    return sql.format(node="AND e.node = ?"), (node,)
+
+
+def _rows(conn, sql: str, args: Sequence, node: str | None) -> list:
+    sql, extra = _by_node(sql, node)
+    return conn.execute(sql, (*args, *extra)).fetchall()
+
+
+def close_out(eventlog: LogWriter, reason: str = RESTART, alive: float | None = None, *,
+              node: str | None = None) -> ClosedOut:
     """Close what the log left open at the later of its last event and ``alive``
-    (the previous run's last heartbeat); see the module doc.  Idempotent."""
+    (the last heartbeat of the run that left it); ``node``: only that node's
+    (module doc), None: everything.  Idempotent."""
     eventlog.flush()
-    conn = read_only(eventlog.path)
+    conn = read_only(eventlog.source)
     try:
-        known = [t for t in (conn.execute(_LAST_T).fetchone()[0], alive) if t is not None]
+        known = [t for t in (_rows(conn, _LAST_T, (), node)[0][0], alive) if t is not None]
         if not known:
             return ClosedOut()
         at = max(known)
-        waiting = conn.execute(_WAITING, (at - _HORIZON,)).fetchall()
-        talking = conn.execute(_TALKING, (at - _HORIZON,)).fetchall()
-        agents = [a for (a,) in conn.execute(_LOGGED_IN)]
-        records = conn.execute(_OPEN_RECORDS).fetchall()
+        waiting = _rows(conn, _WAITING, (at - _HORIZON,), node)
+        talking = _latest_per_call(_rows(conn, _TALKING, (at - _HORIZON,), node))
+        agents = [a for (a,) in _rows(conn, _LOGGED_IN, (), node)]
+        records = _rows(conn, _OPEN_RECORDS, (), node)
     finally:
         conn.close()
     waits = {}
@@ -130,6 +158,16 @@ def close_out(eventlog: LogWriter, reason: str = RESTART,
     eventlog.flush()
     closed = ClosedOut(len(waiting), len(talking), len(agents), len(records))
     if any(closed):
-        log.warning("closed what the last run left open", at=at, reason=reason,
+        log.warning("closed what the last run left open", at=at, reason=reason, node=node,
                     **closed._asdict())
     return closed
+
+
+def _latest_per_call(talks: list) -> list:
+    """One talk per call (its latest start), in the order of those starts:
+    a transferred call may have connected several times."""
+    latest = {}
+    for queue, call_id, agent, t in talks:
+        latest.pop(call_id, None)       # re-inserted last: dicts keep insertion order
+        latest[call_id] = (queue, call_id, agent, t)
+    return list(latest.values())

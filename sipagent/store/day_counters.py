@@ -144,7 +144,7 @@ class DayCounters:
     def __init__(self, db_path: str | Path, zone: ZoneInfo,
                  queues: Mapping[str, tuple[Sequence[float], float]],
                  clock: Callable[[], float] = time.time):
-        self.db_path = Path(db_path)
+        self.db_path = db_path       # the log's file, or its PostgreSQL URL
         self.zone = zone
         self.thresholds = {q: tuple(sl) for q, (sl, _) in queues.items()}
         self.short_abandon = {q: float(short) for q, (_, short) in queues.items()}

@@ -27,23 +27,36 @@ themselves.
 Readers (SSE replay, history, webhooks) read the file in seq order with
 :meth:`read_matching`, in a worker thread; the same ``EventFilter`` decides
 live and replayed events.
+
+One sequence for a cluster
+--------------------------
+On a log several nodes share (PostgreSQL), no node can number events
+alone.  A row is queued unnumbered; the writer numbers it inside the
+commit, under the log's advisory lock (``EventLog.numbering``): the next
+seq after the table's largest, so seqs are gap-free and grow in commit
+order across nodes, and the commit notifies ``sipacd_stream``.  Every
+node's follower thread (:meth:`_follow`) then reads what was committed
+after the last seq it saw, by any node, and fans it out: its own events
+come back the same way as the others', so all subscribers of all nodes
+see one sequence.  The agents of a call (who may see its events) come
+from the file for every live event then, as for a replay.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-import sqlite3
 import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import structlog
 
+from sipagent.store.backends import open_listener
 from sipagent.store.event_filter import EventFilter, StreamItem
+from sipagent.store.eventlog_schema import read_only
 from sipagent.store.public_events import ENVELOPE_KEYS, SCHEMA, PublicEvent, Translator
 
 __all__ = ["EventStream", "ReplayAudience"]
@@ -60,10 +73,17 @@ _CALL_AGENTS = ("SELECT DISTINCT agent FROM stream_event WHERE call_id = ? AND s
 _LAST_STATES = ("SELECT agent, body FROM stream_event WHERE type = 'agent.state_changed'"
                 " AND seq > ? ORDER BY seq")
 _LOOK_BACK = 200_000
+_LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM stream_event"
+_CHANNEL = "sipacd_stream"
 _TYPE = re.compile(r"[a-z_]+\.[a-z_]+")
 _AUDIENCE_TYPES = ("offer.created", "bridge.started")
 
 Subscriber = Callable[[list[StreamItem] | None], None]
+
+
+def _with_seq(seq: int, rest: str) -> str:
+    """The event's JSON: its seq first, then ``rest`` (a JSON object's text)."""
+    return f'{{"seq":{seq},{rest[1:]}'
 
 
 def iso_time(t: float) -> str:
@@ -100,10 +120,9 @@ class EventStream:
         self._log = eventlog
         self._lock = threading.Lock()
         self._reader_lock = threading.Lock()
-        self._reader = sqlite3.connect(Path(eventlog.path).resolve().as_uri() + "?mode=ro",
-                                       uri=True, check_same_thread=False)
+        self._reader = read_only(eventlog.source)
         self.translator = Translator()
-        self.seq = self._read_one("SELECT COALESCE(MAX(seq), 0) FROM stream_event")
+        self.seq = self._read_one(_LAST_SEQ)
         self.committed_seq = self.seq         # the last seq the file holds for sure
         self._seed_agent_states()
         self._unsent: deque[StreamItem] = deque()   # published, not yet committed
@@ -114,7 +133,18 @@ class EventStream:
             self._loop = None
         self._closed = False
         eventlog.on_fact = self._on_fact
-        eventlog.on_commit = self._on_commit
+        # Several writers: numbered in the commit, sent by the follower.
+        self.shared = eventlog.shared
+        self._follower: threading.Thread | None = None
+        if self.shared:
+            eventlog.numbering[_INSERT] = self._number
+            self._listener = open_listener(eventlog.source, _CHANNEL)
+            self._follow_audience = ReplayAudience(self._read)
+            self._follower = threading.Thread(target=self._follow, name="event-follower",
+                                              daemon=True)
+            self._follower.start()
+        else:
+            eventlog.on_commit = self._on_commit
 
     # -- publishing ------------------------------------------------------------------
     def publish(self, type: str, *, call_id: str | None = None, queue: str | None = None,
@@ -131,19 +161,57 @@ class EventStream:
             return self._publish(PublicEvent(type, t, call_id, queue, agent, offer_id, fields),
                                  self.translator.agents_of(call_id))
 
-    def _publish(self, e: PublicEvent, audience: frozenset[str]) -> int:
+    def _publish(self, e: PublicEvent, audience: frozenset[str]) -> int | None:
         # Under self._lock: seq order is queue order.
-        self.seq += 1
-        seq = self.seq
-        body = json.dumps({"seq": seq, "type": e.type, "t": round(e.t, 6), "time": iso_time(e.t),
+        rest = json.dumps({"type": e.type, "t": round(e.t, 6), "time": iso_time(e.t),
                            "node": self.node, "schema": SCHEMA, "call_id": e.call_id,
                            "queue": e.queue, "agent": e.agent, "offer_id": e.offer_id,
                            **e.fields}, ensure_ascii=False, default=str, separators=(",", ":"))
+        if self.shared:     # numbered in the commit (module doc)
+            self._log.append(_INSERT, (None, e.t, e.type, self.node, e.call_id, e.queue,
+                                       e.agent, rest), urgent=True)
+            return None
+        self.seq += 1
+        seq = self.seq
+        body = _with_seq(seq, rest)
         self._unsent.append(StreamItem(seq, e.type, e.queue, e.agent, e.call_id, body,
                                        audience))
         self._log.append(_INSERT, (seq, e.t, e.type, self.node, e.call_id, e.queue, e.agent,
                                    body), urgent=True)
         return seq
+
+    def _number(self, db, rows: list[tuple]) -> list[tuple]:
+        """In the writer's commit, under the log's lock: the next seqs."""
+        base = db.execute(_LAST_SEQ).fetchone()[0]
+        numbered = [(seq, *row[1:-1], _with_seq(seq, row[-1]))
+                    for seq, row in enumerate(rows, base + 1)]
+        db.execute("SELECT pg_notify(?, ?)", (_CHANNEL, str(base + len(rows))))
+        return numbered
+
+    def _follow(self) -> None:
+        """Follower thread (shared log): fan out what any node committed."""
+        while not self._closed:
+            self._listener.wait(1.0)     # a notification, or a look anyway
+            try:
+                self._catch_up()
+            except Exception:   # the database is away: the next round retries
+                log.warning("event stream follower could not read", exc_info=True)
+                time.sleep(0.5)
+
+    def _catch_up(self) -> None:
+        while not self._closed:
+            items = self.read_after(self.committed_seq, 1000)
+            if not items:
+                return
+            for item in items:
+                self._follow_audience.saw(item)
+                item.audience = self._follow_audience(item)
+            self.committed_seq = self.seq = items[-1].seq
+            if self._loop is not None and not self._loop.is_closed():
+                try:
+                    self._loop.call_soon_threadsafe(self._fan_out, items)
+                except RuntimeError:   # the loop closed in between
+                    return
 
     def _on_fact(self, source: str, fact: dict) -> None:
         with self._lock:
@@ -190,6 +258,9 @@ class EventStream:
     def close(self) -> None:
         """No more events: subscribers are told (after what is queued)."""
         self._closed = True
+        if self._follower is not None:
+            self._follower.join(timeout=5.0)
+            self._listener.close()
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._fan_out, None)
         with self._reader_lock:

@@ -1,8 +1,10 @@
 """The durable event log: queue and agent events, call records, survey answers.
 
-One SQLite file (WAL, ``synchronous=NORMAL``) in the data directory.  The
-log is append-only facts, readable like Asterisk's queue_log; ``report``
-derives every KPI from it alone, so what was logged is what was measured.
+One SQLite file (WAL, ``synchronous=NORMAL``) in the data directory, or,
+with ``[data] database``, the ``eventlog`` tables in PostgreSQL, written by
+every node of a cluster (``eventlog_schema``).  The log is append-only
+facts, readable like Asterisk's queue_log; ``report`` derives every KPI
+from it alone, so what was logged is what was measured.
 
 Event kinds
 -----------
@@ -91,6 +93,16 @@ no queue, ``caller`` = the caller id sent, ``called`` = the number, and
 ``outcome`` ``outbound`` (answered) or ``outbound_<reason>``: the
 direction is in the outcome.
 
+Several nodes, one log
+----------------------
+On PostgreSQL each row and call record carries the writing ``node``, and
+each node stamps its own heartbeat, so a node's close-out ends only what
+that node left open.  A batch commits under the store's advisory lock
+(``postgres``), so row ids grow in commit order across nodes: a reader
+that follows the log by id never skips a row committed late.  ``numbering``
+lets a table's rows take their numbers inside that locked transaction (the
+public stream's sequence, ``event_stream``).
+
 Why a writer thread
 -------------------
 A commit costs little in WAL with synchronous=NORMAL, but a checkpoint
@@ -127,7 +139,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -139,13 +150,14 @@ from typing import Any
 import structlog
 
 from sipagent.store.closeout import RESTART, ClosedOut, close_out, last_alive
+from sipagent.store.database import Database, Error, OperationalError, StorePlace
 from sipagent.store.eventlog_schema import (EVENT_LOG_FILE, SCHEMA_VERSION, SchemaTooNew, connect,
-                                      event_log_path, read_only)
+                                            event_log_path, read_only, source_of)
 
 __all__ = ["EventLog", "QUEUE_EVENT_KINDS", "AGENT_EVENT_KINDS", "HEARTBEAT_INTERVAL", "RESTART",
            # re-exported: the file and its schema
            "EVENT_LOG_FILE", "SCHEMA_VERSION", "SchemaTooNew", "connect", "event_log_path",
-           "read_only"]
+           "read_only", "source_of"]
 
 log = structlog.get_logger("sipagent.store.eventlog")
 
@@ -167,28 +179,25 @@ _NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
 _NEEDS_REASON = frozenset({"EXIT", "COMPLETE_SYSTEM"})
 #: Seconds between heartbeats of a running engine (see the module doc).
 HEARTBEAT_INTERVAL = 2.0
-_BEAT = "INSERT INTO heartbeat (id, t) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET t = excluded.t"
+_BEAT = ("INSERT INTO node_heartbeat (node, t) VALUES (?, ?)"
+         " ON CONFLICT (node) DO UPDATE SET t = excluded.t")
 # The waits the SL and ASA are computed from: the runtime's own measure
 # (monotonic clock), the same number its wait histograms observe.
 _NEEDS_WAIT = frozenset({"CONNECT", "ABANDON"})
 
-_INSERT_EVENT = ("INSERT INTO event (t, kind, queue, call_id, agent, wait, position, reason, data)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_EVENT = ("INSERT INTO event (t, kind, queue, call_id, agent, wait, position, reason, data,"
+                 " node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 # One constant statement for every upsert: a field passed as NULL keeps its
 # stored value, so each moment of a call fills in what it knows.
 _UPSERT_CALL = (
     'INSERT INTO call_record (call_id, start, answer, "end", caller, called, queue, agent,'
-    ' outcome, wait, talk, wrap_up, hangup_side, caller_name, updated)'
-    ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
-    ' ON CONFLICT (call_id) DO UPDATE SET'
-    ' start = COALESCE(excluded.start, start), answer = COALESCE(excluded.answer, answer),'
-    ' "end" = COALESCE(excluded."end", "end"), caller = COALESCE(excluded.caller, caller),'
-    ' called = COALESCE(excluded.called, called), queue = COALESCE(excluded.queue, queue),'
-    ' agent = COALESCE(excluded.agent, agent), outcome = COALESCE(excluded.outcome, outcome),'
-    ' wait = COALESCE(excluded.wait, wait), talk = COALESCE(excluded.talk, talk),'
-    ' wrap_up = COALESCE(excluded.wrap_up, wrap_up),'
-    ' hangup_side = COALESCE(excluded.hangup_side, hangup_side),'
-    ' caller_name = COALESCE(excluded.caller_name, caller_name), updated = excluded.updated'
+    ' outcome, wait, talk, wrap_up, hangup_side, caller_name, updated, node)'
+    ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+    ' ON CONFLICT (call_id) DO UPDATE SET ' + ", ".join(
+        f'{c} = COALESCE(excluded.{c}, call_record.{c})'
+        for c in ("start", "answer", '"end"', "caller", "called", "queue", "agent", "outcome",
+                  "wait", "talk", "wrap_up", "hangup_side", "caller_name", "node"))
+    + ', updated = excluded.updated'
 )
 # The agent desktop's after-call code; the record exists from the call's start.
 _SET_DISPOSITION = ('UPDATE call_record SET disposition = ?, disposition_note = ?, updated = ?'
@@ -230,18 +239,29 @@ def _time(value: Any) -> float:
 class EventLog:
     """The writer of the log.  Every method returns at once; see the module doc."""
 
-    def __init__(self, path: str | Path, *, flush_interval: float = 0.5, flush_rows: int = 200,
-                 busy_timeout: float = 5.0, max_pending: int = 200_000,
-                 heartbeat_interval: float | None = None) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, where: StorePlace | str | Path, *, flush_interval: float = 0.5,
+                 flush_rows: int = 200, busy_timeout: float = 5.0, max_pending: int = 200_000,
+                 heartbeat_interval: float | None = None, node: str | None = None) -> None:
+        """``where``: a place (the engine's), or the SQLite file's path."""
+        #: What readers open (``read_only``): the file's path, or the URL.
+        self.source = source_of(where) if isinstance(where, StorePlace) else Path(where)
+        #: The SQLite file, or None on PostgreSQL.
+        self.path = None if isinstance(self.source, str) else self.source
+        #: The writing node (rows, records, heartbeat).  A shared log closes
+        #: out by node; a file has one writer and closes out everything.
+        self.node = node
         self.flush_interval = float(flush_interval)
         self.flush_rows = int(flush_rows)
         self.max_pending = int(max_pending)
         self.dropped = 0            # rows given up on (bad row, or backlog over max_pending)
-        self._conn = connect(self.path, busy_timeout=busy_timeout)
+        self._db: Database = connect(where, busy_timeout=busy_timeout)
+        self.shared = self._db.dialect == "postgresql"
         self.heartbeat_interval = heartbeat_interval
-        self.last_alive = last_alive(self._conn)     # the previous run's, before ours
+        # The previous run's last heartbeat, read before ours is written.
+        self.last_alive = last_alive(self._db, node or "")
+        #: sql -> f(db, rows) -> rows: numbers a table's rows in the commit
+        #: (module doc); set by the public stream on a shared log.
+        self.numbering: dict[str, Callable[[Database, list[tuple]], list[tuple]]] = {}
         self._beat_at = 0.0
         self._pending: list[tuple[str, tuple]] = []
         self._queued = 0            # rows ever queued
@@ -274,7 +294,7 @@ class EventLog:
                _opt_str("agent", agent), _opt_float("wait", wait),
                None if position is None else int(position), _opt_str("reason", reason),
                None if data is None else json.dumps(dict(data), default=str,
-                                                     ensure_ascii=False))
+                                                     ensure_ascii=False), self.node)
         self._queue(_INSERT_EVENT, row)
         if self.on_fact is not None:
             self._tell("queue", {"kind": kind, "t": row[0], "queue": queue, "call_id": call_id,
@@ -286,7 +306,7 @@ class EventLog:
         if kind not in AGENT_EVENT_KINDS:
             raise ValueError(f"unknown agent event kind {kind!r}")
         row = (_time(t_wall), kind, _opt_str("queue", queue), _opt_str("call_id", call_id),
-               _req_str("agent", agent), None, None, _opt_str("reason", reason), None)
+               _req_str("agent", agent), None, None, _opt_str("reason", reason), None, self.node)
         self._queue(_INSERT_EVENT, row)
         if self.on_fact is not None:
             self._tell("agent", {"kind": kind, "t": row[0], "agent": agent, "queue": queue,
@@ -315,7 +335,7 @@ class EventLog:
                _opt_str("outcome", outcome), _opt_float("wait", wait),
                _opt_float("talk", talk), _opt_float("wrap_up", wrap_up),
                _opt_str("hangup_side", hangup_side), _opt_str("caller_name", caller_name),
-               time.time() if t_wall is None else _time(t_wall))
+               time.time() if t_wall is None else _time(t_wall), self.node)
         self._queue(_UPSERT_CALL, row)
         if self.on_fact is not None:
             self._tell("call", {"call_id": call_id, "start": row[1], "answer": row[2],
@@ -365,10 +385,11 @@ class EventLog:
             log.exception("public event not derived", source=source, kind=fact.get("kind"))
 
     def close_dangling(self, reason: str = RESTART) -> ClosedOut:
-        """After a crash: end what the previous run left open (``closeout``).
-        Call it once at start, before any call or login is logged; it reads
-        the file, so it blocks briefly."""
-        return close_out(self, reason, self.last_alive)
+        """After a crash: end what the previous run left open (``closeout``):
+        this node's, on a shared log.  Call it once at start, before any call
+        or login is logged; it reads the log, so it blocks briefly."""
+        return close_out(self, reason, self.last_alive,
+                         node=self.node if self.shared else None)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Block until everything queued so far is committed; False on timeout."""
@@ -387,12 +408,13 @@ class EventLog:
             self._cond.notify_all()
         self._writer.join()
         self._beat(force=True)
-        try:
-            # Fold the WAL back so the file is whole on its own (backups, copies).
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            log.warning("event log checkpoint failed", error=str(exc))
-        self._conn.close()
+        if not self.shared:
+            try:
+                # Fold the WAL back so the file is whole on its own (backups, copies).
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except Error as exc:
+                log.warning("event log checkpoint failed", error=str(exc))
+        self._db.close()
 
     def __enter__(self) -> EventLog:
         return self
@@ -461,9 +483,9 @@ class EventLog:
         if not force and now - self._beat_at < self.heartbeat_interval:
             return
         try:
-            self._conn.execute(_BEAT, (now,))
+            self._db.execute(_BEAT, (self.node or "", now))
             self._beat_at = now
-        except sqlite3.Error as exc:   # the rows' own retry reports a failing disk
+        except Error as exc:   # the rows' own retry reports a failing disk
             log.debug("heartbeat not written", error=str(exc))
 
     def _commit(self, batch: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
@@ -471,33 +493,30 @@ class EventLog:
         try:
             self._write(batch)
             return []
-        except sqlite3.OperationalError as exc:   # locked, disk full, I/O: try again later
+        except OperationalError as exc:   # locked, disk full, I/O, connection: try again later
             log.error("event log write failed, will retry", error=str(exc), rows=len(batch))
             return batch
-        except sqlite3.Error:
+        except Error:
             pass
         # A row SQLite refuses (the checks above should make this impossible).
         # Write the others one by one so one bad row does not sink its batch.
         for i, item in enumerate(batch):
             try:
                 self._write([item])
-            except sqlite3.OperationalError:
+            except OperationalError:
                 return batch[i:]
-            except sqlite3.Error as exc:
+            except Error as exc:
                 log.error("event log row dropped", error=str(exc), row=repr(item[1])[:200])
                 with self._cond:
                     self.dropped += 1
         return []
 
     def _write(self, batch: list[tuple[str, tuple]]) -> None:
-        conn = self._conn
-        conn.execute("BEGIN")
-        try:
+        db = self._db
+        with db.transaction():
             # Runs of one statement go to executemany: the loop then runs in C,
             # and the loop thread gets the GIL back sooner.
             for sql, run in groupby(batch, key=itemgetter(0)):
-                conn.executemany(sql, [row for _, row in run])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                rows = [row for _, row in run]
+                number = self.numbering.get(sql)
+                db.executemany(sql, rows if number is None else number(db, rows))

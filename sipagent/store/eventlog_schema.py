@@ -1,29 +1,47 @@
-"""The event log's file: where it lives, its schema and its migrations,
+"""The event log's database: where it lives, its schema and its migrations,
 and how to open it (the writer in ``eventlog``, readers such as ``report``).
 
-The schema version is SQLite's ``user_version``.  Migration i takes a file
-from version i to i + 1, in one transaction with its version bump, so a
-crash during a migration leaves the old version, never half a schema; a
-file newer than this code is refused rather than written to.
+It is ``events.sqlite3`` in the data directory, or the ``eventlog`` schema
+of the PostgreSQL database with ``[data] database`` (one log for every node
+of a cluster).  Migrations are ``sipagent/store/migrations.py``'s: each in
+one transaction with its version bump; a log newer than this code is
+refused rather than written to.
+
+Readers name the log by its *source*: the file's path, or the PostgreSQL
+URL (``EventLog.source``, :func:`source_of`).
 """
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-__all__ = ["EVENT_LOG_FILE", "SCHEMA_VERSION", "SchemaTooNew", "event_log_path", "connect",
-           "read_only"]
+from sipagent.store.backends import open_database, open_reader
+from sipagent.store.database import Database, StorePlace, as_place
+from sipagent.store.migrations import SchemaTooNew
+from sipagent.store.postgres import redacted
+
+__all__ = ["EVENT_LOG_FILE", "STORE", "MIGRATIONS", "SCHEMA_VERSION", "SchemaTooNew",
+           "event_log_path", "source_of", "connect", "read_only"]
 
 #: The file name inside the data directory.  Its own file, so that its
 #: ``user_version`` belongs to this schema alone.
 EVENT_LOG_FILE = "events.sqlite3"
 
 
+#: The store's name: its PostgreSQL schema.
+STORE = "eventlog"
+
+
 def event_log_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / EVENT_LOG_FILE
 
 
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+def source_of(where: StorePlace | Path | str) -> Path | str:
+    """What readers open for the log of ``where`` (a place or a data dir)."""
+    place = as_place(where)
+    return place.database or event_log_path(place.dir)
+
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE event (
             id       INTEGER PRIMARY KEY,   -- emission order; breaks ties in t
@@ -109,53 +127,47 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX call_record_caller ON call_record (caller, start)",
         "PRAGMA user_version = 4",
     ),
+    (
+        # Several nodes write one log (PostgreSQL): each row and record says
+        # whose it is, so a node closes out only what it left open, and each
+        # node stamps its own heartbeat.
+        "ALTER TABLE event ADD COLUMN node TEXT",
+        "ALTER TABLE call_record ADD COLUMN node TEXT",
+        """CREATE TABLE node_heartbeat (
+            node TEXT PRIMARY KEY,
+            t    REAL NOT NULL
+        )""",
+        "PRAGMA user_version = 5",
+    ),
 )
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer sipacd; migrating down would lose data."""
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: str | Path, *, busy_timeout: float = 5.0) -> sqlite3.Connection:
-    """A connection in WAL mode with the schema up to date (used by the writer and by tests)."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
-                           timeout=busy_timeout)
+def connect(where: StorePlace | Path | str, *, busy_timeout: float = 5.0) -> Database:
+    """The writer's database, schema up to date: ``where`` is a place, or
+    the SQLite file's path (WAL, ``synchronous=NORMAL``: see ``eventlog``)."""
+    if isinstance(where, StorePlace):
+        place, file = where, EVENT_LOG_FILE
+    else:
+        place, file = StorePlace(Path(where).parent), Path(where).name
+    return open_database(place, file, STORE, MIGRATIONS, timeout=busy_timeout,
+                         synchronous="NORMAL")
+
+
+def read_only(source: Path | str) -> Database:
+    """A reader's connection (never creates, never writes); ``source``: the
+    file's path or the PostgreSQL URL.  Refuses a log newer than this code."""
     try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise sqlite3.OperationalError(f"{path}: cannot use WAL mode (got {mode!r})")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        _migrate(conn, path)
+        conn = open_reader(source, STORE)
+    except FileNotFoundError:
+        shown = redacted(source) if isinstance(source, str) else source
+        raise FileNotFoundError(f"no event log at {shown}") from None
+    try:
+        version = conn.schema_version(STORE)
     except BaseException:
         conn.close()
         raise
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection, path: str | Path) -> None:
-    conn.execute("BEGIN IMMEDIATE")  # two processes opening a new file: one migrates
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(f"{path}: event log schema {version} is newer than this "
-                               f"sipacd understands ({SCHEMA_VERSION})")
-        for statements in _MIGRATIONS[version:]:
-            for statement in statements:
-                conn.execute(statement)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def read_only(path: str | Path) -> sqlite3.Connection:
-    """A reader's connection: never creates the file, never writes."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no event log at {p}")
-    conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         conn.close()
-        raise SchemaTooNew(f"{p}: event log schema {version} is newer than {SCHEMA_VERSION}")
+        raise SchemaTooNew(f"{source}: event log schema {version} is newer than {SCHEMA_VERSION}")
     return conn

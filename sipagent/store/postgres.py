@@ -28,6 +28,7 @@ import contextlib
 import re
 import sqlite3
 import threading
+import time
 import zlib
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -36,7 +37,7 @@ import psycopg
 from sipagent.store.database import Database
 from sipagent.store.sql_dialect import query_to_postgres
 
-__all__ = ["PostgresDatabase", "store_lock_key", "redacted"]
+__all__ = ["PostgresDatabase", "Listener", "store_lock_key", "redacted"]
 
 _STORE_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
@@ -152,7 +153,10 @@ class PostgresDatabase(Database):
 
     # Each store's schema has its own version table (under the store's lock).
     def schema_version(self, store: str) -> int:
-        self.execute(_VERSION_TABLE)
+        if not self.read_only:
+            self.execute(_VERSION_TABLE)
+        elif self.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+            return 0
         row = self.execute("SELECT version FROM schema_version WHERE store = ?",
                            (store,)).fetchone()
         return 0 if row is None else int(row[0])
@@ -161,3 +165,35 @@ class PostgresDatabase(Database):
         self.execute("INSERT INTO schema_version (store, version) VALUES (?, ?)"
                      " ON CONFLICT (store) DO UPDATE SET version = excluded.version",
                      (store, int(version)))
+
+
+class Listener:
+    """``LISTEN channel`` on a connection of its own: :meth:`wait` returns
+    when a notification came (True) or ``timeout`` passed (False).  A lost
+    connection is reopened at the next wait; notifications sent meanwhile
+    are lost, so a listener also re-reads on its timeout."""
+
+    def __init__(self, url: str, channel: str):
+        if not _STORE_NAME.fullmatch(channel):
+            raise ValueError(f"channel {channel!r} is not a plain lower-case identifier")
+        self.url, self.channel = url, channel
+        self._conn: psycopg.Connection | None = None
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                self._conn.execute(f"LISTEN {self.channel}")
+                return True      # anything may have been missed: read now
+            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+        except psycopg.Error:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            time.sleep(min(timeout, 1.0))    # the database is away: do not spin
+            return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
