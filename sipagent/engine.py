@@ -183,7 +183,7 @@ class Engine:
         self.queues.start(log_in=self.config.cluster is None)
         ec = self.config.events
         self._webhooks = WebhookDeliverer(
-            self.events, self.config.data.dir, [w.subscription() for w in ec.webhooks],
+            self.events, self.config.data.place, [w.subscription() for w in ec.webhooks],
             queues_of=self.agent_queues, timeout=ec.webhook_timeout, retry_base=ec.retry_base,
             retry_max=ec.retry_max)
         await self._webhooks.start()

@@ -47,7 +47,8 @@ from typing import Callable, Iterable
 import aiohttp
 import structlog
 
-from sipagent.store.database import Database
+from sipagent.store.backends import open_database
+from sipagent.store.database import Database, StorePlace, as_place
 from sipagent.store.event_filter import EventFilter, StreamItem
 from sipagent.store.webhook_signature import headers_for
 from sipagent.tasks import cancel_and_wait
@@ -92,12 +93,13 @@ class _Delivery:
 
 
 class WebhookDeliverer:
-    def __init__(self, stream, data_dir: str | Path, subscriptions: Iterable[Subscription], *,
+    def __init__(self, stream, data_dir: StorePlace | str | Path,
+                 subscriptions: Iterable[Subscription], *,
                  queues_of: Callable[[str], Iterable[str]] = lambda agent: (),
                  timeout: float = 10.0, retry_base: float = 1.0, retry_max: float = 300.0,
                  on_result: Callable[[str], None] | None = None):
         self.stream = stream
-        self.path = Path(data_dir) / WEBHOOK_FILE
+        self.place = as_place(data_dir)
         self.subscriptions = tuple(subscriptions)
         self.queues_of = queues_of
         self.timeout, self.retry_base, self.retry_max = timeout, retry_base, retry_max
@@ -110,7 +112,8 @@ class WebhookDeliverer:
     async def start(self) -> None:
         if not self.subscriptions:
             return
-        self._db = await asyncio.to_thread(Database, self.path, _SCHEMA)
+        self._db = await asyncio.to_thread(open_database, self.place, WEBHOOK_FILE, "webhooks",
+                                           (_SCHEMA,))
         stored = dict(await asyncio.to_thread(self._db.read,
                                               "SELECT name, seq FROM webhook_cursor"))
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
