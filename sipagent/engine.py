@@ -209,10 +209,18 @@ class Engine:
         if self.config.cluster is not None:
             from sipagent.cluster.node import ClusterNode
 
+            from sipagent.store.closeout import close_out_lost_nodes
+
+            # A live node's heartbeat is at most HEARTBEAT_INTERVAL plus a
+            # flush old: four intervals without one is a dead node.
+            lease, lost = self.config.cluster.lease_seconds, {}
+            stale = max(lease, 4 * HEARTBEAT_INTERVAL)
             self.cluster = ClusterNode(
                 **self.config.cluster.node_settings(self.config, agents),
                 log_in=self.queues.go_on_duty,
-                log_out=lambda agent_id: self.queues.go_off_duty(agent_id, "partition_moved"))
+                log_out=lambda agent_id: self.queues.go_off_duty(agent_id, "partition_moved"),
+                close_out_lost=lambda: close_out_lost_nodes(self.eventlog, stale_after=stale,
+                                                            done=lost))
             await self.cluster.start()
         self.sip.start_polling()
         self.watchdog = LoopWatchdog(self.config.flows.dir,

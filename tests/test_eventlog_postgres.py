@@ -154,3 +154,33 @@ def test_day_counters_follow_a_shared_log(place):
         later = counters.figures(now + 2)["queues"]["q"]["today"]
     assert first["offered"] == 2 and first["abandoned"] == 0
     assert later["abandoned"] == 1
+
+
+def test_lost_nodes_are_closed_out_once_and_leave_agents_logged_in_elsewhere(place):
+    """Node a dies (its heartbeat stops); b took alice over and logged her
+    in.  b's sweep ends a's waiting caller once, and leaves alice alone."""
+    from sipagent.store.closeout import close_out_lost_nodes
+
+    t0 = time.time() - 60
+    with EventLog(place, node="a", heartbeat_interval=0.05, flush_interval=0.02) as a:
+        a.agent_event(t0, "alice", "LOGIN")
+        a.call_record("w", start=t0 + 1, t_wall=t0 + 1)
+        a.queue_event(t0 + 1, "q", "w", "ENTER")
+        a.flush()
+        time.sleep(0.2)          # a heartbeat is stamped
+    with EventLog(place, node="b") as b:
+        b.agent_event(time.time(), "alice", "LOGIN")
+        b.flush()
+        done: dict = {}
+        assert close_out_lost_nodes(b, stale_after=60, done=done) == {}    # a is not stale yet
+        later = time.time() + 120
+        closed = close_out_lost_nodes(b, stale_after=60, done=done, now=later)
+        assert {n: tuple(c) for n, c in closed.items()} == {"a": (1, 0, 0, 1)}
+        assert close_out_lost_nodes(b, stale_after=60, done=done, now=later) == {}
+    conn = read_only(place.database)
+    try:
+        assert conn.read("SELECT COUNT(*) FROM event WHERE kind = 'LOGOUT'") == [(0,)]
+        assert conn.read("SELECT kind, reason FROM event WHERE call_id = 'w' ORDER BY id") == [
+            ("ENTER", None), ("EXIT", "node_lost")]
+    finally:
+        conn.close()

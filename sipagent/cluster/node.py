@@ -8,7 +8,13 @@ runtime, which this layer does not import):
 - ``log_in(agent_id)`` when a partition comes to this node: the
   partition's agents that log in by themselves go on duty here;
 - ``log_out(agent_id)`` when it leaves: they go off duty here, so no
-  agent is ever offered calls by two nodes at once.
+  agent is ever offered calls by two nodes at once;
+- ``close_out_lost()`` (blocking; run in a thread) when a partition comes
+  and every ``lease_seconds`` after: the calls, agents and records of nodes
+  whose heartbeat stopped are ended in the shared log (``node_lost``,
+  ``store/closeout.py``).  At a takeover it runs before this node logs the
+  partition's agents in, so the stream says the dead node's "logged out"
+  before our "logged in"; a later sweep leaves agents logged in here alone.
 
 Kamailio (deploy/kamailio/kamailio.cfg) routes a number to the holder of
 its partition's lease by joining ``partition_number`` with
@@ -44,13 +50,17 @@ _PUBLISH = ("INSERT INTO partition_number (number, partition) VALUES (%s, %s) "
 class ClusterNode:
     def __init__(self, *, node_id: str, database: str, sip_uri: str, lease_seconds: float,
                  partition_agents: Mapping[str, list[str]], numbers: Mapping[str, str],
-                 log_in: Callable[[str], None], log_out: Callable[[str], None]):
+                 log_in: Callable[[str], None], log_out: Callable[[str], None],
+                 close_out_lost: Callable[[], object] | None = None):
         self.node_id, self.sip_uri = node_id, sip_uri
         self._database = database
         self._lease_seconds = lease_seconds
         self._partition_agents = {p: list(a) for p, a in partition_agents.items()}
         self._numbers = dict(numbers)
         self._log_in, self._log_out = log_in, log_out
+        self._close_out_lost = close_out_lost
+        self._takeovers: set[asyncio.Task] = set()
+        self._sweeper: asyncio.Task | None = None
         self._conn = None
         self.ownership: Ownership | None = None
         self._task: asyncio.Task | None = None
@@ -64,7 +74,10 @@ class ClusterNode:
         # The first round before the engine takes calls: a node alone (or the
         # first up) runs its partitions from its first call on.
         await self.ownership.round()
-        self._task = asyncio.get_running_loop().create_task(self.ownership.run())
+        await self.settled()
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self.ownership.run())
+        self._sweeper = loop.create_task(self._sweep()) if self._close_out_lost else None
         log.info("cluster node started", node=self.node_id, sip_uri=self.sip_uri,
                  partitions=sorted(self.ownership.held))
 
@@ -78,10 +91,38 @@ class ClusterNode:
                 cur.execute(_PUBLISH, (number, partition))
         return conn
 
+    async def settled(self) -> None:
+        """Until the partitions gained so far have their agents logged in."""
+        while self._takeovers:
+            await asyncio.gather(*self._takeovers, return_exceptions=True)
+
     def owns(self, partition: str) -> bool:
         return self.ownership is not None and self.ownership.owns(partition)
 
     def _gained(self, partition: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._take_over(partition))
+        self._takeovers.add(task)
+        task.add_done_callback(self._takeovers.discard)
+
+    async def _close_out(self) -> None:
+        try:
+            closed = await asyncio.to_thread(self._close_out_lost)
+            if closed:
+                log.warning("closed out what lost nodes left open",
+                            closed={n: c._asdict() for n, c in closed.items()})
+        except Exception:    # the log is away: the next sweep tries again
+            log.exception("close-out of lost nodes failed")
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_seconds)
+            await self._close_out()
+
+    async def _take_over(self, partition: str) -> None:
+        if self._close_out_lost is not None:
+            await self._close_out()
+        if not self.owns(partition):     # lost again meanwhile
+            return
         for agent_id in self._partition_agents.get(partition, ()):
             self._log_in(agent_id)
 
@@ -91,10 +132,12 @@ class ClusterNode:
 
     async def stop(self) -> None:
         """Hand every lease back (another node takes over at once) and disconnect."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._sweeper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._sweeper = None
+        await self.settled()
         if self.ownership is not None:
             await self.ownership.release_all()
         if self._conn is not None:

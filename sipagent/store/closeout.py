@@ -32,6 +32,7 @@ left open.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, Sequence
 
@@ -39,7 +40,7 @@ import structlog
 
 from sipagent.store.eventlog_schema import read_only
 
-__all__ = ["RESTART", "ClosedOut", "close_out"]
+__all__ = ["RESTART", "NODE_LOST", "ClosedOut", "close_out", "close_out_lost_nodes"]
 
 log = structlog.get_logger("sipagent.store.closeout")
 
@@ -70,15 +71,22 @@ _TALKING = (
     "   AND (x.t > e.t OR (x.t = e.t AND x.id > e.id)))"
     " ORDER BY e.t, e.id"
 )
+# An agent logged in again elsewhere since (a node that took the partition
+# over) is left alone: its session there is not this node's to end.
 _LOGGED_IN = (
     "SELECT i.agent FROM (SELECT e.agent, MAX(e.t) AS t FROM event e WHERE e.kind = 'LOGIN'"
     "                     {node} GROUP BY e.agent) i"
     " LEFT JOIN (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGOUT' GROUP BY agent) o"
-    " ON o.agent = i.agent WHERE o.t IS NULL OR o.t < i.t ORDER BY i.agent"
+    " ON o.agent = i.agent"
+    " JOIN (SELECT agent, MAX(t) AS t FROM event WHERE kind = 'LOGIN' GROUP BY agent) a"
+    " ON a.agent = i.agent AND a.t = i.t"
+    " WHERE o.t IS NULL OR o.t < i.t ORDER BY i.agent"
 )
 _OPEN_RECORDS = ('SELECT call_id, answer, talk, updated FROM call_record e WHERE "end" IS NULL'
                  ' {node} ORDER BY call_id')
 _LAST_ALIVE = "SELECT t FROM node_heartbeat WHERE node = ?"
+_LOST_NODES = ("SELECT node, t FROM node_heartbeat WHERE node <> ? AND t < ? AND t > ?"
+               " ORDER BY node")
 # Before schema 5 one writer stamped one row.
 _LAST_ALIVE_ONE_WRITER = "SELECT t FROM heartbeat WHERE id = 1"
 
@@ -86,6 +94,7 @@ _LAST_ALIVE_ONE_WRITER = "SELECT t FROM heartbeat WHERE id = 1"
 class LogWriter(Protocol):
     """What the close-out needs of ``EventLog`` (which imports this module)."""
     source: Path | str
+    node: str | None
 
     def flush(self, timeout: float | None = ...) -> bool: ...
     def queue_event(self, t_wall: float, queue: str, call_id: str, kind: str,
@@ -129,16 +138,24 @@ def close_out(eventlog: LogWriter, reason: str = RESTART, alive: float | None = 
     eventlog.flush()
     conn = read_only(eventlog.source)
     try:
-        known = [t for t in (_rows(conn, _LAST_T, (), node)[0][0], alive) if t is not None]
-        if not known:
-            return ClosedOut()
-        at = max(known)
-        waiting = _rows(conn, _WAITING, (at - _HORIZON,), node)
-        talking = _latest_per_call(_rows(conn, _TALKING, (at - _HORIZON,), node))
-        agents = [a for (a,) in _rows(conn, _LOGGED_IN, (), node)]
-        records = _rows(conn, _OPEN_RECORDS, (), node)
+        # Two nodes closing out one dead node must not both end its calls:
+        # the second reads after the first has written and flushed.
+        with conn.exclusive(f"closeout_{node or ''}"):
+            return _close_out(conn, eventlog, reason, alive, node)
     finally:
         conn.close()
+
+
+def _close_out(conn, eventlog: LogWriter, reason: str, alive: float | None,
+               node: str | None) -> ClosedOut:
+    known = [t for t in (_rows(conn, _LAST_T, (), node)[0][0], alive) if t is not None]
+    if not known:
+        return ClosedOut()
+    at = max(known)
+    waiting = _rows(conn, _WAITING, (at - _HORIZON,), node)
+    talking = _latest_per_call(_rows(conn, _TALKING, (at - _HORIZON,), node))
+    agents = [a for (a,) in _rows(conn, _LOGGED_IN, (), node)]
+    records = _rows(conn, _OPEN_RECORDS, (), node)
     waits = {}
     for queue, call_id, entered in waiting:
         waits[call_id] = at - entered
@@ -161,6 +178,29 @@ def close_out(eventlog: LogWriter, reason: str = RESTART, alive: float | None = 
         log.warning("closed what the last run left open", at=at, reason=reason, node=node,
                     **closed._asdict())
     return closed
+
+
+def close_out_lost_nodes(eventlog: LogWriter, *, stale_after: float,
+                         done: dict[str, float] | None = None,
+                         now: float | None = None) -> dict[str, ClosedOut]:
+    """On a shared log: close out (``node_lost``) every other node whose
+    heartbeat stopped more than ``stale_after`` seconds ago (within the
+    horizon); what was closed, by node.  ``done`` (node -> heartbeat) skips
+    a node already closed out at that heartbeat: callers that sweep
+    periodically pass the same dict each time."""
+    now = time.time() if now is None else now
+    done = {} if done is None else done
+    conn = read_only(eventlog.source)
+    try:
+        lost = conn.read(_LOST_NODES, (eventlog.node or "", now - stale_after, now - _HORIZON))
+    finally:
+        conn.close()
+    closed = {}
+    for node, t in lost:
+        if done.get(node) != t:
+            closed[node] = close_out(eventlog, NODE_LOST, t, node=node)
+            done[node] = t
+    return {node: c for node, c in closed.items() if any(c)}
 
 
 def _latest_per_call(talks: list) -> list:

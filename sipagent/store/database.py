@@ -106,6 +106,13 @@ class Database:
         """Inside the migration's transaction."""
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Held by one holder of this connection's database at a time, across
+        processes (not a transaction: the holder commits as it goes)."""
+        raise NotImplementedError
+        yield   # pragma: no cover
+
     # -- shared -------------------------------------------------------------------------
     def write(self, sql: str, args: Sequence[Any] = ()) -> int:
         """One statement in a transaction of its own; the rows it changed."""
@@ -173,6 +180,13 @@ class SqliteDatabase(Database):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.connection.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        # A file has one writing process (the engine); its own threads
+        # serialise on the lock.
+        with self.lock:
+            yield
 
     # A store of its own file: SQLite's user_version is its version.
     def schema_version(self, store: str) -> int:

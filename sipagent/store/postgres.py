@@ -142,6 +142,20 @@ class PostgresDatabase(Database):
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
                 yield
 
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """A session-level advisory lock: released at the end, or when the
+        holder's connection dies (a crashed node holds nothing)."""
+        key = store_lock_key(f"{self.store}:{name}")
+        with self.lock:
+            with _as_dbapi():
+                self._connection().execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                with _as_dbapi():
+                    self._connection().execute("SELECT pg_advisory_unlock(%s)", (key,))
+
     def execute(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor:
         with self.lock, _as_dbapi():
             return self._connection().execute(query_to_postgres(sql), _args(args))
