@@ -1,0 +1,106 @@
+"""One view of several engines (the cluster issue): events from every node
+in one durable sequence, whichever node a client asks.
+
+Two engines share one PostgreSQL database (``[data] database``): node b
+holds the partition, so Kamailio sends it the calls; an SSE client and the
+wallboard are on node a, which handles no call at all.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import psycopg
+import pytest
+
+from clusterkit import Kamailio, Postgres
+from engine_proc import Engine
+from sipagent.store.eventlog import read_only
+from sipagent.store.leases import LeaseTable
+from sipua import UA
+from test_event_stream_sip import SSE, conforms
+from test_queue_behaviour import TOKEN, config
+
+pytestmark = [pytest.mark.sip, pytest.mark.cluster]
+
+
+def node_config(ports, workdir, prompts_dir, name, k_port, dsn):
+    cfg = config(ports, workdir / name, prompts_dir,
+                 {"alice": {"uri": f"sip:alice@127.0.0.1:{k_port}", "queues": ["support"]}},
+                 {"support": {"wrap_up": 0}})
+    cfg["data"]["database"] = dsn
+    cfg["cluster"] = {"node_id": name, "lease_seconds": 4, "partitions": {"p1": ["support"]}}
+    return cfg
+
+
+def wallboard(engine) -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{engine.http_port}/api/wallboard",
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def test_a_client_of_one_node_sees_the_calls_of_another_in_sequence(
+        ports, workdir, prompts_dir):
+    k_port = ports()
+    for name in ("a", "b"):
+        (workdir / name).mkdir()
+    with Postgres(ports()) as pg:
+        cfg_a = node_config(ports, workdir, prompts_dir, "a", k_port, pg.dsn)
+        cfg_b = node_config(ports, workdir, prompts_dir, "b", k_port, pg.dsn)
+        leases = LeaseTable(psycopg.connect(pg.dsn, autocommit=True))
+        with UA(ports(), log_dir=workdir, name="agents") as phones, \
+                UA(ports(), log_dir=workdir, name="caller") as caller, \
+                Kamailio(workdir, k_port, [cfg_a["sip"]["port"], cfg_b["sip"]["port"]],
+                         database=pg.dsn) as kam:
+            phones.request("auto_answer", user="alice", after=0.2, code=200, tone=1000)
+            phones.request("register", user="alice", registrar=f"sip:{kam.uri_base}")
+            phones.wait_event({"ev": "registered", "user": "alice", "code": 200})
+            with Engine(workdir / "b", cfg_b) as engine_b, \
+                    Engine(workdir / "a", cfg_a) as engine_a:
+                assert leases.holder("p1").node == "b"
+                sse = SSE(engine_a)
+                assert sse.status == 200
+                time.sleep(2.0)            # the dispatcher's probes see both
+                for n in range(2):
+                    caller.request("call", call=f"c{n}", to=kam.aor("100"))
+                    caller.wait_state(f"c{n}", "CONFIRMED", timeout=15)
+                    inc = phones.wait_event({"ev": "incoming", "call": f"in{n + 1}"},
+                                            timeout=15)
+                    phones.wait_state(inc["call"], "CONFIRMED")
+                    time.sleep(0.3)
+                    caller.request("hangup", call=f"c{n}")
+                    phones.wait_state(inc["call"], "DISCONNECTED")
+                sse.wait(lambda ev: sum(e["type"] == "call.ended" for e in ev) == 2,
+                         what="both calls' ends on node a")
+                sse.close()
+                assert engine_a.metric("sipacd_queue_offered_total", queue="support") == 0
+                assert engine_b.metric("sipacd_queue_offered_total", queue="support") == 2
+                # a's wallboard counts the center's day, b's calls included.
+                kpis = wallboard(engine_a)["queues"]["support"]["today"]
+                assert kpis["offered"] == 2 and kpis["answered"] == 2, kpis
+
+        calls = [e for e in sse.events if e["call_id"]]
+        assert {e["node"] for e in calls} == {"b"}
+        seqs = sse.seqs()
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs      # no gap
+        for e in sse.events:
+            conforms(e)
+        per_call: dict[str, list[str]] = {}
+        for e in calls:
+            per_call.setdefault(e["call_id"], []).append(e["type"])
+        assert len(per_call) == 2
+        for types in per_call.values():
+            for kind in ("call.started", "queue.joined", "offer.created", "bridge.started",
+                         "call.ended"):
+                assert types.count(kind) == 1, types
+        # The log holds each call once, written by the node that ran it.
+        conn = read_only(pg.dsn)
+        try:
+            assert conn.read("SELECT node, COUNT(*) FROM event WHERE kind = 'ENTER'"
+                             " GROUP BY node") == [("b", 2)]
+            assert conn.read("SELECT COUNT(*) FROM call_record WHERE outcome = 'answered'") \
+                == [(2,)]
+        finally:
+            conn.close()
