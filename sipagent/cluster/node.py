@@ -31,11 +31,12 @@ from typing import Callable, Mapping
 import structlog
 
 from sipagent.cluster.ownership import Ownership
+from sipagent.store.closeout import close_out_lost_nodes
 from sipagent.store.leases import LeaseTable
 
 log = structlog.get_logger("sipagent.cluster.node")
 
-__all__ = ["ClusterNode", "NUMBERS_SCHEMA"]
+__all__ = ["ClusterNode", "NUMBERS_SCHEMA", "lost_node_closer"]
 
 NUMBERS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS partition_number (
@@ -45,6 +46,14 @@ CREATE TABLE IF NOT EXISTS partition_number (
 """
 _PUBLISH = ("INSERT INTO partition_number (number, partition) VALUES (%s, %s) "
             "ON CONFLICT (number) DO UPDATE SET partition = excluded.partition")
+
+
+def lost_node_closer(eventlog, lease_seconds: float, heartbeat_interval: float):
+    """``close_out_lost`` for a node writing ``eventlog``: nodes silent for
+    four heartbeats (a live one's is at most one interval and a flush old),
+    and at least a lease, are dead."""
+    stale, done = max(lease_seconds, 4 * heartbeat_interval), {}
+    return lambda: close_out_lost_nodes(eventlog, stale_after=stale, done=done)
 
 
 class ClusterNode:

@@ -83,6 +83,20 @@ def fit_to_queues(specs: dict[str, AgentSpec], queues) -> dict[str, AgentSpec]:
     return out
 
 
+def open_people(config):
+    """The people store, seeded with the config file's users and agents, and
+    the agents to run (``store/agent_book.py``: file and database combined)."""
+    from sipagent.store.people import PeopleStore, users_from
+
+    auth = config.auth
+    people = PeopleStore(config.data.place, session_ttl=auth.session_ttl,
+                         lockout_failures=auth.lockout_failures,
+                         lockout_seconds=auth.lockout_seconds)
+    people.seed_users(users_from(config.users))
+    agents = people.agents.seed({n: spec_of(n, a) for n, a in config.agents.items()})
+    return people, fit_to_queues(agents, config.queues)
+
+
 def _acd_part(spec: AgentSpec) -> tuple:
     return dict(spec.queues), dict(spec.skills), spec.weight, spec.wrap_up
 

@@ -1,8 +1,7 @@
-"""The engine: one process, one loop, one SIP endpoint.
-
-It admits or refuses INVITEs (allow-list, capacity), routes each admitted
-call to its flow, runs the flow as an asyncio task, and owns every pjsua2
-object so that all of them are gone before the library is destroyed.
+"""The engine process: starts and stops everything, admits or refuses
+INVITEs (allow-list, capacity), and owns every pjsua2 object so that all
+of them are gone before the library is destroyed.  Running an admitted
+call's flow is ``call_flows``.
 """
 from __future__ import annotations
 
@@ -14,34 +13,29 @@ from typing import TYPE_CHECKING
 import structlog
 
 from acdcore.model import QueueConfig
-from ivrflows.call import CallerHangup
 from sipagent.sip import message as sip_message
-from sipagent.queue.agent_admin import (AgentAdmin, acd_config, agent_line, fit_to_queues,
-                                        spec_of)
+from sipagent.queue.agent_admin import AgentAdmin, acd_config, agent_line, open_people
 from sipagent.queue.runtime import QueueRuntime
 from sipagent.sip.endpoint import SipEndpoint
 from sipagent.fax.metrics import FaxMetrics
 from sipagent.calls.agent_keypad import AgentKeypad
 from sipagent.calls.supervisor_keypad import SupervisorKeypad
-from sipagent.calls.flow_library import FlowLibrary, FlowLoadError
+from sipagent.calls.flow_library import FlowLibrary
 from sipagent.calls.services import CallServices
 from sipagent.sip.leg import CallLeg
 from sipagent.sip.rejections import RejectionLog
 from sipagent.loop_watchdog import LoopWatchdog
 from sipagent.metrics import EngineMetrics
-from sipagent.media.prompts import PromptLibrary
 from sipagent.tasks import cancel_and_wait
+from sipagent.media.prompts import PromptLibrary
 from sipagent.voicemail.metrics import VoicemailMetrics
+from sipagent.engine.call_flows import CallFlows
 
 if TYPE_CHECKING:
     from sipagent.fax.runtime import FaxRuntime
     from sipagent.voicemail.runtime import VoicemailRuntime
 
 log = structlog.get_logger("sipagent.engine")
-
-# A calling fax machine gives up about 35 s after it was answered without
-# hearing a fax answer (T.30's timer T1): switching later than this is useless.
-FAX_DETECT_WINDOW = 30.0
 
 
 def uses_fax(config) -> bool:
@@ -56,7 +50,7 @@ def parse_invite(whole_msg: str) -> tuple[str, str, dict[str, str]]:
     return sip_message.request_user(whole_msg), caller, fields
 
 
-class Engine:
+class Engine(CallFlows):
     def __init__(self, config):
         self.config = config
         thresholds = {t for q in config.queues.values() for t in (*q.service_levels, q.short_abandon)}
@@ -207,20 +201,14 @@ class Engine:
         if self.fax.dialer is not None:
             self.fax.dialer.start()
         if self.config.cluster is not None:
-            from sipagent.cluster.node import ClusterNode
+            from sipagent.cluster.node import ClusterNode, lost_node_closer
 
-            from sipagent.store.closeout import close_out_lost_nodes
-
-            # A live node's heartbeat is at most HEARTBEAT_INTERVAL plus a
-            # flush old: four intervals without one is a dead node.
-            lease, lost = self.config.cluster.lease_seconds, {}
-            stale = max(lease, 4 * HEARTBEAT_INTERVAL)
+            settings = self.config.cluster.node_settings(self.config, agents)
             self.cluster = ClusterNode(
-                **self.config.cluster.node_settings(self.config, agents),
-                log_in=self.queues.go_on_duty,
+                **settings, log_in=self.queues.go_on_duty,
                 log_out=lambda agent_id: self.queues.go_off_duty(agent_id, "partition_moved"),
-                close_out_lost=lambda: close_out_lost_nodes(self.eventlog, stale_after=stale,
-                                                            done=lost))
+                close_out_lost=lost_node_closer(self.eventlog, settings["lease_seconds"],
+                                                HEARTBEAT_INTERVAL))
             await self.cluster.start()
         self.sip.start_polling()
         self.watchdog = LoopWatchdog(self.config.flows.dir,
@@ -320,19 +308,9 @@ class Engine:
                                                   self.queues.operations, self.keypad.lockout)
 
     def _open_people(self) -> dict:
-        """The people store, seeded with the file's users and agents; the
-        agents to run (sipagent/store/agent_book.py: file and database)."""
-        from sipagent.store.people import PeopleStore, users_from
-
-        auth = self.config.auth
-        self.people = PeopleStore(self.config.data.place,
-                                  session_ttl=auth.session_ttl,
-                                  lockout_failures=auth.lockout_failures,
-                                  lockout_seconds=auth.lockout_seconds)
-        self.people.seed_users(users_from(self.config.users))
-        agents = self.people.agents.seed({n: spec_of(n, a)
-                                          for n, a in self.config.agents.items()})
-        return fit_to_queues(agents, self.config.queues)
+        """The people store (``self.people``); the agents to run."""
+        self.people, agents = open_people(self.config)
+        return agents
 
     # -- admission ----------------------------------------------------------------
     def _incoming(self, leg, rdata) -> None:
@@ -398,127 +376,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         leg.ended.add_done_callback(lambda _f: loop.call_soon(self.legs.discard, leg))
 
-    # -- one call's flow -------------------------------------------------------------
-    async def _run_call(self, leg, route, called: str, caller: str, headers: dict) -> None:
-        from sipagent.calls.sip_call import SipCall
-
-        call_id = headers.get("Call-ID") or headers.get("i") or leg.label
-        leg.label = call_id
-        clog = log.bind(call_id=call_id)
-        call = SipCall(leg, call_id=call_id, caller=caller, called=called, headers=headers,
-                       services=self.call_services, route=route, log=clog)
-        call.vars.update(route.vars)
-        if route.queue:
-            call.vars["queue"] = route.queue
-        if route.language:
-            call.language = route.language
-        clog.info("call routed", called=called, caller=caller, flow=route.flow)
-        self.eventlog.call_record(call_id, start=time.time(), caller=caller, called=called,
-                                  caller_name=sip_message.display_name(headers) or None)
-        self.live_calls[call_id] = call
-        try:
-            if route.fax_detect:
-                await self._run_flow_hearing_fax(call, route, clog)
-            else:
-                await self._run_flow(call, route.flow)
-        except CallerHangup:
-            clog.info("caller hung up", flow=route.flow)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.metrics.flow_errors.labels(route.flow).inc()
-            if isinstance(exc, FlowLoadError):
-                clog.error("flow cannot be loaded", flow=route.flow, error=str(exc))
-            else:
-                clog.exception("flow raised", flow=route.flow)
-            await self._fallback(call, route, clog)
-        finally:
-            if self.live_calls.get(call_id) is call:
-                del self.live_calls[call_id]
-            leg.end(None if call.answered else 480)
-            self.metrics.calls.labels("inbound").inc()
-            if self.eventlog is not None:
-                self.eventlog.call_record(call_id, end=time.time())
-
-    def _feature(self, spec: str) -> bool:
-        """Whether a route's flow is a built-in feature (agents' and
-        supervisors' keypad numbers): never a consultation from an agent's phone."""
-        return (self.keypad is not None and self.keypad.serves(spec)) or \
-            (self.supervisor_keypad is not None and self.supervisor_keypad.serves(spec))
-
-    async def _run_flow(self, call, spec: str) -> None:
-        if self.keypad is not None and self.keypad.serves(spec):
-            return await self.keypad.run(call, spec)
-        if self.supervisor_keypad is not None and self.supervisor_keypad.serves(spec):
-            return await self.supervisor_keypad.run(call, spec)
-        flow = self.flows.get(spec)
-        await flow(call)
-
-    async def _run_flow_hearing_fax(self, call, route, clog) -> None:
-        """The route's flow, while listening for a fax machine's calling
-        tone; once heard, the flow is cut short and the call continues in
-        ``route.fax_detect`` (say, fax_receive)."""
-        flow = asyncio.ensure_future(self._run_flow(call, route.flow))
-        heard = asyncio.ensure_future(self._hear_fax_tone(call.leg))
-        try:
-            await asyncio.wait([flow, heard], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            await cancel_and_wait(heard)
-        if not flow.done() and not heard.cancelled() and heard.exception() is None \
-                and heard.result():
-            await cancel_and_wait(flow)
-            clog.info("fax calling tone heard; the call continues as fax", flow=route.fax_detect)
-            call.vars["fax_detected"] = "1"
-            await self._run_flow(call, route.fax_detect)
-            return
-        await flow
-
-    async def _hear_fax_tone(self, leg) -> bool:
-        """Whether CNG is heard within FAX_DETECT_WINDOW of the call's start."""
-        from sipagent.sip.fax_media import audio_slot
-        from sipagent.mediaports.cng import FaxToneListener
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + FAX_DETECT_WINDOW
-        try:
-            await asyncio.wait_for(leg.media_ready.wait(), FAX_DETECT_WINDOW)
-        except TimeoutError:
-            return False
-        slot = audio_slot(leg) if not leg.is_ended else None
-        if slot is None:
-            return False
-        with FaxToneListener() as listener:
-            listener.attach(slot)
-            return await listener.wait(timeout=max(0.0, deadline - loop.time()))
-
-    async def run_flow_spec(self, call, spec: str) -> None:
-        """Run another flow on this call (goto_flow, a queue's exit target)."""
-        await self._run_flow(call, spec)
-
-    async def _fallback(self, call, route, clog) -> None:
-        try:
-            if route.fallback:
-                await self._run_flow(call, route.fallback)
-                return
-            if not call.leg.is_ended:
-                await call.answer()
-                await call.play("sorry-error")
-        except CallerHangup:
-            pass
-        except Exception:
-            clog.exception("fallback failed", flow=route.fallback or "apology")
-
     # -- helpers -------------------------------------------------------------------------
-    def _hold_music(self, queue: str):
-        from sipagent.media.playback import MusicOnHold
-
-        q = self.config.queues.get(queue)
-        path = q.moh if q is not None and q.moh else self.prompts.music_on_hold()
-        moh = self._moh.get(str(path))
-        if moh is None:
-            moh = self._moh[str(path)] = MusicOnHold(path)
-        return moh
-
     def _live(self) -> dict:
         snap = self.queues.snapshot() if self.queues else {"waiting": {}, "agents": {}}
         windows = list(self.queues.stats.window_gauges(time.time())) if self.queues else []
