@@ -6,92 +6,7 @@ every node of a cluster (``eventlog_schema``).  The log is append-only
 facts, readable like Asterisk's queue_log; ``report`` derives every KPI
 from it alone, so what was logged is what was measured.
 
-Event kinds
------------
-Caller side (``queue_event``; ``queue`` and ``call_id`` always set):
-
-``ENTER``               the call entered ``queue`` (counts as offered).
-                        ``position``: its place on entry, 1 = head;
-                        ``data.priority``: its priority there.
-``OFFER``               ``agent``'s phone starts ringing with the call.
-``RINGNOANSWER``        the offer to ``agent`` ended unanswered; ``reason``:
-                        ``ring_timeout``, ``rejected``, ``busy``, or a cancel
-                        reason of the core (``answered_elsewhere``...).
-``CONNECT``             ``agent`` answered; ``wait`` = seconds since ENTER
-                        (the value the answer-wait histogram observed).
-``COMPLETE_CALLER``     the connected call ended, the caller hung up first.
-``COMPLETE_AGENT``      the connected call ended, the agent hung up first.
-``COMPLETE_SYSTEM``     the connected call was ended by the engine; ``reason``
-                        (``engine_restart``: closed out after a crash, see
-                        ``closeout``).  Not counted in AHT.
-``ABANDON``             the caller hung up while waiting; ``wait``, and
-                        ``position`` at hang-up.
-``EXIT``                the call left the queue unanswered for ``reason``:
-                        ``timeout``, ``full``, ``empty`` (no agents),
-                        ``exit_key``, ``voicemail``, ``callback``,
-                        ``shutdown``...; ``wait`` as for ABANDON.
-``TRANSFER``            ``agent`` transferred the connected call (it ends the
-                        agent's talk, like COMPLETE_AGENT); ``reason``:
-                        ``blind`` or ``attended``; ``data``: ``mode``,
-                        ``from`` (the agent), ``to`` (the target),
-                        ``origin`` (``api`` or ``phone``).  A transfer into
-                        another queue is a new ENTER there (offered again,
-                        as in app_queue), with the same ``call_id``.
-``TRANSFER_FAILED``     the target of that transfer did not take the caller;
-                        ``reason``: ``busy``, ``no_answer``, ``failed``; the
-                        caller went to the fallback.
-``HOLD``, ``UNHOLD``    ``agent`` put the caller on hold / took it off;
-                        UNHOLD's ``wait`` is the seconds held.
-``MONITOR_START``       a supervisor (``data.supervisor``) joined ``agent``'s
-                        call; ``reason``: ``listen``, ``whisper`` or ``barge``.
-``MONITOR_MODE``        the supervisor switched to the mode in ``reason``.
-``MONITOR_END``         the session ended; ``wait``: its length in seconds.
-``RECORDING_START``     the conversation is recorded (``data.recording``: the
-                        recording id; ``reason``: ``policy`` or ``demand``).
-``RECORDING_PAUSE``,    recording paused (silence in the file) / resumed.
-``RECORDING_RESUME``
-``RECORDING_STOP``      the recording's record was written; ``wait``: seconds.
-``CALLBACK_REQUESTED``  the caller asked to be called back.  Informational:
-                        the caller also leaves with EXIT ``callback``.
-``CALLBACK_ATTEMPT``    the engine dials the customer back (``agent`` if one
-                        is already on the line).
-``CALLBACK_NO_ANSWER``  that attempt went unanswered; another follows later.
-``CALLBACK_CONNECTED``  the customer answered the callback (``agent``).
-
-A callback request keeps one ``call_id`` through all its attempts, and has
-one outcome: a key pressed in the queue is EXIT ``callback`` at once (the
-live call's outcome, KPI.md's "callback requested"); a web request is
-offered (ENTER) when it joins, and ends in CONNECT when a customer
-answers or EXIT ``callback_no_answer`` after the last attempt.  Its call
-record's outcome is the last attempt's: ``answered``,
-``callback_no_answer`` or the queue's exit reason.
-
-Every ENTER ends in exactly one CONNECT, ABANDON or EXIT (KPI.md's
-"answered, abandoned, or exited with a reason").  CONNECT, COMPLETE_*,
-OFFER and RINGNOANSWER need ``agent``; CONNECT and ABANDON need ``wait``,
-EXIT and COMPLETE_SYSTEM a ``reason``.
-
-Agent side (``agent_event``; ``queue`` only when the event is about one
-queue, e.g. a per-queue login):
-
-``LOGIN`` (the agent is available, as in the core), ``LOGOUT``, ``READY``,
-``PAUSE`` (``reason``), ``UNPAUSE``, ``WRAPUP_START`` (``call_id`` of the
-call whose after-call work this is), ``WRAPUP_END``.  The runtime logs
-WRAPUP_START when an agent's call ends and WRAPUP_END when the wrap-up is
-over, both at once for a zero wrap-up: a handled call counts (AHT) when
-its wrap-up ends.
-
-``OUTBOUND_START`` (``call_id``) the agent's phone starts ringing for a
-click-to-call (``sipagent/queue/outbound.py``): from here the agent takes
-no queue calls.  ``OUTBOUND_END`` (``call_id``; ``reason``: ``answered``,
-``busy``, ``no_answer``, ``failed`` or ``agent_no_answer``) the call is
-over; unless the agent never answered its own phone (``agent_no_answer``,
-or ``failed`` before it answered) WRAPUP_START and WRAPUP_END follow as
-after a queue call, with the same ``call_id`` and the ``queue`` whose
-wrap-up time applied (none when the agent's own did).  Its call record has
-no queue, ``caller`` = the caller id sent, ``called`` = the number, and
-``outcome`` ``outbound`` (answered) or ``outbound_<reason>``: the
-direction is in the outcome.
+The kinds of event, what each must carry and the checks are ``event_kinds``.
 
 Several nodes, one log
 ----------------------
@@ -127,8 +42,8 @@ order, from the writer thread: written first, sent second.
 The heartbeat
 -------------
 With ``heartbeat_interval`` set (the engine sets ``HEARTBEAT_INTERVAL``),
-the writer thread stamps the time into the one-row ``heartbeat`` table
-whenever that long has passed, in its own tiny commit.  It wakes every
+the writer thread stamps the time into the ``node_heartbeat`` row of its
+node (``""`` for a log of one writer) whenever that long has passed, in its own tiny commit.  It wakes every
 ``flush_interval``, so after a crash the last stamp is at most
 ``heartbeat_interval + flush_interval`` (2.5 s) older than the crash; the
 close-out at the next start (``closeout``) ends open calls there, not at
@@ -138,7 +53,6 @@ this run writes its own, as ``last_alive``.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -151,6 +65,9 @@ import structlog
 
 from sipagent.store.closeout import RESTART, ClosedOut, close_out, last_alive
 from sipagent.store.database import Database, Error, OperationalError, StorePlace
+from sipagent.store.event_kinds import (AGENT_EVENT_KINDS, NEEDS_AGENT, NEEDS_REASON, NEEDS_WAIT,
+                                        QUEUE_EVENT_KINDS, opt_float, opt_str, req_str,
+                                        wall_time)
 from sipagent.store.eventlog_schema import (EVENT_LOG_FILE, SCHEMA_VERSION, SchemaTooNew, connect,
                                             event_log_path, read_only, source_of)
 
@@ -161,30 +78,10 @@ __all__ = ["EventLog", "QUEUE_EVENT_KINDS", "AGENT_EVENT_KINDS", "HEARTBEAT_INTE
 
 log = structlog.get_logger("sipagent.store.eventlog")
 
-QUEUE_EVENT_KINDS = frozenset({
-    "ENTER", "OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER", "COMPLETE_AGENT",
-    "COMPLETE_SYSTEM", "ABANDON", "EXIT", "TRANSFER", "CALLBACK_REQUESTED", "CALLBACK_ATTEMPT",
-    "CALLBACK_NO_ANSWER", "CALLBACK_CONNECTED", "TRANSFER_FAILED", "HOLD", "UNHOLD",
-    "MONITOR_START", "MONITOR_MODE", "MONITOR_END", "RECORDING_START", "RECORDING_PAUSE",
-    "RECORDING_RESUME", "RECORDING_STOP",
-})
-AGENT_EVENT_KINDS = frozenset({
-    "LOGIN", "LOGOUT", "READY", "PAUSE", "UNPAUSE", "WRAPUP_START", "WRAPUP_END",
-    "OUTBOUND_START", "OUTBOUND_END",
-})
-_NEEDS_AGENT = frozenset({"OFFER", "RINGNOANSWER", "CONNECT", "COMPLETE_CALLER",
-                          "COMPLETE_AGENT", "COMPLETE_SYSTEM", "TRANSFER", "HOLD", "UNHOLD",
-                          "MONITOR_START", "MONITOR_MODE", "MONITOR_END", "RECORDING_START",
-                          "RECORDING_PAUSE", "RECORDING_RESUME", "RECORDING_STOP"})
-_NEEDS_REASON = frozenset({"EXIT", "COMPLETE_SYSTEM"})
 #: Seconds between heartbeats of a running engine (see the module doc).
 HEARTBEAT_INTERVAL = 2.0
 _BEAT = ("INSERT INTO node_heartbeat (node, t) VALUES (?, ?)"
          " ON CONFLICT (node) DO UPDATE SET t = excluded.t")
-# The waits the SL and ASA are computed from: the runtime's own measure
-# (monotonic clock), the same number its wait histograms observe.
-_NEEDS_WAIT = frozenset({"CONNECT", "ABANDON"})
-
 _INSERT_EVENT = ("INSERT INTO event (t, kind, queue, call_id, agent, wait, position, reason, data,"
                  " node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 # One constant statement for every upsert: a field passed as NULL keeps its
@@ -204,36 +101,6 @@ _SET_DISPOSITION = ('UPDATE call_record SET disposition = ?, disposition_note = 
                     ' WHERE call_id = ?')
 _INSERT_SURVEY = ("INSERT INTO survey_answer (t, call_id, queue, score, scale)"
                   " VALUES (?, ?, ?, ?, ?)")
-
-
-def _opt_str(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    return value
-
-
-def _req_str(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
-    return value
-
-
-def _opt_float(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    f = float(value)
-    if math.isnan(f):
-        raise ValueError(f"{name} is NaN")
-    return f
-
-
-def _time(value: Any) -> float:
-    t = float(value)
-    if not math.isfinite(t):
-        raise ValueError(f"t_wall must be finite, got {value!r}")
-    return t
 
 
 class EventLog:
@@ -284,15 +151,15 @@ class EventLog:
                     reason: str | None = None, data: Mapping[str, Any] | None = None) -> None:
         if kind not in QUEUE_EVENT_KINDS:
             raise ValueError(f"unknown queue event kind {kind!r}")
-        if kind in _NEEDS_AGENT and not agent:
+        if kind in NEEDS_AGENT and not agent:
             raise ValueError(f"{kind} needs the agent")
-        if kind in _NEEDS_REASON and not reason:
+        if kind in NEEDS_REASON and not reason:
             raise ValueError(f"{kind} needs a reason")
-        if kind in _NEEDS_WAIT and wait is None:
+        if kind in NEEDS_WAIT and wait is None:
             raise ValueError(f"{kind} needs the wait")
-        row = (_time(t_wall), kind, _req_str("queue", queue), _req_str("call_id", call_id),
-               _opt_str("agent", agent), _opt_float("wait", wait),
-               None if position is None else int(position), _opt_str("reason", reason),
+        row = (wall_time(t_wall), kind, req_str("queue", queue), req_str("call_id", call_id),
+               opt_str("agent", agent), opt_float("wait", wait),
+               None if position is None else int(position), opt_str("reason", reason),
                None if data is None else json.dumps(dict(data), default=str,
                                                      ensure_ascii=False), self.node)
         self._queue(_INSERT_EVENT, row)
@@ -305,8 +172,8 @@ class EventLog:
                     reason: str | None = None, call_id: str | None = None) -> None:
         if kind not in AGENT_EVENT_KINDS:
             raise ValueError(f"unknown agent event kind {kind!r}")
-        row = (_time(t_wall), kind, _opt_str("queue", queue), _opt_str("call_id", call_id),
-               _req_str("agent", agent), None, None, _opt_str("reason", reason), None, self.node)
+        row = (wall_time(t_wall), kind, opt_str("queue", queue), opt_str("call_id", call_id),
+               req_str("agent", agent), None, None, opt_str("reason", reason), None, self.node)
         self._queue(_INSERT_EVENT, row)
         if self.on_fact is not None:
             self._tell("agent", {"kind": kind, "t": row[0], "agent": agent, "queue": queue,
@@ -328,14 +195,14 @@ class EventLog:
         the From display name (caller-supplied text).  Times are wall clock;
         ``wait``, ``talk`` and ``wrap_up`` are durations in seconds.
         """
-        row = (_req_str("call_id", call_id), _opt_float("start", start),
-               _opt_float("answer", answer), _opt_float("end", end),
-               _opt_str("caller", caller), _opt_str("called", called),
-               _opt_str("queue", queue), _opt_str("agent", agent),
-               _opt_str("outcome", outcome), _opt_float("wait", wait),
-               _opt_float("talk", talk), _opt_float("wrap_up", wrap_up),
-               _opt_str("hangup_side", hangup_side), _opt_str("caller_name", caller_name),
-               time.time() if t_wall is None else _time(t_wall), self.node)
+        row = (req_str("call_id", call_id), opt_float("start", start),
+               opt_float("answer", answer), opt_float("end", end),
+               opt_str("caller", caller), opt_str("called", called),
+               opt_str("queue", queue), opt_str("agent", agent),
+               opt_str("outcome", outcome), opt_float("wait", wait),
+               opt_float("talk", talk), opt_float("wrap_up", wrap_up),
+               opt_str("hangup_side", hangup_side), opt_str("caller_name", caller_name),
+               time.time() if t_wall is None else wall_time(t_wall), self.node)
         self._queue(_UPSERT_CALL, row)
         if self.on_fact is not None:
             self._tell("call", {"call_id": call_id, "start": row[1], "answer": row[2],
@@ -348,9 +215,9 @@ class EventLog:
                     t_wall: float | None = None) -> None:
         """The agent's disposition of the call (``[desktop] dispositions``) and
         its note, on the call's record; a later one replaces it."""
-        self._queue(_SET_DISPOSITION, (_req_str("code", code), _opt_str("note", note),
-                                       time.time() if t_wall is None else _time(t_wall),
-                                       _req_str("call_id", call_id)))
+        self._queue(_SET_DISPOSITION, (req_str("code", code), opt_str("note", note),
+                                       time.time() if t_wall is None else wall_time(t_wall),
+                                       req_str("call_id", call_id)))
 
     def survey_answer(self, call_id: str, score: int, scale: int, *, t_wall: float | None = None,
                       queue: str | None = None) -> None:
@@ -358,8 +225,8 @@ class EventLog:
         score, scale = int(score), int(scale)
         if scale < 2 or not 1 <= score <= scale:
             raise ValueError(f"survey score {score} is not in 1..{scale}")
-        row = (time.time() if t_wall is None else _time(t_wall), _req_str("call_id", call_id),
-               _opt_str("queue", queue), score, scale)
+        row = (time.time() if t_wall is None else wall_time(t_wall), req_str("call_id", call_id),
+               opt_str("queue", queue), score, scale)
         self._queue(_INSERT_SURVEY, row)
 
     def append(self, sql: str, row: tuple, *, urgent: bool = False) -> None:
