@@ -32,7 +32,9 @@ every engine, and of Kamailio's and PostgreSQL's process trees, over the
 calls the engines' counters say entered a queue in the window
 (``sipacd_queue_offered_total``). CPU per call = CPU seconds in the window
 / calls offered in it; the ratio is the two nodes' total over the one
-node's. Both cores are shared with other runs: the load average is given
+node's. A second node brings its idle cost whatever the load, so the
+ratio is also given without it (each node's CPU less its idle rate times
+the window): what the calls themselves cost on one node and on two. Both cores are shared with other runs: the load average is given
 with every phase; compare runs made side by side.
 """
 from __future__ import annotations
@@ -239,14 +241,18 @@ def phase(label: str, names: list[str], load: Load, sip_ports: dict, fleet_ports
         cpu = cpu_b[n] - cpu_a[n]
         nodes[n] = {"queues": runs[n], "calls": sum(calls.values()), "answered": answered,
                     "cpu_s": cpu, "cpu_percent": 100 * cpu / window,
-                    "idle_cpu_percent": 100 * idle[n]}
+                    "idle_cpu_percent": 100 * idle[n],
+                    # what the calls added to the node's idle cost
+                    "call_cpu_s": cpu - idle[n] * window}
     calls = sum(x["calls"] for x in nodes.values())
     cpu = sum(x["cpu_s"] for x in nodes.values())
+    call_cpu = sum(x["call_cpu_s"] for x in nodes.values())
     for x in nodes.values():
         x["cpu_s_per_call"] = x["cpu_s"] / x["calls"] if x["calls"] else float("nan")
     return {"phase": label, "window_s": window, "calls": calls,
             "calls_per_s": calls / window, "answered": sum(x["answered"] for x in nodes.values()),
             "engines_cpu_s": cpu, "cpu_s_per_call": cpu / calls if calls else float("nan"),
+            "call_cpu_s_per_call": call_cpu / calls if calls else float("nan"),
             "kamailio_cpu_s_per_call": (kam_b - kam_a) / calls if calls else float("nan"),
             "postgres_cpu_s_per_call": (pg_b - pg_a) / calls if calls else float("nan"),
             "nodes": nodes, "loadavg_start": load_before, "loadavg_end": load_after,
@@ -266,7 +272,7 @@ def hold(engines: dict, fleets: list, seconds: float) -> None:
             f.check()
 
 
-def run(load: Load, work: Path) -> dict:
+def run(load: Load, work: Path, *, two_first: bool = False) -> dict:
     ports = loadkit.free_port
     prompts = Path(tempfile.gettempdir()) / "sipacd-load-prompts"
     k_port = ports()
@@ -278,14 +284,17 @@ def run(load: Load, work: Path) -> dict:
             leases = LeaseTable(conn)
             with Kamailio(work, k_port, list(sip_ports.values()), database=pg.dsn) as kam:
                 register_agents(kam, load, fleet_ports)
-                one = phase("one-node", ["a"], load, sip_ports, fleet_ports, kam, pg, leases,
-                            work, prompts)
-                two = phase("two-nodes", ["a", "b"], load, sip_ports, fleet_ports, kam, pg,
-                            leases, work, prompts)
+                done = {}
+                for label, names in sorted({"one-node": ["a"], "two-nodes": ["a", "b"]}.items(),
+                                           reverse=two_first):
+                    done[label] = phase(label, names, load, sip_ports, fleet_ports, kam, pg,
+                                        leases, work, prompts)
+                one, two = done["one-node"], done["two-nodes"]
         finally:
             conn.close()
     return {"load": dict(load.__dict__), "one_node": one, "two_nodes": two,
-            "ratio": two["cpu_s_per_call"] / one["cpu_s_per_call"]}
+            "ratio": two["cpu_s_per_call"] / one["cpu_s_per_call"],
+            "ratio_without_idle": two["call_cpu_s_per_call"] / one["call_cpu_s_per_call"]}
 
 
 def ms(x: float) -> str:
@@ -312,6 +321,14 @@ def table(r: dict) -> str:
                    f", PostgreSQL {ms(ph['postgres_cpu_s_per_call'])} a call; load average "
                    f"{la[0]:.2f} -> {lb[0]:.2f})")
     out.append(f"ratio, CPU per call of the engines, two nodes / one node: {r['ratio']:.3f}")
+    out.append(f"the same without each node's idle CPU (the calls' own cost: "
+               f"{ms(r['one_node']['call_cpu_s_per_call'])} / "
+               f"{ms(r['two_nodes']['call_cpu_s_per_call'])}): {r['ratio_without_idle']:.3f}")
+    for key in ("one_node", "two_nodes"):
+        for i, f in enumerate(r[key]["fleet"], 1):
+            out.append(f"{r[key]['phase']} fleet q{i}: placed {f['placed']}, answered "
+                       f"{f['answered']}, abandoned {f['abandoned']}, dropped {f['dropped']}, "
+                       f"setup failed {f['setup_failed']} {f['fail_codes'] or ''}")
     return "\n".join(out)
 
 
@@ -320,6 +337,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="a short run (~2 min)")
     for name, default in Load().__dict__.items():
         ap.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
+    ap.add_argument("--two-first", action="store_true",
+                    help="the two-node phase first (to see whether the order matters)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     load = Load(**QUICK) if args.quick else Load()
@@ -328,7 +347,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="sipacd-cluster-cpu-") as tmp:
-            result = run(load, Path(tmp))
+            result = run(load, Path(tmp), two_first=args.two_first)
     finally:
         loadkit.release_ports()
     print(json.dumps(result, indent=1) if args.json else table(result))
