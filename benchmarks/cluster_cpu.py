@@ -34,8 +34,10 @@ calls the engines' counters say entered a queue in the window
 / calls offered in it; the ratio is the two nodes' total over the one
 node's. A second node brings its idle cost whatever the load, so the
 ratio is also given without it (each node's CPU less its idle rate times
-the window): what the calls themselves cost on one node and on two. Both cores are shared with other runs: the load average is given
-with every phase; compare runs made side by side.
+the window): what the calls themselves cost on one node and on two.
+Both cores are shared with other runs: the load average is given with
+every phase; compare runs made side by side (``--two-first`` swaps the
+order of the phases).
 """
 from __future__ import annotations
 
