@@ -5,6 +5,16 @@ threshold and at the short-abandon threshold, or PromQL could not compute
 service level exactly.  Live gauges (calls waiting, agents by state) are
 read from the ACD at scrape time instead of being kept in step by hand.
 
+Several engines (``[cluster]``): Prometheus scrapes every node and the
+recording rules sum by queue (prometheus/rules.yml), so a node exports
+what is its own and nothing twice.  A queue's counters exist at 0 from the
+start (:meth:`EngineMetrics.declare_queues`): a node that takes a partition
+over then counts its first call, where a series born at 1 would be lost to
+``increase()``.  A queue whose partition another node runs is left out of
+the agents, expected-wait and window gauges (its agents are off duty here,
+and would count twice as logged out); its waiting callers still count,
+since callers who waited on a node when it lost the partition stay there.
+
 The shapes the voicemail and fax metrics share live here too: gauges read
 at scrape time (:class:`ScrapeGauges`) and the counter of an outbox
 notifier's attempts (:func:`notification_counter`).
@@ -38,6 +48,10 @@ KEYPAD_RESULTS = ("ok", "refused", "wrong_pin", "locked", "no_input", "hung_up")
 
 # Call pickups (sipagent/queue/pickup.py), by result; never agent ids.
 PICKUP_RESULTS = ("picked_up", "nothing", "refused", "no_answer")
+
+# The states occupancy is computed from (prometheus/rules.yml), declared at
+# 0 with a queue; other states' series appear when an agent is in them.
+AGENT_SECONDS_STATES = ("busy", "wrap_up", "available", "offered")
 
 NOTIFY_CHANNELS = ("email", "webhook")
 NOTIFY_RESULTS = ("sent", "failed", "gave_up")
@@ -137,11 +151,24 @@ class EngineMetrics:
         for result in PICKUP_RESULTS:
             self.pickups.labels(result)
 
+    def declare_queues(self, queues: Iterable[str]) -> None:
+        """Every per-queue counter and histogram of ``queues`` at 0 now,
+        rather than at its first event."""
+        for queue in queues:
+            for metric in (self.offered, self.answered, self.abandoned, self.short_abandoned,
+                           self.answer_wait, self.abandon_wait, self.handle_time,
+                           self.talk_seconds, self.wrap_up_seconds, self.holds,
+                           self.hold_seconds):
+                metric.labels(queue)
+            for state in AGENT_SECONDS_STATES:
+                self.agent_seconds.labels(queue, state)
+
     def add_live_gauges(self, read: Callable[[], dict]) -> None:
         """``read()`` returns {"active_calls", "capacity", "waiting": {queue: n},
         "agents": {queue: {state: n}}, "oldest_wait": {queue: s},
         "ewt": {queue: s or None},
-        "windows": [(queue, window, kpi, labels, value)]} at scrape time."""
+        "windows": [(queue, window, kpi, labels, value)],
+        "runs": the queues this node runs, or None for all} at scrape time."""
         self.registry.register(ScrapeGauges(read, _live_gauges))
 
 
@@ -177,6 +204,11 @@ class ScrapeGauges:
 
 
 def _live_gauges(snap: dict):
+    runs = snap.get("runs")
+
+    def run_here(queue: str) -> bool:
+        return runs is None or queue in runs
+
     active = GaugeMetricFamily("sipacd_active_calls", "Call legs in the engine now")
     active.add_metric([], snap["active_calls"])
     capacity = GaugeMetricFamily("sipacd_call_capacity",
@@ -189,6 +221,8 @@ def _live_gauges(snap: dict):
     agents = GaugeMetricFamily("sipacd_queue_agents", "Agents of the queue by state",
                                labels=["queue", "state"])
     for q, states in snap["agents"].items():
+        if not run_here(q):
+            continue
         for state, n in states.items():
             agents.add_metric([q, state], n)
     oldest = GaugeMetricFamily("sipacd_queue_oldest_wait_seconds",
@@ -200,11 +234,14 @@ def _live_gauges(snap: dict):
                             "(position x recent handle time / agents serving)",
                             labels=["queue"])
     for q, v in snap.get("ewt", {}).items():
-        if v is not None:  # nobody serving: no estimate rather than infinity
+        # nobody serving: no estimate rather than infinity
+        if v is not None and run_here(q):
             ewt.add_metric([q], v)
     yield from (active, capacity, waiting, agents, oldest, ewt)
     families: dict[str, GaugeMetricFamily] = {}
     for queue, window, kpi, labels, value in snap.get("windows", ()):
+        if not run_here(queue):     # this node's past calls of a queue run elsewhere
+            continue
         fam = families.get(kpi)
         if fam is None:
             fam = families[kpi] = GaugeMetricFamily(
