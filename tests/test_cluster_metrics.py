@@ -97,10 +97,6 @@ def over_nodes(scrapes, name: str, **labels) -> float:
 
 @pytest.mark.sip
 @pytest.mark.cluster
-# Remove this mark with the engine's side of the fix (Engine._live passing
-# "runs", and declare_queues at start): strict, so it fails once it passes.
-@pytest.mark.xfail(strict=True, reason="the engine does not yet tell the metrics which "
-                                       "queues it runs")
 def test_the_sum_over_two_nodes_counts_each_agent_once(ports, workdir, prompts_dir):
     """node-a holds the partition (2 agents, both on duty there); node-b
     runs nothing. Before the fix node-b exported both as logged out, so the

@@ -59,6 +59,7 @@ def lost_node_closer(eventlog, lease_seconds: float, heartbeat_interval: float):
 class ClusterNode:
     def __init__(self, *, node_id: str, database: str, sip_uri: str, lease_seconds: float,
                  partition_agents: Mapping[str, list[str]], numbers: Mapping[str, str],
+                 queue_partition: Mapping[str, str],
                  log_in: Callable[[str], None], log_out: Callable[[str], None],
                  close_out_lost: Callable[[], object] | None = None):
         self.node_id, self.sip_uri = node_id, sip_uri
@@ -66,6 +67,7 @@ class ClusterNode:
         self._lease_seconds = lease_seconds
         self._partition_agents = {p: list(a) for p, a in partition_agents.items()}
         self._numbers = dict(numbers)
+        self._queue_partition = dict(queue_partition)
         self._log_in, self._log_out = log_in, log_out
         self._close_out_lost = close_out_lost
         self._takeovers: set[asyncio.Task] = set()
@@ -104,6 +106,10 @@ class ClusterNode:
         """Until the partitions gained so far have their agents logged in."""
         while self._takeovers:
             await asyncio.gather(*self._takeovers, return_exceptions=True)
+
+    def queues_run(self) -> set[str]:
+        """The queues of the partitions this node holds now."""
+        return {q for q, p in self._queue_partition.items() if self.owns(p)}
 
     def owns(self, partition: str) -> bool:
         return self.ownership is not None and self.ownership.owns(partition)

@@ -66,7 +66,7 @@ class ClusterSection(Section):
         return {"node_id": self.node_id, "database": self.database or config.data.database,
                 "sip_uri": self.sip_uri or f"sip:{sip.listen}:{sip.port}",
                 "lease_seconds": self.lease_seconds, "partition_agents": partition_agents,
-                "numbers": numbers}
+                "numbers": numbers, "queue_partition": where}
 
 
 def cluster_problems(config) -> list[tuple[tuple[str | int, ...], str]]:

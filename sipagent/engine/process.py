@@ -55,6 +55,7 @@ class Engine(CallFlows):
         self.config = config
         thresholds = {t for q in config.queues.values() for t in (*q.service_levels, q.short_abandon)}
         self.metrics = EngineMetrics(thresholds)
+        self.metrics.declare_queues(config.queues)
         # Every refusal is counted; only the first of a kind and a periodic
         # summary are logged, so a flood cannot flood the log.
         self.rejections = RejectionLog(lambda reason: self.metrics.sip_rejected.labels(reason).inc())
@@ -380,8 +381,11 @@ class Engine(CallFlows):
     def _live(self) -> dict:
         snap = self.queues.snapshot() if self.queues else {"waiting": {}, "agents": {}}
         windows = list(self.queues.stats.window_gauges(time.time())) if self.queues else []
+        # A node of several exports the live figures of the queues it runs.
+        runs = None if self.config.cluster is None else \
+            set() if self.cluster is None else self.cluster.queues_run()
         return {"active_calls": len(self.legs), "capacity": self.capacity, "windows": windows,
-                **snap}
+                "runs": runs, **snap}
 
     def agent_queues(self, agent_id: str) -> list[str]:
         """The queues an agent serves (for event filters; any thread)."""
