@@ -1,5 +1,6 @@
 """One view of several engines (the cluster issue): events from every node
-in one durable sequence, whichever node a client asks.
+in one durable sequence, whichever node a client asks; agent changes made
+where the agent's partition runs, and followed by the other nodes.
 
 Two engines share one PostgreSQL database (``[data] database``): node b
 holds the partition, so Kamailio sends it the calls; an SSE client and the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import psycopg
@@ -24,21 +26,39 @@ from test_queue_behaviour import TOKEN, config
 
 pytestmark = [pytest.mark.sip, pytest.mark.cluster]
 
+ADMIN_TOKEN = "root-token-0123456789abcdef"
+
 
 def node_config(ports, workdir, prompts_dir, name, k_port, dsn):
     cfg = config(ports, workdir / name, prompts_dir,
                  {"alice": {"uri": f"sip:alice@127.0.0.1:{k_port}", "queues": ["support"]}},
                  {"support": {"wrap_up": 0}})
     cfg["data"]["database"] = dsn
+    cfg["http"]["tokens"]["root"] = {"role": "admin", "token": ADMIN_TOKEN}
     cfg["cluster"] = {"node_id": name, "lease_seconds": 4, "partitions": {"p1": ["support"]}}
     return cfg
 
 
+def api(engine, method: str, path: str, body: dict | None = None,
+        token: str = TOKEN) -> tuple[int, dict | str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{engine.http_port}{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 def wallboard(engine) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{engine.http_port}/api/wallboard",
-                                 headers={"Authorization": f"Bearer {TOKEN}"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
+    return api(engine, "GET", "/api/wallboard")[1]
+
+
+def live_row(engine, agent: str):
+    _, body = api(engine, "GET", "/api/admin/agents", token=ADMIN_TOKEN)
+    return next((a["live"] for a in body["agents"] if a["agent"] == agent), "absent")
 
 
 def test_a_client_of_one_node_sees_the_calls_of_another_in_sequence(
@@ -80,6 +100,27 @@ def test_a_client_of_one_node_sees_the_calls_of_another_in_sequence(
                 # a's wallboard counts the center's day, b's calls included.
                 kpis = wallboard(engine_a)["queues"]["support"]["today"]
                 assert kpis["offered"] == 2 and kpis["answered"] == 2, kpis
+
+                # An agent change is made where the partition runs (b) ...
+                zoe = {"agent": "zoe", "uri": f"sip:zoe@127.0.0.1:{k_port}",
+                       "queues": {"support": 1}}
+                status, body = api(engine_a, "POST", "/api/admin/agents", zoe, ADMIN_TOKEN)
+                assert status == 409 and "partition 'p1'" in body, (status, body)
+                status, _ = api(engine_b, "POST", "/api/admin/agents", zoe, ADMIN_TOKEN)
+                assert status == 201
+                assert live_row(engine_b, "zoe")["state"] == "available"
+                # ... and a follows it from the stream: it knows zoe, logged out.
+                deadline = time.monotonic() + 5
+                while live_row(engine_a, "zoe") in ("absent", None) \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert live_row(engine_a, "zoe")["state"] == "logged_out"
+                status, _ = api(engine_b, "DELETE", "/api/admin/agents/zoe", token=ADMIN_TOKEN)
+                assert status == 200
+                deadline = time.monotonic() + 5
+                while live_row(engine_a, "zoe") != "absent" and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert live_row(engine_a, "zoe") == "absent"
 
         calls = [e for e in sse.events if e["call_id"]]
         assert {e["node"] for e in calls} == {"b"}

@@ -107,6 +107,11 @@ class ClusterNode:
         while self._takeovers:
             await asyncio.gather(*self._takeovers, return_exceptions=True)
 
+    def set_partition_agents(self, partition_agents: Mapping[str, list[str]]) -> None:
+        """Each partition's agents that log in by themselves, after an agent
+        change: who goes on duty at the partition's next takeover."""
+        self._partition_agents = {p: list(a) for p, a in partition_agents.items()}
+
     def queues_run(self) -> set[str]:
         """The queues of the partitions this node holds now."""
         return {q for q, p in self._queue_partition.items() if self.owns(p)}

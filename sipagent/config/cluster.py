@@ -25,7 +25,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from sipagent.config.values import Name, NonEmptyStr, PostgresUrl, Section, as_tuple
+from sipagent.config.values import Name, PostgresUrl, Section, as_tuple
 
 # The lease is renewed three times per lease time; below 3 s a busy
 # database or a GC pause could make a live node lose its partitions.
@@ -49,6 +49,16 @@ class ClusterSection(Section):
     def partition_of(self) -> dict[str, str]:
         """queue -> its partition."""
         return {q: p for p, queues in self.partitions.items() for q in queues}
+
+    def partition_of_queues(self, queues) -> str | None:
+        """The one partition of an agent's queues (None: no queue); a
+        ValueError naming them if they span two."""
+        where = self.partition_of()
+        parts = sorted({where[q] for q in queues if q in where})
+        if len(parts) > 1:
+            raise ValueError(f"queues: the agent's queues span partitions {', '.join(parts)}; "
+                             "every queue an agent serves must be in one partition")
+        return parts[0] if parts else None
 
     def node_settings(self, config, agents) -> dict:
         """What ``sipagent.cluster.node.ClusterNode`` takes: plain values.

@@ -202,15 +202,9 @@ class Engine(CallFlows):
         if self.fax.dialer is not None:
             self.fax.dialer.start()
         if self.config.cluster is not None:
-            from sipagent.cluster.node import ClusterNode, lost_node_closer
+            from sipagent.engine.cluster_node import join_cluster
 
-            settings = self.config.cluster.node_settings(self.config, agents)
-            self.cluster = ClusterNode(
-                **settings, log_in=self.queues.go_on_duty,
-                log_out=lambda agent_id: self.queues.go_off_duty(agent_id, "partition_moved"),
-                close_out_lost=lost_node_closer(self.eventlog, settings["lease_seconds"],
-                                                HEARTBEAT_INTERVAL))
-            await self.cluster.start()
+            self.cluster = await join_cluster(self, agents, HEARTBEAT_INTERVAL)
         self.sip.start_polling()
         self.watchdog = LoopWatchdog(self.config.flows.dir,
                                      on_stall=self.metrics.loop_stalls.inc)

@@ -19,6 +19,14 @@ weight, wrap-up): its call would lose its agent.  A change of the phone
 URI, name or talk limit alone applies even then (the next call uses it).
 An ACD change of a logged-in agent logs it out and in again (reason
 ``admin``), and a paused agent stays paused with its reason.
+
+Several nodes (``[cluster]``): an agent's changes are made on the node that
+runs its partition (``runs``), which knows whether the agent is on a call;
+another node answers ``AgentElsewhere`` (a 409 naming the partition).  The
+store and the event stream are shared, so every other node learns of the
+change from the stream's ``agent.*`` event and :meth:`AgentAdmin.follow`
+brings its own runtime in line from the store, logged out: a node takes
+the agent on duty only when its partition comes to it.
 """
 from __future__ import annotations
 
@@ -48,6 +56,10 @@ class AgentExists(Exception):
 
 class UnknownAgent(KeyError):
     pass
+
+
+class AgentElsewhere(AgentBusy):
+    """The agent's partition runs on another node: change it there."""
 
 
 def acd_config(spec: AgentSpec) -> AgentConfig:
@@ -102,8 +114,13 @@ def _acd_part(spec: AgentSpec) -> tuple:
 
 
 class AgentAdmin:
-    def __init__(self, runtime, book, *, events=None, max_agents: int | None = None):
+    def __init__(self, runtime, book, *, events=None, max_agents: int | None = None,
+                 partition_of: Callable[[AgentSpec], str | None] | None = None,
+                 runs: Callable[[str], bool] | None = None):
         self.runtime = runtime
+        # A node of several: the partition of an agent's queues (ValueError
+        # if they span two), and whether this node runs a partition now.
+        self.partition_of, self.runs = partition_of, runs
         self.book = book              # store.agent_book.AgentBook
         self.events = events          # the event stream, or None (not published)
         self.max_agents = max_agents  # legs kept free: one per agent
@@ -128,6 +145,7 @@ class AgentAdmin:
         if spec.agent in rt.lines or self.book.get(spec.agent) is not None:
             raise AgentExists(f"agent {spec.agent!r} exists")
         self._check(spec)
+        self._here(spec)
         if self.max_agents is not None and len(rt.lines) >= self.max_agents:
             raise AgentBusy(f"the engine has legs for {self.max_agents} agents (sip.max_calls "
                             "keeps one leg per agent free): raise max_calls first")
@@ -146,6 +164,8 @@ class AgentAdmin:
         rt = self.runtime
         before = self.get(spec.agent)
         self._check(spec)
+        self._here(before)
+        self._here(spec)
         if _acd_part(spec) != _acd_part(before):
             state = rt.scheduler.agent_state(spec.agent)
             self._not_engaged(spec.agent, "changed (queues, skills, weight, wrap-up)")
@@ -169,6 +189,7 @@ class AgentAdmin:
     def remove(self, agent_id: str, *, who: str) -> AgentSpec:
         rt = self.runtime
         before = self.get(agent_id)
+        self._here(before)
         if agent_id in rt.lines:
             self._not_engaged(agent_id, "removed")
             if rt.scheduler.agent_state(agent_id) != "logged_out":
@@ -182,7 +203,33 @@ class AgentAdmin:
         log.info("agent removed", agent=agent_id, by=who)
         return before
 
+    def follow(self, agent_id: str) -> None:
+        """Another node changed ``agent_id`` (module doc): take the stored
+        agent as it is now, logged out here.  Blocking (reads the store)."""
+        rt = self.runtime
+        spec = self.book.get(agent_id)
+        if agent_id in rt.lines:
+            if rt.scheduler.agent_state(agent_id) != "logged_out":
+                return      # on duty here: the change was not made elsewhere
+            rt.scheduler.remove_agent(agent_id)
+            del rt.lines[agent_id]
+            rt.serve_queues(agent_id, None)
+        if spec is not None:
+            rt.scheduler.add_agent(acd_config(spec))
+            rt.lines[agent_id] = agent_line(spec)
+            rt.serve_queues(agent_id, dict(spec.queues))
+        self._changed()
+        log.info("agent change followed", agent=agent_id, removed=spec is None)
+
     # -- steps -------------------------------------------------------------------------
+    def _here(self, spec: AgentSpec) -> None:
+        if self.partition_of is None:
+            return
+        partition = self.partition_of(spec)
+        if partition is not None and not self.runs(partition):
+            raise AgentElsewhere(f"agent {spec.agent!r} is in partition {partition!r}, which "
+                                 "another node runs: make the change there")
+
     def _check(self, spec: AgentSpec) -> None:
         unknown = [q for q in spec.queues if q not in self.runtime.settings]
         if unknown:
