@@ -23,7 +23,7 @@ from engine_proc import Engine
 from sipagent.store.eventlog import read_only
 from sipagent.store.leases import LeaseTable
 from sipua import UA
-from test_queue_behaviour import agent_state, config
+from test_queue_behaviour import agent_state, api, config
 
 pytestmark = [pytest.mark.sip, pytest.mark.cluster]
 
@@ -98,6 +98,9 @@ def test_the_partition_moves_to_the_surviving_node_and_stays(ports, workdir, pro
                 # b has the agents configured, but not on duty.
                 states = {a: agent_state(engine_b, a) for a in ("alice", "bob")}
                 assert states == {"alice": "logged_out", "bob": "logged_out"}, states
+                # bob goes to lunch on a: he stays paused wherever he runs next.
+                assert api(engine_a, "POST", "/api/agents/bob/pause",
+                           {"reason": "lunch"})[0] == 200
 
                 time.sleep(1.0)
                 os.kill(engine_a.proc.pid, signal.SIGKILL)
@@ -112,6 +115,10 @@ def test_the_partition_moves_to_the_surviving_node_and_stays(ports, workdir, pro
                 assert failover <= 15.0
                 assert leases.holder("p1").node == "b"
                 assert engine_b.metric("sipacd_queue_answered_total", queue="support") == 1
+                assert inc["user"] == "alice"
+                bob = next(r for r in api(engine_b, "GET", "/api/agents")[1]["agents"]
+                           if r["agent"] == "bob")
+                assert (bob["state"], bob["pause_reason"]) == ("paused", "lunch"), bob
 
                 # a comes back: it takes nothing back.  What died with it is
                 # closed out once: by b's sweep (node_lost) or a's restart.

@@ -8,10 +8,7 @@ wallboard are on node a, which handles no call at all.
 """
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 
 import psycopg
 import pytest
@@ -22,7 +19,7 @@ from sipagent.store.eventlog import read_only
 from sipagent.store.leases import LeaseTable
 from sipua import UA
 from test_event_stream_sip import SSE, conforms
-from test_queue_behaviour import TOKEN, config
+from test_queue_behaviour import api, config
 
 pytestmark = [pytest.mark.sip, pytest.mark.cluster]
 
@@ -37,19 +34,6 @@ def node_config(ports, workdir, prompts_dir, name, k_port, dsn):
     cfg["http"]["tokens"]["root"] = {"role": "admin", "token": ADMIN_TOKEN}
     cfg["cluster"] = {"node_id": name, "lease_seconds": 4, "partitions": {"p1": ["support"]}}
     return cfg
-
-
-def api(engine, method: str, path: str, body: dict | None = None,
-        token: str = TOKEN) -> tuple[int, dict | str]:
-    req = urllib.request.Request(f"http://127.0.0.1:{engine.http_port}{path}", method=method,
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Authorization": f"Bearer {token}",
-                                          "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def wallboard(engine) -> dict:

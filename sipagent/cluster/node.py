@@ -5,8 +5,10 @@ and which agents it runs.
 The engine hands in plain values and two callables (it owns the queue
 runtime, which this layer does not import):
 
-- ``log_in(agent_id)`` when a partition comes to this node: the
-  partition's agents that log in by themselves go on duty here;
+- ``log_in(agent_id, paused)`` when a partition comes to this node: the
+  partition's agents that log in by themselves go on duty here, in the
+  state they last chose (``last_states``, read from the shared log: paused
+  with its reason, or available; one who logged out stays out);
 - ``log_out(agent_id)`` when it leaves: they go off duty here, so no
   agent is ever offered calls by two nodes at once;
 - ``close_out_lost()`` (blocking; run in a thread) when a partition comes
@@ -61,7 +63,8 @@ class ClusterNode:
                  partition_agents: Mapping[str, list[str]], numbers: Mapping[str, str],
                  queue_partition: Mapping[str, str],
                  log_in: Callable[[str], None], log_out: Callable[[str], None],
-                 close_out_lost: Callable[[], object] | None = None):
+                 close_out_lost: Callable[[], object] | None = None,
+                 last_states: Callable[[list[str]], Mapping[str, tuple]] | None = None):
         self.node_id, self.sip_uri = node_id, sip_uri
         self._database = database
         self._lease_seconds = lease_seconds
@@ -70,6 +73,7 @@ class ClusterNode:
         self._queue_partition = dict(queue_partition)
         self._log_in, self._log_out = log_in, log_out
         self._close_out_lost = close_out_lost
+        self._last_states = last_states
         self._takeovers: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
         self._conn = None
@@ -141,10 +145,20 @@ class ClusterNode:
     async def _take_over(self, partition: str) -> None:
         if self._close_out_lost is not None:
             await self._close_out()
+        agents = self._partition_agents.get(partition, [])
+        states: Mapping[str, tuple] = {}
+        if self._last_states is not None and agents:
+            try:
+                states = await asyncio.to_thread(self._last_states, agents)
+            except Exception:    # the log is away: they come on duty available
+                log.exception("agents' last states not read", partition=partition)
         if not self.owns(partition):     # lost again meanwhile
             return
-        for agent_id in self._partition_agents.get(partition, ()):
-            self._log_in(agent_id)
+        for agent_id in agents:
+            kind, reason = states.get(agent_id, (None, None))
+            if kind == "LOGOUT":     # logged out by choice: stays so
+                continue
+            self._log_in(agent_id, reason if kind == "PAUSE" else None)
 
     def _lost(self, partition: str) -> None:
         for agent_id in self._partition_agents.get(partition, ()):

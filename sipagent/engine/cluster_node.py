@@ -3,7 +3,8 @@ agents it runs (``sipagent/cluster/node.py``), wired to the queue runtime,
 the shared event log and the admin API.
 
 - A partition that comes to this node puts its agents on duty here, after
-  the close-out of lost nodes; one that leaves takes them off duty.
+  the close-out of lost nodes, as they last chose to be (paused stays
+  paused); one that leaves takes them off duty.
 - Agent changes are made on the node that runs the agent's partition
   (``queue/agent_admin.py``); the others follow the ``agent.*`` events of
   the shared stream, and every node keeps its list of each partition's
@@ -16,6 +17,7 @@ import json
 import structlog
 
 from sipagent.cluster.node import ClusterNode, lost_node_closer
+from sipagent.store.agent_history import last_chosen_states
 
 log = structlog.get_logger("sipagent.engine")
 
@@ -25,11 +27,18 @@ _AGENT_CHANGES = frozenset({"agent.added", "agent.updated", "agent.removed"})
 async def join_cluster(engine, agents: dict, heartbeat_interval: float) -> ClusterNode:
     config, queues = engine.config, engine.queues
     settings = config.cluster.node_settings(config, agents)
+    def log_in(agent_id: str, paused: str | None) -> None:
+        queues.go_on_duty(agent_id)
+        if paused is not None:
+            queues.agent_command(agent_id, "pause", paused)
+
+    source = engine.eventlog.source
     node = ClusterNode(
-        **settings, log_in=queues.go_on_duty,
+        **settings, log_in=log_in,
         log_out=lambda agent_id: queues.go_off_duty(agent_id, "partition_moved"),
         close_out_lost=lost_node_closer(engine.eventlog, settings["lease_seconds"],
-                                        heartbeat_interval))
+                                        heartbeat_interval),
+        last_states=lambda agents: last_chosen_states(source, agents))
     admin = engine.agent_admin
     admin.partition_of = lambda spec: config.cluster.partition_of_queues(spec.queues)
     admin.runs = node.owns
