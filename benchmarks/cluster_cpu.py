@@ -131,7 +131,8 @@ def node_config(name: str, load: Load, sip_port: int, http_port: int, k_port: in
     cfg["agents"] = {f"{prefix}{i}": {"uri": f"sip:{prefix}{i}@127.0.0.1:{k_port}",
                                       "queues": [q]}
                      for q, (_, _, prefix) in QUEUES.items() for i in range(load.agents)}
-    cfg["cluster"] = {"node_id": name, "database": dsn, "lease_seconds": LEASE,
+    cfg["data"]["database"] = dsn         # the shared store: one log for both nodes
+    cfg["cluster"] = {"node_id": name, "lease_seconds": LEASE,
                       "partitions": {part: [q] for q, (_, part, _) in QUEUES.items()}}
     return cfg
 
