@@ -96,9 +96,12 @@ class ReplayAudience:
     live path knows from memory (``StreamItem.audience``).  One per reader,
     fed every scanned item in seq order."""
 
-    def __init__(self, conn_read: Callable[[str, tuple], list]):
+    def __init__(self, conn_read: Callable[[str, tuple], list], *, max_calls: int = 20_000):
         self._read = conn_read
         self._calls: dict[str, set[str]] = {}
+        # A follower lives as long as the engine: the oldest calls go (a
+        # call asked about again is read from the file again).
+        self.max_calls = max_calls
 
     def saw(self, item: StreamItem) -> None:
         if item.type in _AUDIENCE_TYPES and item.call_id in self._calls and item.agent:
@@ -111,6 +114,8 @@ class ReplayAudience:
         if agents is None:
             agents = self._calls[item.call_id] = {
                 a for (a,) in self._read(_CALL_AGENTS, (item.call_id, item.seq))}
+            if len(self._calls) > self.max_calls:
+                del self._calls[next(iter(self._calls))]
         return frozenset(agents)
 
 
