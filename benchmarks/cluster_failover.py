@@ -42,62 +42,54 @@ for p in (REPO, REPO / "tests", REPO / "benchmarks"):
 
 import psycopg  # noqa: E402
 
-from clusterkit import Kamailio, Postgres  # noqa: E402
+from clusterkit import two_node_center  # noqa: E402
 from engine_proc import Engine  # noqa: E402
 from portlocks import PortAllocator, Ports  # noqa: E402
 from sipagent.store.leases import LeaseTable  # noqa: E402
-from sipua import UA  # noqa: E402
 from test_cluster_failover import node_config  # noqa: E402
 
 
 def run(kills: int, lease: float, prompts: Path, work: Path, ports: Ports) -> list[float]:
-    k_port = ports()
     times: list[float] = []
-    with Postgres(ports()) as pg:
-        cfgs = {}
-        for name in ("a", "b"):
-            (work / name).mkdir()
-            cfgs[name] = node_config(ports, work, prompts, name, k_port, pg.dsn)
-            cfgs[name]["cluster"]["lease_seconds"] = lease
+
+    def make(name, k_port, dsn):
+        cfg = node_config(ports, work, prompts, name, k_port, dsn)
+        cfg["cluster"]["lease_seconds"] = lease
+        return cfg
+
+    with two_node_center(ports, work, make, ("alice", "bob")) as \
+            (pg, cfgs, phones, caller, kam):
         leases = LeaseTable(psycopg.connect(pg.dsn, autocommit=True))
-        with UA(ports(), log_dir=work, name="agents") as phones, \
-                UA(ports(), log_dir=work, name="caller") as caller, \
-                Kamailio(work, k_port, [cfgs["a"]["sip"]["port"], cfgs["b"]["sip"]["port"]],
-                         database=pg.dsn) as kam:
-            for agent in ("alice", "bob"):
-                phones.request("auto_answer", user=agent, after=0.2, code=200, tone=1000)
-                phones.request("register", user=agent, registrar=f"sip:{kam.uri_base}")
-                phones.wait_event({"ev": "registered", "user": agent, "code": 200})
-            engines = {n: Engine(work / n, cfgs[n], check_invariants=False) for n in ("a", "b")}
-            seq = 0
-            try:
-                time.sleep(2.0)
-                for _ in range(kills):
-                    holder = leases.holder("p1").node
-                    seq += 1
-                    caller.request("call", call=f"c{seq}", to=kam.aor("100"))
-                    caller.wait_state(f"c{seq}", "CONFIRMED", timeout=20)
-                    inc = phones.wait_event({"ev": "incoming", "call": f"in{seq}"}, timeout=20)
-                    phones.wait_state(inc["call"], "CONFIRMED", timeout=20)
-                    caller.request("hangup", call=f"c{seq}")
-                    time.sleep(1.0)
-                    os.kill(engines[holder].proc.pid, signal.SIGKILL)
-                    killed = time.monotonic()
-                    engines[holder].proc.wait(10)
-                    seq += 1
-                    caller.request("call", call=f"c{seq}", to=kam.aor("100"))
-                    inc = phones.wait_event({"ev": "incoming", "call": f"in{seq}"}, timeout=30)
-                    answered = phones.wait_state(inc["call"], "CONFIRMED", timeout=20)["at"]
-                    times.append(answered - killed)
-                    print(f"kill of {holder}: next call answered after {times[-1]:.2f} s",
-                          file=sys.stderr)
-                    caller.request("hangup", call=f"c{seq}")
-                    engines[holder] = Engine(work / holder, cfgs[holder],
-                                             check_invariants=False)
-                    time.sleep(1.0)
-            finally:
-                for engine in engines.values():
-                    engine.stop()
+        engines = {n: Engine(work / n, cfgs[n], check_invariants=False) for n in ("a", "b")}
+        seq = 0
+        try:
+            time.sleep(2.0)
+            for _ in range(kills):
+                holder = leases.holder("p1").node
+                seq += 1
+                caller.request("call", call=f"c{seq}", to=kam.aor("100"))
+                caller.wait_state(f"c{seq}", "CONFIRMED", timeout=20)
+                inc = phones.wait_event({"ev": "incoming", "call": f"in{seq}"}, timeout=20)
+                phones.wait_state(inc["call"], "CONFIRMED", timeout=20)
+                caller.request("hangup", call=f"c{seq}")
+                time.sleep(1.0)
+                os.kill(engines[holder].proc.pid, signal.SIGKILL)
+                killed = time.monotonic()
+                engines[holder].proc.wait(10)
+                seq += 1
+                caller.request("call", call=f"c{seq}", to=kam.aor("100"))
+                inc = phones.wait_event({"ev": "incoming", "call": f"in{seq}"}, timeout=30)
+                answered = phones.wait_state(inc["call"], "CONFIRMED", timeout=20)["at"]
+                times.append(answered - killed)
+                print(f"kill of {holder}: next call answered after {times[-1]:.2f} s",
+                      file=sys.stderr)
+                caller.request("hangup", call=f"c{seq}")
+                engines[holder] = Engine(work / holder, cfgs[holder],
+                                         check_invariants=False)
+                time.sleep(1.0)
+        finally:
+            for engine in engines.values():
+                engine.stop()
     return times
 
 

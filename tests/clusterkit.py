@@ -9,6 +9,7 @@ root's alone, which that user cannot enter).
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -193,3 +194,28 @@ class Kamailio:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def two_node_center(ports, workdir: Path, make_config, agents=("alice",)):
+    """A PostgreSQL server, Kamailio in front of two engines' SIP ports, and
+    the agents' phones (answering with 1000 Hz) registered at Kamailio, plus
+    a caller: yields ``(pg, {"a": cfg, "b": cfg}, phones, caller, kam)``.
+    ``make_config(name, kamailio_port, dsn)`` makes each engine's config;
+    the test starts the engines."""
+    from sipua import UA
+
+    k_port = ports()
+    for name in ("a", "b"):
+        (workdir / name).mkdir()
+    with Postgres(ports()) as pg:
+        cfgs = {name: make_config(name, k_port, pg.dsn) for name in ("a", "b")}
+        with UA(ports(), log_dir=workdir, name="agents") as phones, \
+                UA(ports(), log_dir=workdir, name="caller") as caller, \
+                Kamailio(workdir, k_port, [cfgs["a"]["sip"]["port"], cfgs["b"]["sip"]["port"]],
+                         database=pg.dsn) as kam:
+            for agent in agents:
+                phones.request("auto_answer", user=agent, after=0.2, code=200, tone=1000)
+                phones.request("register", user=agent, registrar=f"sip:{kam.uri_base}")
+                phones.wait_event({"ev": "registered", "user": agent, "code": 200})
+            yield pg, cfgs, phones, caller, kam

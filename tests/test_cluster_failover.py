@@ -18,11 +18,10 @@ import time
 import psycopg
 import pytest
 
-from clusterkit import Kamailio, Postgres
+from clusterkit import two_node_center
 from engine_proc import Engine
 from sipagent.store.eventlog import read_only
 from sipagent.store.leases import LeaseTable
-from sipua import UA
 from test_queue_behaviour import agent_state, api, config
 
 pytestmark = [pytest.mark.sip, pytest.mark.cluster]
@@ -67,84 +66,76 @@ def busy_spans(dsn, node) -> list[tuple[str, float, float]]:
 
 
 def test_the_partition_moves_to_the_surviving_node_and_stays(ports, workdir, prompts_dir):
-    k_port = ports()
-    for name in ("a", "b"):
-        (workdir / name).mkdir()
-    with Postgres(ports()) as pg:
-        cfg_a = node_config(ports, workdir, prompts_dir, "a", k_port, pg.dsn)
-        cfg_b = node_config(ports, workdir, prompts_dir, "b", k_port, pg.dsn)
+    def make(name, k_port, dsn):
+        return node_config(ports, workdir, prompts_dir, name, k_port, dsn)
+
+    with two_node_center(ports, workdir, make, ("alice", "bob")) as \
+            (pg, cfgs, phones, caller, kam):
+        cfg_a, cfg_b = cfgs["a"], cfgs["b"]
         leases = LeaseTable(psycopg.connect(pg.dsn, autocommit=True))
-        with UA(ports(), log_dir=workdir, name="agents") as phones, \
-                UA(ports(), log_dir=workdir, name="caller") as caller, \
-                Kamailio(workdir, k_port, [cfg_a["sip"]["port"], cfg_b["sip"]["port"]],
-                         database=pg.dsn) as kam:
-            for agent in ("alice", "bob"):
-                phones.request("auto_answer", user=agent, after=0.2, code=200, tone=1000)
-                phones.request("register", user=agent, registrar=f"sip:{kam.uri_base}")
-                phones.wait_event({"ev": "registered", "user": agent, "code": 200})
-            engine_a = Engine(workdir / "a", cfg_a, check_invariants=False)
-            engine_b = None
-            try:
-                assert leases.holder("p1").node == "a"
-                engine_b = Engine(workdir / "b", cfg_b)
-                time.sleep(2.0)            # the dispatcher's probes see both
-                # The holder runs the partition: the call is answered on a.
-                caller.request("call", call="c1", to=kam.aor("100"))
-                caller.wait_state("c1", "CONFIRMED")
-                talk = phones.wait_event({"ev": "incoming", "call": "in1"}, timeout=15)
-                phones.wait_state(talk["call"], "CONFIRMED")
-                assert engine_a.metric("sipacd_queue_answered_total", queue="support") == 1
-                assert engine_b.metric("sipacd_queue_offered_total", queue="support") == 0
-                # b has the agents configured, but not on duty.
-                states = {a: agent_state(engine_b, a) for a in ("alice", "bob")}
-                assert states == {"alice": "logged_out", "bob": "logged_out"}, states
-                # bob goes to lunch on a: he stays paused wherever he runs next.
-                assert api(engine_a, "POST", "/api/agents/bob/pause",
-                           {"reason": "lunch"})[0] == 200
+        engine_a = Engine(workdir / "a", cfg_a, check_invariants=False)
+        engine_b = None
+        try:
+            assert leases.holder("p1").node == "a"
+            engine_b = Engine(workdir / "b", cfg_b)
+            time.sleep(2.0)            # the dispatcher's probes see both
+            # The holder runs the partition: the call is answered on a.
+            caller.request("call", call="c1", to=kam.aor("100"))
+            caller.wait_state("c1", "CONFIRMED")
+            talk = phones.wait_event({"ev": "incoming", "call": "in1"}, timeout=15)
+            phones.wait_state(talk["call"], "CONFIRMED")
+            assert engine_a.metric("sipacd_queue_answered_total", queue="support") == 1
+            assert engine_b.metric("sipacd_queue_offered_total", queue="support") == 0
+            # b has the agents configured, but not on duty.
+            states = {a: agent_state(engine_b, a) for a in ("alice", "bob")}
+            assert states == {"alice": "logged_out", "bob": "logged_out"}, states
+            # bob goes to lunch on a: he stays paused wherever he runs next.
+            assert api(engine_a, "POST", "/api/agents/bob/pause",
+                       {"reason": "lunch"})[0] == 200
 
-                time.sleep(1.0)
-                os.kill(engine_a.proc.pid, signal.SIGKILL)
-                killed = time.monotonic()
-                engine_a.proc.wait(10)
-                caller.request("call", call="c2", to=kam.aor("100"))
-                caller.wait_state("c2", "CONFIRMED", timeout=20)
-                inc = phones.wait_event({"ev": "incoming", "call": "in2"}, timeout=20)
-                answered = phones.wait_state(inc["call"], "CONFIRMED")["at"]
-                failover = answered - killed
-                print(f"kill -9 to the next call answered by an agent: {failover:.2f} s")
-                assert failover <= 15.0
-                assert leases.holder("p1").node == "b"
-                assert engine_b.metric("sipacd_queue_answered_total", queue="support") == 1
-                assert inc["user"] == "alice"
-                bob = next(r for r in api(engine_b, "GET", "/api/agents")[1]["agents"]
-                           if r["agent"] == "bob")
-                assert (bob["state"], bob["pause_reason"]) == ("paused", "lunch"), bob
+            time.sleep(1.0)
+            os.kill(engine_a.proc.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            engine_a.proc.wait(10)
+            caller.request("call", call="c2", to=kam.aor("100"))
+            caller.wait_state("c2", "CONFIRMED", timeout=20)
+            inc = phones.wait_event({"ev": "incoming", "call": "in2"}, timeout=20)
+            answered = phones.wait_state(inc["call"], "CONFIRMED")["at"]
+            failover = answered - killed
+            print(f"kill -9 to the next call answered by an agent: {failover:.2f} s")
+            assert failover <= 15.0
+            assert leases.holder("p1").node == "b"
+            assert engine_b.metric("sipacd_queue_answered_total", queue="support") == 1
+            assert inc["user"] == "alice"
+            bob = next(r for r in api(engine_b, "GET", "/api/agents")[1]["agents"]
+                       if r["agent"] == "bob")
+            assert (bob["state"], bob["pause_reason"]) == ("paused", "lunch"), bob
 
-                # a comes back: it takes nothing back.  What died with it is
-                # closed out once: by b's sweep (node_lost) or a's restart.
-                engine_a = Engine(workdir / "a", cfg_a)
-                time.sleep(2 * LEASE)
-                assert leases.holder("p1").node == "b"
-                states = {a: agent_state(engine_a, a) for a in ("alice", "bob")}
-                assert states == {"alice": "logged_out", "bob": "logged_out"}, states
-                closed = rows(pg.dsn, "SELECT call_id, reason FROM event WHERE kind = "
-                                      "'COMPLETE_SYSTEM'")
-                assert len(closed) == 1 and closed[0][1] in ("node_lost", "engine_restart"), \
-                    closed
-                open_records = rows(pg.dsn, 'SELECT call_id, node FROM call_record'
-                                            ' WHERE "end" IS NULL')
-                assert [n for _, n in open_records] == ["b"], open_records   # c2, live on b
-                # Each call once in the one log, b's live one included.
-                entered = rows(pg.dsn, "SELECT call_id, COUNT(*) FROM event"
-                                       " WHERE kind = 'ENTER' GROUP BY call_id")
-                assert sorted(n for _, n in entered) == [1, 1], entered
-                caller.request("hangup", call="c1")
-                caller.request("hangup", call="c2")
-                phones.wait_state(inc["call"], "DISCONNECTED")
-            finally:
-                for engine in (engine_b, engine_a):
-                    if engine is not None:
-                        engine.stop()
+            # a comes back: it takes nothing back.  What died with it is
+            # closed out once: by b's sweep (node_lost) or a's restart.
+            engine_a = Engine(workdir / "a", cfg_a)
+            time.sleep(2 * LEASE)
+            assert leases.holder("p1").node == "b"
+            states = {a: agent_state(engine_a, a) for a in ("alice", "bob")}
+            assert states == {"alice": "logged_out", "bob": "logged_out"}, states
+            closed = rows(pg.dsn, "SELECT call_id, reason FROM event WHERE kind = "
+                                  "'COMPLETE_SYSTEM'")
+            assert len(closed) == 1 and closed[0][1] in ("node_lost", "engine_restart"), \
+                closed
+            open_records = rows(pg.dsn, 'SELECT call_id, node FROM call_record'
+                                        ' WHERE "end" IS NULL')
+            assert [n for _, n in open_records] == ["b"], open_records   # c2, live on b
+            # Each call once in the one log, b's live one included.
+            entered = rows(pg.dsn, "SELECT call_id, COUNT(*) FROM event"
+                                   " WHERE kind = 'ENTER' GROUP BY call_id")
+            assert sorted(n for _, n in entered) == [1, 1], entered
+            caller.request("hangup", call="c1")
+            caller.request("hangup", call="c2")
+            phones.wait_state(inc["call"], "DISCONNECTED")
+        finally:
+            for engine in (engine_b, engine_a):
+                if engine is not None:
+                    engine.stop()
         # No agent was ever offered calls by the two nodes at once.
         spans = {n: busy_spans(pg.dsn, n) for n in ("a", "b")}
         for agent in ("alice", "bob"):

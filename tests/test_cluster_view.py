@@ -13,11 +13,10 @@ import time
 import psycopg
 import pytest
 
-from clusterkit import Kamailio, Postgres
+from clusterkit import two_node_center
 from engine_proc import Engine
 from sipagent.store.eventlog import read_only
 from sipagent.store.leases import LeaseTable
-from sipua import UA
 from test_event_stream_sip import SSE, conforms
 from test_queue_behaviour import api, config
 
@@ -47,64 +46,56 @@ def live_row(engine, agent: str):
 
 def test_a_client_of_one_node_sees_the_calls_of_another_in_sequence(
         ports, workdir, prompts_dir):
-    k_port = ports()
-    for name in ("a", "b"):
-        (workdir / name).mkdir()
-    with Postgres(ports()) as pg:
-        cfg_a = node_config(ports, workdir, prompts_dir, "a", k_port, pg.dsn)
-        cfg_b = node_config(ports, workdir, prompts_dir, "b", k_port, pg.dsn)
-        leases = LeaseTable(psycopg.connect(pg.dsn, autocommit=True))
-        with UA(ports(), log_dir=workdir, name="agents") as phones, \
-                UA(ports(), log_dir=workdir, name="caller") as caller, \
-                Kamailio(workdir, k_port, [cfg_a["sip"]["port"], cfg_b["sip"]["port"]],
-                         database=pg.dsn) as kam:
-            phones.request("auto_answer", user="alice", after=0.2, code=200, tone=1000)
-            phones.request("register", user="alice", registrar=f"sip:{kam.uri_base}")
-            phones.wait_event({"ev": "registered", "user": "alice", "code": 200})
-            with Engine(workdir / "b", cfg_b) as engine_b, \
-                    Engine(workdir / "a", cfg_a) as engine_a:
-                assert leases.holder("p1").node == "b"
-                sse = SSE(engine_a)
-                assert sse.status == 200
-                time.sleep(2.0)            # the dispatcher's probes see both
-                for n in range(2):
-                    caller.request("call", call=f"c{n}", to=kam.aor("100"))
-                    caller.wait_state(f"c{n}", "CONFIRMED", timeout=15)
-                    inc = phones.wait_event({"ev": "incoming", "call": f"in{n + 1}"},
-                                            timeout=15)
-                    phones.wait_state(inc["call"], "CONFIRMED")
-                    time.sleep(0.3)
-                    caller.request("hangup", call=f"c{n}")
-                    phones.wait_state(inc["call"], "DISCONNECTED")
-                sse.wait(lambda ev: sum(e["type"] == "call.ended" for e in ev) == 2,
-                         what="both calls' ends on node a")
-                sse.close()
-                assert engine_a.metric("sipacd_queue_offered_total", queue="support") == 0
-                assert engine_b.metric("sipacd_queue_offered_total", queue="support") == 2
-                # a's wallboard counts the center's day, b's calls included.
-                kpis = wallboard(engine_a)["queues"]["support"]["today"]
-                assert kpis["offered"] == 2 and kpis["answered"] == 2, kpis
+    def make(name, k_port, dsn):
+        return node_config(ports, workdir, prompts_dir, name, k_port, dsn)
 
-                # An agent change is made where the partition runs (b) ...
-                zoe = {"agent": "zoe", "uri": f"sip:zoe@127.0.0.1:{k_port}",
-                       "queues": {"support": 1}}
-                status, body = api(engine_a, "POST", "/api/admin/agents", zoe, ADMIN_TOKEN)
-                assert status == 409 and "partition 'p1'" in body, (status, body)
-                status, _ = api(engine_b, "POST", "/api/admin/agents", zoe, ADMIN_TOKEN)
-                assert status == 201
-                assert live_row(engine_b, "zoe")["state"] == "available"
-                # ... and a follows it from the stream: it knows zoe, logged out.
-                deadline = time.monotonic() + 5
-                while live_row(engine_a, "zoe") in ("absent", None) \
-                        and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                assert live_row(engine_a, "zoe")["state"] == "logged_out"
-                status, _ = api(engine_b, "DELETE", "/api/admin/agents/zoe", token=ADMIN_TOKEN)
-                assert status == 200
-                deadline = time.monotonic() + 5
-                while live_row(engine_a, "zoe") != "absent" and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                assert live_row(engine_a, "zoe") == "absent"
+    with two_node_center(ports, workdir, make) as (pg, cfgs, phones, caller, kam):
+        cfg_a, cfg_b = cfgs["a"], cfgs["b"]
+        leases = LeaseTable(psycopg.connect(pg.dsn, autocommit=True))
+        with Engine(workdir / "b", cfg_b) as engine_b, \
+                Engine(workdir / "a", cfg_a) as engine_a:
+            assert leases.holder("p1").node == "b"
+            sse = SSE(engine_a)
+            assert sse.status == 200
+            time.sleep(2.0)            # the dispatcher's probes see both
+            for n in range(2):
+                caller.request("call", call=f"c{n}", to=kam.aor("100"))
+                caller.wait_state(f"c{n}", "CONFIRMED", timeout=15)
+                inc = phones.wait_event({"ev": "incoming", "call": f"in{n + 1}"},
+                                        timeout=15)
+                phones.wait_state(inc["call"], "CONFIRMED")
+                time.sleep(0.3)
+                caller.request("hangup", call=f"c{n}")
+                phones.wait_state(inc["call"], "DISCONNECTED")
+            sse.wait(lambda ev: sum(e["type"] == "call.ended" for e in ev) == 2,
+                     what="both calls' ends on node a")
+            sse.close()
+            assert engine_a.metric("sipacd_queue_offered_total", queue="support") == 0
+            assert engine_b.metric("sipacd_queue_offered_total", queue="support") == 2
+            # a's wallboard counts the center's day, b's calls included.
+            kpis = wallboard(engine_a)["queues"]["support"]["today"]
+            assert kpis["offered"] == 2 and kpis["answered"] == 2, kpis
+
+            # An agent change is made where the partition runs (b) ...
+            zoe = {"agent": "zoe", "uri": f"sip:zoe@{kam.uri_base}",
+                   "queues": {"support": 1}}
+            status, body = api(engine_a, "POST", "/api/admin/agents", zoe, ADMIN_TOKEN)
+            assert status == 409 and "partition 'p1'" in body, (status, body)
+            status, _ = api(engine_b, "POST", "/api/admin/agents", zoe, ADMIN_TOKEN)
+            assert status == 201
+            assert live_row(engine_b, "zoe")["state"] == "available"
+            # ... and a follows it from the stream: it knows zoe, logged out.
+            deadline = time.monotonic() + 5
+            while live_row(engine_a, "zoe") in ("absent", None) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert live_row(engine_a, "zoe")["state"] == "logged_out"
+            status, _ = api(engine_b, "DELETE", "/api/admin/agents/zoe", token=ADMIN_TOKEN)
+            assert status == 200
+            deadline = time.monotonic() + 5
+            while live_row(engine_a, "zoe") != "absent" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert live_row(engine_a, "zoe") == "absent"
 
         calls = [e for e in sse.events if e["call_id"]]
         assert {e["node"] for e in calls} == {"b"}
