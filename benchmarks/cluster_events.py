@@ -122,6 +122,15 @@ class Commits:
         i = bisect.bisect_left(self.last, seq)
         return self.at[i] if i < len(self.at) else None
 
+    def in_window(self, t_from: float, t_to: float) -> dict:
+        """The committed batches notified in the window, and their size."""
+        sizes = [b - a for a, b, t in zip(self.last, self.last[1:], self.at[1:])
+                 if t_from <= t < t_to]
+        return {"batches": len(sizes),
+                "batches_per_s": round(len(sizes) / max(1e-9, t_to - t_from), 1),
+                "events_per_batch_mean": round(sum(sizes) / len(sizes), 2) if sizes else None,
+                "events_per_batch_max": max(sizes, default=None)}
+
     def close(self) -> None:
         self.stopping = True
         self.thread.join(5.0)
@@ -278,6 +287,7 @@ def run(args, prompts: Path, work: Path, ports: Ports, say) -> dict:
         "cpu_percent_of_a_core": {n: round(100 * (cpu1[n] - cpu0[n]) / (c_t1 - c_t0), 1)
                                   for n in cpu0},
         "log_last_seq": last,
+        "stream_commits": commits.in_window(t_from, t_to),
         "same_sequence_on_both": on_a.seqs() == on_b.seqs(),
         "client_on_a": a_fig,
         "client_on_b": b_fig,
