@@ -27,8 +27,8 @@ How it measures
   its latency is that instant minus the event's ``t`` (b's wall clock at
   the fact).  Every process runs on this machine, on one clock.
 * A third observer LISTENs to ``sipacd_stream`` from this process and
-  stamps each notification (its payload is the last seq of the committed
-  batch): that splits the latency into *commit* (the fact -> the batch
+  stamps each notification (sent by the commit; its payload is the last
+  seq the commit numbered so far): that splits the latency into *commit* (the fact -> the batch
   committed and notified: the writer's ``urgent_delay`` gathering plus
   the transaction) and *fan-out* (the notification -> the client: the
   follower's read, the loop's hop, the HTTP write).
@@ -123,13 +123,26 @@ class Commits:
         return self.at[i] if i < len(self.at) else None
 
     def in_window(self, t_from: float, t_to: float) -> dict:
-        """The committed batches notified in the window, and their size."""
-        sizes = [b - a for a, b, t in zip(self.last, self.last[1:], self.at[1:])
-                 if t_from <= t < t_to]
-        return {"batches": len(sizes),
-                "batches_per_s": round(len(sizes) / max(1e-9, t_to - t_from), 1),
-                "events_per_batch_mean": round(sum(sizes) / len(sizes), 2) if sizes else None,
-                "events_per_batch_max": max(sizes, default=None)}
+        """The commits notified in the window, and their size.  A commit may
+        notify more than once (the writer numbers each run of stream rows
+        in its batch apart), all at once when it commits: notifications
+        less than 1 ms apart are counted as one commit."""
+        commits: list[int] = []
+        prev_t = None
+        for a, b, t in zip(self.last, self.last[1:], self.at[1:]):
+            if not t_from <= t < t_to:
+                continue
+            if prev_t is not None and t - prev_t < 0.001:
+                commits[-1] += b - a
+            else:
+                commits.append(b - a)
+            prev_t = t
+        notified = sum(1 for t in self.at if t_from <= t < t_to)
+        return {"notifications": notified, "commits": len(commits),
+                "commits_per_s": round(len(commits) / max(1e-9, t_to - t_from), 1),
+                "events_per_commit_mean": round(sum(commits) / len(commits), 2)
+                if commits else None,
+                "events_per_commit_max": max(commits, default=None)}
 
     def close(self) -> None:
         self.stopping = True
@@ -175,7 +188,9 @@ def client_figures(sse: TimedSSE, commits: Commits, t_from: float, t_to: float) 
     return {"all": quantiles(total), "by_type": {k: quantiles(v) for k, v in by_type.items()},
             "split": {"fact_to_commit_notify": quantiles(commit),
                       "notify_to_client": quantiles(fan_out)},
-            "sequence": gap_free([e["seq"] for e in events])}
+            "sequence": gap_free([e["seq"] for e in events]),
+            "events_by_node": {n: sum(e["node"] == n for e in events)
+                               for n in sorted({e["node"] for e in events})}}
 
 
 def wait_for(pred, timeout: float, what: str) -> None:
