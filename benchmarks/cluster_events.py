@@ -27,18 +27,27 @@ How it measures
   its latency is that instant minus the event's ``t`` (b's wall clock at
   the fact).  Every process runs on this machine, on one clock.
 * A third observer LISTENs to ``sipacd_stream`` from this process and
-  stamps each notification (sent by the commit; its payload is the last
-  seq the commit numbered so far): that splits the latency into *commit* (the fact -> the batch
-  committed and notified: the writer's ``urgent_delay`` gathering plus
-  the transaction) and *fan-out* (the notification -> the client: the
-  follower's read, the loop's hop, the HTTP write).
+  stamps each notification (sent at commit; its payload is the last seq
+  the commit has numbered so far).  That splits the latency in two:
+  *commit* (the fact -> its batch committed and notified: the writer's
+  ``urgent_delay`` of gathering, then the transaction) and *fan-out* (the
+  notification -> the client: the follower's read, the loop's hop, the
+  HTTP write).  A commit notifies once per run of stream rows in its
+  batch, all at the same instant: notifications less than 1 ms apart
+  count as one commit in ``stream_commits``.
 * Events are counted whose ``t`` falls in the window after ``--warmup``
   until arrivals stop; the calls then drain and both clients must reach
   the log's last seq.  Each client's seqs must be gap-free and the two
-  clients must have seen the same sequence.
+  clients must have seen the same sequence (exit status 1 if not).
 * Quote one run's figures with the load average beside them: the machine
-  is shared (2 cores) and the latency is mostly scheduling under load.
+  is shared (2 cores) and the tail (p99, max) follows its load.
   Bounded: every wait has a timeout; all processes are stopped by PID.
+
+What it showed (December 2026, 2 shared cores, load average 3-7, 6 calls/s,
+about 5,200 events in the window): p50 52-54 ms on either node, p99
+69-290 ms with the load; almost all of it is the commit part (p50 51-53
+ms), i.e. the writer's 50 ms ``urgent_delay``; the fan-out is p50 1-2 ms
+and node a pays nothing over node b (p50 difference within 0.3 ms).
 """
 from __future__ import annotations
 
