@@ -11,6 +11,9 @@ runtime, which this layer does not import):
   with its reason, or available; one who logged out stays out);
 - ``log_out(agent_id)`` when it leaves: they go off duty here, so no
   agent is ever offered calls by two nodes at once;
+- ``follow_queues(queues)`` (a coroutine) after each gain or loss and each
+  sweep, with the queues this node runs now: their pending work in the
+  shared store (callbacks) is taken up here, the others' let go;
 - ``close_out_lost()`` (blocking; run in a thread) when a partition comes
   and every ``lease_seconds`` after: the calls, agents and records of nodes
   whose heartbeat stopped are ended in the shared log (``node_lost``,
@@ -28,7 +31,7 @@ rows.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Mapping
+from typing import Awaitable, Callable, Mapping
 
 import structlog
 
@@ -64,7 +67,8 @@ class ClusterNode:
                  queue_partition: Mapping[str, str],
                  log_in: Callable[[str], None], log_out: Callable[[str], None],
                  close_out_lost: Callable[[], object] | None = None,
-                 last_states: Callable[[list[str]], Mapping[str, tuple]] | None = None):
+                 last_states: Callable[[list[str]], Mapping[str, tuple]] | None = None,
+                 follow_queues: Callable[[set[str]], Awaitable[None]] | None = None):
         self.node_id, self.sip_uri = node_id, sip_uri
         self._database = database
         self._lease_seconds = lease_seconds
@@ -74,6 +78,7 @@ class ClusterNode:
         self._log_in, self._log_out = log_in, log_out
         self._close_out_lost = close_out_lost
         self._last_states = last_states
+        self._follow_queues = follow_queues
         self._takeovers: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
         self._conn = None
@@ -141,6 +146,15 @@ class ClusterNode:
         while True:
             await asyncio.sleep(self._lease_seconds)
             await self._close_out()
+            await self._queues_changed()
+
+    async def _queues_changed(self) -> None:
+        if self._follow_queues is None:
+            return
+        try:
+            await self._follow_queues(self.queues_run())
+        except Exception:     # the next sweep tries again
+            log.exception("queues' work not taken up")
 
     async def _take_over(self, partition: str) -> None:
         if self._close_out_lost is not None:
@@ -159,10 +173,14 @@ class ClusterNode:
             if kind == "LOGOUT":     # logged out by choice: stays so
                 continue
             self._log_in(agent_id, reason if kind == "PAUSE" else None)
+        await self._queues_changed()
 
     def _lost(self, partition: str) -> None:
         for agent_id in self._partition_agents.get(partition, ()):
             self._log_out(agent_id)
+        task = asyncio.get_running_loop().create_task(self._queues_changed())
+        self._takeovers.add(task)
+        task.add_done_callback(self._takeovers.discard)
 
     async def stop(self) -> None:
         """Hand every lease back (another node takes over at once) and disconnect."""

@@ -5,6 +5,10 @@ the shared event log and the admin API.
 - A partition that comes to this node puts its agents on duty here, after
   the close-out of lost nodes, as they last chose to be (paused stays
   paused); one that leaves takes them off duty.
+- Pending callbacks are carried out by the node that runs their queue:
+  taken up from the shared store at a takeover and at each sweep (a web
+  request made on another node within a lease), let go when the
+  partition leaves, unless already in line.
 - Agent changes are made on the node that runs the agent's partition
   (``queue/agent_admin.py``); the others follow the ``agent.*`` events of
   the shared stream, and every node keeps its list of each partition's
@@ -12,6 +16,7 @@ the shared event log and the admin API.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 
 import structlog
@@ -32,13 +37,18 @@ async def join_cluster(engine, agents: dict, heartbeat_interval: float) -> Clust
         if paused is not None:
             queues.agent_command(agent_id, "pause", paused)
 
+    async def follow_queues(run: set[str]) -> None:
+        pending = await asyncio.to_thread(engine.callback_store.pending)
+        queues.callbacks.run_only(run, pending)
+
     source = engine.eventlog.source
     node = ClusterNode(
         **settings, log_in=log_in,
         log_out=lambda agent_id: queues.go_off_duty(agent_id, "partition_moved"),
         close_out_lost=lost_node_closer(engine.eventlog, settings["lease_seconds"],
                                         heartbeat_interval),
-        last_states=lambda agents: last_chosen_states(source, agents))
+        last_states=lambda agents: last_chosen_states(source, agents),
+        follow_queues=follow_queues)
     admin = engine.agent_admin
     admin.partition_of = lambda spec: config.cluster.partition_of_queues(spec.queues)
     admin.runs = node.owns

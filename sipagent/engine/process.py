@@ -188,7 +188,10 @@ class Engine(CallFlows):
         self._sweeper = asyncio.get_running_loop().create_task(
             self.conversations.keep_sweeping())
         self.callback_store = await asyncio.to_thread(CallbackStore, self.config.data.place)
-        pending = await asyncio.to_thread(self.callback_store.pending)
+        # A node of several takes up the callbacks of its partitions as they
+        # come to it (engine/cluster_node.py), not every pending one.
+        pending = [] if self.config.cluster is not None else \
+            await asyncio.to_thread(self.callback_store.pending)
         self.queues.callbacks.attach(self.callback_store, self.schedules, self.prompts, pending)
         self.queues.operations.supervisors = self.config.supervisor_directory()
         self._keypads(agents)

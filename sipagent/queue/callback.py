@@ -111,19 +111,40 @@ class CallbackLine:
         self.store, self.schedules, self.prompts = store, schedules, prompts
         prompts.add_texts(PROMPTS)
         for record in pending:
-            if record.queue not in self.rt.settings:
-                log.error("pending callback for a queue no longer configured; left pending",
-                          call_id=record.call_id, queue=record.queue)
-                continue
-            if record.joined and not record.counted:
-                # Joined without a counted outcome, and not suspended: the
-                # previous run crashed, and start-up closed the ENTER out.
-                record.counted = True
-                self._keep("update", record.call_id, counted=True)
-            self.jobs[record.call_id] = record
-            self._due(record)
+            self._resume(record)
         if pending:
             log.info("pending callbacks resumed", count=len(self.jobs))
+
+    def run_only(self, queues: set[str], pending: list[CallbackRecord]) -> None:
+        """A node of several runs the callbacks of the queues it runs now:
+        it lets go of those of other queues not yet in line (they stay
+        pending in the shared store for the queue's node), and takes up the
+        pending ones of its queues it does not run yet (left by a node that
+        died, or requested on another node)."""
+        for call_id, record in list(self.jobs.items()):
+            if record.queue not in queues and call_id in self._timers:
+                self._timers.pop(call_id).cancel()
+                del self.jobs[call_id]
+        taken = 0
+        for record in pending:
+            if record.queue in queues and record.call_id not in self.jobs:
+                self._resume(record)
+                taken += 1
+        if taken:
+            log.info("pending callbacks taken up", count=taken, queues=sorted(queues))
+
+    def _resume(self, record: CallbackRecord) -> None:
+        if record.queue not in self.rt.settings:
+            log.error("pending callback for a queue no longer configured; left pending",
+                      call_id=record.call_id, queue=record.queue)
+            return
+        if record.joined and not record.counted:
+            # Joined without a counted outcome, and not suspended: the
+            # previous run crashed, and start-up closed the ENTER out.
+            record.counted = True
+            self._keep("update", record.call_id, counted=True)
+        self.jobs[record.call_id] = record
+        self._due(record)
 
     def stop(self) -> None:
         for t in self._timers.values():
