@@ -14,6 +14,7 @@ from sipagent.fax.documents import same_pixels, tiff_pages
 from sipagent.fax.store import (DocumentExists, DocumentRejected, FaxAccessDenied, FaxStore,
                                 FaxStoreError, JobBusy, NoSuchDocument, NoSuchFax, NoSuchJob)
 from sipagent.mediaports.tiffpages import read_pages
+pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
 
 # Each page says its number and the document's name and carries a bar whose
 # length depends on both: a page lost, swapped or taken from the wrong
@@ -73,8 +74,8 @@ def clock():
 
 
 @pytest.fixture
-def store(tmp_path, clock):
-    s = FaxStore(tmp_path / "data", max_pages=4, clock=clock)
+def store(clock, store_place):
+    s = FaxStore(store_place, max_pages=4, clock=clock)
     yield s
     s.close()
 
@@ -177,8 +178,8 @@ def test_remove_deletes_row_and_file(store, src):
         store.remove_document("400")
 
 
-def test_access_with_without_and_with_a_wrong_pin(tmp_path, src, clock):
-    store = FaxStore(tmp_path / "data", clock=clock, pin_attempts=3, lockout=600)
+def test_access_with_without_and_with_a_wrong_pin(src, clock, store_place):
+    store = FaxStore(store_place, clock=clock, pin_attempts=3, lockout=600)
     store.add_document("1", src["ps"])
     store.add_document("2", src["ps"], pin="1234")
     assert store.check_access("1", None).number == "1"
@@ -360,14 +361,14 @@ def test_a_refused_job_leaves_nothing(store, src):
     assert store.jobs() == [] and files(store.jobs_dir) == []
 
 
-def test_a_job_left_sending_by_a_crash_is_queued_again_at_restart(tmp_path, src, clock):
-    store = FaxStore(tmp_path / "data", clock=clock)
+def test_a_job_left_sending_by_a_crash_is_queued_again_at_restart(src, clock, store_place):
+    store = FaxStore(store_place, clock=clock)
     store.add_document("1", src["ps"])
     job = store.create_job("0301234", ["1"])
     store.claim_due_job(clock.now)
     store.close()                      # the process dies mid-call
     clock.now += 500
-    again = FaxStore(tmp_path / "data", clock=clock)
+    again = FaxStore(store_place, clock=clock)
     assert again.jobs_resumed == 1
     resumed = again.job(job.id)
     assert (resumed.state, resumed.next_attempt, resumed.attempts) == ("queued", clock.now, 1)
@@ -376,8 +377,8 @@ def test_a_job_left_sending_by_a_crash_is_queued_again_at_restart(tmp_path, src,
     again.close()
 
 
-def test_strays_are_swept_at_open_but_not_under_a_running_store(tmp_path, src, clock):
-    store = FaxStore(tmp_path / "data", clock=clock)
+def test_strays_are_swept_at_open_but_not_under_a_running_store(src, clock, store_place):
+    store = FaxStore(store_place, clock=clock)
     doc = store.add_document("1", src["ps"])
     job = store.create_job("0301234", ["1"])
     fax_id = store.new_fax_id()
@@ -393,12 +394,12 @@ def test_strays_are_swept_at_open_but_not_under_a_running_store(tmp_path, src, c
         path.write_bytes(b"x")
     # Another store on the same folder (the CLI beside the engine) leaves them:
     # they could be the engine's unfinished files.
-    beside = FaxStore(tmp_path / "data", clock=clock)
+    beside = FaxStore(store_place, clock=clock)
     assert beside.strays_removed == 0 and beside.clean_strays() == 0
     assert all(p.exists() for p in strays)
     beside.close()
     store.close()
-    reopened = FaxStore(tmp_path / "data", clock=clock)
+    reopened = FaxStore(store_place, clock=clock)
     assert reopened.strays_removed == len(strays)
     assert not any(p.exists() for p in strays)
     assert files(reopened.documents_dir) == [doc.path.name]

@@ -22,6 +22,8 @@ from sipagent.store.database import Database
 
 _JOB = ("id, number, documents, state, attempts, pages_total, pages_confirmed, next_attempt, "
         "last_status, call_id, created, updated")
+# A new row's place in the order rows were added (under the store's write lock).
+NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM {table})"
 
 
 class FaxJobBook:
@@ -48,8 +50,9 @@ class FaxJobBook:
         now = self._clock()
         try:
             with self.db.transaction():
-                self.db.execute(f"INSERT INTO job ({_JOB}) VALUES "
-                                "(?, ?, ?, 'queued', 0, ?, 0, ?, '', ?, ?, ?)",
+                self.db.execute(f"INSERT INTO job ({_JOB}, seq) VALUES "
+                                "(?, ?, ?, 'queued', 0, ?, 0, ?, '', ?, ?, ?, "
+                                f"{NEXT_SEQ.format(table='job')})",
                                 (job_id, number, json.dumps(documents), pages,
                                  now if not_before is None else not_before, call_id, now, now))
         except BaseException:
@@ -108,9 +111,9 @@ class FaxJobBook:
         """Newest first."""
         if state is not None and state not in JOB_STATES:
             raise FaxStoreError(f"state: one of {', '.join(JOB_STATES)}, not {state!r}")
-        rows = self.db.read("SELECT id FROM job WHERE ? IS NULL OR state = ? "
-                            "ORDER BY created DESC, rowid DESC LIMIT ?",
-                            (state, state, max(0, limit)))
+        where, args = ("", ()) if state is None else ("WHERE state = ? ", (state,))
+        rows = self.db.read(f"SELECT id FROM job {where}ORDER BY created DESC, seq DESC LIMIT ?",
+                            (*args, max(0, limit)))
         return [self.job(r[0]) for r in rows]
 
     def job_counts(self) -> dict[str, int]:

@@ -53,7 +53,7 @@ class KeypadLockout:
             with self.db.transaction():
                 failures = self.db.execute(
                     "INSERT INTO keypad_pin (agent, failures) VALUES (?, 1) ON CONFLICT (agent) "
-                    "DO UPDATE SET failures = failures + 1 RETURNING failures",
+                    "DO UPDATE SET failures = keypad_pin.failures + 1 RETURNING failures",
                     (agent_id,)).fetchone()[0]
                 if failures >= self.pin_attempts:
                     self.db.execute("UPDATE keypad_pin SET failures = 0, locked_until = ? "

@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-``<data>/voicemail.sqlite3`` (WAL, ``synchronous=FULL``: a caller told
-"your message has been saved" must not lose it to a power cut) indexes
-messages; the audio lives in ``<data>/voicemail/<box>/<id>.wav`` and the
+The ``voicemail`` store (``<data>/voicemail.sqlite3``, WAL,
+``synchronous=FULL``: a caller told "your message has been saved" must not
+lose it to a power cut; or its schema in PostgreSQL with ``[data]
+database``) indexes messages; the audio lives in ``<data>/voicemail/<box>/<id>.wav`` and the
 greetings in ``<data>/voicemail/<box>/greetings/<kind>.wav``.
 
 The one rule: a row points to a file only once the file is complete.
@@ -197,6 +198,11 @@ class VoicemailStore:
             publish(src, final)
             try:
                 with self.db.transaction():
+                    # Again under the store's write lock: with PostgreSQL another
+                    # node may have filed one into this box since the count above.
+                    if sum(self.counts(box)) >= mb.max_messages:
+                        self._event("full")
+                        raise MailboxFull(f"mailbox {box} holds {mb.max_messages} messages")
                     self._insert_message(message_id, box, caller, caller_name, called,
                                          received or self._clock(), duration, urgent,
                                          final.stat().st_size)
@@ -286,7 +292,7 @@ class VoicemailStore:
                 "SELECT box, folder, count(*), sum(bytes) FROM message GROUP BY box, folder"):
             per_box[box] = per_box.get(box, 0) + n
             folders[folder] = folders.get(folder, 0) + n
-            size += b or 0
+            size += int(b or 0)     # PostgreSQL's sum of a BIGINT is a NUMERIC
         ratios = [per_box.get(mb.number, 0) / mb.max_messages for mb in self.boxes()]
         return {"messages": folders, "bytes": size, "full": sum(r >= 1 for r in ratios),
                 "fill_max": max(ratios, default=0.0)}
