@@ -99,3 +99,22 @@ def pg_place(request, tmp_path) -> StorePlace:
     """A fresh PostgreSQL database only (for what SQLite has no part in,
     such as several nodes sharing one store)."""
     yield from place_on("postgresql", request, tmp_path)
+
+
+def set_schema_version(place: StorePlace, store: str, file: str, version: int) -> None:
+    """Write ``store``'s schema version as a newer (or older) sipacd would
+    have left it: SQLite's ``user_version`` of ``file``, or the row of the
+    store's ``schema_version`` table in PostgreSQL."""
+    if place.database is None:
+        import sqlite3
+
+        db = sqlite3.connect(place.file(file))
+        db.execute(f"PRAGMA user_version = {int(version)}")
+        db.commit()
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(place.database, autocommit=True) as db:
+        db.execute(f'UPDATE "{store}".schema_version SET version = %s WHERE store = %s',
+                   (version, store))
