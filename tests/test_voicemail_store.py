@@ -210,7 +210,8 @@ def test_lockout_after_n_wrong_pins_survives_a_restart(boxes, store_place):
     s.close()
 
 
-def test_an_owners_pin_survives_a_restart_but_a_config_pin_follows_the_config(tmp_path, boxes, store_place):
+def test_an_owners_pin_survives_a_restart_but_a_config_pin_follows_the_config(boxes,
+                                                                            store_place):
     s = VoicemailStore(store_place, boxes)
     s.set_pin("200", "5555")
     s.close()
