@@ -57,6 +57,10 @@ __all__ = ["FaxStore", "DB_FILE", "DOCUMENT_NUMBER", "FAX_NUMBER", "JOB_STATES",
 
 DB_FILE = "fax.sqlite3"
 MAX_TITLE = 200
+# With a shared folder (PostgreSQL), a file nobody names must be this old to
+# be swept: another node's document or received fax may be a moment from
+# its row.
+SHARED_STRAY_AGE = 3600.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS document (
@@ -120,6 +124,7 @@ class FaxStore(FaxJobBook):
         self._folder_lock = open(self.root / "store.lock", "a+b")
         self.db = open_database(place, DB_FILE, "fax", for_dialect(MIGRATIONS, place.dialect),
                                 timeout=30.0)
+        self.shared = place.database is not None     # other nodes use the folder and rows
         self.outbox = Outbox(self.db, clock)
         self.jobs_resumed = self.strays_removed = 0
         with self.db.lock:
@@ -370,9 +375,13 @@ class FaxStore(FaxJobBook):
                  self.jobs_dir: {f"{r[0]}.tif" for r in self.db.read(
                      "SELECT id FROM job WHERE state IN ('queued', 'sending')")}}
         removed = 0
+        # A shared folder (PostgreSQL): a young file may be another node's
+        # work under way, whatever the folder lock says on that file system.
+        oldest = time.time() - SHARED_STRAY_AGE if self.shared else float("inf")
         for folder, names in known.items():
             for entry in os.scandir(folder):
-                if not entry.is_dir(follow_symlinks=False) and entry.name not in names:
+                if (not entry.is_dir(follow_symlinks=False) and entry.name not in names
+                        and _mtime(entry) < oldest):
                     Path(entry.path).unlink(missing_ok=True)
                     removed += 1
         return removed
@@ -386,6 +395,13 @@ class FaxStore(FaxJobBook):
         except BlockingIOError:
             fcntl.flock(self._folder_lock, fcntl.LOCK_SH)
             return False
+
+
+def _mtime(entry: os.DirEntry) -> float:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _document_number(number: str) -> str:
