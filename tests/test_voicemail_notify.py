@@ -23,6 +23,7 @@ from sipagent.voicemail.metrics import VoicemailMetrics
 from sipagent.voicemail.notify import VoicemailNotifier
 from sipagent.voicemail.store import Mailbox, VoicemailStore
 from sipagent.store.database import StorePlace
+from sipagent.store.outbox import CLAIM_LEASE
 
 pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
 
@@ -282,3 +283,31 @@ def test_usage_gauges(tmp_path, clock, store_place):
     assert sample(registry, "sipacd_voicemail_audio_bytes") > 2 * 3 * 16000
     assert sample(registry, "sipacd_voicemail_mailbox_fill_ratio_max") == pytest.approx(0.02)
     assert sample(registry, "sipacd_voicemail_deposits_total", result="deposited") == 2
+
+
+@pytest.mark.postgres
+def test_two_nodes_on_one_database_send_a_notification_once(tmp_path, clock, ports, pg_place):
+    port = ports()
+    with smtp_server(port) as inbox:
+        node_a = make(pg_place, clock, smtp_host="127.0.0.1", smtp_port=port)
+        node_b = make(pg_place, clock, smtp_host="127.0.0.1", smtp_port=port)
+        deposit(node_a[0], tmp_path)
+        deposit(node_b[0], tmp_path, freq=770.0)
+
+        async def both():
+            return await asyncio.gather(one_pass(node_a[1]), one_pass(node_b[1]))
+
+        sent = asyncio.run(both())
+        assert sum(sent) == 2 and len(inbox.mails) == 2      # each message's mail once
+        assert node_a[0].outbox.pending() == 0
+        # A node that died holding a claim: its row comes due again after the lease.
+        deposit(node_a[0], tmp_path, freq=852.0)
+        [note] = node_a[0].outbox.due(clock.now)
+        assert node_a[0].outbox.claim(note.id, clock.now)
+        assert not node_b[0].outbox.claim(note.id, clock.now)
+        assert asyncio.run(one_pass(node_b[1])) == 0
+        clock.now += CLAIM_LEASE
+        assert asyncio.run(one_pass(node_b[1])) == 1
+    assert len(inbox.mails) == 3
+    for store, _, _ in (node_a, node_b):
+        store.close()
