@@ -179,6 +179,10 @@ def test_store_refuses_a_duplicate_and_keeps_the_first(store_place):
     with pytest.raises(sqlite3.IntegrityError):
         store.add(record("c1", number="222"))
     assert [r.number for r in store.pending()] == ["111"]
+    store.add(record("c2", queue="other", entered=800.0))
+    assert [r.call_id for r in store.pending(queues=["other"])] == ["c2"]
+    assert [r.call_id for r in store.pending(queues=["q", "other"])] == ["c2", "c1"]
+    assert store.pending(queues=[]) == []
     store.close()
 
 
