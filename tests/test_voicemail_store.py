@@ -98,6 +98,32 @@ def test_a_full_box_refuses_and_keeps_the_recording(store, tmp_path):
     assert rec.exists() and len(store.list("200")) == 3 and "full" in store.events
 
 
+def test_two_nodes_filling_the_last_place_at_once_file_one(store_place, tmp_path,
+                                                           monkeypatch):
+    """Two stores on one database (two nodes, or the CLI beside the engine):
+    the second deposit lands between the first's count and its commit."""
+    import sipagent.voicemail.store as vm
+
+    boxes = {"200": Mailbox("200", max_messages=1, min_length=0)}
+    node_a, node_b = VoicemailStore(store_place, boxes), VoicemailStore(store_place, boxes)
+    real_publish = vm.publish
+
+    def publish_while_b_deposits(src, final):
+        monkeypatch.setattr(vm, "publish", real_publish)
+        node_b.deposit("200", tone(tmp_path / "b.wav", 2), "2", "200")
+        real_publish(src, final)
+
+    monkeypatch.setattr(vm, "publish", publish_while_b_deposits)
+    rec = tone(tmp_path / "a.wav", 2)
+    with pytest.raises(MailboxFull):
+        node_a.deposit("200", rec, "1", "200")
+    assert rec.exists()                                  # handed back, not lost
+    assert [m.caller for m in node_a.list("200")] == ["2"]
+    assert len(list(node_a.box_dir("200").glob("*.wav"))) == 1
+    node_a.close()
+    node_b.close()
+
+
 def test_too_short_is_refused(store, tmp_path):
     rec = tone(tmp_path / "short.wav", 1.5)
     with pytest.raises(MessageTooShort):
