@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,11 +24,12 @@ from aiohttp import web
 
 from sipagent.store.event_stream import EventStream
 from sipagent.store.eventlog import EventLog, event_log_path
-from sipagent.store.webhook_claims import CLAIM_CLASS, claim_key
+from sipagent.store.webhook_claims import CLAIM_CLASS, PostgresClaims, claim_key
 from sipagent.store.webhook_delivery import Subscription, WebhookDeliverer
 
 pytest_plugins = ["storekit"]     # store_place, pg_place: SQLite and PostgreSQL
 
+REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
@@ -167,3 +173,40 @@ def test_a_restarted_deliverer_goes_on_from_its_stored_cursor(store_place, tmp_p
         assert [s for _, s in receiver.got] == first + missed
 
     asyncio.run(scenario())
+
+
+CLAIM_HOLDER = """
+import sys, time
+from sipagent.store.webhook_claims import PostgresClaims
+claims = PostgresClaims(sys.argv[1])
+assert claims.try_claim("crm")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.postgres
+def test_the_claim_of_a_killed_process_is_free_at_once(pg_place, tmp_path):
+    """kill -9 of the holding node: PostgreSQL sees its session end and
+    the next node's try succeeds."""
+    script = tmp_path / "holder.py"
+    script.write_text(CLAIM_HOLDER)
+    holder = subprocess.Popen([sys.executable, str(script), pg_place.database], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    other = PostgresClaims(pg_place.database)
+    try:
+        assert holder.stdout.readline().strip() == "held", holder.stderr.read()
+        assert not other.try_claim("crm") and not other.holds("crm")
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        killed = time.monotonic()
+        while not other.try_claim("crm"):
+            assert time.monotonic() - killed < 5, "the claim was not freed"
+            time.sleep(0.05)
+        assert other.holds("crm") and other.alive()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+        other.close()
