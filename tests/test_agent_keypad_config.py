@@ -16,6 +16,8 @@ from sipagent.store.pin import hash_pin, is_pin_hash
 
 from test_config import BASE, EXAMPLE      # BASE: one queue, alice, and route "100"
 
+pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
+
 
 def parse(text: str):
     return parse_config(textwrap.dedent(BASE + text), source="test.toml")
@@ -123,23 +125,23 @@ class Clock:
 PIN_HASH = hash_pin("4711", log2_n=4)
 
 
-def test_wrong_pins_lock_the_agent_and_the_lock_survives_reopening(tmp_path):
+def test_wrong_pins_lock_the_agent_and_the_lock_survives_reopening(store_place):
     clock = Clock()
-    store = KeypadLockout(tmp_path, pin_attempts=3, lockout=60, clock=clock)
+    store = KeypadLockout(store_place, pin_attempts=3, lockout=60, clock=clock)
     assert [store.check("alice", "1111", PIN_HASH) for _ in range(3)] == ["wrong", "wrong",
                                                                             "locked"]
     assert store.check("alice", "4711", PIN_HASH) == "locked"
     assert store.check("bob", "4711", PIN_HASH) == "ok"      # one agent's lock only
     store.close()
-    store = KeypadLockout(tmp_path, pin_attempts=3, lockout=60, clock=clock)
+    store = KeypadLockout(store_place, pin_attempts=3, lockout=60, clock=clock)
     assert store.check("alice", "4711", PIN_HASH) == "locked"
     clock.now += 61
     assert store.check("alice", "4711", PIN_HASH) == "ok"
     store.close()
 
 
-def test_a_right_pin_clears_the_wrong_ones(tmp_path):
-    store = KeypadLockout(tmp_path, pin_attempts=3, lockout=60, clock=Clock())
+def test_a_right_pin_clears_the_wrong_ones(store_place):
+    store = KeypadLockout(store_place, pin_attempts=3, lockout=60, clock=Clock())
     assert store.check("alice", "1111", PIN_HASH) == "wrong"
     assert store.check("alice", "2222", PIN_HASH) == "wrong"
     assert store.check("alice", "4711", PIN_HASH) == "ok"
@@ -149,8 +151,8 @@ def test_a_right_pin_clears_the_wrong_ones(tmp_path):
     store.close()
 
 
-def test_unknown_agents_and_agents_without_pin_are_refused(tmp_path):
-    store = KeypadLockout(tmp_path, pin_attempts=1, lockout=60, clock=Clock())
+def test_unknown_agents_and_agents_without_pin_are_refused(store_place):
+    store = KeypadLockout(store_place, pin_attempts=1, lockout=60, clock=Clock())
     assert store.check(None, "4711", None) == "wrong"
     assert store.check("carol", "4711", None) == "locked"   # the one try allowed
     assert store.check("carol", "4711", None) == "locked"

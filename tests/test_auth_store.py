@@ -11,6 +11,7 @@ from sipagent.config.load import ConfigError, parse_config
 from sipagent.store.agent_book import AgentSpec
 from sipagent.store.people import PeopleStore, User, people_path, secret_hash
 from sipagent.store.pin import hash_secret, verify_pin
+pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
 
 
 class Clock:
@@ -27,8 +28,8 @@ def clock():
 
 
 @pytest.fixture
-def store(tmp_path, clock):
-    s = PeopleStore(people_path(tmp_path), session_ttl=60, lockout_failures=3,
+def store(store_place, clock):
+    s = PeopleStore(store_place, session_ttl=60, lockout_failures=3,
                     lockout_seconds=100, clock=clock)
     yield s
     s.close()
@@ -77,8 +78,9 @@ def test_sessions_expire_and_store_only_a_hash(store, clock, tmp_path):
     assert session.user.name == "ann" and session.csrf == csrf
     stored = store.db.read("SELECT secret_hash FROM session")
     assert stored == [(secret_hash(secret),)] and secret not in repr(stored)
-    raw = (tmp_path / "people.sqlite3").read_bytes()
-    assert secret.encode() not in raw
+    if store.db.dialect == "sqlite":
+        raw = (tmp_path / "data" / "people.sqlite3").read_bytes()
+        assert secret.encode() not in raw
     clock.t += 61
     assert store.session(secret) is None
     assert store.session("made-up") is None
@@ -171,9 +173,13 @@ def test_a_failed_change_leaves_neither_row_nor_audit(store):
 
 
 def test_the_file_is_sqlite_with_its_schema(tmp_path, store):
-    conn = sqlite3.connect(people_path(tmp_path))
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    conn.close()
+    if store.db.dialect == "sqlite":
+        conn = sqlite3.connect(people_path(tmp_path / "data"))
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        conn.close()
+    else:   # the store's own schema (namespace) in the shared database
+        tables = {r[0] for r in store.db.read("SELECT table_name FROM information_schema.tables"
+                                              " WHERE table_schema = 'people'")}
     assert {"person", "session", "login_failure", "agent_record", "audit"} <= tables
 
 

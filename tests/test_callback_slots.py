@@ -21,6 +21,8 @@ from sipagent.queue.entry import EntryState, QueueEntry
 from sipagent.store.callbacks import CallbackRecord, CallbackStore
 from sipagent.store.migrations import SchemaTooNew
 
+pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
+
 BERLIN = ZoneInfo("Europe/Berlin")
 OFFICE = from_dict({"timezone": "Europe/Berlin",
                     "hours": {"mon-fri": ["08:00-12:30", "13:30-18:00"], "sat": "09:00-12:00"},
@@ -146,36 +148,41 @@ def record(call_id="c1", **kw) -> CallbackRecord:
     return CallbackRecord(call_id, **fields)
 
 
-def test_store_keeps_pending_rows_across_reopening(tmp_path):
-    store = CallbackStore(tmp_path)
+def test_store_keeps_pending_rows_across_reopening(store_place):
+    store = CallbackStore(store_place)
     store.add(record("c1"))
     store.add(record("c2", origin="web", entered=800.0))
     store.later("update", "c1", attempts=2, due=2000.0)
     store.later("done", "c2", "answered")
     store.close()                                   # waits for the writer thread
-    again = CallbackStore(tmp_path)
+    again = CallbackStore(store_place)
     assert [(r.call_id, r.attempts, r.due, r.status) for r in again.pending()] == \
         [("c1", 2, 2000.0, "pending")]
     with pytest.raises(ValueError, match="not a callback column"):
         again.update("c1", colour="red")
-    again.close()
-    db = sqlite3.connect(tmp_path / "callbacks.sqlite3")
-    assert db.execute("SELECT status, result FROM callback WHERE call_id = 'c2'").fetchone() \
+    assert again.db.one("SELECT status, result FROM callback WHERE call_id = 'c2'") \
         == ("done", "answered")
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    db.execute("PRAGMA user_version = 99")
-    db.commit()
-    db.close()
+    again.close()
+    if store_place.database is None:
+        db = sqlite3.connect(store_place.file("callbacks.sqlite3"))
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.close()
+    from storekit import set_schema_version
+    set_schema_version(store_place, "callbacks", "callbacks.sqlite3", 99)
     with pytest.raises(SchemaTooNew, match="newer"):
-        CallbackStore(tmp_path)
+        CallbackStore(store_place)
 
 
-def test_store_refuses_a_duplicate_and_keeps_the_first(tmp_path):
-    store = CallbackStore(tmp_path)
+def test_store_refuses_a_duplicate_and_keeps_the_first(store_place):
+    store = CallbackStore(store_place)
     store.add(record("c1", number="111"))
     with pytest.raises(sqlite3.IntegrityError):
         store.add(record("c1", number="222"))
     assert [r.number for r in store.pending()] == ["111"]
+    store.add(record("c2", queue="other", entered=800.0))
+    assert [r.call_id for r in store.pending(queues=["other"])] == ["c2"]
+    assert [r.call_id for r in store.pending(queues=["q", "other"])] == ["c2", "c1"]
+    assert store.pending(queues=[]) == []
     store.close()
 
 
@@ -197,10 +204,10 @@ class Line:
         self.added.append((entry.call_id, offered, entry.callback.outcome_counted))
 
 
-def test_resumed_jobs_join_when_due_and_are_not_offered_twice(tmp_path):
+def test_resumed_jobs_join_when_due_and_are_not_offered_twice(store_place):
     async def main():
         import time
-        store = CallbackStore(tmp_path)
+        store = CallbackStore(store_place)
         now = time.time()
         store.add(record("key", due=now - 5, joined=True, counted=True))
         store.add(record("web-joined", origin="web", due=now - 5, joined=True))
@@ -219,7 +226,9 @@ def test_resumed_jobs_join_when_due_and_are_not_offered_twice(tmp_path):
         assert rt.entries["web-later"].state is EntryState.WAITING
         line.stop()
         store.close()
-        rows = dict(sqlite3.connect(tmp_path / "callbacks.sqlite3").execute(
-            "SELECT call_id, joined || counted FROM callback"))
-        assert rows == {"key": "11", "web-joined": "11", "web-later": "10"}
+        store = CallbackStore(store_place)
+        rows = {c: (j, n) for c, j, n in store.db.read(
+            "SELECT call_id, joined, counted FROM callback")}
+        store.close()
+        assert rows == {"key": (1, 1), "web-joined": (1, 1), "web-later": (1, 0)}
     asyncio.run(main())

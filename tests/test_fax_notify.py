@@ -15,6 +15,7 @@ from notifykit import Clock, one_pass, smtp_server, webhook_receiver
 from sipagent.fax.notify import FaxNotifier
 from sipagent.fax.store import FaxStore
 from sipagent.config.voicemail import VoicemailSection
+from sipagent.store.database import StorePlace
 
 pytestmark = pytest.mark.skipif(shutil.which("gs") is None or shutil.which("tiff2pdf") is None,
                                 reason="ghostscript and libtiff-tools are needed for fax pages")
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.skipif(shutil.which("gs") is None or shutil.which("tiff
 RESULT = {"ok": True, "status": 0, "status_text": "OK", "pages": 2, "bit_rate": 14400,
           "ecm": True, "resolution": "R8/FINE", "remote_ident": "ACME SALES",
           "line_seconds": 75.0}
+
+pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
 
 
 @pytest.fixture
@@ -37,8 +40,9 @@ class Notified:
         self.results.append((channel, result))
 
 
-def make(tmp_path, clock, **settings):
-    store = FaxStore(tmp_path / "data", clock=clock)
+def make(where, clock, **settings):
+    """``where``: a test's tmp_path (SQLite), or a ``store_place``."""
+    store = FaxStore(where if isinstance(where, StorePlace) else where / "data", clock=clock)
     cfg = VoicemailSection.model_validate({"smtp_from": "fax@example.com", "retry_base": 30.0,
                                            "retry_max": 300.0, **settings})
     notified = Notified()
@@ -62,7 +66,7 @@ def receive(store, tmp_path, clock, *, webhook=None, result=RESULT,
     return fax_id
 
 
-def test_the_mail_carries_the_pdf_and_the_webhook_the_record(tmp_path, clock, ports):
+def test_the_mail_carries_the_pdf_and_the_webhook_the_record(tmp_path, clock, ports, store_place):
     smtp, http = ports(), ports()
 
     async def scenario():
@@ -70,7 +74,7 @@ def test_the_mail_carries_the_pdf_and_the_webhook_the_record(tmp_path, clock, po
             return await one_pass(notifier), hooks
 
     with smtp_server(smtp) as inbox:
-        store, notifier, notified = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=smtp)
+        store, notifier, notified = make(store_place, clock, smtp_host="127.0.0.1", smtp_port=smtp)
         fax_id = receive(store, tmp_path, clock, webhook=f"http://127.0.0.1:{http}/hook")
         stored = store.fax(fax_id).pdf.read_bytes()
         sent, hooks = asyncio.run(scenario())
@@ -128,9 +132,9 @@ def test_a_failed_fax_without_pages_is_reported_without_attachment(tmp_path, clo
     assert hook["pdf_url"] is None and hook["tiff_url"] is None
 
 
-def test_a_dead_mail_server_means_a_retry_then_delivery(tmp_path, clock, ports):
+def test_a_dead_mail_server_means_a_retry_then_delivery(tmp_path, clock, ports, store_place):
     port = ports()      # reserved, and nothing listens on it yet
-    store, notifier, notified = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
+    store, notifier, notified = make(store_place, clock, smtp_host="127.0.0.1", smtp_port=port,
                                      smtp_timeout=2.0)
     fax_id = receive(store, tmp_path, clock)
     start = clock.now
@@ -151,8 +155,8 @@ def test_a_dead_mail_server_means_a_retry_then_delivery(tmp_path, clock, ports):
     assert store.outbox.pending() == 0
 
 
-def test_giving_up_after_notify_attempts_keeps_the_row(tmp_path, clock, ports):
-    store, notifier, notified = make(tmp_path, clock, smtp_host="127.0.0.1",
+def test_giving_up_after_notify_attempts_keeps_the_row(tmp_path, clock, ports, store_place):
+    store, notifier, notified = make(store_place, clock, smtp_host="127.0.0.1",
                                      smtp_port=ports(), notify_attempts=2, smtp_timeout=2.0)
     fax_id = receive(store, tmp_path, clock)
     asyncio.run(one_pass(notifier))

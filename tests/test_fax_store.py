@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from faxkit import make_document
 from sipagent.fax.documents import same_pixels, tiff_pages
-from sipagent.fax.store import (DocumentExists, DocumentRejected, FaxAccessDenied, FaxStore,
-                                FaxStoreError, JobBusy, NoSuchDocument, NoSuchFax, NoSuchJob)
+from sipagent.fax.jobs import SHARED_SENDING_STALE
+from sipagent.fax.store import (SHARED_STRAY_AGE, DocumentExists, DocumentRejected,
+                                FaxAccessDenied, FaxStore, FaxStoreError, JobBusy,
+                                NoSuchDocument, NoSuchFax, NoSuchJob)
 from sipagent.mediaports.tiffpages import read_pages
+
+pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
 
 # Each page says its number and the document's name and carries a bar whose
 # length depends on both: a page lost, swapped or taken from the wrong
@@ -73,8 +78,8 @@ def clock():
 
 
 @pytest.fixture
-def store(tmp_path, clock):
-    s = FaxStore(tmp_path / "data", max_pages=4, clock=clock)
+def store(clock, store_place):
+    s = FaxStore(store_place, max_pages=4, clock=clock)
     yield s
     s.close()
 
@@ -177,8 +182,8 @@ def test_remove_deletes_row_and_file(store, src):
         store.remove_document("400")
 
 
-def test_access_with_without_and_with_a_wrong_pin(tmp_path, src, clock):
-    store = FaxStore(tmp_path / "data", clock=clock, pin_attempts=3, lockout=600)
+def test_access_with_without_and_with_a_wrong_pin(src, clock, store_place):
+    store = FaxStore(store_place, clock=clock, pin_attempts=3, lockout=600)
     store.add_document("1", src["ps"])
     store.add_document("2", src["ps"], pin="1234")
     assert store.check_access("1", None).number == "1"
@@ -360,14 +365,20 @@ def test_a_refused_job_leaves_nothing(store, src):
     assert store.jobs() == [] and files(store.jobs_dir) == []
 
 
-def test_a_job_left_sending_by_a_crash_is_queued_again_at_restart(tmp_path, src, clock):
-    store = FaxStore(tmp_path / "data", clock=clock)
+def test_a_job_left_sending_by_a_crash_is_queued_again_at_restart(src, clock, store_place):
+    store = FaxStore(store_place, clock=clock)
     store.add_document("1", src["ps"])
     job = store.create_job("0301234", ["1"])
     store.claim_due_job(clock.now)
     store.close()                      # the process dies mid-call
     clock.now += 500
-    again = FaxStore(tmp_path / "data", clock=clock)
+    if store_place.database is not None:
+        # Shared with other nodes: the claim may be another node's call for an hour.
+        again = FaxStore(store_place, clock=clock)
+        assert again.jobs_resumed == 0 and again.job(job.id).state == "sending"
+        again.close()
+        clock.now += SHARED_SENDING_STALE
+    again = FaxStore(store_place, clock=clock)
     assert again.jobs_resumed == 1
     resumed = again.job(job.id)
     assert (resumed.state, resumed.next_attempt, resumed.attempts) == ("queued", clock.now, 1)
@@ -376,8 +387,8 @@ def test_a_job_left_sending_by_a_crash_is_queued_again_at_restart(tmp_path, src,
     again.close()
 
 
-def test_strays_are_swept_at_open_but_not_under_a_running_store(tmp_path, src, clock):
-    store = FaxStore(tmp_path / "data", clock=clock)
+def test_strays_are_swept_at_open_but_not_under_a_running_store(src, clock, store_place):
+    store = FaxStore(store_place, clock=clock)
     doc = store.add_document("1", src["ps"])
     job = store.create_job("0301234", ["1"])
     fax_id = store.new_fax_id()
@@ -393,15 +404,38 @@ def test_strays_are_swept_at_open_but_not_under_a_running_store(tmp_path, src, c
         path.write_bytes(b"x")
     # Another store on the same folder (the CLI beside the engine) leaves them:
     # they could be the engine's unfinished files.
-    beside = FaxStore(tmp_path / "data", clock=clock)
+    beside = FaxStore(store_place, clock=clock)
     assert beside.strays_removed == 0 and beside.clean_strays() == 0
     assert all(p.exists() for p in strays)
     beside.close()
     store.close()
-    reopened = FaxStore(tmp_path / "data", clock=clock)
+    reopened = FaxStore(store_place, clock=clock)
+    if store_place.database is not None:
+        # A shared folder: young files may be another node's work under way.
+        assert reopened.strays_removed == 0 and all(p.exists() for p in strays)
+        for path in strays:
+            os.utime(path, (time.time() - SHARED_STRAY_AGE - 1,) * 2)
+        reopened.strays_removed = reopened.clean_strays()
     assert reopened.strays_removed == len(strays)
     assert not any(p.exists() for p in strays)
     assert files(reopened.documents_dir) == [doc.path.name]
     assert files(reopened.jobs_dir) == [job.path.name]
     assert files(reopened.received_dir) == sorted([tiff.name, pdf_path.name])
     reopened.close()
+
+
+@pytest.mark.postgres
+def test_a_shared_store_takes_back_only_a_dead_nodes_claims(pg_place, src, clock):
+    node_a, node_b = FaxStore(pg_place, clock=clock), FaxStore(pg_place, clock=clock)
+    node_a.add_document("1", src["ps"])
+    job = node_a.create_job("0301234", ["1"])
+    assert node_a.claim_due_job(clock.now).id == job.id
+    # Node b's passes leave a's call alone while it may be under way...
+    clock.now += SHARED_SENDING_STALE - 1
+    assert node_b.claim_due_job(clock.now) is None
+    # ...and take it once the claim is too old to be a live call (a died).
+    clock.now += 2
+    again = node_b.claim_due_job(clock.now)
+    assert (again.id, again.state, again.attempts) == (job.id, "sending", 2)
+    node_a.close()
+    node_b.close()

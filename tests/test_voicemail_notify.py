@@ -22,6 +22,10 @@ from sipagent.config.voicemail import VoicemailSection
 from sipagent.voicemail.metrics import VoicemailMetrics
 from sipagent.voicemail.notify import VoicemailNotifier
 from sipagent.voicemail.store import Mailbox, VoicemailStore
+from sipagent.store.database import StorePlace
+from sipagent.store.outbox import CLAIM_LEASE
+
+pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
 
 
 def tone(path: Path, seconds: float, freq: float) -> Path:
@@ -39,12 +43,14 @@ def clock():
     return Clock()
 
 
-def make(tmp_path, clock, *, webhook=None, **settings):
+def make(where, clock, *, webhook=None, **settings):
+    """``where``: a test's tmp_path (SQLite), or a ``store_place``."""
     registry = CollectorRegistry()
     metrics = VoicemailMetrics(registry)
     box = Mailbox("200", owner="person:Desk", emails=("desk@example.com", "boss@example.com"),
                   webhook=webhook, min_length=0)
-    store = VoicemailStore(tmp_path / "data", {"200": box}, events=metrics.store_event,
+    place = where if isinstance(where, StorePlace) else where / "data"
+    store = VoicemailStore(place, {"200": box}, events=metrics.store_event,
                            clock=clock)
     cfg = VoicemailSection.model_validate({"smtp_from": "vm@example.com", "retry_base": 30.0,
                                            "retry_max": 300.0, **settings})
@@ -81,9 +87,10 @@ def test_the_mail_arrives_with_the_recording_attached(tmp_path, clock, ports):
     assert store.outbox.pending() == 0
 
 
-def test_a_dead_server_means_retries_with_backoff_then_delivery(tmp_path, clock, ports):
+def test_a_dead_server_means_retries_with_backoff_then_delivery(tmp_path, clock, ports,
+                                                                 store_place):
     port = ports()      # reserved, and nothing listens on it yet
-    store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
+    store, notifier, registry = make(store_place, clock, smtp_host="127.0.0.1", smtp_port=port,
                                      smtp_timeout=2.0)
     mid = deposit(store, tmp_path)
     start = clock.now
@@ -121,18 +128,18 @@ def test_a_dead_server_means_retries_with_backoff_then_delivery(tmp_path, clock,
                   result="sent") == 1
 
 
-def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, ports):
+def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, ports, store_place):
     port = ports()
-    store, notifier, _ = make(tmp_path, clock, smtp_host="127.0.0.1", smtp_port=port,
+    store, notifier, _ = make(store_place, clock, smtp_host="127.0.0.1", smtp_port=port,
                               smtp_timeout=2.0)
     deposit(store, tmp_path)
     asyncio.run(one_pass(notifier))
     store.close()
-    assert len(VoicemailStore(tmp_path / "data", {}).outbox.rows("pending")) == 1
+    assert len(VoicemailStore(store_place, {}).outbox.rows("pending")) == 1
 
     with smtp_server(port) as inbox:
         clock.now += 10_000
-        store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1",
+        store, notifier, registry = make(store_place, clock, smtp_host="127.0.0.1",
                                          smtp_port=port)
 
         async def run_loop():
@@ -149,8 +156,8 @@ def test_the_outbox_survives_a_restart_and_the_loop_delivers(tmp_path, clock, po
     assert len(inbox.mails) == 1 and store.outbox.pending() == 0
 
 
-def test_giving_up_keeps_the_row_as_failed(tmp_path, clock, ports):
-    store, notifier, registry = make(tmp_path, clock, smtp_host="127.0.0.1",
+def test_giving_up_keeps_the_row_as_failed(tmp_path, clock, ports, store_place):
+    store, notifier, registry = make(store_place, clock, smtp_host="127.0.0.1",
                                      smtp_port=ports(), notify_attempts=2, smtp_timeout=2.0)
     deposit(store, tmp_path)
     asyncio.run(one_pass(notifier))
@@ -201,12 +208,12 @@ def test_starttls_with_a_private_ca(tmp_path, clock, ports):
     assert len(inbox.mails) == 1
 
 
-def test_webhook_posts_metadata_and_a_download_url_and_retries(tmp_path, clock, ports):
+def test_webhook_posts_metadata_and_a_download_url_and_retries(tmp_path, clock, ports, store_place):
     port = ports()
 
     async def scenario():
         async with webhook_receiver(port, answers=[500, 200]) as received:
-            store, notifier, registry = make(tmp_path, clock,
+            store, notifier, registry = make(store_place, clock,
                                              webhook=f"http://127.0.0.1:{port}/hook")
             mid = deposit(store, tmp_path, 5.0)
             await notifier.start(background=False)
@@ -266,8 +273,8 @@ def test_the_smtp_send_does_not_block_the_loop(tmp_path, clock, ports):
     assert sent == 0 and ticks >= 10
 
 
-def test_usage_gauges(tmp_path, clock):
-    store, _, registry = make(tmp_path, clock)
+def test_usage_gauges(tmp_path, clock, store_place):
+    store, _, registry = make(store_place, clock)
     a = deposit(store, tmp_path)
     deposit(store, tmp_path, freq=770.0)
     store.mark_saved("200", a)
@@ -276,3 +283,31 @@ def test_usage_gauges(tmp_path, clock):
     assert sample(registry, "sipacd_voicemail_audio_bytes") > 2 * 3 * 16000
     assert sample(registry, "sipacd_voicemail_mailbox_fill_ratio_max") == pytest.approx(0.02)
     assert sample(registry, "sipacd_voicemail_deposits_total", result="deposited") == 2
+
+
+@pytest.mark.postgres
+def test_two_nodes_on_one_database_send_a_notification_once(tmp_path, clock, ports, pg_place):
+    port = ports()
+    with smtp_server(port) as inbox:
+        node_a = make(pg_place, clock, smtp_host="127.0.0.1", smtp_port=port)
+        node_b = make(pg_place, clock, smtp_host="127.0.0.1", smtp_port=port)
+        deposit(node_a[0], tmp_path)
+        deposit(node_b[0], tmp_path, freq=770.0)
+
+        async def both():
+            return await asyncio.gather(one_pass(node_a[1]), one_pass(node_b[1]))
+
+        sent = asyncio.run(both())
+        assert sum(sent) == 2 and len(inbox.mails) == 2      # each message's mail once
+        assert node_a[0].outbox.pending() == 0
+        # A node that died holding a claim: its row comes due again after the lease.
+        deposit(node_a[0], tmp_path, freq=852.0)
+        [note] = node_a[0].outbox.due(clock.now)
+        assert node_a[0].outbox.claim(note.id, clock.now)
+        assert not node_b[0].outbox.claim(note.id, clock.now)
+        assert asyncio.run(one_pass(node_b[1])) == 0
+        clock.now += CLAIM_LEASE
+        assert asyncio.run(one_pass(node_b[1])) == 1
+    assert len(inbox.mails) == 3
+    for store, _, _ in (node_a, node_b):
+        store.close()

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import wave
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import pytest
 
 from ivrflows.call import MailboxFull, MessageTooShort
 from sipagent.store.pin import hash_pin, is_pin_hash, verify_pin
-from sipagent.voicemail.store import (DB_FILE, Mailbox, NoSuchMessage, UnknownMailbox,
-                                      UnsafePath, VoicemailStore, wav_seconds)
+from sipagent.voicemail.store import (DB_FILE, SHARED_STRAY_AGE, Mailbox, NoSuchMessage,
+                                      UnknownMailbox, UnsafePath, VoicemailStore, wav_seconds)
+pytest_plugins = ["storekit"]     # store_place: SQLite and PostgreSQL
 
 REPO = Path(__file__).resolve().parent.parent
 FAST_PIN = None   # filled once: hashing costs tens of milliseconds
@@ -46,9 +48,9 @@ def boxes(pin_1234):
 
 
 @pytest.fixture
-def store(tmp_path, boxes):
+def store(boxes, store_place):
     events: list[str] = []
-    s = VoicemailStore(tmp_path / "data", boxes, pin_attempts=3, lockout=600,
+    s = VoicemailStore(store_place, boxes, pin_attempts=3, lockout=600,
                        events=events.append)
     s.events = events
     yield s
@@ -94,6 +96,32 @@ def test_a_full_box_refuses_and_keeps_the_recording(store, tmp_path):
     with pytest.raises(MailboxFull):
         store.deposit("200", rec, "1", "200")
     assert rec.exists() and len(store.list("200")) == 3 and "full" in store.events
+
+
+def test_two_nodes_filling_the_last_place_at_once_file_one(store_place, tmp_path,
+                                                           monkeypatch):
+    """Two stores on one database (two nodes, or the CLI beside the engine):
+    the second deposit lands between the first's count and its commit."""
+    import sipagent.voicemail.store as vm
+
+    boxes = {"200": Mailbox("200", max_messages=1, min_length=0)}
+    node_a, node_b = VoicemailStore(store_place, boxes), VoicemailStore(store_place, boxes)
+    real_publish = vm.publish
+
+    def publish_while_b_deposits(src, final):
+        monkeypatch.setattr(vm, "publish", real_publish)
+        node_b.deposit("200", tone(tmp_path / "b.wav", 2), "2", "200")
+        real_publish(src, final)
+
+    monkeypatch.setattr(vm, "publish", publish_while_b_deposits)
+    rec = tone(tmp_path / "a.wav", 2)
+    with pytest.raises(MailboxFull):
+        node_a.deposit("200", rec, "1", "200")
+    assert rec.exists()                                  # handed back, not lost
+    assert [m.caller for m in node_a.list("200")] == ["2"]
+    assert len(list(node_a.box_dir("200").glob("*.wav"))) == 1
+    node_a.close()
+    node_b.close()
 
 
 def test_too_short_is_refused(store, tmp_path):
@@ -173,24 +201,27 @@ def test_greeting_upload_is_converted_and_written_atomically(store, tmp_path):
         store.set_greeting("200", "busy", b"not a wav at all")
 
 
-def test_pin_is_stored_as_a_salted_scrypt_hash(store, pin_1234, tmp_path):
+def test_pin_is_stored_as_a_salted_scrypt_hash(store, pin_1234, store_place):
     assert is_pin_hash(pin_1234) and "1234" not in pin_1234
     assert hash_pin("1234") != pin_1234          # a new salt each time
     assert verify_pin("1234", pin_1234) and not verify_pin("1235", pin_1234)
     store.set_pin("200", "98765")
-    db = b"".join(f.read_bytes() for f in (tmp_path / "data").glob(DB_FILE + "*"))
+    if store.db.dialect == "sqlite":
+        db = b"".join(f.read_bytes() for f in store_place.dir.glob(DB_FILE + "*"))
+    else:
+        db = repr(store.db.read("SELECT * FROM mailbox")).encode()
     assert b"98765" not in db and b"scrypt$" in db
     assert store.login("200", "98765") == "ok" and store.login("200", "1234") == "wrong"
     with pytest.raises(ValueError):
         store.set_pin("200", "12")
 
 
-def test_lockout_after_n_wrong_pins_survives_a_restart(tmp_path, boxes):
+def test_lockout_after_n_wrong_pins_survives_a_restart(boxes, store_place):
     now = [1000.0]
     events: list[str] = []
 
     def open_store():
-        return VoicemailStore(tmp_path / "data", boxes, pin_attempts=3, lockout=600,
+        return VoicemailStore(store_place, boxes, pin_attempts=3, lockout=600,
                               events=events.append, clock=lambda: now[0])
 
     s = open_store()
@@ -206,31 +237,32 @@ def test_lockout_after_n_wrong_pins_survives_a_restart(tmp_path, boxes):
     s.close()
 
 
-def test_an_owners_pin_survives_a_restart_but_a_config_pin_follows_the_config(tmp_path, boxes):
-    s = VoicemailStore(tmp_path / "d", boxes)
+def test_an_owners_pin_survives_a_restart_but_a_config_pin_follows_the_config(boxes,
+                                                                            store_place):
+    s = VoicemailStore(store_place, boxes)
     s.set_pin("200", "5555")
     s.close()
     changed = {n: Mailbox(n, pin_hash=hash_pin("7777")) for n in boxes}
-    s = VoicemailStore(tmp_path / "d", changed)
+    s = VoicemailStore(store_place, changed)
     assert s.login("200", "5555") == "ok"      # the owner's choice stays
     assert s.login("300", "7777") == "ok"      # never changed by its owner: the config's
     s.close()
 
 
-def test_api_settings_are_kept_over_the_config(tmp_path, boxes):
-    s = VoicemailStore(tmp_path / "d", boxes)
+def test_api_settings_are_kept_over_the_config(tmp_path, boxes, store_place):
+    s = VoicemailStore(store_place, boxes)
     s.update_box("200", emails=["x@example.com"], max_messages=50)
     with pytest.raises(ValueError):
         s.update_box("200", pin_hash="nope")
     s.close()
-    s = VoicemailStore(tmp_path / "d", boxes)
+    s = VoicemailStore(store_place, boxes)
     assert s.mailbox("200").emails == ("x@example.com",) and s.mailbox("200").max_messages == 50
     s.close()
 
 
-def test_retention_sweep_deletes_only_old_messages(tmp_path):
+def test_retention_sweep_deletes_only_old_messages(tmp_path, store_place):
     now = [10 * 86400.0]
-    s = VoicemailStore(tmp_path / "d", {"1": Mailbox("1", retention_days=2, min_length=0)},
+    s = VoicemailStore(store_place, {"1": Mailbox("1", retention_days=2, min_length=0)},
                        clock=lambda: now[0])
     old = s.deposit("1", tone(tmp_path / "o.wav", 1), "1", "1", received=now[0] - 3 * 86400)
     new = s.deposit("1", tone(tmp_path / "n.wav", 1), "1", "1")
@@ -246,6 +278,11 @@ def test_clean_strays_removes_temporaries_and_orphans_but_not_messages(store, tm
     (box / f"{'c' * 32}.wav").write_bytes(b"orphan")
     (box / "greetings").mkdir()
     (box / "greetings" / ".busy-1.tmp.wav").write_bytes(b"half")
+    if store.db.dialect == "postgresql":
+        # A shared folder: these could be another node's deposit under way.
+        assert store.clean_strays() == 0
+        for path in box.rglob("*.wav"):
+            os.utime(path, (time.time() - SHARED_STRAY_AGE - 1,) * 2)
     assert store.clean_strays() == 3
     assert sorted(p.name for p in box.rglob("*") if p.is_file()) == [f"{mid}.wav"]
 

@@ -38,6 +38,7 @@ from ivrflows.call import CallerHangup
 from sipagent.calls.pickup_flow import PICKUP_COMMANDS, PhonePickup
 from sipagent.metrics import KEYPAD_COMMANDS
 from sipagent.sip.message import uri_user
+from sipagent.store.database import StorePlace
 from sipagent.store.keypad_lockout import KeypadLockout
 
 if TYPE_CHECKING:
@@ -105,8 +106,8 @@ class AgentKeypad:
                                   digit_timeout=settings.digit_timeout)
 
     @classmethod
-    def open(cls, data_dir: Path, settings: KeypadSettings | None, queues: QueueRuntime,
-             metrics: EngineMetrics) -> AgentKeypad | None:
+    def open(cls, data_dir: StorePlace | Path, settings: KeypadSettings | None,
+             queues: QueueRuntime, metrics: EngineMetrics) -> AgentKeypad | None:
         """None when the config has no ``[features]``."""
         if settings is None:
             return None

@@ -28,8 +28,20 @@ from typing import TextIO
 
 from sipagent.fax.store import (JOB_STATES, FaxAccessDenied, FaxStore, FaxStoreError,
                                 NoSuchDocument, NoSuchFax, NoSuchJob)
+from sipagent.store.database import StorePlace
+from sipagent.store.migrations import SchemaTooNew
+from sipagent.store.postgres import redacted
 
 USER_ERRORS = (FaxStoreError, NoSuchDocument, NoSuchJob, NoSuchFax, FaxAccessDenied)
+
+
+def store_place(config) -> StorePlace:
+    """Where the config keeps its stores: its data folder, and its
+    PostgreSQL database when ``[data] database`` names one."""
+    place = getattr(config.data, "place", None)
+    if place is not None:
+        return place
+    return StorePlace(config.data.dir, getattr(config.data, "database", None))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,11 +104,12 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     config = load_or_complain(args.config)
     if config is None:
         return 2
+    place = store_place(config)
+    where = redacted(place.database) if place.database else place.dir
     try:
-        store = FaxStore(config.data.dir, max_pages=config.fax.max_pages,
-                         paper=config.fax.paper)
-    except (OSError, sqlite3.Error) as exc:
-        return _fail(f"cannot open the fax store in {config.data.dir}: {exc}")
+        store = FaxStore(place, max_pages=config.fax.max_pages, paper=config.fax.paper)
+    except (OSError, sqlite3.Error, SchemaTooNew) as exc:
+        return _fail(f"cannot open the fax store in {where}: {exc}")
     try:
         _run(store, args, out)
     except USER_ERRORS as exc:

@@ -7,7 +7,8 @@ folders), kept apart because jobs have a life of their own: ``queued`` ->
 ``sending`` (claimed by the dialer) -> ``queued`` again for a retry, or
 ``done``/``failed``; ``cancelled`` from ``queued`` only.  A job found
 ``sending`` when the store opens was cut short by a crash and is queued
-again at once.
+again at once; with PostgreSQL (several nodes) only once its claim is an
+hour old, since until then it may be another node's call under way.
 """
 from __future__ import annotations
 
@@ -22,12 +23,21 @@ from sipagent.store.database import Database
 
 _JOB = ("id, number, documents, state, attempts, pages_total, pages_confirmed, next_attempt, "
         "last_status, call_id, created, updated")
+# A new row's place in the order rows were added (under the store's write lock).
+NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM {table})"
+# With PostgreSQL several nodes share the jobs: one found ``sending`` may be
+# another node's call under way.  Only a claim this old (no fax call lasts
+# an hour) is taken for a dead node's and queued again.
+SHARED_SENDING_STALE = 3600.0
+_REQUEUE = ("UPDATE job SET state = 'queued', next_attempt = ?, updated = ? "
+            "WHERE state = 'sending'")
 
 
 class FaxJobBook:
     # From FaxStore: its index, folder, clock and document checks.
     db: Database
     jobs_dir: Path
+    shared: bool            # PostgreSQL: other nodes use the same jobs
 
     def create_job(self, number: str, documents: Sequence[str], *,
                    pins: Mapping[str, str] | None = None, call_id: str | None = None,
@@ -48,8 +58,9 @@ class FaxJobBook:
         now = self._clock()
         try:
             with self.db.transaction():
-                self.db.execute(f"INSERT INTO job ({_JOB}) VALUES "
-                                "(?, ?, ?, 'queued', 0, ?, 0, ?, '', ?, ?, ?)",
+                self.db.execute(f"INSERT INTO job ({_JOB}, seq) VALUES "
+                                "(?, ?, ?, 'queued', 0, ?, 0, ?, '', ?, ?, ?, "
+                                f"{NEXT_SEQ.format(table='job')})",
                                 (job_id, number, json.dumps(documents), pages,
                                  now if not_before is None else not_before, call_id, now, now))
         except BaseException:
@@ -60,6 +71,9 @@ class FaxJobBook:
     def claim_due_job(self, now: float) -> FaxJob | None:
         """The oldest queued job that is due, now ``sending``."""
         with self.db.transaction():
+            if self.shared:      # a dead node's claims go back in the queue
+                self.db.execute(_REQUEUE + " AND updated < ?",
+                                (now, now, now - SHARED_SENDING_STALE))
             row = self.db.one("SELECT id FROM job WHERE state = 'queued' AND next_attempt <= ? "
                               "ORDER BY created, id LIMIT 1", (now,))
             if row is None:
@@ -108,9 +122,9 @@ class FaxJobBook:
         """Newest first."""
         if state is not None and state not in JOB_STATES:
             raise FaxStoreError(f"state: one of {', '.join(JOB_STATES)}, not {state!r}")
-        rows = self.db.read("SELECT id FROM job WHERE ? IS NULL OR state = ? "
-                            "ORDER BY created DESC, rowid DESC LIMIT ?",
-                            (state, state, max(0, limit)))
+        where, args = ("", ()) if state is None else ("WHERE state = ? ", (state,))
+        rows = self.db.read(f"SELECT id FROM job {where}ORDER BY created DESC, seq DESC LIMIT ?",
+                            (*args, max(0, limit)))
         return [self.job(r[0]) for r in rows]
 
     def job_counts(self) -> dict[str, int]:
@@ -137,7 +151,11 @@ class FaxJobBook:
         return self.jobs_dir / f"{job_id}.tif"
 
     def _resume_jobs(self) -> int:
+        """Jobs a crash left ``sending`` queued again (with a shared store,
+        only claims too old to be another node's call under way)."""
         now = self._clock()
         with self.db.transaction():
-            return self.db.execute("UPDATE job SET state = 'queued', next_attempt = ?, "
-                                   "updated = ? WHERE state = 'sending'", (now, now)).rowcount
+            if self.shared:
+                return self.db.execute(_REQUEUE + " AND updated < ?",
+                                       (now, now, now - SHARED_SENDING_STALE)).rowcount
+            return self.db.execute(_REQUEUE, (now, now)).rowcount

@@ -16,7 +16,7 @@ from sipagent.fax.metrics import FaxMetrics
 from sipagent.fax.notify import FaxNotifier
 from sipagent.fax.service import FaxService
 from sipagent.fax.store import FaxStore
-from sipagent.store.database import as_place
+from sipagent.store.database import StorePlace, as_place
 
 log = structlog.get_logger("sipagent.engine")   # its start-up report, as before the move
 
@@ -28,8 +28,8 @@ class FaxRuntime:
         self.service = service
 
     @classmethod
-    async def open(cls, data_dir: Path, settings, notify_settings, metrics: FaxMetrics, *,
-                   download_base: str, account: Callable[[], object],
+    async def open(cls, data_dir: StorePlace | Path, settings, notify_settings,
+                   metrics: FaxMetrics, *, download_base: str, account: Callable[[], object],
                    track_leg: Callable[[object], None], schedules: Mapping) -> FaxRuntime:
         """``settings``: the config's [fax]; ``notify_settings``: its
         [voicemail] (mail and webhooks go out the same way)."""

@@ -3,7 +3,8 @@ received, and the two-call jobs (a fax owed to a number).
 
 Theory of operation
 -------------------
-``<data>/fax.sqlite3`` (WAL, ``synchronous=FULL``) indexes three kinds of
+The ``fax`` store (``<data>/fax.sqlite3``, WAL, ``synchronous=FULL``; or its
+schema in PostgreSQL with ``[data] database``) indexes three kinds of
 file under ``<data>/fax/``: ``documents/`` (library documents as TIFF-F,
 named ``<number>-<random>.tif`` so a replacement never overwrites the file a
 call may be sending), ``received/`` (``<id>.tif`` and its ``<id>.pdf``) and
@@ -37,13 +38,14 @@ from typing import Callable, Sequence
 
 from sipagent.fax.documents import (PAPER_SIZES, DocumentError, join_tiffs, tiff_pages,
                                     to_fax_document, to_pdf)
-from sipagent.fax.jobs import FaxJobBook
+from sipagent.fax.jobs import NEXT_SEQ, FaxJobBook
 from sipagent.fax.records import (DOCUMENT_NUMBER, FAX_NUMBER, JOB_STATES,
                                   DocumentExists, DocumentRejected, FaxAccessDenied,
                                   FaxDocument, FaxJob, FaxRecord, FaxStoreError, JobBusy,
                                   NoSuchDocument, NoSuchFax, NoSuchJob, check_id)
 from sipagent.store.backends import open_database
 from sipagent.store.database import StorePlace, as_place
+from sipagent.store.dialect_steps import for_dialect
 from sipagent.store.files import publish
 from sipagent.store.outbox import SCHEMA as OUTBOX_SCHEMA, Outbox
 from sipagent.store.pin import check_pin_format, hash_pin, verify_pin
@@ -55,6 +57,10 @@ __all__ = ["FaxStore", "DB_FILE", "DOCUMENT_NUMBER", "FAX_NUMBER", "JOB_STATES",
 
 DB_FILE = "fax.sqlite3"
 MAX_TITLE = 200
+# With a shared folder (PostgreSQL), a file nobody names must be this old to
+# be swept: another node's document or received fax may be a moment from
+# its row.
+SHARED_STRAY_AGE = 3600.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS document (
@@ -77,9 +83,23 @@ CREATE TABLE IF NOT EXISTS job (
     created REAL NOT NULL, updated REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS job_due ON job (state, next_attempt);
 """
+# Faxes and jobs in the order they were recorded, for "newest first" among
+# equal times (SQLite's ``rowid`` did it; PostgreSQL has none).
+_ORDER_COLUMNS = ("ALTER TABLE fax ADD COLUMN seq INTEGER",
+                  "ALTER TABLE job ADD COLUMN seq INTEGER",
+                  "CREATE INDEX IF NOT EXISTS fax_seq ON fax (seq)",
+                  "CREATE INDEX IF NOT EXISTS job_seq ON job (seq)")
+ORDER = {
+    "sqlite": _ORDER_COLUMNS + ("UPDATE fax SET seq = rowid", "UPDATE job SET seq = rowid"),
+    "postgresql": _ORDER_COLUMNS + (
+        "UPDATE fax SET seq = (SELECT count(*) FROM fax o WHERE o.ended < fax.ended"
+        " OR (o.ended = fax.ended AND o.id <= fax.id))",
+        "UPDATE job SET seq = (SELECT count(*) FROM job o WHERE o.created < job.created"
+        " OR (o.created = job.created AND o.id <= job.id))"),
+}
 #: The schema's versions (``sipagent/store/migrations.py``); the outbox is
 #: part of the first.
-MIGRATIONS = ((SCHEMA, OUTBOX_SCHEMA),)
+MIGRATIONS = ((SCHEMA, OUTBOX_SCHEMA), ORDER)
 _DOC = "number, title, pages, pin_hash, file, size, added, updated"
 _FAX = ("id, direction, ok, status, status_text, pages, bit_rate, resolution, ecm, "
         "remote_ident, seconds, call_id, remote, documents, job_id, tiff, pdf, started, ended")
@@ -102,7 +122,9 @@ class FaxStore(FaxJobBook):
         self.max_pages, self.paper, self._clock = max_pages, paper, clock
         self.pin_attempts, self.lockout = pin_attempts, lockout
         self._folder_lock = open(self.root / "store.lock", "a+b")
-        self.db = open_database(place, DB_FILE, "fax", MIGRATIONS, timeout=30.0)
+        self.db = open_database(place, DB_FILE, "fax", for_dialect(MIGRATIONS, place.dialect),
+                                timeout=30.0)
+        self.shared = place.database is not None     # other nodes use the folder and rows
         self.outbox = Outbox(self.db, clock)
         self.jobs_resumed = self.strays_removed = 0
         with self.db.lock:
@@ -186,7 +208,7 @@ class FaxStore(FaxJobBook):
 
     def documents(self) -> list[FaxDocument]:
         rows = self.db.read(f"SELECT {_DOC} FROM document "
-                            "ORDER BY CAST(number AS INTEGER), number")
+                            "ORDER BY CAST(number AS BIGINT), number")
         return [self._document(r) for r in rows]
 
     def check_access(self, number: str, pin: str | None) -> FaxDocument:
@@ -298,7 +320,8 @@ class FaxStore(FaxJobBook):
         with self.db.transaction():
             if self.db.one("SELECT 1 FROM fax WHERE id = ?", (fax_id,)):
                 raise FaxStoreError(f"fax {fax_id} is recorded already")
-            self.db.execute(f"INSERT INTO fax ({_FAX}) VALUES ({', '.join('?' * len(row))})",
+            self.db.execute(f"INSERT INTO fax ({_FAX}, seq) VALUES "
+                            f"({', '.join('?' * len(row))}, {NEXT_SEQ.format(table='fax')})",
                             row)
             self.outbox.queue(fax_id, "fax", emails, webhook)
         return self.fax(fax_id)
@@ -318,9 +341,9 @@ class FaxStore(FaxJobBook):
         """Newest first."""
         if direction not in (None, "send", "receive"):
             raise FaxStoreError(f"direction: send or receive, not {direction!r}")
-        rows = self.db.read("SELECT id FROM fax WHERE ? IS NULL OR direction = ? "
-                            "ORDER BY ended DESC, rowid DESC LIMIT ?",
-                            (direction, direction, max(0, limit)))
+        where, args = ("", ()) if direction is None else ("WHERE direction = ? ", (direction,))
+        rows = self.db.read(f"SELECT id FROM fax {where}ORDER BY ended DESC, seq DESC LIMIT ?",
+                            (*args, max(0, limit)))
         return [self.fax(r[0]) for r in rows]
 
     def _received_name(self, path: Path | None) -> str | None:
@@ -352,9 +375,13 @@ class FaxStore(FaxJobBook):
                  self.jobs_dir: {f"{r[0]}.tif" for r in self.db.read(
                      "SELECT id FROM job WHERE state IN ('queued', 'sending')")}}
         removed = 0
+        # A shared folder (PostgreSQL): a young file may be another node's
+        # work under way, whatever the folder lock says on that file system.
+        oldest = time.time() - SHARED_STRAY_AGE if self.shared else float("inf")
         for folder, names in known.items():
             for entry in os.scandir(folder):
-                if not entry.is_dir(follow_symlinks=False) and entry.name not in names:
+                if (not entry.is_dir(follow_symlinks=False) and entry.name not in names
+                        and _mtime(entry) < oldest):
                     Path(entry.path).unlink(missing_ok=True)
                     removed += 1
         return removed
@@ -368,6 +395,13 @@ class FaxStore(FaxJobBook):
         except BlockingIOError:
             fcntl.flock(self._folder_lock, fcntl.LOCK_SH)
             return False
+
+
+def _mtime(entry: os.DirEntry) -> float:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _document_number(number: str) -> str:

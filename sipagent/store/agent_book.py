@@ -1,4 +1,4 @@
-"""Agents kept in ``people.sqlite3``: the ones the admin API made or changed.
+"""Agents kept in the people store: the ones the admin API made or changed.
 
 How the config file and the database combine
 --------------------------------------------
@@ -97,7 +97,7 @@ class AgentBook:
 
     def specs(self) -> dict[str, AgentSpec]:
         return {a: _load(s) for a, s in self.db.read(
-            "SELECT agent, spec FROM agent_record WHERE removed = 0 ORDER BY rowid")}
+            "SELECT agent, spec FROM agent_record WHERE removed = 0 ORDER BY seq, agent")}
 
     def get(self, agent_id: str) -> AgentSpec | None:
         row = self.db.one("SELECT spec FROM agent_record WHERE agent = ? AND removed = 0",
@@ -120,6 +120,9 @@ class AgentBook:
             record(self.db, now, who, "agent.removed", agent_id, before.public(), None)
 
 
-_UPSERT = ("INSERT INTO agent_record (agent, spec, origin, removed, updated) VALUES (?, ?, ?, ?, ?)"
+# A new agent's ``seq`` is the next (under the store's write lock); a
+# changed one keeps its place.
+_UPSERT = ("INSERT INTO agent_record (agent, spec, origin, removed, updated, seq)"
+           " VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_record))"
            " ON CONFLICT (agent) DO UPDATE SET spec = excluded.spec, origin = excluded.origin,"
            " removed = excluded.removed, updated = excluded.updated")

@@ -1,4 +1,4 @@
-"""Pending callbacks on disk, so an engine restart calls every customer back.
+"""Pending callbacks kept, so an engine restart calls every customer back.
 
 ``<data>/callbacks.sqlite3`` (WAL, ``synchronous=FULL``: a caller told "we
 will call you back at two" must be called back at two) holds one row per
@@ -24,6 +24,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Iterable
 
 import structlog
 
@@ -88,9 +89,18 @@ class CallbackStore:
         self.db.close()
 
     # -- blocking calls (start-up, tests, the writer thread) ---------------------------
-    def pending(self) -> list[CallbackRecord]:
-        rows = self.db.read(f"SELECT {', '.join(_COLUMNS)} FROM callback WHERE status = 'pending'"
-                            " ORDER BY entered")
+    def pending(self, queues: Iterable[str] | None = None) -> list[CallbackRecord]:
+        """The requests not done, oldest first; only those of ``queues`` if
+        given (with PostgreSQL every node's callbacks are in the one table:
+        a node carries on with its own partitions' queues only)."""
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM callback WHERE status = 'pending'"
+        args: tuple = ()
+        if queues is not None:
+            args = tuple(sorted(set(queues)))
+            if not args:
+                return []
+            sql += f" AND queue IN ({', '.join('?' * len(args))})"
+        rows = self.db.read(sql + " ORDER BY entered, call_id", args)
         return [CallbackRecord(*row) for row in rows]
 
     def add(self, record: CallbackRecord) -> None:

@@ -3,8 +3,9 @@
 An agent who logs in from a phone keypad proves it with a PIN; a few wrong
 PINs in a row lock that agent's keypad out for a while, as a voicemail box
 locks (``sipagent/voicemail/store.py``).  The count and the lockout live in
-``<data>/agent_keypad.sqlite3``, so restarting the engine does not hand a
-guesser a fresh set of tries.
+the ``agent_keypad`` store (``<data>/agent_keypad.sqlite3``, or its schema
+in PostgreSQL, shared by every node), so restarting the engine does not
+hand a guesser a fresh set of tries.
 
 Methods block (SQLite, scrypt); the engine calls them through
 ``asyncio.to_thread``.
@@ -53,7 +54,7 @@ class KeypadLockout:
             with self.db.transaction():
                 failures = self.db.execute(
                     "INSERT INTO keypad_pin (agent, failures) VALUES (?, 1) ON CONFLICT (agent) "
-                    "DO UPDATE SET failures = failures + 1 RETURNING failures",
+                    "DO UPDATE SET failures = keypad_pin.failures + 1 RETURNING failures",
                     (agent_id,)).fetchone()[0]
                 if failures >= self.pin_attempts:
                     self.db.execute("UPDATE keypad_pin SET failures = 0, locked_until = ? "

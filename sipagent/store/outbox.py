@@ -8,6 +8,13 @@ a crash cannot leave one without the other; an
 delivered row is deleted; one given up on stays with state ``failed`` and
 its last error, for an operator to see.
 
+With PostgreSQL every node drains the one outbox, and two nodes reading
+the same due row would both send it: a node first *claims* a row
+(:meth:`Outbox.claim`, its ``next_at`` pushed ``CLAIM_LEASE`` ahead, which
+only one node's update can do) and only then sends it.  A node that dies
+mid-send leaves the row to come due again when the lease runs out.  With
+SQLite (one engine) there is nobody to race and no claim is taken.
+
 The columns keep the names voicemail gave them first: ``message_id`` holds
 the item's id (a message's or a fax's) and ``box`` its scope (a mailbox
 number, or ``fax``).
@@ -29,6 +36,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
 """
+
+
+# How long a claimed row is a node's own (module doc): longer than any one
+# attempt (the mail server's and the webhook's timeouts).
+CLAIM_LEASE = 600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +85,14 @@ class Outbox:
         """(id, item id, channel, attempts, last error) in ``state``."""
         return self._db.read("SELECT id, message_id, channel, attempts, last_error FROM outbox "
                              "WHERE state = ? ORDER BY id", (state,))
+
+    def claim(self, nid: int, now: float) -> bool:
+        """Make the due row ``nid`` this node's to send (module doc): False
+        if another node claimed it, or it is gone, first."""
+        if self._db.dialect == "sqlite":
+            return True
+        return self._db.write("UPDATE outbox SET next_at = ? WHERE id = ? AND state = 'pending'"
+                              " AND next_at <= ?", (now + CLAIM_LEASE, nid, now)) == 1
 
     def done(self, nid: int) -> None:
         self._db.write("DELETE FROM outbox WHERE id = ?", (nid,))

@@ -146,6 +146,8 @@ class OutboxNotifier:
             return sent
 
     async def _attempt(self, note: Notification) -> int:
+        if not await asyncio.to_thread(self.outbox.claim, note.id, self._clock()):
+            return 0            # another node (same database) is sending it
         item = await asyncio.to_thread(self.load, note)
         if item is None:
             # Deleted before anyone was told: nothing left to announce.

@@ -1,8 +1,8 @@
 """The people who log in to the console: users, their sessions, lockouts.
 
-One SQLite file, ``people.sqlite3`` in the data directory (``Database``:
-WAL, synchronous FULL), shared with the run-time agent records
-(``agent_book``) and the audit trail (``audit``).
+One store, ``people`` (``people.sqlite3`` in the data directory, or its
+schema in PostgreSQL with ``[data] database``), shared with the run-time
+agent records (``agent_book``) and the audit trail (``audit``).
 
 Theory of operation
 -------------------
@@ -41,6 +41,7 @@ from sipagent.store.agent_book import AgentBook
 from sipagent.store.audit import audit_rows, record
 from sipagent.store.backends import open_database
 from sipagent.store.database import StorePlace
+from sipagent.store.dialect_steps import for_dialect
 from sipagent.store.pin import verify_pin
 
 PEOPLE_FILE = "people.sqlite3"
@@ -89,6 +90,18 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_t ON audit (t);
 """
+# Agents in the order they were first stored (what ``rowid`` gave in
+# SQLite, which PostgreSQL has not): the admin API lists them so.
+AGENT_ORDER = {
+    "sqlite": ("ALTER TABLE agent_record ADD COLUMN seq INTEGER",
+               "UPDATE agent_record SET seq = rowid"),
+    "postgresql": ("ALTER TABLE agent_record ADD COLUMN seq INTEGER",
+                   "UPDATE agent_record SET seq = (SELECT count(*) FROM agent_record o"
+                   " WHERE o.updated < agent_record.updated OR (o.updated ="
+                   " agent_record.updated AND o.agent <= agent_record.agent))"),
+}
+#: The schema's versions (``sipagent/store/migrations.py``).
+MIGRATIONS = (SCHEMA, AGENT_ORDER)
 
 
 def people_path(data_dir: Path | str) -> Path:
@@ -135,7 +148,7 @@ class PeopleStore:
         # A place (the engine's), or the path of a SQLite file (tools, tests).
         place = path if isinstance(path, StorePlace) else StorePlace(Path(path).parent)
         file = PEOPLE_FILE if isinstance(path, StorePlace) else Path(path).name
-        self.db = open_database(place, file, "people", [SCHEMA])
+        self.db = open_database(place, file, "people", for_dialect(MIGRATIONS, place.dialect))
         self.session_ttl = float(session_ttl)
         self.lockout_failures = int(lockout_failures)
         self.lockout_seconds = float(lockout_seconds)

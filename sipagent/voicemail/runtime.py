@@ -7,6 +7,7 @@ from pathlib import Path
 
 import structlog
 
+from sipagent.store.database import StorePlace
 from sipagent.tasks import cancel_and_wait
 from sipagent.voicemail.metrics import VoicemailMetrics
 from sipagent.voicemail.notify import VoicemailNotifier
@@ -23,8 +24,8 @@ class VoicemailRuntime:
         self._retention = retention
 
     @classmethod
-    async def open(cls, data_dir: Path, settings, mailboxes, metrics: VoicemailMetrics, *,
-                   download_base: str) -> VoicemailRuntime:
+    async def open(cls, data_dir: StorePlace | Path, settings, mailboxes,
+                   metrics: VoicemailMetrics, *, download_base: str) -> VoicemailRuntime:
         """``settings``: the config's [voicemail]; ``mailboxes``: its boxes
         with their settings (``settings.mailboxes(config.mailboxes)``)."""
         # Opening sweeps what a crash left half done (see voicemail_store).

@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-``<data>/voicemail.sqlite3`` (WAL, ``synchronous=FULL``: a caller told
-"your message has been saved" must not lose it to a power cut) indexes
-messages; the audio lives in ``<data>/voicemail/<box>/<id>.wav`` and the
+The ``voicemail`` store (``<data>/voicemail.sqlite3``, WAL,
+``synchronous=FULL``: a caller told "your message has been saved" must not
+lose it to a power cut; or its schema in PostgreSQL with ``[data]
+database``) indexes messages; the audio lives in ``<data>/voicemail/<box>/<id>.wav`` and the
 greetings in ``<data>/voicemail/<box>/greetings/<kind>.wav``.
 
 The one rule: a row points to a file only once the file is complete.
@@ -52,6 +53,9 @@ DB_FILE = "voicemail.sqlite3"
 TooShort = MessageTooShort
 _BOX = re.compile(r"[0-9A-Za-z+_-]{1,40}")
 _ID = re.compile(r"[0-9a-f]{32}")
+# With a shared folder (PostgreSQL: several nodes), a leftover must be this
+# old to be swept: no deposit takes an hour between its file and its row.
+SHARED_STRAY_AGE = 3600.0
 SETTABLE = ("owner", "emails", "webhook", "max_length", "min_length", "max_messages",
             "retention_days")
 
@@ -118,6 +122,7 @@ class VoicemailStore:
         self._event = events or (lambda kind: None)
         self._clock = clock
         self.db = open_database(place, DB_FILE, "voicemail", MIGRATIONS)
+        self.shared = place.database is not None     # the folder is every node's
         self.outbox = Outbox(self.db, clock)
         self._sync_boxes()
         self.strays_removed = self.clean_strays()
@@ -197,6 +202,11 @@ class VoicemailStore:
             publish(src, final)
             try:
                 with self.db.transaction():
+                    # Again under the store's write lock: with PostgreSQL another
+                    # node may have filed one into this box since the count above.
+                    if sum(self.counts(box)) >= mb.max_messages:
+                        self._event("full")
+                        raise MailboxFull(f"mailbox {box} holds {mb.max_messages} messages")
                     self._insert_message(message_id, box, caller, caller_name, called,
                                          received or self._clock(), duration, urgent,
                                          final.stat().st_size)
@@ -286,7 +296,7 @@ class VoicemailStore:
                 "SELECT box, folder, count(*), sum(bytes) FROM message GROUP BY box, folder"):
             per_box[box] = per_box.get(box, 0) + n
             folders[folder] = folders.get(folder, 0) + n
-            size += b or 0
+            size += int(b or 0)     # PostgreSQL's sum of a BIGINT is a NUMERIC
         ratios = [per_box.get(mb.number, 0) / mb.max_messages for mb in self.boxes()]
         return {"messages": folders, "bytes": size, "full": sum(r >= 1 for r in ratios),
                 "fill_max": max(ratios, default=0.0)}
@@ -382,7 +392,14 @@ class VoicemailStore:
 
     def clean_strays(self) -> int:
         """Remove temporary files and audio without an index row (a crash
-        between the two steps of a deposit or a delete); returns how many."""
+        between the two steps of a deposit or a delete); returns how many.
+
+        With PostgreSQL the folder is shared by every node, and another
+        node's deposit under way looks just like a crash's leftovers (its
+        temporary file, or its audio a moment before the row commits): only
+        files older than :data:`SHARED_STRAY_AGE` are taken there."""
+        min_age = SHARED_STRAY_AGE if self.shared else 0.0
+        now = time.time()
         with self.db.lock:
             known = {r[0] for r in self.db.read("SELECT id FROM message")}
             removed = 0
@@ -390,7 +407,7 @@ class VoicemailStore:
                 stray = path.name.startswith(".") and ".tmp" in path.name
                 orphan = (path.parent.parent == self.root and path.suffix == ".wav"
                           and path.stem not in known)
-                if stray or orphan:
+                if (stray or orphan) and _age(path, now) >= min_age:
                     path.unlink(missing_ok=True)
                     removed += 1
             return removed
@@ -403,6 +420,13 @@ def _inside(folder: Path, path: Path) -> Path:
     if not resolved.is_relative_to(folder.resolve()) or resolved == folder.resolve():
         raise UnsafePath(f"{path} is outside {folder}")
     return resolved
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _check_id(message_id: str) -> None:
