@@ -232,3 +232,30 @@ def test_resumed_jobs_join_when_due_and_are_not_offered_twice(store_place):
         store.close()
         assert rows == {"key": (1, 1), "web-joined": (1, 1), "web-later": (1, 0)}
     asyncio.run(main())
+
+
+def test_a_node_runs_only_the_callbacks_of_the_queues_it_runs(store_place):
+    """Several nodes on one store (``CallbackLine.run_only``): a node takes
+    up the pending requests of the queues it runs, lets go of the others'
+    still waiting for their time, and takes nothing up twice."""
+    async def main():
+        import time
+        store = CallbackStore(store_place)
+        now = time.time()
+        rt, prompts = Line(), SimpleNamespace(add_texts=lambda table: None)
+        rt.settings["r"] = rt.settings["q"]
+        store.add(record("for-q", origin="web", due=now + 30))
+        store.add(record("for-r", queue="r", origin="web", due=now + 30))
+        line = CallbackLine(rt)
+        line.attach(store, {}, prompts, [])         # a node of several starts with none
+        assert line.pending() == []
+        line.run_only({"q"}, store.pending())       # q's partition came to this node
+        assert [j["callback"] for j in line.pending()] == ["for-q"]
+        line.run_only({"q", "r"}, store.pending())  # so did r's; for-q is not taken twice
+        assert sorted(j["callback"] for j in line.pending()) == ["for-q", "for-r"]
+        line.run_only({"r"}, store.pending())       # q's left: its request stays pending
+        assert [j["callback"] for j in line.pending()] == ["for-r"]
+        assert {r.call_id for r in store.pending()} == {"for-q", "for-r"}
+        line.stop()
+        store.close()
+    asyncio.run(main())
