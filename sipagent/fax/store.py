@@ -45,7 +45,6 @@ from sipagent.fax.records import (DOCUMENT_NUMBER, FAX_NUMBER, JOB_STATES,
                                   NoSuchDocument, NoSuchFax, NoSuchJob, check_id)
 from sipagent.store.backends import open_database
 from sipagent.store.database import StorePlace, as_place
-from sipagent.store.dialect_steps import for_dialect
 from sipagent.store.files import publish
 from sipagent.store.outbox import SCHEMA as OUTBOX_SCHEMA, Outbox
 from sipagent.store.pin import check_pin_format, hash_pin, verify_pin
@@ -122,7 +121,7 @@ class FaxStore(FaxJobBook):
         self.max_pages, self.paper, self._clock = max_pages, paper, clock
         self.pin_attempts, self.lockout = pin_attempts, lockout
         self._folder_lock = open(self.root / "store.lock", "a+b")
-        self.db = open_database(place, DB_FILE, "fax", for_dialect(MIGRATIONS, place.dialect),
+        self.db = open_database(place, DB_FILE, "fax", MIGRATIONS,
                                 timeout=30.0)
         self.shared = place.database is not None     # other nodes use the folder and rows
         self.outbox = Outbox(self.db, clock)

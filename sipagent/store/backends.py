@@ -8,14 +8,14 @@ from typing import Sequence
 
 from sipagent.store.database import (Database, SqliteDatabase, StorePlace, as_place,
                                      is_postgres_url)
-from sipagent.store.migrations import migrate
+from sipagent.store.migrations import Step, migrate
 from sipagent.store.postgres import Listener, PostgresDatabase
 
 __all__ = ["open_database", "open_reader", "open_listener"]
 
 
 def open_database(where: StorePlace | Path | str, file: str, store: str,
-                  migrations: Sequence[Sequence[str] | str], *, timeout: float = 5.0,
+                  migrations: Sequence[Step], *, timeout: float = 5.0,
                   synchronous: str = "FULL") -> Database:
     """The store ``store``'s database, its schema migrated to the newest
     version: ``<dir>/<file>`` in SQLite, or the shared PostgreSQL database.

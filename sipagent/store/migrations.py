@@ -11,10 +11,16 @@ rather than written to (migrating down would lose data).
 Where the version is kept: SQLite's ``user_version`` (each store has a file
 of its own); in PostgreSQL, where every store shares one database, the
 table ``schema_version`` keyed by store name (``postgres``).
+
+One exception to "written once": a step that carries SQLite's hidden
+``rowid`` over into a real column (the order rows were added in, which
+PostgreSQL has no notion of) is a mapping ``{"sqlite": ..., "postgresql":
+...}``, and each backend runs its own.  Both make the same schema, so a
+version means the same tables on either backend.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from sipagent.store.database import Database
 from sipagent.store.sql_dialect import ddl_to_postgres, split_statements
@@ -32,7 +38,10 @@ def statements_of(migration: Sequence[str] | str) -> list[str]:
     return [s for part in migration for s in split_statements(part)]
 
 
-def migrate(db: Database, store: str, migrations: Sequence[Sequence[str] | str], *,
+Step = Sequence[str] | str | Mapping[str, Sequence[str] | str]
+
+
+def migrate(db: Database, store: str, migrations: Sequence[Step], *,
             where: object = None) -> int:
     """Bring ``store`` in ``db`` to ``len(migrations)``; returns the version found."""
     newest = len(migrations)
@@ -42,6 +51,8 @@ def migrate(db: Database, store: str, migrations: Sequence[Sequence[str] | str],
             raise SchemaTooNew(f"{where or store}: {store} schema {found} is newer than this "
                                f"sipacd understands ({newest})")
         for migration in migrations[found:]:
+            if isinstance(migration, Mapping):
+                migration = migration[db.dialect]
             for statement in statements_of(migration):
                 if db.dialect == "postgresql":
                     statement = ddl_to_postgres(statement)

@@ -41,7 +41,6 @@ from sipagent.store.agent_book import AgentBook
 from sipagent.store.audit import audit_rows, record
 from sipagent.store.backends import open_database
 from sipagent.store.database import StorePlace
-from sipagent.store.dialect_steps import for_dialect
 from sipagent.store.pin import verify_pin
 
 PEOPLE_FILE = "people.sqlite3"
@@ -148,7 +147,7 @@ class PeopleStore:
         # A place (the engine's), or the path of a SQLite file (tools, tests).
         place = path if isinstance(path, StorePlace) else StorePlace(Path(path).parent)
         file = PEOPLE_FILE if isinstance(path, StorePlace) else Path(path).name
-        self.db = open_database(place, file, "people", for_dialect(MIGRATIONS, place.dialect))
+        self.db = open_database(place, file, "people", MIGRATIONS)
         self.session_ttl = float(session_ttl)
         self.lockout_failures = int(lockout_failures)
         self.lockout_seconds = float(lockout_seconds)
