@@ -122,9 +122,15 @@ cdef int _release(Scheduler self, list agents) except -1:
     return 0
 
 
-cdef inline void _tombstone(Scheduler self, int a, int c, str reason):
+cdef inline int _tombstone(Scheduler self, int a, int c, str reason) except -1:
     self.agents[a].call = -1
-    self.last_cancel[a] = self.call_ids[c]
+    old = self.last_cancel[a]
+    cid = self.call_ids[c]
+    self.last_cancel[a] = cid
+    if self.call_names is not None:   # hold the new first: old may be the same call
+        self.call_names.hold(cid)
+        if old is not None:
+            self.call_names.drop(old)
     self.last_cancel_reason[a] = reason
 
 

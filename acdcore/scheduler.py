@@ -1,6 +1,9 @@
 """``Scheduler``: the compiled engine when it is built, else the reference.
 
-``COMPILED`` tells which one you got.  Both have the same API and produce the
+``COMPILED`` tells which one you got.  ``InternedScheduler`` is the one a
+runtime uses: the same API for str ids, which it maps to ints in C
+(_scheduler_idtable.pxi) so the compiled core runs on its int-id path;
+without a build it is the reference, which takes str ids as they are.  Both have the same API and produce the
 same actions (tests/acdcore/test_acd_differential.py).
 
 API (identical for ``ReferenceScheduler`` and the Cython ``Scheduler``)::
@@ -40,10 +43,11 @@ was; actions of timers that fired before the bad event are on
 cancelled, a late reject) never raise: see reference.py.
 """
 try:
-    from ._scheduler import Scheduler
+    from ._scheduler import InternedScheduler, Scheduler
     COMPILED = True
 except ImportError:  # no build: the executable specification is a full engine too
     from .reference import ReferenceScheduler as Scheduler
+    InternedScheduler = Scheduler
     COMPILED = False
 
-__all__ = ["Scheduler", "COMPILED"]
+__all__ = ["Scheduler", "InternedScheduler", "COMPILED"]

@@ -1,0 +1,232 @@
+# InternedScheduler: the Scheduler as a runtime uses it, with str ids.
+#
+# The runtime's ids (SIP Call-IDs, agent names) are mapped to ints here, in
+# C, by two IdTables (_scheduler_idtable.pxi); the core runs on its int-id
+# path (C id tables, no dict); actions come back with the runtime's ids,
+# rewritten in place.  Same API and same actions as Scheduler with str ids
+# (tests/acdcore/test_acd_ids.py compares them).
+import dataclasses as _dataclasses
+
+from cpython.ref cimport PyObject, Py_DECREF, Py_XINCREF
+
+cdef extern from "Python.h":
+    PyObject* PyTuple_GET_ITEM_B "PyTuple_GET_ITEM" (object p, Py_ssize_t pos)
+    void PyTuple_SET_ITEM_B "PyTuple_SET_ITEM" (object p, Py_ssize_t pos, PyObject* o)
+    Py_ssize_t Py_REFCNT(object o)
+
+# Which fields of an action are a call and an agent (-1: none).
+cdef dict _ACTION_IDS = {Offer: (0, 1), CancelOffer: (0, 1), Connect: (0, 1),
+                         OfferTimedOut: (0, 1), CallExited: (0, -1),
+                         AgentAutoPaused: (-1, 0), WrapUpEnded: (-1, 0)}
+
+
+cdef inline object _shown_call(Scheduler self, object x):
+    return x if self.call_names is None else self.call_names.shown(x)
+
+
+cdef inline object _shown_agent(Scheduler self, object x):
+    return x if self.agent_names is None else self.agent_names.shown(x)
+
+
+cdef inline object _key(IdTable table, object name):
+    """The int of a known name; an unknown one goes to the core as it is
+    (its dict path finds nothing and reports it by name, as with str ids)."""
+    if name is None:
+        return None
+    cdef object k = table.ix.get(name)
+    if k is not None:
+        return k
+    if not isinstance(name, str):
+        raise TypeError(f"ids at the runtime's edge are str, not {type(name).__name__}: "
+                        f"{name!r}")
+    return name
+
+
+cdef inline int _swap(object tup, Py_ssize_t i, object new) except -1:
+    """Replace item i of a tuple only this code holds (fresh from the core)."""
+    cdef PyObject* old = PyTuple_GET_ITEM_B(tup, i)
+    Py_XINCREF(<PyObject*>new)
+    PyTuple_SET_ITEM_B(tup, i, <PyObject*>new)
+    Py_DECREF(<object>old)
+    return 0
+
+
+cdef int _names_back(InternedScheduler self, list out) except -1:
+    """Rewrite the actions' ints to the runtime's ids, in place."""
+    cdef Py_ssize_t i, n = len(out)
+    cdef object a, fields
+    cdef list calls = self.calls.names, agents = self.agents_t.names
+    cdef int fc, fa
+    for i in range(n):
+        a = out[i]
+        fields = _ACTION_IDS.get(type(a))
+        if fields is None:
+            continue
+        fc, fa = fields
+        if Py_REFCNT(a) != 2:   # shared (never, today): rewrite a copy
+            a = type(a)._make(a)
+            out[i] = a
+        if fc >= 0:
+            _swap(a, fc, calls[<Py_ssize_t><object>PyTuple_GET_ITEM_B(a, fc)])
+        if fa >= 0:
+            _swap(a, fa, agents[<Py_ssize_t><object>PyTuple_GET_ITEM_B(a, fa)])
+    return 0
+
+
+@cython.final
+cdef class InternedScheduler:
+    """``Scheduler`` for str ids, run on the core's int-id path.
+
+    Same constructor, methods and actions as ``Scheduler`` (scheduler.py);
+    ids must be str.  ``calls`` and ``agents_table`` are the id tables
+    (read-outs for tests: ``key_of``, ``name_of``, ``refs_of``, ``len``)."""
+    cdef readonly Scheduler core
+    cdef readonly IdTable calls
+    cdef IdTable agents_t
+
+    COMPILED = True
+
+    def __init__(self, queues, agents, seed=0, fairness="oldest"):
+        self.calls = IdTable(True)
+        self.agents_t = IdTable(False)
+        self.core = Scheduler(queues, [], seed, fairness)
+        self.core.call_names = self.calls
+        self.core.agent_names = self.agents_t
+        for cfg in agents:
+            self.add_agent(cfg)
+
+    @property
+    def agents_table(self):
+        return self.agents_t
+
+    # -- configuration ----------------------------------------------------------
+    def add_agent(self, cfg):
+        name = cfg.agent_id
+        if name in self.agents_t.ix:
+            raise AcdError(f"agent {name!r} exists")
+        k = self.agents_t.intern(name)
+        try:
+            self.core.add_agent(_dataclasses.replace(cfg, agent_id=k))
+        except BaseException:
+            self.agents_t.forget(name)
+            raise
+
+    def remove_agent(self, agent_id):
+        self.core.remove_agent(_key(self.agents_t, agent_id))
+        self.agents_t.forget(agent_id)
+
+    # -- events -------------------------------------------------------------------
+    def handle(self, ev):
+        code = _EVENT_CODES.get(type(ev))
+        if code is None:
+            raise AcdError(f"not an event: {ev!r}")
+        cid, aid = self._ids_of(code, ev)
+        return self._run(code, ev.t, ev, cid, aid, None, 0)
+
+    def handle_raw(self, int code, double t, call_id=None, agent_id=None, ev=None,
+                   queue=None, int priority=0, /):
+        """``Scheduler.handle_raw`` with str ids (``ev``, when given, supplies
+        the ids too, as there)."""
+        if ev is not None:
+            call_id, agent_id = self._ids_of(code, ev)
+        elif code == EV_CALL_ARRIVED and call_id is not None:
+            call_id = self.calls.intern(call_id)
+        else:
+            call_id = _key(self.calls, call_id)
+        if ev is None:
+            agent_id = _key(self.agents_t, agent_id)
+        return self._run(code, t, ev, call_id, agent_id, queue, priority)
+
+    cdef tuple _ids_of(self, int c, object ev):
+        """The ints of an event's call and agent (what Scheduler's _event reads)."""
+        if c == EV_CALL_ARRIVED:
+            return self.calls.intern(ev.call_id), None
+        if c == EV_OFFER_ANSWERED or c == EV_OFFER_REJECTED or c == EV_CALL_PICKED_UP:
+            return _key(self.calls, ev.call_id), _key(self.agents_t, ev.agent_id)
+        if (c == EV_CALL_ENDED or c == EV_CALL_ABANDONED or c == EV_CALL_WITHDRAWN
+                or c == EV_CALLBACK_REQUESTED):
+            return _key(self.calls, ev.call_id), None
+        if c == EV_TICK:
+            return None, None
+        return None, _key(self.agents_t, ev.agent_id)
+
+    cdef list _run(self, int code, double t, object ev, object cid, object aid, object queue,
+                   int priority):
+        cdef list out
+        try:
+            out = _handle(self.core, code, t, ev, cid, aid, queue, priority, False)
+        except AcdError as exc:
+            if exc.actions:
+                _names_back(self, exc.actions)
+            self.calls.flush()
+            raise
+        except BaseException:
+            self.calls.flush()
+            raise
+        _names_back(self, out)
+        self.calls.flush()
+        return out
+
+    def next_deadline(self):
+        return self.core.next_deadline()
+
+    # -- read-only queries ----------------------------------------------------------
+    def agent_state(self, agent_id):
+        return self.core.agent_state(_key(self.agents_t, agent_id))
+
+    def agent_pause_reason(self, agent_id):
+        return self.core.agent_pause_reason(_key(self.agents_t, agent_id))
+
+    def call_state(self, call_id):
+        return self.core.call_state(_key(self.calls, call_id))
+
+    def queue_position(self, call_id):
+        return self.core.queue_position(_key(self.calls, call_id))
+
+    def ewt(self, call_id):
+        return self.core.ewt(_key(self.calls, call_id))
+
+    def queue_ewt(self, queue):
+        return self.core.queue_ewt(queue)
+
+    def waiting_count(self, queue):
+        return self.core.waiting_count(queue)
+
+    def oldest_wait_start(self, queue):
+        return self.core.oldest_wait_start(queue)
+
+    def agents_by_state(self, queue):
+        return self.core.agents_by_state(queue)
+
+    def heap_sizes(self):
+        return self.core.heap_sizes()
+
+    def check_invariants(self):
+        """The core's invariants, and the tables': each call int is held
+        exactly as often as the core refers to it, every held int has its
+        name, and nothing is left unreleased between events."""
+        self.core.check_invariants()
+        cdef Scheduler s = self.core
+        cdef IdTable t = self.calls
+        assert t.n_pending == 0, "id table: a release was not flushed"
+        assert len(s.call_ix) == 0 and len(s.agent_ix) == 0, "str id in the core"
+        counts = {}
+        for x in s.call_ids:
+            if x is not None:
+                counts[x] = counts.get(x, 0) + 1
+        for x in s.last_cancel:
+            if x is not None:
+                counts[x] = counts.get(x, 0) + 1
+        cdef Py_ssize_t i
+        free = {t.free_ints[i] for i in range(t.n_free)}
+        assert len(free) == t.n_free, "id table: an int freed twice"
+        for i in range(len(t.names)):
+            name = t.names[i]
+            assert t.refs[i] == counts.get(i, 0), (i, name, t.refs[i], counts.get(i, 0))
+            if name is None:
+                assert i in free and t.refs[i] == 0, f"id table: int {i} lost"
+            else:
+                assert t.ix.get(name) == i and t.refs[i] > 0 and i not in free, (i, name)
+        assert len(t.ix) + t.n_free == len(t.names)
+        for name, k in self.agents_t.ix.items():
+            assert self.agents_t.names[k] == name and s.agent_ids[s._agent(k)] == k
