@@ -14,11 +14,6 @@ cdef extern from "Python.h":
     void PyTuple_SET_ITEM_B "PyTuple_SET_ITEM" (object p, Py_ssize_t pos, PyObject* o)
     Py_ssize_t Py_REFCNT(object o)
 
-# Which fields of an action are a call and an agent (-1: none).
-cdef dict _ACTION_IDS = {Offer: (0, 1), CancelOffer: (0, 1), Connect: (0, 1),
-                         OfferTimedOut: (0, 1), CallExited: (0, -1),
-                         AgentAutoPaused: (-1, 0), WrapUpEnded: (-1, 0)}
-
 
 cdef inline object _shown_call(Scheduler self, object x):
     return x if self.call_names is None else self.call_names.shown(x)
@@ -54,17 +49,23 @@ cdef inline int _swap(object tup, Py_ssize_t i, object new) except -1:
 cdef int _names_back(InternedScheduler self, list out) except -1:
     """Rewrite the actions' ints to the runtime's ids, in place."""
     cdef Py_ssize_t i, n = len(out)
-    cdef object a, fields
+    cdef object a, kind
     cdef list calls = self.calls.names, agents = self.agents_t.names
     cdef int fc, fa
     for i in range(n):
         a = out[i]
-        fields = _ACTION_IDS.get(type(a))
-        if fields is None:
+        kind = type(a)
+        # Type identity, commonest first: cheaper than a dict of kinds.
+        if kind is Offer or kind is Connect or kind is CancelOffer or kind is OfferTimedOut:
+            fc, fa = 0, 1
+        elif kind is CallExited:
+            fc, fa = 0, -1
+        elif kind is AgentAutoPaused or kind is WrapUpEnded:
+            fc, fa = -1, 0
+        else:
             continue
-        fc, fa = fields
-        if Py_REFCNT(a) != 2:   # shared (never, today): rewrite a copy
-            a = type(a)._make(a)
+        if Py_REFCNT(a) != 2:   # held elsewhere too (never, today): rewrite a copy
+            a = kind._make(a)
             out[i] = a
         if fc >= 0:
             _swap(a, fc, calls[<Py_ssize_t><object>PyTuple_GET_ITEM_B(a, fc)])
@@ -164,7 +165,8 @@ cdef class InternedScheduler:
             self.calls.flush()
             raise
         _names_back(self, out)
-        self.calls.flush()
+        if self.calls.n_pending:
+            self.calls.flush()
         return out
 
     def next_deadline(self):
