@@ -55,8 +55,10 @@ cdef class Scheduler:
     cdef list call_ids, call_req
     cdef list lane_req, lane_clock
     # Set by InternedScheduler (None otherwise): the tables its int ids
-    # come from.  The core counts its references to call ints in
-    # ``call_names`` and names ids by them in error messages.
+    # come from.  Ints then only index (call_im/agent_im, CallRec.ext,
+    # AgentRec.cancel_ext); call_ids, agent_ids and last_cancel hold the
+    # runtime's names, so actions leave the core already named.  The core
+    # counts its references to call ints in ``call_names``.
     cdef IdTable call_names, agent_names
 
     COMPILED = True
@@ -207,6 +209,7 @@ cdef class Scheduler:
         ag.weight = cfg.weight
         ag.wrap_up = -1.0 if cfg.wrap_up is None else cfg.wrap_up
         ag.outbound = OUT_NONE
+        ag.cancel_ext = -1
         ag.n_mem = 0
         ag.mems = <Membership*>malloc(max(1, len(cfg.queues)) * sizeof(Membership))
         ag.n_lanes = 0

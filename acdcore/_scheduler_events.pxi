@@ -120,7 +120,10 @@ cdef int _alloc_call(Scheduler self) except -1:
 
 
 cdef int _free_call(Scheduler self, int c) except -1:
-    _call_pop(self, self.call_ids[c])
+    if self.call_names is not None:
+        im_pop(&self.call_im, self.calls[c].ext)
+    else:
+        _call_pop(self, self.call_ids[c])
     _free_slot(self, c)
     return 0
 
@@ -128,7 +131,7 @@ cdef int _free_call(Scheduler self, int c) except -1:
 cdef int _free_slot(Scheduler self, int c) except -1:
     """Recycle the slot of a call whose id is already out of the index."""
     if self.call_names is not None:
-        self.call_names.drop(self.call_ids[c])
+        self.call_names.drop(self.calls[c].ext)
     self.call_ids[c] = None
     if self.calls[c].has_req:
         self.call_req[c] = None
@@ -171,11 +174,11 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cdef QueueRec* q = &self.queues[qi]
     if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
         _call_pop(self, call_id)
-        self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "empty"))
+        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi], "empty"))
         return 0
     if q.max_len and q.n_in_queue >= q.max_len:
         _call_pop(self, call_id)
-        self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "full"))
+        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi], "full"))
         return 0
     try:
         req = normalize(skills) if skills else _NO_SKILLS
@@ -203,9 +206,12 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.n_tried = 0
     cr.ring_pos = -1
     cr.in_queue = True
-    self.call_ids[c] = call_id
-    if self.call_names is not None:
-        self.call_names.hold(call_id)
+    if self.call_names is None:
+        self.call_ids[c] = call_id
+    else:   # call_id is our int: keep the name, index by the int
+        cr.ext = call_id
+        self.call_ids[c] = self.call_names.names[cr.ext]
+        self.call_names.hold(cr.ext)
     if cr.has_req:
         self.call_req[c] = req
     q.n_in_queue += 1
@@ -318,9 +324,9 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cdef int c = _call_get(self, call_id)
     cdef AgentRec* ag = &self.agents[a]
     if ag.state != OFFERED or c < 0 or ag.call != c:
-        lc = self.last_cancel[a]
-        if lc is not None and lc == call_id:
-            self.out.append(_act3(CancelOffer, call_id, self.agent_ids[a], self.last_cancel_reason[a]))
+        if _was_cancelled(self, a, call_id):
+            self.out.append(_act3(CancelOffer, _cancelled_id(self, a, call_id), self.agent_ids[a],
+                                  self.last_cancel_reason[a]))
             return 0
         raise AcdError(f"agent {_shown_agent(self, agent_id)!r} has no offer of call "
                        f"{_shown_call(self, call_id)!r}")
@@ -398,8 +404,7 @@ cdef int _rejected(Scheduler self, object call_id, object agent_id) except -1:
     cdef int c = _call_get(self, call_id)
     cdef AgentRec* ag = &self.agents[a]
     if ag.state != OFFERED or c < 0 or ag.call != c:
-        lc = self.last_cancel[a]
-        if lc is not None and lc == call_id:
+        if _was_cancelled(self, a, call_id):
             return 0  # the offer was already withdrawn: nothing to undo
         raise AcdError(f"agent {_shown_agent(self, agent_id)!r} has no offer of call "
                        f"{_shown_call(self, call_id)!r}")
@@ -475,3 +480,18 @@ cdef int _ended(Scheduler self, object call_id) except -1:
     else:
         _end_wrap(self, a)
     return 0
+
+
+cdef inline bint _was_cancelled(Scheduler self, int a, object call_id) except -1:
+    """``call_id`` is the agent's last cancelled offer (a late answer or reject)."""
+    cdef long long k
+    if self.call_names is not None:   # by int; a name passed as such is unknown
+        return (self.agents[a].cancel_ext >= 0 and _int_id(call_id, &k)
+                and self.agents[a].cancel_ext == k)
+    lc = self.last_cancel[a]
+    return lc is not None and lc == call_id
+
+
+cdef inline object _cancelled_id(Scheduler self, int a, object call_id):
+    """The id a repeated CancelOffer carries: the runtime's name when ids are interned."""
+    return call_id if self.call_names is None else self.last_cancel[a]

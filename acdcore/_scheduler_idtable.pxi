@@ -11,9 +11,10 @@
 # agent's last cancelled offer (``last_cancel``, which answers a late answer
 # with a CancelOffer).  The core counts those references through ``hold`` and
 # ``drop``; a name whose count falls to 0 is released at the end of the
-# event (``flush``: the event's actions still carry its int until they are
-# translated back), and its int is reused by a later arrival.  An int is
-# therefore never reused while the core could still mean the old call by it.
+# event (``flush``: an error raised later in the same event may still name
+# it, and a new arrival's int starts unreferenced), and its int is reused by
+# a later arrival.  An int is therefore never reused while the core could
+# still mean the old call by it.
 #
 # Agents: an int per ``add_agent``, never reused (agents are few and
 # configured, not per call); ``forget`` on ``remove_agent``.
@@ -110,11 +111,10 @@ cdef class IdTable:
             self._note_pending(i)
         return k
 
-    cdef inline void hold(self, object k):
-        self.refs[<Py_ssize_t>k] += 1
+    cdef inline void hold(self, Py_ssize_t i) noexcept:
+        self.refs[i] += 1
 
-    cdef inline int drop(self, object k) except -1:
-        cdef Py_ssize_t i = k
+    cdef inline int drop(self, Py_ssize_t i) except -1:
         self.refs[i] -= 1
         if self.refs[i] == 0:
             self._note_pending(i)

@@ -2,17 +2,11 @@
 #
 # The runtime's ids (SIP Call-IDs, agent names) are mapped to ints here, in
 # C, by two IdTables (_scheduler_idtable.pxi); the core runs on its int-id
-# path (C id tables, no dict); actions come back with the runtime's ids,
-# rewritten in place.  Same API and same actions as Scheduler with str ids
+# path (C id tables, no dict) and keeps the names beside the ints
+# (Scheduler.call_names), so its actions carry the runtime's ids as they
+# are: nothing is translated on the way out.  Same API and same actions as Scheduler with str ids
 # (tests/acdcore/test_acd_ids.py compares them).
 import dataclasses as _dataclasses
-
-from cpython.ref cimport PyObject, Py_DECREF, Py_XINCREF
-
-cdef extern from "Python.h":
-    PyObject* PyTuple_GET_ITEM_B "PyTuple_GET_ITEM" (object p, Py_ssize_t pos)
-    void PyTuple_SET_ITEM_B "PyTuple_SET_ITEM" (object p, Py_ssize_t pos, PyObject* o)
-    Py_ssize_t Py_REFCNT(object o)
 
 
 cdef inline object _shown_call(Scheduler self, object x):
@@ -35,43 +29,6 @@ cdef inline object _key(IdTable table, object name):
         raise TypeError(f"ids at the runtime's edge are str, not {type(name).__name__}: "
                         f"{name!r}")
     return name
-
-
-cdef inline int _swap(object tup, Py_ssize_t i, object new) except -1:
-    """Replace item i of a tuple only this code holds (fresh from the core)."""
-    cdef PyObject* old = PyTuple_GET_ITEM_B(tup, i)
-    Py_XINCREF(<PyObject*>new)
-    PyTuple_SET_ITEM_B(tup, i, <PyObject*>new)
-    Py_DECREF(<object>old)
-    return 0
-
-
-cdef int _names_back(InternedScheduler self, list out) except -1:
-    """Rewrite the actions' ints to the runtime's ids, in place."""
-    cdef Py_ssize_t i, n = len(out)
-    cdef object a, kind
-    cdef list calls = self.calls.names, agents = self.agents_t.names
-    cdef int fc, fa
-    for i in range(n):
-        a = out[i]
-        kind = type(a)
-        # Type identity, commonest first: cheaper than a dict of kinds.
-        if kind is Offer or kind is Connect or kind is CancelOffer or kind is OfferTimedOut:
-            fc, fa = 0, 1
-        elif kind is CallExited:
-            fc, fa = 0, -1
-        elif kind is AgentAutoPaused or kind is WrapUpEnded:
-            fc, fa = -1, 0
-        else:
-            continue
-        if Py_REFCNT(a) != 2:   # held elsewhere too (never, today): rewrite a copy
-            a = kind._make(a)
-            out[i] = a
-        if fc >= 0:
-            _swap(a, fc, calls[<Py_ssize_t><object>PyTuple_GET_ITEM_B(a, fc)])
-        if fa >= 0:
-            _swap(a, fa, agents[<Py_ssize_t><object>PyTuple_GET_ITEM_B(a, fa)])
-    return 0
 
 
 @cython.final
@@ -111,6 +68,7 @@ cdef class InternedScheduler:
         except BaseException:
             self.agents_t.forget(name)
             raise
+        self.core.agent_ids[self.core.n_agents - 1] = name   # what actions carry
 
     def remove_agent(self, agent_id):
         self.core.remove_agent(_key(self.agents_t, agent_id))
@@ -156,15 +114,9 @@ cdef class InternedScheduler:
         cdef list out
         try:
             out = _handle(self.core, code, t, ev, cid, aid, queue, priority, False)
-        except AcdError as exc:
-            if exc.actions:
-                _names_back(self, exc.actions)
-            self.calls.flush()
-            raise
         except BaseException:
             self.calls.flush()
             raise
-        _names_back(self, out)
         if self.calls.n_pending:
             self.calls.flush()
         return out
@@ -213,13 +165,15 @@ cdef class InternedScheduler:
         assert t.n_pending == 0, "id table: a release was not flushed"
         assert len(s.call_ix) == 0 and len(s.agent_ix) == 0, "str id in the core"
         counts = {}
-        for x in s.call_ids:
-            if x is not None:
-                counts[x] = counts.get(x, 0) + 1
-        for x in s.last_cancel:
-            if x is not None:
-                counts[x] = counts.get(x, 0) + 1
         cdef Py_ssize_t i
+        for i in range(s.n_slots):
+            if s.calls[i].state != C_GONE:
+                counts[s.calls[i].ext] = counts.get(s.calls[i].ext, 0) + 1
+                assert s.call_ids[i] == t.names[s.calls[i].ext]
+        for i in range(s.n_agents):
+            if s.agents[i].cancel_ext >= 0:
+                counts[s.agents[i].cancel_ext] = counts.get(s.agents[i].cancel_ext, 0) + 1
+                assert s.last_cancel[i] == t.names[s.agents[i].cancel_ext]
         free = {t.free_ints[i] for i in range(t.n_free)}
         assert len(free) == t.n_free, "id table: an int freed twice"
         for i in range(len(t.names)):
@@ -231,4 +185,4 @@ cdef class InternedScheduler:
                 assert t.ix.get(name) == i and t.refs[i] > 0 and i not in free, (i, name)
         assert len(t.ix) + t.n_free == len(t.names)
         for name, k in self.agents_t.ix.items():
-            assert self.agents_t.names[k] == name and s.agent_ids[s._agent(k)] == k
+            assert self.agents_t.names[k] == name and s.agent_ids[s._agent(k)] == name

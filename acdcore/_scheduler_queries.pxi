@@ -105,7 +105,10 @@ cdef int _check_invariants(Scheduler self) except -1:
     n_tried = 0
     for cid, c in _call_items(self):
         cr = &self.calls[c]
-        assert self.call_ids[c] == cid
+        if self.call_names is None:
+            assert self.call_ids[c] == cid
+        else:
+            assert self.calls[c].ext == cid and self.call_ids[c] == self.call_names.names[cid]
         if cr.n_tried:
             n_tried += 1
             assert len(set(self.tried[c])) == len(self.tried[c]) == cr.n_tried
