@@ -55,8 +55,8 @@ cdef class Scheduler:
     cdef list call_ids, call_req
     cdef list lane_req, lane_clock
     # Set by InternedScheduler (None otherwise): the tables its int ids
-    # come from.  Ints then only index (call_im/agent_im, CallRec.ext,
-    # AgentRec.cancel_ext); call_ids, agent_ids and last_cancel hold the
+    # come from.  Ints then only index (the table's own slots for calls,
+    # agent_im for agents, CallRec.ext, AgentRec.cancel_ext); call_ids, agent_ids and last_cancel hold the
     # runtime's names, so actions leave the core already named.  The core
     # counts its references to call ints in ``call_names``.
     cdef IdTable call_names, agent_names

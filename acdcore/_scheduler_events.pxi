@@ -121,7 +121,7 @@ cdef int _alloc_call(Scheduler self) except -1:
 
 cdef int _free_call(Scheduler self, int c) except -1:
     if self.call_names is not None:
-        im_pop(&self.call_im, self.calls[c].ext)
+        self.call_names.pop_slot(self.calls[c].ext)
     else:
         _call_pop(self, self.call_ids[c])
     _free_slot(self, c)
@@ -210,7 +210,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
         self.call_ids[c] = call_id
     else:   # call_id is our int: keep the name, index by the int
         cr.ext = call_id
-        self.call_ids[c] = self.call_names.names[cr.ext]
+        self.call_ids[c] = self.call_names.name_at(cr.ext)
         self.call_names.hold(cr.ext)
     if cr.has_req:
         self.call_req[c] = req

@@ -22,8 +22,8 @@ cdef inline object _key(IdTable table, object name):
     (its dict path finds nothing and reports it by name, as with str ids)."""
     if name is None:
         return None
-    cdef object k = table.ix.get(name)
-    if k is not None:
+    cdef Py_ssize_t k = table.find(name)
+    if k >= 0:
         return k
     if not isinstance(name, str):
         raise TypeError(f"ids at the runtime's edge are str, not {type(name).__name__}: "
@@ -60,7 +60,7 @@ cdef class InternedScheduler:
     # -- configuration ----------------------------------------------------------
     def add_agent(self, cfg):
         name = cfg.agent_id
-        if name in self.agents_t.ix:
+        if self.agents_t.find(name) >= 0:
             raise AcdError(f"agent {name!r} exists")
         k = self.agents_t.intern(name)
         try:
@@ -162,27 +162,22 @@ cdef class InternedScheduler:
         self.core.check_invariants()
         cdef Scheduler s = self.core
         cdef IdTable t = self.calls
-        assert t.n_pending == 0, "id table: a release was not flushed"
+        t.check()
+        self.agents_t.check()
         assert len(s.call_ix) == 0 and len(s.agent_ix) == 0, "str id in the core"
         counts = {}
         cdef Py_ssize_t i
         for i in range(s.n_slots):
             if s.calls[i].state != C_GONE:
                 counts[s.calls[i].ext] = counts.get(s.calls[i].ext, 0) + 1
-                assert s.call_ids[i] == t.names[s.calls[i].ext]
+                assert s.call_ids[i] == t.name_at(s.calls[i].ext)
         for i in range(s.n_agents):
             if s.agents[i].cancel_ext >= 0:
                 counts[s.agents[i].cancel_ext] = counts.get(s.agents[i].cancel_ext, 0) + 1
-                assert s.last_cancel[i] == t.names[s.agents[i].cancel_ext]
-        free = {t.free_ints[i] for i in range(t.n_free)}
-        assert len(free) == t.n_free, "id table: an int freed twice"
-        for i in range(len(t.names)):
-            name = t.names[i]
-            assert t.refs[i] == counts.get(i, 0), (i, name, t.refs[i], counts.get(i, 0))
-            if name is None:
-                assert i in free and t.refs[i] == 0, f"id table: int {i} lost"
-            else:
-                assert t.ix.get(name) == i and t.refs[i] > 0 and i not in free, (i, name)
-        assert len(t.ix) + t.n_free == len(t.names)
-        for name, k in self.agents_t.ix.items():
-            assert self.agents_t.names[k] == name and s.agent_ids[s._agent(k)] == name
+                assert s.last_cancel[i] == t.name_at(s.agents[i].cancel_ext)
+        for i in range(t.n_ents):
+            assert t.ents[i].refs == counts.get(i, 0), (i, t.name_of(i), t.ents[i].refs)
+            assert (t.ents[i].name != NULL) == (i in counts), (i, t.name_of(i))
+        for i in range(self.agents_t.n_ents):
+            if self.agents_t.ents[i].name != NULL:
+                assert s.agent_ids[s._agent(i)] == self.agents_t.name_at(i)
