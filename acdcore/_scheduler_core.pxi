@@ -56,9 +56,10 @@ cdef class Scheduler:
     cdef list lane_req, lane_clock
     # Set by InternedScheduler (None otherwise): the tables its int ids
     # come from.  Ints then only index (the table's own slots for calls,
-    # agent_im for agents, CallRec.ext, AgentRec.cancel_ext); call_ids, agent_ids and last_cancel hold the
-    # runtime's names, so actions leave the core already named.  The core
-    # counts its references to call ints in ``call_names``.
+    # agent_im for agents, CallRec.ext, AgentRec.cancel_ext); call_ids,
+    # agent_ids and last_cancel hold the runtime's names, so actions leave
+    # the core already named.  The core counts its references to call ints
+    # in ``call_names``.
     cdef IdTable call_names, agent_names
 
     COMPILED = True
@@ -251,7 +252,8 @@ cdef class Scheduler:
         cdef int a = self._agent(agent_id)
         cdef AgentRec* ag = &self.agents[a]
         if ag.state != LOGGED_OUT:
-            raise AcdError(f"agent {_shown_agent(self, agent_id)!r} must be logged out to be removed")
+            raise AcdError(
+                f"agent {_shown_agent(self, agent_id)!r} must be logged out to be removed")
         cdef int m, qi
         for m in range(ag.n_mem):
             qi = ag.mems[m].queue

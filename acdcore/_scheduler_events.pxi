@@ -174,11 +174,13 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cdef QueueRec* q = &self.queues[qi]
     if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
         _call_pop(self, call_id)
-        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi], "empty"))
+        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi],
+                              "empty"))
         return 0
     if q.max_len and q.n_in_queue >= q.max_len:
         _call_pop(self, call_id)
-        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi], "full"))
+        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi],
+                              "full"))
         return 0
     try:
         req = normalize(skills) if skills else _NO_SKILLS
