@@ -55,8 +55,8 @@ cdef class Scheduler:
     cdef list call_ids, call_req
     cdef list lane_req, lane_clock
     # Set by InternedScheduler (None otherwise): the tables its int ids
-    # come from.  Ints then only index (the table's own slots for calls,
-    # agent_im for agents, CallRec.ext, AgentRec.cancel_ext); call_ids,
+    # come from.  Ints then only index (the tables' own slots, not
+    # call_im/agent_im; CallRec.ext, AgentRec.cancel_ext); call_ids,
     # agent_ids and last_cancel hold the runtime's names, so actions leave
     # the core already named.  The core counts its references to call ints
     # in ``call_names``.
@@ -243,7 +243,10 @@ cdef class Scheduler:
                     self._agent_add_lane(a, lane, penalty, midx, score(cfg.skills, req))
         cdef long long k
         if _int_id(cfg.agent_id, &k):
-            im_setdefault(&self.agent_im, k, a)
+            if self.agent_names is not None:
+                self.agent_names.claim_slot(k, a)
+            else:
+                im_setdefault(&self.agent_im, k, a)
         else:
             self.agent_ix[cfg.agent_id] = a
 
@@ -264,7 +267,10 @@ cdef class Scheduler:
         ag.alive = False
         cdef long long k
         if _int_id(agent_id, &k):
-            im_pop(&self.agent_im, k)
+            if self.agent_names is not None:
+                self.agent_names.pop_slot(k)
+            else:
+                im_pop(&self.agent_im, k)
         else:
             del self.agent_ix[agent_id]
 

@@ -179,6 +179,8 @@ cdef inline int _call_set(Scheduler self, object call_id, int c) except -1:
 cdef inline int _agent_get(Scheduler self, object agent_id) except -2:
     cdef long long k
     if _int_id(agent_id, &k):
+        if self.agent_names is not None:
+            return self.agent_names.slot_of(k)
         return im_get(&self.agent_im, k)
     cdef object a = self.agent_ix.get(agent_id)
     return -1 if a is None else <int>a

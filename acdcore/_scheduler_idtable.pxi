@@ -24,6 +24,22 @@
 # configured, not per call); ``forget`` on ``remove_agent``.
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.object cimport PyObject_Hash
+from cpython.unicode cimport PyUnicode_CheckExact
+
+cdef extern from "Python.h":
+    ctypedef struct PyASCIIObject:
+        Py_hash_t hash
+
+
+cdef inline Py_hash_t _hash(object name) except? -1:
+    # A str caches its hash in its header: read it there (as dict does)
+    # rather than through the type's hash function.
+    cdef Py_hash_t h
+    if PyUnicode_CheckExact(name):
+        h = (<PyASCIIObject*><PyObject*>name).hash
+        if h != -1:
+            return h
+    return PyObject_Hash(name)
 
 
 cdef struct NameSlot:          # the index: open addressing, linear probing
@@ -35,7 +51,7 @@ cdef struct NameSlot:          # the index: open addressing, linear probing
 cdef struct NameEnt:           # int -> name
     PyObject* name             # owned; NULL: the int is free
     int refs                   # references the core holds (calls)
-    int slot                   # the core's call slot while the call is live, -1
+    int slot                   # the core's slot (call while live; agent), -1
                                # (the core's id index for these ints: no IntMap)
 
 
@@ -119,7 +135,7 @@ cdef class IdTable:
 
     cdef inline Py_ssize_t find(self, object name) except -2:
         """The int of ``name``, or -1."""
-        cdef Py_hash_t h = PyObject_Hash(name)
+        cdef Py_hash_t h = _hash(name)
         cdef Py_ssize_t i = self._home(h)
         cdef NameSlot* s
         while True:
