@@ -191,9 +191,9 @@ cdef object _call_items(Scheduler self):
     items = list(self.call_ix.items())
     cdef Py_ssize_t i
     if self.call_names is not None:
-        for i in range(self.call_names.n_ents):
-            if self.call_names.ents[i].slot >= 0:
-                items.append((i, self.call_names.ents[i].slot))
+        for i in range(self.call_names.mask + 1):
+            if self.call_names.slots[i].name != NULL and self.call_names.slots[i].slot >= 0:
+                items.append((self.call_names.slots[i].k, self.call_names.slots[i].slot))
     for i in range(self.call_im.mask + 1):
         if self.call_im.slots[i].val >= 0:
             items.append((self.call_im.slots[i].key, self.call_im.slots[i].val))

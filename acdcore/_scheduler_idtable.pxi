@@ -46,13 +46,14 @@ cdef struct NameSlot:          # the index: open addressing, linear probing
     PyObject* name             # borrowed from NameEnt; NULL: empty
     Py_hash_t hash
     int k
+    int slot                   # the core's slot (a call while live; an agent), -1:
+                               # the core's id index for these ints (no IntMap)
 
 
 cdef struct NameEnt:           # int -> name
     PyObject* name             # owned; NULL: the int is free
+    Py_hash_t hash
     int refs                   # references the core holds (calls)
-    int slot                   # the core's slot (call while live; agent), -1
-                               # (the core's id index for these ints: no IntMap)
 
 
 @cython.final
@@ -65,6 +66,8 @@ cdef class IdTable:
     cdef Py_ssize_t n_ents, cap
     cdef int* free_ints        # released ints (calls only), reused last out first
     cdef Py_ssize_t n_free
+    cdef long long last_k      # the int the last lookup found, and its slot:
+    cdef NameSlot* last_ns     # the core asks for that one next (one cache line)
     cdef int* pending          # ints that may be unreferenced: checked by flush
     cdef Py_ssize_t n_pending
     cdef readonly bint reuse   # calls: ints are reused once released
@@ -79,6 +82,7 @@ cdef class IdTable:
         self.reuse = reuse
         self.cap = 64
         self.n_live = self.n_free = self.n_pending = 0
+        self.last_k = -1
         self.ents = <NameEnt*>malloc(self.cap * sizeof(NameEnt))
         self.free_ints = <int*>malloc(self.cap * sizeof(int))
         self.pending = <int*>malloc(self.cap * sizeof(int))
@@ -114,22 +118,25 @@ cdef class IdTable:
     cdef inline Py_ssize_t _home(self, Py_hash_t h) noexcept:
         return <Py_ssize_t>((<uint64_t>h * <uint64_t>0x9E3779B97F4A7C15) >> self.shift)
 
-    cdef inline void _place(self, PyObject* name, Py_hash_t h, int k) noexcept:
+    cdef inline NameSlot* _place(self, PyObject* name, Py_hash_t h, int k, int slot) noexcept:
         cdef Py_ssize_t i = self._home(h)
         while self.slots[i].name != NULL:
             i = (i + 1) & self.mask
         self.slots[i].name = name
         self.slots[i].hash = h
         self.slots[i].k = k
+        self.slots[i].slot = slot
+        return &self.slots[i]
 
     cdef int _grow_index(self) except -1:
         cdef NameSlot* old = self.slots
         cdef Py_ssize_t old_cap = self.mask + 1, i
         self.slots = NULL
+        self.last_k = -1
         self._new_index(64 - self.shift + 1)
         for i in range(old_cap):
             if old[i].name != NULL:
-                self._place(old[i].name, old[i].hash, old[i].k)
+                self._place(old[i].name, old[i].hash, old[i].k, old[i].slot)
         free(old)
         return 0
 
@@ -142,18 +149,17 @@ cdef class IdTable:
             s = &self.slots[i]
             if s.name == NULL:
                 return -1
-            if s.name == <PyObject*>name:
-                return s.k
-            if s.hash == h and <object>s.name == name:
+            if s.name == <PyObject*>name or (s.hash == h and <object>s.name == name):
+                self.last_k = s.k
+                self.last_ns = s
                 return s.k
             i = (i + 1) & self.mask
 
     cdef int _unplace(self, int k) except -1:
         """Remove int ``k``'s slot (backward shift: no tombstones)."""
-        cdef PyObject* name = self.ents[k].name
-        cdef Py_ssize_t i = self._home(PyObject_Hash(<object>name)), j, home
-        while self.slots[i].name != name:    # the slot borrows this very pointer
-            i = (i + 1) & self.mask
+        cdef NameSlot* s = self._slot_of_k(k)
+        cdef Py_ssize_t i = s - self.slots, j, home
+        self.last_k = -1                     # slots move
         j = i
         while True:
             j = (j + 1) & self.mask
@@ -217,8 +223,9 @@ cdef class IdTable:
         Py_INCREF(name)
         self.ents[k].name = <PyObject*>name
         self.ents[k].refs = 0
-        self.ents[k].slot = -1
-        self._place(<PyObject*>name, PyObject_Hash(name), <int>k)
+        self.ents[k].hash = _hash(name)
+        self.last_ns = self._place(<PyObject*>name, self.ents[k].hash, <int>k, -1)
+        self.last_k = k
         self.n_live += 1
         if self.reuse:
             self._note_pending(k)
@@ -227,23 +234,41 @@ cdef class IdTable:
     cdef inline bint _ours(self, long long k) noexcept:
         return 0 <= k < self.n_ents and self.ents[k].name != NULL
 
+    cdef inline NameSlot* _slot_of_k(self, long long k) noexcept:
+        """Int ``k``'s index entry (NULL: not ours); the last one found is at hand."""
+        if k == self.last_k:
+            return self.last_ns
+        if not self._ours(k):
+            return NULL
+        cdef PyObject* name = self.ents[k].name
+        cdef Py_ssize_t i = self._home(self.ents[k].hash)
+        while self.slots[i].name != name:    # the entry borrows this very pointer
+            i = (i + 1) & self.mask
+        self.last_k = k
+        self.last_ns = &self.slots[i]
+        return self.last_ns
+
     cdef inline int slot_of(self, long long k) noexcept:
-        """The core's slot of call int ``k``, -1."""
-        return self.ents[k].slot if self._ours(k) else -1
+        """The core's slot of int ``k``, -1."""
+        cdef NameSlot* s = self._slot_of_k(k)
+        return -1 if s == NULL else s.slot
 
     cdef inline int claim_slot(self, long long k, int c) except -2:
         """Registers k -> c unless k has a slot; returns the slot it has, or -1."""
-        if not self._ours(k):
-            raise AcdError(f"call {k!r} is not an interned id")
-        if self.ents[k].slot >= 0:
-            return self.ents[k].slot
-        self.ents[k].slot = c
+        cdef NameSlot* s = self._slot_of_k(k)
+        if s == NULL:
+            raise AcdError(f"id {k!r} is not an interned id")
+        if s.slot >= 0:
+            return s.slot
+        s.slot = c
         return -1
 
     cdef inline int pop_slot(self, long long k) noexcept:
-        cdef int c = self.slot_of(k)
-        if c >= 0:
-            self.ents[k].slot = -1
+        cdef NameSlot* s = self._slot_of_k(k)
+        if s == NULL or s.slot < 0:
+            return -1
+        cdef int c = s.slot
+        s.slot = -1
         return c
 
     cdef inline object name_at(self, Py_ssize_t k):
@@ -331,6 +356,7 @@ cdef class IdTable:
                 n_slots += 1
                 k = self.slots[i].k
                 assert self.ents[k].name == self.slots[i].name, (i, k)
+                assert self.ents[k].hash == self.slots[i].hash, (i, k)
                 assert self.find(<object>self.slots[i].name) == k
         assert n_slots == self.n_live
         free_set = {self.free_ints[i] for i in range(self.n_free)}
