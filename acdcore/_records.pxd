@@ -37,6 +37,7 @@ cdef struct AgentRec:
     double weight
     long long tried_mark     # == Scheduler.tried_mark: failed the call being dispatched
     double wrap_up           # < 0: use the queue's
+    int cancel_ext           # last_cancel's int in Scheduler.call_names, -1
     int outbound             # OUT_NONE / OUT_ON_CALL / OUT_DROPPED (ref_parts.py)
     int n_mem
     Membership* mems
@@ -71,7 +72,8 @@ cdef struct CallRec:
     bint expired
     bint in_queue
     bint has_req
-    int _pad[2]
+    int ext                  # its int in Scheduler.call_names, when the core has one
+    int _pad
 
 
 cdef struct QueueRec:

@@ -222,6 +222,7 @@ cdef class _RankBox:
         rank_free(&self.r)
 
 
+include "_scheduler_idtable.pxi"
 include "_scheduler_core.pxi"
 include "_scheduler_ids.pxi"
 include "_scheduler_timers.pxi"
@@ -230,3 +231,4 @@ include "_scheduler_matching.pxi"
 include "_scheduler_events.pxi"
 include "_scheduler_agents.pxi"
 include "_scheduler_queries.pxi"
+include "_scheduler_interned.pxi"

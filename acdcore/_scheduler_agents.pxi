@@ -104,7 +104,7 @@ cdef int _outbound_ended(Scheduler self, object agent_id, bint talked) except -1
         if ag.outbound == OUT_DROPPED:
             ag.outbound = OUT_NONE
             return 0
-        raise AcdError(f"agent {agent_id!r} is not on an outbound call")
+        raise AcdError(f"agent {_shown_agent(self, agent_id)!r} is not on an outbound call")
     ag.outbound = OUT_NONE
     cdef double wrap = 0.0
     if talked:

@@ -54,6 +54,13 @@ cdef class Scheduler:
     cdef list last_cancel, last_cancel_reason
     cdef list call_ids, call_req
     cdef list lane_req, lane_clock
+    # Set by InternedScheduler (None otherwise): the tables its int ids
+    # come from.  Ints then only index (the tables' own slots, not
+    # call_im/agent_im; CallRec.ext, AgentRec.cancel_ext); call_ids,
+    # agent_ids and last_cancel hold the runtime's names, so actions leave
+    # the core already named.  The core counts its references to call ints
+    # in ``call_names``.
+    cdef IdTable call_names, agent_names
 
     COMPILED = True
 
@@ -177,7 +184,7 @@ cdef class Scheduler:
     # -- configuration ------------------------------------------------------
     def add_agent(self, cfg):
         if _agent_get(self, cfg.agent_id) >= 0:
-            raise AcdError(f"agent {cfg.agent_id!r} exists")
+            raise AcdError(f"agent {_shown_agent(self, cfg.agent_id)!r} exists")
         for name in cfg.queues:
             if name not in self.queue_ix:
                 raise UnknownQueue(name)
@@ -203,6 +210,7 @@ cdef class Scheduler:
         ag.weight = cfg.weight
         ag.wrap_up = -1.0 if cfg.wrap_up is None else cfg.wrap_up
         ag.outbound = OUT_NONE
+        ag.cancel_ext = -1
         ag.n_mem = 0
         ag.mems = <Membership*>malloc(max(1, len(cfg.queues)) * sizeof(Membership))
         ag.n_lanes = 0
@@ -235,7 +243,10 @@ cdef class Scheduler:
                     self._agent_add_lane(a, lane, penalty, midx, score(cfg.skills, req))
         cdef long long k
         if _int_id(cfg.agent_id, &k):
-            im_setdefault(&self.agent_im, k, a)
+            if self.agent_names is not None:
+                self.agent_names.claim_slot(k, a)
+            else:
+                im_setdefault(&self.agent_im, k, a)
         else:
             self.agent_ix[cfg.agent_id] = a
 
@@ -244,7 +255,8 @@ cdef class Scheduler:
         cdef int a = self._agent(agent_id)
         cdef AgentRec* ag = &self.agents[a]
         if ag.state != LOGGED_OUT:
-            raise AcdError(f"agent {agent_id!r} must be logged out to be removed")
+            raise AcdError(
+                f"agent {_shown_agent(self, agent_id)!r} must be logged out to be removed")
         cdef int m, qi
         for m in range(ag.n_mem):
             qi = ag.mems[m].queue
@@ -255,7 +267,10 @@ cdef class Scheduler:
         ag.alive = False
         cdef long long k
         if _int_id(agent_id, &k):
-            im_pop(&self.agent_im, k)
+            if self.agent_names is not None:
+                self.agent_names.pop_slot(k)
+            else:
+                im_pop(&self.agent_im, k)
         else:
             del self.agent_ix[agent_id]
 
@@ -280,13 +295,13 @@ cdef class Scheduler:
     cdef int _agent(self, agent_id) except -1:
         cdef int a = _agent_get(self, agent_id)
         if a < 0:
-            raise UnknownAgent(agent_id)
+            raise UnknownAgent(_shown_agent(self, agent_id))
         return a
 
     cdef int _call(self, call_id) except -1:
         cdef int c = _call_get(self, call_id)
         if c < 0:
-            raise UnknownCall(call_id)
+            raise UnknownCall(_shown_call(self, call_id))
         return c
 
     cdef inline long long _next_stamp(self) noexcept:
@@ -366,14 +381,14 @@ cdef class Scheduler:
         code = _EVENT_CODES.get(type(ev))
         if code is None:
             raise AcdError(f"not an event: {ev!r}")
-        return _handle(self, code, ev.t, ev, None, None, None, 0)
+        return _handle(self, code, ev.t, ev, None, None, None, 0, True)
 
     def handle_raw(self, int code, double t, call_id=None, agent_id=None, ev=None,
                    queue=None, int priority=0, /):
         """``handle`` without an event object (arguments are positional only:
         cheaper to parse).  ``ev`` (optional) supplies the rarer fields:
         skills, callback, pause/withdraw reason, busy."""
-        return _handle(self, code, t, ev, call_id, agent_id, queue, priority)
+        return _handle(self, code, t, ev, call_id, agent_id, queue, priority, True)
 
     # -- read-only queries (bodies in _scheduler_queries.pxi) -------------------
     def agent_state(self, agent_id):

@@ -5,14 +5,16 @@
 
 
 cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
-                  object agent_id, object queue, int priority):
+                  object agent_id, object queue, int priority, bint ev_ids):
+    # ev_ids: take the ids from ``ev`` when it is given (handle, handle_raw);
+    # InternedScheduler passes its ints beside the event instead.
     cdef list out = []
     self.out = out
     _fire_due_checked(self, t)
     if t > self.now:
         self.now = t
     try:
-        _event(self, code, ev, call_id, agent_id, queue, priority)
+        _event(self, code, ev, call_id, agent_id, queue, priority, ev_ids)
     except AcdError as exc:
         exc.actions = out  # what timers due before the bad event produced
         raise
@@ -28,42 +30,43 @@ cdef int _fire_due_checked(Scheduler self, double t) except -1:
 
 
 cdef int _event(Scheduler self, int code, object ev, object call_id, object agent_id,
-                object queue, int priority) except -1:
+                object queue, int priority, bint ev_ids) except -1:
     skills = ()
     callback = False
     if code == EV_CALL_ARRIVED:
         if ev is not None:
-            call_id = ev.call_id
+            if ev_ids:
+                call_id = ev.call_id
             queue = ev.queue
             priority = ev.priority
             skills = ev.skills
             callback = ev.callback
         _arrive(self, call_id, queue, priority, skills, callback)
     elif code == EV_OFFER_ANSWERED:
-        if ev is not None:
+        if ev is not None and ev_ids:
             call_id = ev.call_id
             agent_id = ev.agent_id
         _answered(self, call_id, agent_id)
     elif code == EV_CALL_ENDED:
-        _ended(self, ev.call_id if ev is not None else call_id)
+        _ended(self, ev.call_id if ev is not None and ev_ids else call_id)
     elif code == EV_CALL_ABANDONED:
-        _gone(self, ev.call_id if ev is not None else call_id, C_ABANDON, "caller_gone")
+        _gone(self, ev.call_id if ev is not None and ev_ids else call_id, C_ABANDON, "caller_gone")
     elif code == EV_CALL_WITHDRAWN:
-        _gone(self, ev.call_id if ev is not None else call_id, C_WITHDRAW, "withdrawn")
+        _gone(self, ev.call_id if ev is not None and ev_ids else call_id, C_WITHDRAW, "withdrawn")
     elif code == EV_OFFER_REJECTED:
-        if ev is not None:
+        if ev is not None and ev_ids:
             call_id = ev.call_id
             agent_id = ev.agent_id
         _rejected(self, call_id, agent_id)
     elif code == EV_TICK:
         pass
     elif code == EV_CALL_PICKED_UP:
-        if ev is not None:
+        if ev is not None and ev_ids:
             call_id = ev.call_id
             agent_id = ev.agent_id
         _picked_up(self, call_id, agent_id)
     else:
-        if ev is not None and code != EV_CALLBACK_REQUESTED:
+        if ev is not None and ev_ids and code != EV_CALLBACK_REQUESTED:
             agent_id = ev.agent_id
         if code == EV_AGENT_LOGGED_IN:
             _login(self, agent_id)
@@ -76,7 +79,7 @@ cdef int _event(Scheduler self, int code, object ev, object call_id, object agen
         elif code == EV_WRAP_UP_DONE:
             _wrap_done(self, agent_id)
         elif code == EV_CALLBACK_REQUESTED:
-            _callback(self, ev.call_id if ev is not None else call_id)
+            _callback(self, ev.call_id if ev is not None and ev_ids else call_id)
         elif code == EV_AGENT_OUTBOUND:
             _outbound(self, agent_id)
         elif code == EV_OUTBOUND_ENDED:
@@ -116,13 +119,19 @@ cdef int _alloc_call(Scheduler self) except -1:
     return self.n_slots - 1
 
 
-cdef void _free_call(Scheduler self, int c):
-    _call_pop(self, self.call_ids[c])
+cdef int _free_call(Scheduler self, int c) except -1:
+    if self.call_names is not None:
+        self.call_names.pop_slot(self.calls[c].ext)
+    else:
+        _call_pop(self, self.call_ids[c])
     _free_slot(self, c)
+    return 0
 
 
-cdef void _free_slot(Scheduler self, int c):
+cdef int _free_slot(Scheduler self, int c) except -1:
     """Recycle the slot of a call whose id is already out of the index."""
+    if self.call_names is not None:
+        self.call_names.drop(self.calls[c].ext)
     self.call_ids[c] = None
     if self.calls[c].has_req:
         self.call_req[c] = None
@@ -131,13 +140,14 @@ cdef void _free_slot(Scheduler self, int c):
     self.calls[c].state = C_GONE
     self.free_slots[self.n_free] = c
     self.n_free += 1
+    return 0
 
 
 cdef int _pop_call(Scheduler self, object call_id) except -1:
     """Look the call up and drop its id in one dict operation."""
     cdef int c = _call_pop(self, call_id)
     if c < 0:
-        raise UnknownCall(call_id)
+        raise UnknownCall(_shown_call(self, call_id))
     return c
 
 
@@ -155,7 +165,7 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     # One dict operation both checks for a duplicate and registers the id
     # (undone on the rare paths where the call does not enter the queue).
     if _call_claim(self, call_id, _peek_slot(self)) >= 0:
-        raise AcdError(f"call {call_id!r} already queued")
+        raise AcdError(f"call {_shown_call(self, call_id)!r} already queued")
     cdef object qobj = self.queue_ix.get(queue)
     if qobj is None:
         _call_pop(self, call_id)
@@ -164,11 +174,13 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cdef QueueRec* q = &self.queues[qi]
     if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
         _call_pop(self, call_id)
-        self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "empty"))
+        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi],
+                              "empty"))
         return 0
     if q.max_len and q.n_in_queue >= q.max_len:
         _call_pop(self, call_id)
-        self.out.append(_act3(CallExited, call_id, self.queue_names[qi], "full"))
+        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi],
+                              "full"))
         return 0
     try:
         req = normalize(skills) if skills else _NO_SKILLS
@@ -196,7 +208,12 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cr.n_tried = 0
     cr.ring_pos = -1
     cr.in_queue = True
-    self.call_ids[c] = call_id
+    if self.call_names is None:
+        self.call_ids[c] = call_id
+    else:   # call_id is our int: keep the name, index by the int
+        cr.ext = call_id
+        self.call_ids[c] = self.call_names.name_at(cr.ext)
+        self.call_names.hold(cr.ext)
     if cr.has_req:
         self.call_req[c] = req
     q.n_in_queue += 1
@@ -309,11 +326,12 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cdef int c = _call_get(self, call_id)
     cdef AgentRec* ag = &self.agents[a]
     if ag.state != OFFERED or c < 0 or ag.call != c:
-        lc = self.last_cancel[a]
-        if lc is not None and lc == call_id:
-            self.out.append(_act3(CancelOffer, call_id, self.agent_ids[a], self.last_cancel_reason[a]))
+        if _was_cancelled(self, a, call_id):
+            self.out.append(_act3(CancelOffer, _cancelled_id(self, a, call_id), self.agent_ids[a],
+                                  self.last_cancel_reason[a]))
             return 0
-        raise AcdError(f"agent {agent_id!r} has no offer of call {call_id!r}")
+        raise AcdError(f"agent {_shown_agent(self, agent_id)!r} has no offer of call "
+                       f"{_shown_call(self, call_id)!r}")
     cdef CallRec* cr = &self.calls[c]
     cr.state = call_next(cr.state, C_ANSWER)
     _kill_ring_timer(self, cr)
@@ -350,7 +368,7 @@ cdef int _picked_up(Scheduler self, object call_id, object agent_id) except -1:
     cdef int a = self._agent(agent_id)
     cdef int c = _call_get(self, call_id)
     if c < 0 or self.calls[c].state != C_OFFERED:
-        raise PickupRefused(f"call {call_id!r} is not ringing")
+        raise PickupRefused(f"call {_shown_call(self, call_id)!r} is not ringing")
     cdef AgentRec* ag = &self.agents[a]
     cdef CallRec* cr = &self.calls[c]
     cdef int m
@@ -361,7 +379,8 @@ cdef int _picked_up(Scheduler self, object call_id, object agent_id) except -1:
             break
     if not member:
         raise PickupRefused(
-            f"agent {agent_id!r} does not serve queue {self.queue_names[cr.queue]!r}")
+            f"agent {_shown_agent(self, agent_id)!r} does not serve queue "
+            f"{self.queue_names[cr.queue]!r}")
     agent_next(ag.state, A_PICKUP)   # refuse before anything changes
     pending = self.pause_reason[a] if ag.state == PAUSED else None
     cr.state = call_next(cr.state, C_PICKUP)
@@ -387,10 +406,10 @@ cdef int _rejected(Scheduler self, object call_id, object agent_id) except -1:
     cdef int c = _call_get(self, call_id)
     cdef AgentRec* ag = &self.agents[a]
     if ag.state != OFFERED or c < 0 or ag.call != c:
-        lc = self.last_cancel[a]
-        if lc is not None and lc == call_id:
+        if _was_cancelled(self, a, call_id):
             return 0  # the offer was already withdrawn: nothing to undo
-        raise AcdError(f"agent {agent_id!r} has no offer of call {call_id!r}")
+        raise AcdError(f"agent {_shown_agent(self, agent_id)!r} has no offer of call "
+                       f"{_shown_call(self, call_id)!r}")
     _remove_offer(self, c, a)
     ag.call = -1
     _set_agent(self, a, A_DECLINE)
@@ -463,3 +482,18 @@ cdef int _ended(Scheduler self, object call_id) except -1:
     else:
         _end_wrap(self, a)
     return 0
+
+
+cdef inline bint _was_cancelled(Scheduler self, int a, object call_id) except -1:
+    """``call_id`` is the agent's last cancelled offer (a late answer or reject)."""
+    cdef long long k
+    if self.call_names is not None:   # by int; a name passed as such is unknown
+        return (self.agents[a].cancel_ext >= 0 and _int_id(call_id, &k)
+                and self.agents[a].cancel_ext == k)
+    lc = self.last_cancel[a]
+    return lc is not None and lc == call_id
+
+
+cdef inline object _cancelled_id(Scheduler self, int a, object call_id):
+    """The id a repeated CancelOffer carries: the runtime's name when ids are interned."""
+    return call_id if self.call_names is None else self.last_cancel[a]

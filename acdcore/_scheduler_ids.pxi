@@ -140,6 +140,8 @@ cdef inline int _call_get(Scheduler self, object call_id) except -2:
     """Slot of ``call_id``, or -1."""
     cdef long long k
     if _int_id(call_id, &k):
+        if self.call_names is not None:
+            return self.call_names.slot_of(k)
         return im_get(&self.call_im, k)
     cdef object c = self.call_ix.get(call_id)
     return -1 if c is None else <int>c
@@ -149,6 +151,8 @@ cdef inline int _call_claim(Scheduler self, object call_id, int slot) except -2:
     """Registers call_id -> slot unless the id is known; returns the known slot or -1."""
     cdef long long k
     if _int_id(call_id, &k):
+        if self.call_names is not None:
+            return self.call_names.claim_slot(k, slot)
         return im_setdefault(&self.call_im, k, slot)
     cdef object s = slot
     cdef object c = self.call_ix.setdefault(call_id, s)
@@ -159,6 +163,8 @@ cdef inline int _call_pop(Scheduler self, object call_id) except -2:
     """Drops call_id; returns its slot, or -1 if unknown."""
     cdef long long k
     if _int_id(call_id, &k):
+        if self.call_names is not None:
+            return self.call_names.pop_slot(k)
         return im_pop(&self.call_im, k)
     cdef object c = self.call_ix.pop(call_id, None)
     return -1 if c is None else <int>c
@@ -173,6 +179,8 @@ cdef inline int _call_set(Scheduler self, object call_id, int c) except -1:
 cdef inline int _agent_get(Scheduler self, object agent_id) except -2:
     cdef long long k
     if _int_id(agent_id, &k):
+        if self.agent_names is not None:
+            return self.agent_names.slot_of(k)
         return im_get(&self.agent_im, k)
     cdef object a = self.agent_ix.get(agent_id)
     return -1 if a is None else <int>a
@@ -182,6 +190,10 @@ cdef object _call_items(Scheduler self):
     """(id, slot) of every known call (invariant checks only)."""
     items = list(self.call_ix.items())
     cdef Py_ssize_t i
+    if self.call_names is not None:
+        for i in range(self.call_names.mask + 1):
+            if self.call_names.slots[i].name != NULL and self.call_names.slots[i].slot >= 0:
+                items.append((self.call_names.slots[i].k, self.call_names.slots[i].slot))
     for i in range(self.call_im.mask + 1):
         if self.call_im.slots[i].val >= 0:
             items.append((self.call_im.slots[i].key, self.call_im.slots[i].val))

@@ -122,9 +122,17 @@ cdef int _release(Scheduler self, list agents) except -1:
     return 0
 
 
-cdef inline void _tombstone(Scheduler self, int a, int c, str reason):
-    self.agents[a].call = -1
+cdef inline int _tombstone(Scheduler self, int a, int c, str reason) except -1:
+    cdef AgentRec* ag = &self.agents[a]
+    cdef int old
+    ag.call = -1
     self.last_cancel[a] = self.call_ids[c]
+    if self.call_names is not None:   # hold the new first: old may be the same call
+        old = ag.cancel_ext
+        ag.cancel_ext = self.calls[c].ext
+        self.call_names.hold(ag.cancel_ext)
+        if old >= 0:
+            self.call_names.drop(old)
     self.last_cancel_reason[a] = reason
 
 

@@ -100,12 +100,15 @@ cdef int _check_invariants(Scheduler self) except -1:
             assert ag.state == AVAILABLE and ag.ready_stamp == 0
         elif ag.state == AVAILABLE:
             assert ag.ready_stamp != 0, f"agent {self.agent_ids[a]} idle but not offerable"
-    assert len(self.call_ix) + self.call_im.n + self.n_free == self.n_slots
+    assert len(_call_items(self)) + self.n_free == self.n_slots
     waiting_lanes = set()
     n_tried = 0
     for cid, c in _call_items(self):
         cr = &self.calls[c]
-        assert self.call_ids[c] == cid
+        if self.call_names is None:
+            assert self.call_ids[c] == cid
+        else:
+            assert self.calls[c].ext == cid and self.call_ids[c] == self.call_names.name_at(cid)
         if cr.n_tried:
             n_tried += 1
             assert len(set(self.tried[c])) == len(self.tried[c]) == cr.n_tried

@@ -167,3 +167,6 @@ EVENT_CODES = {
     OutboundEnded: EV_OUTBOUND_ENDED,
     CallPickedUp: EV_CALL_PICKED_UP,
 }
+
+# Code -> event name, for logs of handle_raw calls.
+EVENT_NAMES = {code: kind.__name__ for kind, code in EVENT_CODES.items()}

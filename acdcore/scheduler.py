@@ -1,7 +1,11 @@
 """``Scheduler``: the compiled engine when it is built, else the reference.
 
-``COMPILED`` tells which one you got.  Both have the same API and produce the
-same actions (tests/acdcore/test_acd_differential.py).
+``COMPILED`` tells which one you got.  ``InternedScheduler`` is the one a
+runtime uses: the same API for str ids, which it maps to ints in C
+(_scheduler_idtable.pxi) so the compiled core runs on its int-id path;
+without a build it is the reference, which takes str ids as they are.
+All have the same API and produce the same actions
+(tests/acdcore/test_acd_differential.py, tests/acdcore/test_acd_ids.py).
 
 API (identical for ``ReferenceScheduler`` and the Cython ``Scheduler``)::
 
@@ -33,6 +37,15 @@ that interns its SIP Call-IDs and agent names to ints (and builds its
 ``AgentConfig``s with those ints) skips the dict lookups;
 benchmarks/acd_core.py measures both ways.
 
+``InternedScheduler`` does that interning for a runtime that holds str ids
+(sipagent's queue runtime): ids must be str; its C id table maps them to
+ints when a call arrives or an agent is added, keeps a call's int while the
+core refers to it (live, or an agent's last cancelled offer) and reuses it
+only after; actions carry the runtime's own ids.  Extras: ``.core`` (the
+int-id Scheduler inside), ``.calls`` / ``.agents_table`` (``key_of``,
+``name_of``, ``refs_of``, ``len``).  Row ``cython_runtime_ids`` of
+benchmarks/acd_core.py measures it.
+
 Errors: impossible events raise ``AcdError`` subclasses (unknown ids,
 transitions the tables in states.py forbid) and leave the scheduler as it
 was; actions of timers that fired before the bad event are on
@@ -40,10 +53,11 @@ was; actions of timers that fired before the bad event are on
 cancelled, a late reject) never raise: see reference.py.
 """
 try:
-    from ._scheduler import Scheduler
+    from ._scheduler import InternedScheduler, Scheduler
     COMPILED = True
 except ImportError:  # no build: the executable specification is a full engine too
     from .reference import ReferenceScheduler as Scheduler
+    InternedScheduler = Scheduler
     COMPILED = False
 
-__all__ = ["Scheduler", "COMPILED"]
+__all__ = ["Scheduler", "InternedScheduler", "COMPILED"]

@@ -19,7 +19,10 @@ How it measures
    ``reference``) and with the same ids interned to ints (rows
    ``*_int_ids``: what a runtime that interns its Call-IDs would pass; the
    engine then indexes them in a C table, not a dict).  Ratios compare the
-   engines on the same id kind.
+   engines on the same id kind.  Row ``cython_runtime_ids``: the str trace
+   through ``InternedScheduler``, what sipagent's queue runtime calls: its
+   str ids mapped to ints in C at the core's edge, the core on its int
+   path, actions mapped back (acdcore/_scheduler_idtable.pxi).
 3. events/s = events / wall time of a replay loop that does nothing but
    call ``handle_raw`` (loop overhead included and reported separately,
    no per-event timer), median of ``--repeat`` replays.
@@ -79,6 +82,12 @@ def engines() -> dict[str, type]:
         pass
     found["reference"] = ReferenceScheduler
     return found
+
+
+def runtime_engine() -> type | None:
+    """What sipagent's queue runtime uses (str ids, the core's int path), if built."""
+    from acdcore.scheduler import COMPILED, InternedScheduler
+    return InternedScheduler if COMPILED else None
 
 
 def _replay_seconds(cls: type, trace: Trace, n: int, repeat: int,
@@ -186,7 +195,7 @@ def _memory_probe(path: str, engine: str, ids: str = "str") -> dict[str, float]:
 
     with open(path, "rb") as f:
         trace = Trace(**pickle.load(f))
-    cls = engines()[engine]
+    cls = runtime_engine() if engine == "cython_runtime" else engines()[engine]
     queues, agents = config_for(trace, ids)
     events = trace.events
     waiting = trace.waiting_at_fill_end
@@ -252,11 +261,13 @@ def _percentile(sorted_values: list[int], p: float) -> float:
 # to ints (123, 5; AgentConfig ids too), as a runtime that maps each SIP
 # Call-ID to a counter once would pass them: the engine then keeps its id
 # index in a C table instead of a dict (_scheduler_ids.pxi).
-ID_KINDS = ("str", "int")
+# "runtime": the str trace through InternedScheduler (runtime_engine), the
+# path sipagent's queue runtime takes; compiled engine only.
+ID_KINDS = ("str", "int", "runtime")
 
 
 def _row_name(engine: str, ids: str) -> str:
-    return engine if ids == "str" else f"{engine}_int_ids"
+    return engine if ids == "str" else f"{engine}_{ids}_ids"
 
 
 def bench_engines(args: argparse.Namespace) -> dict:
@@ -265,7 +276,7 @@ def bench_engines(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     trace = record(found[recorder_name], args.agents, args.queues, args.waiting, args.churn)
     record_seconds = time.perf_counter() - start
-    traces = {"str": trace, "int": interned(trace)}
+    traces = {"str": trace, "int": interned(trace), "runtime": trace}
     n_all = len(trace.events)
     n_ref = min(n_all, args.reference_events)
     overhead = _timer_overhead_ns()
@@ -279,10 +290,16 @@ def bench_engines(args: argparse.Namespace) -> dict:
     }
     for ids in ID_KINDS:
         tr = traces[ids]
-        for name, cls in found.items():
+        kinds = found.items()
+        if ids == "runtime":
+            if runtime_engine() is None:
+                continue
+            kinds = [("cython", runtime_engine())]
+        cfg_ids = "int" if ids == "int" else "str"
+        for name, cls in kinds:
             n = n_all if name == "cython" else n_ref
-            seconds, cpu_seconds, digest = _replay_seconds(cls, tr, n, args.repeat, ids)
-            raw = _latencies_ns(cls, tr, n, ids)
+            seconds, cpu_seconds, digest = _replay_seconds(cls, tr, n, args.repeat, cfg_ids)
+            raw = _latencies_ns(cls, tr, n, cfg_ids)
             lat = sorted(raw)
             row = {
                 "ids": ids,
@@ -298,15 +315,22 @@ def bench_engines(args: argparse.Namespace) -> dict:
             }
             row["by_event"] = _by_event(tr, raw)
             if n >= tr.fill_end:
-                row.update(_memory_per_waiting(name, tr, ids))
+                row.update(_memory_per_waiting(name if ids != "runtime" else "cython_runtime",
+                                               tr, cfg_ids))
             if name == "cython" and n_ref >= n:
                 row["prefix_events_per_second"] = row["events_per_second"]
             elif name == "cython":
                 # Same prefix as the reference, for an apples-to-apples ratio.
-                _, s_prefix, d_prefix = _replay_seconds(cls, tr, n_ref, args.repeat, ids)
+                _, s_prefix, d_prefix = _replay_seconds(cls, tr, n_ref, args.repeat, cfg_ids)
                 row["prefix_events_per_second"] = n_ref / s_prefix
                 row["prefix_digest"] = d_prefix
             results["engines"][_row_name(name, ids)] = row
+        if ids == "runtime":
+            # Same actions as the str-id engine on the same trace, by digest.
+            fast = results["engines"][_row_name("cython", ids)]
+            results["identical_actions_runtime_vs_str"] = \
+                fast["digest"] == results["engines"]["cython"]["digest"]
+            continue
         if "cython" in found:
             fast = results["engines"][_row_name("cython", ids)]
             ref = results["engines"][_row_name("reference", ids)]
@@ -382,7 +406,8 @@ def table(res: dict) -> str:
     for name, r in res["engines_bench"]["engines"].items():
         prefix = r.get("prefix_events_per_second",
                        r["events_per_second"] if name.startswith("reference") else None)
-        rows.append((name.removesuffix("_int_ids"), r.get("ids", "str"), f"{r['events']:,}",
+        rows.append((name.removesuffix(f"_{r.get('ids')}_ids"), r.get("ids", "str"),
+                     f"{r['events']:,}",
                      _fmt(r["events_per_second"]), _fmt(prefix),
                      _fmt(r["p50_us"]), _fmt(r["p99_us"]),
                      _fmt(r["max_us"]), _fmt(r.get("rss_bytes_per_waiting_call")),
@@ -399,6 +424,9 @@ def table(res: dict) -> str:
             lines.append(f"speedup vs reference (same prefix, both with {label}): "
                          f"{eb['speedup_vs_reference' + suffix]:.1f}x; "
                          f"identical actions: {eb['identical_actions' + suffix]}")
+    if "identical_actions_runtime_vs_str" in eb:
+        lines.append("runtime ids (InternedScheduler) vs str ids, same trace: identical actions: "
+                     f"{eb['identical_actions_runtime_vs_str']}")
     lines.append("")
     lines.append(f"simulator (KPI.md reference cases, SL over offered at 20 s; calls per CPU second, median of {res['repeat']} runs):")
     hdr = ("case", "engine", "calls", "calls/s", "SL20", "exp", "P(ab)", "exp", "ASA s", "exp", "occ", "exp", "ok")
@@ -421,12 +449,13 @@ def table(res: dict) -> str:
 
 
 def targets(res: dict) -> dict:
-    """Targets judged on each id path separately: plain keys for str ids (what
-    sipagent passes today), ``*_int_ids`` keys for interned int ids."""
+    """Targets judged on each id path separately: plain keys for str ids,
+    ``*_int_ids`` keys for int ids handed in, ``*_runtime_ids`` for the
+    runtime's path (str ids mapped to ints in C: what sipagent runs)."""
     eng = res["engines_bench"]["engines"]
     sim_cps = min(r["calls_per_second"] for r in res["simulator"].values())  # the slower case counts
     out = {}
-    for suffix in ("", "_int_ids"):
+    for suffix in ("", "_int_ids", "_runtime_ids"):
         best = eng.get("cython" + suffix, eng.get("reference" + suffix))
         if best is None:
             continue
@@ -438,6 +467,8 @@ def targets(res: dict) -> dict:
         if mem is not None:
             out["bytes_per_waiting_call" + suffix] = (mem, TARGETS["bytes_per_waiting_call"],
                                                       mem <= TARGETS["bytes_per_waiting_call"])
+        if suffix == "_runtime_ids":
+            continue   # compiled only: no reference row of its own
         speed = res["engines_bench"].get("speedup_vs_reference" + suffix)
         if speed is not None:
             out["speedup_vs_reference" + suffix] = (speed, TARGETS["speedup_vs_reference"],

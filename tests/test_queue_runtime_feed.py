@@ -28,3 +28,33 @@ def test_an_event_the_core_refuses_is_logged_and_the_runtime_goes_on(tmp_path):
         finally:
             engine.close()
     asyncio.run(go())
+
+
+def test_the_runtime_runs_the_core_on_int_ids_and_sees_its_own(tmp_path):
+    """Production's path: the runtime's str ids go through the core's id
+    table (ints inside, on the compiled core), actions come back with the
+    runtime's ids; a refused raw event is logged by name like any other."""
+    from acdcore.scheduler import COMPILED, InternedScheduler
+
+    async def go():
+        engine = EngineApp(tmp_path)
+        try:
+            runtime = engine.queues
+            assert type(runtime.scheduler) is InternedScheduler
+            with structlog.testing.capture_logs() as logged:
+                runtime.feed_raw(ev.EV_CALL_ENDED, runtime.now(), "no-such-call")
+            refused = [e for e in logged if e["event"] == "acd core rejected an event"]
+            assert [(e["acd_event"], e["call_id"]) for e in refused] == \
+                [("CallEnded", "no-such-call")]
+            queue = next(iter(runtime.settings))
+            out = runtime.scheduler.handle_raw(ev.EV_CALL_ARRIVED, runtime.now(), "sip-1@x",
+                                               None, None, queue, 0)
+            assert all(a.call_id == "sip-1@x" for a in out)
+            if COMPILED:
+                key = runtime.scheduler.calls.key_of("sip-1@x")
+                assert type(key) is int
+                assert runtime.scheduler.core.queue_position(key) == \
+                    runtime.scheduler.queue_position("sip-1@x")
+        finally:
+            engine.close()
+    asyncio.run(go())

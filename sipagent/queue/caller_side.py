@@ -42,8 +42,11 @@ class CallerSide:
                            self.scheduler.waiting_count(queue) + 1, priority)
         entry.hold.start()
         log.info("caller queued", call_id=call.call_id, queue=queue, priority=priority)
-        self.feed(ev.CallArrived(entry.entered, call.call_id, queue, priority,
-                                 tuple(sorted(skills.items()))))
+        if skills:
+            self.feed(ev.CallArrived(entry.entered, call.call_id, queue, priority,
+                                     tuple(sorted(skills.items()))))
+        else:
+            self.feed_raw(ev.EV_CALL_ARRIVED, entry.entered, call.call_id, None, queue, priority)
         try:
             outcome = await self._wait(entry)
         finally:
@@ -127,7 +130,7 @@ class CallerSide:
             self.stats.abandoned(entry.queue, time.time(), wait, entry.call_id, position)
             log.info("caller abandoned", call_id=entry.call_id, queue=entry.queue,
                      wait=round(wait, 3))
-            self.feed(ev.CallAbandoned(self.now(), entry.call_id))
+            self.feed_raw(ev.EV_CALL_ABANDONED, self.now(), entry.call_id)
         elif entry.state is EntryState.TALKING:
             self.talk_over(entry, "caller")
 

@@ -31,10 +31,10 @@ from sipagent.queue.pickup import CallPickup
 from sipagent.sip.leg import CallLeg, LegEnded, dial
 from sipagent.queue.stats import QueueStats
 
-try:
-    from acdcore.scheduler import Scheduler
-except ImportError:  # compiled core not built: the reference has the same rules
-    from acdcore.reference import ReferenceScheduler as Scheduler
+# The core on its int-id path: Call-IDs and agent names are mapped to ints
+# in C at its edge, actions come back with ours (acdcore/scheduler.py; the
+# reference, with the same rules, when the core is not built).
+from acdcore.scheduler import InternedScheduler as Scheduler
 
 log = structlog.get_logger("sipagent.queue.runtime")
 
@@ -133,6 +133,21 @@ class QueueRuntime(CallerSide):
             actions = getattr(exc, "actions", None) or []
         self._act(actions)
 
+    def feed_raw(self, code: int, t: float, call_id: str | None = None,
+                 agent_id: str | None = None, queue: str | None = None,
+                 priority: int = 0) -> None:
+        """``feed`` for the commonest events, without an event object: the
+        core's ``handle_raw`` (``code``: an ``events.EV_*``), the path
+        benchmarks/acd_core.py measures."""
+        self._feed_started = time.perf_counter()
+        try:
+            actions = self.scheduler.handle_raw(code, t, call_id, agent_id, None, queue, priority)
+        except Exception as exc:
+            log.exception("acd core rejected an event", acd_event=ev.EVENT_NAMES.get(code, code),
+                          call_id=call_id, agent=agent_id, queue=queue)
+            actions = getattr(exc, "actions", None) or []
+        self._act(actions)
+
     def _act(self, actions) -> None:
         for action in actions:
             try:
@@ -173,7 +188,7 @@ class QueueRuntime(CallerSide):
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
-                self.feed(ev.Tick(self.now()))
+                self.feed_raw(ev.EV_TICK, self.now())
 
     async def _sample_agents(self) -> None:
         while True:
@@ -257,7 +272,7 @@ class QueueRuntime(CallerSide):
         if self.offers.get(key) is not leg:  # answered just as we withdrew the offer
             leg.end()
             return
-        self.feed(ev.OfferAnswered(self.now(), call_id, agent_id))
+        self.feed_raw(ev.EV_OFFER_ANSWERED, self.now(), call_id, agent_id)
         await leg.ended
         entry = self.entries.get(call_id)
         if entry is not None:
@@ -303,14 +318,14 @@ class QueueRuntime(CallerSide):
         transfer = self.operations.transfer_row(entry.transfer) if side == "transfer" else None
         self.stats.handled(entry.queue, time.time(), talk, wrap_up, entry.call_id,
                            entry.agent_id, side, hold=hold, transfer=transfer)
-        self.feed(ev.CallEnded(self.now(), entry.call_id))
+        self.feed_raw(ev.EV_CALL_ENDED, self.now(), entry.call_id)
 
     def attempt_over(self, entry: QueueEntry) -> None:
         """A callback's customer did not answer: the agent on the line wraps up."""
         wrap_up = wrap_up_of(self.lines, entry.agent_id, self.settings[entry.queue].wrap_up)
         self.stats.wrap_up_started(time.time(), entry.agent_id, entry.queue, entry.call_id,
                                    wrap_up)
-        self.feed(ev.CallEnded(self.now(), entry.call_id))
+        self.feed_raw(ev.EV_CALL_ENDED, self.now(), entry.call_id)
 
     def add_callback(self, entry: QueueEntry, *, offered: bool = True) -> None:
         """A callback entry (no live call) joins the line; a retry is not offered again."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import socket
 from typing import Callable, Sequence
 
 import structlog
@@ -37,6 +38,32 @@ def stop_rtp_poller() -> None:
     from sipagent.mediaports import rtp_poller
 
     rtp_poller.stop()
+
+
+def udp_socket_fds(port: int) -> list[int]:
+    """This process's UDP sockets bound to ``port``: pjsip's SIP transport,
+    whose socket pjsua2 does not hand out.  Empty where /proc is missing."""
+    found = []
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in names:
+        fd = int(name)
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            probe = socket.socket(fileno=os.dup(fd))   # a duplicate: ours to close
+        except OSError:
+            continue
+        try:
+            if probe.type == socket.SOCK_DGRAM and probe.getsockname()[1] == port:
+                found.append(fd)
+        except (OSError, IndexError, TypeError):
+            pass
+        finally:
+            probe.close()
+    return found
 
 
 def pj_error_text(exc: Exception) -> str:
@@ -77,6 +104,11 @@ class SipEndpoint:
         self.transport_ids: dict[str, int] = {}
         self._log_writer = None
         self._poller: asyncio.Task | None = None
+        self._woken_by: list[int] = []      # fds the loop watches for SIP packets
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Idle poll, s: pjsip's timers (and TCP) are served at least this
+        # often; UDP packets wake the loop at once (start_polling).
+        self.idle_poll = 0.005
 
     def start(self) -> None:
         import pjsua2 as pj
@@ -157,7 +189,32 @@ class SipEndpoint:
             ep.codecSetPriority(info.codecId, wanted.get(info.codecId, 0))
 
     def start_polling(self) -> None:
-        self._poller = asyncio.get_running_loop().create_task(self._poll(), name="pjsua-poll")
+        loop = self._loop = asyncio.get_running_loop()
+        self._poller = loop.create_task(self._poll(), name="pjsua-poll")
+        # A SIP packet is handled the moment it arrives, not at the next
+        # idle poll (up to 5 ms later: a BYE that frees an agent, an answer
+        # that connects a caller, waited that long).  The poll stays, for
+        # pjsip's timers and the TCP transport's connections.
+        port = self._udp_port()
+        self._woken_by = udp_socket_fds(port) if port else []
+        for fd in self._woken_by:
+            loop.add_reader(fd, self._packet)
+        log.info("sip packets wake the loop", fds=self._woken_by, port=port)
+
+    def _udp_port(self) -> int | None:
+        tid = self.transport_ids.get("udp")
+        if tid is None:
+            return None
+        try:
+            return int(self.ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        except (ValueError, IndexError):
+            return None
+
+    def _packet(self) -> None:
+        try:
+            self.ep.libHandleEvents(0)
+        except Exception:
+            log.exception("libHandleEvents failed")
 
     async def _poll(self) -> None:
         ep = self.ep
@@ -167,8 +224,15 @@ class SipEndpoint:
             except Exception:
                 log.exception("libHandleEvents failed")
                 n = 0
-            # Busy: poll again at once; idle: 5 ms keeps loop lag under a ms.
-            await asyncio.sleep(0 if n > 0 else 0.005)
+            # Busy: poll again at once; idle: wait (a packet wakes us sooner).
+            await asyncio.sleep(0 if n > 0 else self.idle_poll)
+
+    def _stop_waking(self) -> None:
+        """Before libDestroy closes the sockets (a closed loop forgot them)."""
+        if self._woken_by and self._loop is not None and not self._loop.is_closed():
+            for fd in self._woken_by:
+                self._loop.remove_reader(fd)
+        self._woken_by = []
 
     async def pump(self, seconds: float) -> None:
         """Let pjsua2 process events for a while (used during shutdown)."""
@@ -183,6 +247,7 @@ class SipEndpoint:
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
+        self._stop_waking()
         if self.ep is None:
             return
         if self.allow is not None:

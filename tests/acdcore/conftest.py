@@ -4,11 +4,14 @@ from __future__ import annotations
 import pytest
 
 from acdcore import AgentConfig, AgentLoggedIn, QueueConfig, ReferenceScheduler
-from acdcore.scheduler import COMPILED, Scheduler
+from acdcore.scheduler import COMPILED, InternedScheduler, Scheduler
 
 ENGINES = [pytest.param(ReferenceScheduler, id="reference")]
-ENGINES.append(pytest.param(Scheduler, id="cython", marks=pytest.mark.skipif(
-    not COMPILED, reason="Cython engine not built (python setup.py build_ext --inplace)")))
+_NOT_BUILT = pytest.mark.skipif(
+    not COMPILED, reason="Cython engine not built (python setup.py build_ext --inplace)")
+ENGINES.append(pytest.param(Scheduler, id="cython", marks=_NOT_BUILT))
+# What the runtime uses: str ids mapped to ints in C, the core's int path.
+ENGINES.append(pytest.param(InternedScheduler, id="interned", marks=_NOT_BUILT))
 
 
 @pytest.fixture(params=ENGINES)

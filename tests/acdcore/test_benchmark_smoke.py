@@ -27,6 +27,11 @@ def test_quick_benchmark_runs_and_reports(capsys):
         assert row["traced_bytes_per_waiting_call"] > 0
     if "cython" in engines:
         assert res["engines_bench"]["identical_actions"] is True
+        # The runtime's path (str ids through InternedScheduler): its own row,
+        # the same actions as the str-id engine.
+        assert engines["cython_runtime_ids"]["ids"] == "runtime"
+        assert res["engines_bench"]["identical_actions_runtime_vs_str"] is True
+        assert "events_per_second_runtime_ids" in res["targets"]
     for case in res["simulator"].values():
         assert case["calls"] > 0 and case["calls_per_second"] > 0
     assert set(res["targets"]) >= {"events_per_second", "p99_us", "sim_calls_per_second"}
