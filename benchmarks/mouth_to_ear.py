@@ -1,0 +1,251 @@
+"""Mouth-to-ear delay through the engine, beside the same two phones called
+directly, in one run: the difference is what the engine adds.
+
+    python benchmarks/mouth_to_ear.py --quick     # ~20 s: 10 markers each way
+    python benchmarks/mouth_to_ear.py             # 60 markers each way
+    python benchmarks/mouth_to_ear.py --json
+
+What runs
+---------
+* The engine (``python -m sipagent run``, tests/engine_proc.py) with one
+  queue and one agent, ``a0``, and a flow that answers and enqueues at once.
+* Two simulated phones (simphones/phone.py, each its own pjsua2 process):
+  "callers" and "agents".  The caller phone places two calls at the same
+  time: ``eng`` to the engine (which answers, queues and bridges it to
+  ``a0`` on the agent phone) and ``dir`` straight to the agent phone (user
+  ``direct``).  Neither side plays anything else: both send G.711 silence
+  between the markers (no VAD), as a quiet talker would.
+* Markers: every ``--period`` s the caller phone plays a ``--ms`` burst of
+  ``--freq`` Hz into both of its calls in the same instant (the phone's
+  ``burst`` command), and half a period later the agent phone does the same
+  into both of its calls: both directions, both paths, under the same load.
+  Each phone records what it hears on each call.
+
+Timing: the phones run on this machine and stamp their events with
+``time.monotonic()`` (CLOCK_MONOTONIC, one clock for all processes).  A
+burst's send time is when it was handed to the sending phone's bridge (it
+goes out from that bridge's next tick: up to one 20 ms frame later); its
+arrival is the first sample of the receiving phone's recording over 30 % of
+the burst's peak, placed on the clock by the recording's start (its
+``media`` event: the recorder's first frame comes at the next tick, up to a
+frame later).  Those two unknown phases are alike on both paths, so they
+cancel in the difference; the absolute figures carry an uncertainty of
+about ±10 ms from them.  The recording's length is checked against the wall
+clock (a recorder that skipped frames would shift every later marker).
+
+What the direct path contains: the sender's packetisation and clock phase,
+loopback UDP, and the receiver's jitter buffer and clock phase.  The engine
+path has all of that plus the engine's receive jitter buffer, its bridge
+tick and its sending: the difference.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+for _p in (REPO, REPO / "tests"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from engine_proc import Engine, base_config  # noqa: E402
+from portlocks import PortAllocator  # noqa: E402
+from simphones.tones import read_wav  # noqa: E402
+from sipua import UA  # noqa: E402
+
+FLOW = '''"""Mouth-to-ear benchmark: answer and queue at once."""
+
+
+async def flow(call):
+    await call.answer()
+    await call.enqueue("support")
+'''
+ONSET = 0.3           # of the burst's peak: where it "arrives"
+SEARCH_S = (-0.01, 0.5)   # where to look for a burst, relative to its send time
+
+
+def onset_delay(samples: np.ndarray, rate: int, rec_start: float, sent: float) -> float | None:
+    """Seconds from `sent` to the first sample over ONSET of the burst's
+    peak in a recording that began at `rec_start`; None if no burst there."""
+    i0 = max(0, int((sent + SEARCH_S[0] - rec_start) * rate))
+    i1 = min(len(samples), int((sent + SEARCH_S[1] - rec_start) * rate))
+    if i1 - i0 < rate // 100:
+        return None
+    env = np.abs(samples[i0:i1])
+    peak = float(env.max())
+    if peak < 0.05:
+        return None
+    k = int(np.argmax(env > ONSET * peak))
+    return rec_start + (i0 + k) / rate - sent
+
+
+def stats(xs: list[float]) -> dict:
+    if not xs:
+        return {"n": 0, "p50": math.nan, "p95": math.nan, "min": math.nan, "max": math.nan}
+    a = 1e3 * np.array(xs)
+    return {"n": len(xs), "p50": float(np.median(a)), "p95": float(np.percentile(a, 95)),
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def run(markers: int, period: float, freq: float, ms: int, settle: float,
+        work: Path, say=lambda m: None, engine_env: dict | None = None) -> dict:
+    alloc = PortAllocator()
+    (work / "flows").mkdir(parents=True, exist_ok=True)
+    (work / "flows" / "m2e.py").write_text(FLOW)
+    prompts = Path(tempfile.gettempdir()) / "sipacd-load-prompts"
+    load_before = os.getloadavg()
+    try:
+        with UA(alloc.get(), log_dir=work, name="agents", log_level=1) as agents, \
+             UA(alloc.get(), log_dir=work, name="callers", log_level=1) as callers:
+            cfg = base_config(
+                alloc.get, work, prompts,
+                flows={"dir": str(work / "flows"), "prompts_dir": str(prompts)},
+                log={"level": "warning", "format": "json", "pjsip_level": 1},
+                routes=[{"number": "100", "flow": "m2e", "queue": "support"}],
+                agents={"a0": {"uri": agents.uri("a0"), "queues": ["support"]}})
+            say("starting the engine")
+            old_env = dict(os.environ)
+            os.environ.update(engine_env or {})
+            try:
+                engine = Engine(work, cfg)
+            finally:
+                os.environ.clear()
+                os.environ.update(old_env)
+            with engine:
+                for user in ("a0", "direct"):
+                    agents.request("auto_answer", user=user, after=0.2, code=200,
+                                   record=str(work / "agent-{user}.wav"))
+                callers.request("call", call="eng", to=engine.number("100"),
+                                record=str(work / "caller-eng.wav"))
+                callers.request("call", call="dir", to=agents.uri("direct"),
+                                record=str(work / "caller-dir.wav"))
+                rec = {}      # (side, path) -> (call name on that phone, recording start)
+                for path in ("eng", "dir"):
+                    rec[("caller", path)] = ("eng" if path == "eng" else "dir",
+                                             callers.wait_event({"ev": "media", "call": path},
+                                                                timeout=15)["at"])
+                for _ in range(2):
+                    inc = agents.wait_event({"ev": "incoming"}, timeout=15)
+                    path = "eng" if inc["user"] == "a0" else "dir"
+                    name = inc["call"]
+                    agents.wait_state(name, "CONFIRMED", timeout=10)
+                    rec[("agent", path)] = (name, agents.wait_event(
+                        {"ev": "media", "call": name}, timeout=10)["at"])
+                say(f"both calls up; settling {settle:g} s, then {markers} markers each way")
+                time.sleep(settle)
+                sent: dict[tuple[str, str], list[float]] = {k: [] for k in rec}
+                t0 = time.monotonic()
+                for i in range(markers):
+                    for side, ua, offset in (("caller", callers, 0.0),
+                                             ("agent", agents, period / 2)):
+                        time.sleep(max(0.0, t0 + i * period + offset - time.monotonic()))
+                        for path in ("eng", "dir"):
+                            ua.send("burst", call=rec[(side, path)][0], freq=freq, ms=ms)
+                # The send times, from the phones' own events.
+                for side, ua in (("caller", callers), ("agent", agents)):
+                    for path in ("eng", "dir"):
+                        for _ in range(markers):
+                            ev = ua.wait_event({"ev": "burst", "call": rec[(side, path)][0]},
+                                               timeout=10)
+                            sent[(side, path)].append(ev["at"])
+                time.sleep(period)
+                until = time.monotonic()
+                callers.request("hangup", call="eng")
+                callers.request("hangup", call="dir")
+                recorded = {}
+                for ua in (callers, agents):
+                    for _ in range(2):
+                        ev = ua.wait_event({"ev": "recorded"}, timeout=15)
+                        recorded[ev["path"]] = ev["seconds"]
+    finally:
+        alloc.release_all()
+    load_after = os.getloadavg()
+
+    out: dict = {"params": {"markers": markers, "period_s": period, "freq_hz": freq,
+                            "burst_ms": ms, "settle_s": settle},
+                 "loadavg_before": load_before, "loadavg_after": load_after,
+                 "directions": {}, "recordings": {}}
+    # A burst the caller sent is heard at the agent, and the other way round.
+    files = {("caller", "eng"): work / "agent-a0.wav", ("caller", "dir"): work / "agent-direct.wav",
+             ("agent", "eng"): work / "caller-eng.wav", ("agent", "dir"): work / "caller-dir.wav"}
+    listener = {"caller": "agent", "agent": "caller"}
+    for (side, path), wav in files.items():
+        samples, rate = read_wav(wav)
+        rec_start = rec[(listener[side], path)][1]
+        delays = [d for d in (onset_delay(samples, rate, rec_start, s)
+                              for s in sent[(side, path)]) if d is not None]
+        key = f"{side}->{listener[side]}"
+        out["directions"].setdefault(key, {})[path] = {
+            **stats(delays), "missed": len(sent[(side, path)]) - len(delays),
+            "all_ms": [round(1e3 * d, 1) for d in delays]}
+        # Timeline check: the recording should cover media start .. hang-up.
+        out["recordings"][wav.name] = {"seconds": round(len(samples) / rate, 3),
+                                       "wall_s_at_least": round(until - rec_start, 3)}
+    for key, d in out["directions"].items():
+        pairs = [a - b for a, b in zip(d["eng"]["all_ms"], d["dir"]["all_ms"])] \
+            if d["eng"]["n"] == d["dir"]["n"] == markers else []
+        d["engine_share_ms"] = {"p50_difference": d["eng"]["p50"] - d["dir"]["p50"],
+                                "p50_pairwise": float(np.median(pairs)) if pairs else math.nan}
+    return out
+
+
+def table(r: dict) -> str:
+    p = r["params"]
+    lines = [f"mouth-to-ear: {p['markers']} markers of {p['burst_ms']} ms at "
+             f"{p['freq_hz']:g} Hz each way, every {p['period_s']:g} s; load average "
+             f"{r['loadavg_before'][0]:.2f} before, {r['loadavg_after'][0]:.2f} after",
+             f"{'direction':<16}{'path':<10}{'p50 ms':>8}{'p95 ms':>8}{'min':>7}{'max':>7}"
+             f"{'n':>4}{'missed':>7}"]
+    for key, d in r["directions"].items():
+        for path, label in (("eng", "engine"), ("dir", "direct")):
+            s = d[path]
+            lines.append(f"{key:<16}{label:<10}{s['p50']:>8.1f}{s['p95']:>8.1f}{s['min']:>7.1f}"
+                         f"{s['max']:>7.1f}{s['n']:>4}{s['missed']:>7}")
+        e = d["engine_share_ms"]
+        lines.append(f"{key:<16}{'ENGINE +':<10}{e['p50_difference']:>8.1f}   "
+                     f"(median of per-marker differences {e['p50_pairwise']:.1f} ms)")
+    lines.append("recordings (length vs wall time from media start to hang-up; a shorter "
+                 "recording skipped frames): " + ", ".join(
+                     f"{k} {v['seconds']:.2f}/{v['wall_s_at_least']:.2f} s"
+                     for k, v in r["recordings"].items()))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10 markers each way (~20 s)")
+    ap.add_argument("--markers", type=int, default=None, help="markers each way (default 60)")
+    ap.add_argument("--period", type=float, default=0.5, help="s between a side's markers")
+    ap.add_argument("--freq", type=float, default=1000.0, help="burst frequency, Hz")
+    ap.add_argument("--ms", type=int, default=40, help="burst length, ms")
+    ap.add_argument("--settle", type=float, default=2.0,
+                    help="s after both calls are up before the first marker")
+    ap.add_argument("--workdir", help="keep recordings and logs here")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    markers = args.markers or (10 if args.quick else 60)
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="sipacd-m2e-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        r = run(markers, args.period, args.freq, args.ms, args.settle, work,
+                say=lambda m: print(f"[{time.monotonic() - started:5.1f} s] {m}",
+                                    file=sys.stderr, flush=True))
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(r, indent=1) if args.json else table(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
