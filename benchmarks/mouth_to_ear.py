@@ -48,15 +48,17 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-for _p in (REPO, REPO / "tests"):
+for _p in (REPO, REPO / "tests", REPO / "benchmarks"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+import procstat  # noqa: E402  (benchmarks/procstat.py)
 from engine_proc import Engine, base_config  # noqa: E402
 from portlocks import PortAllocator  # noqa: E402
 from simphones.tones import read_wav  # noqa: E402
@@ -67,7 +69,7 @@ FLOW = '''"""Mouth-to-ear benchmark: answer and queue at once."""
 
 async def flow(call):
     await call.answer()
-    await call.enqueue("support")
+    await call.enqueue("m2e")
 '''
 ONSET = 0.3           # of the burst's peak: where it "arrives"
 SEARCH_S = (-0.01, 0.5)   # where to look for a burst, relative to its send time
@@ -96,46 +98,79 @@ def stats(xs: list[float]) -> dict:
             "min": float(a.min()), "max": float(a.max())}
 
 
+M2E_NUMBER, M2E_QUEUE, M2E_AGENT = "200", "m2e", "m2e0"
+
+
+def add_m2e(config: dict, agent_uri: str) -> None:
+    """The benchmark's own route, queue and agent, beside whatever else the
+    engine's configuration has (under load: the load's queue and agents)."""
+    config["routes"] = [*config.get("routes", []),
+                        {"number": M2E_NUMBER, "flow": "m2e", "queue": M2E_QUEUE}]
+    config["queues"] = {**config.get("queues", {}),
+                        M2E_QUEUE: {"strategy": "longest_idle", "ring_timeout": 10,
+                                    "service_levels": [20], "short_abandon": 5}}
+    config["agents"] = {**config.get("agents", {}),
+                        M2E_AGENT: {"uri": agent_uri, "queues": [M2E_QUEUE]}}
+
+
+@contextmanager
+def idle_engine(alloc: PortAllocator, work: Path, agent_uri: str, prompts: Path):
+    cfg = base_config(alloc.get, work, prompts,
+                      flows={"dir": str(work / "flows"), "prompts_dir": str(prompts)},
+                      log={"level": "warning", "format": "json", "pjsip_level": 1},
+                      routes=[], agents={})
+    add_m2e(cfg, agent_uri)
+    with Engine(work, cfg) as engine:
+        yield engine
+
+
+@contextmanager
+def loaded_engine(work: Path, agent_uri: str, rate: float, agents: int, warmup: float, say):
+    """The load benchmark's centre (benchmarks/loadkit.py: the engine and
+    the fleet at `rate` new calls/s over `agents` agents) with the
+    benchmark's route, queue and agent added."""
+    import loadkit
+
+    p = loadkit.Params(agents=agents, rate=rate, record=0)
+    with loadkit.centre(p, workdir=work, say=say, prefix="sipacd-m2e-",
+                        add_config=lambda cfg: add_m2e(cfg, agent_uri)) as c:
+        say(f"load warm-up {warmup:g} s at {rate:g} calls/s, {agents} agents")
+        loadkit.hold(c.engine, warmup, "warm-up")
+        yield c.engine
+        c.fleet.check()
+
+
 def run(markers: int, period: float, freq: float, ms: int, settle: float,
-        work: Path, say=lambda m: None, engine_env: dict | None = None) -> dict:
+        work: Path, say=lambda m: None, load: tuple[float, int, float] | None = None) -> dict:
+    """One run; ``load`` = (new calls/s, agents, warm-up s) runs the load
+    benchmark's traffic through the same engine meanwhile."""
     alloc = PortAllocator()
     (work / "flows").mkdir(parents=True, exist_ok=True)
     (work / "flows" / "m2e.py").write_text(FLOW)
     prompts = Path(tempfile.gettempdir()) / "sipacd-load-prompts"
-    load_before = os.getloadavg()
     try:
         with UA(alloc.get(), log_dir=work, name="agents", log_level=1) as agents, \
              UA(alloc.get(), log_dir=work, name="callers", log_level=1) as callers:
-            cfg = base_config(
-                alloc.get, work, prompts,
-                flows={"dir": str(work / "flows"), "prompts_dir": str(prompts)},
-                log={"level": "warning", "format": "json", "pjsip_level": 1},
-                routes=[{"number": "100", "flow": "m2e", "queue": "support"}],
-                agents={"a0": {"uri": agents.uri("a0"), "queues": ["support"]}})
-            say("starting the engine")
-            old_env = dict(os.environ)
-            os.environ.update(engine_env or {})
-            try:
-                engine = Engine(work, cfg)
-            finally:
-                os.environ.clear()
-                os.environ.update(old_env)
-            with engine:
-                for user in ("a0", "direct"):
+            say("starting the engine" + (" and the load" if load else ""))
+            centre = (loaded_engine(work, agents.uri(M2E_AGENT), *load, say) if load
+                      else idle_engine(alloc, work, agents.uri(M2E_AGENT), prompts))
+            with centre as engine:
+                load_before = os.getloadavg()
+                cpu0, t_cpu0 = procstat.cpu_seconds(engine.proc.pid), time.monotonic()
+                for user in (M2E_AGENT, "direct"):
                     agents.request("auto_answer", user=user, after=0.2, code=200,
                                    record=str(work / "agent-{user}.wav"))
-                callers.request("call", call="eng", to=engine.number("100"),
+                callers.request("call", call="eng", to=engine.number(M2E_NUMBER),
                                 record=str(work / "caller-eng.wav"))
                 callers.request("call", call="dir", to=agents.uri("direct"),
                                 record=str(work / "caller-dir.wav"))
                 rec = {}      # (side, path) -> (call name on that phone, recording start)
                 for path in ("eng", "dir"):
-                    rec[("caller", path)] = ("eng" if path == "eng" else "dir",
-                                             callers.wait_event({"ev": "media", "call": path},
-                                                                timeout=15)["at"])
+                    rec[("caller", path)] = (path, callers.wait_event(
+                        {"ev": "media", "call": path}, timeout=15)["at"])
                 for _ in range(2):
                     inc = agents.wait_event({"ev": "incoming"}, timeout=15)
-                    path = "eng" if inc["user"] == "a0" else "dir"
+                    path = "eng" if inc["user"] == M2E_AGENT else "dir"
                     name = inc["call"]
                     agents.wait_state(name, "CONFIRMED", timeout=10)
                     rec[("agent", path)] = (name, agents.wait_event(
@@ -159,40 +194,43 @@ def run(markers: int, period: float, freq: float, ms: int, settle: float,
                             sent[(side, path)].append(ev["at"])
                 time.sleep(period)
                 until = time.monotonic()
+                engine_cpu = 100 * (procstat.cpu_seconds(engine.proc.pid) - cpu0) / \
+                    (time.monotonic() - t_cpu0)
+                load_after = os.getloadavg()
                 callers.request("hangup", call="eng")
                 callers.request("hangup", call="dir")
-                recorded = {}
                 for ua in (callers, agents):
                     for _ in range(2):
-                        ev = ua.wait_event({"ev": "recorded"}, timeout=15)
-                        recorded[ev["path"]] = ev["seconds"]
+                        ua.wait_event({"ev": "recorded"}, timeout=15)
     finally:
         alloc.release_all()
-    load_after = os.getloadavg()
 
     out: dict = {"params": {"markers": markers, "period_s": period, "freq_hz": freq,
-                            "burst_ms": ms, "settle_s": settle},
+                            "burst_ms": ms, "settle_s": settle,
+                            "load": dict(zip(("rate", "agents", "warmup"), load)) if load
+                            else None},
                  "loadavg_before": load_before, "loadavg_after": load_after,
-                 "directions": {}, "recordings": {}}
+                 "engine_cpu_percent": engine_cpu, "directions": {}, "recordings": {}}
     # A burst the caller sent is heard at the agent, and the other way round.
-    files = {("caller", "eng"): work / "agent-a0.wav", ("caller", "dir"): work / "agent-direct.wav",
+    files = {("caller", "eng"): work / f"agent-{M2E_AGENT}.wav",
+             ("caller", "dir"): work / "agent-direct.wav",
              ("agent", "eng"): work / "caller-eng.wav", ("agent", "dir"): work / "caller-dir.wav"}
     listener = {"caller": "agent", "agent": "caller"}
     for (side, path), wav in files.items():
         samples, rate = read_wav(wav)
         rec_start = rec[(listener[side], path)][1]
-        delays = [d for d in (onset_delay(samples, rate, rec_start, s)
-                              for s in sent[(side, path)]) if d is not None]
+        found = [onset_delay(samples, rate, rec_start, s) for s in sent[(side, path)]]
+        delays = [d for d in found if d is not None]
         key = f"{side}->{listener[side]}"
         out["directions"].setdefault(key, {})[path] = {
-            **stats(delays), "missed": len(sent[(side, path)]) - len(delays),
-            "all_ms": [round(1e3 * d, 1) for d in delays]}
+            **stats(delays), "missed": len(found) - len(delays),
+            "all_ms": [None if d is None else round(1e3 * d, 1) for d in found]}
         # Timeline check: the recording should cover media start .. hang-up.
         out["recordings"][wav.name] = {"seconds": round(len(samples) / rate, 3),
                                        "wall_s_at_least": round(until - rec_start, 3)}
     for key, d in out["directions"].items():
-        pairs = [a - b for a, b in zip(d["eng"]["all_ms"], d["dir"]["all_ms"])] \
-            if d["eng"]["n"] == d["dir"]["n"] == markers else []
+        pairs = [a - b for a, b in zip(d["eng"]["all_ms"], d["dir"]["all_ms"])
+                 if a is not None and b is not None]
         d["engine_share_ms"] = {"p50_difference": d["eng"]["p50"] - d["dir"]["p50"],
                                 "p50_pairwise": float(np.median(pairs)) if pairs else math.nan}
     return out
@@ -202,7 +240,11 @@ def table(r: dict) -> str:
     p = r["params"]
     lines = [f"mouth-to-ear: {p['markers']} markers of {p['burst_ms']} ms at "
              f"{p['freq_hz']:g} Hz each way, every {p['period_s']:g} s; load average "
-             f"{r['loadavg_before'][0]:.2f} before, {r['loadavg_after'][0]:.2f} after",
+             f"{r['loadavg_before'][0]:.2f} before, {r['loadavg_after'][0]:.2f} after; "
+             + (f"under load: {p['load']['rate']:g} new calls/s over {p['load']['agents']} "
+                "agents (benchmarks/load.py's traffic) through the same engine; "
+                if p["load"] else "engine otherwise idle; ")
+             + f"engine CPU {r['engine_cpu_percent']:.1f} % of a core",
              f"{'direction':<16}{'path':<10}{'p50 ms':>8}{'p95 ms':>8}{'min':>7}{'max':>7}"
              f"{'n':>4}{'missed':>7}"]
     for key, d in r["directions"].items():
@@ -229,6 +271,12 @@ def main(argv=None) -> int:
     ap.add_argument("--ms", type=int, default=40, help="burst length, ms")
     ap.add_argument("--settle", type=float, default=2.0,
                     help="s after both calls are up before the first marker")
+    ap.add_argument("--load-rate", type=float, default=0.0,
+                    help="meanwhile, the load benchmark's traffic at this many new calls/s "
+                         "through the same engine (0: the engine is otherwise idle)")
+    ap.add_argument("--load-agents", type=int, default=200, help="agents of that load")
+    ap.add_argument("--load-warmup", type=float, default=20.0,
+                    help="s of load before the two calls are placed")
     ap.add_argument("--workdir", help="keep recordings and logs here")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -239,7 +287,9 @@ def main(argv=None) -> int:
     try:
         r = run(markers, args.period, args.freq, args.ms, args.settle, work,
                 say=lambda m: print(f"[{time.monotonic() - started:5.1f} s] {m}",
-                                    file=sys.stderr, flush=True))
+                                    file=sys.stderr, flush=True),
+                load=(args.load_rate, args.load_agents, args.load_warmup)
+                if args.load_rate > 0 else None)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
