@@ -67,6 +67,7 @@ from acdcore.erlang import ErlangA  # noqa: E402
 from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
 from load_audio import MIN_BRIDGED, audio_check, audio_summary, pct  # noqa: E402
 from loadkit import QUEUE, REPO, Params  # noqa: E402
+import procstat  # noqa: E402  (benchmarks/procstat.py)
 from scrape import bucket_deltas, delta, has, histogram_quantile, val  # noqa: E402
 
 VARIANTS = [v.value for v in ServiceLevelVariant]
@@ -189,6 +190,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         m_a = engine.metrics()
         cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
         load_a = os.getloadavg()[0]
+        fleet_cpu_a = procstat.cpu_seconds(fleet.proc.pid)
         fleet.send("mark")
         fleet.send("record", n=p.record)  # -1: every caller of the window, and its agent
         samples = []  # (active legs, waiting, rss MB, cpu %)
@@ -214,12 +216,16 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
             prev_cpu, prev_t = cpu, t
             last_m, last_cpu, last_t = m, cpu, t
             fleet.check()
+        fleet_cpu = math.nan
         if crashed:
             cpu_b, wall_b, m_b = last_cpu, last_t, last_m
             window = wall_b - wall_a
         else:
             cpu_b, wall_b = engine.cpu_seconds(), time.monotonic()
             window = wall_b - wall_a
+            # The fleet shares the two cores: a saturated fleet is slow to
+            # answer and to place calls, which the engine's figures would show.
+            fleet_cpu = 100 * (procstat.cpu_seconds(fleet.proc.pid) - fleet_cpu_a) / window
             fleet.send("arrivals", on=False)
             say("draining")
             drain_end = time.monotonic() + p.drain
@@ -254,6 +260,7 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
             # The machine's 1-min load average at the window's start and end:
             # other runs share both cores.
             "loadavg": [load_a, os.getloadavg()[0]],
+            "fleet_cpu_percent": fleet_cpu,
             "rejected": {k[1][0][1]: v - m_a.get(k, 0.0) for k, v in m_b.items()
                          if k[0] == "sipacd_sip_rejected_total"},
             "dispatch_p50_ms": 1e3 * histogram_quantile(lat, 0.5) if has_dispatch else None,
@@ -330,6 +337,8 @@ def table(r: Result) -> str:
             f"{e['loadavg'][0]:.2f} -> {e['loadavg'][1]:.2f}; medians of 1 s samples)",
             f"  CPU               {e['cpu_percent']:.1f} % of one core over the window "
             f"(median 1 s sample {e['cpu_percent_median_1s']:.1f} %)",
+            f"  fleet's CPU       {_f(e['fleet_cpu_percent'], 'f')} % of one core (callers and "
+            f"agents, one process)",
             f"  RSS               median {e['rss_mb_median']:.0f} MB, max {e['rss_mb_max']:.0f} MB",
             f"  concurrent legs   median {e['legs_median']:.0f}, max {e['legs_max']:.0f} "
             f"(callers waiting with music: median {e['waiting_median']:.0f}, "
