@@ -67,7 +67,7 @@ for _p in (REPO, REPO / "tests", REPO / "benchmarks"):
 import procstat  # noqa: E402  (benchmarks/procstat.py)
 from engine_proc import Engine, base_config  # noqa: E402
 from portlocks import PortAllocator  # noqa: E402
-from simphones.tones import read_wav  # noqa: E402
+from simphones.tones import burst_onset, read_wav  # noqa: E402
 from sipua import UA  # noqa: E402
 
 FLOW = '''"""Mouth-to-ear benchmark: answer and queue at once."""
@@ -77,27 +77,6 @@ async def flow(call):
     await call.answer()
     await call.enqueue("m2e")
 '''
-ONSET = 0.3           # of the burst's peak: where it "arrives"
-
-
-def onset_delay(samples: np.ndarray, rate: int, rec_start: float, sent: float,
-                search: float) -> float | None:
-    """Seconds from `sent` to the first sample over ONSET of the burst's
-    peak within `search` s after it, in a recording that began at
-    `rec_start`; None if no burst there.  `search` must stay under the
-    period of the markers, or a late one is taken for the next."""
-    i0 = max(0, int((sent - rec_start) * rate))
-    i1 = min(len(samples), int((sent + search - rec_start) * rate))
-    if i1 - i0 < rate // 100:
-        return None
-    env = np.abs(samples[i0:i1])
-    peak = float(env.max())
-    if peak < 0.05:
-        return None
-    k = int(np.argmax(env > ONSET * peak))
-    return rec_start + (i0 + k) / rate - sent
-
-
 def stats(xs: list[float]) -> dict:
     if not xs:
         return {"n": 0, "p50": math.nan, "p95": math.nan, "min": math.nan, "max": math.nan}
@@ -227,7 +206,7 @@ def run(markers: int, period: float, freq: float, ms: int, settle: float,
     for (side, path), wav in files.items():
         samples, rate = read_wav(wav)
         rec_start = rec[(listener[side], path)][1]
-        found = [onset_delay(samples, rate, rec_start, s, 0.9 * period)
+        found = [burst_onset(samples, rate, rec_start, s, 0.9 * period)
                  for s in sent[(side, path)]]
         delays = [d for d in found if d is not None]
         key = f"{side}->{listener[side]}"
