@@ -45,7 +45,17 @@ calls per second = offered in the window / its length, dispatch latency
 from the engine's ``sipacd_dispatch_latency_seconds`` histogram and, from
 outside, agent free (its BYE + wrap-up) -> the next INVITE arriving at that
 agent while callers were waiting.  Both CPU cores are shared with other
-runs: quote medians, and compare runs made side by side.
+runs: quote medians, and compare runs made side by side; the table gives
+the machine's load average at the window's start and end, and the fleet's
+own CPU (one process: when it saturates, calls are placed and answered late).
+
+With ``--floor``, right after the load (engine and fleet stopped) the same
+command runs ``benchmarks/b2bua_floor.py``: a raw pjsua2 B2BUA (the
+engine's media pieces, no ACD, no flows) holding as many bridged pairs as
+the load's median (legs not waiting / 2), and reports CPU per bridged call
+for both and their ratio.  The engine's figure is its whole CPU over its
+pairs: call set-up at ``--rate`` and callers waiting with music included,
+which is what a bridged call costs in the centre.
 """
 from __future__ import annotations
 
