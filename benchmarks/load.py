@@ -197,7 +197,11 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         engine, fleet = c.engine, c.fleet
         say(f"warm-up {p.warmup:g} s")
         loadkit.hold(engine, p.warmup, "warm-up, before the window")
-        m_a = engine.metrics()
+        # A loop busy for a few seconds answers late: retry, not give up.
+        m_a = engine.scrape()
+        if m_a is None:
+            raise RuntimeError("the engine does not answer /metrics at the window's start: "
+                               + engine.failure())
         cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
         load_a = os.getloadavg()[0]
         fleet_cpu_a = procstat.cpu_seconds(fleet.proc.pid)
@@ -407,7 +411,8 @@ def floor_lines(r: Result) -> str:
     f = r.floor
     if "error" in f:
         return f"  raw B2BUA floor   n/a ({f['error']})"
-    return (f"  CPU per bridged call, side by side: engine {f['engine_cpu_per_pair_pct_core']:.3f} % "
+    return (f"  CPU per bridged call, side by side: engine "
+            f"{f['engine_cpu_per_pair_pct_core']:.3f} % "
             f"of a core per pair ({r.engine['cpu_percent']:.1f} % over "
             f"{f['pairs']} pairs, setups and callers waiting included) against the raw "
             f"pjsua2 B2BUA {f['cpu_per_pair_pct_core']:.3f} % ({f['cpu_percent']:.1f} % over "
