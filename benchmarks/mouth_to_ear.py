@@ -180,6 +180,17 @@ def run(markers: int, period: float, freq: float, ms: int, settle: float,
                                                timeout=10)
                             sent[(side, path)].append(ev["at"])
                 time.sleep(period)
+                # What the phones' own jitter buffers hold at the end: the
+                # part of each path's delay that is the receiving phone's.
+                jbufs = {}
+                for side, ua in (("caller", callers), ("agent", agents)):
+                    for path in ("eng", "dir"):
+                        name = rec[(side, path)][0]
+                        ua.request("jbuf", call=name)
+                        ev = ua.wait_event({"ev": "jbuf", "call": name}, timeout=5)
+                        jbufs[f"{side} phone, {path}"] = {
+                            k: ev[k] for k in ("size", "prefetch", "burst", "avgDelayMsec",
+                                               "discard")}
                 until = time.monotonic()
                 engine_cpu = 100 * (procstat.cpu_seconds(engine.proc.pid) - cpu0) / \
                     (time.monotonic() - t_cpu0)
@@ -197,7 +208,8 @@ def run(markers: int, period: float, freq: float, ms: int, settle: float,
                             "load": dict(zip(("rate", "agents", "warmup"), load)) if load
                             else None},
                  "loadavg_before": load_before, "loadavg_after": load_after,
-                 "engine_cpu_percent": engine_cpu, "directions": {}, "recordings": {}}
+                 "engine_cpu_percent": engine_cpu, "directions": {}, "recordings": {},
+                 "phone_jbuf_at_end": jbufs}
     # A burst the caller sent is heard at the agent, and the other way round.
     files = {("caller", "eng"): work / f"agent-{M2E_AGENT}.wav",
              ("caller", "dir"): work / "agent-direct.wav",
@@ -243,6 +255,9 @@ def table(r: dict) -> str:
         e = d["engine_share_ms"]
         lines.append(f"{key:<16}{'ENGINE +':<10}{e['p50_difference']:>8.1f}   "
                      f"(median of per-marker differences {e['p50_pairwise']:.1f} ms)")
+    lines.append("receiving phones' jitter buffers at the end (frames of 10 ms; avg delay ms): "
+                 + ", ".join(f"{k}: size {v['size']}, avg {v['avgDelayMsec']}"
+                             for k, v in r.get("phone_jbuf_at_end", {}).items()))
     lines.append("recordings (length vs wall time from media start to hang-up; a shorter "
                  "recording skipped frames): " + ", ".join(
                      f"{k} {v['seconds']:.2f}/{v['wall_s_at_least']:.2f} s"

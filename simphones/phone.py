@@ -39,6 +39,10 @@ stderr = pjsip's and our log):
          a marker for delay measurements: `ms` of a sine into the call,
          once; answered by {"ev":"burst","call":"c1","at":T} (T: when it
          was handed to the bridge, which sends it from its next tick on)
+    {"cmd":"jbuf","call":"c1"}
+         the call's receive jitter buffer now: {"ev":"jbuf","call":"c1",
+         "size":..,"prefetch":..,"burst":.. (frames), "avgDelayMsec":..,
+         "discard":..,"lost":..,"empty":..}
     {"cmd":"hangup_all"}
     {"cmd":"ping"}
     {"cmd":"quit"}          also on stdin EOF, SIGTERM and SIGINT
@@ -342,6 +346,11 @@ class Phone(UAProcess):
         self.emit(ev="burst", call=call, at=at, freq=freq, ms=ms)
         # Disconnected well after the tone has ended (it plays once).
         c.timers.append(self.loop.call_later(ms / 1000 + 0.2, c.end_burst, gen))
+
+    def cmd_jbuf(self, call: str) -> None:
+        j = self._call(call).getStreamStat(0).jbuf
+        self.emit(ev="jbuf", call=call, **{f: getattr(j, f) for f in (
+            "size", "prefetch", "burst", "avgDelayMsec", "discard", "lost", "empty")})
 
     def cmd_hangup(self, call: str, code: int | None = None) -> None:
         self._call(call)
