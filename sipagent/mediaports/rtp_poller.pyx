@@ -25,8 +25,6 @@ from sipagent.mediaports.pjmedia cimport pj_status_t, pj_strerror, pj_thread_is_
 
 cdef extern from *:
     """
-    #include <pthread.h>
-    #include <sched.h>
     #include <pjsua-lib/pjsua.h>
 
     static int sipacd_rtp_quit;
@@ -34,31 +32,12 @@ cdef extern from *:
     static pj_pool_t *sipacd_rtp_pool;
     static pj_ioqueue_t *sipacd_rtp_ioqueue;
     static unsigned sipacd_rtp_msec;
-    /* SCHED_RR priority asked for (0: none) and, once tried, the result:
-       -1 not tried, else 0 or pthread_setschedparam's errno
-       (media_priority.pyx). */
-    static int sipacd_rtp_prio;
-    static int sipacd_rtp_prio_applied;
-    static volatile int sipacd_rtp_prio_result = -1;
-
-    static void sipacd_rtp_apply_prio(void)
-    {
-        int want = __atomic_load_n(&sipacd_rtp_prio, __ATOMIC_ACQUIRE);
-        struct sched_param sp;
-        if (want == sipacd_rtp_prio_applied)
-            return;
-        sipacd_rtp_prio_applied = want;
-        sp.sched_priority = want;
-        sipacd_rtp_prio_result = pthread_setschedparam(pthread_self(),
-                                                       want ? SCHED_RR : SCHED_OTHER, &sp);
-    }
 
     static int sipacd_rtp_main(void *arg)
     {
         (void)arg;
         while (!__atomic_load_n(&sipacd_rtp_quit, __ATOMIC_ACQUIRE)) {
             pj_time_val timeout = { 0, sipacd_rtp_msec };
-            sipacd_rtp_apply_prio();
             pj_ioqueue_poll(sipacd_rtp_ioqueue, &timeout);
         }
         return 0;
@@ -106,18 +85,10 @@ cdef extern from *:
     }
 
     static int sipacd_rtp_running(void) { return sipacd_rtp_thread != NULL; }
-
-    static void sipacd_rtp_set_prio(int prio)
-    {
-        sipacd_rtp_prio_result = -1;
-        __atomic_store_n(&sipacd_rtp_prio, prio, __ATOMIC_RELEASE);
-    }
     """
     pj_status_t sipacd_rtp_start(unsigned msec) nogil
     void sipacd_rtp_stop() nogil
     int sipacd_rtp_running()
-    void sipacd_rtp_set_prio(int prio)
-    int sipacd_rtp_prio_result
 
 
 def start(unsigned msec=10):
@@ -141,14 +112,3 @@ def stop():
 
 def running():
     return bool(sipacd_rtp_running())
-
-
-def set_priority(int priority):
-    """SCHED_RR at `priority` for the poller thread from its next round
-    (0: back to SCHED_OTHER); see media_priority.pyx."""
-    sipacd_rtp_set_prio(priority)
-
-
-def priority_result():
-    """-1 until the poller tried, then 0 or the errno of its attempt."""
-    return sipacd_rtp_prio_result

@@ -77,7 +77,6 @@ class SipEndpoint:
         self.transport_ids: dict[str, int] = {}
         self._log_writer = None
         self._poller: asyncio.Task | None = None
-        self._media_priority = False
 
     def start(self) -> None:
         import pjsua2 as pj
@@ -142,15 +141,6 @@ class SipEndpoint:
         from sipagent.mediaports import drain
 
         drain.install()
-        # Experimental, off by default: real-time scheduling for the media
-        # clock and the RTP poller (sipagent/mediaports/media_priority.pyx;
-        # benchmarks/mouth_to_ear.py --load-rate measures what it does).
-        rt = int(os.environ.get("SIPACD_MEDIA_RT_PRIORITY", "0") or 0)
-        if rt:
-            from sipagent.mediaports import media_priority
-
-            media_priority.install(rt)
-            self._media_priority = True
         self._restrict_codecs(ep)
         if not self.concealment:
             from sipagent.sip.fax_media import without_concealment
@@ -204,10 +194,6 @@ class SipEndpoint:
 
             refer.uninstall()
         gc.collect()
-        if self._media_priority:
-            from sipagent.mediaports import media_priority
-
-            media_priority.uninstall()
         stop_rtp_poller()
         self.ep.libDestroy(1)  # PJSUA_DESTROY_NO_RX_MSG: 0.02 s instead of ~1 s
         self.ep = None
