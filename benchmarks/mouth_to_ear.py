@@ -1,7 +1,7 @@
 """Mouth-to-ear delay through the engine, beside the same two phones called
 directly, in one run: the difference is what the engine adds.
 
-    python benchmarks/mouth_to_ear.py --quick     # ~20 s: 10 markers each way
+    python benchmarks/mouth_to_ear.py --quick     # ~25 s: 10 markers each way
     python benchmarks/mouth_to_ear.py             # 60 markers each way
     python benchmarks/mouth_to_ear.py --load-rate 50   # meanwhile load.py's traffic, 50/s
     python benchmarks/mouth_to_ear.py --json
@@ -14,7 +14,7 @@ What runs
 * Two simulated phones (simphones/phone.py, each its own pjsua2 process):
   "callers" and "agents".  The caller phone places two calls at the same
   time: ``eng`` to the engine (which answers, queues and bridges it to
-  ``a0`` on the agent phone) and ``dir`` straight to the agent phone (user
+  ``m2e0`` on the agent phone) and ``dir`` straight to the agent phone (user
   ``direct``).  Neither side plays anything else: both send G.711 silence
   between the markers (no VAD), as a quiet talker would.
 * With ``--load-rate R`` the engine is benchmarks/load.py's (loadkit.py):
@@ -42,7 +42,19 @@ clock (a recorder that skipped frames would shift every later marker).
 What the direct path contains: the sender's packetisation and clock phase,
 loopback UDP, and the receiver's jitter buffer and clock phase.  The engine
 path has all of that plus the engine's receive jitter buffer, its bridge
-tick and its sending: the difference.
+tick and its sending: the difference.  At the end each receiving phone's
+jitter buffer is read (the phone's ``jbuf`` command): a bigger buffer on
+the engine path than on the direct one is delay the engine's sending
+jitter caused at the far end.
+
+What it showed (2-core machine shared with other runs; medians of one run,
+caller->agent / agent->caller): engine otherwise idle, 60 markers, load
+average 2.9: through the engine 51 / 61 ms, direct 32 / 18 ms, the
+engine's share 19 / 43 ms (per-marker differences 11 / 43 ms).  Under the
+load benchmark's 50 calls/s (``--load-rate 50``, load average 3-5), the
+engine's share ranged 6-98 ms from run to run: the delay jumps by 200-500
+ms after a stall of the machine and shrinks by 10 ms at a time as
+progressive discard trims the jitter buffers (see ``all_ms`` in --json).
 """
 from __future__ import annotations
 
