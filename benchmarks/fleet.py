@@ -214,7 +214,8 @@ class Fleet:
         try:
             leg.makeCall(self.a.target, pj.CallOpParam(True))
         except pj.Error as e:
-            self._count_fail(f"makeCall:{e.info()[:40]}")
+            # The reason ("Too many objects", ...), not info()'s call text.
+            self._count_fail(f"makeCall:{e.reason or e.title}"[:60])
             leg.outcome = "failed"
             return
         self.legs.add(leg)

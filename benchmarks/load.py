@@ -4,6 +4,7 @@ the engine costs.
     python benchmarks/load.py --quick          # ~100 s; what tests/test_load_quick.py runs
     python benchmarks/load.py                  # the full run (closing-note numbers)
     python benchmarks/load.py --agents 30 --rate 8 --duration 120 --json
+    python benchmarks/load.py --floor          # + the raw B2BUA at the same pairs, CPU ratio
 
 What runs
 ---------
@@ -44,13 +45,24 @@ calls per second = offered in the window / its length, dispatch latency
 from the engine's ``sipacd_dispatch_latency_seconds`` histogram and, from
 outside, agent free (its BYE + wrap-up) -> the next INVITE arriving at that
 agent while callers were waiting.  Both CPU cores are shared with other
-runs: quote medians, and compare runs made side by side.
+runs: quote medians, and compare runs made side by side; the table gives
+the machine's load average at the window's start and end, and the fleet's
+own CPU (one process: when it saturates, calls are placed and answered late).
+
+With ``--floor``, right after the load (engine and fleet stopped) the same
+command runs ``benchmarks/b2bua_floor.py``: a raw pjsua2 B2BUA (the
+engine's media pieces, no ACD, no flows) holding as many bridged pairs as
+the load's median (legs not waiting / 2), and reports CPU per bridged call
+for both and their ratio.  The engine's figure is its whole CPU over its
+pairs: call set-up at ``--rate`` and callers waiting with music included,
+which is what a bridged call costs in the centre.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -65,6 +77,7 @@ from acdcore.erlang import ErlangA  # noqa: E402
 from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
 from load_audio import MIN_BRIDGED, audio_check, audio_summary, pct  # noqa: E402
 from loadkit import QUEUE, REPO, Params  # noqa: E402
+import procstat  # noqa: E402  (benchmarks/procstat.py)
 from scrape import bucket_deltas, delta, has, histogram_quantile, val  # noqa: E402
 
 VARIANTS = [v.value for v in ServiceLevelVariant]
@@ -171,6 +184,7 @@ class Result:
     engine: dict
     audio: dict
     notes: list = field(default_factory=list)
+    floor: dict | None = None      # --floor: the raw B2BUA at the same number of pairs
 
 
 def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
@@ -183,8 +197,14 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
         engine, fleet = c.engine, c.fleet
         say(f"warm-up {p.warmup:g} s")
         loadkit.hold(engine, p.warmup, "warm-up, before the window")
-        m_a = engine.metrics()
+        # A loop busy for a few seconds answers late: retry, not give up.
+        m_a = engine.scrape()
+        if m_a is None:
+            raise RuntimeError("the engine does not answer /metrics at the window's start: "
+                               + engine.failure())
         cpu_a, wall_a, epoch_a = engine.cpu_seconds(), time.monotonic(), time.time()
+        load_a = os.getloadavg()[0]
+        fleet_cpu_a = procstat.cpu_seconds(fleet.proc.pid)
         fleet.send("mark")
         fleet.send("record", n=p.record)  # -1: every caller of the window, and its agent
         samples = []  # (active legs, waiting, rss MB, cpu %)
@@ -210,12 +230,16 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
             prev_cpu, prev_t = cpu, t
             last_m, last_cpu, last_t = m, cpu, t
             fleet.check()
+        fleet_cpu = math.nan
         if crashed:
             cpu_b, wall_b, m_b = last_cpu, last_t, last_m
             window = wall_b - wall_a
         else:
             cpu_b, wall_b = engine.cpu_seconds(), time.monotonic()
             window = wall_b - wall_a
+            # The fleet shares the two cores: a saturated fleet is slow to
+            # answer and to place calls, which the engine's figures would show.
+            fleet_cpu = 100 * (procstat.cpu_seconds(fleet.proc.pid) - fleet_cpu_a) / window
             fleet.send("arrivals", on=False)
             say("draining")
             drain_end = time.monotonic() + p.drain
@@ -242,8 +266,15 @@ def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
             "cpu_percent_median_1s": float(np.median(arr[:, 3])),
             "rss_mb_median": float(np.median(arr[:, 2])), "rss_mb_max": float(arr[:, 2].max()),
             "legs_median": float(np.median(arr[:, 0])), "legs_max": float(arr[:, 0].max()),
+            # Legs not waiting are (nearly all) in a bridge, two a conversation;
+            # agents ringing (--ring s each) are the small rest.
+            "bridged_pairs_median": float(np.median((arr[:, 0] - arr[:, 1]) / 2)),
             "waiting_median": float(np.median(arr[:, 1])), "waiting_max": float(arr[:, 1].max()),
             "window_s": window,
+            # The machine's 1-min load average at the window's start and end:
+            # other runs share both cores.
+            "loadavg": [load_a, os.getloadavg()[0]],
+            "fleet_cpu_percent": fleet_cpu,
             "rejected": {k[1][0][1]: v - m_a.get(k, 0.0) for k, v in m_b.items()
                          if k[0] == "sipacd_sip_rejected_total"},
             "dispatch_p50_ms": 1e3 * histogram_quantile(lat, 0.5) if has_dispatch else None,
@@ -316,9 +347,12 @@ def table(r: Result) -> str:
         out.append(f"{name:<34}{_f(a, kind):>12}{_f(b, kind):>12}{_f(c, kind):>12}")
     e, fl, au = r.engine, r.fleet, r.audio
     out += ["",
-            "engine (both cores shared with other runs; medians of 1 s samples)",
+            f"engine (both cores shared with other runs, load average "
+            f"{e['loadavg'][0]:.2f} -> {e['loadavg'][1]:.2f}; medians of 1 s samples)",
             f"  CPU               {e['cpu_percent']:.1f} % of one core over the window "
             f"(median 1 s sample {e['cpu_percent_median_1s']:.1f} %)",
+            f"  fleet's CPU       {_f(e['fleet_cpu_percent'], 'f')} % of one core (callers and "
+            f"agents, one process)",
             f"  RSS               median {e['rss_mb_median']:.0f} MB, max {e['rss_mb_max']:.0f} MB",
             f"  concurrent legs   median {e['legs_median']:.0f}, max {e['legs_max']:.0f} "
             f"(callers waiting with music: median {e['waiting_median']:.0f}, "
@@ -345,8 +379,45 @@ def table(r: Result) -> str:
             f"  fleet             answered {fl['answered']}, abandoned {fl['abandoned']}, "
             f"dropped {fl['dropped']}, mean talk {_f(fl['talk_mean'], 's')}, "
             f"caller-side ASA {_f(fl['asa'], 's')}"]
+    if r.floor is not None:
+        out += [floor_lines(r)]
     out += [f"note: {n}" for n in r.notes]
     return "\n".join(out)
+
+
+# -- the raw B2BUA floor (--floor) ------------------------------------------------------
+
+def run_floor(r: Result, window: float, rounds: int) -> dict:
+    """benchmarks/b2bua_floor.py at the load's median number of bridged
+    pairs, right after the load (engine and fleet stopped), and the ratio
+    of CPU per bridged call: the engine's whole CPU over its pairs against
+    the raw B2BUA's over the same number."""
+    pairs = max(1, int(round(r.engine["bridged_pairs_median"])))
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "b2bua_floor.py"),
+           "--pairs", str(pairs), "--window", f"{window:g}", "--rounds", str(rounds), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=loadkit.env(), cwd=REPO,
+                          timeout=120 + 2 * pairs / 100 + window * rounds * 2)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
+    floor = json.loads(proc.stdout.strip().splitlines()[-1])
+    engine_per_pair = r.engine["cpu_percent"] / pairs
+    floor["engine_cpu_per_pair_pct_core"] = engine_per_pair
+    floor["ratio"] = (engine_per_pair / floor["cpu_per_pair_pct_core"]
+                      if floor["cpu_per_pair_pct_core"] else math.nan)
+    return floor
+
+
+def floor_lines(r: Result) -> str:
+    f = r.floor
+    if "error" in f:
+        return f"  raw B2BUA floor   n/a ({f['error']})"
+    return (f"  CPU per bridged call, side by side: engine "
+            f"{f['engine_cpu_per_pair_pct_core']:.3f} % "
+            f"of a core per pair ({r.engine['cpu_percent']:.1f} % over "
+            f"{f['pairs']} pairs, setups and callers waiting included) against the raw "
+            f"pjsua2 B2BUA {f['cpu_per_pair_pct_core']:.3f} % ({f['cpu_percent']:.1f} % over "
+            f"{f['pairs']} bridged pairs, samples {f['cpu_all']}, load average "
+            f"{f['loadavg']:.2f}): ratio {f['ratio']:.2f}x")
 
 
 def params_from_args(argv=None) -> tuple[Params, argparse.Namespace]:
@@ -358,6 +429,11 @@ def params_from_args(argv=None) -> tuple[Params, argparse.Namespace]:
                             help="SL thresholds, s, comma-separated (default 2,20)")
             continue
         ap.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
+    ap.add_argument("--floor", action="store_true",
+                    help="after the load, run the raw B2BUA (benchmarks/b2bua_floor.py) at the "
+                         "same number of bridged pairs and report CPU per bridged call for both")
+    ap.add_argument("--floor-window", type=float, default=10.0, help="s per floor CPU sample")
+    ap.add_argument("--floor-rounds", type=int, default=3, help="floor CPU samples (median)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--json-out", help="also write the result as JSON to this file")
     args = ap.parse_args(argv)
@@ -374,6 +450,10 @@ def main(argv=None) -> int:
     started = time.monotonic()
     r = run(p, progress=lambda m: print(f"[{time.monotonic() - started:5.1f} s] {m}",
                                         file=sys.stderr, flush=True))
+    if args.floor:
+        print(f"[{time.monotonic() - started:5.1f} s] raw B2BUA floor at the same pairs",
+              file=sys.stderr, flush=True)
+        r.floor = run_floor(r, args.floor_window, args.floor_rounds)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(asdict(r), default=float, indent=1))
     if args.json:

@@ -248,12 +248,15 @@ class Centre:
 @contextmanager
 def centre(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
            say=None, prefix: str = "sipacd-load-",
-           before_fleet: Callable[[EngineProc], None] | None = None) -> Iterator[Centre]:
+           before_fleet: Callable[[EngineProc], None] | None = None,
+           add_config: Callable[[dict], None] | None = None) -> Iterator[Centre]:
     """The engine and the fleet (arrivals on from the start) in a work
     directory; both stopped, fleet first, and the ports released on the way
     out.  ``ports``: {"sip", "http", "fleet"} (tests pass theirs); a work
     directory made here is removed unless SIPACD_LOAD_KEEP=1;
-    ``before_fleet(engine)`` sees the engine up and still without a call."""
+    ``before_fleet(engine)`` sees the engine up and still without a call;
+    ``add_config(config)`` may add to the engine's configuration (another
+    queue, route or agent) before the engine starts."""
     say = say or (lambda msg: None)
     ports = ports or {k: free_port() for k in ("sip", "http", "fleet")}
     own_work = workdir is None
@@ -263,6 +266,8 @@ def centre(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
     # Prompts are rendered once (espeak-ng) and shared by every run.
     prompts = Path(tempfile.gettempdir()) / "sipacd-load-prompts"
     config = engine_config(p, ports["sip"], ports["http"], ports["fleet"], work, prompts)
+    if add_config is not None:
+        add_config(config)
     c = Centre(work)
     try:
         say("starting the engine")

@@ -35,6 +35,14 @@ stderr = pjsip's and our log):
     {"cmd":"xfer","call":"c1","to":"sip:.."}            blind transfer (REFER)
     {"cmd":"xfer_replaces","call":"c1","other":"c2"}    attended transfer:
          REFER on c1 whose Refer-To replaces the phone's call c2
+    {"cmd":"burst","call":"c1","freq":1000,"ms":40,"amplitude":0.3}
+         a marker for delay measurements: `ms` of a sine into the call,
+         once; answered by {"ev":"burst","call":"c1","at":T} (T: when it
+         was handed to the bridge, which sends it from its next tick on)
+    {"cmd":"jbuf","call":"c1"}
+         the call's receive jitter buffer now: {"ev":"jbuf","call":"c1",
+         "size":..,"prefetch":..,"burst":.. (frames), "avgDelayMsec":..,
+         "discard":..,"lost":..,"empty":..}
     {"cmd":"hangup_all"}
     {"cmd":"ping"}
     {"cmd":"quit"}          also on stdin EOF, SIGTERM and SIGINT
@@ -235,6 +243,7 @@ class Phone(UAProcess):
         # header on a later tick, so the file is final only after a while.
         call.player = None
         call.recorder = None
+        call.bursts.clear()
         del call
         gc.collect()
         if record_path:
@@ -328,6 +337,20 @@ class Phone(UAProcess):
             c.sendDtmf(p)
         else:
             raise ValueError(f"unknown DTMF method {method!r} (rfc2833|info)")
+
+    def cmd_burst(self, call: str, freq: float = 1000.0, ms: int = 40,
+                  amplitude: float = tones.DEFAULT_AMPLITUDE) -> None:
+        c = self._call(call)
+        at = c.play_burst(freq, ms, amplitude)
+        gen = c.bursts[-1]
+        self.emit(ev="burst", call=call, at=at, freq=freq, ms=ms)
+        # Disconnected well after the tone has ended (it plays once).
+        c.timers.append(self.loop.call_later(ms / 1000 + 0.2, c.end_burst, gen))
+
+    def cmd_jbuf(self, call: str) -> None:
+        j = self._call(call).getStreamStat(0).jbuf
+        self.emit(ev="jbuf", call=call, **{f: getattr(j, f) for f in (
+            "size", "prefetch", "burst", "avgDelayMsec", "discard", "lost", "empty")})
 
     def cmd_hangup(self, call: str, code: int | None = None) -> None:
         self._call(call)

@@ -79,6 +79,8 @@ class PhoneCall(pj.Call):
         self.disconnected = False
         self.timers: list[asyncio.TimerHandle] = []
         self.timers_armed = False
+        self.audio: pj.AudioMedia | None = None     # the call's audio, once active
+        self.bursts: list[pj.ToneGenerator] = []    # markers playing (cmd "burst")
 
     @guarded
     def onCallState(self, prm):
@@ -121,6 +123,7 @@ class PhoneCall(pj.Call):
                      reason=prm.reason, final=bool(prm.finalNotify))
 
     def attach_media(self, am: pj.AudioMedia) -> None:
+        self.audio = am
         if self.tone:
             if self.player is None:
                 self.player = tones.tone_source(self.tone)
@@ -137,6 +140,34 @@ class PhoneCall(pj.Call):
             # is when the recording started: tests place other processes'
             # events on it.
             self.ua.emit(ev="media", call=self.name, at=time.monotonic())
+
+    def play_burst(self, freq_hz: float, ms: int, amplitude: float) -> float:
+        """Start a marker: `ms` of a sine into the call, once.  Returns the
+        time (monotonic) it was handed to the bridge, which sends it from its
+        next tick on; the generator is released by `end_burst`."""
+        if self.audio is None:
+            raise RuntimeError(f"call {self.name!r} has no active audio yet")
+        gen = pj.ToneGenerator()
+        gen.createToneGenerator(tones.SAMPLE_RATE, 1)
+        tone = pj.ToneDesc()
+        tone.freq1, tone.freq2 = int(round(freq_hz)), 0
+        tone.on_msec, tone.off_msec = int(ms), 0
+        tone.volume = int(amplitude * 32767)
+        desc = pj.ToneDescVector()
+        desc.append(tone)
+        gen.play(desc, False)
+        gen.startTransmit(self.audio)
+        self.bursts.append(gen)
+        return time.monotonic()
+
+    def end_burst(self, gen: pj.ToneGenerator) -> None:
+        if gen in self.bursts:
+            self.bursts.remove(gen)
+            if self.audio is not None and not self.disconnected:
+                try:
+                    gen.stopTransmit(self.audio)
+                except pj.Error:
+                    pass
 
     @guarded
     def onDtmfDigit(self, prm):

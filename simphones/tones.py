@@ -170,6 +170,27 @@ def quiet_runs(levels: np.ndarray, threshold: float) -> np.ndarray:
     return np.nonzero(edges == -1)[0] - np.nonzero(edges == 1)[0]
 
 
+def burst_onset(samples: np.ndarray, rate: int, rec_start: float, sent: float,
+                search: float, onset: float = 0.3) -> float | None:
+    """Seconds from `sent` until a burst (a marker: benchmarks/mouth_to_ear.py)
+    shows in a recording that began at `rec_start` (both on the machine's
+    monotonic clock): the first sample within `search` s after `sent` over
+    `onset` of the loudest one there; None when nothing there is louder
+    than 0.05 of full scale.  Meant for recordings that are otherwise
+    silent; `search` must stay under the markers' period, or a late one
+    is taken for the next."""
+    i0 = max(0, int((sent - rec_start) * rate))
+    i1 = min(len(samples), int((sent + search - rec_start) * rate))
+    if i1 - i0 < rate // 100:
+        return None
+    env = np.abs(samples[i0:i1])
+    peak = float(env.max())
+    if peak < 0.05:
+        return None
+    k = int(np.argmax(env > onset * peak))
+    return rec_start + (i0 + k) / rate - sent
+
+
 def tone_source(freq_hz: float, amplitude: float = DEFAULT_AMPLITUDE):
     """A pjsua2 media source of a continuous sine (start it transmitting to
     a call).  Not a looping WAV player: pjsua2's AudioMediaPlayer returns one

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import time
 
+import numpy as np
 import pytest
 
 import baresip as baresip_mod
@@ -74,6 +75,33 @@ def test_each_side_records_the_other_sides_tone(ua_pair, workdir):
     assert abs(tones.dominant_frequency(rec_a["path"]) - 880) <= TOLERANCE_HZ
     assert abs(tones.dominant_frequency(rec_b["path"]) - 440) <= TOLERANCE_HZ
     assert tones.rms(rec_b["path"], skip_seconds=0.3) > 0.05
+
+
+@pytest.mark.sip
+def test_a_burst_is_heard_once_after_it_was_sent(ua_pair, workdir):
+    """The marker of benchmarks/mouth_to_ear.py: ``burst`` plays its tone
+    once into the call, and the far end's recording has it after the
+    phone's "burst" time, about as long as asked, and nothing before."""
+    a, b = ua_pair
+    b.request("auto_answer", user="*", after=0.1, record=str(workdir / "b.wav"))
+    a.request("call", call="c1", to=b.uri("100"))
+    incoming = b.wait_event({"ev": "incoming"}, 5)
+    a.wait_event({"ev": "media", "call": "c1"}, 5)
+    rec_start = b.wait_event({"ev": "media", "call": incoming["call"]}, 5)["at"]
+    time.sleep(0.5)
+    a.request("burst", call="c1", freq=1000, ms=60)
+    sent = a.wait_event({"ev": "burst", "call": "c1"}, 2)["at"]
+    time.sleep(0.8)
+    a.request("hangup", call="c1")
+    rec = b.wait_event({"ev": "recorded", "call": incoming["call"]}, 5)
+    samples, rate = tones.read_wav(rec["path"])
+    delay = tones.burst_onset(samples, rate, rec_start, sent, search=0.7)
+    assert delay is not None and 0 <= delay < 0.5, delay
+    before = samples[: int((sent - rec_start) * rate)]
+    assert np.abs(before).max() < 0.05, "sound before the burst was sent"
+    start = int((sent + delay - rec_start) * rate)
+    loud = tones.tone_levels(samples[start:start + rate // 2], 1000, rate) > 0.1
+    assert 4 <= loud.sum() <= 8, f"{10 * loud.sum()} ms of the 60 ms burst"
 
 
 @pytest.mark.sip
