@@ -58,3 +58,39 @@ def test_the_runtime_runs_the_core_on_int_ids_and_sees_its_own(tmp_path):
         finally:
             engine.close()
     asyncio.run(go())
+
+
+def test_a_dial_that_fails_here_is_not_offered_again_at_once(tmp_path):
+    """pjsua refusing to dial (its call slots full) is not the phone's no:
+    the offer is rejected after a back-off, so the core does not offer the
+    call again straight away and spin on the failure."""
+    from types import SimpleNamespace
+
+    from sipagent.queue import runtime as runtime_module
+
+    async def go():
+        engine = EngineApp(tmp_path)
+        try:
+            runtime = engine.queues
+            queue = next(iter(runtime.settings))
+            runtime.entries["c1"] = SimpleNamespace(call_id="c1", caller="555", called="100",
+                                                    queue=queue, callback=None, data={},
+                                                    call=None)
+            dials, fed = [], []
+
+            def refuse(uri, **kw):
+                dials.append(uri)
+                raise RuntimeError("pjsua_call_make_call: Too many objects (PJ_ETOOMANY)")
+
+            runtime.dial_out = refuse
+            runtime.feed = fed.append
+            runtime._offer("c1", "alice")
+            await asyncio.sleep(0.05)
+            assert len(dials) == 1 and fed == []           # not at once
+            await asyncio.sleep(runtime_module.LOCAL_DIAL_BACKOFF)
+            assert [type(e).__name__ for e in fed] == ["OfferRejected"]
+            assert (fed[0].call_id, fed[0].agent_id) == ("c1", "alice")
+        finally:
+            del runtime.entries["c1"]
+            engine.close()
+    asyncio.run(go())

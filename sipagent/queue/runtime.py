@@ -38,6 +38,9 @@ from acdcore.scheduler import InternedScheduler as Scheduler
 
 log = structlog.get_logger("sipagent.queue.runtime")
 
+#: Seconds before an offer whose dial failed in this process counts as rejected.
+LOCAL_DIAL_BACKOFF = 1.0
+
 # SIP answers that mean "this agent's phone is busy", as opposed to declined.
 BUSY_CODES = {486, 600}
 
@@ -242,7 +245,11 @@ class QueueRuntime(CallerSide):
             leg = self.dial_out(line.uri, label=f"{call_id}->{agent_id}", headers=headers)
         except Exception as exc:
             log.warning("dialing agent failed", call_id=call_id, agent=agent_id, error=str(exc))
-            self._loop.call_soon(self.feed, ev.OfferRejected(self.now(), call_id, agent_id, False))
+            # A local failure (pjsua's call slots full, say) is no answer from
+            # the phone: told at once, the core offers again at once and the
+            # loop spins on the failure.  The agent stays "ringing" meanwhile.
+            self._loop.call_later(LOCAL_DIAL_BACKOFF, lambda: self.feed(
+                ev.OfferRejected(self.now(), call_id, agent_id, False)))
             return
         self.metrics.dispatch_latency.observe(time.perf_counter() - self._feed_started)
         self.track_leg(leg)
