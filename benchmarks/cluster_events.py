@@ -56,7 +56,6 @@ import bisect
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -69,10 +68,10 @@ for p in (REPO, REPO / "tests", REPO / "benchmarks"):
 import psycopg  # noqa: E402
 
 import procstat  # noqa: E402
-from clusterkit import Kamailio, Postgres  # noqa: E402
+from clusterkit import Kamailio, Postgres, scratch  # noqa: E402
 from engine_proc import Engine  # noqa: E402
 from loadkit import FleetProc, Params  # noqa: E402
-from portlocks import PortAllocator, Ports  # noqa: E402
+from portlocks import Ports  # noqa: E402
 from sipagent.store.eventlog import read_only  # noqa: E402
 from sipagent.store.leases import LeaseTable  # noqa: E402
 from test_cluster_view import node_config  # noqa: E402
@@ -336,15 +335,8 @@ def main() -> int:
     def say(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    alloc = PortAllocator()
-    try:
-        with tempfile.TemporaryDirectory(prefix="sipacd-cluster-events-") as tmp:
-            work, prompts = Path(tmp) / "work", Path(tmp) / "prompts"
-            work.mkdir()
-            prompts.mkdir()
-            result = run(args, prompts, work, Ports(alloc), say)
-    finally:
-        alloc.release_all()
+    with scratch("sipacd-cluster-events-") as (work, prompts, ports):
+        result = run(args, prompts, work, ports, say)
     for name in ("a", "b"):
         fig = result[f"client_on_{name}"]
         say(f"client on node {name}: {fig['all']}, sequence {fig['sequence']}")

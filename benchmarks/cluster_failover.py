@@ -31,7 +31,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,9 +41,9 @@ for p in (REPO, REPO / "tests", REPO / "benchmarks"):
 
 import psycopg  # noqa: E402
 
-from clusterkit import two_node_center  # noqa: E402
+from clusterkit import scratch, two_node_center  # noqa: E402
 from engine_proc import Engine  # noqa: E402
-from portlocks import PortAllocator, Ports  # noqa: E402
+from portlocks import Ports  # noqa: E402
 from sipagent.store.leases import LeaseTable  # noqa: E402
 from test_cluster_failover import node_config  # noqa: E402
 
@@ -99,15 +98,8 @@ def main() -> int:
     ap.add_argument("--lease", type=float, default=6.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    alloc = PortAllocator()
-    try:
-        with tempfile.TemporaryDirectory(prefix="sipacd-failover-") as tmp:
-            work, prompts = Path(tmp) / "work", Path(tmp) / "prompts"
-            work.mkdir()
-            prompts.mkdir()
-            times = run(args.kills, args.lease, prompts, work, Ports(alloc))
-    finally:
-        alloc.release_all()
+    with scratch("sipacd-failover-") as (work, prompts, ports):
+        times = run(args.kills, args.lease, prompts, work, ports)
     result = {"kills": len(times), "lease_seconds": args.lease,
               "failover_seconds": [round(t, 2) for t in times],
               "median": round(statistics.median(times), 2),

@@ -219,3 +219,20 @@ def two_node_center(ports, workdir: Path, make_config, agents=("alice",)):
                 phones.request("register", user=agent, registrar=f"sip:{kam.uri_base}")
                 phones.wait_event({"ev": "registered", "user": agent, "code": 200})
             yield pg, cfgs, phones, caller, kam
+
+
+@contextlib.contextmanager
+def scratch(prefix: str):
+    """A benchmark's ``(work, prompts, ports)``: two fresh folders and port
+    locks, all gone when it ends."""
+    from portlocks import PortAllocator, Ports
+
+    alloc = PortAllocator()
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            work, prompts = Path(tmp) / "work", Path(tmp) / "prompts"
+            work.mkdir()
+            prompts.mkdir()
+            yield work, prompts, Ports(alloc)
+    finally:
+        alloc.release_all()

@@ -192,16 +192,21 @@ def test_int_id_table_grows_and_deletes():
 
 
 @pytest.mark.skipif(not COMPILED, reason="Cython engine not built")
-def test_many_seeded_runs_match():
-    """Plain seeded random runs beside hypothesis: broad, cheap, reproducible."""
+def seeded_runs(count: int, length: tuple[int, int]):
+    """(seed, strategies, agents, variant, ops) of plain seeded random runs."""
     import random
     kinds = [0, 0, 0, 1, 1, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16, 17, 17]
-    for it in range(150):
+    for it in range(count):
         r = random.Random(it)
         strategies = [r.choice(list(Strategy)) for _ in range(r.randint(1, 3))]
         ops = [(r.choice(kinds), r.randrange(20), r.randrange(20), r.randrange(12))
-               for _ in range(r.randint(5, 200))]
-        n_agents, variant = r.randint(1, 6), r.randrange(6)
+               for _ in range(r.randint(*length))]
+        yield it, strategies, r.randint(1, 6), r.randrange(6), ops
+
+
+def test_many_seeded_runs_match():
+    """Plain seeded random runs beside hypothesis: broad, cheap, reproducible."""
+    for it, strategies, n_agents, variant, ops in seeded_runs(150, (5, 200)):
         ref = run(ReferenceScheduler, strategies, n_agents, variant, ops, seed=it)
         fast = run(Scheduler, strategies, n_agents, variant, ops, seed=it)
         for i, (a, b) in enumerate(zip(ref, fast)):

@@ -8,7 +8,6 @@ offer's call, which a late answer refers to).
 """
 from __future__ import annotations
 
-import random
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from acd_driver import run  # noqa: E402
-from test_acd_differential import CONFIG, OPS, check_world_rules  # noqa: E402
+from test_acd_differential import CONFIG, OPS, check_world_rules, seeded_runs  # noqa: E402
 
 from acdcore import (AcdError, AgentConfig, AgentLoggedIn, AgentReady, CallAbandoned,  # noqa: E402
                      CallArrived, CallEnded, CallExited, CallPickedUp, CancelOffer, Connect,
@@ -50,15 +49,7 @@ def test_interned_matches_the_reference(config, ops):
 def test_seeded_runs_match_the_str_id_engine():
     """Cheap and reproducible beside hypothesis, with long runs so ints are
     released and reused many times."""
-    kinds = [0, 0, 0, 1, 1, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 16,
-             17, 17]
-    from acdcore import Strategy
-    for it in range(60):
-        r = random.Random(it)
-        strategies = [r.choice(list(Strategy)) for _ in range(r.randint(1, 3))]
-        ops = [(r.choice(kinds), r.randrange(20), r.randrange(20), r.randrange(12))
-               for _ in range(r.randint(50, 600))]
-        n_agents, variant = r.randint(1, 6), r.randrange(6)
+    for it, strategies, n_agents, variant, ops in seeded_runs(60, (50, 600)):
         ref = run(Scheduler, strategies, n_agents, variant, ops, seed=it)
         fast = run(InternedScheduler, strategies, n_agents, variant, ops, seed=it)
         _agree(ref, fast, f"run {it}")
