@@ -70,7 +70,10 @@ class SipCall(VoicemailVerbs, FaxVerbs):
             self._alive()
             # A prompt heard for the first time is synthesized: not on the loop.
             path = await asyncio.to_thread(self._services.prompts.path, name, self.language)
-            digit = await play_prompt(self.leg, path, barge_in=barge_in)
+            try:
+                digit = await play_prompt(self.leg, path, barge_in=barge_in)
+            except LegEnded:     # hung up while the prompt was being found
+                raise CallerHangup(self.call_id) from None
             self._alive()
             if digit is not None:
                 return digit

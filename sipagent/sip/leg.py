@@ -146,7 +146,15 @@ class CallLeg(pj.Call):
         return self.ended.done()
 
     def audio(self):
-        return self.getAudioMedia(-1)
+        """The call's audio port.  LegEnded when the call is over: a BYE
+        handled while a flow awaited something else leaves no audio to play
+        to, before or after the loop saw the DISCONNECTED state."""
+        try:
+            return self.getAudioMedia(-1)
+        except pj.Error:
+            if self.is_ended or not self.isActive():
+                raise LegEnded(0, "the call ended") from None
+            raise
 
     def respond(self, code: int, headers: dict[str, str] | None = None) -> None:
         prm = pj.CallOpParam(True)
