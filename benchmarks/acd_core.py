@@ -31,7 +31,7 @@ How it measures
    subtracted.
 4. Memory per waiting call = RSS growth (and, separately, tracemalloc
    growth) while the fill phase adds the waiting calls, divided by their
-   number, in a fresh interpreter.  RSS sees C allocations tracemalloc
+   number, in a fresh interpreter (acd_memory.py).  RSS sees C allocations tracemalloc
    cannot; it also sees allocator slack, so it is an upper bound.
 5. The simulator (acdcore.sim through the real scheduler): simulated calls
    per second on both KPI.md reference cases, each checked against KPI.md's
@@ -47,11 +47,9 @@ import gc
 import hashlib
 import json
 import math
-import os
 import statistics
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,6 +58,7 @@ from acdcore import events as E  # noqa: E402
 from acdcore.erlang_cli import json_safe  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from acd_memory import memory_per_waiting  # noqa: E402
 from acd_trace import Trace, config_for, interned, record  # noqa: E402
 
 TARGETS = {
@@ -165,70 +164,6 @@ def _timer_overhead_ns() -> float:
     return samples[len(samples) // 2]
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _memory_per_waiting(engine: str, trace: Trace, ids: str = "str") -> dict[str, float]:
-    """Run the probe in a fresh interpreter: in this one, earlier replays left
-    freed arenas behind that the fill phase would silently reuse (RSS 0)."""
-    import pickle
-    import subprocess
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(suffix=".trace", delete=False) as f:
-        # Plain fields, not the Trace object: the probe may run this file
-        # under another module name than the one that pickled it.
-        pickle.dump(vars(trace), f, protocol=pickle.HIGHEST_PROTOCOL)
-        path = f.name
-    try:
-        done = subprocess.run([sys.executable, __file__, "--memory-probe", path, engine, ids],
-                              capture_output=True, text=True, check=True)
-    finally:
-        os.unlink(path)
-    return json.loads(done.stdout)
-
-
-def _memory_probe(path: str, engine: str, ids: str = "str") -> dict[str, float]:
-    import pickle
-
-    with open(path, "rb") as f:
-        trace = Trace(**pickle.load(f))
-    cls = runtime_engine() if engine == "cython_runtime" else engines()[engine]
-    queues, agents = config_for(trace, ids)
-    events = trace.events
-    waiting = trace.waiting_at_fill_end
-    out: dict[str, float] = {}
-    # RSS sees C allocations; the trace itself is already loaded, so the
-    # growth is the scheduler's (plus allocator slack: an upper bound).
-    sched = cls(queues, agents, seed=7)
-    h = sched.handle_raw
-    for code, t, c, a, q in events[: trace.fill_start]:
-        h(code, t, c, a, None, q, 0)
-    gc.collect()
-    before = _rss_bytes()
-    for code, t, c, a, q in events[trace.fill_start: trace.fill_end]:
-        h(code, t, c, a, None, q, 0)
-    gc.collect()
-    out["rss_bytes_per_waiting_call"] = (_rss_bytes() - before) / waiting
-    # tracemalloc: Python-heap objects only (exact, but blind to raw malloc).
-    sched = cls(queues, agents, seed=7)
-    h = sched.handle_raw
-    for code, t, c, a, q in events[: trace.fill_start]:
-        h(code, t, c, a, None, q, 0)
-    gc.collect()
-    tracemalloc.start()
-    base, _ = tracemalloc.get_traced_memory()
-    for code, t, c, a, q in events[trace.fill_start: trace.fill_end]:
-        h(code, t, c, a, None, q, 0)
-    gc.collect()
-    now, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    out["traced_bytes_per_waiting_call"] = (now - base) / waiting
-    return out
-
-
 _EVENT_NAMES = {code: name[3:].lower() for name, code in vars(E).items() if name.startswith("EV_")}
 
 
@@ -315,7 +250,7 @@ def bench_engines(args: argparse.Namespace) -> dict:
             }
             row["by_event"] = _by_event(tr, raw)
             if n >= tr.fill_end:
-                row.update(_memory_per_waiting(name if ids != "runtime" else "cython_runtime",
+                row.update(memory_per_waiting(name if ids != "runtime" else "cython_runtime",
                                                tr, cfg_ids))
             if name == "cython" and n_ref >= n:
                 row["prefix_events_per_second"] = row["events_per_second"]
@@ -480,9 +415,6 @@ def targets(res: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["--memory-probe"]:  # internal: see _memory_per_waiting
-        print(json.dumps(_memory_probe(*argv[1:4])))
-        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run (seconds)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")

@@ -129,7 +129,11 @@ class ClusterNode:
         return self.ownership is not None and self.ownership.owns(partition)
 
     def _gained(self, partition: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._take_over(partition))
+        self._spawn(self._take_over(partition))
+
+    def _spawn(self, work) -> None:
+        """A step of a gain or loss, awaited by :meth:`settled`."""
+        task = asyncio.get_running_loop().create_task(work)
         self._takeovers.add(task)
         task.add_done_callback(self._takeovers.discard)
 
@@ -178,9 +182,7 @@ class ClusterNode:
     def _lost(self, partition: str) -> None:
         for agent_id in self._partition_agents.get(partition, ()):
             self._log_out(agent_id)
-        task = asyncio.get_running_loop().create_task(self._queues_changed())
-        self._takeovers.add(task)
-        task.add_done_callback(self._takeovers.discard)
+        self._spawn(self._queues_changed())
 
     async def stop(self) -> None:
         """Hand every lease back (another node takes over at once) and disconnect."""

@@ -38,7 +38,7 @@ async def join_cluster(engine, agents: dict, heartbeat_interval: float) -> Clust
             queues.agent_command(agent_id, "pause", paused)
 
     async def follow_queues(run: set[str]) -> None:
-        pending = await asyncio.to_thread(engine.callback_store.pending)
+        pending = await asyncio.to_thread(engine.callback_store.pending, run)
         queues.callbacks.run_only(run, pending)
 
     source = engine.eventlog.source

@@ -56,10 +56,6 @@ class StorePlace:
     dir: Path
     database: str | None = None
 
-    @property
-    def dialect(self) -> str:
-        return "postgresql" if self.database else "sqlite"
-
     def file(self, name: str) -> Path:
         return Path(self.dir) / name
 
