@@ -222,12 +222,14 @@ def phase(label: str, names: list[str], load: Load, sip_ports: dict, fleet_ports
         m_a = {n: e.metrics() for n, e in engines.items()}
         cpu_a = {n: e.cpu_seconds() for n, e in engines.items()}
         kam_a, pg_a = tree_cpu(kam.proc.pid), tree_cpu(pg.proc.pid)
+        commits_a = pg_commits(pg.dsn)
         t_a = time.monotonic()
         hold(engines, fleets, load.window)
         window = time.monotonic() - t_a
         m_b = {n: e.metrics() for n, e in engines.items()}
         cpu_b = {n: e.cpu_seconds() for n, e in engines.items()}
         kam_b, pg_b = tree_cpu(kam.proc.pid), tree_cpu(pg.proc.pid)
+        commits_b = pg_commits(pg.dsn)
         load_after = os.getloadavg()
         fleet_stats = [f.stop() or {} for f in fleets]
         fleets.clear()
@@ -258,9 +260,19 @@ def phase(label: str, names: list[str], load: Load, sip_ports: dict, fleet_ports
             "call_cpu_s_per_call": call_cpu / calls if calls else float("nan"),
             "kamailio_cpu_s_per_call": (kam_b - kam_a) / calls if calls else float("nan"),
             "postgres_cpu_s_per_call": (pg_b - pg_a) / calls if calls else float("nan"),
+            "postgres_commits_per_call": (commits_b - commits_a) / calls if calls else float("nan"),
             "nodes": nodes, "loadavg_start": load_before, "loadavg_end": load_after,
             "fleet": [{k: s.get(k) for k in ("placed", "setup_failed", "answered", "abandoned",
                                               "dropped", "fail_codes")} for s in fleet_stats]}
+
+
+def pg_commits(dsn: str) -> int:
+    """Transactions committed in the center's database so far (every node's
+    writes, reads and lease renewals; PostgreSQL's statistics, which a
+    backend reports within a second)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT xact_commit FROM pg_stat_database"
+                            " WHERE datname = current_database()").fetchone()[0]
 
 
 def hold(engines: dict, fleets: list, seconds: float) -> None:
@@ -321,7 +333,8 @@ def table(r: dict) -> str:
         out.append(f"{ph['phase']:<12}{'all':<6}{'':<9}{ph['calls']:>7.0f}"
                    f"{ph['engines_cpu_s']:>8.2f}{'':>8}{ms(ph['cpu_s_per_call']):>11}   "
                    f"({ph['calls_per_s']:.1f} calls/s; Kamailio {ms(ph['kamailio_cpu_s_per_call'])}"
-                   f", PostgreSQL {ms(ph['postgres_cpu_s_per_call'])} a call; load average "
+                   f", PostgreSQL {ms(ph['postgres_cpu_s_per_call'])} and "
+                   f"{ph['postgres_commits_per_call']:.1f} commits a call; load average "
                    f"{la[0]:.2f} -> {lb[0]:.2f})")
     out.append(f"ratio, CPU per call of the engines, two nodes / one node: {r['ratio']:.3f}")
     out.append(f"the same without each node's idle CPU (the calls' own cost: "

@@ -76,10 +76,12 @@ class Database:
 
     # -- the backend's part -----------------------------------------------------------
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, batch: bool = False) -> Iterator[None]:
         """One transaction holding this store's write lock from its start
         (no other writer of the store, in any process, until it ends);
-        rolled back on any error."""
+        rolled back on any error.  ``batch``: a run of writes whose errors
+        may surface at the end rather than at each statement (a server
+        backend then sends them without waiting for each answer)."""
         raise NotImplementedError
         yield   # pragma: no cover
 
@@ -161,7 +163,7 @@ class SqliteDatabase(Database):
             self.connection.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, batch: bool = False) -> Iterator[None]:
         with self.lock:
             self.connection.execute("BEGIN IMMEDIATE")
             try:

@@ -74,9 +74,14 @@ _LAST_STATES = ("SELECT agent, body FROM stream_event WHERE type = 'agent.state_
                 " AND seq > ? ORDER BY seq")
 _LOOK_BACK = 200_000
 _LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM stream_event"
+_NUMBER = ("SELECT last, pg_notify(?, (last + ?)::text)"
+           " FROM (SELECT COALESCE(MAX(seq), 0) AS last FROM stream_event) AS s")
+_FOLLOW_CHUNK = 1000
+FOLLOW_GATHER = 0.02      # s, see _follow
 _CHANNEL = "sipacd_stream"
 _TYPE = re.compile(r"[a-z_]+\.[a-z_]+")
 _AUDIENCE_TYPES = ("offer.created", "bridge.started")
+_FIRST_TYPE = "call.started"
 
 Subscriber = Callable[[list[StreamItem] | None], None]
 
@@ -84,6 +89,13 @@ Subscriber = Callable[[list[StreamItem] | None], None]
 def _with_seq(seq: int, rest: str) -> str:
     """The event's JSON: its seq first, then ``rest`` (a JSON object's text)."""
     return f'{{"seq":{seq},{rest[1:]}'
+
+
+def _seq_of(notice: str) -> int:
+    try:
+        return int(notice)
+    except ValueError:    # not ours: look
+        return 1 << 62
 
 
 def iso_time(t: float) -> str:
@@ -112,7 +124,9 @@ class ReplayAudience:
             return item.audience
         agents = self._calls.get(item.call_id)
         if agents is None:
-            agents = self._calls[item.call_id] = {
+            # A call's first event has no agents before it: no need to ask
+            # the file (a follower sees every call start so).
+            agents = self._calls[item.call_id] = set() if item.type == _FIRST_TYPE else {
                 a for (a,) in self._read(_CALL_AGENTS, (item.call_id, item.seq))}
             if len(self._calls) > self.max_calls:
                 del self._calls[next(iter(self._calls))]
@@ -145,6 +159,7 @@ class EventStream:
             eventlog.numbering[_INSERT] = self._number
             self._listener = open_listener(eventlog.source, _CHANNEL)
             self._follow_audience = ReplayAudience(self._read)
+            self._last_look = 0.0
             self._follower = threading.Thread(target=self._follow, name="event-follower",
                                               daemon=True)
             self._follower.start()
@@ -187,16 +202,29 @@ class EventStream:
 
     def _number(self, db, rows: list[tuple]) -> list[tuple]:
         """In the writer's commit, under the log's lock: the next seqs."""
-        base = db.execute(_LAST_SEQ).fetchone()[0]
-        numbered = [(seq, *row[1:-1], _with_seq(seq, row[-1]))
-                    for seq, row in enumerate(rows, base + 1)]
-        db.execute("SELECT pg_notify(?, ?)", (_CHANNEL, str(base + len(rows))))
-        return numbered
+        # One round trip: the last seq, and the notice naming the new last one
+        # (delivered at commit).
+        base = db.execute(_NUMBER, (_CHANNEL, len(rows))).fetchone()[0]
+        return [(seq, *row[1:-1], _with_seq(seq, row[-1]))
+                for seq, row in enumerate(rows, base + 1)]
 
     def _follow(self) -> None:
         """Follower thread (shared log): fan out what any node committed."""
         while not self._closed:
-            self._listener.wait(1.0)     # a notification, or a look anyway
+            # A notice names the last seq of its commit: one this node has
+            # read already (a notice queued behind the read that took its
+            # rows) needs no look.  A timeout or a reconnection: a look anyway.
+            notices = self._listener.wait(1.0)
+            if notices and max(map(_seq_of, notices)) <= self.committed_seq:
+                continue
+            # Reads at most every FOLLOW_GATHER: under load, each node's
+            # commits would otherwise wake every node's follower (and loop)
+            # once each; a pause lets the others' commits land first.  A
+            # quiet center pays nothing: its reads are farther apart.
+            pause = self._last_look + FOLLOW_GATHER - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            self._last_look = time.monotonic()
             try:
                 self._catch_up()
             except Exception:   # the database is away: the next round retries
@@ -205,18 +233,20 @@ class EventStream:
 
     def _catch_up(self) -> None:
         while not self._closed:
-            items = self.read_after(self.committed_seq, 1000)
+            items = self.read_after(self.committed_seq, _FOLLOW_CHUNK)
             if not items:
                 return
             for item in items:
                 self._follow_audience.saw(item)
                 item.audience = self._follow_audience(item)
             self.committed_seq = self.seq = items[-1].seq
-            if self._loop is not None and not self._loop.is_closed():
+            if self._subscribers and self._loop is not None and not self._loop.is_closed():
                 try:
                     self._loop.call_soon_threadsafe(self._fan_out, items)
                 except RuntimeError:   # the loop closed in between
                     return
+            if len(items) < _FOLLOW_CHUNK:
+                return
 
     def _on_fact(self, source: str, fact: dict) -> None:
         with self._lock:

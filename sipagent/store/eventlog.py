@@ -36,6 +36,7 @@ thread: ``("queue"|"agent"|"call", fields)``, the one hook the public
 vocabulary is translated from (``event_stream``, ``public_events``).
 ``append(sql, row, urgent=True)`` queues a stream row; the writer then
 waits at most ``urgent_delay`` (not ``flush_interval``) before it commits,
+or on a shared log until ``urgent_gap`` after its previous urgent commit,
 and calls ``on_commit`` with the urgent rows of each committed batch, in
 order, from the writer thread: written first, sent second.
 
@@ -141,6 +142,13 @@ class EventLog:
         # other nodes; a shorter gathering keeps it as quick to arrive there
         # (benchmarks/cluster_events.py: p50 52 ms at 50 ms, 14 ms at 10 ms).
         self.urgent_delay = 0.01 if self.shared else 0.05
+        # ... but under load, one node's urgent commits come no closer than
+        # this: each costs the writer and every node's follower a round of
+        # Python and round trips whatever it holds, so a node that committed
+        # every 10 ms cost more per call than one that gathers twice the
+        # calls (benchmarks/cluster_cpu.py).
+        self.urgent_gap = 0.025 if self.shared else 0.0
+        self._committed_at = 0.0     # monotonic, the last urgent commit's start
         self._urgent_sql: set[str] = set()
         self._urgent_at: float | None = None     # monotonic time of the oldest urgent row
         self._cond = threading.Condition()
@@ -315,8 +323,10 @@ class EventLog:
                 self._cond.wait_for(lambda: due() or self._urgent_at is not None,
                                     self.flush_interval)
                 if self._urgent_at is not None:   # gather the burst, briefly
-                    self._cond.wait_for(due, self._urgent_at + self.urgent_delay
+                    self._cond.wait_for(due, max(self._urgent_at + self.urgent_delay,
+                                                 self._committed_at + self.urgent_gap)
                                         - time.monotonic())
+                    self._committed_at = time.monotonic()
                 self._urgent_at = None
                 batch, self._pending = self._pending, []
                 self._flush_wanted = False
@@ -383,7 +393,7 @@ class EventLog:
 
     def _write(self, batch: list[tuple[str, tuple]]) -> None:
         db = self._db
-        with db.transaction():
+        with db.transaction(batch=True):
             # A numbered table's rows of the whole batch are numbered at once
             # (one look at the last number), whatever runs they come in.
             numbered = {}

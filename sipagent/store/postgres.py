@@ -134,10 +134,13 @@ class PostgresDatabase(Database):
                 self._conn = None
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, batch: bool = False) -> Iterator[None]:
         with self.lock, _as_dbapi():
             conn = self._connection()
-            with conn.transaction():
+            # A batch in pipeline mode: BEGIN, the lock and the writes go out
+            # together, answered at the first read or at COMMIT (the event
+            # log's commit was six round trips, each a Python wake-up).
+            with conn.pipeline() if batch else contextlib.nullcontext(), conn.transaction():
                 if not self.read_only:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
                 yield
@@ -182,10 +185,11 @@ class PostgresDatabase(Database):
 
 
 class Listener:
-    """``LISTEN channel`` on a connection of its own: :meth:`wait` returns
-    when a notification came (True) or ``timeout`` passed (False).  A lost
-    connection is reopened at the next wait; notifications sent meanwhile
-    are lost, so a listener also re-reads on its timeout."""
+    """``LISTEN channel`` on a connection of its own.  :meth:`wait` returns
+    the payloads of the notifications that came (``[]`` when ``timeout``
+    passed first), or ``None`` when it had to (re)connect: notifications
+    sent meanwhile are lost, so the caller should look anyway, as it should
+    on a timeout."""
 
     def __init__(self, url: str, channel: str):
         if not _STORE_NAME.fullmatch(channel):
@@ -193,19 +197,20 @@ class Listener:
         self.url, self.channel = url, channel
         self._conn: psycopg.Connection | None = None
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float) -> list[str] | None:
         try:
             if self._conn is None or self._conn.closed or self._conn.broken:
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
                 self._conn.execute(f"LISTEN {self.channel}")
-                return True      # anything may have been missed: read now
-            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+                return None
+            # Whatever came in the same packet as the first one comes too.
+            return [n.payload for n in self._conn.notifies(timeout=timeout, stop_after=1)]
         except psycopg.Error:
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
             time.sleep(min(timeout, 1.0))    # the database is away: do not spin
-            return False
+            return []
 
     def close(self) -> None:
         if self._conn is not None:
