@@ -73,6 +73,6 @@ async def join_cluster(engine, agents: dict, heartbeat_interval: float) -> Clust
                                   agent=item.agent)
 
     if engine.events is not None:
-        engine.events.subscribe(follow)
+        engine.events.subscribe(follow, prompt=False)   # 409s name the holder meanwhile
     await node.start()
     return node

@@ -78,6 +78,7 @@ _NUMBER = ("SELECT last, pg_notify(?, (last + ?)::text)"
            " FROM (SELECT COALESCE(MAX(seq), 0) AS last FROM stream_event) AS s")
 _FOLLOW_CHUNK = 1000
 FOLLOW_GATHER = 0.02      # s, see _follow
+FOLLOW_GATHER_UNWATCHED = 0.25
 _CHANNEL = "sipacd_stream"
 _TYPE = re.compile(r"[a-z_]+\.[a-z_]+")
 _AUDIENCE_TYPES = ("offer.created", "bridge.started")
@@ -146,6 +147,7 @@ class EventStream:
         self._seed_agent_states()
         self._unsent: deque[StreamItem] = deque()   # published, not yet committed
         self._subscribers: set[Subscriber] = set()
+        self._prompt_subscribers: set[Subscriber] = set()
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -220,8 +222,11 @@ class EventStream:
             # Reads at most every FOLLOW_GATHER: under load, each node's
             # commits would otherwise wake every node's follower (and loop)
             # once each; a pause lets the others' commits land first.  A
-            # quiet center pays nothing: its reads are farther apart.
-            pause = self._last_look + FOLLOW_GATHER - time.monotonic()
+            # quiet center pays nothing: its reads are farther apart.  With
+            # nobody waiting on this node (no SSE client, no webhook), only
+            # its own bookkeeping reads, and a few reads a second will do.
+            gather = FOLLOW_GATHER if self._prompt else FOLLOW_GATHER_UNWATCHED
+            pause = self._last_look + gather - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
             self._last_look = time.monotonic()
@@ -275,16 +280,28 @@ class EventStream:
                 log.exception("event subscriber failed")
 
     # -- subscribers (loop thread) -----------------------------------------------------------
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+    def subscribe(self, subscriber: Subscriber, *, prompt: bool = True) -> Callable[[], None]:
         """``subscriber(batch)`` gets every committed batch from now on, on
         the loop thread; ``None`` when the stream closes.  Returns the
-        unsubscribe function."""
+        unsubscribe function.  ``prompt=False``: the node's own bookkeeping,
+        content with a batch a few times a second on a shared log (clients
+        and webhooks get theirs within FOLLOW_GATHER)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         self._subscribers.add(subscriber)
+        if prompt:
+            self._prompt_subscribers.add(subscriber)
         if self._closed:
             subscriber(None)
-        return lambda: self._subscribers.discard(subscriber)
+
+        def unsubscribe() -> None:
+            self._subscribers.discard(subscriber)
+            self._prompt_subscribers.discard(subscriber)
+        return unsubscribe
+
+    @property
+    def _prompt(self) -> bool:
+        return bool(self._prompt_subscribers)
 
     @property
     def subscribers(self) -> int:
