@@ -213,6 +213,12 @@ class Engine(CallFlows):
                                      on_stall=self.metrics.loop_stalls.inc)
         self.watchdog.start()
         self._accepting = True
+        # What start made lives as long as the engine: out of the collector's
+        # sight (until stop), so that its full collections under load scan
+        # only what the calls made.  benchmarks/load.py at 50 calls/s: the
+        # longest full collection 164 -> 77 ms, dispatch p99 3.6-4.2 -> 2.8 ms.
+        gc.collect()
+        gc.freeze()
         log.info("engine ready", sip=f"{self.config.sip.listen}:{self.config.sip.port}",
                  capacity=self.capacity, queues=list(self.config.queues),
                  agents=len(self.config.agents))
@@ -254,6 +260,9 @@ class Engine(CallFlows):
             moh.release()
         self._moh.clear()
         self.account = None
+        # Back in the collector's sight (start froze them): whatever of start's
+        # pjsua2 objects sits in a cycle goes now, before the library does.
+        gc.unfreeze()
         gc.collect()
         voicemail, fax, self._voicemail, self._fax = self._voicemail, self._fax, None, None
         if voicemail is not None:
