@@ -3,6 +3,7 @@
     python benchmarks/cluster_cpu.py --quick          # ~2 min: 6 calls/s, 20 s per phase
     python benchmarks/cluster_cpu.py                  # 12 calls/s, 60 s per phase
     python benchmarks/cluster_cpu.py --rate 16 --window 90 --json
+    python benchmarks/cluster_cpu.py --rate 30 --agents 50 --rounds 3   # ~10 min: a median
 
 What runs
 ---------
@@ -37,13 +38,17 @@ ratio is also given without it (each node's CPU less its idle rate times
 the window): what the calls themselves cost on one node and on two.
 Both cores are shared with other runs: the load average is given with
 every phase; compare runs made side by side (``--two-first`` swaps the
-order of the phases).
+order of the phases).  Runs on the same code differ by up to ±10 % a
+phase, as much as the difference sought: ``--rounds N`` runs both phases
+N times on the same PostgreSQL and Kamailio, the order swapped each
+round, and gives the median of the rounds' ratios.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -287,37 +292,51 @@ def hold(engines: dict, fleets: list, seconds: float) -> None:
             f.check()
 
 
-def run(load: Load, work: Path, *, two_first: bool = False) -> dict:
+def run(load: Load, work: Path, *, two_first: bool = False, rounds: int = 1) -> dict:
+    """``rounds`` rounds of both phases on one PostgreSQL and Kamailio, the
+    order swapped each round; the ratio of each round, and their median."""
     ports = loadkit.free_port
     prompts = Path(tempfile.gettempdir()) / "sipacd-load-prompts"
     k_port = ports()
     sip_ports = {"a": ports(), "b": ports()}
     fleet_ports = {q: ports() for q in QUEUES}
+    results = []
     with Postgres(ports()) as pg:
         conn = psycopg.connect(pg.dsn, autocommit=True)
         try:
             leases = LeaseTable(conn)
             with Kamailio(work, k_port, list(sip_ports.values()), database=pg.dsn) as kam:
                 register_agents(kam, load, fleet_ports)
-                done = {}
-                for label, names in sorted({"one-node": ["a"], "two-nodes": ["a", "b"]}.items(),
-                                           reverse=two_first):
-                    done[label] = phase(label, names, load, sip_ports, fleet_ports, kam, pg,
-                                        leases, work, prompts)
-                one, two = done["one-node"], done["two-nodes"]
+                for i in range(rounds):
+                    round_work = work / f"round{i + 1}"
+                    round_work.mkdir()
+                    done = {}
+                    for label, names in sorted({"one-node": ["a"],
+                                                "two-nodes": ["a", "b"]}.items(),
+                                               reverse=two_first != (i % 2 == 1)):
+                        done[label] = phase(label, names, load, sip_ports, fleet_ports, kam,
+                                            pg, leases, round_work, prompts)
+                    one, two = done["one-node"], done["two-nodes"]
+                    results.append({
+                        "one_node": one, "two_nodes": two,
+                        "ratio": two["cpu_s_per_call"] / one["cpu_s_per_call"],
+                        "ratio_without_idle": (two["call_cpu_s_per_call"]
+                                               / one["call_cpu_s_per_call"])})
+                    if rounds > 1:
+                        say(f"round {i + 1}: ratio {results[-1]['ratio']:.3f}")
         finally:
             conn.close()
-    return {"load": dict(load.__dict__), "one_node": one, "two_nodes": two,
-            "ratio": two["cpu_s_per_call"] / one["cpu_s_per_call"],
-            "ratio_without_idle": two["call_cpu_s_per_call"] / one["call_cpu_s_per_call"]}
+    return {"load": dict(load.__dict__), "rounds": results,
+            "ratio_median": statistics.median(r["ratio"] for r in results),
+            "ratio_without_idle_median": statistics.median(r["ratio_without_idle"]
+                                                           for r in results)}
 
 
 def ms(x: float) -> str:
     return f"{1e3 * x:.1f} ms"
 
 
-def table(r: dict) -> str:
-    ld = r["load"]
+def round_table(ld: dict, r: dict) -> str:
     out = [f"{ld['rate']:g} calls/s over queues q1 and q2 ({ld['agents']} agents each), "
            f"talk Exp({ld['talk']:g} s), ring {ld['ring']:g} s, wrap-up {ld['wrap_up']:g} s; "
            f"{ld['window']:g} s measured after {ld['warmup']:g} s warm-up",
@@ -348,6 +367,16 @@ def table(r: dict) -> str:
     return "\n".join(out)
 
 
+def table(r: dict) -> str:
+    out = [round_table(r["load"], x) for x in r["rounds"]]
+    if len(r["rounds"]) > 1:
+        out.append(f"median over {len(r['rounds'])} rounds (order swapped each round): ratio "
+                   f"{r['ratio_median']:.3f} ("
+                   f"{', '.join(format(x['ratio'], '.3f') for x in r['rounds'])}), "
+                   f"without idle CPU {r['ratio_without_idle_median']:.3f}")
+    return "\n\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a short run (~2 min)")
@@ -355,6 +384,8 @@ def main(argv=None) -> int:
         ap.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
     ap.add_argument("--two-first", action="store_true",
                     help="the two-node phase first (to see whether the order matters)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds of both phases, the order swapped each round; the median ratio")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     load = Load(**QUICK) if args.quick else Load()
@@ -363,7 +394,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="sipacd-cluster-cpu-") as tmp:
-            result = run(load, Path(tmp), two_first=args.two_first)
+            result = run(load, Path(tmp), two_first=args.two_first, rounds=args.rounds)
     finally:
         loadkit.release_ports()
     print(json.dumps(result, indent=1) if args.json else table(result))
