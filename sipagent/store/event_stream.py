@@ -231,7 +231,7 @@ class EventStream:
             # quiet center pays nothing: its reads are farther apart.  With
             # nobody waiting on this node (no SSE client, no webhook), only
             # its own bookkeeping reads, and a few reads a second will do.
-            gather = FOLLOW_GATHER if self._prompt else FOLLOW_GATHER_UNWATCHED
+            gather = FOLLOW_GATHER if self._prompt_subscribers else FOLLOW_GATHER_UNWATCHED
             pause = self._last_look + gather - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
@@ -304,10 +304,6 @@ class EventStream:
             self._subscribers.discard(subscriber)
             self._prompt_subscribers.discard(subscriber)
         return unsubscribe
-
-    @property
-    def _prompt(self) -> bool:
-        return bool(self._prompt_subscribers)
 
     @property
     def subscribers(self) -> int:

@@ -187,9 +187,9 @@ class PostgresDatabase(Database):
 class Listener:
     """``LISTEN channel`` on a connection of its own.  :meth:`wait` returns
     the payloads of the notifications that came (``[]`` when ``timeout``
-    passed first), or ``None`` when it had to (re)connect: notifications
-    sent meanwhile are lost, so the caller should look anyway, as it should
-    on a timeout."""
+    passed first, or the database was away), or ``None`` when it had to
+    (re)connect: notifications sent meanwhile are lost, so the caller should
+    look anyway, as it should on ``[]``."""
 
     def __init__(self, url: str, channel: str):
         if not _STORE_NAME.fullmatch(channel):
