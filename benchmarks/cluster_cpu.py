@@ -31,7 +31,7 @@ lease renewals, Kamailio's OPTIONS probes), the fleets start, ``--warmup``
 s, then the ``--window`` measured: CPU (user + system, /proc/PID/stat) of
 every engine, and of Kamailio's and PostgreSQL's process trees, over the
 calls the engines' counters say entered a queue in the window
-(``sipacd_queue_offered_total``). CPU per call = CPU seconds in the window
+(``sipacd_queue_offered_total``), and by thread (procstat.thread_cpu). CPU per call = CPU seconds in the window
 / calls offered in it; the ratio is the two nodes' total over the one
 node's. A second node brings its idle cost whatever the load, so the
 ratio is also given without it (each node's CPU less its idle rate times
@@ -226,6 +226,7 @@ def phase(label: str, names: list[str], load: Load, sip_ports: dict, fleet_ports
         load_before = os.getloadavg()
         m_a = {n: e.metrics() for n, e in engines.items()}
         cpu_a = {n: e.cpu_seconds() for n, e in engines.items()}
+        threads_a = {n: procstat.thread_cpu(e.proc.pid) for n, e in engines.items()}
         kam_a, pg_a = tree_cpu(kam.proc.pid), tree_cpu(pg.proc.pid)
         commits_a = pg_commits(pg.dsn)
         t_a = time.monotonic()
@@ -233,6 +234,7 @@ def phase(label: str, names: list[str], load: Load, sip_ports: dict, fleet_ports
         window = time.monotonic() - t_a
         m_b = {n: e.metrics() for n, e in engines.items()}
         cpu_b = {n: e.cpu_seconds() for n, e in engines.items()}
+        threads_b = {n: procstat.thread_cpu(e.proc.pid) for n, e in engines.items()}
         kam_b, pg_b = tree_cpu(kam.proc.pid), tree_cpu(pg.proc.pid)
         commits_b = pg_commits(pg.dsn)
         load_after = os.getloadavg()
@@ -256,6 +258,11 @@ def phase(label: str, names: list[str], load: Load, sip_ports: dict, fleet_ports
                     "call_cpu_s": cpu - idle[n] * window}
     calls = sum(x["calls"] for x in nodes.values())
     cpu = sum(x["cpu_s"] for x in nodes.values())
+    # Which of the engines' threads the CPU went to, every node's summed.
+    by_thread: dict[str, float] = {}
+    for n in names:
+        for name, t in threads_b[n].items():
+            by_thread[name] = by_thread.get(name, 0.0) + t - threads_a[n].get(name, 0.0)
     call_cpu = sum(x["call_cpu_s"] for x in nodes.values())
     for x in nodes.values():
         x["cpu_s_per_call"] = x["cpu_s"] / x["calls"] if x["calls"] else float("nan")
@@ -263,6 +270,9 @@ def phase(label: str, names: list[str], load: Load, sip_ports: dict, fleet_ports
             "calls_per_s": calls / window, "answered": sum(x["answered"] for x in nodes.values()),
             "engines_cpu_s": cpu, "cpu_s_per_call": cpu / calls if calls else float("nan"),
             "call_cpu_s_per_call": call_cpu / calls if calls else float("nan"),
+            "thread_cpu_s_per_call": {name: t / calls if calls else float("nan")
+                                      for name, t in sorted(by_thread.items(),
+                                                            key=lambda kv: -kv[1])},
             "kamailio_cpu_s_per_call": (kam_b - kam_a) / calls if calls else float("nan"),
             "postgres_cpu_s_per_call": (pg_b - pg_a) / calls if calls else float("nan"),
             "postgres_commits_per_call": (commits_b - commits_a) / calls if calls else float("nan"),
@@ -355,6 +365,10 @@ def round_table(ld: dict, r: dict) -> str:
                    f", PostgreSQL {ms(ph['postgres_cpu_s_per_call'])} and "
                    f"{ph['postgres_commits_per_call']:.1f} commits a call; load average "
                    f"{la[0]:.2f} -> {lb[0]:.2f})")
+    for key in ("one_node", "two_nodes"):
+        ph = r[key]
+        out.append(f"{ph['phase']:<12}by thread, per call: " + ", ".join(
+            f"{name} {ms(t)}" for name, t in ph["thread_cpu_s_per_call"].items()))
     out.append(f"ratio, CPU per call of the engines, two nodes / one node: {r['ratio']:.3f}")
     out.append(f"the same without each node's idle CPU (the calls' own cost: "
                f"{ms(r['one_node']['call_cpu_s_per_call'])} / "

@@ -19,6 +19,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far by thread name, of the live threads: the engine
+    names its own (sipagent.tasks.name_os_thread); the process's first
+    thread is the event loop's ("loop"); the unnamed rest are pjmedia's C
+    threads (RTP poller, bridge clock) and executor pools ("other")."""
+    by_name: Counter = Counter()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:       # ended meanwhile
+            continue
+        comm, rest = stat.split(" (", 1)[1].rsplit(")", 1)
+        fields = rest.split()
+        name = "loop" if int(tid) == pid else "other" if comm.startswith("python") else comm
+        by_name[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return dict(by_name)
+
+
 def _status(pid: int, key: str) -> str | None:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):

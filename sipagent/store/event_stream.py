@@ -64,6 +64,7 @@ from sipagent.store.backends import open_listener
 from sipagent.store.event_filter import EventFilter, StreamItem
 from sipagent.store.eventlog_schema import read_only
 from sipagent.store.public_events import ENVELOPE_KEYS, SCHEMA, PublicEvent, Translator
+from sipagent.tasks import name_os_thread
 
 __all__ = ["EventStream", "ReplayAudience"]
 
@@ -218,6 +219,7 @@ class EventStream:
 
     def _follow(self) -> None:
         """Follower thread (shared log): fan out what any node committed."""
+        name_os_thread("event-follower")
         while not self._closed:
             # A notice names the last seq of its commit: one this node has
             # read already (a notice queued behind the read that took its

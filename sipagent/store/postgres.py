@@ -92,6 +92,7 @@ class PostgresDatabase(Database):
         self._lock_key = store_lock_key(store)
         self._conn: psycopg.Connection | None = None
         self._in_transaction = threading.local()
+        self._batch: _Script | None = None     # the batch transaction under way
         with self.lock:
             conn = self._connection()
             with _as_dbapi():
@@ -137,13 +138,22 @@ class PostgresDatabase(Database):
     def transaction(self, *, batch: bool = False) -> Iterator[None]:
         with self.lock, _as_dbapi():
             conn = self._connection()
-            # A batch in pipeline mode: BEGIN, the lock and the writes go out
-            # together, answered at the first read or at COMMIT (the event
-            # log's commit was six round trips, each a Python wake-up).
-            with conn.pipeline() if batch else contextlib.nullcontext(), conn.transaction():
-                if not self.read_only:
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            if not batch:
+                with conn.transaction():
+                    if not self.read_only:
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                    yield
+                return
+            script = self._batch = _Script(conn, None if self.read_only else self._lock_key)
+            try:
                 yield
+                script.commit()
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    script.rollback()
+                raise
+            finally:
+                self._batch = None
 
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
@@ -161,10 +171,15 @@ class PostgresDatabase(Database):
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor:
         with self.lock, _as_dbapi():
+            if self._batch is not None:
+                return self._batch.execute(sql, args)
             return self._connection().execute(query_to_postgres(sql), _args(args))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.lock, _as_dbapi():
+            if self._batch is not None:
+                self._batch.executemany(sql, rows)
+                return
             with self._connection().cursor() as cursor:
                 cursor.executemany(query_to_postgres(sql), [_args(r) for r in rows])
 
@@ -182,6 +197,48 @@ class PostgresDatabase(Database):
         self.execute("INSERT INTO schema_version (store, version) VALUES (?, ?)"
                      " ON CONFLICT (store) DO UPDATE SET version = excluded.version",
                      (store, int(version)))
+
+
+class _Script:
+    """A batch transaction sent as few scripts as it can: statements with
+    their values written in as literals (psycopg's client-side binding),
+    joined by semicolons, one round trip each.  Writes wait in the script
+    until a statement whose answer is wanted (:meth:`execute`) or COMMIT.
+    The event log's commit (BEGIN, the lock, the last seq, the rows, COMMIT)
+    is two round trips: in psycopg's pipeline mode it cost the writer
+    thread about 65 us of CPU a statement, most of it waiting on the socket
+    once per statement, 500 us for a call's moment of seven rows."""
+
+    def __init__(self, conn: psycopg.Connection, lock_key: int | None):
+        self._conn = conn
+        self._literals = psycopg.ClientCursor(conn)
+        head = "BEGIN" if lock_key is None else f"BEGIN; SELECT pg_advisory_xact_lock({lock_key})"
+        self._unsent = [head]
+        self._begun = False
+
+    def _send(self, last: str) -> psycopg.Cursor:
+        script = "; ".join((*self._unsent, last))
+        self._unsent = []
+        self._begun = True
+        cursor = self._conn.execute(script)
+        while cursor.nextset():     # to the last statement's result
+            pass
+        return cursor
+
+    def execute(self, sql: str, args: Sequence[Any]) -> psycopg.Cursor:
+        return self._send(self._literals.mogrify(query_to_postgres(sql), _args(args)))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        query = query_to_postgres(sql)
+        self._unsent.extend(self._literals.mogrify(query, _args(r)) for r in rows)
+
+    def commit(self) -> None:
+        if self._begun or len(self._unsent) > 1:
+            self._send("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self._conn.execute("ROLLBACK")
 
 
 class Listener:
