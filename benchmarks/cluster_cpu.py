@@ -31,9 +31,10 @@ lease renewals, Kamailio's OPTIONS probes), the fleets start, ``--warmup``
 s, then the ``--window`` measured: CPU (user + system, /proc/PID/stat) of
 every engine, and of Kamailio's and PostgreSQL's process trees, over the
 calls the engines' counters say entered a queue in the window
-(``sipacd_queue_offered_total``), and by thread (procstat.thread_cpu). CPU per call = CPU seconds in the window
+(``sipacd_queue_offered_total``). CPU per call = CPU seconds in the window
 / calls offered in it; the ratio is the two nodes' total over the one
-node's. A second node brings its idle cost whatever the load, so the
+node's. It is also given by thread (``procstat.thread_cpu``: the event
+loop, the event log's writer, the event follower, the rest). A second node brings its idle cost whatever the load, so the
 ratio is also given without it (each node's CPU less its idle rate times
 the window): what the calls themselves cost on one node and on two.
 Both cores are shared with other runs: the load average is given with

@@ -150,7 +150,10 @@ class EventLog:
         # this: each costs the writer and every node's follower a round of
         # Python and round trips whatever it holds, so a node that committed
         # every 10 ms cost more per call than one that gathers twice the
-        # calls (benchmarks/cluster_cpu.py).
+        # calls (benchmarks/cluster_cpu.py).  Two nodes commit twice as
+        # often as one carrying the same calls; at 50 ms that is 20 more
+        # commits a second, about 5 ms of CPU (250 us each), and an event
+        # waits at most 50 ms more under load.
         self.urgent_gap = 0.05 if self.shared else 0.0
         self._committed_at = 0.0     # monotonic, the last urgent commit's start
         self._urgent_sql: set[str] = set()
