@@ -45,7 +45,7 @@ What a round costs is paid per node whatever its load, so a follower
 reads at most every ``FOLLOW_GATHER`` (20 ms; a quarter of a second when
 only the node's own bookkeeping listens), skips a notice naming rows it
 has read, and the writer commits urgent rows no closer than
-``EventLog.urgent_gap`` (25 ms) apart (benchmarks/cluster_cpu.py).
+``EventLog.urgent_gap`` (50 ms) apart (benchmarks/cluster_cpu.py).
 """
 from __future__ import annotations
 
