@@ -352,7 +352,7 @@ def table(r: Result) -> str:
             f"  CPU               {e['cpu_percent']:.1f} % of one core over the window "
             f"(median 1 s sample {e['cpu_percent_median_1s']:.1f} %)",
             f"  fleet's CPU       {_f(e['fleet_cpu_percent'], 'f')} % of one core (callers and "
-            f"agents, one process)",
+            f"agents, one process, nice {p['fleet_nice']})",
             f"  RSS               median {e['rss_mb_median']:.0f} MB, max {e['rss_mb_max']:.0f} MB",
             f"  concurrent legs   median {e['legs_median']:.0f}, max {e['legs_max']:.0f} "
             f"(callers waiting with music: median {e['waiting_median']:.0f}, "
