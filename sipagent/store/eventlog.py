@@ -400,12 +400,11 @@ class EventLog:
         return []
 
     def _write(self, batch: list[tuple[str, tuple]]) -> None:
-        # Every statement's rows go to one executemany: the loop then runs in
-        # C, and on PostgreSQL each statement is a round of the pipeline
-        # (about 65 us of this thread's CPU; a commit of a call's moment,
-        # seven rows in seven runs, cost 550 us).  Rows of one table keep
-        # their order; a call record's update follows the insert of its row,
-        # so those two statements keep their runs in batch order.
+        # Every statement's rows go to one executemany, not one per run of
+        # the batch (a call's moment interleaves tables: seven rows were
+        # seven runs).  Rows of one table keep their order; a call record's
+        # update follows the insert of its row, so those two statements keep
+        # their runs in batch order.
         gathered: dict[str, list[tuple]] = {}
         in_order = []
         for sql, row in batch:
