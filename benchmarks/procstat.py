@@ -12,11 +12,15 @@ from collections import Counter
 from pathlib import Path
 
 
+def _stat_cpu(stat: str) -> float:
+    # The command name (field 2) may hold spaces and parentheses: split after it.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far."""
-    # The command name (field 2) may hold spaces and parentheses: split after it.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -30,10 +34,9 @@ def thread_cpu(pid: int) -> dict[str, float]:
             stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
         except OSError:       # ended meanwhile
             continue
-        comm, rest = stat.split(" (", 1)[1].rsplit(")", 1)
-        fields = rest.split()
+        comm = stat.split(" (", 1)[1].rsplit(")", 1)[0]
         name = "loop" if int(tid) == pid else "other" if comm.startswith("python") else comm
-        by_name[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        by_name[name] += _stat_cpu(stat)
     return dict(by_name)
 
 
