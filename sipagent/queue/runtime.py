@@ -264,6 +264,9 @@ class QueueRuntime(CallerSide):
         try:
             await leg.confirmed
         except LegEnded as ended:
+            # leg.confirmed keeps this exception; its traceback would keep
+            # this frame, and the frame the leg: a cycle per refused offer.
+            ended.__traceback__ = None
             if self.offers.get(key) is leg:  # not withdrawn by us: the phone said no
                 del self.offers[key]
                 entry = self.entries.get(call_id)
