@@ -172,7 +172,7 @@ class SipCall(VoicemailVerbs, FaxVerbs):
                               "X-Sipacd-Caller": self.caller or "anonymous"})
         self._services.track_leg(other)
         try:
-            await asyncio.wait_for(asyncio.shield(other.confirmed), TRANSFER_RING_TIMEOUT)
+            await other.until_answered(TRANSFER_RING_TIMEOUT)
         except (LegEnded, TimeoutError):
             other.end()
             self.log.info("transfer target did not answer", target=uri)

@@ -140,7 +140,7 @@ class FaxDialer:
                        headers={"X-Sipacd-Fax-Job": job.id})
             leg.use_fax_media(self.service.jitter_policy())
             self._track(leg)
-            await asyncio.wait_for(asyncio.shield(leg.confirmed), self.settings.ring_timeout)
+            await leg.until_answered(self.settings.ring_timeout)
             await asyncio.wait_for(leg.media_ready.wait(), MEDIA_TIMEOUT)
             record = await self.service.send(leg, job.documents, job=job, remote=job.number,
                                              call_id=leg.sip_call_id or leg.label, log=jlog)

@@ -318,7 +318,7 @@ class CallbackLine:
             return None
         self.rt.track_leg(customer)
         try:
-            await asyncio.wait_for(asyncio.shield(customer.confirmed), CUSTOMER_RING_TIMEOUT)
+            await customer.until_answered(CUSTOMER_RING_TIMEOUT)
         except (LegEnded, TimeoutError):
             customer.end()
             return None

@@ -133,7 +133,7 @@ class Monitoring:
 
         try:
             try:
-                await asyncio.wait_for(asyncio.shield(leg.confirmed), timeout)
+                await leg.until_answered(timeout)
                 await asyncio.wait_for(leg.media_ready.wait(), 5.0)
             except Exception:
                 log.info("supervisor did not answer", call_id=entry.call_id)

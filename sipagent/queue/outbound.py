@@ -290,7 +290,7 @@ class OutboundDesk:
 
 async def _answered(leg: CallLeg, timeout: float) -> bool:
     try:
-        await asyncio.wait_for(asyncio.shield(leg.confirmed), timeout)
+        await leg.until_answered(timeout)
     except (LegEnded, TimeoutError):
         leg.end()
         return False

@@ -130,9 +130,8 @@ class CallPickup:
 
     async def _answered(self, call_id: str, agent_id: str, leg: CallLeg) -> None:
         try:
-            await leg.confirmed
-        except LegEnded as ended:
-            ended.__traceback__ = None    # kept by leg.confirmed: see _watch_agent_leg
+            await leg.until_answered()
+        except LegEnded:
             self.count("no_answer", call_id, agent_id)
             return
         if self.take(call_id, agent_id, leg) != "picked_up":

@@ -262,11 +262,8 @@ class QueueRuntime(CallerSide):
     async def _watch_agent_leg(self, call_id: str, agent_id: str, leg: CallLeg) -> None:
         key = (call_id, agent_id)
         try:
-            await leg.confirmed
+            await leg.until_answered()
         except LegEnded as ended:
-            # leg.confirmed keeps this exception; its traceback would keep
-            # this frame, and the frame the leg: a cycle per refused offer.
-            ended.__traceback__ = None
             if self.offers.get(key) is leg:  # not withdrawn by us: the phone said no
                 del self.offers[key]
                 entry = self.entries.get(call_id)

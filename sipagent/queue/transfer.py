@@ -24,7 +24,6 @@ came from), never to a dead line.
 """
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -125,7 +124,7 @@ async def ring(line, uri: str, *, call_id: str, caller: str, timeout: float):
                                  "X-Sipacd-Caller": caller or "anonymous"})
     line.track_leg(leg)
     try:
-        await asyncio.wait_for(asyncio.shield(leg.confirmed), timeout)
+        await leg.until_answered(timeout)
     except LegEnded as ended:
         return None, "busy" if ended.code in (486, 600) else "failed"
     except TimeoutError:

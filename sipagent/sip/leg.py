@@ -175,6 +175,23 @@ class CallLeg(pj.Call):
         except Exception as exc:  # already gone: the DISCONNECTED callback follows
             self.log.debug("hangup failed", error=pj_error_text(exc))
 
+    async def until_answered(self, timeout: float | None = None) -> None:
+        """Until the far end answers: LegEnded if the leg ended first,
+        TimeoutError after ``timeout`` s (the leg still rings: the caller
+        decides what to do with it).
+
+        The LegEnded raised is a copy.  ``confirmed`` keeps the original,
+        and a traceback on it would keep the awaiting frames, which hold
+        this leg: a cycle per unanswered leg, left to the cyclic GC."""
+        try:
+            if timeout is None:
+                await self.confirmed
+            else:
+                await asyncio.wait_for(asyncio.shield(self.confirmed), timeout)
+        except LegEnded as ended:
+            ended.__traceback__ = None
+            raise LegEnded(ended.code, ended.reason) from None
+
     def take_digit(self) -> str | None:
         if self.digit_buffer:
             return self.digit_buffer.popleft()
