@@ -84,7 +84,9 @@ def test_the_partition_moves_to_the_surviving_node_and_stays(ports, workdir, pro
             caller.wait_state("c1", "CONFIRMED")
             talk = phones.wait_event({"ev": "incoming", "call": "in1"}, timeout=15)
             phones.wait_state(talk["call"], "CONFIRMED")
-            assert engine_a.metric("sipacd_queue_answered_total", queue="support") == 1
+            # The phone is up once it has the engine's ACK; the engine counts
+            # the answer a loop turn or two later.
+            assert engine_a.wait_metric("sipacd_queue_answered_total", 1, 5, queue="support") == 1
             assert engine_b.metric("sipacd_queue_offered_total", queue="support") == 0
             # b has the agents configured, but not on duty.
             states = {a: agent_state(engine_b, a) for a in ("alice", "bob")}
@@ -105,7 +107,7 @@ def test_the_partition_moves_to_the_surviving_node_and_stays(ports, workdir, pro
             print(f"kill -9 to the next call answered by an agent: {failover:.2f} s")
             assert failover <= 15.0
             assert leases.holder("p1").node == "b"
-            assert engine_b.metric("sipacd_queue_answered_total", queue="support") == 1
+            assert engine_b.wait_metric("sipacd_queue_answered_total", 1, 5, queue="support") == 1
             assert inc["user"] == "alice"
             bob = next(r for r in api(engine_b, "GET", "/api/agents")[1]["agents"]
                        if r["agent"] == "bob")
