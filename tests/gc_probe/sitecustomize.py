@@ -6,7 +6,7 @@ environment) keep what the cyclic collector finds unreachable
 (``gc.DEBUG_SAVEALL``) instead of freeing it.  When ``<file>.ask`` appears,
 a thread collects, counts the saved objects by type and writes
 ``{"types": {qualname: n}, "collections": n}`` to ``<file>`` (atomically),
-then removes the ask.  What reference counting frees never reaches
+having removed the ask first.  What reference counting frees never reaches
 ``gc.garbage``: an object counted here was part of, or held by, a cycle.
 
 A cycle of the probe's own (``GcProbeSentinel``) is made at start, so the
@@ -39,13 +39,13 @@ def _serve(path: str) -> None:
         time.sleep(0.1)
         if not os.path.exists(ask):
             continue
+        os.remove(ask)            # before the report: a next ask is never lost
         gc.collect()
         types = Counter(type(o).__qualname__ for o in gc.garbage)
         report = {"types": dict(types), "collections": sum(s["collections"] for s in gc.get_stats())}
         with open(path + ".tmp", "w") as f:
             json.dump(report, f)
         os.replace(path + ".tmp", path)
-        os.remove(ask)
 
 
 _PATH = os.environ.get("SIPACD_GC_PROBE")
