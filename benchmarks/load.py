@@ -4,7 +4,7 @@ the engine costs.
     python benchmarks/load.py --quick          # ~100 s; what tests/test_load_quick.py runs
     python benchmarks/load.py                  # the full run (closing-note numbers)
     python benchmarks/load.py --agents 30 --rate 8 --duration 120 --json
-    python benchmarks/load.py --floor          # + the raw B2BUA at the same pairs, CPU ratio
+    python benchmarks/load.py --floor          # + the raw B2BUA floors (load_floor.py), CPU ratios
 
 What runs
 ---------
@@ -50,12 +50,15 @@ the machine's load average at the window's start and end, and the fleet's
 own CPU (one process: when it saturates, calls are placed and answered late).
 
 With ``--floor``, right after the load (engine and fleet stopped) the same
-command runs ``benchmarks/b2bua_floor.py``: a raw pjsua2 B2BUA (the
-engine's media pieces, no ACD, no flows) holding as many bridged pairs as
-the load's median (legs not waiting / 2), and reports CPU per bridged call
-for both and their ratio.  The engine's figure is its whole CPU over its
-pairs: call set-up at ``--rate`` and callers waiting with music included,
-which is what a bridged call costs in the centre.
+command runs the raw pjsua2 B2BUA (the engine's SIP and media pieces, no
+ACD, no flows) twice: ``benchmarks/b2bua_floor.py`` holding as many bridged
+pairs as the load's median (legs not waiting / 2) still, with no call set
+up or ended, and ``benchmarks/b2bua_churn.py`` carrying the load's own
+traffic (the same fleet and parameters: each call answered, dialled,
+bridged, hung up).  It reports CPU per bridged call for each and the
+engine's ratio to it.  The engine's figure is its whole CPU over its pairs:
+call set-up at ``--rate`` and callers waiting with music included, which
+is what a bridged call costs in the centre.
 """
 from __future__ import annotations
 
@@ -75,6 +78,7 @@ import numpy as np
 import loadkit  # benchmarks/loadkit.py: the engine, the fleet; puts the repo on sys.path
 from acdcore.erlang import ErlangA  # noqa: E402
 from acdcore.service_level import ServiceLevelVariant, service_level  # noqa: E402
+from load_floor import floor_lines, run_floor  # noqa: E402
 from load_audio import MIN_BRIDGED, audio_check, audio_summary, pct  # noqa: E402
 from loadkit import QUEUE, REPO, Params  # noqa: E402
 import procstat  # noqa: E402  (benchmarks/procstat.py)
@@ -184,7 +188,7 @@ class Result:
     engine: dict
     audio: dict
     notes: list = field(default_factory=list)
-    floor: dict | None = None      # --floor: the raw B2BUA at the same number of pairs
+    floor: dict | None = None      # --floor: the raw B2BUA floors (load_floor.py)
 
 
 def run(p: Params, *, ports: dict | None = None, workdir: Path | None = None,
@@ -385,41 +389,6 @@ def table(r: Result) -> str:
     return "\n".join(out)
 
 
-# -- the raw B2BUA floor (--floor) ------------------------------------------------------
-
-def run_floor(r: Result, window: float, rounds: int) -> dict:
-    """benchmarks/b2bua_floor.py at the load's median number of bridged
-    pairs, right after the load (engine and fleet stopped), and the ratio
-    of CPU per bridged call: the engine's whole CPU over its pairs against
-    the raw B2BUA's over the same number."""
-    pairs = max(1, int(round(r.engine["bridged_pairs_median"])))
-    cmd = [sys.executable, str(Path(__file__).resolve().parent / "b2bua_floor.py"),
-           "--pairs", str(pairs), "--window", f"{window:g}", "--rounds", str(rounds), "--json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=loadkit.env(), cwd=REPO,
-                          timeout=120 + 2 * pairs / 100 + window * rounds * 2)
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
-    floor = json.loads(proc.stdout.strip().splitlines()[-1])
-    engine_per_pair = r.engine["cpu_percent"] / pairs
-    floor["engine_cpu_per_pair_pct_core"] = engine_per_pair
-    floor["ratio"] = (engine_per_pair / floor["cpu_per_pair_pct_core"]
-                      if floor["cpu_per_pair_pct_core"] else math.nan)
-    return floor
-
-
-def floor_lines(r: Result) -> str:
-    f = r.floor
-    if "error" in f:
-        return f"  raw B2BUA floor   n/a ({f['error']})"
-    return (f"  CPU per bridged call, side by side: engine "
-            f"{f['engine_cpu_per_pair_pct_core']:.3f} % "
-            f"of a core per pair ({r.engine['cpu_percent']:.1f} % over "
-            f"{f['pairs']} pairs, setups and callers waiting included) against the raw "
-            f"pjsua2 B2BUA {f['cpu_per_pair_pct_core']:.3f} % ({f['cpu_percent']:.1f} % over "
-            f"{f['pairs']} bridged pairs, samples {f['cpu_all']}, load average "
-            f"{f['loadavg']:.2f}): ratio {f['ratio']:.2f}x")
-
-
 def params_from_args(argv=None) -> tuple[Params, argparse.Namespace]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="the ~100 s run the test uses")
@@ -430,8 +399,9 @@ def params_from_args(argv=None) -> tuple[Params, argparse.Namespace]:
             continue
         ap.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
     ap.add_argument("--floor", action="store_true",
-                    help="after the load, run the raw B2BUA (benchmarks/b2bua_floor.py) at the "
-                         "same number of bridged pairs and report CPU per bridged call for both")
+                    help="after the load, run the raw B2BUA holding the same number of bridged "
+                         "pairs (benchmarks/b2bua_floor.py) and carrying the same traffic "
+                         "(benchmarks/b2bua_churn.py); report CPU per bridged call against both")
     ap.add_argument("--floor-window", type=float, default=10.0, help="s per floor CPU sample")
     ap.add_argument("--floor-rounds", type=int, default=3, help="floor CPU samples (median)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -451,7 +421,8 @@ def main(argv=None) -> int:
     r = run(p, progress=lambda m: print(f"[{time.monotonic() - started:5.1f} s] {m}",
                                         file=sys.stderr, flush=True))
     if args.floor:
-        print(f"[{time.monotonic() - started:5.1f} s] raw B2BUA floor at the same pairs",
+        print(f"[{time.monotonic() - started:5.1f} s] raw B2BUA floors: the same pairs, "
+              "the same traffic",
               file=sys.stderr, flush=True)
         r.floor = run_floor(r, args.floor_window, args.floor_rounds)
     if args.json_out:
