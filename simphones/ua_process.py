@@ -41,7 +41,7 @@ import pjsua2 as pj
 
 from simphones.event_stdout import claim_stdout
 from sipagent.sip import fax_media
-from sipagent.sip.endpoint import start_rtp_poller, stop_rtp_poller
+from sipagent.sip.endpoint import start_rtp_poller, stop_rtp_poller, widen_sip_receive_buffers
 
 CALL_STATES = {
     pj.PJSIP_INV_STATE_NULL: "NULL",
@@ -175,6 +175,8 @@ class Library:
             raise RuntimeError(f"cannot bind SIP UDP {ip}:{port}: {e.info()}") from None
         ep.libStart()
         ep.audDevManager().setNullDev()
+        # A phone that falls behind must not drop SIP (endpoint.py says why).
+        widen_sip_receive_buffers(port)
         # A phone's RTP thread must not stall either: it would put gaps
         # into recordings that tests blame on the engine.
         start_rtp_poller()

@@ -78,6 +78,40 @@ def udp_socket_fds(port: int) -> list[int]:
     return found
 
 
+# What a SIP socket may queue while its reader is busy.  Linux's default
+# (net.core.rmem_default, ~208 KB) holds about 90 loopback datagrams at
+# their true size; at 50 calls/s, a pause of a tenth of a second in the
+# reader (a GC pass, a slow flow step) overflowed it, and every request
+# lost cost a retransmission 0.5 s later: rings and hang-ups grew late,
+# calls piled up, and a load run fell over (benchmarks/b2bua_churn.py saw
+# thousands of drops on both ends' SIP sockets).  4 MB is ~1,800 datagrams.
+SIP_RECEIVE_BUFFER = 4 * 1024 * 1024
+# Linux's SO_RCVBUFFORCE, which Python's socket module does not name.
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+def widen_receive_buffer(fd: int, size: int = SIP_RECEIVE_BUFFER) -> int:
+    """Give the socket ``fd`` a receive buffer of ``size`` bytes; returns
+    what the kernel granted (it doubles the request for its bookkeeping).
+    SO_RCVBUFFORCE passes net.core.rmem_max where the process may
+    (CAP_NET_ADMIN); elsewhere the kernel caps SO_RCVBUF at rmem_max."""
+    sock = socket.socket(fileno=os.dup(fd))     # a duplicate: ours to close
+    try:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+        except OSError:     # not permitted (or not Linux)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    finally:
+        sock.close()
+
+
+def widen_sip_receive_buffers(port: int) -> list[int]:
+    """widen_receive_buffer on every UDP socket of ours bound to ``port``
+    (pjsip's SIP transport); the sizes granted."""
+    return [widen_receive_buffer(fd) for fd in udp_socket_fds(port)]
+
+
 def pj_error_text(exc: Exception) -> str:
     """pj.Error's str() is empty; its info() carries the reason."""
     info = getattr(exc, "info", None)
@@ -123,6 +157,7 @@ class SipEndpoint:
         # often; UDP packets wake the loop at once (start_polling), and then
         # a slower poll will do (WOKEN_POLL).
         self.idle_poll = IDLE_POLL
+        self.receive_buffer = 0     # bytes the SIP socket may queue (start_polling)
 
     def start(self) -> None:
         import pjsua2 as pj
@@ -213,9 +248,11 @@ class SipEndpoint:
         self._woken_by = udp_socket_fds(port) if port else []
         for fd in self._woken_by:
             loop.add_reader(fd, self._packet)
+            self.receive_buffer = widen_receive_buffer(fd)
         if self._woken_by and set(self.transport_ids) == {"udp"}:
             self.idle_poll = max(self.idle_poll, WOKEN_POLL)
-        log.info("sip packets wake the loop", fds=self._woken_by, port=port)
+        log.info("sip packets wake the loop", fds=self._woken_by, port=port,
+                 receive_buffer=self.receive_buffer)
 
     def _udp_port(self) -> int | None:
         tid = self.transport_ids.get("udp")
