@@ -253,6 +253,10 @@ class SipEndpoint:
             self.idle_poll = max(self.idle_poll, WOKEN_POLL)
         log.info("sip packets wake the loop", fds=self._woken_by, port=port,
                  receive_buffer=self.receive_buffer)
+        if self._woken_by and self.receive_buffer < SIP_RECEIVE_BUFFER:
+            log.warning("SIP socket's receive buffer capped by net.core.rmem_max: a burst "
+                        "while the loop is busy may be dropped", granted=self.receive_buffer,
+                        wanted=SIP_RECEIVE_BUFFER)
 
     def _udp_port(self) -> int | None:
         tid = self.transport_ids.get("udp")
