@@ -60,6 +60,15 @@ def run_floor(r, window: float, rounds: int) -> dict:
     if "error" not in carrying:
         carrying["ratio"] = engine_per_pair / carrying["cpu_per_pair_pct_core"]
         carrying["ratio_per_call"] = engine_ms_per_call / carrying["cpu_ms_per_call"]
+        # Some 50 calls/s runs fall over (rings and talks grow seconds late,
+        # the fleet's call slots fill); such a floor carried other traffic.
+        fell = []
+        if carrying["fleet"].get("setup_failed"):
+            fell.append(f"{carrying['fleet']['setup_failed']} set-ups failed")
+        if carrying["offered_per_s"] < 0.9 * r.metrics["offered_per_s"]:
+            fell.append(f"{carrying['offered_per_s']:.1f} calls/s against the load's "
+                        f"{r.metrics['offered_per_s']:.1f}")
+        carrying["fell_behind"] = "; ".join(fell)
     return out
 
 
@@ -86,4 +95,7 @@ def floor_lines(r) -> str:
                    f"({c['cpu_percent']:.1f} %), {c['cpu_ms_per_call']:.2f} ms per call, load "
                    f"average {c['loadavg']:.2f}: ratio {c['ratio']:.2f}x per pair, "
                    f"{c['ratio_per_call']:.2f}x per call")
+        if c["fell_behind"]:
+            out.append(f"    NOT COMPARABLE: the traffic fell behind in the floor's run "
+                       f"({c['fell_behind']}); run again")
     return "\n".join(out)
