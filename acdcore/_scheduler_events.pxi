@@ -9,17 +9,28 @@ cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
     # ev_ids: take the ids from ``ev`` when it is given (handle, handle_raw);
     # InternedScheduler passes its ints beside the event instead.
     cdef list out = []
+    cdef bint in_event = False
     self.out = out
-    _fire_due_checked(self, t)
-    if t > self.now:
-        self.now = t
+    # One try for the whole event (entering a try costs a walk of the
+    # thread's exception stack): a failed event still releases the interned
+    # ids it freed, and a bad event's error carries the timers' actions.
     try:
+        _fire_due_checked(self, t)
+        if t > self.now:
+            self.now = t
+        in_event = True
         _event(self, code, ev, call_id, agent_id, queue, priority, ev_ids)
-    except AcdError as exc:
-        exc.actions = out  # what timers due before the bad event produced
+        in_event = False
+        if self.empty:
+            _drain_empty(self)
+    except BaseException as exc:
+        if in_event and isinstance(exc, AcdError):
+            exc.actions = out  # what timers due before the bad event produced
+        if self.call_names is not None:
+            self.call_names.flush()
         raise
-    if self.empty:
-        _drain_empty(self)
+    if self.call_names is not None and self.call_names.n_pending:
+        self.call_names.flush()
     return out
 
 

@@ -52,8 +52,10 @@ cdef struct NameSlot:          # the index: open addressing, linear probing
 
 cdef struct NameEnt:           # int -> name
     PyObject* name             # owned; NULL: the int is free
-    Py_hash_t hash
-    int refs                   # references the core holds (calls)
+    PyObject* key              # owned: the int itself as a Python int, made once
+    Py_hash_t hash             # (ints are reused, so the core's id objects
+    int refs                   # cost no allocation per event); refs: the
+                               # references the core holds (calls)
 
 
 @cython.final
@@ -96,6 +98,7 @@ cdef class IdTable:
             for i in range(self.n_ents):
                 if self.ents[i].name != NULL:
                     Py_DECREF(<object>self.ents[i].name)
+                Py_DECREF(<object>self.ents[i].key)
         free(self.ents)
         free(self.slots)
         free(self.free_ints)
@@ -203,6 +206,7 @@ cdef class IdTable:
         """The int of ``name``, a new one if it has none (unreferenced
         until the core holds it: released by the next flush otherwise)."""
         cdef Py_ssize_t k = self.find(name)
+        cdef object key
         if k >= 0:
             return k
         if not isinstance(name, str):
@@ -219,6 +223,9 @@ cdef class IdTable:
             if self.n_ents == self.cap:
                 self._grow()
             k = self.n_ents
+            key = k
+            Py_INCREF(key)
+            self.ents[k].key = <PyObject*>key
             self.n_ents += 1
         Py_INCREF(name)
         self.ents[k].name = <PyObject*>name
@@ -273,6 +280,10 @@ cdef class IdTable:
 
     cdef inline object name_at(self, Py_ssize_t k):
         return <object>self.ents[k].name
+
+    cdef inline object key_at(self, Py_ssize_t k):
+        """Int ``k`` as the Python int the core is handed (no allocation)."""
+        return <object>self.ents[k].key
 
     cdef inline void hold(self, Py_ssize_t k) noexcept:
         self.ents[k].refs += 1
