@@ -51,37 +51,11 @@ cdef tuple _NO_SKILLS = ANY  # C-level constant: no module lookup per call
 cdef dict _EVENT_CODES = E.EVENT_CODES
 
 from cpython.object cimport PyTypeObject
-from cpython.ref cimport Py_INCREF
 
-cdef extern from "Python.h":
-    object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
-    void PyTuple_SET_ITEM(object p, Py_ssize_t pos, object o)
-
-
-cdef inline object _act(type kind, tuple fields):
-    return tuple.__new__(kind, fields)
-
-
-cdef inline object _act2(type kind, object a, object b):
-    # An action is a NamedTuple: allocate the subtype instance directly and
-    # fill it (what tuple.__new__ does, minus the temporary argument tuple).
-    cdef object r = PyType_GenericAlloc(<PyTypeObject*>kind, 2)
-    Py_INCREF(a)
-    Py_INCREF(b)
-    PyTuple_SET_ITEM(r, 0, a)
-    PyTuple_SET_ITEM(r, 1, b)
-    return r
-
-
-cdef inline object _act3(type kind, object a, object b, object c):
-    cdef object r = PyType_GenericAlloc(<PyTypeObject*>kind, 3)
-    Py_INCREF(a)
-    Py_INCREF(b)
-    Py_INCREF(c)
-    PyTuple_SET_ITEM(r, 0, a)
-    PyTuple_SET_ITEM(r, 1, b)
-    PyTuple_SET_ITEM(r, 2, c)
-    return r
+# Action classes as C globals (a module-dict lookup per action otherwise).
+cdef type _Offer = Offer, _Connect = Connect, _CancelOffer = CancelOffer
+cdef type _OfferTimedOut = OfferTimedOut, _CallExited = CallExited
+cdef type _AgentAutoPaused = AgentAutoPaused, _WrapUpEnded = WrapUpEnded
 
 # --- state tables, flattened from states.py (the single source of truth) ---
 cdef enum:
@@ -224,6 +198,7 @@ cdef class _RankBox:
 
 include "_scheduler_idtable.pxi"
 include "_scheduler_core.pxi"
+include "_scheduler_out.pxi"
 include "_scheduler_ids.pxi"
 include "_scheduler_timers.pxi"
 include "_scheduler_hunt.pxi"

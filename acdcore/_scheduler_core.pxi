@@ -41,7 +41,8 @@ cdef class Scheduler:
     cdef long long stamp, seq, tseq
     cdef uint64_t rng
     cdef bint by_weight
-    cdef list out
+    cdef PyObject** acts            # this event's actions (_scheduler_out.pxi)
+    cdef Py_ssize_t n_acts, cap_acts
     cdef list empty
     cdef dict queue_ix, agent_ix, call_ix, classes, multi
     cdef dict tried                 # call slot -> agents that failed it this round
@@ -73,6 +74,8 @@ cdef class Scheduler:
         self.timers.data = NULL
         self.aside.data = NULL
         self.fifos = NULL
+        self.acts = NULL
+        self.n_acts = 0
         self.call_im.slots = NULL
         self.agent_im.slots = NULL
 
@@ -83,7 +86,9 @@ cdef class Scheduler:
         self.rng = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
         self.now = float("-inf")
         self.stamp = self.seq = self.tseq = 0
-        self.out = []
+        self.n_acts = 0
+        self.cap_acts = 8
+        self.acts = <PyObject**>malloc(self.cap_acts * sizeof(PyObject*))
         self.empty = []
         self.queue_ix, self.agent_ix, self.call_ix = {}, {}, {}
         self.classes = {ANY: 0}
@@ -114,7 +119,7 @@ cdef class Scheduler:
         self.cap_lanes = 16
         self.lanes = <LaneRec*>malloc(self.cap_lanes * sizeof(LaneRec))
         if not (self.queues and self.agents and self.calls and self.free_slots and self.lanes
-                and self.fifos):
+                and self.fifos and self.acts):
             raise MemoryError()
         cdef QueueRec* q
         cdef int qi
@@ -159,6 +164,9 @@ cdef class Scheduler:
 
     def __dealloc__(self):
         cdef Py_ssize_t i
+        if self.acts != NULL:
+            _drop_actions(self)
+            free(self.acts)
         if self.agents != NULL:
             for i in range(self.n_agents):
                 free(self.agents[i].mems)

@@ -8,9 +8,7 @@ cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
                   object agent_id, object queue, int priority, bint ev_ids):
     # ev_ids: take the ids from ``ev`` when it is given (handle, handle_raw);
     # InternedScheduler passes its ints beside the event instead.
-    cdef list out = []
     cdef bint in_event = False
-    self.out = out
     # One try for the whole event (entering a try costs a walk of the
     # thread's exception stack): a failed event still releases the interned
     # ids it freed, and a bad event's error carries the timers' actions.
@@ -24,6 +22,7 @@ cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
         if self.empty:
             _drain_empty(self)
     except BaseException as exc:
+        out = _take_actions(self)
         if in_event and isinstance(exc, AcdError):
             exc.actions = out  # what timers due before the bad event produced
         if self.call_names is not None:
@@ -31,7 +30,7 @@ cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
         raise
     if self.call_names is not None and self.call_names.n_pending:
         self.call_names.flush()
-    return out
+    return _take_actions(self)
 
 
 cdef int _fire_due_checked(Scheduler self, double t) except -1:
@@ -185,13 +184,11 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     cdef QueueRec* q = &self.queues[qi]
     if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
         _call_pop(self, call_id)
-        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi],
-                              "empty"))
+        _emit3(self, _CallExited, _shown_call(self, call_id), self.queue_names[qi], "empty")
         return 0
     if q.max_len and q.n_in_queue >= q.max_len:
         _call_pop(self, call_id)
-        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi],
-                              "full"))
+        _emit3(self, _CallExited, _shown_call(self, call_id), self.queue_names[qi], "full")
         return 0
     try:
         req = normalize(skills) if skills else _NO_SKILLS
@@ -290,7 +287,7 @@ cdef void _leave_queue(Scheduler self, int c):
 cdef int _exit(Scheduler self, int c, str reason) except -1:
     cdef CallRec* cr = &self.calls[c]
     cr.state = call_next(cr.state, C_EXIT)
-    self.out.append(_act3(CallExited, self.call_ids[c], self.queue_names[cr.queue], reason))
+    _emit3(self, _CallExited, self.call_ids[c], self.queue_names[cr.queue], reason)
     _leave_queue(self, c)
     _free_call(self, c)
     return 0
@@ -303,7 +300,7 @@ cdef list _cancel_all(Scheduler self, int c, int inp, str reason):
     for a in agents:
         _set_agent(self, a, inp)
         _tombstone(self, a, c, reason)
-        self.out.append(_act3(CancelOffer, cid, self.agent_ids[a], reason))
+        _emit3(self, _CancelOffer, cid, self.agent_ids[a], reason)
     return agents
 
 
@@ -338,8 +335,8 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cdef AgentRec* ag = &self.agents[a]
     if ag.state != OFFERED or c < 0 or ag.call != c:
         if _was_cancelled(self, a, call_id):
-            self.out.append(_act3(CancelOffer, _cancelled_id(self, a, call_id), self.agent_ids[a],
-                                  self.last_cancel_reason[a]))
+            _emit3(self, _CancelOffer, _cancelled_id(self, a, call_id), self.agent_ids[a],
+                   self.last_cancel_reason[a])
             return 0
         raise AcdError(f"agent {_shown_agent(self, agent_id)!r} has no offer of call "
                        f"{_shown_call(self, call_id)!r}")
@@ -357,7 +354,7 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cr.answered_at = self.now
     _leave_queue(self, c)
     cid = self.call_ids[c]
-    self.out.append(_act2(Connect, cid, self.agent_ids[a]))
+    _emit2(self, _Connect, cid, self.agent_ids[a])
     if others:
         _cancel_others(self, c, others, "answered_elsewhere")
     return 0
@@ -370,7 +367,7 @@ cdef int _cancel_others(Scheduler self, int c, list others, str reason) except -
     for x in others:
         _set_agent(self, x, A_CANCEL)
         _tombstone(self, x, c, reason)
-        self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], reason))
+        _emit3(self, _CancelOffer, cid, self.agent_ids[x], reason)
     _release(self, others)
     return 0
 
@@ -407,7 +404,7 @@ cdef int _picked_up(Scheduler self, object call_id, object agent_id) except -1:
     cr.answered_at = self.now
     _leave_queue(self, c)
     cid = self.call_ids[c]
-    self.out.append(_act2(Connect, cid, self.agent_ids[a]))
+    _emit2(self, _Connect, cid, self.agent_ids[a])
     _cancel_others(self, c, others, "picked_up")
     return 0
 
@@ -446,7 +443,7 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
     cdef int a
     cdef AgentRec* ag
     for a in agents:
-        self.out.append(_act2(OfferTimedOut, cid, self.agent_ids[a]))
+        _emit2(self, _OfferTimedOut, cid, self.agent_ids[a])
         _set_agent(self, a, A_DECLINE)
         _tombstone(self, a, c, "timeout")
         ag = &self.agents[a]
@@ -455,7 +452,7 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
             _set_agent(self, a, A_AUTOPAUSE)
             self.pause_reason[a] = "no_answer"
             ag.no_answers = 0
-            self.out.append(_act2(AgentAutoPaused, self.agent_ids[a], "no_answer"))
+            _emit2(self, _AgentAutoPaused, self.agent_ids[a], "no_answer")
         _note_failed(self, c, a)
     _offer_lost(self, c, agents)
     return 0
