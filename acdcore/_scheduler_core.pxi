@@ -45,6 +45,7 @@ cdef class Scheduler:
     cdef Py_ssize_t n_acts, cap_acts
     cdef list empty
     cdef dict queue_ix, agent_ix, call_ix, classes, multi
+    cdef IdTable queue_names_ix     # str queue names -> queue index (a C probe, not a dict)
     cdef dict tried                 # call slot -> agents that failed it this round
     cdef long long tried_mark
     cdef Heap aside                 # pool entries set aside by a dispatch (_scheduler_hunt.pxi)
@@ -91,6 +92,7 @@ cdef class Scheduler:
         self.acts = <PyObject**>malloc(self.cap_acts * sizeof(PyObject*))
         self.empty = []
         self.queue_ix, self.agent_ix, self.call_ix = {}, {}, {}
+        self.queue_names_ix = IdTable(False)
         self.classes = {ANY: 0}
         self.multi = {}
         self.tried = {}
@@ -147,6 +149,8 @@ cdef class Scheduler:
             q.rank0 = NULL
             self.n_queues += 1
             self.queue_ix[qc.name] = qi
+            if PyUnicode_CheckExact(qc.name):
+                self.queue_names_ix.claim_slot(self.queue_names_ix.intern(qc.name), qi)
             self.queue_names.append(qc.name)
             self.queue_cfgs.append(qc)
             self.queue_lanes.append({})
@@ -447,7 +451,17 @@ cdef class Scheduler:
         _check_invariants(self)
 
     cdef int _queue(self, name) except -1:
-        cdef object qi = self.queue_ix.get(name)
-        if qi is None:
+        cdef int qi = _queue_get(self, name)
+        if qi < 0:
             raise UnknownQueue(name)
         return qi
+
+
+cdef inline int _queue_get(Scheduler self, object name) except -2:
+    """The index of queue ``name``, or -1.  A runtime passes a new str per
+    call (not the configured object): the C table matches it by hash and
+    bytes, where the dict would go through the generic comparison."""
+    if PyUnicode_CheckExact(name):
+        return self.queue_names_ix.slot_of_name(name)
+    cdef object qi = self.queue_ix.get(name)
+    return -1 if qi is None else <int>qi

@@ -41,7 +41,7 @@ cdef int _fire_due_checked(Scheduler self, double t) except -1:
 
 cdef int _event(Scheduler self, int code, object ev, object call_id, object agent_id,
                 object queue, int priority, bint ev_ids) except -1:
-    skills = ()
+    skills = _NO_SKILLS
     callback = False
     if code == EV_CALL_ARRIVED:
         if ev is not None:
@@ -176,11 +176,10 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     # (undone on the rare paths where the call does not enter the queue).
     if _call_claim(self, call_id, _peek_slot(self)) >= 0:
         raise AcdError(f"call {_shown_call(self, call_id)!r} already queued")
-    cdef object qobj = self.queue_ix.get(queue)
-    if qobj is None:
+    cdef int qi = _queue_get(self, queue)
+    if qi < 0:
         _call_pop(self, call_id)
         raise UnknownQueue(queue)
-    cdef int qi = qobj
     cdef QueueRec* q = &self.queues[qi]
     if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
         _call_pop(self, call_id)
@@ -190,11 +189,13 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
         _call_pop(self, call_id)
         _emit3(self, _CallExited, _shown_call(self, call_id), self.queue_names[qi], "full")
         return 0
-    try:
-        req = normalize(skills) if skills else _NO_SKILLS
-    except Exception:
-        _call_pop(self, call_id)
-        raise
+    req = _NO_SKILLS
+    if skills is not _NO_SKILLS and skills:   # () is a singleton: no truth test
+        try:
+            req = normalize(skills)
+        except Exception:
+            _call_pop(self, call_id)
+            raise
     self.seq += 1
     cdef int c = _alloc_call(self)
     cdef CallRec* cr = &self.calls[c]

@@ -42,6 +42,32 @@ cdef inline Py_hash_t _hash(object name) except? -1:
     return PyObject_Hash(name)
 
 
+cdef extern from *:
+    """
+    /* Two exact strs, equal hashes: the same text has the same (narrowest)
+       kind, so equal means equal length, kind and bytes. */
+    static CYTHON_INLINE int acd_same_str(PyObject* a, PyObject* b) {
+    #if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(a) < 0 || PyUnicode_READY(b) < 0)
+            return PyObject_RichCompareBool(a, b, Py_EQ);
+    #endif
+        Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+        int kind = PyUnicode_KIND(a);
+        return n == PyUnicode_GET_LENGTH(b) && kind == (int)PyUnicode_KIND(b)
+            && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * kind) == 0;
+    }
+    """
+    int acd_same_str(PyObject* a, PyObject* b) except -1
+
+
+cdef inline bint _same_name(PyObject* held, object name) except -1:
+    # ``held`` is an exact str (intern admits nothing else): two strs are
+    # compared in C, not through the generic comparison (PyUnicode_Compare).
+    if PyUnicode_CheckExact(name):
+        return acd_same_str(held, <PyObject*>name)
+    return <object>held == name
+
+
 cdef struct NameSlot:          # the index: open addressing, linear probing
     PyObject* name             # borrowed from NameEnt; NULL: empty
     Py_hash_t hash
@@ -152,11 +178,17 @@ cdef class IdTable:
             s = &self.slots[i]
             if s.name == NULL:
                 return -1
-            if s.name == <PyObject*>name or (s.hash == h and <object>s.name == name):
+            if s.name == <PyObject*>name or (s.hash == h and _same_name(s.name, name)):
                 self.last_k = s.k
                 self.last_ns = s
                 return s.k
             i = (i + 1) & self.mask
+
+    cdef inline int slot_of_name(self, object name) except -2:
+        """The core's slot of ``name``, -1 when it has none or is unknown."""
+        if self.find(name) < 0:
+            return -1
+        return self.last_ns.slot
 
     cdef int _unplace(self, int k) except -1:
         """Remove int ``k``'s slot (backward shift: no tombstones)."""
