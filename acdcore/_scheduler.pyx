@@ -174,15 +174,26 @@ cdef CallRec* _calls_alloc(CallRec* old, Py_ssize_t n, Py_ssize_t cap) noexcept:
 cdef inline int agent_next(int state, int inp) except -1:
     cdef int ns = AGENT_T[state * N_A_INPUTS + inp]
     if ns < 0:
-        S.agent_next(state, inp)  # raises InvalidTransition with the names
+        return _agent_refused(state, inp)
     return ns
 
 
 cdef inline int call_next(int state, int inp) except -1:
     cdef int ns = CALL_T[state * N_C_INPUTS + inp]
     if ns < 0:
-        S.call_next(state, inp)
+        return _call_refused(state, inp)
     return ns
+
+
+# The refusals stay out of line, so the C compiler inlines the table reads.
+cdef int _agent_refused(int state, int inp) except -1:
+    S.agent_next(state, inp)  # raises InvalidTransition with the names
+    return -1
+
+
+cdef int _call_refused(int state, int inp) except -1:
+    S.call_next(state, inp)
+    return -1
 
 
 cdef class _RankBox:

@@ -278,7 +278,7 @@ cdef int _relax(Scheduler self, int c) except -1:
     return 0
 
 
-cdef void _leave_queue(Scheduler self, int c):
+cdef void _leave_queue(Scheduler self, int c) noexcept:
     cdef CallRec* cr = &self.calls[c]
     self.queues[cr.queue].n_in_queue -= 1
     rank_remove(cr.rank, cr.rank_slot)
