@@ -395,13 +395,9 @@ cdef class Scheduler:
             raise AcdError(f"not an event: {ev!r}")
         return _handle(self, code, ev.t, ev, None, None, None, 0, True)
 
-    @cython.binding(False)   # a plain C method: cheaper to call than a CyFunction
-    def handle_raw(self, int code, double t, call_id=None, agent_id=None, ev=None,
-                   queue=None, int priority=0, /):
-        """``handle`` without an event object (arguments are positional only:
-        cheaper to parse).  ``ev`` (optional) supplies the rarer fields:
-        skills, callback, pause/withdraw reason, busy."""
-        return _handle(self, code, t, ev, call_id, agent_id, queue, priority, True)
+    # handle_raw(code, t, call_id=None, agent_id=None, ev=None, queue=None,
+    # priority=0, /): ``handle`` without an event object, as a C method
+    # (_scheduler_raw.pxi).
 
     # -- read-only queries (bodies in _scheduler_queries.pxi) -------------------
     def agent_state(self, agent_id):

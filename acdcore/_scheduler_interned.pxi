@@ -82,20 +82,8 @@ cdef class InternedScheduler:
         cid, aid = self._ids_of(code, ev)
         return self._run(code, ev.t, ev, cid, aid, None, 0)
 
-    @cython.binding(False)   # a plain C method: cheaper to call than a CyFunction
-    def handle_raw(self, int code, double t, call_id=None, agent_id=None, ev=None,
-                   queue=None, int priority=0, /):
-        """``Scheduler.handle_raw`` with str ids (``ev``, when given, supplies
-        the ids too, as there)."""
-        if ev is not None:
-            call_id, agent_id = self._ids_of(code, ev)
-        elif code == EV_CALL_ARRIVED and call_id is not None:
-            call_id = self.calls.key_at(self.calls.intern(call_id))
-        else:
-            call_id = _key(self.calls, call_id)
-        if ev is None:
-            agent_id = _key(self.agents_t, agent_id)
-        return self._run(code, t, ev, call_id, agent_id, queue, priority)
+    # handle_raw(code, t, call_id=None, agent_id=None, ev=None, queue=None,
+    # priority=0, /): a C method, in _scheduler_raw.pxi (_interned_raw).
 
     cdef tuple _ids_of(self, int c, object ev):
         """The ints of an event's call and agent (what Scheduler's _event reads)."""
