@@ -41,17 +41,13 @@ cdef int _fire_due_checked(Scheduler self, double t) except -1:
 
 cdef int _event(Scheduler self, int code, object ev, object call_id, object agent_id,
                 object queue, int priority, bint ev_ids) except -1:
-    skills = _NO_SKILLS
-    callback = False
     if code == EV_CALL_ARRIVED:
-        if ev is not None:
+        if ev is None:
+            _arrive(self, call_id, queue, priority, _NO_SKILLS, False)
+        else:
             if ev_ids:
                 call_id = ev.call_id
-            queue = ev.queue
-            priority = ev.priority
-            skills = ev.skills
-            callback = ev.callback
-        _arrive(self, call_id, queue, priority, skills, callback)
+            _arrive(self, call_id, ev.queue, ev.priority, ev.skills, ev.callback)
     elif code == EV_OFFER_ANSWERED:
         if ev is not None and ev_ids:
             call_id = ev.call_id
