@@ -27,7 +27,8 @@ cdef extern from *:
             Py_DECREF(lst);
             return PyErr_NoMemory();
         }
-        memcpy(a, items, (size_t)n * sizeof(PyObject*));
+        for (Py_ssize_t i = 0; i < n; i++)   /* mostly one or two: no memcpy call */
+            a[i] = items[i];
         ((PyListObject*)lst)->ob_item = a;
         ((PyListObject*)lst)->allocated = n;
         Py_SET_SIZE(lst, n);

@@ -98,15 +98,16 @@ cdef object _scheduler_raw(object obj, int code, double t, object call_id, objec
 cdef object _interned_raw(object obj, int code, double t, object call_id, object agent_id,
                           object ev, object queue, int priority):
     cdef InternedScheduler self = <InternedScheduler>obj
+    cdef object cid, aid
     if ev is not None:
-        call_id, agent_id = self._ids_of(code, ev)
-    elif code == EV_CALL_ARRIVED and call_id is not None:
-        call_id = self.calls.key_at(self.calls.intern(call_id))
+        cid, aid = self._ids_of(code, ev)
     else:
-        call_id = _key(self.calls, call_id)
-    if ev is None:
-        agent_id = _key(self.agents_t, agent_id)
-    return self._run(code, t, ev, call_id, agent_id, queue, priority)
+        if code == EV_CALL_ARRIVED and call_id is not None:
+            cid = self.calls.key_at(self.calls.intern(call_id))
+        else:
+            cid = _key(self.calls, call_id)
+        aid = _key(self.agents_t, agent_id)
+    return self._run(code, t, ev, cid, aid, queue, priority)
 
 
 acd_install_raw(<PyTypeObject*>Scheduler, 0, _scheduler_raw,
