@@ -22,7 +22,9 @@ Layout: this file holds the C tables and helpers; the class is in
 _scheduler_core.pxi and the rules in _scheduler_timers.pxi,
 _scheduler_hunt.pxi, _scheduler_matching.pxi,
 _scheduler_events.pxi, _scheduler_agents.pxi and _scheduler_queries.pxi
-(included below; each mirrors a ref_*.py file).
+(included below; each mirrors a ref_*.py file).  An event's actions
+collect in _scheduler_out.pxi; handle_raw itself, a C method for both
+classes, is in _scheduler_raw.pxi.
 """
 cimport cython
 from libc.stdlib cimport malloc, realloc, free
