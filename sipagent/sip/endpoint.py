@@ -82,9 +82,10 @@ def udp_socket_fds(port: int) -> list[int]:
 # (net.core.rmem_default, ~208 KB) holds about 90 loopback datagrams at
 # their true size; at 50 calls/s, a pause of a tenth of a second in the
 # reader (a GC pass, a slow flow step) overflowed it, and every request
-# lost cost a retransmission 0.5 s later: rings and hang-ups grew late,
-# calls piled up, and a load run fell over (benchmarks/b2bua_churn.py saw
-# thousands of drops on both ends' SIP sockets).  4 MB is ~1,800 datagrams.
+# lost cost a retransmission 0.5 s later (a 50 calls/s run of
+# benchmarks/b2bua_churn.py that fell over had thousands of drops on both
+# ends' SIP sockets; tests/test_sip_wakeup.py lost 834 of a burst of 1,000).
+# 4 MB (the kernel books twice that) holds a few thousand.
 SIP_RECEIVE_BUFFER = 4 * 1024 * 1024
 # Linux's SO_RCVBUFFORCE, which Python's socket module does not name.
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
