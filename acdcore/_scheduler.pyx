@@ -22,9 +22,7 @@ Layout: this file holds the C tables and helpers; the class is in
 _scheduler_core.pxi and the rules in _scheduler_timers.pxi,
 _scheduler_hunt.pxi, _scheduler_matching.pxi,
 _scheduler_events.pxi, _scheduler_agents.pxi and _scheduler_queries.pxi
-(included below; each mirrors a ref_*.py file).  An event's actions
-collect in _scheduler_out.pxi; handle_raw itself, a C method for both
-classes, is in _scheduler_raw.pxi.
+(included below; each mirrors a ref_*.py file).
 """
 cimport cython
 from libc.stdlib cimport malloc, realloc, free
@@ -53,11 +51,37 @@ cdef tuple _NO_SKILLS = ANY  # C-level constant: no module lookup per call
 cdef dict _EVENT_CODES = E.EVENT_CODES
 
 from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
 
-# Action classes as C globals (a module-dict lookup per action otherwise).
-cdef type _Offer = Offer, _Connect = Connect, _CancelOffer = CancelOffer
-cdef type _OfferTimedOut = OfferTimedOut, _CallExited = CallExited
-cdef type _AgentAutoPaused = AgentAutoPaused, _WrapUpEnded = WrapUpEnded
+cdef extern from "Python.h":
+    object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
+    void PyTuple_SET_ITEM(object p, Py_ssize_t pos, object o)
+
+
+cdef inline object _act(type kind, tuple fields):
+    return tuple.__new__(kind, fields)
+
+
+cdef inline object _act2(type kind, object a, object b):
+    # An action is a NamedTuple: allocate the subtype instance directly and
+    # fill it (what tuple.__new__ does, minus the temporary argument tuple).
+    cdef object r = PyType_GenericAlloc(<PyTypeObject*>kind, 2)
+    Py_INCREF(a)
+    Py_INCREF(b)
+    PyTuple_SET_ITEM(r, 0, a)
+    PyTuple_SET_ITEM(r, 1, b)
+    return r
+
+
+cdef inline object _act3(type kind, object a, object b, object c):
+    cdef object r = PyType_GenericAlloc(<PyTypeObject*>kind, 3)
+    Py_INCREF(a)
+    Py_INCREF(b)
+    Py_INCREF(c)
+    PyTuple_SET_ITEM(r, 0, a)
+    PyTuple_SET_ITEM(r, 1, b)
+    PyTuple_SET_ITEM(r, 2, c)
+    return r
 
 # --- state tables, flattened from states.py (the single source of truth) ---
 cdef enum:
@@ -176,26 +200,15 @@ cdef CallRec* _calls_alloc(CallRec* old, Py_ssize_t n, Py_ssize_t cap) noexcept:
 cdef inline int agent_next(int state, int inp) except -1:
     cdef int ns = AGENT_T[state * N_A_INPUTS + inp]
     if ns < 0:
-        return _agent_refused(state, inp)
+        S.agent_next(state, inp)  # raises InvalidTransition with the names
     return ns
 
 
 cdef inline int call_next(int state, int inp) except -1:
     cdef int ns = CALL_T[state * N_C_INPUTS + inp]
     if ns < 0:
-        return _call_refused(state, inp)
+        S.call_next(state, inp)
     return ns
-
-
-# The refusals stay out of line, so the C compiler inlines the table reads.
-cdef int _agent_refused(int state, int inp) except -1:
-    S.agent_next(state, inp)  # raises InvalidTransition with the names
-    return -1
-
-
-cdef int _call_refused(int state, int inp) except -1:
-    S.call_next(state, inp)
-    return -1
 
 
 cdef class _RankBox:
@@ -211,7 +224,6 @@ cdef class _RankBox:
 
 include "_scheduler_idtable.pxi"
 include "_scheduler_core.pxi"
-include "_scheduler_out.pxi"
 include "_scheduler_ids.pxi"
 include "_scheduler_timers.pxi"
 include "_scheduler_hunt.pxi"
@@ -220,4 +232,3 @@ include "_scheduler_events.pxi"
 include "_scheduler_agents.pxi"
 include "_scheduler_queries.pxi"
 include "_scheduler_interned.pxi"
-include "_scheduler_raw.pxi"

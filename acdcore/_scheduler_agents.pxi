@@ -29,7 +29,7 @@ cdef int _drop_offer(Scheduler self, int a, int inp, str reason) except -1:
     _remove_offer(self, c, a)
     _set_agent(self, a, inp)
     _tombstone(self, a, c, reason)
-    _emit3(self, _CancelOffer, self.call_ids[c], self.agent_ids[a], reason)
+    self.out.append(_act3(CancelOffer, self.call_ids[c], self.agent_ids[a], reason))
     if self.calls[c].n_offers == 0:
         _offer_lost(self, c, [])
     return 0

@@ -41,11 +41,9 @@ cdef class Scheduler:
     cdef long long stamp, seq, tseq
     cdef uint64_t rng
     cdef bint by_weight
-    cdef PyObject** acts            # this event's actions (_scheduler_out.pxi)
-    cdef Py_ssize_t n_acts, cap_acts
+    cdef list out
     cdef list empty
     cdef dict queue_ix, agent_ix, call_ix, classes, multi
-    cdef IdTable queue_names_ix     # str queue names -> queue index (a C probe, not a dict)
     cdef dict tried                 # call slot -> agents that failed it this round
     cdef long long tried_mark
     cdef Heap aside                 # pool entries set aside by a dispatch (_scheduler_hunt.pxi)
@@ -75,8 +73,6 @@ cdef class Scheduler:
         self.timers.data = NULL
         self.aside.data = NULL
         self.fifos = NULL
-        self.acts = NULL
-        self.n_acts = 0
         self.call_im.slots = NULL
         self.agent_im.slots = NULL
 
@@ -87,12 +83,9 @@ cdef class Scheduler:
         self.rng = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
         self.now = float("-inf")
         self.stamp = self.seq = self.tseq = 0
-        self.n_acts = 0
-        self.cap_acts = 8
-        self.acts = <PyObject**>malloc(self.cap_acts * sizeof(PyObject*))
+        self.out = []
         self.empty = []
         self.queue_ix, self.agent_ix, self.call_ix = {}, {}, {}
-        self.queue_names_ix = IdTable(False)
         self.classes = {ANY: 0}
         self.multi = {}
         self.tried = {}
@@ -121,7 +114,7 @@ cdef class Scheduler:
         self.cap_lanes = 16
         self.lanes = <LaneRec*>malloc(self.cap_lanes * sizeof(LaneRec))
         if not (self.queues and self.agents and self.calls and self.free_slots and self.lanes
-                and self.fifos and self.acts):
+                and self.fifos):
             raise MemoryError()
         cdef QueueRec* q
         cdef int qi
@@ -149,8 +142,6 @@ cdef class Scheduler:
             q.rank0 = NULL
             self.n_queues += 1
             self.queue_ix[qc.name] = qi
-            if PyUnicode_CheckExact(qc.name):
-                self.queue_names_ix.claim_slot(self.queue_names_ix.intern(qc.name), qi)
             self.queue_names.append(qc.name)
             self.queue_cfgs.append(qc)
             self.queue_lanes.append({})
@@ -168,9 +159,6 @@ cdef class Scheduler:
 
     def __dealloc__(self):
         cdef Py_ssize_t i
-        if self.acts != NULL:
-            _drop_actions(self)
-            free(self.acts)
         if self.agents != NULL:
             for i in range(self.n_agents):
                 free(self.agents[i].mems)
@@ -395,9 +383,12 @@ cdef class Scheduler:
             raise AcdError(f"not an event: {ev!r}")
         return _handle(self, code, ev.t, ev, None, None, None, 0, True)
 
-    # handle_raw(code, t, call_id=None, agent_id=None, ev=None, queue=None,
-    # priority=0, /): ``handle`` without an event object, as a C method
-    # (_scheduler_raw.pxi).
+    def handle_raw(self, int code, double t, call_id=None, agent_id=None, ev=None,
+                   queue=None, int priority=0, /):
+        """``handle`` without an event object (arguments are positional only:
+        cheaper to parse).  ``ev`` (optional) supplies the rarer fields:
+        skills, callback, pause/withdraw reason, busy."""
+        return _handle(self, code, t, ev, call_id, agent_id, queue, priority, True)
 
     # -- read-only queries (bodies in _scheduler_queries.pxi) -------------------
     def agent_state(self, agent_id):
@@ -447,17 +438,7 @@ cdef class Scheduler:
         _check_invariants(self)
 
     cdef int _queue(self, name) except -1:
-        cdef int qi = _queue_get(self, name)
-        if qi < 0:
+        cdef object qi = self.queue_ix.get(name)
+        if qi is None:
             raise UnknownQueue(name)
         return qi
-
-
-cdef inline int _queue_get(Scheduler self, object name) except -2:
-    """The index of queue ``name``, or -1.  A runtime passes a new str per
-    call (not the configured object): the C table matches it by hash and
-    bytes, where the dict would go through the generic comparison."""
-    if PyUnicode_CheckExact(name):
-        return self.queue_names_ix.slot_of_name(name)
-    cdef object qi = self.queue_ix.get(name)
-    return -1 if qi is None else <int>qi

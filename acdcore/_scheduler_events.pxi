@@ -8,29 +8,19 @@ cdef list _handle(Scheduler self, int code, double t, object ev, object call_id,
                   object agent_id, object queue, int priority, bint ev_ids):
     # ev_ids: take the ids from ``ev`` when it is given (handle, handle_raw);
     # InternedScheduler passes its ints beside the event instead.
-    cdef bint in_event = False
-    # One try for the whole event (entering a try costs a walk of the
-    # thread's exception stack): a failed event still releases the interned
-    # ids it freed, and a bad event's error carries the timers' actions.
+    cdef list out = []
+    self.out = out
+    _fire_due_checked(self, t)
+    if t > self.now:
+        self.now = t
     try:
-        _fire_due_checked(self, t)
-        if t > self.now:
-            self.now = t
-        in_event = True
         _event(self, code, ev, call_id, agent_id, queue, priority, ev_ids)
-        in_event = False
-        if self.empty:
-            _drain_empty(self)
-    except BaseException as exc:
-        out = _take_actions(self)
-        if in_event and isinstance(exc, AcdError):
-            exc.actions = out  # what timers due before the bad event produced
-        if self.call_names is not None:
-            self.call_names.flush()
+    except AcdError as exc:
+        exc.actions = out  # what timers due before the bad event produced
         raise
-    if self.call_names is not None and self.call_names.n_pending:
-        self.call_names.flush()
-    return _take_actions(self)
+    if self.empty:
+        _drain_empty(self)
+    return out
 
 
 cdef int _fire_due_checked(Scheduler self, double t) except -1:
@@ -41,13 +31,17 @@ cdef int _fire_due_checked(Scheduler self, double t) except -1:
 
 cdef int _event(Scheduler self, int code, object ev, object call_id, object agent_id,
                 object queue, int priority, bint ev_ids) except -1:
+    skills = ()
+    callback = False
     if code == EV_CALL_ARRIVED:
-        if ev is None:
-            _arrive(self, call_id, queue, priority, _NO_SKILLS, False)
-        else:
+        if ev is not None:
             if ev_ids:
                 call_id = ev.call_id
-            _arrive(self, call_id, ev.queue, ev.priority, ev.skills, ev.callback)
+            queue = ev.queue
+            priority = ev.priority
+            skills = ev.skills
+            callback = ev.callback
+        _arrive(self, call_id, queue, priority, skills, callback)
     elif code == EV_OFFER_ANSWERED:
         if ev is not None and ev_ids:
             call_id = ev.call_id
@@ -172,26 +166,27 @@ cdef int _arrive(Scheduler self, object call_id, object queue, int priority, obj
     # (undone on the rare paths where the call does not enter the queue).
     if _call_claim(self, call_id, _peek_slot(self)) >= 0:
         raise AcdError(f"call {_shown_call(self, call_id)!r} already queued")
-    cdef int qi = _queue_get(self, queue)
-    if qi < 0:
+    cdef object qobj = self.queue_ix.get(queue)
+    if qobj is None:
         _call_pop(self, call_id)
         raise UnknownQueue(queue)
+    cdef int qi = qobj
     cdef QueueRec* q = &self.queues[qi]
     if q.serving == 0 and (not q.join_empty or q.leave_when_empty):
         _call_pop(self, call_id)
-        _emit3(self, _CallExited, _shown_call(self, call_id), self.queue_names[qi], "empty")
+        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi],
+                              "empty"))
         return 0
     if q.max_len and q.n_in_queue >= q.max_len:
         _call_pop(self, call_id)
-        _emit3(self, _CallExited, _shown_call(self, call_id), self.queue_names[qi], "full")
+        self.out.append(_act3(CallExited, _shown_call(self, call_id), self.queue_names[qi],
+                              "full"))
         return 0
-    req = _NO_SKILLS
-    if skills is not _NO_SKILLS and skills:   # () is a singleton: no truth test
-        try:
-            req = normalize(skills)
-        except Exception:
-            _call_pop(self, call_id)
-            raise
+    try:
+        req = normalize(skills) if skills else _NO_SKILLS
+    except Exception:
+        _call_pop(self, call_id)
+        raise
     self.seq += 1
     cdef int c = _alloc_call(self)
     cdef CallRec* cr = &self.calls[c]
@@ -274,7 +269,7 @@ cdef int _relax(Scheduler self, int c) except -1:
     return 0
 
 
-cdef void _leave_queue(Scheduler self, int c) noexcept:
+cdef void _leave_queue(Scheduler self, int c):
     cdef CallRec* cr = &self.calls[c]
     self.queues[cr.queue].n_in_queue -= 1
     rank_remove(cr.rank, cr.rank_slot)
@@ -284,7 +279,7 @@ cdef void _leave_queue(Scheduler self, int c) noexcept:
 cdef int _exit(Scheduler self, int c, str reason) except -1:
     cdef CallRec* cr = &self.calls[c]
     cr.state = call_next(cr.state, C_EXIT)
-    _emit3(self, _CallExited, self.call_ids[c], self.queue_names[cr.queue], reason)
+    self.out.append(_act3(CallExited, self.call_ids[c], self.queue_names[cr.queue], reason))
     _leave_queue(self, c)
     _free_call(self, c)
     return 0
@@ -297,7 +292,7 @@ cdef list _cancel_all(Scheduler self, int c, int inp, str reason):
     for a in agents:
         _set_agent(self, a, inp)
         _tombstone(self, a, c, reason)
-        _emit3(self, _CancelOffer, cid, self.agent_ids[a], reason)
+        self.out.append(_act3(CancelOffer, cid, self.agent_ids[a], reason))
     return agents
 
 
@@ -332,8 +327,8 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cdef AgentRec* ag = &self.agents[a]
     if ag.state != OFFERED or c < 0 or ag.call != c:
         if _was_cancelled(self, a, call_id):
-            _emit3(self, _CancelOffer, _cancelled_id(self, a, call_id), self.agent_ids[a],
-                   self.last_cancel_reason[a])
+            self.out.append(_act3(CancelOffer, _cancelled_id(self, a, call_id), self.agent_ids[a],
+                                  self.last_cancel_reason[a]))
             return 0
         raise AcdError(f"agent {_shown_agent(self, agent_id)!r} has no offer of call "
                        f"{_shown_call(self, call_id)!r}")
@@ -351,7 +346,7 @@ cdef int _answered(Scheduler self, object call_id, object agent_id) except -1:
     cr.answered_at = self.now
     _leave_queue(self, c)
     cid = self.call_ids[c]
-    _emit2(self, _Connect, cid, self.agent_ids[a])
+    self.out.append(_act2(Connect, cid, self.agent_ids[a]))
     if others:
         _cancel_others(self, c, others, "answered_elsewhere")
     return 0
@@ -364,7 +359,7 @@ cdef int _cancel_others(Scheduler self, int c, list others, str reason) except -
     for x in others:
         _set_agent(self, x, A_CANCEL)
         _tombstone(self, x, c, reason)
-        _emit3(self, _CancelOffer, cid, self.agent_ids[x], reason)
+        self.out.append(_act3(CancelOffer, cid, self.agent_ids[x], reason))
     _release(self, others)
     return 0
 
@@ -401,7 +396,7 @@ cdef int _picked_up(Scheduler self, object call_id, object agent_id) except -1:
     cr.answered_at = self.now
     _leave_queue(self, c)
     cid = self.call_ids[c]
-    _emit2(self, _Connect, cid, self.agent_ids[a])
+    self.out.append(_act2(Connect, cid, self.agent_ids[a]))
     _cancel_others(self, c, others, "picked_up")
     return 0
 
@@ -440,7 +435,7 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
     cdef int a
     cdef AgentRec* ag
     for a in agents:
-        _emit2(self, _OfferTimedOut, cid, self.agent_ids[a])
+        self.out.append(_act2(OfferTimedOut, cid, self.agent_ids[a]))
         _set_agent(self, a, A_DECLINE)
         _tombstone(self, a, c, "timeout")
         ag = &self.agents[a]
@@ -449,7 +444,7 @@ cdef int _ring_timeout(Scheduler self, int c) except -1:
             _set_agent(self, a, A_AUTOPAUSE)
             self.pause_reason[a] = "no_answer"
             ag.no_answers = 0
-            _emit2(self, _AgentAutoPaused, self.agent_ids[a], "no_answer")
+            self.out.append(_act2(AgentAutoPaused, self.agent_ids[a], "no_answer"))
         _note_failed(self, c, a)
     _offer_lost(self, c, agents)
     return 0

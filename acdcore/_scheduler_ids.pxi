@@ -108,37 +108,12 @@ cdef inline int im_pop(IntMap* m, long long key) noexcept nogil:
     return val
 
 
-cdef extern from *:
-    """
-    /* The value of an exact int that fits one digit (every id a runtime
-       hands out in practice), read in place; 0: not such an int. */
-    static CYTHON_INLINE int acd_small_int(PyObject* x, long long* out) {
-    #if PY_VERSION_HEX >= 0x030C0000
-        if (PyUnstable_Long_IsCompact((PyLongObject*)x)) {
-            *out = (long long)PyUnstable_Long_CompactValue((PyLongObject*)x);
-            return 1;
-        }
-    #else
-        Py_ssize_t size = Py_SIZE(x);
-        if (size == 0 || size == 1 || size == -1) {
-            *out = size * (long long)((PyLongObject*)x)->ob_digit[0];
-            return 1;
-        }
-    #endif
-        return 0;
-    }
-    """
-    bint acd_small_int(object x, long long* out) noexcept
-
-
 cdef inline bint _int_id(object x, long long* key) except -1:
     """True (and the key) when ``x`` is an int id for the C table."""
     cdef int overflow = 0
     if PyUnicode_CheckExact(x):
         return False
     if PyLong_CheckExact(x):
-        if acd_small_int(x, key):
-            return True
         key[0] = PyLong_AsLongLongAndOverflow(x, &overflow)
         return overflow == 0
     return _int_alias(x, key)

@@ -42,32 +42,6 @@ cdef inline Py_hash_t _hash(object name) except? -1:
     return PyObject_Hash(name)
 
 
-cdef extern from *:
-    """
-    /* Two exact strs, equal hashes: the same text has the same (narrowest)
-       kind, so equal means equal length, kind and bytes. */
-    static CYTHON_INLINE int acd_same_str(PyObject* a, PyObject* b) {
-    #if PY_VERSION_HEX < 0x030C0000
-        if (PyUnicode_READY(a) < 0 || PyUnicode_READY(b) < 0)
-            return PyObject_RichCompareBool(a, b, Py_EQ);
-    #endif
-        Py_ssize_t n = PyUnicode_GET_LENGTH(a);
-        int kind = PyUnicode_KIND(a);
-        return n == PyUnicode_GET_LENGTH(b) && kind == (int)PyUnicode_KIND(b)
-            && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * kind) == 0;
-    }
-    """
-    int acd_same_str(PyObject* a, PyObject* b) except -1
-
-
-cdef inline bint _same_name(PyObject* held, object name) except -1:
-    # ``held`` is an exact str (intern admits nothing else): two strs are
-    # compared in C, not through the generic comparison (PyUnicode_Compare).
-    if PyUnicode_CheckExact(name):
-        return acd_same_str(held, <PyObject*>name)
-    return <object>held == name
-
-
 cdef struct NameSlot:          # the index: open addressing, linear probing
     PyObject* name             # borrowed from NameEnt; NULL: empty
     Py_hash_t hash
@@ -78,10 +52,8 @@ cdef struct NameSlot:          # the index: open addressing, linear probing
 
 cdef struct NameEnt:           # int -> name
     PyObject* name             # owned; NULL: the int is free
-    PyObject* key              # owned: the int itself as a Python int, made once
-    Py_hash_t hash             # (ints are reused, so the core's id objects
-    int refs                   # cost no allocation per event); refs: the
-                               # references the core holds (calls)
+    Py_hash_t hash
+    int refs                   # references the core holds (calls)
 
 
 @cython.final
@@ -124,7 +96,6 @@ cdef class IdTable:
             for i in range(self.n_ents):
                 if self.ents[i].name != NULL:
                     Py_DECREF(<object>self.ents[i].name)
-                Py_DECREF(<object>self.ents[i].key)
         free(self.ents)
         free(self.slots)
         free(self.free_ints)
@@ -178,17 +149,11 @@ cdef class IdTable:
             s = &self.slots[i]
             if s.name == NULL:
                 return -1
-            if s.name == <PyObject*>name or (s.hash == h and _same_name(s.name, name)):
+            if s.name == <PyObject*>name or (s.hash == h and <object>s.name == name):
                 self.last_k = s.k
                 self.last_ns = s
                 return s.k
             i = (i + 1) & self.mask
-
-    cdef inline int slot_of_name(self, object name) except -2:
-        """The core's slot of ``name``, -1 when it has none or is unknown."""
-        if self.find(name) < 0:
-            return -1
-        return self.last_ns.slot
 
     cdef int _unplace(self, int k) except -1:
         """Remove int ``k``'s slot (backward shift: no tombstones)."""
@@ -238,7 +203,6 @@ cdef class IdTable:
         """The int of ``name``, a new one if it has none (unreferenced
         until the core holds it: released by the next flush otherwise)."""
         cdef Py_ssize_t k = self.find(name)
-        cdef object key
         if k >= 0:
             return k
         if not isinstance(name, str):
@@ -255,9 +219,6 @@ cdef class IdTable:
             if self.n_ents == self.cap:
                 self._grow()
             k = self.n_ents
-            key = k
-            Py_INCREF(key)
-            self.ents[k].key = <PyObject*>key
             self.n_ents += 1
         Py_INCREF(name)
         self.ents[k].name = <PyObject*>name
@@ -312,10 +273,6 @@ cdef class IdTable:
 
     cdef inline object name_at(self, Py_ssize_t k):
         return <object>self.ents[k].name
-
-    cdef inline object key_at(self, Py_ssize_t k):
-        """Int ``k`` as the Python int the core is handed (no allocation)."""
-        return <object>self.ents[k].key
 
     cdef inline void hold(self, Py_ssize_t k) noexcept:
         self.ents[k].refs += 1

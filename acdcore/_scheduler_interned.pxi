@@ -24,7 +24,7 @@ cdef inline object _key(IdTable table, object name):
         return None
     cdef Py_ssize_t k = table.find(name)
     if k >= 0:
-        return table.key_at(k)
+        return k
     if not isinstance(name, str):
         raise TypeError(f"ids at the runtime's edge are str, not {type(name).__name__}: "
                         f"{name!r}")
@@ -82,13 +82,24 @@ cdef class InternedScheduler:
         cid, aid = self._ids_of(code, ev)
         return self._run(code, ev.t, ev, cid, aid, None, 0)
 
-    # handle_raw(code, t, call_id=None, agent_id=None, ev=None, queue=None,
-    # priority=0, /): a C method, in _scheduler_raw.pxi (_interned_raw).
+    def handle_raw(self, int code, double t, call_id=None, agent_id=None, ev=None,
+                   queue=None, int priority=0, /):
+        """``Scheduler.handle_raw`` with str ids (``ev``, when given, supplies
+        the ids too, as there)."""
+        if ev is not None:
+            call_id, agent_id = self._ids_of(code, ev)
+        elif code == EV_CALL_ARRIVED and call_id is not None:
+            call_id = self.calls.intern(call_id)
+        else:
+            call_id = _key(self.calls, call_id)
+        if ev is None:
+            agent_id = _key(self.agents_t, agent_id)
+        return self._run(code, t, ev, call_id, agent_id, queue, priority)
 
     cdef tuple _ids_of(self, int c, object ev):
         """The ints of an event's call and agent (what Scheduler's _event reads)."""
         if c == EV_CALL_ARRIVED:
-            return self.calls.key_at(self.calls.intern(ev.call_id)), None
+            return self.calls.intern(ev.call_id), None
         if c == EV_OFFER_ANSWERED or c == EV_OFFER_REJECTED or c == EV_CALL_PICKED_UP:
             return _key(self.calls, ev.call_id), _key(self.agents_t, ev.agent_id)
         if (c == EV_CALL_ENDED or c == EV_CALL_ABANDONED or c == EV_CALL_WITHDRAWN
@@ -98,11 +109,17 @@ cdef class InternedScheduler:
             return None, None
         return None, _key(self.agents_t, ev.agent_id)
 
-    cdef inline list _run(self, int code, double t, object ev, object cid, object aid,
-                          object queue, int priority):
-        # _handle releases the names the event freed (core.call_names is
-        # self.calls), on errors too.
-        return _handle(self.core, code, t, ev, cid, aid, queue, priority, False)
+    cdef list _run(self, int code, double t, object ev, object cid, object aid, object queue,
+                   int priority):
+        cdef list out
+        try:
+            out = _handle(self.core, code, t, ev, cid, aid, queue, priority, False)
+        except BaseException:
+            self.calls.flush()
+            raise
+        if self.calls.n_pending:
+            self.calls.flush()
+        return out
 
     def next_deadline(self):
         return self.core.next_deadline()

@@ -220,7 +220,7 @@ cdef int _offer1(Scheduler self, int c, int a) except -1:
     cr.agent = a
     _set_agent(self, a, A_OFFER)
     self.agents[a].call = c
-    _emit3(self, _Offer, self.call_ids[c], self.agent_ids[a], cr.callback)
+    self.out.append(_act3(Offer, self.call_ids[c], self.agent_ids[a], cr.callback))
     cr.ring_pos = _push_after(self, self.queues[cr.queue].ring_fifo,
                               self.queues[cr.queue].ring_timeout, T_RING, c, cr.offer_stamp)
     return 0
@@ -241,7 +241,7 @@ cdef int _offer(Scheduler self, int c, list agents) except -1:
     for a in agents:
         _set_agent(self, a, A_OFFER)
         self.agents[a].call = c
-        _emit3(self, _Offer, cid, self.agent_ids[a], cb)
+        self.out.append(_act3(Offer, cid, self.agent_ids[a], cb))
     cr.ring_pos = _push_after(self, self.queues[cr.queue].ring_fifo,
                               self.queues[cr.queue].ring_timeout, T_RING, c, cr.offer_stamp)
     return 0

@@ -153,7 +153,7 @@ cdef int _fire_due(Scheduler self, double t) except -1:
         elif e.aux == T_RELAX:
             _relax(self, e.idx)
         elif e.aux == T_WRAP:
-            _emit1(self, _WrapUpEnded, self.agent_ids[e.idx])
+            self.out.append(_act(WrapUpEnded, (self.agent_ids[e.idx],)))
             _end_wrap(self, e.idx)
         else:
             self.agents[e.idx].ready_stamp = 0
