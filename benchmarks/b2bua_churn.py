@@ -116,8 +116,15 @@ class Floor(pj.Account):
             self._keep(leg)
             answered = asyncio.ensure_future(leg.until_answered())
             await asyncio.wait({answered, caller.ended}, return_when=asyncio.FIRST_COMPLETED)
-            if caller.is_ended or answered.exception() is not None:
+            if not answered.done():     # the caller hung up while the agent rang
                 answered.cancel()
+                return
+            if answered.exception() is not None:
+                # The agent's phone refused: the caller is let go, not
+                # offered again (this floor has no ACD).
+                self.failed += 1
+                return
+            if caller.is_ended:
                 return
             await asyncio.wait_for(asyncio.gather(caller.media_ready.wait(),
                                                   leg.media_ready.wait()), 5.0)
