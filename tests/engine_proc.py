@@ -78,6 +78,7 @@ class Engine:
         self.workdir = Path(workdir)
         self.config = config
         self.sip_port = config["sip"]["port"]
+        self.sip_host = config["sip"].get("listen", "127.0.0.1")
         self.http_port = config["http"]["port"]
         self.check_invariants = check_invariants
         self.config_path = self.workdir / "sipacd.toml"
@@ -106,7 +107,7 @@ class Engine:
 
     @property
     def uri_base(self) -> str:
-        return f"127.0.0.1:{self.sip_port}"
+        return f"{self.sip_host}:{self.sip_port}"
 
     def number(self, n: str) -> str:
         return f"sip:{n}@{self.uri_base}"
