@@ -94,7 +94,7 @@ async def measure(rounds: int, gap: float, sip_port: int) -> dict:
         account.create(cfg, True)
         uri = f"sip:agent@127.0.0.1:{sink.getsockname()[1]}"
         await asyncio.sleep(0.5)
-        for n in range(rounds):
+        for _ in range(rounds):
             await asyncio.sleep(gap)
             for row in ("first", "second"):
                 wall, cpu, leg = _one_dial(account, uri, len(legs))
