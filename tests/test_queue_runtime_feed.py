@@ -84,7 +84,7 @@ def test_a_dial_that_fails_here_is_not_offered_again_at_once(tmp_path):
 
             runtime.dial_out = refuse
             runtime.feed = fed.append
-            runtime._offer("c1", "alice")
+            assert runtime._dial_agent("c1", "alice") is None
             await asyncio.sleep(0.05)
             assert len(dials) == 1 and fed == []           # not at once
             await asyncio.sleep(runtime_module.LOCAL_DIAL_BACKOFF)
@@ -92,5 +92,59 @@ def test_a_dial_that_fails_here_is_not_offered_again_at_once(tmp_path):
             assert (fed[0].call_id, fed[0].agent_id) == ("c1", "alice")
         finally:
             del runtime.entries["c1"]
+            engine.close()
+    asyncio.run(go())
+
+
+def test_a_batch_sends_its_invites_and_cancels_before_it_writes_anything_down(tmp_path):
+    """One event's actions: the INVITE to an agent leaves before the batch's
+    bookkeeping (a wrap-up's end, an earlier offer's record), and a
+    withdrawn offer's CANCEL still goes before a new INVITE to the same
+    agent, in the core's order.  The records keep the core's order too."""
+    from types import SimpleNamespace
+
+    from acdcore import actions as act
+
+    async def go():
+        engine = EngineApp(tmp_path)
+        try:
+            runtime = engine.queues
+            queue = next(iter(runtime.settings))
+            happened = []
+            for call_id in ("c0", "c1", "c2"):
+                runtime.entries[call_id] = SimpleNamespace(
+                    call_id=call_id, caller="555", called="100", queue=queue, callback=None,
+                    data={}, call=None)
+
+            def leg(name):
+                return SimpleNamespace(end=lambda: happened.append(("cancel", name)))
+
+            def dial(uri, *, label, headers):
+                happened.append(("invite", label))
+                return leg(label)
+
+            runtime.dial_out = dial
+            runtime.track_leg = lambda leg: None
+            runtime.spawn = lambda coro: coro.close()
+            runtime.stats = SimpleNamespace(
+                offer=lambda q, t, call_id, agent_id: happened.append(("offer noted", call_id)),
+                offer_lost=lambda q, t, call_id, agent_id, reason:
+                    happened.append(("offer lost noted", call_id)),
+                agent=lambda t, agent_id, kind, *rest: happened.append((kind, agent_id)))
+            # (One agent is configured: the batch is not one the core would
+            # make, but the runtime's order does not depend on the agents.)
+            runtime.offers[("c0", "alice")] = leg("c0->alice")
+            runtime._act([act.WrapUpEnded("alice"), act.Offer("c1", "alice"),
+                          act.CancelOffer("c0", "alice", "answered_elsewhere"),
+                          act.Offer("c2", "alice")])
+            assert happened == [
+                ("invite", "c1->alice"), ("cancel", "c0->alice"), ("invite", "c2->alice"),
+                ("WRAPUP_END", "alice"), ("offer noted", "c1"), ("offer lost noted", "c0"),
+                ("offer noted", "c2")]
+            assert set(runtime.offers) == {("c1", "alice"), ("c2", "alice")}
+        finally:
+            runtime.offers.clear()
+            for call_id in ("c0", "c1", "c2"):
+                runtime.entries.pop(call_id, None)
             engine.close()
     asyncio.run(go())

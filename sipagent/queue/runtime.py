@@ -40,6 +40,8 @@ log = structlog.get_logger("sipagent.queue.runtime")
 
 #: Seconds before an offer whose dial failed in this process counts as rejected.
 LOCAL_DIAL_BACKOFF = 1.0
+# An action whose SIP side raised: it was logged, and nothing more is done with it.
+FAILED = object()
 
 # SIP answers that mean "this agent's phone is busy", as opposed to declined.
 BUSY_CODES = {486, 600}
@@ -152,11 +154,26 @@ class QueueRuntime(CallerSide):
         self._act(actions)
 
     def _act(self, actions) -> None:
+        # Two passes.  What the phones must hear (the INVITE to an agent, the
+        # CANCEL of a withdrawn offer) leaves first, in the core's order; what
+        # is only written down (log lines, the event log, metrics) follows for
+        # the whole batch, in the same order.  When one event frees an agent
+        # and offers it a call, or offers several, no INVITE waits for an
+        # earlier action's bookkeeping (benchmarks/load.py: the dispatch
+        # latency of all but the first action in a batch).
+        signalled = []
         for action in actions:
             try:
-                self._perform(action)
+                signalled.append(self._signal(action))
             except Exception:
                 log.exception("acd action failed", action=repr(action))
+                signalled.append(FAILED)
+        for action, sent in zip(actions, signalled):
+            if sent is not FAILED:
+                try:
+                    self._perform(action, sent)
+                except Exception:
+                    log.exception("acd action failed", action=repr(action))
             self._seen(getattr(action, "agent_id", None))
         self._wake.set()
 
@@ -200,19 +217,28 @@ class QueueRuntime(CallerSide):
                 self._seen(agent_id)
             await asyncio.sleep(1.0)
 
-    def _perform(self, a) -> None:
+    def _signal(self, a):
+        """The SIP side of an action, sent at once; what ``_perform`` needs of it."""
         if isinstance(a, act.Offer):
-            self._offer(a.call_id, a.agent_id)
-        elif isinstance(a, (act.CancelOffer, act.OfferTimedOut)):
+            return self._dial_agent(a.call_id, a.agent_id)
+        if isinstance(a, (act.CancelOffer, act.OfferTimedOut)):
             leg = self.offers.pop((a.call_id, a.agent_id), None)
+            if leg is not None:
+                leg.end()
+            return leg
+        return None
+
+    def _perform(self, a, sent) -> None:
+        if isinstance(a, act.Offer):
+            if sent is not None:
+                self._offered(a.call_id, a.agent_id, sent)
+        elif isinstance(a, (act.CancelOffer, act.OfferTimedOut)):
             reason = getattr(a, "reason", "ring_timeout")
             entry = self.entries.get(a.call_id)
             if entry:
                 self.stats.offer_lost(entry.queue, time.time(), a.call_id, a.agent_id, reason)
             self.agent_times.offer_lost(a.agent_id, reason, time.time())
             log.info("offer withdrawn", call_id=a.call_id, agent=a.agent_id, reason=reason)
-            if leg is not None:
-                leg.end()
         elif isinstance(a, act.Connect):
             self._connect(a.call_id, a.agent_id)
         elif isinstance(a, act.CallExited):
@@ -234,12 +260,13 @@ class QueueRuntime(CallerSide):
             self.stats.agent(time.time(), a.agent_id, "WRAPUP_END")
 
     # -- offers ------------------------------------------------------------------
-    def _offer(self, call_id: str, agent_id: str) -> None:
+    def _dial_agent(self, call_id: str, agent_id: str) -> CallLeg | None:
+        """The INVITE to the agent; None if it was not sent (the core is told)."""
         entry = self.entries.get(call_id)
         line = self.lines.get(agent_id)
         if entry is None or line is None:
             self._loop.call_soon(self.feed, ev.OfferRejected(self.now(), call_id, agent_id, False))
-            return
+            return None
         headers = agent_headers(entry, self.settings[entry.queue].caller_headers)
         try:
             leg = self.dial_out(line.uri, label=f"{call_id}->{agent_id}", headers=headers)
@@ -250,12 +277,16 @@ class QueueRuntime(CallerSide):
             # loop spins on the failure.  The agent stays "ringing" meanwhile.
             self._loop.call_later(LOCAL_DIAL_BACKOFF, lambda: self.feed(
                 ev.OfferRejected(self.now(), call_id, agent_id, False)))
-            return
+            return None
         self.metrics.dispatch_latency.observe(time.perf_counter() - self._feed_started)
         self.track_leg(leg)
         self.offers[(call_id, agent_id)] = leg
+        return leg
+
+    def _offered(self, call_id: str, agent_id: str, leg: CallLeg) -> None:
+        entry = self.entries[call_id]
         self.stats.offer(entry.queue, time.time(), call_id, agent_id)
-        log.info("offering call", call_id=call_id, agent=agent_id, uri=line.uri,
+        log.info("offering call", call_id=call_id, agent=agent_id, uri=self.lines[agent_id].uri,
                  callback=entry.callback is not None)
         self.spawn(self._watch_agent_leg(call_id, agent_id, leg))
 
