@@ -76,6 +76,9 @@ class Params:
     # dials over 1.5 ms had an involuntary context switch; p99 2.5-3.2 ms).
     # A niced fleet yields to the engine when both want a core.
     fleet_nice: int = 5
+    # The engine's loop thread before its own media threads and the fleet
+    # (sip.loop_priority; sipagent/engine/loop_priority.py says why).
+    loop_priority: str = "realtime"
 
     @property
     def service(self) -> float:
@@ -115,7 +118,8 @@ def engine_config(p: Params, sip_port: int, http_port: int, agent_port: int, wor
                   prompts: Path) -> dict:
     return {
         # Each bridged call is two legs; keep headroom under the 1000-leg ceiling.
-        "sip": {"listen": "127.0.0.1", "port": sip_port, "max_calls": 1000},
+        "sip": {"listen": "127.0.0.1", "port": sip_port, "max_calls": 1000,
+                "loop_priority": p.loop_priority},
         "http": {"listen": "127.0.0.1", "port": http_port,
                  "tokens": {"bench": {"role": "supervisor", "token": secrets.token_hex(16)}}},
         "data": {"dir": str(work / "data")},

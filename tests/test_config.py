@@ -131,7 +131,7 @@ def test_empty_file_gives_documented_defaults():
     assert config.sip.model_dump() == {
         "listen": "127.0.0.1", "port": 5060, "transports": ("udp",), "max_calls": 400,
         "retry_after": 30, "codecs": ("PCMU", "PCMA"), "user_agent": "sipacd",
-        "media_address": None, "rtp_ports": None,
+        "media_address": None, "rtp_ports": None, "loop_priority": "normal",
     }
     assert config.trunk.allow == ("127.0.0.0/8",)
     assert config.trunk.registration is None
@@ -279,6 +279,8 @@ BAD = [
     ("unknown transport", '[sip]\ntransports = ["udp", "sctp"]', "sip.transports[1]",
      ["bad value 'sctp'", "'udp' or 'tcp'"]),
     ("unsupported codec", '[sip]\ncodecs = ["G729"]', "sip.codecs[0]", ["bad value 'G729'"]),
+    ("unknown loop priority", '[sip]\nloop_priority = "urgent"', "sip.loop_priority",
+     ["bad value 'urgent'", "realtime"]),
     ("duplicate codec", '[sip]\ncodecs = ["PCMU", "PCMU"]', "sip.codecs", ["listed twice"]),
     ("no codec", "[sip]\ncodecs = []", "sip.codecs", ["must not be empty"]),
     ("listen is a host name", '[http]\nlisten = "localhost"', "http.listen", ["not an IP address"]),

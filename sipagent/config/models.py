@@ -101,6 +101,9 @@ class SipSection(Section):
     # The RTP/RTCP ports of calls, "LOW-HIGH" (default: pjsua's own, climbing
     # from 4000 without bound); allocation wraps around inside the range.
     rtp_ports: RtpPorts | None = None
+    # The CPU priority of the event loop's thread (sipagent/engine/loop_priority.py).
+    loop_priority: Annotated[Literal["normal", "high", "realtime"],
+                             BeforeValidator(lowercase)] = "normal"
 
     @property
     def media_host(self) -> str:

@@ -25,6 +25,7 @@ from sipagent.calls.services import CallServices
 from sipagent.sip.leg import CallLeg
 from sipagent.sip.rejections import RejectionLog
 from sipagent.loop_watchdog import LoopWatchdog
+from sipagent.engine.loop_priority import set_loop_priority
 from sipagent.metrics import EngineMetrics
 from sipagent.tasks import cancel_and_wait
 from sipagent.media.prompts import PromptLibrary
@@ -212,6 +213,7 @@ class Engine(CallFlows):
         self.watchdog = LoopWatchdog(self.config.flows.dir,
                                      on_stall=self.metrics.loop_stalls.inc)
         self.watchdog.start()
+        set_loop_priority(self.config.sip.loop_priority)   # after start's threads: they keep theirs
         self._accepting = True
         # What start made lives as long as the engine: out of the collector's
         # sight (until stop), so that its full collections under load scan
