@@ -247,3 +247,22 @@ def base_config(ports, workdir: Path, prompts_dir: Path, **sections) -> dict:
         else:
             cfg[key] = value
     return cfg
+
+
+def one_agent_config(ports, workdir: Path, prompts_dir: Path, agent_ua, **sections) -> dict:
+    """``base_config`` with one agent, alice, on ``agent_ua``, in queue support."""
+    return base_config(ports, workdir, prompts_dir, **sections,
+                       agents={"alice": {"uri": agent_ua.uri("alice"), "queues": ["support"]}})
+
+
+def call_an_agent(engine: Engine, caller, agent_ua, call: str) -> str:
+    """``caller`` dials 100, presses 2 in the welcome flow's menu (the queue)
+    and ``agent_ua`` (auto-answering) takes the call: both ends confirmed.
+    Returns the agent's call name."""
+    caller.request("call", call=call, to=engine.number("100"), tone=440)
+    caller.wait_state(call, "CONFIRMED")
+    time.sleep(1.0)
+    caller.request("dtmf", call=call, digits="2", method="rfc2833")
+    incoming = agent_ua.wait_event({"ev": "incoming"}, timeout=20)
+    agent_ua.wait_state(incoming["call"], "CONFIRMED")
+    return incoming["call"]

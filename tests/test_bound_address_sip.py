@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from engine_proc import Engine, base_config
+from engine_proc import Engine, call_an_agent, one_agent_config
 from sipua import UA
 
 pytestmark = pytest.mark.sip
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.sip
 def test_both_ends_reach_an_engine_bound_to_one_address(ports, workdir, prompts_dir):
     with UA(ports(), log_dir=workdir, name="agent") as agent_ua, \
          UA(ports(), log_dir=workdir, name="caller") as caller:
-        cfg = base_config(ports, workdir, prompts_dir, sip={"listen": "127.0.0.2"},
-                          agents={"alice": {"uri": agent_ua.uri("alice"),
-                                            "queues": ["support"]}})
+        cfg = one_agent_config(ports, workdir, prompts_dir, agent_ua, sip={"listen": "127.0.0.2"})
         with Engine(workdir, cfg) as engine:
             agent_ua.request("auto_answer", user="*", after=0.3, code=200, tone=880)
             # Call 1: the agent's BYE goes to the Contact of the engine's
@@ -34,20 +32,15 @@ def test_both_ends_reach_an_engine_bound_to_one_address(ports, workdir, prompts_
             # the other side go.
             for n, who_hangs_up in ((1, "agent"), (2, "caller")):
                 call = f"c{n}"
-                caller.request("call", call=call, to=engine.number("100"), tone=440)
-                caller.wait_state(call, "CONFIRMED")
-                time.sleep(1.0)
-                caller.request("dtmf", call=call, digits="2", method="rfc2833")
-                incoming = agent_ua.wait_event({"ev": "incoming"}, timeout=20)
-                agent_ua.wait_state(incoming["call"], "CONFIRMED")
+                agent_call = call_an_agent(engine, caller, agent_ua, call)
                 # Long enough for a lost ACK to show: the engine would resend its 200 OK.
                 time.sleep(2.0)
                 if who_hangs_up == "agent":
-                    agent_ua.request("hangup", call=incoming["call"])
+                    agent_ua.request("hangup", call=agent_call)
                     caller.wait_state(call, "DISCONNECTED", timeout=10)
                 else:
                     caller.request("hangup", call=call)
-                    agent_ua.wait_state(incoming["call"], "DISCONNECTED", timeout=10)
+                    agent_ua.wait_state(agent_call, "DISCONNECTED", timeout=10)
                 assert engine.wait_metric("sipacd_queue_answered_total", n,
                                           queue="support") == n
             assert engine.metric("sipacd_queue_abandoned_total", queue="support") == 0

@@ -4,11 +4,10 @@ threads stay ordinary, and a call still goes through the queue to an agent."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
-from engine_proc import Engine, base_config
+from engine_proc import Engine, call_an_agent, one_agent_config
 from sipua import UA
 from test_loop_priority import _may_raise
 
@@ -22,9 +21,7 @@ def _policy(pid: int, tid: int) -> int:
 def test_a_realtime_loop_thread_and_ordinary_media_threads(ports, workdir, prompts_dir):
     with UA(ports(), log_dir=workdir, name="agent") as agent_ua, \
          UA(ports(), log_dir=workdir, name="caller") as caller:
-        cfg = base_config(ports, workdir, prompts_dir, sip={"loop_priority": "realtime"},
-                          agents={"alice": {"uri": agent_ua.uri("alice"),
-                                            "queues": ["support"]}})
+        cfg = one_agent_config(ports, workdir, prompts_dir, agent_ua, sip={"loop_priority": "realtime"})
         with Engine(workdir, cfg) as engine:
             pid = engine.proc.pid
             others = {int(t) for t in os.listdir(f"/proc/{pid}/task")} - {pid}
@@ -33,15 +30,10 @@ def test_a_realtime_loop_thread_and_ordinary_media_threads(ports, workdir, promp
             assert _policy(pid, pid) == expected
             assert {_policy(pid, t) for t in others} == {os.SCHED_OTHER}
             agent_ua.request("auto_answer", user="*", after=0.3, code=200, tone=880)
-            caller.request("call", call="c1", to=engine.number("100"), tone=440)
-            caller.wait_state("c1", "CONFIRMED")
-            time.sleep(1.0)
-            caller.request("dtmf", call="c1", digits="2", method="rfc2833")
-            incoming = agent_ua.wait_event({"ev": "incoming"}, timeout=20)
-            agent_ua.wait_state(incoming["call"], "CONFIRMED")
+            agent_call = call_an_agent(engine, caller, agent_ua, "c1")
             assert engine.wait_metric("sipacd_queue_answered_total", 1, queue="support") == 1
             caller.request("hangup", call="c1")
-            agent_ua.wait_state(incoming["call"], "DISCONNECTED", timeout=10)
+            agent_ua.wait_state(agent_call, "DISCONNECTED", timeout=10)
             # Threads the loop started since (workers of the default executor) are ordinary too.
             later = {int(t) for t in os.listdir(f"/proc/{pid}/task")} - {pid}
             assert {_policy(pid, t) for t in later} == {os.SCHED_OTHER}
