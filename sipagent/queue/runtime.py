@@ -284,11 +284,11 @@ class QueueRuntime(CallerSide):
         return leg
 
     def _offered(self, call_id: str, agent_id: str, leg: CallLeg) -> None:
+        self.spawn(self._watch_agent_leg(call_id, agent_id, leg))   # first: nothing may skip it
         entry = self.entries[call_id]
         self.stats.offer(entry.queue, time.time(), call_id, agent_id)
         log.info("offering call", call_id=call_id, agent=agent_id, uri=self.lines[agent_id].uri,
                  callback=entry.callback is not None)
-        self.spawn(self._watch_agent_leg(call_id, agent_id, leg))
 
     async def _watch_agent_leg(self, call_id: str, agent_id: str, leg: CallLeg) -> None:
         key = (call_id, agent_id)
