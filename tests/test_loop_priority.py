@@ -2,8 +2,8 @@
 and the threads and programs it starts afterwards do not inherit it.
 
 Run in a thread of its own, so that pytest's main thread keeps its
-scheduling.  Without CAP_SYS_NICE (not root, or root without it) the raise must be refused,
-said, and leave the thread as it was.
+scheduling.  Without CAP_SYS_NICE (not root, or root without it) the
+raise must be refused, said, and leave the thread as it was.
 """
 from __future__ import annotations
 
@@ -27,11 +27,15 @@ def _may_raise() -> bool:
     return False
 
 
-def _scheduling(tid: int) -> tuple[int, int, int]:
-    """(policy, real-time priority, nice) of a thread, as /proc shows them."""
-    fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+def scheduling(stat: str) -> tuple[int, int, int]:
+    """(policy, real-time priority, nice) from a /proc/.../stat line."""
+    fields = stat.rsplit(")", 1)[1].split()
     # After the name: field 3 is fields[0]; nice is field 19, rt_priority 40, policy 41.
     return int(fields[38]), int(fields[37]), int(fields[16])
+
+
+def _scheduling(tid: int) -> tuple[int, int, int]:
+    return scheduling(open(f"/proc/self/task/{tid}/stat").read())
 
 
 def _in_a_thread(priority: str) -> dict:
@@ -46,9 +50,8 @@ def _in_a_thread(priority: str) -> dict:
             "child", _scheduling(threading.get_native_id())))
         child.start()
         child.join()
-        out = subprocess.run(["sh", "-c", "cat /proc/self/stat"], capture_output=True,
-                             text=True, check=True).stdout.rsplit(")", 1)[1].split()
-        seen["program"] = (int(out[38]), int(out[37]), int(out[16]))
+        seen["program"] = scheduling(subprocess.run(
+            ["cat", "/proc/self/stat"], capture_output=True, text=True, check=True).stdout)
 
     t = threading.Thread(target=loop_thread)
     t.start()

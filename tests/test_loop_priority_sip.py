@@ -9,19 +9,20 @@ import pytest
 
 from engine_proc import Engine, call_an_agent, one_agent_config
 from sipua import UA
-from test_loop_priority import _may_raise
+from test_loop_priority import _may_raise, scheduling
 
 pytestmark = pytest.mark.sip
 
 
 def _policy(pid: int, tid: int) -> int:
-    return int(open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()[38])
+    return scheduling(open(f"/proc/{pid}/task/{tid}/stat").read())[0]
 
 
 def test_a_realtime_loop_thread_and_ordinary_media_threads(ports, workdir, prompts_dir):
     with UA(ports(), log_dir=workdir, name="agent") as agent_ua, \
          UA(ports(), log_dir=workdir, name="caller") as caller:
-        cfg = one_agent_config(ports, workdir, prompts_dir, agent_ua, sip={"loop_priority": "realtime"})
+        cfg = one_agent_config(ports, workdir, prompts_dir, agent_ua,
+                               sip={"loop_priority": "realtime"})
         with Engine(workdir, cfg) as engine:
             pid = engine.proc.pid
             others = {int(t) for t in os.listdir(f"/proc/{pid}/task")} - {pid}

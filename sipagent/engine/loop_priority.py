@@ -46,14 +46,14 @@ def set_loop_priority(priority: str) -> bool:
     """Give the calling thread (the loop) ``priority``; True if it has it now."""
     if priority == "normal":
         return True
-    tid = threading.get_native_id()
     try:
         if priority == "realtime":
             os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK,
                                   os.sched_param(REALTIME_PRIORITY))
         else:
             os.sched_setscheduler(0, os.SCHED_OTHER | os.SCHED_RESET_ON_FORK, os.sched_param(0))
-            os.setpriority(os.PRIO_PROCESS, tid, HIGH_NICE)
+            # PRIO_PROCESS with a thread id sets that thread alone (Linux).
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HIGH_NICE)
     except PermissionError as exc:
         log.warning("sip.loop_priority not applied: it needs CAP_SYS_NICE",
                     wanted=priority, error=str(exc),
